@@ -1,0 +1,49 @@
+# undersign: `make demo` starts it, `make test` runs every test. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.DEFAULT_GOAL := help
+.PHONY: help install browser demo test lint test-sqlite test-postgres bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install undersign with its test tools (quick when done)
+
+browser: ## install Debian's chromium for the browser tests, when missing
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
+
+demo: install ## start undersign and a GitHub emulator with sample data on http://127.0.0.1:8000
+	$(BIN)/undersign demo
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test-sqlite: install browser
+	$(BIN)/pytest
+
+test-postgres: install ## the database-backed tests again, on PostgreSQL
+	$(BIN)/pytest -m "not browser" --db "$(PG_TEST_URL)" tests/unit tests/functional
+
+test: lint test-sqlite test-postgres ## lint, then every test (SQLite, then PostgreSQL)
+
+bench: install ## benchmarks; prints ratios measured side by side
+	$(BIN)/python -m bench
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

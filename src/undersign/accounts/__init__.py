@@ -1,0 +1,1 @@
+"""People and their GitHub identity: the numeric id first, the login second."""

@@ -1,0 +1,1 @@
+"""Signing in with GitHub and server-side sessions."""

@@ -1,0 +1,269 @@
+"""Settings from the environment: the one list of every variable undersign reads.
+
+Everything an operator can set is declared in ``VARIABLES`` with its type, default and
+meaning. ``load_settings`` is the only place that reads ``os.environ``; nothing reads
+configuration at import time. Every secret may also be given as ``NAME_FILE`` (a path),
+the Docker/Kubernetes convention.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("production", "development", "demo", "test")
+
+
+class ConfigError(Exception):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    attr: str
+    kind: str  # "str" | "url" | "int" | "bool" | "choice"
+    default: str | None
+    meaning: str
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("UNDERSIGN_ENV", "env", "choice", "production",
+             "production, development, demo or test; only production refuses missing secrets",
+             choices=ENVIRONMENTS),
+    Variable("UNDERSIGN_BASE_URL", "base_url", "url", "http://127.0.0.1:8000",
+             "public URL of this service; the OAuth callback is BASE_URL/login/callback"),
+    Variable("UNDERSIGN_SECRET_KEY", "secret_key", "str", None,
+             "session and CSRF signing key; required in production, generated once into the "
+             "instance folder otherwise", secret=True),
+    Variable("UNDERSIGN_INSTANCE_PATH", "instance_path", "str", "instance",
+             "folder for the SQLite database, the generated development key and the queue"),
+    Variable("UNDERSIGN_DATABASE_URL", "database_url", "str", None,
+             "SQLAlchemy URL; default: SQLite file undersign.sqlite3 in the instance folder",
+             secret=True),
+    Variable("UNDERSIGN_QUEUE_URL", "queue_url", "str", None,
+             "job queue: redis://... for many machines; default: SQLite file in the instance "
+             "folder", secret=True),
+    Variable("UNDERSIGN_GITHUB_URL", "github_url", "url", "https://github.com",
+             "GitHub web base (GitHub Enterprise Server: its host)"),
+    Variable("UNDERSIGN_GITHUB_API_URL", "github_api_url", "url", "https://api.github.com",
+             "GitHub REST base; may carry a path (https://ghe.example.com/api/v3)"),
+    Variable("UNDERSIGN_GITHUB_CLIENT_ID", "github_client_id", "str", None,
+             "OAuth app (or GitHub App) client id for sign-in"),
+    Variable("UNDERSIGN_GITHUB_CLIENT_SECRET", "github_client_secret", "str", None,
+             "OAuth app (or GitHub App) client secret for sign-in", secret=True),
+    Variable("UNDERSIGN_GITHUB_TOKEN", "github_token", "str", None,
+             "token the bot acts with (statuses, comments)", secret=True),
+    Variable("UNDERSIGN_WEBHOOK_SECRET", "webhook_secret", "str", None,
+             "secret GitHub signs webhook deliveries with", secret=True),
+    Variable("UNDERSIGN_WEBHOOK_SECRET_PREVIOUS", "webhook_secret_previous", "str", None,
+             "the previous webhook secret, still accepted while you rotate to a new one; "
+             "remove it once GitHub signs with the new secret", secret=True),
+    Variable("UNDERSIGN_BOT_LOGIN", "bot_login", "str", None,
+             "login of the account the bot token acts as; default: asked from GitHub once"),
+    Variable("UNDERSIGN_STATUS_CONTEXT", "status_context", "str", "license/cla",
+             "commit status context; the default matches CLA assistant's"),
+    Variable("UNDERSIGN_SESSION_LIFETIME", "session_lifetime", "int", "43200",
+             "seconds a sign-in lasts (absolute), default 12 hours"),
+    Variable("UNDERSIGN_SESSION_IDLE_TIMEOUT", "session_idle_timeout", "int", "7200",
+             "seconds of inactivity after which a sign-in ends, default 2 hours"),
+    Variable("UNDERSIGN_TRUSTED_PROXIES", "trusted_proxies", "int", "0",
+             "how many reverse proxies in front set X-Forwarded-*; 0 trusts none"),
+    Variable("UNDERSIGN_HTTP_TIMEOUT", "http_timeout", "int", "10",
+             "seconds before a call to GitHub times out"),
+    Variable("UNDERSIGN_JOB_MAX_ATTEMPTS", "job_max_attempts", "int", "8",
+             "attempts before a job is marked failed and the pull request gets an error status"),
+    Variable("UNDERSIGN_JOB_RETRY_BASE_MS", "job_retry_base_ms", "int", "2000",
+             "first retry delay in milliseconds; doubled on each attempt (with jitter)"),
+    Variable("UNDERSIGN_JOB_LEASE", "job_lease", "int", "120",
+             "seconds after which a queued or running job nobody finished is picked up again"),
+    Variable("UNDERSIGN_GITHUB_WRITES_PER_MINUTE", "github_writes_per_minute", "int", "70",
+             "statuses and comments created per minute at most (GitHub refuses over 80)"),
+    Variable("UNDERSIGN_GITHUB_WRITES_PER_HOUR", "github_writes_per_hour", "int", "450",
+             "statuses and comments created per hour at most (GitHub refuses over 500)"),
+    Variable("UNDERSIGN_LOG_LEVEL", "log_level", "choice", "INFO",
+             "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated configuration. Build it with ``load_settings``."""
+
+    env: str = "production"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+    instance_path: str = "instance"
+    database_url: str | None = None
+    queue_url: str | None = None
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    github_token: str | None = None
+    webhook_secret: str | None = None
+    webhook_secret_previous: str | None = None
+    bot_login: str | None = None
+    status_context: str = "license/cla"
+    session_lifetime: int = 43200
+    session_idle_timeout: int = 7200
+    trusted_proxies: int = 0
+    http_timeout: int = 10
+    job_max_attempts: int = 8
+    job_retry_base_ms: int = 2000
+    job_lease: int = 120
+    github_writes_per_minute: int = 70
+    github_writes_per_hour: int = 450
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.base_url}/login/callback"
+
+    @property
+    def github_issuer(self) -> str:
+        """The ``iss`` value GitHub appends to OAuth callbacks (RFC 9207)."""
+        return f"{self.github_url}/login/oauth"
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def _read_raw(var: Variable, environ: Mapping[str, str]) -> str | None:
+    file_name = f"{var.name}_FILE"
+    if var.secret and environ.get(file_name):
+        if environ.get(var.name):
+            raise ConfigError(f"{var.name}: set either {var.name} or {file_name}, not both")
+        path = Path(environ[file_name])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_name}: cannot read {path}: {exc.strerror}") from None
+    value = environ.get(var.name)
+    if value is None or value.strip() == "":
+        return var.default
+    return value.strip()
+
+
+def _parse_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name}: must not carry a query or fragment")
+    return value.rstrip("/")
+
+
+def _parse(var: Variable, raw: str) -> Any:
+    if var.kind == "url":
+        return _parse_url(var.name, raw)
+    if var.kind == "int":
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ConfigError(f"{var.name}: expected a whole number, got {raw!r}") from None
+        if number < 0:
+            raise ConfigError(f"{var.name}: must not be negative")
+        return number
+    if var.kind == "choice":
+        value = raw.upper() if var.attr == "log_level" else raw.lower()
+        if value not in var.choices:
+            raise ConfigError(f"{var.name}: expected one of {', '.join(var.choices)}, got {raw!r}")
+        return value
+    return raw
+
+
+def _development_secret(instance_path: Path) -> str:
+    """Generate the development key once and keep it, so restarts keep sessions."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text(encoding="utf-8").strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    on_generated_secret: Callable[[Path], None] | None = None,
+) -> Settings:
+    """Read, check and type every variable; raise ``ConfigError`` naming the culprit."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = _read_raw(var, env)
+        values[var.attr] = None if raw is None else _parse(var, raw)
+    instance_path = Path(values["instance_path"]).resolve()
+    values["instance_path"] = str(instance_path)
+    production = values["env"] == "production"
+
+    if values["secret_key"] is None:
+        if production:
+            raise ConfigError(
+                "UNDERSIGN_SECRET_KEY: required in production (or UNDERSIGN_SECRET_KEY_FILE); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        values["secret_key"] = _development_secret(instance_path)
+        if on_generated_secret:
+            on_generated_secret(instance_path / "secret_key")
+    elif production and len(values["secret_key"]) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"UNDERSIGN_SECRET_KEY: too short for production "
+            f"(at least {MIN_SECRET_KEY_LENGTH} characters)"
+        )
+    if production:
+        for name, attr in (
+            ("UNDERSIGN_GITHUB_CLIENT_ID", "github_client_id"),
+            ("UNDERSIGN_GITHUB_CLIENT_SECRET", "github_client_secret"),
+            ("UNDERSIGN_WEBHOOK_SECRET", "webhook_secret"),
+        ):
+            if not values[attr]:
+                raise ConfigError(f"{name}: required in production")
+    if values["database_url"] is None:
+        values["database_url"] = f"sqlite:///{instance_path / 'undersign.sqlite3'}"
+    if values["session_lifetime"] == 0:
+        raise ConfigError("UNDERSIGN_SESSION_LIFETIME: must be at least 1 second")
+    return Settings(**values)
+
+
+def env_example() -> str:
+    """The text of ``.env.example``, generated from ``VARIABLES`` so the two never drift."""
+    lines = [
+        "# undersign configuration. Every variable undersign reads, with its default.",
+        "# Secrets may instead be given as NAME_FILE=/path/to/file.",
+        "# Values marked INSECURE are for development only.",
+        "",
+    ]
+    for var in VARIABLES:
+        lines.append(f"# {var.meaning}")
+        if var.secret:
+            lines.append(f"# {var.name}=  (secret; INSECURE to commit a real value)")
+        else:
+            lines.append(f"# {var.name}={var.default or ''}")
+        lines.append("")
+    return "\n".join(lines)
