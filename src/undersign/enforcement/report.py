@@ -1,0 +1,288 @@
+"""What undersign tells GitHub about a verdict: the ``license/cla`` status description and the
+single pull request comment. Pure rendering: strings out, no I/O.
+
+Safety rules, and why:
+
+* Status descriptions are at most 140 characters, always: GitHub answers 422 beyond that and
+  the status would be lost. They use counts, never names.
+* Names and emails of commit authors are attacker-controlled git metadata. They are rendered
+  only inside Markdown code spans (fenced with more backticks than they contain, control and
+  format characters removed, length capped): GitHub renders no Markdown, no HTML, no
+  @mentions and no issue references inside code spans.
+* The hidden `COMMENT_MARKER` opens every body undersign writes; `is_own_comment` only accepts
+  it there, because commit metadata rendered further down may contain the same text. Anyone can
+  post a comment that starts with the marker, so the caller must also check the comment author.
+* Logins are @mentioned only when they have the exact shape of a GitHub login.
+* The comment stays below GitHub's 65536-character cap however many people are listed: each
+  list shows at most `MAX_LISTED` entries and stops early when the size budget (counted in
+  UTF-8 bytes, which is never less than characters) is spent, ending with "and N more".
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from urllib.parse import quote, urlsplit
+
+from undersign.enforcement.contributors import Contributor, is_valid_login
+from undersign.enforcement.policy import Verdict
+
+__all__ = [
+    "COMMENT_LIMIT",
+    "COMMENT_MARKER",
+    "DESCRIPTION_LIMIT",
+    "MAX_LISTED",
+    "RECHECK_COMMAND",
+    "STATUS_CONTEXT",
+    "comment_body",
+    "comment_needed",
+    "is_own_comment",
+    "status_description",
+]
+
+STATUS_CONTEXT = "license/cla"
+COMMENT_MARKER = "<!-- undersign:cla -->"
+RECHECK_COMMAND = "/cla check"
+DESCRIPTION_LIMIT = 140
+COMMENT_LIMIT = 65536
+MAX_LISTED = 100
+
+# Room kept free below COMMENT_LIMIT for the footer and the "and N more" lines.
+_COMMENT_BUDGET = COMMENT_LIMIT - 2048
+_NAME_LIMIT = 100
+_EMAIL_LIMIT = 320
+_ELLIPSIS = "\u2026"
+
+
+# --------------------------------------------------------------------------------------------
+# Status description
+# --------------------------------------------------------------------------------------------
+
+
+def _plural(count: int, singular: str, plural: str) -> str:
+    return singular if count == 1 else plural
+
+
+def _fit(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """Hard guarantee of the length limit (ASCII "..." so it is 3 characters everywhere)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def status_description(verdict: Verdict) -> str:
+    """One-line summary for the ``license/cla`` commit status, at most 140 characters."""
+    signed, total = len(verdict.signed), verdict.total
+    if verdict.passed:
+        if total == 0 and not verdict.exempt:
+            return "No commits to check: this pull request has no contributors."
+        if total == 0:
+            return "No signature needed: every contributor is exempt."
+        if signed == 1:
+            return _fit("The contributor has signed the CLA.")
+        return _fit(f"All {signed} contributors have signed the CLA.")
+    text = (
+        f"{signed} of {total} {_plural(total, 'contributor has', 'contributors have')} "
+        "signed the CLA."
+    )
+    unknown = len(verdict.unknown)
+    if unknown:
+        text += f" {unknown} {_plural(unknown, 'needs', 'need')} to link their commit email."
+        if len(text) > DESCRIPTION_LIMIT:
+            text = f"{signed} of {total} signed the CLA; {unknown} must link their commit email."
+    return _fit(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Escaping
+# --------------------------------------------------------------------------------------------
+
+
+def _clean(text: str, limit: int) -> str:
+    """Single-line, printable, bounded text: what is safe to put in a code span."""
+    chars: list[str] = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cf":  # bidi overrides, zero-width characters: invisible trickery
+            continue
+        if category in ("Cc", "Zl", "Zp", "Zs"):
+            chars.append(" ")
+        elif category in ("Cs", "Co", "Cn"):  # lone surrogates cannot even be encoded
+            chars.append("\ufffd")
+        else:
+            chars.append(ch)
+    cleaned = " ".join("".join(chars).split())
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1].rstrip() + _ELLIPSIS
+    return cleaned
+
+
+def _code(text: str, limit: int) -> str:
+    """``text`` as an inert Markdown code span (CommonMark rules for backticks inside)."""
+    cleaned = _clean(text, limit) or "?"
+    longest = run = 0
+    for ch in cleaned:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if cleaned.startswith("`") or cleaned.endswith("`") else ""
+    return f"{fence}{pad}{cleaned}{pad}{fence}"
+
+
+_MARKDOWN_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def _escape_text(text: str, limit: int = 200) -> str:
+    """Plain Markdown text for trusted-but-configurable strings (the agreement title).
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark renders it literally,
+    so no links, emphasis or HTML), and a zero-width space after ``@`` prevents mentions.
+    """
+    out: list[str] = []
+    for ch in _clean(text, limit):
+        if ch in _MARKDOWN_PUNCTUATION:
+            out.append("\\" + ch)
+            if ch == "@":
+                out.append("\u200b")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _safe_url(url: str) -> str:
+    """An http(s) URL percent-encoded so it cannot break out of a Markdown link destination."""
+    if not isinstance(url, str):
+        raise ValueError("sign_url must be a string")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"sign_url must be an absolute http(s) URL, got {url!r}")
+    return quote(url.strip(), safe="/:?#[]@!$&'*+,;=%-._~")
+
+
+def _mention(contributor: Contributor) -> str:
+    """``@login`` for a well-formed login, otherwise an inert description of the account."""
+    login = contributor.login
+    if login is not None and is_valid_login(login):
+        return "@" + login.replace("[", "\\[").replace("]", "\\]")
+    if login:
+        return f"GitHub account {_code(login, _NAME_LIMIT)}"
+    return f"the GitHub account with id {contributor.github_id}"
+
+
+# --------------------------------------------------------------------------------------------
+# Comment
+# --------------------------------------------------------------------------------------------
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _bounded_list(
+    items: Sequence[Contributor], render: Callable[[Contributor], str], budget: int
+) -> tuple[list[str], int]:
+    """Rendered list lines that fit in ``budget`` bytes, plus how many were left out."""
+    lines: list[str] = []
+    used = 0
+    for index, item in enumerate(items):
+        line = render(item)
+        if index >= MAX_LISTED or used + _size(line) + 1 > budget:
+            lines.append(f"- \u2026and {len(items) - index} more.")
+            return lines, len(items) - index
+        lines.append(line)
+        used += _size(line) + 1
+    return lines, 0
+
+
+def _unknown_line(contributor: Contributor) -> str:
+    name = _code(contributor.name, _NAME_LIMIT) if contributor.name else "An author"
+    if not contributor.email:
+        return f"- {name} (no email): amend the commit with an email linked to your GitHub account."
+    email = _code(contributor.email, _EMAIL_LIMIT)
+    return (
+        f"- {name} ({email}): add {email} to your GitHub account (Settings \u2192 Emails), "
+        "or amend the commit with an email linked to your account."
+    )
+
+
+def comment_body(
+    verdict: Verdict, *, sign_url: str, agreement_title: str, bot_login: str | None
+) -> str:
+    """The Markdown of the single undersign comment on a pull request.
+
+    Starts with `COMMENT_MARKER` so the service can find its own comment again. Lists who must
+    sign (with the sign link) and which authors must first link their commit email; once
+    everyone is covered it becomes a short thank-you. ``bot_login`` (undersign's GitHub App bot,
+    if known) is named in the re-check hint. Raises ValueError for a non-http(s) ``sign_url``
+    (a configuration error, not data).
+    """
+    url = _safe_url(sign_url)
+    title = _escape_text(agreement_title or "Contributor License Agreement")
+    link = f"[{title}]({url})"
+    parts: list[str] = [COMMENT_MARKER]
+
+    if verdict.passed:
+        if verdict.total == 0 and not verdict.exempt:
+            parts.append("There are no commits to check on this pull request.")
+        elif verdict.total == 0:
+            parts.append(f"No signature of the {link} is needed for this pull request.")
+        else:
+            parts.append(f"All contributors have signed the {link}. Thank you!")
+        return "\n\n".join(parts) + "\n"
+
+    signed, total = len(verdict.signed), verdict.total
+    parts.append(
+        "Thank you for your pull request! Before it can be merged, every contributor needs to "
+        f"sign the {link}. **{signed} of {total}** "
+        f"{_plural(total, 'contributor has', 'contributors have')} signed so far."
+    )
+
+    if bot_login and is_valid_login(bot_login):
+        who = "**" + bot_login.replace("[", "\\[").replace("]", "\\]") + "**"
+    elif bot_login:
+        who = _code(bot_login, _NAME_LIMIT)
+    else:
+        who = "undersign"
+    footer = (
+        f"After signing, comment `{RECHECK_COMMAND}` on this pull request and {who} will "
+        "check again. Pushing a new commit also triggers a check."
+    )
+
+    budget = _COMMENT_BUDGET - sum(_size(p) + 2 for p in parts) - _size(footer)
+    if verdict.unsigned:
+        heading = f"**Please sign the {link}:**"
+        budget -= _size(heading) + 2
+        lines, _ = _bounded_list(
+            verdict.unsigned,
+            lambda c: f"- {_mention(c)}: [sign now]({url})",
+            max(budget // (2 if verdict.unknown else 1), 0),
+        )
+        block = heading + "\n\n" + "\n".join(lines)
+        budget -= _size(block) - _size(heading)
+        parts.append(block)
+    if verdict.unknown:
+        heading = (
+            "**Commits whose author email is not linked to a GitHub account.** "
+            "These authors cannot sign until it is:"
+        )
+        budget -= _size(heading) + 2
+        lines, _ = _bounded_list(verdict.unknown, _unknown_line, max(budget, 0))
+        parts.append(heading + "\n\n" + "\n".join(lines))
+    parts.append(footer)
+    return "\n\n".join(parts) + "\n"
+
+
+def comment_needed(verdict: Verdict, existing_comment_id: int | None) -> bool:
+    """Whether to create or update the comment.
+
+    A comment is created only when someone has something to do (no noise on clean pull
+    requests); once it exists it is always kept up to date, so it turns into a thank-you
+    instead of leaving stale instructions behind.
+    """
+    return existing_comment_id is not None or not verdict.passed
+
+
+def is_own_comment(body: str | None) -> bool:
+    """Whether a comment body is one undersign wrote: the marker opens it.
+
+    Only a hint: the caller must also check that the comment's author is undersign's bot.
+    """
+    return isinstance(body, str) and body.lstrip().startswith(COMMENT_MARKER)
