@@ -1,0 +1,889 @@
+"""GitHub's REST API under ``/api/v3`` (the GHES layout), for what undersign uses.
+
+Cross-cutting behaviour (REFERENCE 2.1, 2.3) lives in the request hooks: API version
+negotiation, token auth (query-string credentials are not honoured: GitHub removed them in
+2021), per-user primary rate limits with their headers, secondary limits, ETag/304 that does
+not count, and GitHub's error shapes.  Repository endpoints answer both at
+``/repos/{owner}/{repo}/...`` and at ``/repositories/{id}/...`` because GitHub's pagination
+links use the latter.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import secrets
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, Response, current_app, g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from undersign.emulator import objects
+from undersign.emulator.models import PERMISSION_LEVELS, PullRec, Repo, User
+from undersign.emulator.state import (
+    DEFAULT_API_VERSION,
+    SUPPORTED_API_VERSIONS,
+    GitHubEmulator,
+)
+
+PREFIX = "/api/v3"
+DOCS = "https://docs.github.com/rest"
+RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+STATUS_STATES = ("error", "failure", "pending", "success")
+MAX_STATUS_DESCRIPTION = 140
+MAX_STATUSES_PER_CONTEXT = 1000
+MAX_COMMENT_BODY = 65536
+PULL_COMMITS_CAP = 250
+COMPARE_UNPAGED_CAP = 250
+EXPOSE_HEADERS = (
+    "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, X-RateLimit-Remaining, "
+    "X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset, X-OAuth-Scopes, "
+    "X-Accepted-OAuth-Scopes, X-Poll-Interval, X-GitHub-Media-Type, X-GitHub-SSO, "
+    "X-GitHub-Request-Id, Deprecation, Sunset"
+)
+
+bp = Blueprint("rest", __name__, url_prefix=PREFIX)
+JSON = dict[str, Any]
+
+
+class ApiError(Exception):
+    """An error answered in GitHub's JSON shape: ``{"message", "documentation_url", "status"}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        documentation_url: str = DOCS,
+        errors: list[JSON] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: JSON = {"message": message}
+        if errors is not None:
+            self.body["errors"] = errors
+        self.body["documentation_url"] = documentation_url
+        self.body["status"] = str(status)
+        self.headers = headers or {}
+
+
+def not_found(documentation_url: str = DOCS) -> ApiError:
+    return ApiError(404, "Not Found", documentation_url=documentation_url)
+
+
+def validation_failed(resource: str, field: str, message: str, docs: str) -> ApiError:
+    error = {"resource": resource, "code": "custom", "field": field, "message": message}
+    return ApiError(422, "Validation Failed", errors=[error], documentation_url=docs)
+
+
+def _state() -> GitHubEmulator:
+    st: GitHubEmulator = current_app.config["EMULATOR_STATE"]
+    return st
+
+
+def _is_api(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def api_json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(obj, ensure_ascii=False),
+        status=status,
+        headers=headers or {},
+        content_type="application/json; charset=utf-8",
+    )
+
+
+def no_content() -> Response:
+    return Response(status=204)
+
+
+# --- request pipeline --------------------------------------------------------------------------
+
+
+def _request_id() -> str:
+    parts = [secrets.token_hex(2), secrets.token_hex(2), secrets.token_hex(4), secrets.token_hex(4)]
+    return ":".join([*(p.upper() for p in parts), secrets.token_hex(4).upper()])
+
+
+def _read_token() -> str | None:
+    """The credential in ``Authorization`` (``token``/``Bearer``, or Basic with the token as
+    password).  ``?access_token=`` is deliberately ignored: GitHub removed query-parameter
+    authentication on 2021-09-08, so such a request is simply unauthenticated."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, credential = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme in ("token", "bearer"):
+        return credential.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credential.strip()).decode("utf-8")
+        except ValueError:
+            return ""
+        return decoded.partition(":")[2]
+    return ""
+
+
+def _before_api() -> Response | None:
+    if not _is_api(request.path):
+        return None
+    st = _state()
+    g.request_id = _request_id()
+    g.counted = not request.path.rstrip("/").endswith("/rate_limit")  # /rate_limit is free
+    g.user, g.token = None, None
+    g.bucket_key, g.bucket_user = f"ip:{request.remote_addr}", None
+    version = request.headers.get("X-GitHub-Api-Version")
+    g.api_version = DEFAULT_API_VERSION if version is None else version
+    if version is not None and version not in SUPPORTED_API_VERSIONS:
+        g.api_version = DEFAULT_API_VERSION
+        raise ApiError(
+            400,
+            f"The '{version}' API version is not supported.",  # wording approximated
+            documentation_url="https://docs.github.com/rest/overview/api-versions",
+        )
+    raw = _read_token()
+    if raw is not None:
+        with st.lock:
+            found = st._token_user(raw)
+        if found is None:
+            raise ApiError(401, "Bad credentials")
+        g.token, g.user = found
+        g.bucket_key, g.bucket_user = f"user:{g.user.id}", g.user.id
+    now = st.clock()
+    with st.lock:
+        bucket = st._bucket(g.bucket_key, g.bucket_user)
+        if g.counted and bucket.remaining <= 0:
+            g.counted = False
+            who = f"user ID {g.user.id}" if g.user else f"{request.remote_addr}"
+            extra = (
+                ""
+                if g.user
+                else " (But here's the good news: Authenticated requests get a higher rate "
+                "limit. Check out the documentation for more details.)"
+            )
+            raise ApiError(
+                403,
+                f"API rate limit exceeded for {who}.{extra}",
+                documentation_url=RATE_DOCS + "#about-rate-limits",
+            )
+        if request.method in MUTATING:
+            retry_after: int | None
+            if st._secondary:
+                retry_after = st._secondary.pop(0)
+                raise _secondary_error(retry_after)
+            limit = st.content_creation_limit_per_minute
+            if limit is not None:
+                while bucket.writes and bucket.writes[0] <= now - 60:
+                    bucket.writes.popleft()
+                if len(bucket.writes) >= limit:
+                    retry_after = max(1, math.ceil(bucket.writes[0] + 60 - now))
+                    raise _secondary_error(retry_after)
+                bucket.writes.append(now)
+    return None
+
+
+def _secondary_error(retry_after: int | None) -> ApiError:
+    g.counted = False
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return ApiError(
+        403,
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+        f"again. If you reach out to GitHub Support for help, please include the request ID "
+        f"{g.request_id}.",
+        documentation_url=RATE_DOCS + "#about-secondary-rate-limits",
+        headers=headers,
+    )
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    strip = etag.removeprefix("W/")
+    return any(t.strip() == "*" or t.strip().removeprefix("W/") == strip for t in header.split(","))
+
+
+def _after_api(response: Response) -> Response:
+    if not _is_api(request.path) or "request_id" not in g:
+        return response
+    st = _state()
+    if (
+        request.method in ("GET", "HEAD")
+        and response.status_code == 200
+        and response.mimetype == "application/json"
+    ):
+        who = str(g.user.id) if g.user else ""
+        digest = hashlib.sha256(response.get_data() + who.encode()).hexdigest()
+        etag = f'W/"{digest}"'
+        response.headers["ETag"] = etag
+        inm = request.headers.get("If-None-Match")
+        if inm and _etag_matches(inm, etag):
+            # "Making a conditional request ... does not count against your primary rate limit"
+            g.counted = False
+            not_modified = Response(status=304)
+            for key in ("ETag", "Link"):
+                if key in response.headers:
+                    not_modified.headers[key] = response.headers[key]
+            response = not_modified
+    with st.lock:
+        bucket = st._bucket(g.bucket_key, g.bucket_user)
+        if g.counted:
+            bucket.remaining = max(0, bucket.remaining - 1)
+        limit, remaining, reset = bucket.limit, bucket.remaining, bucket.reset_at
+    h = response.headers
+    h["X-RateLimit-Limit"] = str(limit)
+    h["X-RateLimit-Remaining"] = str(remaining)
+    h["X-RateLimit-Reset"] = str(int(reset))
+    h["X-RateLimit-Used"] = str(limit - remaining)
+    h["X-RateLimit-Resource"] = "core"
+    h["X-GitHub-Api-Version-Selected"] = g.api_version
+    h["X-GitHub-Media-Type"] = "github.v3; format=json"
+    h["X-GitHub-Request-Id"] = g.request_id
+    if g.token is not None:
+        h["X-OAuth-Scopes"] = ", ".join(g.token.scopes)
+    h.setdefault("X-Accepted-OAuth-Scopes", "")
+    if request.method == "GET" and response.status_code == 200:
+        h["Cache-Control"] = ("private" if g.user else "public") + ", max-age=60, s-maxage=60"
+    h["Vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP"
+    h["Access-Control-Allow-Origin"] = "*"
+    h["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+    h["X-Content-Type-Options"] = "nosniff"
+    h["X-Frame-Options"] = "deny"
+    h["Content-Security-Policy"] = "default-src 'none'"
+    return response
+
+
+def _api_error_response(err: ApiError) -> Response:
+    return api_json(err.body, err.status, err.headers)
+
+
+def _http_error(err: HTTPException) -> Response | HTTPException | tuple[str, int]:
+    if not _is_api(request.path):
+        if err.code == 405:  # e.g. GET /login/oauth/access_token: GitHub answers 404
+            return render_template("emulator/not_found.html"), 404
+        return err
+    if err.code in (404, 405):
+        return _api_error_response(not_found())
+    if err.code == 400:  # malformed bodies, e.g. invalid JSON
+        return _api_error_response(ApiError(400, "Problems parsing JSON"))
+    return _api_error_response(ApiError(err.code or 500, err.name))
+
+
+def register(app: Flask) -> None:
+    app.before_request(_before_api)
+    app.after_request(_after_api)
+    app.register_error_handler(ApiError, _api_error_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_blueprint(bp)
+
+
+# --- helpers for views -------------------------------------------------------------------------
+
+
+def _require_auth(docs: str = DOCS) -> User:
+    if g.user is None:
+        raise ApiError(401, "Requires authentication", documentation_url=docs)
+    user: User = g.user
+    return user
+
+
+def _has_scope(*wanted: str) -> bool:
+    if g.token is None:
+        return False
+    if g.token.token.startswith(("ghu_", "ghs_")):
+        return True  # GitHub App tokens use permissions, not scopes
+    return any(s in g.token.scopes for s in wanted)
+
+
+def _user_id() -> int | None:
+    return g.user.id if g.user is not None else None
+
+
+def _json_body() -> JSON:
+    raw = request.get_data()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "Problems parsing JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Problems parsing JSON")
+    return body
+
+
+def _int_arg(name: str, default: int) -> int:
+    try:
+        return int(request.args.get(name, default))
+    except ValueError:
+        return default
+
+
+def paginate(items: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """Slice ``items`` by ``per_page`` (default 30, max 100) and ``page``; build ``Link``.
+
+    Like GitHub: the header only appears when there is more than one page, its order is
+    prev, next, last, first, and repository URLs use ``/repositories/{id}/...``.
+    """
+    per_page = _int_arg("per_page", 30)
+    per_page = 30 if per_page < 1 else min(per_page, 100)
+    page = max(1, _int_arg("page", 1))
+    last = max(1, math.ceil(len(items) / per_page))
+    chunk = items[(page - 1) * per_page : page * per_page]
+    if last == 1:
+        return chunk, {}
+    base = _state().api_url + g.get("link_path", request.path[len(PREFIX) :])
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
+
+    def link(n: int, rel: str) -> str:
+        return f'<{base}?{urlencode([*kept, ("page", str(n))])}>; rel="{rel}"'
+
+    links = []
+    if page > 1:
+        links.append(link(min(page - 1, last), "prev"))
+    if page < last:
+        links.append(link(page + 1, "next"))
+        links.append(link(last, "last"))
+    if page > 1:
+        links.append(link(1, "first"))
+    return chunk, {"Link": ", ".join(links)}
+
+
+def repo_route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable[..., Any]:
+    """Register a repository view at ``/repos/{owner}/{repo}{rule}`` and
+    ``/repositories/{id}{rule}``; the view receives the resolved :class:`Repo`."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        def by_name(owner: str, repo: str, **kwargs: Any) -> Response:
+            st = _state()
+            with st.lock:
+                found = st._find_repo(f"{owner}/{repo}")
+            return _dispatch(view, found, f"/repos/{owner}/{repo}", kwargs)
+
+        def by_id(repo_id: int, **kwargs: Any) -> Response:
+            st = _state()
+            with st.lock:
+                found = st._repos.get(repo_id)
+            return _dispatch(view, found, f"/repositories/{repo_id}", kwargs)
+
+        name = view.__name__
+        bp.add_url_rule(
+            "/repos/<owner>/<repo>" + rule, f"{name}_by_name", by_name, methods=list(methods)
+        )
+        bp.add_url_rule(
+            "/repositories/<int:repo_id>" + rule, f"{name}_by_id", by_id, methods=list(methods)
+        )
+        return view
+
+    return decorate
+
+
+def _dispatch(
+    view: Callable[..., Response], repo: Repo | None, prefix: str, kwargs: dict[str, Any]
+) -> Response:
+    st = _state()
+    with st.lock:
+        visible = repo is not None and st._can_read(repo, _user_id())
+        if repo is not None and repo.private and not _has_scope("repo"):
+            visible = False
+    if repo is None or not visible:
+        raise not_found()  # private repositories are indistinguishable from missing ones
+    suffix = request.path[len(PREFIX) + len(prefix) :]
+    g.link_path = f"/repositories/{repo.id}{suffix}"
+    return view(repo, **kwargs)
+
+
+def _require_push(repo: Repo, *scopes: str) -> None:
+    st = _state()
+    with st.lock:
+        allowed = st._can_push(repo, _user_id())
+    if not allowed or not _has_scope(*scopes):
+        # GitHub hides write endpoints from users (and scopes) that cannot use them.
+        raise ApiError(404, "Not Found", documentation_url=DOCS)
+
+
+def _pull_or_404(st: GitHubEmulator, repo: Repo, number: int) -> PullRec:
+    pr = st._pulls.get((repo.id, number))
+    if pr is None:
+        raise not_found()
+    return pr
+
+
+def _user_or_404(st: GitHubEmulator, login: str) -> User:
+    user = st._user_by_login(login)
+    if user is None:
+        raise not_found()
+    return user
+
+
+# --- users -------------------------------------------------------------------------------------
+
+USERS_DOCS = "https://docs.github.com/rest/users/users"
+
+
+@bp.get("/user")
+def get_authenticated_user() -> Response:
+    user = _require_auth(USERS_DOCS + "#get-the-authenticated-user")
+    st = _state()
+    with st.lock:
+        if _has_scope("user", "read:user"):
+            return api_json(objects.private_user(st, user))
+        return api_json(objects.public_user(st, user))
+
+
+@bp.get("/user/emails")
+def list_emails() -> Response:
+    user = _require_auth("https://docs.github.com/rest/users/emails")
+    if not _has_scope("user", "user:email"):
+        raise ApiError(404, "Not Found", headers={"X-Accepted-OAuth-Scopes": "user, user:email"})
+    chunk, headers = paginate(objects.emails(user))
+    return api_json(chunk, headers=headers)
+
+
+@bp.get("/users/<login>")
+def get_user(login: str) -> Response:
+    st = _state()
+    with st.lock:
+        return api_json(objects.public_user(st, _user_or_404(st, login)))
+
+
+@bp.get("/rate_limit")
+def rate_limit() -> Response:
+    st = _state()
+    with st.lock:
+        bucket = st._bucket(g.bucket_key, g.bucket_user)
+        core = {
+            "limit": bucket.limit,
+            "used": bucket.limit - bucket.remaining,
+            "remaining": bucket.remaining,
+            "reset": int(bucket.reset_at),
+        }
+    search = {**core, "limit": 30, "used": 0, "remaining": 30}
+    graphql = {**core, "used": 0, "remaining": core["limit"]}
+    body: JSON = {"resources": {"core": core, "search": search, "graphql": graphql}}
+    if g.api_version < "2026-03-10":
+        body["rate"] = core  # dropped in 2026-03-10
+    return api_json(body)
+
+
+# --- repositories, pulls, commits --------------------------------------------------------------
+
+
+@repo_route("")
+def get_repo(repo: Repo) -> Response:
+    st = _state()
+    with st.lock:
+        return api_json(
+            objects.repository(st, repo, api_version=g.api_version, viewer_id=_user_id())
+        )
+
+
+@repo_route("/pulls")
+def list_pulls(repo: Repo) -> Response:
+    wanted = request.args.get("state", "open")
+    if wanted not in ("open", "closed", "all"):
+        raise ApiError(
+            422,
+            "Validation Failed",
+            errors=[{"resource": "Issue", "field": "state", "code": "invalid"}],
+            documentation_url="https://docs.github.com/rest/pulls/pulls#list-pull-requests",
+        )
+    st = _state()
+    with st.lock:
+        pulls = [p for p in st._pulls.values() if p.repo_id == repo.id]
+        pulls = [p for p in pulls if wanted in ("all", p.state)]
+        if "base" in request.args:
+            pulls = [p for p in pulls if p.base_ref == request.args["base"]]
+        if "head" in request.args:
+            owner, _, ref = request.args["head"].rpartition(":")
+            pulls = [
+                p
+                for p in pulls
+                if p.head_ref == ref
+                and (not owner or st._users[st._repos[p.head_repo_id].owner_id].login == owner)
+            ]
+        sort = request.args.get("sort", "created")
+        key = (lambda p: p.updated_at) if sort == "updated" else (lambda p: p.created_at)
+        default_dir = "desc" if sort in ("created", "updated") else "asc"
+        reverse = request.args.get("direction", default_dir) == "desc"
+        pulls.sort(key=lambda p: (key(p), p.number), reverse=reverse)
+        chunk, headers = paginate(pulls)
+        return api_json([objects.pull_request(st, p, simple=True) for p in chunk], headers=headers)
+
+
+@repo_route("/pulls/<int:number>")
+def get_pull(repo: Repo, number: int) -> Response:
+    st = _state()
+    with st.lock:
+        return api_json(objects.pull_request(st, _pull_or_404(st, repo, number)))
+
+
+@repo_route("/pulls/<int:number>/commits")
+def list_pull_commits(repo: Repo, number: int) -> Response:
+    st = _state()
+    with st.lock:
+        pr = _pull_or_404(st, repo, number)
+        # "Lists a maximum of 250 commits for a pull request" (pulls/list-commits).
+        shas = st._pr_commit_shas(pr)[:PULL_COMMITS_CAP]
+        chunk, headers = paginate(shas)
+        return api_json([objects.commit(st, st._commits[s], repo) for s in chunk], headers=headers)
+
+
+@repo_route("/compare/<path:basehead>")
+def compare(repo: Repo, basehead: str) -> Response:
+    base_ref, sep, head_ref = basehead.partition("...")
+    if not sep:
+        base_ref, sep, head_ref = basehead.partition("..")
+    st = _state()
+    with st.lock:
+        base = st._resolve_ref(repo, base_ref.rpartition(":")[2]) if sep else None
+        head = st._resolve_ref(repo, head_ref.rpartition(":")[2]) if sep else None
+        if base is None or head is None:
+            raise not_found("https://docs.github.com/rest/commits/commits#compare-two-commits")
+        ahead, behind, merge_base = st._compare(base, head)
+        if "page" in request.args or "per_page" in request.args:
+            listed, headers = paginate(ahead)
+        else:
+            listed, headers = ahead[:COMPARE_UNPAGED_CAP], {}
+        if ahead and behind:
+            status = "diverged"
+        elif ahead:
+            status = "ahead"
+        elif behind:
+            status = "behind"
+        else:
+            status = "identical"
+        full = st._full_name(repo)
+        html = f"{st.base_url}/{full}/compare/{basehead}"
+        body = {
+            "url": f"{st.api_url}/repos/{full}/compare/{basehead}",
+            "html_url": html,
+            "permalink_url": f"{st.base_url}/{full}/compare/{base}...{head}",
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "base_commit": objects.commit(st, st._commits[base], repo),
+            "merge_base_commit": objects.commit(st, st._commits[merge_base or base], repo),
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": behind,
+            "total_commits": len(ahead),
+            "commits": [objects.commit(st, c, repo) for c in listed],
+        }
+        if _int_arg("page", 1) <= 1:
+            body["files"] = []  # files[] only on the first page
+        return api_json(body, headers=headers)
+
+
+@repo_route("/commits/<path:ref>")
+def get_commit(repo: Repo, ref: str) -> Response:
+    st = _state()
+    if ref.endswith("/statuses"):
+        return _list_statuses(repo, ref.removesuffix("/statuses"))
+    if ref.endswith("/status"):
+        return _combined_status(repo, ref.removesuffix("/status"))
+    with st.lock:
+        sha = st._resolve_ref(repo, ref)
+        if sha is None:
+            raise ApiError(422, f"No commit found for SHA: {ref}")
+        body = objects.commit(st, st._commits[sha], repo)
+        body["stats"] = {"total": 1, "additions": 1, "deletions": 0}
+        body["files"] = []
+        return api_json(body)
+
+
+# --- statuses ----------------------------------------------------------------------------------
+
+STATUS_DOCS = "https://docs.github.com/rest/commits/statuses"
+
+
+@repo_route("/statuses/<sha>", methods=("POST",))
+def create_status(repo: Repo, sha: str) -> Response:
+    _require_auth(STATUS_DOCS + "#create-a-commit-status")
+    _require_push(repo, "repo", "repo:status")
+    body = _json_body()
+    docs = STATUS_DOCS + "#create-a-commit-status"
+    state_value = body.get("state")
+    if state_value not in STATUS_STATES:
+        raise validation_failed("Status", "state", "state is not included in the list", docs)
+    description = body.get("description")
+    if description is not None and len(str(description)) > MAX_STATUS_DESCRIPTION:
+        raise validation_failed(
+            "Status", "description", "description is too long (maximum is 140 characters)", docs
+        )
+    context = body.get("context") or "default"
+    target_url = body.get("target_url")
+    st = _state()
+    with st.lock:
+        if sha not in st._commits:
+            raise ApiError(422, f"No commit found for SHA: {sha}", documentation_url=docs)
+        same = [
+            s
+            for s in st._statuses
+            if s.repo_id == repo.id and s.sha == sha and s.context.lower() == context.lower()
+        ]
+        if len(same) >= MAX_STATUSES_PER_CONTEXT:
+            raise validation_failed(
+                "Status",
+                "sha",
+                "This SHA and context has reached the maximum number of statuses.",
+                docs,
+            )
+        rec = st._add_status(
+            repo,
+            sha,
+            str(state_value),
+            None if description is None else str(description),
+            None if target_url is None else str(target_url),
+            str(context),
+            _require_auth().id,
+        )
+        out = objects.status(st, rec)
+    return api_json(out, 201, {"Location": out["url"]})
+
+
+def _list_statuses(repo: Repo, ref: str) -> Response:
+    st = _state()
+    with st.lock:
+        sha = st._resolve_ref(repo, ref)
+        recs = st._status_recs(repo, sha) if sha else []
+        chunk, headers = paginate(recs)
+        return api_json([objects.status(st, s) for s in chunk], headers=headers)
+
+
+@repo_route("/statuses/<path:ref>")
+def list_statuses_legacy(repo: Repo, ref: str) -> Response:
+    return _list_statuses(repo, ref)
+
+
+def _combined_status(repo: Repo, ref: str) -> Response:
+    st = _state()
+    with st.lock:
+        sha = st._resolve_ref(repo, ref)
+        if sha is None:
+            raise ApiError(422, f"No commit found for SHA: {ref}")
+        return api_json(st._combined(repo, sha))
+
+
+# --- issue comments ----------------------------------------------------------------------------
+
+COMMENT_DOCS = "https://docs.github.com/rest/issues/comments"
+
+
+def _comment_body(body: JSON, docs: str) -> str:
+    text = body.get("body")
+    if not isinstance(text, str):
+        raise ApiError(422, 'Invalid request.\n\n"body" wasn\'t supplied.', documentation_url=docs)
+    if len(text) > MAX_COMMENT_BODY:
+        raise validation_failed(
+            "IssueComment", "body", "body is too long (maximum is 65536 characters)", docs
+        )
+    return text
+
+
+def _require_comment_scope(repo: Repo) -> None:
+    if not _has_scope("repo") and not (not repo.private and _has_scope("public_repo")):
+        raise ApiError(404, "Not Found", headers={"X-Accepted-OAuth-Scopes": "repo"})
+
+
+@repo_route("/issues/<int:number>")
+def get_issue(repo: Repo, number: int) -> Response:
+    st = _state()
+    with st.lock:
+        return api_json(objects.issue_for_pull(st, _pull_or_404(st, repo, number)))
+
+
+@repo_route("/issues/<int:number>/comments", methods=("POST",))
+def create_comment(repo: Repo, number: int) -> Response:
+    docs = COMMENT_DOCS + "#create-an-issue-comment"
+    user = _require_auth(docs)
+    _require_comment_scope(repo)
+    text = _comment_body(_json_body(), docs)
+    st = _state()
+    with st.lock:
+        _pull_or_404(st, repo, number)
+        out = objects.comment(st, st._add_comment(repo.id, number, text, user.id))
+    return api_json(out, 201, {"Location": out["url"]})
+
+
+@repo_route("/issues/<int:number>/comments")
+def list_comments(repo: Repo, number: int) -> Response:
+    st = _state()
+    since = request.args.get("since")
+    with st.lock:
+        _pull_or_404(st, repo, number)
+        recs = sorted(
+            (c for c in st._comments.values() if c.repo_id == repo.id and c.issue_number == number),
+            key=lambda c: c.id,  # ascending by id
+        )
+        if since:
+            recs = [c for c in recs if objects.iso(c.updated_at) >= since]
+        chunk, headers = paginate(recs)
+        return api_json([objects.comment(st, c) for c in chunk], headers=headers)
+
+
+@repo_route("/issues/comments/<int:comment_id>", methods=("GET", "PATCH", "DELETE"))
+def one_comment(repo: Repo, comment_id: int) -> Response:
+    st = _state()
+    with st.lock:
+        rec = st._comments.get(comment_id)
+        if rec is None or rec.repo_id != repo.id:
+            raise not_found(COMMENT_DOCS)
+        if request.method == "GET":
+            return api_json(objects.comment(st, rec))
+    user = _require_auth(COMMENT_DOCS)
+    _require_comment_scope(repo)
+    with st.lock:
+        if rec.user_id != user.id and not st._can_push(repo, user.id):
+            raise ApiError(403, "Must have admin rights to Repository.")
+        if request.method == "DELETE":
+            del st._comments[comment_id]
+            return no_content()
+    text = _comment_body(_json_body(), COMMENT_DOCS + "#update-an-issue-comment")
+    with st.lock:
+        rec.body, rec.updated_at = text, st.clock()
+        return api_json(objects.comment(st, rec))
+
+
+# --- check runs: only GitHub Apps may create them ----------------------------------------------
+
+
+@repo_route("/check-runs", methods=("POST",))
+def create_check_run(repo: Repo) -> Response:
+    _require_auth()
+    raise ApiError(
+        403,
+        "You must authenticate via a GitHub App.",
+        documentation_url="https://docs.github.com/rest/checks/runs#create-a-check-run",
+    )
+
+
+# --- collaborators -----------------------------------------------------------------------------
+
+COLLAB_DOCS = "https://docs.github.com/rest/collaborators/collaborators"
+
+
+def _collaborator_context(repo: Repo, login: str) -> tuple[GitHubEmulator, User]:
+    _require_auth(COLLAB_DOCS)
+    st = _state()
+    with st.lock:
+        if not st._can_push(repo, _user_id()):
+            raise ApiError(403, "Must have push access to view repository collaborators.")
+        user = st._user_by_login(login)
+    if user is None:
+        raise ApiError(404, f"{login} is not a user", documentation_url=COLLAB_DOCS)
+    return st, user
+
+
+@repo_route("/collaborators/<login>/permission")
+def collaborator_permission(repo: Repo, login: str) -> Response:
+    st, user = _collaborator_context(repo, login)
+    with st.lock:
+        role = st._permission(repo, user.id)
+        # The legacy ``permission`` folds maintain->write and triage->read (REFERENCE 2.2).
+        legacy = {"admin": "admin", "maintain": "write", "write": "write"}.get(role or "", "read")
+        if role is None and repo.private:
+            legacy = "none"
+        role_name = role or legacy
+        level = PERMISSION_LEVELS.index(role) if role else -1
+        collaborator = {
+            **objects.simple_user(st, user),
+            "permissions": {
+                "admin": level >= 4,
+                "maintain": level >= 3,
+                "push": level >= 2,
+                "triage": level >= 1,
+                "pull": level >= 0,
+            },
+            "role_name": role_name,
+        }
+        return api_json({"permission": legacy, "role_name": role_name, "user": collaborator})
+
+
+@repo_route("/collaborators/<login>")
+def check_collaborator(repo: Repo, login: str) -> Response:
+    st, user = _collaborator_context(repo, login)
+    with st.lock:
+        if st._permission(repo, user.id) is None:
+            raise not_found(COLLAB_DOCS + "#check-if-a-user-is-a-repository-collaborator")
+    return no_content()
+
+
+# --- organisations -----------------------------------------------------------------------------
+
+ORG_DOCS = "https://docs.github.com/rest/orgs/members"
+
+
+def _org(st: GitHubEmulator, login: str) -> tuple[User, Any]:
+    org_user = st._user_by_login(login)
+    org = st._orgs.get(org_user.id) if org_user else None
+    if org_user is None or org is None:
+        raise not_found(ORG_DOCS)
+    return org_user, org
+
+
+@bp.get("/orgs/<org>")
+def get_org(org: str) -> Response:
+    st = _state()
+    with st.lock:
+        org_user, _ = _org(st, org)
+        return api_json(objects.organization(st, org_user))
+
+
+@bp.get("/orgs/<org>/members/<login>")
+def check_member(org: str, login: str) -> Response:
+    st = _state()
+    with st.lock:
+        org_user, record = _org(st, org)
+        user = st._user_by_login(login)
+        requester_is_member = g.user is not None and g.user.id in record.members
+        if not requester_is_member:
+            # Not a member yourself: GitHub answers 302 to the public-membership check.
+            location = f"{st.api_url}/orgs/{org_user.login}/public_members/{login}"
+            return Response(status=302, headers={"Location": location})
+        if user is None or user.id not in record.members:
+            raise not_found(ORG_DOCS + "#check-organization-membership-for-a-user")
+    return no_content()
+
+
+@bp.get("/orgs/<org>/public_members/<login>")
+def check_public_member(org: str, login: str) -> Response:
+    st = _state()
+    with st.lock:
+        _, record = _org(st, org)
+        user = st._user_by_login(login)
+        if user is None or user.id not in record.public_members:
+            raise not_found(ORG_DOCS + "#check-public-organization-membership-for-a-user")
+    return no_content()
+
+
+@bp.get("/orgs/<org>/memberships/<login>")
+def get_membership(org: str, login: str) -> Response:
+    requester = _require_auth(ORG_DOCS)
+    st = _state()
+    with st.lock:
+        org_user, record = _org(st, org)
+        user = st._user_by_login(login)
+        if requester.id not in record.members and (user is None or user.id != requester.id):
+            raise ApiError(
+                403,
+                f"You must be a member of {org_user.login} to see membership information "
+                f"for {login}.",
+                documentation_url=ORG_DOCS,
+            )
+        if user is None or user.id not in record.members:
+            raise not_found(ORG_DOCS + "#get-organization-membership-for-a-user")
+        return api_json(
+            {
+                "url": f"{st.api_url}/orgs/{org_user.login}/memberships/{user.login}",
+                "state": "active",
+                "role": "admin" if user.id in record.admins else "member",
+                "organization_url": f"{st.api_url}/orgs/{org_user.login}",
+                "organization": objects.organization(st, org_user),
+                "user": objects.simple_user(st, user),
+            }
+        )

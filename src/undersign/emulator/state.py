@@ -1,0 +1,914 @@
+"""All of the emulator's GitHub state, and the Python API tests and the demo drive it with.
+
+One :class:`GitHubEmulator` holds users, OAuth apps, tokens, orgs, repositories, commits, pull
+requests, statuses, comments, injected faults, rate limits, recorded requests and webhook
+deliveries.  Every access goes through one re-entrant lock because the HTTP server answers on
+many threads.  Time comes from ``state.clock`` so tests can move it forward (code expiry, rate
+limit resets) without sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from undersign.emulator import objects
+from undersign.emulator.models import (
+    PERMISSION_LEVELS,
+    AuthCode,
+    AuthorField,
+    CommentRec,
+    CommitRec,
+    Delivery,
+    Fault,
+    OAuthClient,
+    Org,
+    PendingAuthorization,
+    PullRec,
+    RateBucket,
+    RecordedRequest,
+    Repo,
+    StatusRec,
+    Token,
+    User,
+)
+
+if TYPE_CHECKING:
+    from undersign.emulator.webhooks import ContentType
+
+JSON = dict[str, Any]
+
+DEFAULT_API_VERSION = "2022-11-28"
+SUPPORTED_API_VERSIONS = ("2022-11-28", "2026-03-10")
+#: Primary limits (docs rate-limits-for-the-rest-api): 5,000/h per user, 60/h per IP.
+USER_RATE_LIMIT = 5000
+ANONYMOUS_RATE_LIMIT = 60
+#: "The temporary code will expire after 10 minutes."
+CODE_TTL_SECONDS = 600
+#: Scopes granted to tokens made with ``issue_token`` unless told otherwise (a bot's PAT).
+DEFAULT_TOKEN_SCOPES = ("repo", "read:org", "user")
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_token(prefix: str, length: int = 36) -> str:
+    """A token like GitHub's: prefix + ``[A-Za-z0-9]``.  Callers must not assume its length."""
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+class GitHubEmulator:
+    """The in-memory GitHub.  Safe to use from several threads (one lock guards everything)."""
+
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        self.lock = threading.RLock()
+        self.clock: Callable[[], float] = clock or time.time
+        #: Set by :class:`EmulatorServer` when it starts; used in every URL the objects carry.
+        self.base_url = "http://127.0.0.1"
+        #: When set, ``/login/oauth/authorize`` approves at once as this login (tests).
+        self.auto_approve_as: str | None = None
+        #: When set, ``/login/oauth/authorize`` redirects back with ``error=access_denied``.
+        self.auto_deny = False
+        #: GitHub's "80 content-creating requests per minute" secondary limit, when set.
+        self.content_creation_limit_per_minute: int | None = None
+        #: Whether an exchange that fails after client authentication (wrong redirect_uri or PKCE
+        #: verifier) still burns the code.  GitHub does not document this (REFERENCE 1.5).
+        self.burn_code_on_failed_exchange = True
+        #: ``GitHub-Hookshot/<7 hex>``: one version per emulator, like one GitHub deployment.
+        self.hookshot_version = secrets.token_hex(4)[:7]
+
+        self._ids: dict[str, int] = {
+            "user": 1000,
+            "repo": 500_000_000,
+            "pull": 1_800_000_000,
+            "status": 30_000_000_000,
+            "comment": 2_400_000_000,
+            "hook": 480_000_000,
+            "delivery": 0,
+            "commit": 0,
+        }
+        self._users: dict[int, User] = {}
+        self._orgs: dict[int, Org] = {}
+        self._clients: dict[str, OAuthClient] = {}
+        self._codes: dict[str, AuthCode] = {}
+        self._pending: dict[str, PendingAuthorization] = {}
+        self._grants: dict[tuple[int, str], set[str]] = {}
+        self._tokens: dict[str, Token] = {}
+        self._buckets: dict[str, RateBucket] = {}
+        self._repos: dict[int, Repo] = {}
+        self._commits: dict[str, CommitRec] = {}
+        self._pulls: dict[tuple[int, int], PullRec] = {}
+        self._statuses: list[StatusRec] = []
+        self._comments: dict[int, CommentRec] = {}
+        self._faults: list[Fault] = []
+        self._secondary: list[int | None] = []  # one retry-after per pending refusal
+        self._requests: list[RecordedRequest] = []
+        self._deliveries: list[Delivery] = []
+
+    # --- small helpers ------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/api/v3"
+
+    def _next_id(self, kind: str) -> int:
+        self._ids[kind] += 1
+        return self._ids[kind]
+
+    def _user_by_login(self, login: str) -> User | None:
+        wanted = login.lower()  # GitHub logins are case-insensitive
+        return next((u for u in self._users.values() if u.login.lower() == wanted), None)
+
+    def _require_user(self, login: str) -> User:
+        user = self._user_by_login(login)
+        if user is None:
+            raise KeyError(f"no such user: {login}")
+        return user
+
+    def _user_by_email(self, email: str) -> User | None:
+        """GitHub links a commit to the account owning its (verified) e-mail address."""
+        wanted = email.lower()
+        for user in self._users.values():
+            if (user.email and user.email.lower() == wanted) or (
+                objects.noreply_email(user).lower() == wanted
+            ):
+                return user
+        return None
+
+    def _full_name(self, repo: Repo) -> str:
+        return f"{self._users[repo.owner_id].login}/{repo.name}"
+
+    def _find_repo(self, full_name: str) -> Repo | None:
+        owner_login, _, name = full_name.partition("/")
+        owner = self._user_by_login(owner_login)
+        if owner is None:
+            return None
+        wanted = name.lower()
+        found = (r for r in self._repos.values() if r.owner_id == owner.id)
+        return next((r for r in found if r.name.lower() == wanted), None)
+
+    def _require_repo(self, full_name: str) -> Repo:
+        repo = self._find_repo(full_name)
+        if repo is None:
+            raise KeyError(f"no such repository: {full_name}")
+        return repo
+
+    def _require_pull(self, full_name: str, number: int) -> PullRec:
+        repo = self._require_repo(full_name)
+        pr = self._pulls.get((repo.id, number))
+        if pr is None:
+            raise KeyError(f"no pull request #{number} in {full_name}")
+        return pr
+
+    def _permission(self, repo: Repo, user_id: int | None) -> str | None:
+        """The user's effective role on the repo, or None for no access beyond public reads."""
+        if user_id is None:
+            return None
+        if user_id == repo.owner_id:
+            return "admin"
+        best = repo.collaborators.get(user_id)
+        org = self._orgs.get(repo.owner_id)
+        if org is not None:
+            if user_id in org.admins:
+                return "admin"
+            if user_id in org.members and best is None:
+                best = "read"  # the default organisation base permission
+        return best
+
+    def _can_read(self, repo: Repo, user_id: int | None) -> bool:
+        return not repo.private or self._permission(repo, user_id) is not None
+
+    def _can_push(self, repo: Repo, user_id: int | None) -> bool:
+        perm = self._permission(repo, user_id)
+        return perm is not None and PERMISSION_LEVELS.index(perm) >= PERMISSION_LEVELS.index(
+            "write"
+        )
+
+    # --- users, apps, tokens ------------------------------------------------------------------
+
+    def add_user(
+        self,
+        login: str,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        type: str = "User",
+        user_id: int | None = None,
+        public_email: bool = True,
+    ) -> JSON:
+        """Create an account.  Bots (``type="Bot"``) have logins ending in ``[bot]``."""
+        if type == "Bot" and not login.endswith("[bot]"):
+            raise ValueError("GitHub bot logins end with '[bot]'")
+        with self.lock:
+            if self._user_by_login(login) is not None:
+                raise ValueError(f"login already taken: {login}")
+            if user_id is None:
+                user_id = self._next_id("user")
+            elif user_id in self._users:
+                raise ValueError(f"user id already taken: {user_id}")
+            user = User(user_id, login, name, email, public_email, type, self.clock())
+            self._users[user_id] = user
+            return objects.public_user(self, user)
+
+    def user(self, login: str) -> JSON:
+        with self.lock:
+            return objects.public_user(self, self._require_user(login))
+
+    def rename_user(self, old_login: str, new_login: str) -> None:
+        """Change a login; the numeric id stays (that is why undersign keys users by id)."""
+        with self.lock:
+            user = self._require_user(old_login)
+            if self._user_by_login(new_login) not in (None, user):
+                raise ValueError(f"login already taken: {new_login}")
+            user.login = new_login
+
+    def add_oauth_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        callback_urls: str | Sequence[str],
+        *,
+        wildcard: bool = True,
+        app_type: str = "oauth",
+        name: str | None = None,
+    ) -> None:
+        """Register an OAuth app (or a GitHub App's user-authorization side).
+
+        ``wildcard`` is GitHub's per-callback "wildcard matching" setting (REFERENCE 1.2): on,
+        subdomains/subdirectories of a callback are accepted; off, only exact matches.
+        """
+        urls = [callback_urls] if isinstance(callback_urls, str) else list(callback_urls)
+        if not 1 <= len(urls) <= 10:
+            raise ValueError("GitHub allows 1 to 10 callback URLs")
+        if app_type not in ("oauth", "github_app"):
+            raise ValueError("app_type must be 'oauth' or 'github_app'")
+        with self.lock:
+            self._clients[client_id] = OAuthClient(
+                client_id, client_secret, urls, wildcard, app_type, name or client_id
+            )
+
+    def issue_token(
+        self,
+        login: str,
+        *,
+        scopes: Iterable[str] | None = None,
+        prefix: str = "ghp_",
+        client_id: str | None = None,
+    ) -> str:
+        """A valid token for ``login`` (a classic PAT by default).  Never assume its length."""
+        with self.lock:
+            user = self._require_user(login)
+            tok = random_token(prefix)
+            granted = list(DEFAULT_TOKEN_SCOPES if scopes is None else scopes)
+            self._tokens[tok] = Token(tok, user.id, granted, client_id, self.clock())
+            return tok
+
+    def revoke_token(self, token: str) -> None:
+        with self.lock:
+            if token in self._tokens:
+                self._tokens[token].revoked = True
+
+    def _token_user(self, token: str) -> tuple[Token, User] | None:
+        tok = self._tokens.get(token)
+        if tok is None or tok.revoked or tok.user_id not in self._users:
+            return None
+        return tok, self._users[tok.user_id]
+
+    # --- orgs, repos, commits -----------------------------------------------------------------
+
+    def add_org(
+        self,
+        login: str,
+        *,
+        members: Iterable[str] = (),
+        public_members: Iterable[str] = (),
+        admins: Iterable[str] = (),
+    ) -> JSON:
+        """An organisation.  ``public_members`` and ``admins`` are members too."""
+        with self.lock:
+            self.add_user(login, type="Organization")
+            org_user = self._require_user(login)
+            org = Org(org_user.id)
+            for group, logins in (("m", members), ("p", public_members), ("a", admins)):
+                for member in logins:
+                    uid = self._require_user(member).id
+                    org.members.add(uid)
+                    if group == "p":
+                        org.public_members.add(uid)
+                    elif group == "a":
+                        org.admins.add(uid)
+            self._orgs[org_user.id] = org
+            return objects.organization(self, org_user)
+
+    def add_org_member(
+        self, org: str, login: str, *, public: bool = False, admin: bool = False
+    ) -> None:
+        with self.lock:
+            record = self._orgs[self._require_user(org).id]
+            uid = self._require_user(login).id
+            record.members.add(uid)
+            if public:
+                record.public_members.add(uid)
+            if admin:
+                record.admins.add(uid)
+
+    def add_repo(
+        self,
+        full_name: str,
+        *,
+        private: bool = False,
+        default_branch: str = "main",
+        description: str | None = None,
+    ) -> JSON:
+        """A repository with one initial commit on its default branch."""
+        owner_login, sep, name = full_name.partition("/")
+        if not sep or not name:
+            raise ValueError("repository names look like 'owner/name'")
+        with self.lock:
+            owner = self._require_user(owner_login)
+            if self._find_repo(full_name) is not None:
+                raise ValueError(f"repository exists: {full_name}")
+            repo = Repo(
+                self._next_id("repo"),
+                owner.id,
+                name,
+                private,
+                description,
+                default_branch,
+                self.clock(),
+            )
+            self._repos[repo.id] = repo
+            author = (
+                {"name": owner.name or owner.login, "email": owner.email}
+                if owner.type == "User" and owner.email
+                else {"name": "GitHub", "email": "noreply@github.com"}
+            )
+            sha = self.add_commit(full_name, author=author, message="Initial commit")
+            repo.branches[default_branch] = sha
+            return objects.repository(self, repo)
+
+    def repo(self, full_name: str) -> JSON:
+        with self.lock:
+            return objects.repository(self, self._require_repo(full_name))
+
+    def add_collaborator(self, full_name: str, login: str, permission: str = "write") -> None:
+        if permission not in PERMISSION_LEVELS:
+            raise ValueError(f"permission must be one of {PERMISSION_LEVELS}")
+        with self.lock:
+            repo = self._require_repo(full_name)
+            repo.collaborators[self._require_user(login).id] = permission
+
+    def add_commit(
+        self,
+        full_name: str,
+        *,
+        author_login: str | None = None,
+        author: dict[str, str] | None = None,
+        committer_login: str | None = None,
+        committer: dict[str, str] | None = None,
+        message: str = "Update README.md",
+        author_field: AuthorField = "user",
+        committer_field: AuthorField | None = None,
+        parents: Sequence[str] | None = None,
+    ) -> str:
+        """A commit; returns its sha.
+
+        ``author`` is the git identity (``{"name", "email"}``), defaulting to the account's.
+        ``author_field`` controls the REST top-level ``author``: ``"user"`` (the linked
+        SimpleUser: ``author_login``, else the account owning the e-mail, else null), ``"null"``
+        or ``"empty"`` (``{}``) — GitHub returns all three (REFERENCE 2.2).  Parents left empty
+        are filled in when the commit is put on a pull request.
+        """
+        if author_field not in ("user", "null", "empty"):
+            raise ValueError("author_field must be 'user', 'null' or 'empty'")
+        with self.lock:
+            repo = self._require_repo(full_name)
+            author_user = self._require_user(author_login) if author_login else None
+            committer_user = self._require_user(committer_login) if committer_login else None
+            ident = author or _identity(author_user)
+            if ident is None:
+                raise ValueError("give author_login or author={'name': ..., 'email': ...}")
+            cident = committer or _identity(committer_user) or ident
+            if committer_user is None and committer is None:
+                committer_user = author_user
+            seq = self._next_id("commit")
+            now = self.clock()
+            digest = hashlib.sha1(  # a git-looking id, not a security feature
+                f"{repo.id}:{seq}:{message}:{ident['email']}".encode(), usedforsecurity=False
+            ).hexdigest()
+            self._commits[digest] = CommitRec(
+                sha=digest,
+                repo_id=repo.id,
+                message=message,
+                author_name=ident["name"],
+                author_email=ident["email"],
+                author_date=now,
+                committer_name=cident["name"],
+                committer_email=cident["email"],
+                committer_date=now,
+                author_user_id=author_user.id if author_user else None,
+                committer_user_id=committer_user.id if committer_user else None,
+                author_field=author_field,
+                committer_field=committer_field or author_field,
+                parents=list(parents or []),
+                seq=seq,
+            )
+            return digest
+
+    def commit(self, full_name: str, sha: str) -> JSON:
+        with self.lock:
+            return objects.commit(self, self._commits[sha], self._require_repo(full_name))
+
+    def _ancestors(self, sha: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [sha]
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in self._commits:
+                continue
+            seen.add(current)
+            todo.extend(self._commits[current].parents)
+        return seen
+
+    def _compare(self, base: str, head: str) -> tuple[list[CommitRec], int, str | None]:
+        """(commits in head not in base, oldest first; behind_by; merge base sha)."""
+        head_anc, base_anc = self._ancestors(head), self._ancestors(base)
+        ahead = sorted((self._commits[s] for s in head_anc - base_anc), key=lambda c: c.seq)
+        common = head_anc & base_anc
+        merge_base = max(common, key=lambda s: self._commits[s].seq) if common else None
+        return ahead, len(base_anc - head_anc), merge_base
+
+    def _pr_commit_shas(self, pr: PullRec) -> list[str]:
+        return [c.sha for c in self._compare(pr.base_sha, pr.head_sha)[0]]
+
+    def _resolve_ref(self, repo: Repo, ref: str) -> str | None:
+        """A sha, a (7+ char) sha prefix or a branch name -> full sha."""
+        if ref in repo.branches:
+            return repo.branches[ref]
+        if ref in self._commits:
+            return ref
+        if len(ref) >= 7 and re.fullmatch(r"[0-9a-f]+", ref):
+            hits = [s for s in self._commits if s.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+        for pr in self._pulls.values():  # head branches of fork PRs live in the fork
+            if pr.repo_id == repo.id and ref == f"refs/pull/{pr.number}/head":
+                return pr.head_sha
+        return None
+
+    def _chain(self, shas: Sequence[str], parent: str) -> str:
+        """Give parentless commits a linear history on top of ``parent``; returns the tip."""
+        for sha in shas:
+            rec = self._commits.get(sha)
+            if rec is None:
+                raise KeyError(f"no such commit: {sha}")
+            if not rec.parents:
+                rec.parents = [parent]
+            parent = sha
+        return parent
+
+    # --- pull requests ------------------------------------------------------------------------
+
+    def add_pull_request(
+        self,
+        full_name: str,
+        *,
+        user_login: str,
+        commits: Sequence[str] | None = None,
+        n_commits: int | None = None,
+        author_login: str | None = None,
+        author: dict[str, str] | None = None,
+        author_field: AuthorField = "user",
+        base_ref: str = "main",
+        head_ref: str = "feature",
+        head_repo: str | None = None,
+        draft: bool = False,
+        title: str | None = None,
+        body: str | None = None,
+    ) -> JSON:
+        """Open a pull request.
+
+        Pass existing ``commits`` (shas, oldest first) or ``n_commits`` to make that many, authored
+        by ``author_login``/``author`` (default: the PR's author).  ``head_repo`` names a fork.
+        """
+        if (commits is None) == (n_commits is None):
+            raise ValueError("give exactly one of commits= or n_commits=")
+        with self.lock:
+            repo = self._require_repo(full_name)
+            opener = self._require_user(user_login)
+            head = self._require_repo(head_repo) if head_repo else repo
+            if base_ref not in repo.branches:
+                repo.branches[base_ref] = repo.branches[repo.default_branch]
+            base_sha = repo.branches[base_ref]
+            if commits is None:
+                commits = self._make_commits(
+                    full_name,
+                    n_commits or 0,
+                    author_login=author_login or (None if author else user_login),
+                    author=author,
+                    author_field=author_field,
+                )
+            if not commits:
+                raise ValueError("a pull request needs at least one commit")
+            head_sha = self._chain(commits, base_sha)
+            head.branches[head_ref] = head_sha
+            now = self.clock()
+            number = repo.next_issue_number
+            repo.next_issue_number += 1
+            pr = PullRec(
+                repo_id=repo.id,
+                number=number,
+                id=self._next_id("pull"),
+                user_id=opener.id,
+                title=title or f"Changes from {head_ref}",
+                body=body,
+                head_repo_id=head.id,
+                head_ref=head_ref,
+                head_sha=head_sha,
+                base_ref=base_ref,
+                base_sha=base_sha,
+                state="open",
+                draft=draft,
+                created_at=now,
+                updated_at=now,
+            )
+            self._pulls[(repo.id, number)] = pr
+            return objects.pull_request(self, pr)
+
+    def _make_commits(
+        self,
+        full_name: str,
+        n: int,
+        *,
+        author_login: str | None,
+        author: dict[str, str] | None,
+        author_field: AuthorField = "user",
+    ) -> list[str]:
+        return [
+            self.add_commit(
+                full_name,
+                author_login=author_login,
+                author=author,
+                author_field=author_field,
+                message=f"Change {i + 1}",
+            )
+            for i in range(n)
+        ]
+
+    def pull_request(self, full_name: str, number: int) -> JSON:
+        with self.lock:
+            return objects.pull_request(self, self._require_pull(full_name, number))
+
+    def pull_commits(self, full_name: str, number: int) -> list[str]:
+        """All commit shas of a PR, oldest first (no 250 cap: this is the emulator's view)."""
+        with self.lock:
+            return self._pr_commit_shas(self._require_pull(full_name, number))
+
+    def push_commits(
+        self,
+        full_name: str,
+        number: int,
+        shas: Sequence[str] | None = None,
+        *,
+        n_commits: int | None = None,
+        author_login: str | None = None,
+    ) -> JSON:
+        """Push to the PR's head branch (what a ``synchronize`` event reports)."""
+        with self.lock:
+            pr = self._require_pull(full_name, number)
+            if shas is None:
+                login = author_login or self._users[pr.user_id].login
+                shas = self._make_commits(
+                    full_name, n_commits or 1, author_login=login, author=None
+                )
+            pr.before_sha = pr.head_sha
+            pr.head_sha = self._chain(shas, pr.head_sha)
+            self._repos[pr.head_repo_id].branches[pr.head_ref] = pr.head_sha
+            pr.updated_at = self.clock()
+            return objects.pull_request(self, pr)
+
+    def set_pr_state(self, full_name: str, number: int, state: str) -> JSON:
+        if state not in ("open", "closed"):
+            raise ValueError("state must be 'open' or 'closed'")
+        with self.lock:
+            pr = self._require_pull(full_name, number)
+            pr.state = state
+            pr.updated_at = self.clock()
+            pr.closed_at = pr.updated_at if state == "closed" else None
+            return objects.pull_request(self, pr)
+
+    # --- statuses and comments ----------------------------------------------------------------
+
+    def add_status(
+        self,
+        full_name: str,
+        sha: str,
+        *,
+        state: str,
+        creator_login: str,
+        description: str | None = None,
+        target_url: str | None = None,
+        context: str = "default",
+    ) -> JSON:
+        """Record a commit status without the REST validation (seeding tests)."""
+        with self.lock:
+            repo = self._require_repo(full_name)
+            rec = self._add_status(
+                repo,
+                sha,
+                state,
+                description,
+                target_url,
+                context,
+                self._require_user(creator_login).id,
+            )
+            return objects.status(self, rec)
+
+    def _add_status(
+        self,
+        repo: Repo,
+        sha: str,
+        state: str,
+        description: str | None,
+        target_url: str | None,
+        context: str,
+        creator_id: int,
+    ) -> StatusRec:
+        rec = StatusRec(
+            self._next_id("status"),
+            repo.id,
+            sha,
+            state,
+            description,
+            target_url,
+            context,
+            creator_id,
+            self.clock(),
+        )
+        self._statuses.append(rec)
+        return rec
+
+    def _status_recs(self, repo: Repo, sha: str) -> list[StatusRec]:
+        """Newest first, as ``GET /commits/{ref}/statuses`` lists them."""
+        return sorted(
+            (s for s in self._statuses if s.repo_id == repo.id and s.sha == sha),
+            key=lambda s: s.id,
+            reverse=True,
+        )
+
+    def _latest_per_context(self, repo: Repo, sha: str) -> list[StatusRec]:
+        latest: dict[str, StatusRec] = {}
+        for rec in self._status_recs(repo, sha):
+            latest.setdefault(rec.context.lower(), rec)  # contexts are case-insensitive
+        return list(latest.values())
+
+    def statuses(self, full_name: str, sha: str) -> list[JSON]:
+        """All statuses of a commit, newest first."""
+        with self.lock:
+            repo = self._require_repo(full_name)
+            return [objects.status(self, s) for s in self._status_recs(repo, sha)]
+
+    def combined_status(self, full_name: str, sha: str) -> JSON:
+        with self.lock:
+            repo = self._require_repo(full_name)
+            return self._combined(repo, sha)
+
+    def _combined(self, repo: Repo, sha: str) -> JSON:
+        latest = self._latest_per_context(repo, sha)
+        full = self._full_name(repo)
+        return {
+            "state": objects.combine_states([s.state for s in latest]),
+            # The combined view's statuses carry no ``creator`` (REFERENCE 2.2).
+            "statuses": [objects.status(self, s, with_creator=False) for s in latest],
+            "sha": sha,
+            "total_count": len(latest),
+            "repository": objects.repository(self, repo),
+            "commit_url": f"{self.api_url}/repos/{full}/commits/{sha}",
+            "url": f"{self.api_url}/repos/{full}/commits/{sha}/status",
+        }
+
+    def add_comment(self, full_name: str, number: int, body: str, login: str) -> JSON:
+        """``login`` writes a comment on PR ``number`` (no REST validation)."""
+        with self.lock:
+            pr = self._require_pull(full_name, number)
+            rec = self._add_comment(pr.repo_id, number, body, self._require_user(login).id)
+            return objects.comment(self, rec)
+
+    def _add_comment(self, repo_id: int, number: int, body: str, user_id: int) -> CommentRec:
+        now = self.clock()
+        rec = CommentRec(self._next_id("comment"), repo_id, number, user_id, body, now, now)
+        self._comments[rec.id] = rec
+        return rec
+
+    def comments(self, full_name: str, issue_number: int) -> list[JSON]:
+        """The conversation comments of a PR, oldest first."""
+        with self.lock:
+            repo = self._require_repo(full_name)
+            return [
+                objects.comment(self, c)
+                for c in sorted(self._comments.values(), key=lambda c: c.id)
+                if c.repo_id == repo.id and c.issue_number == issue_number
+            ]
+
+    # --- faults and rate limits ---------------------------------------------------------------
+
+    def add_fault(
+        self,
+        method: str = "*",
+        path_pattern: str = ".*",
+        *,
+        status: int | None = 502,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """Make the next ``times`` matching requests fail.
+
+        ``path_pattern`` is searched (``re.search``) in the full path, e.g. ``r"/statuses/"``.
+        ``delay`` seconds pass before answering (a client timeout); ``status=None`` answers
+        normally after the delay.  ``body`` may be a dict/list (JSON), str or bytes.
+        """
+        with self.lock:
+            self._faults.append(
+                Fault(
+                    method.upper(),
+                    re.compile(path_pattern),
+                    status,
+                    body,
+                    dict(headers or {}),
+                    times,
+                    delay,
+                )
+            )
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self._faults:
+                if fault.method in ("*", method) and fault.pattern.search(path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _bucket(self, key: str, user_id: int | None) -> RateBucket:
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        limit = USER_RATE_LIMIT if user_id is not None else ANONYMOUS_RATE_LIMIT
+        if bucket is None:
+            bucket = RateBucket(limit, limit, now + 3600, user_id)
+            self._buckets[key] = bucket
+        elif now >= bucket.reset_at:
+            bucket.remaining, bucket.reset_at = bucket.limit, now + 3600
+        return bucket
+
+    def set_rate_limit(
+        self, token_or_login: str, remaining: int, reset_at: float | None = None
+    ) -> None:
+        """Set the primary limit left for a user (GitHub counts per user, so all their tokens)."""
+        with self.lock:
+            found = self._token_user(token_or_login)
+            user = found[1] if found else self._require_user(token_or_login)
+            bucket = self._bucket(f"user:{user.id}", user.id)
+            bucket.remaining = remaining
+            if reset_at is not None:
+                bucket.reset_at = reset_at
+
+    def secondary_limit(self, times: int = 1, retry_after: int | None = 60) -> None:
+        """Refuse the next ``times`` content-creating requests with a secondary rate limit."""
+        with self.lock:
+            self._secondary.extend([retry_after] * times)
+
+    # --- recorded requests --------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self.lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self._requests.clear()
+
+    def _record(self, rec: RecordedRequest) -> None:
+        with self.lock:
+            self._requests.append(rec)
+
+    def api_calls(
+        self, method: str | None = None, path_prefix: str | None = None
+    ) -> list[RecordedRequest]:
+        """REST requests only; ``path_prefix`` matches with or without the ``/api/v3`` prefix."""
+        out = []
+        for rec in self.requests:
+            if not rec.is_rest or (method and rec.method != method.upper()):
+                continue
+            if path_prefix and not (
+                rec.rest_path.startswith(path_prefix) or rec.path.startswith(path_prefix)
+            ):
+                continue
+            out.append(rec)
+        return out
+
+    # --- webhooks (see webhooks.py) -----------------------------------------------------------
+
+    def deliver_webhook(
+        self,
+        url: str,
+        event: str,
+        payload: JSON | bytes,
+        *,
+        secret: str | None,
+        hook_id: int | None = None,
+        delivery_id: str | None = None,
+        content_type: ContentType = "json",
+        target_type: str | None = None,
+        target_id: int | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int | None, str]:
+        """POST a signed webhook like GitHub; returns (HTTP status or None on failure, GUID)."""
+        from undersign.emulator import webhooks
+
+        return webhooks.deliver(
+            self,
+            url,
+            event,
+            payload,
+            secret=secret,
+            hook_id=hook_id,
+            delivery_id=delivery_id,
+            content_type=content_type,
+            target_type=target_type,
+            target_id=target_id,
+            timeout=timeout,
+        )
+
+    def redeliver(self, delivery_id: str, *, timeout: float = 10.0) -> int | None:
+        """Send a past delivery again: same ``X-GitHub-Delivery`` GUID, same body."""
+        from undersign.emulator import webhooks
+
+        return webhooks.redeliver(self, delivery_id, timeout=timeout)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self.lock:
+            return list(self._deliveries)
+
+    def pull_request_event(
+        self,
+        full_name: str,
+        number: int,
+        action: str = "opened",
+        *,
+        sender_login: str | None = None,
+        installation_id: int | None = None,
+    ) -> JSON:
+        """A ``pull_request`` payload for the PR as it is now."""
+        from undersign.emulator import webhooks
+
+        with self.lock:
+            return webhooks.pull_request_payload(
+                self,
+                full_name,
+                number,
+                action,
+                sender_login=sender_login,
+                installation_id=installation_id,
+            )
+
+    def issue_comment_event(
+        self,
+        full_name: str,
+        number: int,
+        body: str,
+        commenter_login: str,
+        *,
+        installation_id: int | None = None,
+    ) -> JSON:
+        """``commenter_login`` comments on PR ``number``: stores the comment, returns the
+        ``issue_comment``/``created`` payload GitHub would send (``issue.pull_request`` set)."""
+        from undersign.emulator import webhooks
+
+        with self.lock:
+            return webhooks.issue_comment_payload(
+                self,
+                full_name,
+                number,
+                body,
+                commenter_login,
+                installation_id=installation_id,
+            )
+
+
+def _identity(user: User | None) -> dict[str, str] | None:
+    if user is None:
+        return None
+    return {"name": user.name or user.login, "email": user.email or objects.noreply_email(user)}
