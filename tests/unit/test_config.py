@@ -25,7 +25,11 @@ def test_production_is_the_default_and_refuses_to_start_without_a_secret_key(tmp
 
 
 def test_production_refuses_a_short_secret_key(tmp_path: Path):
-    env = {**PRODUCTION, "UNDERSIGN_SECRET_KEY": "changeme", "UNDERSIGN_INSTANCE_PATH": str(tmp_path)}
+    env = {
+        **PRODUCTION,
+        "UNDERSIGN_SECRET_KEY": "changeme",
+        "UNDERSIGN_INSTANCE_PATH": str(tmp_path),
+    }
     with pytest.raises(ConfigError, match="UNDERSIGN_SECRET_KEY: too short"):
         load_settings(env)
 

@@ -1,0 +1,124 @@
+"""The ``undersign`` command: serve, worker, demo, db and the maintainers' commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import click
+
+from undersign.config import ConfigError, Settings, load_settings
+from undersign.db import Database
+
+
+@dataclass
+class CLIContext:
+    """Settings and database, loaded only when a command needs them."""
+
+    _settings: Settings | None = None
+    _database: Database | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings()
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
+        return self._settings
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.settings.database_url or "")
+        return self._database
+
+
+pass_cli = click.make_pass_decorator(CLIContext, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="undersign")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """undersign: Contributor License Agreements for GitHub."""
+    ctx.ensure_object(CLIContext)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_cli
+def db_upgrade(cli: CLIContext) -> None:
+    """Bring the database schema up to date (safe to run on every deploy)."""
+    from undersign.migrations import upgrade
+
+    try:
+        upgrade(cli.settings.database_url or "")
+    except Exception as exc:  # an unreachable server or bad URL, not a bug
+        raise click.ClickException(f"database upgrade failed: {exc}") from None
+    click.echo("database is up to date")
+
+
+@db.command("current")
+@pass_cli
+def db_current(cli: CLIContext) -> None:
+    """Print the schema revision of the database and the code's newest one."""
+    from undersign.migrations import current_revision, head_revision
+
+    click.echo(f"database: {current_revision(cli.database.engine)}")
+    click.echo(f"code:     {head_revision()}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@pass_cli
+def serve(cli: CLIContext, host: str, port: int, workers: int, threads: int) -> None:
+    """Run the web service under gunicorn."""
+    from undersign.migrations import is_up_to_date
+    from undersign.serving import serve as run
+    from undersign.web import create_app
+
+    settings = cli.settings
+    _configure_logging(settings)
+    if not is_up_to_date(cli.database.engine):
+        raise click.ClickException(
+            "the database schema is not up to date: run `undersign db upgrade` first"
+        )
+    run(lambda: create_app(settings), host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--github-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+def demo(port: int, github_port: int) -> None:
+    """Start undersign with a built-in GitHub emulator and sample data (no network needed)."""
+    from undersign.demo import run_demo
+
+    run_demo(port=port, github_port=github_port)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register_feature_commands() -> None:
+    from undersign.agreements import cli as agreements_cli
+
+    for command in agreements_cli.COMMANDS:
+        main.add_command(command)
+
+
+_register_feature_commands()

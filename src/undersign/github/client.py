@@ -1,0 +1,321 @@
+"""The GitHub REST client undersign uses, built on githubkit.
+
+githubkit brings authentication, the base URL (GitHub Enterprise Server and the emulator
+included) and typed endpoints. This wrapper adds what a CLA bot needs on top: JSON in and
+out, a timeout on every call, pagination that stops at the last page without an extra
+request, GitHub's errors sorted into retry / wait / give up, and a count of every call so
+tests and benchmarks can hold the bot to its call budget. Retries are not done here: the
+job queue retries with backoff, so a webhook request never sleeps.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from githubkit import GitHub, TokenAuthStrategy
+from githubkit.exception import (
+    PrimaryRateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+    SecondaryRateLimitExceeded,
+)
+
+from undersign.github.errors import (
+    GitHubError,
+    GitHubRequestError,
+    GitHubUnavailable,
+    NotFound,
+    RateLimited,
+)
+
+USER_AGENT = "undersign (+https://github.com/undersign/undersign)"
+PER_PAGE = 100
+PULL_COMMITS_CAP = 250  # GitHub's list-commits-on-a-PR endpoint stops here
+_NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
+_NUMBERS = re.compile(r"/\d+(?=/|$)")
+
+Observer = Callable[[str, str, int], None]
+#: Called with the HTTP method before every request: may sleep (pacing) or raise
+#: ``RateLimited`` (a limit another process hit on the same token).
+BeforeRequest = Callable[[str], None]
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+@dataclass
+class RateLimitState:
+    remaining: int | None = None
+    reset_at: float | None = None
+
+
+def route_of(path: str) -> str:
+    """``/repos/a/b/pulls/7/commits`` -> ``/repos/{}/{}/pulls/{}/commits`` for counting."""
+    parts = path.split("?")[0].split("/")
+    if len(parts) > 3 and parts[1] == "repos":
+        parts[2], parts[3] = "{owner}", "{repo}"
+    return _NUMBERS.sub("/{n}", "/".join(parts))
+
+
+class GitHubClient:
+    """A bot's view of GitHub for one token."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        observer: Observer | None = None,
+        before_request: BeforeRequest | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.before_request = before_request
+        self._api_path = httpx.URL(self.api_url + "/").path
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.rate_limit = RateLimitState()
+        self._observer = observer
+        self._lock = threading.Lock()
+        self._github = GitHub(
+            TokenAuthStrategy(token),
+            base_url=self.api_url + "/",
+            user_agent=USER_AGENT,
+            timeout=httpx.Timeout(timeout),
+            # Retries belong to the job queue (with backoff and a visible failed state);
+            # githubkit's own retry would sleep up to an hour inside a job.
+            auto_retry=False,
+            http_cache=False,
+            event_hooks={"response": [self._on_response]},
+        )
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _on_response(self, response: httpx.Response) -> None:
+        path = response.request.url.path
+        if path.startswith(self._api_path):
+            path = "/" + path[len(self._api_path) :]
+        method = response.request.method
+        with self._lock:
+            self.calls[(method, route_of(path))] += 1
+            remaining = response.headers.get("x-ratelimit-remaining")
+            reset = response.headers.get("x-ratelimit-reset")
+            if remaining is not None and remaining.isdigit():
+                self.rate_limit.remaining = int(remaining)
+            if reset is not None and reset.isdigit():
+                self.rate_limit.reset_at = float(reset)
+        if self._observer:
+            self._observer(method, route_of(path), response.status_code)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> httpx.Response:
+        try:
+            response = fn(*args, **kwargs)
+        except PrimaryRateLimitExceeded as exc:
+            raise RateLimited(
+                "primary rate limit exhausted", exc.retry_after.total_seconds(), secondary=False
+            ) from None
+        except SecondaryRateLimitExceeded as exc:
+            raise RateLimited(
+                "secondary rate limit", max(exc.retry_after.total_seconds(), 1.0), secondary=True
+            ) from None
+        except RequestFailed as exc:
+            raise _sorted_failure(exc) from None
+        except RequestTimeout:
+            raise GitHubUnavailable("GitHub did not answer in time") from None
+        except RequestError as exc:
+            raise GitHubUnavailable(f"GitHub unreachable: {type(exc.__cause__).__name__}") from None
+        raw: httpx.Response = (
+            response.raw_response if hasattr(response, "raw_response") else response
+        )
+        return raw
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._lock:
+            remaining, reset_at = self.rate_limit.remaining, self.rate_limit.reset_at
+        # GitHub said no calls are left until the reset: do not spend one to hear it again.
+        if remaining == 0 and reset_at is not None and reset_at > time.time():
+            raise RateLimited(
+                "primary rate limit exhausted", reset_at - time.time(), secondary=False
+            )
+        if self.before_request is not None:
+            self.before_request(method.upper())
+        return self._call(self._github.request, method, path, **kwargs)
+
+    def _paginate(self, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Yield each page, following ``Link: rel=next`` (no trailing empty request)."""
+        url: str | None = path
+        query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
+        while url:
+            response = self._request("GET", url, params=query)
+            yield _json_list(response)
+            match = _NEXT_LINK.search(response.headers.get("link", ""))
+            url, query = (match.group(1), None) if match else (None, None)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get_pull(self, owner: str, repo: str, number: int) -> dict[str, Any]:
+        return _json_object(self._request("GET", f"/repos/{owner}/{repo}/pulls/{number}"))
+
+    def list_open_pulls(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        pulls: list[dict[str, Any]] = []
+        for page in self._paginate(f"/repos/{owner}/{repo}/pulls", {"state": "open"}):
+            pulls.extend(page)
+        return pulls
+
+    def list_pull_commits(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
+        """At most 250 commits: GitHub's cap for this endpoint (see ``compare_commits``)."""
+        commits: list[dict[str, Any]] = []
+        for page in self._paginate(f"/repos/{owner}/{repo}/pulls/{number}/commits", {}):
+            commits.extend(page)
+        return commits
+
+    def list_pull_commits_if_changed(
+        self, owner: str, repo: str, number: int, etag: str | None
+    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """Like ``list_pull_commits``, but ``(None, etag)`` when the first page still has
+        ``etag`` (a 304 does not count against the rate limit). The ETag returned is only
+        meaningful when the list fits one page; otherwise it is None."""
+        path = f"/repos/{owner}/{repo}/pulls/{number}/commits"
+        headers = {"If-None-Match": etag} if etag else None
+        response = self._request("GET", path, params={"per_page": PER_PAGE}, headers=headers)
+        if response.status_code == 304:
+            return None, etag
+        commits = _json_list(response)
+        match = _NEXT_LINK.search(response.headers.get("link", ""))
+        if match is None:
+            return commits, response.headers.get("etag")
+        url: str | None = match.group(1)
+        while url:
+            response = self._request("GET", url)
+            commits.extend(_json_list(response))
+            match = _NEXT_LINK.search(response.headers.get("link", ""))
+            url = match.group(1) if match else None
+        return commits, None
+
+    def compare_commits(self, owner: str, repo: str, base: str, head: str) -> list[dict[str, Any]]:
+        """Every commit in ``base...head``; paged, so not capped at 250 like the PR list."""
+        commits: list[dict[str, Any]] = []
+        path = f"/repos/{owner}/{repo}/compare/{base}...{head}"
+        page = 1
+        while True:
+            response = self._request("GET", path, params={"per_page": PER_PAGE, "page": page})
+            batch = _json_object(response).get("commits") or []
+            commits.extend(batch)
+            if len(batch) < PER_PAGE or not _NEXT_LINK.search(response.headers.get("link", "")):
+                return commits
+            page += 1
+
+    def list_issue_comments(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
+        comments: list[dict[str, Any]] = []
+        for page in self._paginate(f"/repos/{owner}/{repo}/issues/{number}/comments", {}):
+            comments.extend(page)
+        return comments
+
+    def authenticated_user(self) -> dict[str, Any]:
+        """``GET /user``: who this token acts as."""
+        return _json_object(self._request("GET", "/user"))
+
+    def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
+        """admin, write, read or none (maintain counts as write, triage as read)."""
+        try:
+            response = self._request(
+                "GET", f"/repos/{owner}/{repo}/collaborators/{login}/permission"
+            )
+        except NotFound:
+            return "none"
+        return str(_json_object(response).get("permission") or "none")
+
+    def is_org_member(self, org: str, login: str) -> bool:
+        """204 means member. When the bot is no member itself GitHub redirects to the
+        public-members check (followed here), so private members are then invisible."""
+        try:
+            response = self._request("GET", f"/orgs/{org}/members/{login}")
+        except NotFound:
+            return False
+        return response.status_code == 204
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create_status(
+        self,
+        owner: str,
+        repo: str,
+        sha: str,
+        *,
+        state: str,
+        description: str,
+        target_url: str | None,
+        context: str,
+    ) -> dict[str, Any]:
+        body = {"state": state, "description": description, "context": context}
+        if target_url:
+            body["target_url"] = target_url
+        return _json_object(
+            self._request("POST", f"/repos/{owner}/{repo}/statuses/{sha}", json=body)
+        )
+
+    def create_comment(self, owner: str, repo: str, number: int, body: str) -> dict[str, Any]:
+        return _json_object(
+            self._request(
+                "POST", f"/repos/{owner}/{repo}/issues/{number}/comments", json={"body": body}
+            )
+        )
+
+    def update_comment(self, owner: str, repo: str, comment_id: int, body: str) -> dict[str, Any]:
+        return _json_object(
+            self._request(
+                "PATCH", f"/repos/{owner}/{repo}/issues/comments/{comment_id}", json={"body": body}
+            )
+        )
+
+    def close(self) -> None:
+        """Nothing to close: githubkit opens a connection per sync call."""
+        self.calls.clear()
+
+
+def _sorted_failure(exc: RequestFailed) -> GitHubError:
+    response = exc.response
+    status = response.status_code
+    try:
+        message = str(response.json().get("message", ""))
+    except Exception:
+        message = response.text[:200]
+    if status >= 500:
+        return GitHubUnavailable(f"GitHub answered {status}")
+    if status in (403, 429):
+        retry_after = response.headers.get("retry-after")
+        if retry_after and retry_after.isdigit():
+            return RateLimited(message, float(retry_after), secondary=True)
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            reset = float(response.headers.get("x-ratelimit-reset", time.time() + 60))
+            return RateLimited(message, max(reset - time.time(), 1.0), secondary=False)
+        if "secondary rate" in message.lower():
+            return RateLimited(message, 60.0, secondary=True)
+    if status == 404:
+        return NotFound(message or "Not Found")
+    return GitHubRequestError(status, message)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code == 204 or not response.content:
+        return {}
+    data = response.json()
+    if not isinstance(data, dict):
+        raise GitHubUnavailable("GitHub answered with an unexpected body")
+    return data
+
+
+def _json_list(response: httpx.Response) -> list[dict[str, Any]]:
+    data = response.json()
+    if not isinstance(data, list):
+        raise GitHubUnavailable("GitHub answered with an unexpected body")
+    return data

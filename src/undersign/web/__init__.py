@@ -1,0 +1,95 @@
+"""The web layer: the app factory and its blueprints. The only package that knows HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from undersign.config import Settings, load_settings
+from undersign.db import Database
+from undersign.web.context import Services, close_db_session
+from undersign.web.errors import install_error_handlers
+from undersign.web.security import install_security_headers
+from undersign.web.sessions import DatabaseSessionInterface
+
+csrf = CSRFProtect()
+
+MAX_FORM_BODY = 1024 * 1024  # forms are small; the webhook route raises its own limit
+
+
+def create_app(
+    config: Settings | None = None,
+    *,
+    database: Database | None = None,
+    extras: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the Flask app from settings; nothing is read from the environment elsewhere."""
+    config = config or load_settings()
+    database = database or Database(config.database_url or "")
+    app = Flask(__name__, instance_path=config.instance_path)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_SECURE=config.is_https,
+        SESSION_COOKIE_HTTPONLY=True,
+        # Lax, not Strict: the top-level redirect back from GitHub must carry the cookie.
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=MAX_FORM_BODY,
+        WTF_CSRF_TIME_LIMIT=3600,
+        WTF_CSRF_SSL_STRICT=True,
+        TEMPLATES_AUTO_RELOAD=False,
+        PREFERRED_URL_SCHEME="https" if config.is_https else "http",
+    )
+    app.extensions["undersign"] = Services(
+        settings=config, database=database, extras=dict(extras or {})
+    )
+    app.session_interface = DatabaseSessionInterface(
+        database, lifetime=config.session_lifetime, idle_timeout=config.session_idle_timeout
+    )
+    if config.trusted_proxies:
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=0
+        )
+    csrf.init_app(app)
+    app.teardown_appcontext(close_db_session)
+    install_security_headers(app, config)
+    app.context_processor(_template_helpers)
+    install_error_handlers(app)
+
+    from undersign.web import auth, main
+
+    auth.init_oauth(app, config)
+    app.register_blueprint(main.bp)
+    app.register_blueprint(auth.bp)
+    _register_optional_blueprints(app)
+    return app
+
+
+def _template_helpers() -> dict[str, Any]:
+    from flask import request, url_for
+
+    from undersign.web.context import current_user
+
+    def login_url() -> str:
+        """Sign-in link that comes back to the page it was clicked on."""
+        here = request.full_path.rstrip("?") if request.query_string else request.path
+        return url_for("auth.login", next=here if here != "/" else None)
+
+    return {"current_user": current_user, "login_url": login_url}
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Feature blueprints, each in its own module (signing, webhooks, ...)."""
+    import importlib
+
+    for module_name in ("undersign.web.signing", "undersign.web.webhooks"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(app)

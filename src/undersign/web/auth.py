@@ -1,0 +1,321 @@
+"""Sign in with GitHub: the OAuth2 web flow with state, PKCE and every failure handled.
+
+Authlib does the protocol (PKCE S256, the token request, GitHub's HTTP 200 error bodies).
+What Authlib leaves to us is checked here: the age of ``state`` (Authlib never looks at its
+expiry), GitHub's ``iss`` callback parameter (RFC 9207, ignored by Authlib), duplicated
+parameters, and a friendly page for each way the flow can fail. The access token is used
+for exactly one call (``GET /user``) and then dropped: it is never stored or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import requests
+from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from undersign.accounts.service import GitHubIdentity, record_sign_in
+from undersign.auth.redirects import safe_next_path
+from undersign.config import Settings
+from undersign.web.context import db_session, settings
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+STATE_MAX_AGE = 600  # seconds; also the lifetime of GitHub's authorization codes
+MAX_PENDING_FLOWS = 5  # sign-ins started in other tabs that may still come back
+FLOWS_KEY = "oauth_flows"
+
+
+def init_oauth(app: Flask, config: Settings) -> None:
+    # One registry per app: Authlib caches built clients, so a shared registry would keep
+    # the first app's GitHub URLs.
+    oauth = OAuth(app)
+    app.extensions["undersign_oauth"] = oauth
+    oauth.register(
+        "github",
+        client_id=config.github_client_id,
+        client_secret=config.github_client_secret,
+        authorize_url=f"{config.github_url}/login/oauth/authorize",
+        access_token_url=f"{config.github_url}/login/oauth/access_token",
+        api_base_url=f"{config.github_api_url}/",
+        client_kwargs={
+            "code_challenge_method": "S256",
+            # GitHub documents client credentials in the POST body.
+            "token_endpoint_auth_method": "client_secret_post",
+            "default_timeout": config.http_timeout,
+        },
+    )
+
+
+class SignInFailed(Exception):
+    """One way the sign-in can fail, with the page a person sees."""
+
+    def __init__(self, status: int, title: str, message: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.title = title
+        self.message = message
+        self.reason = reason
+
+
+@bp.errorhandler(SignInFailed)
+def _sign_in_failed(error: SignInFailed) -> tuple[str, int]:
+    log.info("sign-in failed: %s", error.reason)
+    return (
+        render_template("auth/error.html", title=error.title, message=error.message),
+        error.status,
+    )
+
+
+def _github() -> Any:
+    return current_app.extensions["undersign_oauth"].create_client("github")
+
+
+@bp.get("/login")
+def login() -> Response:
+    config = settings()
+    if not config.github_client_id:
+        raise SignInFailed(
+            503,
+            "Sign-in is not configured",
+            "This undersign has no GitHub OAuth client configured. Tell its operator.",
+            "no client id",
+        )
+    next_path = safe_next_path(request.args.get("next"))
+    client = _github()
+    authorization = client.create_authorization_url(config.callback_url)
+    client.save_authorize_data(redirect_uri=config.callback_url, **authorization)
+    flows: dict[str, dict[str, Any]] = dict(session.get(FLOWS_KEY, {}))
+    now = time.time()
+    flows = {s: f for s, f in flows.items() if now - f["started"] < STATE_MAX_AGE}
+    while len(flows) >= MAX_PENDING_FLOWS:
+        oldest = min(flows, key=lambda s: flows[s]["started"])
+        flows.pop(oldest)
+        session.pop(f"_state_github_{oldest}", None)
+    flows[authorization["state"]] = {"started": now, "next": next_path}
+    session[FLOWS_KEY] = flows
+    return redirect(authorization["url"])
+
+
+def _single(name: str) -> str | None:
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise SignInFailed(
+            400,
+            "Sign-in link is malformed",
+            "The link back from GitHub carried a parameter twice. Please start again.",
+            f"duplicated {name}",
+        )
+    return values[0] if values else None
+
+
+def _take_flow(state: str | None) -> dict[str, Any]:
+    """Consume this browser's record of the sign-in it started; each state works once."""
+    if not state:
+        raise SignInFailed(
+            400,
+            "Sign-in could not be verified",
+            "The answer from GitHub carried no state, so it cannot be tied to this browser.",
+            "missing state",
+        )
+    flows: dict[str, dict[str, Any]] = dict(session.get(FLOWS_KEY, {}))
+    flow = flows.pop(state, None)
+    if flow is None:
+        if not flows:
+            raise SignInFailed(
+                400,
+                "Your sign-in session expired",
+                "This browser has no sign-in in progress: it may have expired, or cookies are "
+                "blocked. Please start again.",
+                "no flow in session",
+            )
+        raise SignInFailed(
+            400,
+            "Sign-in could not be verified",
+            "The answer from GitHub does not match the sign-in this browser started.",
+            "state mismatch",
+        )
+    session[FLOWS_KEY] = flows
+    if time.time() - flow["started"] > STATE_MAX_AGE:
+        session.pop(f"_state_github_{state}", None)
+        raise SignInFailed(
+            400,
+            "Your sign-in took too long",
+            "Sign-in must be finished within 10 minutes. Please start again.",
+            "state expired",
+        )
+    return flow
+
+
+_TOKEN_ERRORS = {
+    "bad_verification_code": (
+        400,
+        "The sign-in code was refused",
+        "GitHub says the code is wrong, already used or expired. Please start again.",
+    ),
+    "incorrect_client_credentials": (
+        400,
+        "undersign is misconfigured",
+        "GitHub refused this service's client credentials. Tell its operator.",
+    ),
+    "redirect_uri_mismatch": (
+        400,
+        "undersign is misconfigured",
+        "GitHub refused the callback address. Tell its operator.",
+    ),
+}
+
+
+def _unreachable(reason: str) -> SignInFailed:
+    return SignInFailed(
+        502,
+        "GitHub could not be reached",
+        "GitHub did not answer in time. Please try again in a moment.",
+        reason,
+    )
+
+
+def _exchange_code(state: str) -> dict[str, Any]:
+    try:
+        token: dict[str, Any] = _github().authorize_access_token()
+    except MismatchingStateError:
+        raise SignInFailed(
+            400,
+            "Sign-in could not be verified",
+            "The answer from GitHub does not match the sign-in this browser started.",
+            "authlib state mismatch",
+        ) from None
+    except OAuthError as exc:
+        status, title, message = _TOKEN_ERRORS.get(
+            exc.error or "",
+            (400, "Sign-in failed", "GitHub did not complete the sign-in. Please try again."),
+        )
+        raise SignInFailed(status, title, message, f"token error {exc.error}") from None
+    except requests.Timeout:
+        raise _unreachable("token request timed out") from None
+    except requests.RequestException as exc:
+        raise _unreachable(f"token request failed: {type(exc).__name__}") from None
+    except ValueError:  # a body that is neither JSON nor a token
+        raise _unreachable("token response unreadable") from None
+    if not token.get("access_token"):
+        raise _unreachable("token response without access_token")
+    return token
+
+
+def _fetch_identity(token: dict[str, Any]) -> GitHubIdentity:
+    try:
+        response = _github().get("user", token=token, timeout=settings().http_timeout)
+    except requests.Timeout:
+        raise _unreachable("GET /user timed out") from None
+    except requests.RequestException as exc:
+        raise _unreachable(f"GET /user failed: {type(exc).__name__}") from None
+    if response.status_code == 401:
+        raise SignInFailed(
+            401,
+            "GitHub refused the sign-in",
+            "GitHub did not accept the token it had just issued. Please start again.",
+            "GET /user answered 401",
+        )
+    if response.status_code != 200:
+        raise _unreachable(f"GET /user answered {response.status_code}")
+    try:
+        data = response.json()
+        github_id = int(data["id"])
+        login = str(data["login"])
+    except (ValueError, KeyError, TypeError):
+        raise _unreachable("GET /user answer unreadable") from None
+    return GitHubIdentity(
+        github_id=github_id,
+        login=login,
+        name=data.get("name") or None,
+        email=data.get("email") or None,
+        avatar_url=data.get("avatar_url") or None,
+        account_type=str(data.get("type") or "User"),
+    )
+
+
+@bp.get("/login/callback")
+def callback() -> Response:
+    for name in ("code", "state", "iss", "error", "error_description"):
+        _single(name)
+    state = _single("state")
+    flow = _take_flow(state)
+    assert state is not None  # _take_flow refused a missing state
+    iss = _single("iss")
+    if iss is not None and iss != settings().github_issuer:
+        session.pop(f"_state_github_{state}", None)
+        raise SignInFailed(
+            400,
+            "Sign-in could not be verified",
+            "The answer came from an unexpected issuer.",
+            "iss mismatch",
+        )
+    error = _single("error")
+    if error:
+        session.pop(f"_state_github_{state}", None)
+        if error == "access_denied":
+            raise SignInFailed(
+                403,
+                "Sign-in cancelled",
+                "You declined the request on GitHub, so you are not signed in.",
+                "access_denied",
+            )
+        raise SignInFailed(400, "Sign-in failed", "GitHub reported an error.", f"error {error}")
+    if not _single("code"):
+        session.pop(f"_state_github_{state}", None)
+        raise SignInFailed(
+            400, "Sign-in link is malformed", "GitHub's answer carried no code.", "missing code"
+        )
+    token = _exchange_code(state)
+    identity = _fetch_identity(token)
+    del token
+    db = db_session()
+    record_sign_in(db, identity)
+    db.commit()
+    _start_signed_in_session(identity)
+    log.info("sign-in succeeded for github id %s", identity.github_id)
+    return redirect(flow["next"])
+
+
+def _start_signed_in_session(identity: GitHubIdentity) -> None:
+    """New session id, CSRF token and contents: nothing from before sign-in carries over."""
+    session.clear()
+    regenerate = getattr(session, "regenerate", None)
+    if regenerate:
+        regenerate()
+    session["github_id"] = identity.github_id
+    session["login"] = identity.login
+    session["signed_in_at"] = time.time()
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    destroy = getattr(session, "destroy", None)
+    if destroy:
+        destroy()
+    else:  # pragma: no cover - only without the server-side session interface
+        session.clear()
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/login/callback/<path:_rest>")
+def callback_subpath(_rest: str) -> Response:
+    # GitHub accepts any redirect_uri below the registered callback; nothing may live there.
+    abort(404)

@@ -1,0 +1,1 @@
+"""Test support: a live server, database setup and sign-in helpers (no mocks)."""
