@@ -1,0 +1,326 @@
+"""Maintainers' commands: agreements, repository and organization links, signatures, allowlist.
+
+The groups here are registered on the main ``undersign`` command, whose context object
+carries the ``Database``. Every failure a maintainer can cause (an unknown slug, an
+unreadable file, a bad repository name, a database that is not migrated) ends as a
+one-line message and a non-zero exit, never a traceback. Machine-readable results go to
+stdout; messages for people go to stderr.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from undersign.agreements.errors import AgreementError
+from undersign.agreements.export import write_csv, write_json
+from undersign.agreements.service import AgreementService, SignatureService
+from undersign.db import Database
+
+
+def _db() -> Database:
+    database = getattr(click.get_current_context().obj, "database", None)
+    if not isinstance(database, Database):
+        raise click.ClickException("no database is configured")
+    return database
+
+
+@contextmanager
+def _unit_of_work() -> Iterator[Session]:
+    """A committed session; domain and database errors become clean command errors."""
+    try:
+        with _db().session() as session:
+            yield session
+    except AgreementError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise click.ClickException(
+            f"database error ({detail}); is the database reachable and up to date "
+            "(undersign db upgrade)?"
+        ) from exc
+
+
+def _read_file(path: str, what: str) -> str:
+    try:
+        with click.open_file(path, "rb") as stream:  # "-" is stdin
+            data = stream.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {what} {path!r}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{what} {path!r} is not UTF-8 text") from exc
+
+
+def _actor() -> str:
+    try:
+        return f"command line ({getpass.getuser()})"
+    except (KeyError, OSError):
+        return "command line"
+
+
+# undersign agreement ...
+
+
+@click.group("agreement")
+def agreement() -> None:
+    """Create agreements and publish new versions of their text."""
+
+
+@agreement.command("add")
+@click.argument("slug")
+@click.option("--title", required=True, help="Title shown to signers.")
+@click.option("--file", "path", required=True, metavar="PATH", help="Markdown text ('-': stdin).")
+@click.option(
+    "--fields",
+    "fields_path",
+    metavar="FILE",
+    help="JSON array of custom fields: name, label, type, required, help.",
+)
+@click.option(
+    "--material/--editorial",
+    "material",
+    default=True,
+    show_default=True,
+    help="For a changed text: must earlier signers sign again (material) or not (editorial)?",
+)
+def agreement_add(
+    slug: str, title: str, path: str, fields_path: str | None, material: bool
+) -> None:
+    """Create agreement SLUG, or a new version of it when the text changed.
+
+    Prints the current version number.
+    """
+    text = _read_file(path, "agreement text")
+    fields = None
+    if fields_path is not None:
+        raw = _read_file(fields_path, "fields file")
+        try:
+            fields = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(
+                f"fields file {fields_path!r} is not valid JSON: {exc.msg} (line {exc.lineno})"
+            ) from exc
+    with _unit_of_work() as session:
+        found, version, created = AgreementService(session).add_or_update(
+            slug, title, text, fields, "material" if material else "editorial"
+        )
+        if not created:
+            click.echo(f"{found.slug}: text unchanged, still version {version.number}", err=True)
+        elif version.number == 1:
+            click.echo(f"{found.slug}: created, version 1", err=True)
+        else:
+            click.echo(
+                f"{found.slug}: published version {version.number} ({version.change_type})",
+                err=True,
+            )
+        click.echo(str(version.number))
+
+
+@agreement.command("list")
+def agreement_list() -> None:
+    """List agreements with their current version."""
+    with _unit_of_work() as session:
+        service = AgreementService(session)
+        for item in service.list_agreements():
+            numbers = [v.number for v in item.versions if v.published_at is not None]
+            current = f"v{max(numbers)}" if numbers else "no published version"
+            click.echo(f"{item.slug}\t{current}\t{item.title}")
+
+
+# undersign repo ... / undersign org ...
+
+
+@click.group("repo")
+def repo() -> None:
+    """Choose which agreement covers a repository (wins over its organization's)."""
+
+
+@repo.command("link")
+@click.argument("full_name", metavar="OWNER/REPO")
+@click.argument("slug")
+@click.option("--exempt-org-members", is_flag=True, help="Members of the owner org need not sign.")
+@click.option(
+    "--exempt-collaborators", is_flag=True, help="Repository collaborators need not sign."
+)
+def repo_link(
+    full_name: str, slug: str, exempt_org_members: bool, exempt_collaborators: bool
+) -> None:
+    """Cover OWNER/REPO with agreement SLUG."""
+    with _unit_of_work() as session:
+        link = AgreementService(session).link_repo(
+            full_name,
+            slug,
+            exempt_org_members=exempt_org_members,
+            exempt_collaborators=exempt_collaborators,
+        )
+        click.echo(f"{link.full_name} is covered by {link.agreement.slug}", err=True)
+
+
+@repo.command("unlink")
+@click.argument("full_name", metavar="OWNER/REPO")
+def repo_unlink(full_name: str) -> None:
+    """Remove the repository's own link (its organization's link may still apply)."""
+    with _unit_of_work() as session:
+        if not AgreementService(session).unlink_repo(full_name):
+            raise click.ClickException(f"{full_name} has no repository link")
+
+
+@repo.command("list")
+def repo_list() -> None:
+    with _unit_of_work() as session:
+        for link in AgreementService(session).repo_links():
+            click.echo(f"{link.full_name}\t{link.agreement.slug}{_flags(link)}")
+
+
+@click.group("org")
+def org() -> None:
+    """Choose which agreement covers every repository of an organization."""
+
+
+@org.command("link")
+@click.argument("org_name", metavar="ORG")
+@click.argument("slug")
+@click.option("--exempt-org-members", is_flag=True, help="Members of the org need not sign.")
+@click.option(
+    "--exempt-collaborators", is_flag=True, help="Repository collaborators need not sign."
+)
+def org_link(
+    org_name: str, slug: str, exempt_org_members: bool, exempt_collaborators: bool
+) -> None:
+    """Cover every repository of ORG with agreement SLUG."""
+    with _unit_of_work() as session:
+        link = AgreementService(session).link_org(
+            org_name,
+            slug,
+            exempt_org_members=exempt_org_members,
+            exempt_collaborators=exempt_collaborators,
+        )
+        click.echo(f"{link.org}/* is covered by {link.agreement.slug}", err=True)
+
+
+@org.command("unlink")
+@click.argument("org_name", metavar="ORG")
+def org_unlink(org_name: str) -> None:
+    with _unit_of_work() as session:
+        if not AgreementService(session).unlink_org(org_name):
+            raise click.ClickException(f"{org_name} has no organization link")
+
+
+@org.command("list")
+def org_list() -> None:
+    with _unit_of_work() as session:
+        for link in AgreementService(session).org_links():
+            click.echo(f"{link.org}\t{link.agreement.slug}{_flags(link)}")
+
+
+def _flags(link: object) -> str:
+    flags = [
+        label
+        for attribute, label in (
+            ("exempt_org_members", "exempt-org-members"),
+            ("exempt_collaborators", "exempt-collaborators"),
+        )
+        if getattr(link, attribute)
+    ]
+    return "\t" + ",".join(flags) if flags else ""
+
+
+# undersign signatures ...
+
+
+@click.group("signatures")
+def signatures() -> None:
+    """Export and revoke signatures."""
+
+
+@signatures.command("export")
+@click.argument("slug")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+)
+@click.option("--version", "version", type=click.IntRange(min=1), help="Only this version.")
+def signatures_export(slug: str, output_format: str, version: int | None) -> None:
+    """Write every signature of SLUG (revoked ones included) to stdout."""
+
+    def write(chunk: str) -> None:
+        click.echo(chunk, nl=False)
+
+    with _unit_of_work() as session:
+        service = SignatureService(session)
+        field_names = [f.name for f in service.agreements.get(slug).fields]
+        rows = service.export(slug, version)
+        if output_format == "csv":
+            write_csv(rows, field_names, write)
+        else:
+            write_json(rows, write)
+
+
+@signatures.command("revoke")
+@click.argument("slug")
+@click.argument("login")
+@click.option("--reason", required=True, help="Recorded with the revocation.")
+def signatures_revoke(slug: str, login: str, reason: str) -> None:
+    """Revoke LOGIN's signatures on SLUG (LOGIN means whoever holds it most recently)."""
+    with _unit_of_work() as session:
+        service = SignatureService(session)
+        service.agreements.get(slug)
+        github_id = service.github_id_for_login(login)
+        if github_id is None:
+            raise click.ClickException(f"no one with login {login!r} has signed or signed in")
+        revoked = service.revoke((slug, login), by=_actor(), reason=reason)
+        if not revoked:
+            raise click.ClickException(
+                f"{login} (GitHub id {github_id}) has no active signature on {slug}"
+            )
+        versions = ", ".join(f"v{s.version.number}" for s in revoked)
+        click.echo(f"revoked {login} (GitHub id {github_id}) on {slug}: {versions}", err=True)
+
+
+# undersign allowlist ...
+
+
+@click.group("allowlist")
+def allowlist() -> None:
+    """Logins that need no signature (bots); '*' is a wildcard."""
+
+
+@allowlist.command("add")
+@click.argument("slug")
+@click.argument("pattern")
+@click.option("--note", default="", help="Why this login needs no signature.")
+def allowlist_add(slug: str, pattern: str, note: str) -> None:
+    with _unit_of_work() as session:
+        entry = AgreementService(session).allowlist_add(slug, pattern, note)
+        click.echo(f"{entry.pattern} needs no signature on {slug}", err=True)
+
+
+@allowlist.command("remove")
+@click.argument("slug")
+@click.argument("pattern")
+def allowlist_remove(slug: str, pattern: str) -> None:
+    with _unit_of_work() as session:
+        if not AgreementService(session).allowlist_remove(slug, pattern):
+            raise click.ClickException(f"{pattern!r} is not on the allowlist of {slug}")
+
+
+@allowlist.command("list")
+@click.argument("slug")
+def allowlist_list(slug: str) -> None:
+    with _unit_of_work() as session:
+        for entry in AgreementService(session).allowlist(slug):
+            click.echo(f"{entry.pattern}\t{entry.note}" if entry.note else entry.pattern)
+
+
+COMMANDS = (agreement, repo, org, signatures, allowlist)

@@ -1,0 +1,188 @@
+"""Agreements, their immutable versions, signatures, and which repositories they cover.
+
+Design notes a migration author needs:
+
+- A version's text never changes once stored; a new text is a new version. Its SHA-256 is
+  stored beside it and copied into every signature, so a signature names the exact bytes
+  the person agreed to even if someone later tampered with the version row.
+- A signature is identified by GitHub's numeric user id. The login is kept only as it was
+  at signing time (evidence); logins can be renamed and reused by someone else.
+- A signature is never deleted. Revocation stamps ``revoked_at``/``revoked_by``/
+  ``revocation_reason``; "one active signature per person per version" is a *partial*
+  unique index over the rows where ``revoked_at IS NULL``, which both SQLite and
+  PostgreSQL support, so history is kept and signing again after a revocation works.
+- The same partial index is what the coverage query (``covered_ids``) walks: it asks for
+  (version_id IN few versions, github_id IN some people, revoked_at IS NULL).
+- Repository and organization names are stored lowercased: GitHub names are
+  case-insensitive, and a link must not be missed because a webhook spelled it differently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from undersign.agreements.fields import FieldDefinition
+from undersign.db import Base, UTCDateTime, utcnow
+
+KINDS = ("individual", "corporate")
+CHANGE_TYPES = ("material", "editorial")
+
+
+class Agreement(Base):
+    __tablename__ = "agreements"
+    __table_args__ = (CheckConstraint("kind IN ('individual', 'corporate')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="individual")
+    # A JSON list of FieldDefinition dicts; validated by fields.parse_field_definitions.
+    field_definitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    versions: Mapped[list[AgreementVersion]] = relationship(
+        back_populates="agreement", order_by="AgreementVersion.number"
+    )
+
+    @property
+    def fields(self) -> list[FieldDefinition]:
+        return [FieldDefinition(**item) for item in self.field_definitions or []]
+
+    def __repr__(self) -> str:
+        return f"<Agreement {self.slug!r}>"
+
+
+class AgreementVersion(Base):
+    __tablename__ = "agreement_versions"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "number", name="uq_agreement_versions_agreement_number"),
+        CheckConstraint("change_type IN ('material', 'editorial')", name="change_type"),
+        CheckConstraint("number >= 1", name="number_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    # material: earlier signatures no longer suffice; editorial: they stay valid.
+    change_type: Mapped[str] = mapped_column(String(20), default="material")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # None while a draft; the command line publishes immediately, an admin area may not.
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    agreement: Mapped[Agreement] = relationship(back_populates="versions")
+
+    def __repr__(self) -> str:
+        return f"<AgreementVersion {self.agreement_id}#{self.number}>"
+
+
+class Signature(Base):
+    __tablename__ = "signatures"
+    __table_args__ = (
+        # One *active* signature per person per version, history kept (see module docstring).
+        Index(
+            "uq_signatures_active_version_github_id",
+            "version_id",
+            "github_id",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Signatures are evidence: deleting a version that has any is refused by the database.
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("agreement_versions.id", ondelete="RESTRICT"), index=True
+    )
+    # Not a foreign key to users: the signature must outlive the account row (a deleted or
+    # never-signed-in account), and the id is GitHub's, not ours.
+    github_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    login: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    field_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Copied from the version at signing time: the hash of the exact text shown.
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revocation_reason: Mapped[str | None] = mapped_column(String(1000))
+
+    version: Mapped[AgreementVersion] = relationship()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def __repr__(self) -> str:
+        return f"<Signature {self.id} github_id={self.github_id} version_id={self.version_id}>"
+
+
+class RepoLink(Base):
+    """An agreement covers this repository; wins over an organization link."""
+
+    __tablename__ = "repo_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "owner/repo", lowercased.
+    full_name: Mapped[str] = mapped_column(String(200), unique=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
+    exempt_org_members: Mapped[bool] = mapped_column(Boolean, default=False)
+    exempt_collaborators: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agreement: Mapped[Agreement] = relationship()
+
+
+class OrgLink(Base):
+    """An agreement covers every repository of this organization (or user) account."""
+
+    __tablename__ = "org_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The organization login, lowercased.
+    org: Mapped[str] = mapped_column(String(100), unique=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
+    exempt_org_members: Mapped[bool] = mapped_column(Boolean, default=False)
+    exempt_collaborators: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agreement: Mapped[Agreement] = relationship()
+
+
+class AllowlistEntry(Base):
+    """Logins (bots, mostly) that need no signature; ``*`` is the only wildcard."""
+
+    __tablename__ = "allowlist_entries"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "pattern", name="uq_allowlist_entries_agreement_pattern"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    # Lowercased; matched against lowercased logins.
+    pattern: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agreement: Mapped[Agreement] = relationship()

@@ -1,0 +1,86 @@
+"""A contributor signs an agreement from a clean browser (headless Chromium).
+
+The whole path a person takes from a pull request's link: read the text, sign in with
+GitHub (the emulator approves), fill in the form, sign, download the receipt, go back to
+the pull request. No page may trigger a Content-Security-Policy violation or run script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser
+from tests.conftest import Live
+
+from undersign.agreements.service import AgreementService
+
+TEXT = (
+    "# Individual Contributor License Agreement\n\n"
+    "1. You grant the project a licence to your contributions.\n"
+    "2. <script>document.title='pwned'</script> is shown as text.\n"
+)
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_contributor_signs_from_a_clean_browser(live: Live, browser: Browser) -> None:
+    with live.database.session() as session:
+        AgreementService(session).add_or_update(
+            "cla",
+            "Individual CLA",
+            TEXT,
+            [{"name": "country", "label": "Country", "type": "country", "required": True}],
+        )
+    live.emulator.state.auto_approve_as = "alice"
+    digest = hashlib.sha256(TEXT.encode()).hexdigest()
+
+    context = browser.new_context(accept_downloads=True)  # no cookies, no storage
+    page = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: Any) -> None:
+        # The browser asks for /favicon.ico by itself; that 404 is not a page's fault.
+        if message.type == "error" and not message.location.get("url", "").endswith("favicon.ico"):
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    page.goto(f"{live.url}/sign/cla?repo=acme/widgets&pr=7")
+    assert page.locator("article > h1").inner_text() == "Individual CLA"
+    assert "<script>document.title='pwned'</script>" in page.locator("#agreement-text").inner_text()
+    assert page.title() != "pwned"
+    assert page.locator("#text-sha256").inner_text() == digest
+
+    page.get_by_role("link", name="Sign in with GitHub to sign").click()
+    page.wait_for_url(f"{live.url}/sign/cla?repo=acme/widgets&pr=7")
+    assert page.locator("#email").input_value() == "alice@example.com"
+    assert not page.locator("#agree").is_checked()
+
+    page.fill("#name", "Alice Liddell")
+    page.select_option("#field_country", "GB")
+    page.check("#agree")
+    page.click("#sign-button")
+    page.wait_for_url(f"{live.url}/sign/cla/thanks/**")
+    assert "Thank you, Alice Liddell" in page.locator("main h1").inner_text()
+    assert digest in page.content()
+
+    with page.expect_download() as download_info:
+        page.click("#download-receipt")
+    download = download_info.value
+    assert download.suggested_filename.startswith("undersign-receipt-cla-v1-")
+    receipt = Path(download.path()).read_text(encoding="utf-8")
+    assert f"- Text SHA-256: {digest}" in receipt
+    assert "- Full name: Alice Liddell" in receipt
+    assert "- Country: United Kingdom (GB)" in receipt
+
+    back = page.locator("#back-to-pr")
+    assert back.get_attribute("href") == f"{live.emulator.url}/acme/widgets/pull/7"
+
+    page.goto(f"{live.url}/me/signatures")
+    assert page.get_by_role("link", name="Individual CLA").count() == 1
+    context.close()
+    assert problems == []

@@ -1,0 +1,297 @@
+"""The maintainers' commands, through click's runner, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from undersign.agreements.cli import COMMANDS
+from undersign.agreements.service import AgreementService, SignatureService
+from undersign.db import Database
+
+
+@click.group()
+def main() -> None:
+    """Stands in for the ``undersign`` group the groups are registered on."""
+
+
+for command in COMMANDS:
+    main.add_command(command)
+
+
+@pytest.fixture
+def run(clean_database: Database) -> object:
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(
+            main, list(args), obj=SimpleNamespace(database=clean_database), input=stdin
+        )
+
+    return invoke
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cla.md"
+    path.write_text("# CLA\n\nYou grant us a licence.\n", encoding="utf-8")
+    return path
+
+
+def assert_clean_failure(result: Result, message: str) -> None:
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert message in result.output
+
+
+def test_agreement_add_creates_then_versions(
+    run, text_file: Path, clean_database: Database
+) -> None:  # type: ignore[no-untyped-def]
+    result = run("agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "1\n"
+
+    result = run("agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file))
+    assert result.stdout == "1\n"
+    assert "unchanged" in result.stderr
+
+    text_file.write_text("# CLA\n\nYou grant us a license.\n", encoding="utf-8")
+    result = run(
+        "agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file), "--editorial"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2\n"
+
+    text_file.write_text("# CLA\n\nNew terms.\n", encoding="utf-8")
+    result = run("agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file))
+    assert result.stdout == "3\n"
+
+    with clean_database.session() as session:
+        versions = AgreementService(session).get("cla").versions
+        assert [(v.number, v.change_type) for v in versions] == [
+            (1, "material"),
+            (2, "editorial"),
+            (3, "material"),
+        ]
+    listing = run("agreement", "list")
+    assert listing.stdout == "cla\tv3\tOur CLA\n"
+
+
+def test_agreement_add_reads_stdin_and_fields(
+    run, tmp_path: Path, clean_database: Database
+) -> None:  # type: ignore[no-untyped-def]
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps([{"name": "country", "label": "Country", "type": "country"}]))
+    result = run(
+        "agreement",
+        "add",
+        "cla",
+        "--title",
+        "CLA",
+        "--file",
+        "-",
+        "--fields",
+        str(fields),
+        stdin="Terms.\n",
+    )
+    assert result.exit_code == 0, result.output
+    with clean_database.session() as session:
+        agreement = AgreementService(session).get("cla")
+        assert [f.name for f in agreement.fields] == ["country"]
+        assert agreement.versions[0].text == "Terms.\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--file", "/nonexistent/cla.md"], "cannot read agreement text"),
+        (["--file", "/"], "cannot read agreement text"),
+        (["--file", "BINARY"], "not UTF-8"),
+        (["--file", "TEXT", "--fields", "BADJSON"], "not valid JSON"),
+        (["--file", "TEXT", "--fields", "BADFIELDS"], "reserved"),
+        (["--file", "EMPTY"], "empty"),
+    ],
+)
+def test_agreement_add_errors(
+    run, tmp_path: Path, text_file: Path, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    files = {
+        "BINARY": tmp_path / "bin.md",
+        "TEXT": text_file,
+        "BADJSON": tmp_path / "bad.json",
+        "BADFIELDS": tmp_path / "fields.json",
+        "EMPTY": tmp_path / "empty.md",
+    }
+    files["BINARY"].write_bytes(b"\xff\xfe\x00bad")
+    files["BADJSON"].write_text("[{")
+    files["BADFIELDS"].write_text('[{"name": "email", "label": "Email"}]')
+    files["EMPTY"].write_text("\n\n")
+    args = [str(files[a]) if a in files else a for a in args]
+    result = run("agreement", "add", "cla", "--title", "CLA", *args)
+    assert_clean_failure(result, message)
+
+
+def test_bad_slug_is_refused(run, text_file: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("agreement", "add", "Not A Slug", "--title", "CLA", "--file", str(text_file))
+    assert_clean_failure(result, "not a valid slug")
+
+
+def test_repo_and_org_links(run, text_file: Path, clean_database: Database) -> None:  # type: ignore[no-untyped-def]
+    for slug in ("org-cla", "repo-cla"):
+        assert (
+            run("agreement", "add", slug, "--title", slug, "--file", str(text_file)).exit_code == 0
+        )
+    assert run("org", "link", "Acme", "org-cla", "--exempt-org-members").exit_code == 0
+    result = run("repo", "link", "Acme/Widget", "repo-cla")
+    assert result.exit_code == 0, result.output
+    with clean_database.session() as session:
+        service = AgreementService(session)
+        assert service.agreement_for_repo("acme/widget").slug == "repo-cla"  # type: ignore[union-attr]
+        assert service.agreement_for_repo("ACME/other").slug == "org-cla"  # type: ignore[union-attr]
+    assert run("repo", "list").stdout == "acme/widget\trepo-cla\n"
+    assert run("org", "list").stdout == "acme\torg-cla\texempt-org-members\n"
+    assert run("repo", "unlink", "acme/widget").exit_code == 0
+    assert_clean_failure(run("repo", "unlink", "acme/widget"), "has no repository link")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["repo", "link", "not-a-repo", "cla"], "OWNER/REPO"),
+        (["repo", "link", "a/b/c", "cla"], "OWNER/REPO"),
+        (["repo", "link", "acme/widget", "missing"], "no agreement with slug 'missing'"),
+        (["org", "link", "bad org", "cla"], "not a GitHub organization"),
+        (["org", "link", "acme", "missing"], "no agreement"),
+        (["signatures", "export", "missing"], "no agreement"),
+        (["signatures", "export", "cla", "--version", "9"], "no version 9"),
+        (["signatures", "revoke", "missing", "alice", "--reason", "x"], "no agreement"),
+        (["signatures", "revoke", "cla", "nobody", "--reason", "x"], "no one with login"),
+        (["allowlist", "add", "missing", "bot"], "no agreement"),
+        (["allowlist", "add", "cla", "*"], "not an allowlist pattern"),
+        (["allowlist", "remove", "cla", "bot"], "is not on the allowlist"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(run, text_file: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    assert run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file)).exit_code == 0
+    assert_clean_failure(run(*args), message)
+
+
+def test_a_database_without_tables_gives_a_clear_error(tmp_path: Path, text_file: Path) -> None:
+    empty = Database(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    result = CliRunner().invoke(
+        main,
+        ["agreement", "add", "cla", "--title", "CLA", "--file", str(text_file)],
+        obj=SimpleNamespace(database=empty),
+    )
+    empty.dispose()
+    assert_clean_failure(result, "undersign db upgrade")
+
+
+def test_missing_database_object(text_file: Path) -> None:
+    result = CliRunner().invoke(main, ["agreement", "list"], obj=None)
+    assert_clean_failure(result, "no database is configured")
+
+
+def _sign(
+    database: Database, github_id: int, login: str, name: str, email: str = "x@example.org"
+) -> None:
+    with database.session() as session:
+        service = SignatureService(session)
+        service.sign(
+            "cla",
+            github_id=github_id,
+            login=login,
+            name=name,
+            email=email,
+            agreed=True,
+            version_sha256=service.agreements.current_version("cla").text_sha256,
+            field_values={"team": name},
+        )
+
+
+def test_export_json_and_csv(
+    run, text_file: Path, tmp_path: Path, clean_database: Database
+) -> None:  # type: ignore[no-untyped-def]
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps([{"name": "team", "label": "Team"}]))
+    run(
+        "agreement",
+        "add",
+        "cla",
+        "--title",
+        "CLA",
+        "--file",
+        str(text_file),
+        "--fields",
+        str(fields),
+    )
+    _sign(clean_database, 1, "alice", '=HYPERLINK("http://evil","x")')
+    _sign(clean_database, 2, "bob", "@SUM(A1)", email="-1+1@example.org")
+
+    empty_result = run("signatures", "export", "cla", "--version", "1", "--format", "json")
+    assert empty_result.exit_code == 0
+
+    result = run("signatures", "export", "cla")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["login"] for r in rows] == ["alice", "bob"]
+    for key in (
+        "github_id",
+        "login",
+        "name",
+        "email",
+        "version",
+        "text_sha256",
+        "signed_at",
+        "revoked_at",
+    ):
+        assert key in rows[0]
+    assert rows[0]["name"] == '=HYPERLINK("http://evil","x")'  # JSON is data, not a formula
+
+    result = run("signatures", "export", "cla", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith('"github_id","login","name"')
+    table = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    assert table[0]["name"] == '\'=HYPERLINK("http://evil","x")'
+    assert table[0]["field_team"] == '\'=HYPERLINK("http://evil","x")'
+    assert table[1]["name"] == "'@SUM(A1)"
+    assert table[1]["email"] == "'-1+1@example.org"
+    assert table[0]["version"] == "1"
+
+
+def test_empty_export_is_an_empty_array(run, text_file: Path) -> None:  # type: ignore[no-untyped-def]
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    assert json.loads(run("signatures", "export", "cla").stdout) == []
+
+
+def test_revoke_by_login(run, text_file: Path, clean_database: Database) -> None:  # type: ignore[no-untyped-def]
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    _sign(clean_database, 7, "Alice", "Alice")
+    result = run("signatures", "revoke", "cla", "ALICE", "--reason", "asked by email")
+    assert result.exit_code == 0, result.output
+    assert "GitHub id 7" in result.stderr
+    rows = json.loads(run("signatures", "export", "cla").stdout)
+    assert rows[0]["revoked_at"] is not None
+    assert rows[0]["revocation_reason"] == "asked by email"
+    assert rows[0]["revoked_by"].startswith("command line")
+    assert_clean_failure(
+        run("signatures", "revoke", "cla", "alice", "--reason", "again"), "no active signature"
+    )
+    assert_clean_failure(run("signatures", "revoke", "cla", "alice"), "--reason")
+
+
+def test_allowlist_commands(run, text_file: Path) -> None:  # type: ignore[no-untyped-def]
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    assert run("allowlist", "add", "cla", "dependabot[bot]", "--note", "Dependabot").exit_code == 0
+    assert run("allowlist", "add", "cla", "*-bot").exit_code == 0
+    assert run("allowlist", "list", "cla").stdout == "*-bot\ndependabot[bot]\tDependabot\n"
+    assert run("allowlist", "remove", "cla", "*-BOT").exit_code == 0
+    assert run("allowlist", "list", "cla").stdout == "dependabot[bot]\tDependabot\n"
