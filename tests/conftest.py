@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import create_engine, text
 from tests.support.live import LiveServer
 
@@ -317,10 +318,56 @@ def cla_factory(live: Live, cla_repo: str) -> Iterator[object]:
 
     yield build
     for consumer in started:
-        consumer.stop()  # type: ignore[attr-defined]
+        consumer.stop()
     forget_queues()
 
 
 @pytest.fixture
 def cla(cla_factory: object) -> CLAService:
     return cla_factory()  # type: ignore[operator,no-any-return]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@dataclass
+class BrowserPage:
+    page: Page
+    csp_violations: list[str]
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[BrowserPage]:
+    """A clean browser context; every console message about CSP is collected."""
+    context = browser.new_context()
+    tab = context.new_page()
+    violations: list[str] = []
+    tab.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    yield BrowserPage(tab, violations)
+    context.close()

@@ -419,3 +419,33 @@ def test_security_headers_on_every_response(live: Live, path: str):
     assert "unsafe-inline" not in csp
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"]
+
+
+def test_replay_with_the_pre_callback_cookie_is_refused(live: Live):
+    with live.client() as client:
+        callback = _approve(live, _authorize_url(client))
+        pre_callback_cookies = dict(client.cookies)
+        assert client.get(_callback_path(callback)).status_code == 302
+    with httpx.Client(base_url=live.url, cookies=pre_callback_cookies) as restored:
+        assert restored.get(_callback_path(callback)).status_code == 400
+    assert len(_token_requests(live)) == 1
+
+
+def test_spoofed_host_headers_do_not_change_the_redirect_uri(live: Live):
+    with live.client() as client:
+        response = client.get(
+            "/login", headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+        )
+    redirect_uri = parse_qs(urlsplit(response.headers["location"]).query)["redirect_uri"]
+    assert redirect_uri == [f"{live.url}/login/callback"]
+
+
+def test_csrf_token_from_before_sign_in_is_rejected_after(live: Live):
+    """Anonymous pages carry no form, so the token comes from an earlier sign-in."""
+    with live.client() as client:
+        sign_in(live, client, "bob")
+        earlier_token = _csrf_token(client)
+        sign_in(live, client, "alice")
+        refused = client.post("/logout", data={"csrf_token": earlier_token})
+        assert refused.status_code == 400
+        assert "Hello, alice!" in client.get("/").text

@@ -1,0 +1,108 @@
+"""`undersign serve` and `undersign db upgrade` as an operator runs them: real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+UNDERSIGN = str(Path(sys.executable).parent / "undersign")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSIGN_")}
+    env.update(
+        UNDERSIGN_INSTANCE_PATH=str(tmp_path),
+        UNDERSIGN_SECRET_KEY="production-secret-key-0123456789-abcdefghij",
+        UNDERSIGN_GITHUB_CLIENT_ID="Ov23liProd",
+        UNDERSIGN_GITHUB_CLIENT_SECRET="prod-client-secret",
+        UNDERSIGN_WEBHOOK_SECRET="prod-webhook-secret",
+        UNDERSIGN_DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+    )
+    env.update(extra)
+    return env
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path):
+    env = _production_env(tmp_path)
+    del env["UNDERSIGN_SECRET_KEY"]
+    result = subprocess.run(
+        [UNDERSIGN, "serve", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "UNDERSIGN_SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path):
+    result = subprocess.run(
+        [UNDERSIGN, "serve", "--port", str(_free_port())],
+        env=_production_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "undersign db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_runs_gunicorn_and_logs_paths_without_query_strings(tmp_path: Path):
+    env = _production_env(tmp_path)
+    upgrade = subprocess.run(
+        [UNDERSIGN, "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [UNDERSIGN, "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(log_path.read_text())
+        callback = httpx.get(f"{url}/login/callback?code=SECRETCODE123&state=SECRETSTATE456")
+        assert callback.status_code == 400
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    output = log_path.read_text()
+    assert "gunicorn" in output.lower()
+    assert "/login/callback" in output
+    assert "SECRETCODE123" not in output
+    assert "SECRETSTATE456" not in output
