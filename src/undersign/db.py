@@ -115,3 +115,5 @@ def import_models() -> None:
     from undersign.accounts import models as _accounts  # noqa: F401
     from undersign.agreements import models as _agreements  # noqa: F401
     from undersign.auth import models as _auth  # noqa: F401
+    from undersign.enforcement import models as _enforcement  # noqa: F401
+    from undersign.jobs import models as _jobs  # noqa: F401

@@ -1,0 +1,304 @@
+"""GitHub webhook deliveries: check the signature, then read the few facts undersign needs.
+
+No web framework here: the view hands over the raw body and headers. Order matters
+(SECURITY.md W1): the HMAC is checked over the exact bytes received before anything is
+parsed, and only ``X-Hub-Signature-256`` counts; the legacy SHA-1 header is never looked at,
+because accepting it would let an attacker pick the weaker algorithm.
+
+The payload is a *trigger*, not the truth (W7): the signature has no timestamp, so a captured
+delivery can be replayed forever. ``Event`` therefore keeps only what says *which* pull
+request to look at; the job reads the pull request's current state from the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = [
+    "PULL_REQUEST_ACTIONS",
+    "Event",
+    "MalformedPayload",
+    "has_recheck_command",
+    "merge_group_pull_numbers",
+    "parse_delivery",
+    "verify_signature",
+]
+
+#: ``pull_request`` actions that can change who contributed (REFERENCE.md §4).
+PULL_REQUEST_ACTIONS = frozenset({"opened", "reopened", "synchronize", "ready_for_review"})
+#: Actions after which the pull request no longer waits on anyone (no API call needed).
+PULL_REQUEST_CLOSING_ACTIONS = frozenset({"closed"})
+
+_SIGNATURE = re.compile(r"sha256=([0-9a-f]{64})")
+# "gh-readonly-queue/{base}/pr-{number}-{sha}": the ref GitHub creates for a merge group.
+_QUEUE_REF = re.compile(r"(?:refs/heads/)?gh-readonly-queue/.+?/pr-(\d+)-[0-9a-f]{40}")
+_RECHECK_LINE = re.compile(r"^[ \t]*/cla[ \t]+check[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+_MENTION_LINE = re.compile(
+    r"^[ \t]*@([A-Za-z0-9][A-Za-z0-9-]{0,38}(?:\[bot\])?)[ \t]+check[ \t\r]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+MAX_COMMENT_SCAN = 65536  # GitHub's comment cap; nothing longer is a real comment
+
+
+class MalformedPayload(ValueError):
+    """A correctly signed body undersign cannot read; ``reason`` goes into the 400 answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def verify_signature(secrets: Sequence[str], body: bytes, header: str | None) -> bool:
+    """Whether ``header`` (``X-Hub-Signature-256``) is a valid HMAC of ``body`` under one of
+    ``secrets`` (several during a rotation).
+
+    Only the exact GitHub form ``sha256=<64 lowercase hex>`` is accepted: no ``sha1=``, no
+    uppercase, no padding. Every secret is compared, in constant time, so timing tells nothing
+    about which one (if any) nearly matched.
+    """
+    if not header or not isinstance(header, str):
+        return False
+    match = _SIGNATURE.fullmatch(header)
+    if match is None:
+        return False
+    given = match.group(1).encode("ascii")
+    valid = False
+    for secret in secrets:
+        if not secret:
+            continue
+        expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        valid |= hmac.compare_digest(expected.encode("ascii"), given)
+    return valid
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a delivery asks undersign to do; ``relevant`` is False for everything it ignores."""
+
+    kind: str
+    action: str | None
+    relevant: bool
+    repo_full_name: str | None = None
+    repo_id: int | None = None
+    numbers: tuple[int, ...] = ()
+    head_sha: str | None = None
+    comment_id: int | None = None
+    comment_body: str | None = None
+    commenter_login: str | None = None
+    commenter_id: int | None = None
+    commenter_type: str | None = None
+    installation_id: int | None = None
+    ignored_because: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The trigger as stored with the job (never the whole payload)."""
+        return {
+            "kind": self.kind,
+            "action": self.action,
+            "repo": self.repo_full_name,
+            "repo_id": self.repo_id,
+            "numbers": list(self.numbers),
+            "head_sha": self.head_sha,
+            "comment_id": self.comment_id,
+            "comment_body": self.comment_body,
+            "commenter_login": self.commenter_login,
+            "commenter_id": self.commenter_id,
+            "commenter_type": self.commenter_type,
+            "installation_id": self.installation_id,
+        }
+
+
+def _decode(body: bytes, content_type: str | None) -> Mapping[str, Any]:
+    """The JSON object of a delivery sent as ``application/json`` or as a form (``payload=``);
+    GitHub's repository hooks default to the form encoding."""
+    mime = (content_type or "application/json").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPayload("the body is not UTF-8") from None
+    if mime == "application/x-www-form-urlencoded":
+        values = parse_qs(text, keep_blank_values=True, max_num_fields=10)
+        payloads = values.get("payload")
+        if not payloads or len(payloads) != 1:
+            raise MalformedPayload("a form delivery needs exactly one 'payload' field")
+        text = payloads[0]
+    elif mime not in ("application/json", "text/json") and not mime.endswith("+json"):
+        raise MalformedPayload(f"unsupported content type {mime!r}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedPayload(f"the body is not valid JSON ({exc.msg})") from None
+    except ValueError:  # e.g. numbers too long to convert
+        raise MalformedPayload("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedPayload("the body must be a JSON object")
+    return data
+
+
+def _object(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, Mapping):
+        raise MalformedPayload(f"{where}{key} is missing or not an object")
+    return value
+
+
+def _positive_int(data: Mapping[str, Any], key: str, where: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise MalformedPayload(f"{where}{key} is missing or not a positive integer")
+    return value
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _optional_id(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _repository(data: Mapping[str, Any]) -> tuple[str, int]:
+    repo = _object(data, "repository", "")
+    name = repo.get("full_name")
+    if not isinstance(name, str) or name.count("/") != 1 or len(name) > 200:
+        raise MalformedPayload("repository.full_name is missing or not 'owner/name'")
+    return name, _positive_int(repo, "id", "repository.")
+
+
+def _installation(data: Mapping[str, Any]) -> int | None:
+    installation = data.get("installation")
+    return _optional_id(installation.get("id")) if isinstance(installation, Mapping) else None
+
+
+def _ignored(kind: str, action: str | None, why: str) -> Event:
+    return Event(kind=kind, action=action, relevant=False, ignored_because=why)
+
+
+def has_recheck_command(body: str | None, bot_login: str | None = None) -> bool:
+    """``/cla check`` on a line of its own (any case), or ``@<bot> check`` when ``bot_login``
+    is known; with ``bot_login=None`` any ``@someone check`` line counts (a cheap pre-filter:
+    the job decides with the real login)."""
+    if not isinstance(body, str):
+        return False
+    body = body[:MAX_COMMENT_SCAN]
+    if _RECHECK_LINE.search(body):
+        return True
+    for match in _MENTION_LINE.finditer(body):
+        if bot_login is None or match.group(1).casefold() == bot_login.casefold():
+            return True
+    return False
+
+
+def merge_group_pull_numbers(head_ref: str) -> tuple[int, ...]:
+    """Pull request numbers named by a merge queue ref (``gh-readonly-queue/main/pr-7-<sha>``)."""
+    match = _QUEUE_REF.fullmatch(head_ref.strip())
+    return (int(match.group(1)),) if match else ()
+
+
+def parse_delivery(event_name: str | None, body: bytes, content_type: str | None) -> Event:
+    """Read a verified delivery. Raises ``MalformedPayload`` for a body that is not a JSON
+    object, or for an event undersign acts on that lacks what it needs. Events and actions it
+    does not use come back with ``relevant=False`` and are not validated further, so new
+    GitHub payload shapes never turn into errors."""
+    if not event_name or len(event_name) > 100:
+        raise MalformedPayload("the X-GitHub-Event header is missing")
+    data = _decode(body, content_type)
+    raw_action = data.get("action")
+    action = raw_action if isinstance(raw_action, str) else None
+    if event_name == "ping":
+        return Event(kind="ping", action=None, relevant=False, ignored_because="ping")
+    if event_name == "pull_request":
+        return _pull_request(data, action)
+    if event_name == "issue_comment":
+        return _issue_comment(data, action)
+    if event_name == "merge_group":
+        return _merge_group(data, action)
+    return _ignored(event_name, action, f"undersign does not use {event_name!r} events")
+
+
+def _pull_request(data: Mapping[str, Any], action: str | None) -> Event:
+    if action not in PULL_REQUEST_ACTIONS | PULL_REQUEST_CLOSING_ACTIONS:
+        return _ignored("pull_request", action, f"action {action!r} changes no contributor")
+    repo, repo_id = _repository(data)
+    pull = _object(data, "pull_request", "")
+    number = _positive_int(data, "number", "") if "number" in data else None
+    number = number or _positive_int(pull, "number", "pull_request.")
+    head = pull.get("head")
+    head_sha = _optional_str(head.get("sha")) if isinstance(head, Mapping) else None
+    return Event(
+        kind="pull_request",
+        action=action,
+        relevant=True,
+        repo_full_name=repo,
+        repo_id=repo_id,
+        numbers=(number,),
+        head_sha=head_sha,
+        installation_id=_installation(data),
+    )
+
+
+def _issue_comment(data: Mapping[str, Any], action: str | None) -> Event:
+    if action != "created":
+        return _ignored("issue_comment", action, f"action {action!r} is not a new comment")
+    issue = _object(data, "issue", "")
+    # A comment on a pull request is an issue comment whose issue carries "pull_request".
+    if not isinstance(issue.get("pull_request"), Mapping):
+        return _ignored("issue_comment", action, "the comment is on an issue, not a pull request")
+    comment = _object(data, "comment", "")
+    body = comment.get("body")
+    if body is not None and not isinstance(body, str):
+        raise MalformedPayload("comment.body is not a string")
+    if not has_recheck_command(body):
+        return _ignored("issue_comment", action, "the comment carries no recheck command")
+    repo, repo_id = _repository(data)
+    user = comment.get("user")
+    user = user if isinstance(user, Mapping) else {}
+    return Event(
+        kind="issue_comment",
+        action=action,
+        relevant=True,
+        repo_full_name=repo,
+        repo_id=repo_id,
+        numbers=(_positive_int(issue, "number", "issue."),),
+        comment_id=_optional_id(comment.get("id")),
+        comment_body=(body or "")[:MAX_COMMENT_SCAN],
+        commenter_login=_optional_str(user.get("login")),
+        commenter_id=_optional_id(user.get("id")),
+        commenter_type=_optional_str(user.get("type")),
+        installation_id=_installation(data),
+    )
+
+
+def _merge_group(data: Mapping[str, Any], action: str | None) -> Event:
+    if action != "checks_requested":
+        return _ignored("merge_group", action, f"action {action!r} needs no check")
+    repo, repo_id = _repository(data)
+    group = _object(data, "merge_group", "")
+    head_sha = group.get("head_sha")
+    if not isinstance(head_sha, str) or not re.fullmatch(r"[0-9a-f]{40}", head_sha):
+        raise MalformedPayload("merge_group.head_sha is missing or not a commit sha")
+    head_ref = group.get("head_ref")
+    if not isinstance(head_ref, str):
+        raise MalformedPayload("merge_group.head_ref is missing")
+    numbers = merge_group_pull_numbers(head_ref)
+    if not numbers:
+        raise MalformedPayload("merge_group.head_ref does not name a pull request")
+    return Event(
+        kind="merge_group",
+        action=action,
+        relevant=True,
+        repo_full_name=repo,
+        repo_id=repo_id,
+        numbers=numbers,
+        head_sha=head_sha,
+        installation_id=_installation(data),
+    )

@@ -1,0 +1,223 @@
+"""Huey, configured from settings: SQLite in the instance folder, or Redis for many machines.
+
+The Huey instance is created by ``get_queue(settings)`` (never at import time) and carries only
+job ids. Recording a job and handing it to Huey are two steps: the row is committed first (in
+the caller's transaction), then Huey is told; if the process dies in between, the sweeper
+finds the row once its lease has run out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.api import Huey
+from huey.consumer import Consumer
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from undersign.config import Settings
+from undersign.db import Database, utcnow
+from undersign.jobs.context import JobContext
+from undersign.jobs.models import Job
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "undersign"
+RUN_TASK = "undersign.run_job"
+SWEEP_TASK = "undersign.sweep"
+
+
+def make_huey(settings: Settings) -> Huey:
+    """``RedisHuey`` for ``redis://``/``rediss://`` URLs, else ``SqliteHuey`` (a file)."""
+    url = settings.queue_url or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey(QUEUE_NAME, url=url, results=False, utc=True)
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+    elif url:
+        raise ValueError(
+            "UNDERSIGN_QUEUE_URL: expected redis://..., rediss://... or sqlite:///path"
+        )
+    else:
+        path = Path(settings.instance_path) / "queue.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+
+
+class JobQueue:
+    """A Huey instance with undersign's two tasks registered on it, and the job context."""
+
+    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+        self.settings = settings
+        self.huey = make_huey(settings)
+        self._database = database
+        self._context: JobContext | None = None
+        self._lock = threading.Lock()
+        self._run = self.huey.task(name=RUN_TASK)(self._run_job)
+        self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._periodic_sweep)
+
+    def context(self) -> JobContext:
+        with self._lock:
+            if self._context is None:
+                self._context = JobContext.from_settings(self.settings, self._database)
+            return self._context
+
+    def enqueue(self, job_id: int, delay: float = 0.0) -> None:
+        """Tell a worker about a job row (already committed)."""
+        if delay > 0:
+            self._run.schedule(args=(job_id,), delay=delay)
+        else:
+            self._run(job_id)
+
+    def enqueue_quietly(self, job_ids: Iterable[int]) -> None:
+        """Enqueue, logging instead of raising: the rows are safe and the sweeper will
+        find them if the queue is unreachable now."""
+        for job_id in job_ids:
+            try:
+                self.enqueue(job_id)
+            except Exception:
+                log.exception("could not enqueue job %s; the sweeper will pick it up", job_id)
+
+    def close(self) -> None:
+        if self._context is not None and self._database is None:
+            self._context.database.dispose()
+        try:
+            self.huey.storage.close()
+        except Exception:  # pragma: no cover - storage may not support or need it
+            log.debug("closing the queue storage failed", exc_info=True)
+
+    def _run_job(self, job_id: int) -> None:
+        from undersign.jobs.runner import run_job
+
+        run_job(self, job_id)
+
+    def _periodic_sweep(self) -> None:
+        from undersign.jobs.runner import sweep
+
+        sweep(self)
+
+
+_queues: list[JobQueue] = []
+_queues_lock = threading.Lock()
+
+
+def get_queue(settings: Settings, database: Database | None = None) -> JobQueue:
+    """The process's queue for these settings, created on first use (never at import)."""
+    with _queues_lock:
+        for queue in _queues:
+            if queue.settings == settings:
+                return queue
+        queue = JobQueue(settings, database)
+        _queues.append(queue)
+        return queue
+
+
+def forget_queues() -> None:
+    """Drop every queue of this process (tests build a new service per test)."""
+    with _queues_lock:
+        for queue in _queues:
+            queue.close()
+        _queues.clear()
+
+
+def reset_after_fork() -> None:
+    """In a freshly forked web worker: drop the parent's queues without touching their
+    connections (they belong to the parent's embedded consumer)."""
+    global _queues_lock
+    _queues_lock = threading.Lock()
+    _queues.clear()
+
+
+def new_job(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    lease: int,
+    hook_id: str | None = None,
+    delivery_id: str | None = None,
+    event_name: str | None = None,
+) -> Job:
+    """Add a queued job row to ``session`` (the caller's transaction)."""
+    now = utcnow()
+    job = Job(
+        kind=kind,
+        payload=payload,
+        hook_id=hook_id,
+        delivery_id=delivery_id,
+        event=event_name,
+        status="queued",
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        lease_until=now + dt.timedelta(seconds=lease),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def enqueue_after_commit(session: Session, queue: JobQueue, job_ids: list[int]) -> None:
+    """Hand the jobs to Huey once ``session`` commits (not before: a worker must see them)."""
+
+    def _after_commit(_session: Session) -> None:
+        queue.enqueue_quietly(job_ids)
+
+    event.listen(session, "after_commit", _after_commit, once=True)
+
+
+class _EmbeddedConsumer(Consumer):
+    """Huey's consumer in threads of a process it does not own (no signal handlers)."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+@dataclass
+class ConsumerHandle:
+    consumer: Any
+    queue: JobQueue
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let running jobs finish (up to ``timeout``), then stop the threads."""
+        self.consumer.shutdown_timeout = timeout
+        self.consumer.stop(graceful=True)
+
+
+def make_consumer(queue: JobQueue, *, workers: int, embedded: bool) -> Any:
+    cls = _EmbeddedConsumer if embedded else Consumer
+    return cls(
+        queue.huey,
+        workers=workers,
+        periodic=True,
+        initial_delay=0.05,
+        backoff=1.5,
+        max_delay=1.0,
+        scheduler_interval=1,
+        worker_type="thread",
+        check_worker_health=not embedded,
+    )
+
+
+def start_embedded_consumer(
+    settings: Settings, *, workers: int = 2, database: Database | None = None
+) -> ConsumerHandle:
+    """Workers as threads of this process, so ``undersign serve`` alone is a whole service.
+    Jobs left over by a previous run are picked up at once."""
+    from undersign.jobs.runner import sweep
+
+    queue = get_queue(settings, database)
+    consumer = make_consumer(queue, workers=workers, embedded=True)
+    consumer.start()
+    try:
+        sweep(queue, everything=True)
+    except Exception:
+        log.exception("start-up sweep failed; the periodic sweep will retry")
+    return ConsumerHandle(consumer, queue)

@@ -1,0 +1,286 @@
+"""Running one job: claim its row, do the work, then finish, retry later, or fail visibly.
+
+* Claiming is one atomic UPDATE (queued, or running with an expired lease -> running), so a
+  job Huey hands out twice (the sweeper re-enqueued it) still runs once at a time.
+* Retries: 5xx and timeouts back off exponentially with jitter; a rate limit waits exactly
+  as long as GitHub said (and shuts the token's gate for every process); a pull request being
+  evaluated elsewhere is retried in a moment without using up an attempt.
+* A plain 404 (repository gone, access lost) is not retried. Any other 4xx, or too many
+  attempts, ends in ``failed`` with the reason, and the pull request gets an ``error`` status
+  with a short explanation instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from undersign.db import utcnow
+from undersign.enforcement import service
+from undersign.github.errors import GitHubError, GitHubRequestError, NotFound, RateLimited
+from undersign.github.webhooks import has_recheck_command
+from undersign.jobs.context import JobContext
+from undersign.jobs.models import Job
+from undersign.jobs.queue import JobQueue, new_job
+
+log = logging.getLogger(__name__)
+
+BUSY_RETRY_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 600.0
+MAX_ERROR_LENGTH = 1000
+
+
+class _Retry(Exception):
+    def __init__(self, delay: float, reason: str, *, counts: bool = True) -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+        self.counts = counts
+
+
+class _Fail(Exception):
+    def __init__(self, reason: str, *, report: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.report = report
+
+
+def backoff_delay(ctx: JobContext, attempt: int) -> float:
+    """Exponential backoff with "equal jitter": base * 2^(n-1), half of it random."""
+    base = max(ctx.settings.job_retry_base_ms, 1) / 1000.0
+    ceiling = min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _claim(ctx: JobContext, job_id: int) -> Job | None:
+    now = utcnow()
+    lease = dt.timedelta(seconds=ctx.settings.job_lease)
+    with ctx.database.session() as session:
+        claimed = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                or_(
+                    Job.status == "queued",
+                    and_(Job.status == "running", Job.lease_until < now),
+                ),
+            )
+            .values(
+                status="running",
+                attempts=Job.attempts + 1,
+                lease_until=now + lease,
+                updated_at=now,
+            )
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            return None
+        job = session.get(Job, job_id)
+        if job is not None:
+            session.expunge(job)
+        return job
+
+
+def _heartbeat(ctx: JobContext, job_id: int) -> None:
+    now = utcnow()
+    with ctx.database.session() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(lease_until=now + dt.timedelta(seconds=ctx.settings.job_lease))
+        )
+
+
+def _finish(ctx: JobContext, job_id: int, **values: Any) -> None:
+    now = utcnow()
+    with ctx.database.session() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(updated_at=now, **values))
+
+
+def run_job(queue: JobQueue, job_id: int) -> None:
+    """Huey's task body. Never raises: every outcome is written to the job row."""
+    ctx = queue.context()
+    job = _claim(ctx, job_id)
+    if job is None:
+        return  # done already, or someone else holds its lease
+    ctx.set_heartbeat(lambda: _heartbeat(ctx, job_id))
+    try:
+        _dispatch(ctx, queue, job)
+    except _Retry as retry:
+        _reschedule(ctx, queue, job, retry)
+    except _Fail as failure:
+        _fail(ctx, job, failure.reason, report=failure.report)
+    except Exception as exc:
+        log.exception("job %s crashed", job_id)
+        _reschedule(ctx, queue, job, _Retry(backoff_delay(ctx, job.attempts), _short(exc)))
+    else:
+        _finish(ctx, job_id, status="done", finished_at=utcnow(), last_error=None)
+    finally:
+        ctx.set_heartbeat(None)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:MAX_ERROR_LENGTH]
+
+
+def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: _Retry) -> None:
+    attempts = job.attempts if retry.counts else job.attempts - 1
+    if attempts >= ctx.settings.job_max_attempts:
+        _fail(ctx, job, f"gave up after {attempts} attempts: {retry.reason}", report=True)
+        return
+    eta = utcnow() + dt.timedelta(seconds=retry.delay)
+    _finish(
+        ctx,
+        job.id,
+        status="queued",
+        attempts=attempts,
+        last_error=retry.reason[:MAX_ERROR_LENGTH],
+        # The sweeper leaves it alone until well after its planned retry.
+        lease_until=eta + dt.timedelta(seconds=ctx.settings.job_lease),
+    )
+    log.info("job %s retries in %.1f s: %s", job.id, retry.delay, retry.reason)
+    try:
+        queue.enqueue(job.id, delay=retry.delay)
+    except Exception:
+        log.exception("could not schedule the retry of job %s; the sweeper will", job.id)
+
+
+def _fail(ctx: JobContext, job: Job, reason: str, *, report: bool) -> None:
+    log.warning("job %s failed: %s", job.id, reason)
+    if report:
+        # Before the row says failed, so "failed" means the pull request was told.
+        repo, numbers = _targets(job)
+        short = reason.split(": ", 1)[-1] if reason.startswith("gave up") else reason
+        for number in numbers:
+            try:
+                service.post_error_status(ctx, repo, number, _status_reason(short))
+            except Exception as exc:
+                log.warning("could not post the error status on %s#%s: %s", repo, number, exc)
+    _finish(
+        ctx,
+        job.id,
+        status="failed",
+        finished_at=utcnow(),
+        last_error=reason[:MAX_ERROR_LENGTH],
+    )
+
+
+def _status_reason(reason: str) -> str:
+    if "answered 5" in reason or "Unavailable" in reason or "did not answer" in reason:
+        return "GitHub is failing; comment /cla check to retry."
+    if "rate limit" in reason.lower():
+        return "GitHub rate limit; comment /cla check to retry."
+    return reason[:80] + "; comment /cla check to retry."
+
+
+def _targets(job: Job) -> tuple[str, list[int]]:
+    payload = job.payload or {}
+    repo = str(payload.get("repo") or "")
+    numbers = [int(n) for n in payload.get("numbers") or [] if isinstance(n, int)]
+    if job.kind == "evaluate" and isinstance(payload.get("number"), int):
+        numbers = [payload["number"]]
+    if job.payload.get("kind") == "merge_group":
+        numbers = []  # the group's head is gone once the queue moves on
+    return repo, numbers if repo else []
+
+
+def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> None:
+    try:
+        if job.kind == "delivery":
+            _delivery(ctx, job)
+        elif job.kind == "evaluate":
+            payload = job.payload
+            service.evaluate_pull_request(
+                ctx, str(payload["repo"]), int(payload["number"]), not_before=job.created_at
+            )
+        elif job.kind == "person":
+            _person(ctx, queue, job)
+        else:
+            raise _Fail(f"unknown job kind {job.kind!r}", report=False)
+    except service.PullRequestBusy as exc:
+        raise _Retry(BUSY_RETRY_SECONDS, str(exc), counts=False) from None
+    except RateLimited as exc:
+        wait = ctx.pacer.block(exc.retry_after, str(exc) or "rate limited")
+        raise _Retry(wait + random.uniform(0, 1), f"rate limited: {exc}") from None  # noqa: S311
+    except NotFound as exc:
+        raise _Fail(f"GitHub answered 404: {exc}", report=False) from None
+    except GitHubRequestError as exc:
+        raise _Fail(str(exc), report=True) from None
+    except GitHubError as exc:
+        raise _Retry(backoff_delay(ctx, job.attempts), _short(exc)) from None
+
+
+def _delivery(ctx: JobContext, job: Job) -> None:
+    payload = job.payload
+    kind, action = payload.get("kind"), payload.get("action")
+    repo = str(payload.get("repo") or "")
+    numbers = [int(n) for n in payload.get("numbers") or []]
+    if kind == "pull_request" and action == "closed":
+        for number in numbers:
+            service.mark_closed(ctx, repo, number)
+        return
+    if kind == "pull_request":
+        for number in numbers:
+            service.evaluate_pull_request(ctx, repo, number, not_before=job.created_at)
+        return
+    if kind == "issue_comment":
+        if _is_recheck(ctx, payload):
+            for number in numbers:
+                service.evaluate_pull_request(ctx, repo, number, not_before=job.created_at)
+        return
+    if kind == "merge_group":
+        service.evaluate_merge_group(
+            ctx, repo, numbers, str(payload["head_sha"]), not_before=job.created_at
+        )
+        return
+    raise _Fail(f"unknown delivery kind {kind!r}", report=False)
+
+
+def _is_recheck(ctx: JobContext, payload: dict[str, Any]) -> bool:
+    """A recheck command from a person (never from a bot, least of all ourselves)."""
+    body = payload.get("comment_body")
+    if payload.get("commenter_type") == "Bot" or service.COMMENT_MARKER in str(body or ""):
+        return False
+    login, bot_id = service.bot_identity(ctx)
+    commenter_login = str(payload.get("commenter_login") or "")
+    if payload.get("commenter_id") == bot_id or commenter_login.casefold() == login.casefold():
+        return False
+    return has_recheck_command(body, bot_login=login)
+
+
+def _person(ctx: JobContext, queue: JobQueue, job: Job) -> None:
+    """A signature changed: evaluate every open pull request this person contributed to,
+    one job each (so one slow pull request does not hold up the others)."""
+    github_id = int(job.payload["github_id"])
+    with ctx.database.session() as session:
+        targets = service.open_pulls_of_person(session, github_id)
+        ids = [
+            new_job(
+                session,
+                "evaluate",
+                {"repo": repo, "number": number, "because": f"person {github_id}"},
+                lease=ctx.settings.job_lease,
+            ).id
+            for repo, number in targets
+        ]
+    queue.enqueue_quietly(ids)
+
+
+def sweep(queue: JobQueue, *, everything: bool = False) -> int:
+    """Hand again to Huey every job whose lease ran out (queued but never delivered to a
+    worker, or running on a worker that died). ``everything`` (at start-up): every queued job
+    too, leased or not; Huey may still hold some of them, and the claim runs each once."""
+    ctx = queue.context()
+    now = utcnow()
+    expired = and_(Job.status.in_(("queued", "running")), Job.lease_until < now)
+    condition = or_(Job.status == "queued", expired) if everything else expired
+    with ctx.database.session() as session:
+        ids = list(session.scalars(select(Job.id).where(condition).order_by(Job.id).limit(1000)))
+    if ids:
+        log.info("sweeper: re-enqueuing %d job(s)", len(ids))
+    queue.enqueue_quietly(ids)
+    return len(ids)

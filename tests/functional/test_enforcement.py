@@ -1,0 +1,357 @@
+"""Webhook to commit status, end to end: the live app, the GitHub emulator, a real Huey
+consumer on a SQLite queue. No mocks: what GitHub sees is read back from the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import BOT_LOGIN, CLAService
+
+REPO = "octo-org/widgets"
+FIXTURE_MERGE_GROUP = (
+    Path(__file__).parent.parent / "fixtures" / "github" / "merge_group__checks_requested.json"
+)
+
+
+def open_pr(
+    cla: CLAService, login: str, n_commits: int = 1, repo: str = REPO, **kw: Any
+) -> dict[str, Any]:
+    pr: dict[str, Any] = cla.state.add_pull_request(  # type: ignore[attr-defined]
+        repo, user_login=login, n_commits=n_commits, **kw
+    )
+    return pr
+
+
+def deliver_pr(
+    cla: CLAService, pr: dict[str, Any], action: str = "opened", repo: str = REPO
+) -> str:
+    payload = cla.state.pull_request_event(repo, pr["number"], action)  # type: ignore[attr-defined]
+    status, guid = cla.deliver("pull_request", payload)
+    assert status == 202
+    return guid
+
+
+def head(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> str:
+    return str(cla.state.pull_request(repo, pr["number"])["head"]["sha"])  # type: ignore[attr-defined]
+
+
+def our_comments(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in cla.state.comments(repo, pr["number"])  # type: ignore[attr-defined]
+        if c["user"]["login"] == BOT_LOGIN
+    ]
+
+
+def test_unsigned_author_goes_red_with_one_comment_then_green_when_signing(cla: CLAService) -> None:
+    pr = open_pr(cla, "alice", 2)
+    deliver_pr(cla, pr)
+    sha = head(cla, pr)
+    cla.wait_idle()
+    status = cla.status(REPO, sha)
+    assert status is not None
+    assert status["state"] == "failure"
+    assert status["description"] == "0 of 1 contributor has signed the CLA."
+    assert status["target_url"] == (
+        f"{cla.live.url}/sign/individual-cla?repo=octo-org/widgets&pr={pr['number']}"
+    )
+    [comment] = our_comments(cla, pr)
+    assert "@alice" in comment["body"]
+
+    cla.sign("alice")
+    cla.wait_for(lambda: cla.status(REPO, sha)["state"] == "success", what="green")  # type: ignore[index]
+    cla.wait_idle()
+    [comment] = our_comments(cla, pr)
+    assert "Thank you" in comment["body"]
+    assert "@alice" not in comment["body"]
+
+
+def noreply(cla: CLAService, login: str) -> str:
+    from undersign.enforcement.service import noreply_domain
+
+    user = cla.state.user(login)  # type: ignore[attr-defined]
+    return f"{user['id']}+{login}@{noreply_domain(cla.settings.github_url)}"
+
+
+def evaluate_now(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> dict[str, Any]:
+    deliver_pr(cla, pr, "synchronize", repo)
+    cla.wait_idle()
+    status = cla.status(repo, head(cla, pr, repo))
+    assert status is not None
+    return status
+
+
+def test_300_commit_pull_request_with_one_unsigned_author_at_the_end(cla: CLAService) -> None:
+    cla.sign("alice")
+    pr = open_pr(cla, "alice", 299)
+    last = cla.state.add_commit(REPO, author_login="bob", message="The last one")  # type: ignore[attr-defined]
+    cla.state.push_commits(REPO, pr["number"], [last])  # type: ignore[attr-defined]
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    assert status["description"] == "1 of 2 contributors have signed the CLA."
+    paths = [r.rest_path for r in cla.state.api_calls("GET")]  # type: ignore[attr-defined]
+    assert sum("/compare/" in p for p in paths) == 3  # 300 commits, 100 a page
+    [comment] = our_comments(cla, pr)
+    assert "@bob" in comment["body"] and "@alice" not in comment["body"]
+
+
+def test_co_author_must_sign_too(cla: CLAService) -> None:
+    cla.sign("alice")
+    sha = cla.state.add_commit(  # type: ignore[attr-defined]
+        REPO,
+        author_login="alice",
+        message=f"Pair on it\n\nCo-authored-by: Bob <{noreply(cla, 'bob')}>\n",
+    )
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    assert status["description"] == "1 of 2 contributors have signed the CLA."
+    cla.sign("bob")
+    cla.wait_idle()
+    assert cla.status(REPO, sha)["state"] == "success"  # type: ignore[index]
+
+
+def test_unknown_author_is_listed_with_the_fix(cla: CLAService) -> None:
+    sha = cla.state.add_commit(  # type: ignore[attr-defined]
+        REPO,
+        author={"name": "Nobody Known", "email": "nobody@elsewhere.example"},
+        author_field="null",
+    )
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    assert "link their commit email" in str(status["description"])
+    [comment] = our_comments(cla, pr)
+    assert "`nobody@elsewhere.example`" in comment["body"]
+    assert "add `nobody@elsewhere.example` to your GitHub account" in comment["body"]
+
+
+def test_bot_author_is_exempt_by_type(cla: CLAService) -> None:
+    cla.state.add_user("dependabot[bot]", type="Bot", email="bot@dependabot.invalid")  # type: ignore[attr-defined]
+    cla.sign("alice")
+    bot_commit = cla.state.add_commit(REPO, author_login="dependabot[bot]")  # type: ignore[attr-defined]
+    mine = cla.state.add_commit(REPO, author_login="alice")  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[bot_commit, mine])  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "success"
+    assert our_comments(cla, pr) == []
+
+
+def test_maintainer_rebase_does_not_sign_for_the_author(cla: CLAService) -> None:
+    cla.sign("maint")
+    rebased = cla.state.add_commit(  # type: ignore[attr-defined]
+        REPO, author_login="alice", committer_login="maint", message="Rebased by a maintainer"
+    )
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[rebased])  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    assert status["description"] == "0 of 1 contributor has signed the CLA."
+    [comment] = our_comments(cla, pr)
+    assert "@alice" in comment["body"] and "@maint" not in comment["body"]
+
+
+def test_one_signature_turns_three_pull_requests_in_two_repos_green(cla: CLAService) -> None:
+    cla.state.content_creation_limit_per_minute = 80  # type: ignore[attr-defined]
+    prs = [(REPO, open_pr(cla, "alice")), (REPO, open_pr(cla, "alice"))]
+    prs.append(("octo-org/gadgets", open_pr(cla, "alice", repo="octo-org/gadgets")))
+    other = open_pr(cla, "bob")
+    for repo, pr in [*prs, (REPO, other)]:
+        deliver_pr(cla, pr, repo=repo)
+    cla.wait_idle()
+    assert all(cla.status(r, head(cla, p, r))["state"] == "failure" for r, p in prs)  # type: ignore[index]
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+
+    cla.sign("alice")
+    cla.wait_idle()
+    for repo, pr in prs:
+        assert cla.status(repo, head(cla, pr, repo))["state"] == "success"  # type: ignore[index]
+        assert len(our_comments(cla, pr, repo)) == 1
+    # bob's pull request was not looked at: no listing of its commits.
+    paths = [r.rest_path for r in cla.state.api_calls()]  # type: ignore[attr-defined]
+    assert not any(f"/pulls/{other['number']}/" in p for p in paths if REPO in p)
+    assert all(r.status != 403 for r in cla.state.api_calls())  # type: ignore[attr-defined]
+
+    cla.revoke("alice")
+    cla.wait_idle()
+    for repo, pr in prs:
+        assert cla.status(repo, head(cla, pr, repo))["state"] == "failure"  # type: ignore[index]
+
+
+def test_comment_is_edited_in_place_never_repeated(cla: CLAService) -> None:
+    sha = cla.state.add_commit(REPO, author_login="alice")  # type: ignore[attr-defined]
+    sha2 = cla.state.add_commit(REPO, author_login="bob")  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha, sha2])  # type: ignore[attr-defined]
+    evaluate_now(cla, pr)
+    [first] = our_comments(cla, pr)
+    assert "@alice" in first["body"] and "@bob" in first["body"]
+    cla.sign("alice")
+    cla.wait_idle()
+    cla.state.push_commits(REPO, pr["number"], n_commits=1, author_login="bob")  # type: ignore[attr-defined]
+    evaluate_now(cla, pr)
+    evaluate_now(cla, pr)
+    [comment] = our_comments(cla, pr)
+    assert comment["id"] == first["id"]
+    assert "@bob" in comment["body"] and "@alice" not in comment["body"]
+    assert len(cla.state.api_calls("POST", f"/repos/{REPO}/issues/")) == 1  # type: ignore[attr-defined]
+
+
+def test_recheck_command_re_evaluates_and_bot_comments_are_ignored(cla: CLAService) -> None:
+    from undersign.agreements.service import AgreementService, SignatureService
+
+    pr = open_pr(cla, "alice")
+    sha = head(cla, pr)
+    evaluate_now(cla, pr)
+    # Signed without the hook (e.g. by an admin import): only a recheck notices.
+    user = cla.state.user("alice")  # type: ignore[attr-defined]
+    with cla.database.session() as session:
+        version = AgreementService(session).current_version("individual-cla")
+        SignatureService(session).sign(
+            "individual-cla",
+            github_id=user["id"],
+            login="alice",
+            name="Alice",
+            email="alice@example.com",
+            version_sha256=version.text_sha256,
+            agreed=True,
+        )
+    for body, login in [("/cla check", BOT_LOGIN), ("looks fine\n/cla  check-ish", "bob")]:
+        payload = cla.state.issue_comment_event(REPO, pr["number"], body, login)  # type: ignore[attr-defined]
+        cla.deliver("issue_comment", payload)
+    cla.wait_idle()
+    assert cla.status(REPO, sha)["state"] == "failure"  # type: ignore[index]
+
+    payload = cla.state.issue_comment_event(  # type: ignore[attr-defined]
+        REPO, pr["number"], "Signed it.\n/CLA check\n", "alice"
+    )
+    assert cla.deliver("issue_comment", payload)[0] == 202
+    cla.wait_idle()
+    assert cla.status(REPO, sha)["state"] == "success"  # type: ignore[index]
+
+
+def test_mention_of_the_bot_is_a_recheck(cla: CLAService) -> None:
+    pr = open_pr(cla, "alice")
+    sha = head(cla, pr)
+    evaluate_now(cla, pr)
+    cla.state.add_status(  # type: ignore[attr-defined]
+        REPO, sha, state="pending", creator_login="carol", context="other"
+    )
+    with cla.database.session() as session:
+        from sqlalchemy import update
+
+        from undersign.enforcement.models import PullRequestCheck
+
+        session.execute(update(PullRequestCheck).values(status_state="forgotten"))
+    payload = cla.state.issue_comment_event(  # type: ignore[attr-defined]
+        REPO, pr["number"], f"@{BOT_LOGIN} check", "alice"
+    )
+    cla.deliver("issue_comment", payload)
+    cla.wait_idle()
+    assert len(cla.statuses(REPO, sha)) == 2  # re-evaluated and re-posted
+
+
+def test_merge_group_head_gets_the_verdict_of_its_pull_request(cla: CLAService) -> None:
+    cla.sign("alice")
+    signed, unsigned = open_pr(cla, "alice"), open_pr(cla, "bob")
+    for pr, expected in ((signed, "success"), (unsigned, "failure")):
+        group_head = cla.state.add_commit(REPO, author_login="alice", message="Merge group")  # type: ignore[attr-defined]
+        payload = json.loads(FIXTURE_MERGE_GROUP.read_text())
+        payload["repository"] = cla.state.repo(REPO)  # type: ignore[attr-defined]
+        payload["merge_group"]["head_sha"] = group_head
+        payload["merge_group"]["head_ref"] = (
+            f"refs/heads/gh-readonly-queue/main/pr-{pr['number']}-{head(cla, pr)}"
+        )
+        assert cla.deliver("merge_group", payload)[0] == 202
+        cla.wait_idle()
+        status = cla.status(REPO, group_head)
+        assert status is not None and status["state"] == expected
+
+
+def test_call_budget_two_calls_then_one(cla: CLAService) -> None:
+    cla.sign("alice")
+    pr = open_pr(cla, "alice", 100)
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    evaluate_now(cla, pr)
+    calls = [(r.method, r.rest_path.split("?")[0]) for r in cla.state.api_calls()]  # type: ignore[attr-defined]
+    assert calls == [
+        ("GET", f"/repos/{REPO}/pulls/{pr['number']}/commits"),
+        ("POST", f"/repos/{REPO}/statuses/{head(cla, pr)}"),
+    ]
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    evaluate_now(cla, pr)
+    [only] = cla.state.api_calls()  # type: ignore[attr-defined]
+    assert (only.method, only.status) == ("GET", 304)
+    assert len(cla.statuses(REPO, head(cla, pr))) == 1
+
+
+def test_sign_page_costs_no_github_call(cla: CLAService) -> None:
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    with cla.live.client() as client:
+        client.get("/sign/individual-cla", params={"repo": REPO, "pr": "1"})
+    assert cla.state.api_calls() == []  # type: ignore[attr-defined]
+
+
+def test_primary_rate_limit_means_no_call_before_the_reset(cla: CLAService) -> None:
+    import time
+
+    cla.sign("alice")
+    pr = open_pr(cla, "alice")
+    reset = time.time() + 3
+    cla.state.set_rate_limit(BOT_LOGIN, 0, reset_at=reset)  # type: ignore[attr-defined]
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "success"
+    calls = cla.state.api_calls()  # type: ignore[attr-defined]
+    assert calls[0].status == 403
+    assert all(call.time >= int(reset) for call in calls[1:])
+    assert len(calls) == 3
+
+
+def test_server_errors_are_retried(cla: CLAService) -> None:
+    pr = open_pr(cla, "alice")
+    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=502, times=2)  # type: ignore[attr-defined]
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    [job] = [j for j in cla.jobs() if j.payload.get("action") == "synchronize"]  # type: ignore[attr-defined]
+    assert (job.status, job.attempts) == ("done", 3)  # type: ignore[attr-defined]
+
+
+def test_a_job_that_keeps_failing_ends_failed_with_an_error_status(cla: CLAService) -> None:
+    pr = open_pr(cla, "alice")
+    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)  # type: ignore[attr-defined]
+    deliver_pr(cla, pr)
+    cla.wait_idle()
+    [job] = cla.jobs()
+    assert job.status == "failed"  # type: ignore[attr-defined]
+    assert "503" in str(job.last_error)  # type: ignore[attr-defined]
+    status = cla.status(REPO, head(cla, pr))
+    assert status is not None and status["state"] == "error"
+    assert len(str(status["description"])) <= 140
+
+
+def test_repository_without_agreement_is_left_alone(cla: CLAService) -> None:
+    cla.state.add_user("loner")  # type: ignore[attr-defined]
+    cla.state.add_repo("loner/solo")  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request("loner/solo", user_login="alice", n_commits=1)  # type: ignore[attr-defined]
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    deliver_pr(cla, pr, repo="loner/solo")
+    cla.wait_idle()
+    assert cla.state.api_calls() == []  # type: ignore[attr-defined]
+
+
+def test_recheck_command_line(cla: CLAService) -> None:
+    from click.testing import CliRunner
+
+    from undersign.cli import CLIContext
+    from undersign.jobs.cli import recheck
+
+    pr = open_pr(cla, "alice")
+    ctx = CLIContext(_settings=cla.settings, _database=cla.database)
+    result = CliRunner().invoke(recheck, [REPO, str(pr["number"])], obj=ctx)
+    assert result.exit_code == 0, result.output
+    assert f"{REPO}#{pr['number']}: failure" in result.output
+    result = CliRunner().invoke(recheck, [REPO], obj=ctx)
+    assert result.exit_code == 0, result.output
+    assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]
