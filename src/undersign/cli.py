@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import click
@@ -80,9 +82,17 @@ def db_current(cli: CLIContext) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--embedded-worker/--no-embedded-worker",
+    default=True,
+    show_default=True,
+    help="run queue workers inside this process (turn off when `undersign worker` runs)",
+)
 @pass_cli
-def serve(cli: CLIContext, host: str, port: int, workers: int, threads: int) -> None:
-    """Run the web service under gunicorn."""
+def serve(
+    cli: CLIContext, host: str, port: int, workers: int, threads: int, embedded_worker: bool
+) -> None:
+    """Run the web service under gunicorn (with an embedded queue worker by default)."""
     from undersign.migrations import is_up_to_date
     from undersign.serving import serve as run
     from undersign.web import create_app
@@ -93,7 +103,23 @@ def serve(cli: CLIContext, host: str, port: int, workers: int, threads: int) -> 
         raise click.ClickException(
             "the database schema is not up to date: run `undersign db upgrade` first"
         )
-    run(lambda: create_app(settings), host=host, port=port, workers=workers, threads=threads)
+    with embedded_consumer(settings, enabled=embedded_worker):
+        run(lambda: create_app(settings), host=host, port=port, workers=workers, threads=threads)
+
+
+@contextmanager
+def embedded_consumer(settings: Settings, *, enabled: bool = True) -> Iterator[None]:
+    """Queue workers as threads of the serving (gunicorn master) process."""
+    if not enabled:
+        yield
+        return
+    from undersign.jobs.queue import start_embedded_consumer
+
+    handle = start_embedded_consumer(settings)
+    try:
+        yield
+    finally:
+        handle.stop()
 
 
 @main.command()
@@ -116,8 +142,9 @@ def _configure_logging(settings: Settings) -> None:
 
 def _register_feature_commands() -> None:
     from undersign.agreements import cli as agreements_cli
+    from undersign.jobs import cli as jobs_cli
 
-    for command in agreements_cli.COMMANDS:
+    for command in [*agreements_cli.COMMANDS, *jobs_cli.COMMANDS]:
         main.add_command(command)
 
 

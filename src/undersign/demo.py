@@ -10,11 +10,18 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import httpx
 
 from undersign.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from undersign.emulator import GitHubEmulator
 
 DEMO_CLIENT_ID = "Ov23liDemoUndersign01"
 DEMO_AGREEMENT = Path(__file__).parent / "demo_data" / "individual-cla.md"
@@ -38,6 +45,7 @@ def demo_settings(port: int, github_port: int, instance: Path) -> Settings:
 
 
 def run_demo(*, port: int, github_port: int) -> None:
+    from undersign.cli import embedded_consumer
     from undersign.emulator import EmulatorServer
     from undersign.emulator.demo import build_demo_state
     from undersign.migrations import upgrade
@@ -62,23 +70,62 @@ def run_demo(*, port: int, github_port: int) -> None:
         f"  Stop with Ctrl-C.\n",
         err=True,
     )
+    opener = threading.Thread(target=_open_demo_pull_request, args=(settings, state), daemon=True)
+    opener.start()
     try:
-        serve(
-            lambda: create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            workers=1,
-            threads=8,
-        )
+        with embedded_consumer(settings):
+            serve(
+                lambda: create_app(settings),
+                host="127.0.0.1",
+                port=port,
+                workers=1,
+                threads=8,
+            )
     finally:
         emulator.stop()
     sys.exit(0)
 
 
 def _seed(settings: Settings) -> None:
-    """Sample agreement and links, added once (re-running the demo keeps signatures)."""
+    """The sample agreement covering the demo organisation (kept across demo restarts)."""
+    from undersign.agreements.service import AgreementService
+    from undersign.db import Database
+
+    database = Database(settings.database_url or "")
     try:
-        from undersign.demo_seed import seed
-    except ModuleNotFoundError:
-        return
-    seed(settings)
+        with database.session() as session:
+            agreements = AgreementService(session)
+            agreements.add_or_update(
+                "individual-cla",
+                "Acme Individual CLA",
+                DEMO_AGREEMENT.read_text(encoding="utf-8"),
+            )
+            if not agreements.org_links():
+                agreements.link_org("acme", "individual-cla")
+                agreements.allowlist_add("individual-cla", "dependabot[bot]", "demo bot")
+    finally:
+        database.dispose()
+
+
+def _open_demo_pull_request(settings: Settings, state: GitHubEmulator) -> None:
+    """Once the app answers, GitHub "sends" the demo PR's opened event: it goes red."""
+    url = f"{settings.base_url}/webhooks/github"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{settings.base_url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    for pull in state.open_pull_requests():
+        status, _guid = state.deliver_webhook(
+            url,
+            "pull_request",
+            state.pull_request_event(pull["repo"], pull["number"], "opened"),
+            secret=settings.webhook_secret or "",
+        )
+        click.echo(
+            f"  demo: delivered pull_request.opened for {pull['repo']}#{pull['number']}"
+            f" -> HTTP {status}",
+            err=True,
+        )

@@ -29,6 +29,12 @@ class GunicornServer(BaseApplication):
         return self.app_factory()
 
 
+def _post_fork(_server: Any, _worker: Any) -> None:
+    from undersign.jobs.queue import reset_after_fork
+
+    reset_after_fork()
+
+
 def serve(
     app_factory: Callable[[], Any],
     *,
@@ -51,6 +57,7 @@ def serve(
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
         "errorlog": "-",
         "forwarded_allow_ips": "127.0.0.1",
+        "post_fork": _post_fork,
         **extra,
     }
     GunicornServer(app_factory, options).run()

@@ -563,6 +563,16 @@ class GitHubEmulator:
         with self.lock:
             return objects.pull_request(self, self._require_pull(full_name, number))
 
+    def open_pull_requests(self) -> list[dict[str, Any]]:
+        """Every open PR as ``{"repo": "owner/name", "number": n}``, oldest first."""
+        with self.lock:
+            pulls = sorted(self._pulls.values(), key=lambda pr: pr.created_at)
+            return [
+                {"repo": self._full_name(self._repos[pr.repo_id]), "number": pr.number}
+                for pr in pulls
+                if pr.state == "open"
+            ]
+
     def pull_commits(self, full_name: str, number: int) -> list[str]:
         """All commit shas of a PR, oldest first (no 250 cap: this is the emulator's view)."""
         with self.lock:
