@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -95,6 +96,20 @@ def emulator() -> Iterator[EmulatorServer]:
     server.stop()
 
 
+REDIS_TEST_URL = "redis://127.0.0.1:6379/0"
+
+
+def queue_env_for_tests() -> dict[str, str]:
+    """`make test-postgres` sets UNDERSIGN_TEST_QUEUE=redis: the queue then lives on the shared
+    Redis, under a name of this test's own (other tests and engineers share that server)."""
+    if os.environ.get("UNDERSIGN_TEST_QUEUE") != "redis":
+        return {}
+    return {
+        "UNDERSIGN_QUEUE_URL": os.environ.get("UNDERSIGN_TEST_REDIS_URL", REDIS_TEST_URL),
+        "UNDERSIGN_QUEUE_NAME": f"undersign-test-{uuid.uuid4().hex[:12]}",
+    }
+
+
 def make_settings(
     tmp_path: Path, base_url: str, emulator: EmulatorServer, **extra: str
 ) -> Settings:
@@ -109,6 +124,10 @@ def make_settings(
         "UNDERSIGN_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
         "UNDERSIGN_WEBHOOK_SECRET": "test-webhook-secret",
         "UNDERSIGN_HTTP_TIMEOUT": "3",
+        # The periodic reconciler would make GitHub calls at minute boundaries, upsetting
+        # tests that count calls; tests/functional/test_reconcile.py runs it explicitly.
+        "UNDERSIGN_RECONCILE_INTERVAL": "0",
+        **queue_env_for_tests(),
         **extra,
     }
     return load_settings(env)
@@ -319,6 +338,7 @@ def cla_factory(live: Live, cla_repo: str) -> Iterator[object]:
     yield build
     for consumer in started:
         consumer.stop()
+        consumer.queue.huey.flush()  # type: ignore[attr-defined]  # no keys left in Redis
     forget_queues()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,11 +132,10 @@ def demo(port: int, github_port: int) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """JSON or text, redacted, with request and delivery ids (observability.logging)."""
+    from undersign.observability.logging import configure_logging
+
+    configure_logging(settings, sys.stderr)
 
 
 def _register_feature_commands() -> None:

@@ -120,6 +120,22 @@ VARIABLES: tuple[Variable, ...] = (
         secret=True,
     ),
     Variable(
+        "UNDERSIGN_GITHUB_APP_ID",
+        "github_app_id",
+        "str",
+        None,
+        "GitHub App mode: the app's id (or its client id, Iv23...); the bot then acts per "
+        "installation and also publishes a check run",
+    ),
+    Variable(
+        "UNDERSIGN_GITHUB_APP_PRIVATE_KEY",
+        "github_app_private_key",
+        "str",
+        None,
+        "GitHub App mode: the app's private key (PEM); usually given as ..._FILE",
+        secret=True,
+    ),
+    Variable(
         "UNDERSIGN_WEBHOOK_SECRET",
         "webhook_secret",
         "str",
@@ -214,12 +230,52 @@ VARIABLES: tuple[Variable, ...] = (
         "statuses and comments created per hour at most (GitHub refuses over 500)",
     ),
     Variable(
+        "UNDERSIGN_GITHUB_SECONDARY_WAIT",
+        "github_secondary_wait",
+        "int",
+        "60",
+        "seconds without any call to GitHub after a secondary rate limit that gave no "
+        "retry-after (GitHub asks for at least 60; only tests shorten it)",
+    ),
+    Variable(
         "UNDERSIGN_LOG_LEVEL",
         "log_level",
         "choice",
         "INFO",
         "DEBUG, INFO, WARNING or ERROR",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+    Variable(
+        "UNDERSIGN_LOG_FORMAT",
+        "log_format",
+        "choice",
+        None,
+        "json (one JSON object a line) or text; default: json in production, text otherwise",
+        choices=("json", "text"),
+    ),
+    Variable(
+        "UNDERSIGN_METRICS_TOKEN",
+        "metrics_token",
+        "str",
+        None,
+        "when set, GET /metrics requires Authorization: Bearer <this token>",
+        secret=True,
+    ),
+    Variable(
+        "UNDERSIGN_RECONCILE_INTERVAL",
+        "reconcile_interval",
+        "int",
+        "15",
+        "minutes between runs of the reconciler (open pull requests with a missing or stale "
+        "status are re-evaluated); 0 turns it off",
+    ),
+    Variable(
+        "UNDERSIGN_QUEUE_NAME",
+        "queue_name",
+        "str",
+        "undersign",
+        "name of the job queue (Redis keys); distinct installations sharing one Redis need "
+        "distinct names",
     ),
 )
 
@@ -239,6 +295,8 @@ class Settings:
     github_client_id: str | None = None
     github_client_secret: str | None = None
     github_token: str | None = None
+    github_app_id: str | None = None
+    github_app_private_key: str | None = None
     webhook_secret: str | None = None
     webhook_secret_previous: str | None = None
     bot_login: str | None = None
@@ -252,12 +310,22 @@ class Settings:
     job_lease: int = 120
     github_writes_per_minute: int = 70
     github_writes_per_hour: int = 450
+    github_secondary_wait: int = 60
     log_level: str = "INFO"
+    log_format: str | None = None
+    metrics_token: str | None = None
+    reconcile_interval: int = 15
+    queue_name: str = "undersign"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def app_mode(self) -> bool:
+        """GitHub App mode: installation tokens, and check runs beside the status."""
+        return bool(self.github_app_id and self.github_app_private_key)
 
     @property
     def is_https(self) -> bool:
@@ -375,11 +443,35 @@ def load_settings(
         ):
             if not values[attr]:
                 raise ConfigError(f"{name}: required in production")
+    _check_github_app(values)
     if values["database_url"] is None:
         values["database_url"] = f"sqlite:///{instance_path / 'undersign.sqlite3'}"
     if values["session_lifetime"] == 0:
         raise ConfigError("UNDERSIGN_SESSION_LIFETIME: must be at least 1 second")
     return Settings(**values)
+
+
+def _check_github_app(values: dict[str, Any]) -> None:
+    """Both app variables or neither; the key must load now, not at the first webhook."""
+    app_id, key = values["github_app_id"], values["github_app_private_key"]
+    if app_id and not key:
+        raise ConfigError(
+            "UNDERSIGN_GITHUB_APP_PRIVATE_KEY: required with UNDERSIGN_GITHUB_APP_ID "
+            "(or UNDERSIGN_GITHUB_APP_PRIVATE_KEY_FILE)"
+        )
+    if key and not app_id:
+        raise ConfigError("UNDERSIGN_GITHUB_APP_ID: required with the app's private key")
+    if not key:
+        return
+    if "\\n" in key and "\n" not in key:
+        key = key.replace("\\n", "\n")  # a PEM squeezed onto one line of an .env file
+    from undersign.github.app import load_private_key
+
+    try:
+        load_private_key(key)
+    except ValueError as exc:
+        raise ConfigError(f"UNDERSIGN_GITHUB_APP_PRIVATE_KEY: {exc}") from None
+    values["github_app_private_key"] = key
 
 
 def env_example() -> str:

@@ -117,3 +117,4 @@ def import_models() -> None:
     from undersign.auth import models as _auth  # noqa: F401
     from undersign.enforcement import models as _enforcement  # noqa: F401
     from undersign.jobs import models as _jobs  # noqa: F401
+    from undersign.observability import models as _observability  # noqa: F401

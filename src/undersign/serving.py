@@ -56,8 +56,12 @@ def serve(
         # The query string may carry an OAuth code or state: log the path only.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
         "errorlog": "-",
-        "forwarded_allow_ips": "127.0.0.1",
+        # gunicorn itself trusts no X-Forwarded-* header (it would honour X-Forwarded-Proto from
+        # any local process); UNDERSIGN_TRUSTED_PROXIES (ProxyFix) is the one switch (O14).
+        "forwarded_allow_ips": "",
         "post_fork": _post_fork,
+        # Error and access logs in undersign's format, through its redaction filter.
+        "logger_class": "undersign.observability.logging.GunicornLogger",
         **extra,
     }
     GunicornServer(app_factory, options).run()

@@ -355,3 +355,22 @@ def test_recheck_command_line(cla: CLAService) -> None:
     result = CliRunner().invoke(recheck, [REPO], obj=ctx)
     assert result.exit_code == 0, result.output
     assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]
+
+
+def test_revoking_from_the_command_line_turns_pull_requests_red_again(cla: CLAService) -> None:
+    from click.testing import CliRunner
+
+    from undersign.cli import CLIContext, main
+
+    pr = open_pr(cla, "alice")
+    cla.sign("alice")
+    deliver_pr(cla, pr)
+    sha = head(cla, pr)
+    cla.wait_for(lambda: (cla.status(REPO, sha) or {}).get("state") == "success", what="green")
+    result = CliRunner().invoke(
+        main,
+        ["signatures", "revoke", "individual-cla", "alice", "--reason", "left the company"],
+        obj=CLIContext(_settings=cla.settings, _database=cla.database),
+    )
+    assert result.exit_code == 0, result.output
+    cla.wait_for(lambda: cla.status(REPO, sha)["state"] == "failure", what="red again")  # type: ignore[index]

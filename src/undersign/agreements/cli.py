@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.service import AgreementService, SignatureService
+from undersign.config import Settings
 from undersign.db import Database
 
 
@@ -29,6 +30,17 @@ def _db() -> Database:
     if not isinstance(database, Database):
         raise click.ClickException("no database is configured")
     return database
+
+
+def _change_hook(session: Session) -> Callable[[int, str], None] | None:
+    """Re-evaluate the person's open pull requests after a change, when the service runs
+    with full settings (the real command line; not a bare database in tests)."""
+    settings = getattr(click.get_current_context().obj, "settings", None)
+    if not isinstance(settings, Settings):
+        return None
+    from undersign.enforcement.triggers import on_signature_change
+
+    return on_signature_change(settings, session)
 
 
 @contextmanager
@@ -272,9 +284,11 @@ def signatures_export(slug: str, output_format: str, version: int | None) -> Non
 @click.argument("login")
 @click.option("--reason", required=True, help="Recorded with the revocation.")
 def signatures_revoke(slug: str, login: str, reason: str) -> None:
-    """Revoke LOGIN's signatures on SLUG (LOGIN means whoever holds it most recently)."""
+    """Revoke LOGIN's signatures on SLUG (LOGIN means whoever holds it most recently).
+
+    Open pull requests that counted on the signature are re-evaluated (they turn red)."""
     with _unit_of_work() as session:
-        service = SignatureService(session)
+        service = SignatureService(session, on_change=_change_hook(session))
         service.agreements.get(slug)
         github_id = service.github_id_for_login(login)
         if github_id is None:

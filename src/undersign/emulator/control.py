@@ -406,6 +406,11 @@ def _pull_summary(st: GitHubEmulator, pr: PullRec) -> JSON:
         "html_url": f"{st.base_url}/{st._full_name(repo)}/pull/{pr.number}",
         "combined_state": combined["state"],
         "statuses": [{**s, "href": safe_href(s.get("target_url"))} for s in combined["statuses"]],
+        # Check runs beside statuses (GitHub Apps only; latest per app and name).
+        "check_runs": [
+            {**run, "href": safe_href(run.get("details_url"))}
+            for run in _latest_check_runs(st, repo, pr.head_sha)
+        ],
         "comments": [
             {
                 "user": st._users[c.user_id].login,
@@ -417,6 +422,18 @@ def _pull_summary(st: GitHubEmulator, pr: PullRec) -> JSON:
             if c.repo_id == repo.id and c.issue_number == pr.number
         ],
     }
+
+
+def _latest_check_runs(st: GitHubEmulator, repo: Any, sha: str) -> list[JSON]:
+    if st._apps is None:
+        return []
+    seen: set[tuple[int, str]] = set()
+    latest = []
+    for rec in st.apps._runs(repo, sha):
+        if (rec.app_id, rec.name) not in seen:
+            seen.add((rec.app_id, rec.name))
+            latest.append(st.apps.check_run_json(rec))
+    return latest
 
 
 @bp.get("/")

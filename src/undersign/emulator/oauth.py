@@ -310,7 +310,7 @@ def _client_credentials(params: Mapping[str, str]) -> tuple[str | None, str | No
     return params.get("client_id"), params.get("client_secret")
 
 
-def _respond(data: dict[str, str]) -> Response:
+def _respond(data: dict[str, str | int]) -> Response:
     """Negotiate like GitHub: JSON / XML on request, form-encoded by default."""
     accept = request.headers.get("Accept", "")
     headers = {"Cache-Control": "max-age=0, private, must-revalidate"}
@@ -321,7 +321,7 @@ def _respond(data: dict[str, str]) -> Response:
         keys = list(data)
         if "access_token" in data:  # GitHub's documented XML order
             keys = ["token_type", "scope", "access_token"]
-        inner = "".join(f"<{k}>{xml_escape(data[k])}</{k}>" for k in keys)
+        inner = "".join(f"<{k}>{xml_escape(str(data[k]))}</{k}>" for k in keys)
         body = f"<OAuth>{inner}</OAuth>"
         mimetype = "application/xml; charset=utf-8"
     else:
@@ -357,7 +357,18 @@ def access_token() -> Response:
             return _error("incorrect_client_credentials")
         grant_type = params.get("grant_type", "authorization_code")
         if grant_type == "refresh_token":
-            return _error("bad_refresh_token")  # the emulator issues non-expiring tokens only
+            # Rotates both tokens; the old pair stops working (REFERENCE 1.8).
+            used = st.apps.refresh(client.client_id, params.get("refresh_token", ""))
+            if used is None:
+                return _error("bad_refresh_token")
+            _old, user_id, scopes = used
+            token = random_token("ghu_" if client.app_type == "github_app" else "gho_")
+            st._tokens[token] = Token(token, user_id, scopes, client.client_id, st.clock())
+            extra = st.apps.user_token_response(client.client_id, token, user_id)
+            scope = "" if client.app_type == "github_app" else ",".join(scopes)
+            return _respond(
+                {"access_token": token, **extra, "scope": scope, "token_type": "bearer"}
+            )
         if grant_type != "authorization_code":
             return _error("unsupported_grant_type")
         code = st._codes.get(params.get("code", ""))
@@ -390,4 +401,6 @@ def access_token() -> Response:
         )
         # GitHub Apps ignore scopes; OAuth apps answer them comma-joined ("repo,gist").
         scope = "" if client.app_type == "github_app" else ",".join(code.scopes)
-    return _respond({"access_token": token, "scope": scope, "token_type": "bearer"})
+        # A GitHub App with expiring user tokens: expires_in=28800 and a ghr_ refresh token.
+        extra = st.apps.user_token_response(client.client_id, token, code.user_id)
+    return _respond({"access_token": token, **extra, "scope": scope, "token_type": "bearer"})

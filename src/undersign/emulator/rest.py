@@ -138,7 +138,7 @@ def _before_api() -> Response | None:
     st = _state()
     g.request_id = _request_id()
     g.counted = not request.path.rstrip("/").endswith("/rate_limit")  # /rate_limit is free
-    g.user, g.token = None, None
+    g.user, g.token, g.app, g.installation = None, None, None, None
     g.bucket_key, g.bucket_user = f"ip:{request.remote_addr}", None
     version = request.headers.get("X-GitHub-Api-Version")
     g.api_version = DEFAULT_API_VERSION if version is None else version
@@ -154,9 +154,14 @@ def _before_api() -> Response | None:
         with st.lock:
             found = st._token_user(raw)
         if found is None:
-            raise ApiError(401, "Bad credentials")
-        g.token, g.user = found
-        g.bucket_key, g.bucket_user = f"user:{g.user.id}", g.user.id
+            from undersign.emulator import apps
+
+            if not apps.is_jwt(raw):
+                raise ApiError(401, "Bad credentials")
+            apps.authenticate_jwt(st, raw)  # a GitHub App's JWT: 401s with GitHub's messages
+        else:
+            g.token, g.user = found
+            g.bucket_key, g.bucket_user = f"user:{g.user.id}", g.user.id
     now = st.clock()
     with st.lock:
         bucket = st._bucket(g.bucket_key, g.bucket_user)
@@ -586,6 +591,10 @@ def get_commit(repo: Repo, ref: str) -> Response:
         return _list_statuses(repo, ref.removesuffix("/statuses"))
     if ref.endswith("/status"):
         return _combined_status(repo, ref.removesuffix("/status"))
+    if ref.endswith("/check-runs"):
+        from undersign.emulator import apps
+
+        return apps.list_check_runs_for_ref(repo, ref.removesuffix("/check-runs"))
     with st.lock:
         sha = st._resolve_ref(repo, ref)
         if sha is None:
@@ -755,6 +764,10 @@ def one_comment(repo: Repo, comment_id: int) -> Response:
 @repo_route("/check-runs", methods=("POST",))
 def create_check_run(repo: Repo) -> Response:
     _require_auth()
+    if g.token is not None and g.token.token.startswith(("ghs_", "ghu_")):
+        from undersign.emulator import apps
+
+        return apps.create_check_run(repo)
     raise ApiError(
         403,
         "You must authenticate via a GitHub App.",
@@ -834,6 +847,52 @@ def get_org(org: str) -> Response:
         return api_json(objects.organization(st, org_user))
 
 
+def _owned_repos(st: GitHubEmulator, owner: User, *, private_too: bool) -> list[Repo]:
+    """An account's repositories the caller may see, oldest first (GitHub's default sort for
+    these lists is ``created`` for orgs and ``full_name`` for users; the order is stable)."""
+    repos = [r for r in st._repos.values() if r.owner_id == owner.id]
+    if private_too:
+        repos = [
+            r
+            for r in repos
+            if st._can_read(r, _user_id()) and (not r.private or _has_scope("repo"))
+        ]
+    else:
+        repos = [r for r in repos if not r.private]
+    return sorted(repos, key=lambda r: (r.created_at, r.id))
+
+
+@bp.get("/orgs/<org>/repos")
+def list_org_repos(org: str) -> Response:
+    st = _state()
+    with st.lock:
+        org_user, _ = _org(st, org)
+        chunk, headers = paginate(_owned_repos(st, org_user, private_too=True))
+        return api_json(
+            [
+                objects.repository(st, r, api_version=g.api_version, viewer_id=_user_id())
+                for r in chunk
+            ],
+            headers=headers,
+        )
+
+
+@bp.get("/users/<login>/repos")
+def list_user_repos(login: str) -> Response:
+    """Public repositories only, even for the owner's own token (GitHub: use /user/repos)."""
+    st = _state()
+    with st.lock:
+        owner = _user_or_404(st, login)
+        chunk, headers = paginate(_owned_repos(st, owner, private_too=False))
+        return api_json(
+            [
+                objects.repository(st, r, api_version=g.api_version, viewer_id=_user_id())
+                for r in chunk
+            ],
+            headers=headers,
+        )
+
+
 @bp.get("/orgs/<org>/members/<login>")
 def check_member(org: str, login: str) -> Response:
     st = _state()
@@ -841,6 +900,8 @@ def check_member(org: str, login: str) -> Response:
         org_user, record = _org(st, org)
         user = st._user_by_login(login)
         requester_is_member = g.user is not None and g.user.id in record.members
+        # An installation with Members: read sees private memberships too.
+        requester_is_member = requester_is_member or st.apps.reads_members(org_user.id)
         if not requester_is_member:
             # Not a member yourself: GitHub answers 302 to the public-membership check.
             location = f"{st.api_url}/orgs/{org_user.login}/public_members/{login}"

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from undersign.emulator import control, oauth, rest
+from undersign.emulator import apps, control, oauth, rest
 from undersign.emulator.models import RecordedRequest
 from undersign.emulator.state import GitHubEmulator
 
@@ -77,6 +77,7 @@ def create_app(state: GitHubEmulator) -> Flask:
     app.before_request(_inject_fault)
     app.after_request(_record)
     rest.register(app)
+    apps.register(app)  # after rest's hook: scopes installation tokens
     app.register_blueprint(oauth.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(control.pages)

@@ -40,6 +40,7 @@ from undersign.emulator.models import (
 )
 
 if TYPE_CHECKING:
+    from undersign.emulator.apps import AppRegistry
     from undersign.emulator.webhooks import ContentType
 
 JSON = dict[str, Any]
@@ -108,6 +109,17 @@ class GitHubEmulator:
         self._secondary: list[int | None] = []  # one retry-after per pending refusal
         self._requests: list[RecordedRequest] = []
         self._deliveries: list[Delivery] = []
+        self._apps: AppRegistry | None = None
+
+    @property
+    def apps(self) -> AppRegistry:
+        """GitHub Apps, installations, app tokens and check runs (see apps.py)."""
+        from undersign.emulator.apps import AppRegistry
+
+        with self.lock:
+            if self._apps is None:
+                self._apps = AppRegistry(self)
+            return self._apps
 
     # --- small helpers ------------------------------------------------------------------------
 
@@ -170,6 +182,10 @@ class GitHubEmulator:
             return None
         if user_id == repo.owner_id:
             return "admin"
+        if self._apps is not None:  # an installation token's bot, during a request
+            granted = self._apps.bot_permission(repo, user_id)
+            if granted is not None:
+                return granted
         best = repo.collaborators.get(user_id)
         org = self._orgs.get(repo.owner_id)
         if org is not None:
@@ -276,6 +292,8 @@ class GitHubEmulator:
         tok = self._tokens.get(token)
         if tok is None or tok.revoked or tok.user_id not in self._users:
             return None
+        if self._apps is not None and self._apps.token_expired(token):
+            return None  # ghs_ after one hour, expiring ghu_ after eight
         return tok, self._users[tok.user_id]
 
     # --- orgs, repos, commits -----------------------------------------------------------------

@@ -242,8 +242,8 @@ def comment_body(
     else:
         who = "undersign"
     footer = (
-        f"After signing, comment `{RECHECK_COMMAND}` on this pull request and {who} will "
-        "check again. Pushing a new commit also triggers a check."
+        f"{who} checks again by itself the moment someone signs. To re-check by hand "
+        f"(after linking an email, say), comment `{RECHECK_COMMAND}` on this pull request."
     )
 
     budget = _COMMENT_BUDGET - sum(_size(p) + 2 for p in parts) - _size(footer)

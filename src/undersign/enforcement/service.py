@@ -243,6 +243,8 @@ def open_pulls_of_person(session: Session, github_id: int) -> list[tuple[str, in
 def bot_identity(ctx: JobContext) -> tuple[str, int | None]:
     """(login, id) of the account the token acts as: ``UNDERSIGN_BOT_LOGIN``, else asked from
     GitHub once (``GET /user``) and kept in the database."""
+    if ctx.settings.app_mode:  # installation tokens act as "<app slug>[bot]" (GET /app once)
+        return ctx.settings.bot_login or ctx.app.bot_login(), None
     key = ctx.token_key
     with ctx.database.session() as session:
         known = session.get(BotIdentity, key)
@@ -474,6 +476,10 @@ def evaluate_pull_request(
                 status_description=description,
                 status_target_url=url,
             )
+        if ctx.settings.app_mode:  # the same verdict as this app's check run
+            from undersign.enforcement.checks import publish_check_run
+
+            values.update(publish_check_run(ctx, name, number, head_sha, verdict, url))
         comment_id, comment_hash = _sync_comment(
             ctx, owner, repo, number, verdict, snapshot, url, coverage.title
         )
@@ -533,6 +539,11 @@ def evaluate_merge_group(
         target_url=sign_url(ctx.settings.base_url, coverage.slug, name, (failing or numbers)[0]),
         context=ctx.settings.status_context,
     )
+    if ctx.settings.app_mode:  # a required app check must not block the merge queue either
+        from undersign.enforcement.checks import publish_merge_group_check
+
+        url = sign_url(ctx.settings.base_url, coverage.slug, name, (failing or numbers)[0])
+        publish_merge_group_check(ctx, name, head_sha, state, description, url)
     return Outcome(state, head_sha)
 
 
@@ -557,11 +568,18 @@ def post_error_status(ctx: JobContext, repo_full_name: str, number: int, reason:
         target_url=sign_url(ctx.settings.base_url, coverage.slug, name, number),
         context=ctx.settings.status_context,
     )
+    check_run: dict[str, Any] = {}
+    if ctx.settings.app_mode:
+        from undersign.enforcement.checks import publish_check_run
+
+        url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
+        check_run = publish_check_run(ctx, name, number, head_sha, None, url, error=description)
     with ctx.database.session() as session:
         session.execute(
             update(PullRequestCheck)
             .where(PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number)
             .values(
+                **check_run,
                 status_sha=head_sha,
                 status_state="error",
                 status_description=description,

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from githubkit import GitHub, TokenAuthStrategy
+from githubkit.auth.base import BaseAuthStrategy
 from githubkit.exception import (
     PrimaryRateLimitExceeded,
     RequestError,
@@ -74,8 +75,13 @@ class GitHubClient:
         timeout: float = 10.0,
         observer: Observer | None = None,
         before_request: BeforeRequest | None = None,
+        secondary_wait: float = 60.0,
+        auth: BaseAuthStrategy | None = None,
     ) -> None:
+        """``secondary_wait``: seconds to stop after a secondary limit without ``retry-after``
+        (GitHub: "wait at least one minute"); only tests shorten it."""
         self.api_url = api_url.rstrip("/")
+        self.secondary_wait = secondary_wait
         self.before_request = before_request
         self._api_path = httpx.URL(self.api_url + "/").path
         self.calls: Counter[tuple[str, str]] = Counter()
@@ -83,7 +89,8 @@ class GitHubClient:
         self._observer = observer
         self._lock = threading.Lock()
         self._github = GitHub(
-            TokenAuthStrategy(token),
+            # ``auth``: GitHub App mode picks an installation token per request (github/app.py).
+            auth if auth is not None else TokenAuthStrategy(token),
             base_url=self.api_url + "/",
             user_agent=USER_AGENT,
             timeout=httpx.Timeout(timeout),
@@ -128,10 +135,12 @@ class GitHubClient:
                 "secondary rate limit", max(exc.retry_after.total_seconds(), 1.0), secondary=True
             ) from None
         except RequestFailed as exc:
-            raise _sorted_failure(exc) from None
+            raise _sorted_failure(exc, self.secondary_wait) from None
         except RequestTimeout:
             raise GitHubUnavailable("GitHub did not answer in time") from None
         except RequestError as exc:
+            if isinstance(exc.__cause__, GitHubError):  # raised while authenticating (app mode)
+                raise exc.__cause__ from None
             raise GitHubUnavailable(f"GitHub unreachable: {type(exc.__cause__).__name__}") from None
         raw: httpx.Response = (
             response.raw_response if hasattr(response, "raw_response") else response
@@ -170,6 +179,15 @@ class GitHubClient:
         for page in self._paginate(f"/repos/{owner}/{repo}/pulls", {"state": "open"}):
             pulls.extend(page)
         return pulls
+
+    def list_account_repos(self, account: str) -> list[dict[str, Any]]:
+        """Repositories of an organization (``/orgs/{org}/repos``, private ones the token
+        sees included) or, for a user account, its public ones (``/users/{login}/repos``)."""
+        try:
+            pages = list(self._paginate(f"/orgs/{account}/repos", {"type": "all"}))
+        except NotFound:
+            pages = list(self._paginate(f"/users/{account}/repos", {"type": "owner"}))
+        return [repo for page in pages for repo in page]
 
     def list_pull_commits(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
         """At most 250 commits: GitHub's cap for this endpoint (see ``compare_commits``)."""
@@ -282,7 +300,7 @@ class GitHubClient:
         self.calls.clear()
 
 
-def _sorted_failure(exc: RequestFailed) -> GitHubError:
+def _sorted_failure(exc: RequestFailed, secondary_wait: float = 60.0) -> GitHubError:
     response = exc.response
     status = response.status_code
     try:
@@ -299,7 +317,7 @@ def _sorted_failure(exc: RequestFailed) -> GitHubError:
             reset = float(response.headers.get("x-ratelimit-reset", time.time() + 60))
             return RateLimited(message, max(reset - time.time(), 1.0), secondary=False)
         if "secondary rate" in message.lower():
-            return RateLimited(message, 60.0, secondary=True)
+            return RateLimited(message, secondary_wait, secondary=True)
     if status == 404:
         return NotFound(message or "Not Found")
     return GitHubRequestError(status, message)

@@ -96,6 +96,11 @@ class Event:
     commenter_type: str | None = None
     installation_id: int | None = None
     ignored_because: str | None = None
+    # GitHub App events: the installation's account and the repositories it (de)selects.
+    account_login: str | None = None
+    account_id: int | None = None
+    repository_selection: str | None = None
+    repositories: tuple[tuple[int, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The trigger as stored with the job (never the whole payload)."""
@@ -112,6 +117,10 @@ class Event:
             "commenter_id": self.commenter_id,
             "commenter_type": self.commenter_type,
             "installation_id": self.installation_id,
+            "account_login": self.account_login,
+            "account_id": self.account_id,
+            "repository_selection": self.repository_selection,
+            "repositories": [list(r) for r in self.repositories],
         }
 
 
@@ -204,11 +213,18 @@ def merge_group_pull_numbers(head_ref: str) -> tuple[int, ...]:
     return (int(match.group(1)),) if match else ()
 
 
-def parse_delivery(event_name: str | None, body: bytes, content_type: str | None) -> Event:
+def parse_delivery(
+    event_name: str | None,
+    body: bytes,
+    content_type: str | None,
+    *,
+    app_events: bool = False,
+) -> Event:
     """Read a verified delivery. Raises ``MalformedPayload`` for a body that is not a JSON
     object, or for an event undersign acts on that lacks what it needs. Events and actions it
     does not use come back with ``relevant=False`` and are not validated further, so new
-    GitHub payload shapes never turn into errors."""
+    GitHub payload shapes never turn into errors. ``app_events`` (GitHub App mode only): act on
+    ``installation``, ``installation_repositories`` and ``check_run`` too."""
     if not event_name or len(event_name) > 100:
         raise MalformedPayload("the X-GitHub-Event header is missing")
     data = _decode(body, content_type)
@@ -222,6 +238,10 @@ def parse_delivery(event_name: str | None, body: bytes, content_type: str | None
         return _issue_comment(data, action)
     if event_name == "merge_group":
         return _merge_group(data, action)
+    if app_events and event_name in ("installation", "installation_repositories"):
+        return _installation_event(event_name, data, action)
+    if app_events and event_name == "check_run":
+        return _check_run(data, action)
     return _ignored(event_name, action, f"undersign does not use {event_name!r} events")
 
 
@@ -299,6 +319,89 @@ def _merge_group(data: Mapping[str, Any], action: str | None) -> Event:
         repo_full_name=repo,
         repo_id=repo_id,
         numbers=numbers,
+        head_sha=head_sha,
+        installation_id=_installation(data),
+    )
+
+
+#: ``installation`` actions that change which repositories undersign may act on.
+INSTALLATION_ACTIONS = frozenset(
+    {"created", "deleted", "new_permissions_accepted", "suspend", "unsuspend"}
+)
+MAX_LISTED_REPOSITORIES = 5000
+
+
+def _repository_list(items: object, where: str) -> tuple[tuple[int, str], ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list) or len(items) > MAX_LISTED_REPOSITORIES:
+        raise MalformedPayload(f"{where} is not a list of repositories")
+    out: list[tuple[int, str]] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise MalformedPayload(f"{where} is not a list of repositories")
+        name = item.get("full_name")
+        if not isinstance(name, str) or name.count("/") != 1 or len(name) > 200:
+            raise MalformedPayload(f"{where}[].full_name is missing or not 'owner/name'")
+        out.append((_positive_int(item, "id", f"{where}[]."), name))
+    return tuple(out)
+
+
+def _installation_event(kind: str, data: Mapping[str, Any], action: str | None) -> Event:
+    """The app was installed, uninstalled, or given / refused repositories."""
+    if kind == "installation" and action not in INSTALLATION_ACTIONS:
+        return _ignored(kind, action, f"action {action!r} changes no repository")
+    if kind == "installation_repositories" and action not in ("added", "removed"):
+        return _ignored(kind, action, f"action {action!r} changes no repository")
+    installation = _object(data, "installation", "")
+    account = installation.get("account")
+    account = account if isinstance(account, Mapping) else {}
+    if kind == "installation":
+        repos = _repository_list(data.get("repositories"), "repositories")
+    else:
+        key = "repositories_added" if action == "added" else "repositories_removed"
+        repos = _repository_list(data.get(key), key)
+    selection = data.get("repository_selection") or installation.get("repository_selection")
+    return Event(
+        kind=kind,
+        action=action,
+        relevant=True,
+        installation_id=_positive_int(installation, "id", "installation."),
+        account_login=_optional_str(account.get("login")),
+        account_id=_optional_id(account.get("id")),
+        repository_selection=selection if selection in ("all", "selected") else None,
+        repositories=repos,
+    )
+
+
+def _check_run(data: Mapping[str, Any], action: str | None) -> Event:
+    """GitHub's "Re-run" (``rerequested``) or our "Re-check" button (``requested_action``,
+    identifier ``recheck``) on undersign's check run."""
+    if action not in ("rerequested", "requested_action"):
+        return _ignored("check_run", action, f"action {action!r} asks for nothing")
+    if action == "requested_action":
+        requested = data.get("requested_action")
+        identifier = requested.get("identifier") if isinstance(requested, Mapping) else None
+        if identifier != "recheck":
+            return _ignored("check_run", action, "not undersign's Re-check action")
+    repo, repo_id = _repository(data)
+    run = _object(data, "check_run", "")
+    head_sha = run.get("head_sha")
+    if not isinstance(head_sha, str) or not re.fullmatch(r"[0-9a-f]{40}", head_sha):
+        raise MalformedPayload("check_run.head_sha is missing or not a commit sha")
+    numbers: list[int] = []
+    pulls = run.get("pull_requests")
+    for pull in pulls if isinstance(pulls, list) else []:
+        number = pull.get("number") if isinstance(pull, Mapping) else None
+        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+            numbers.append(number)
+    return Event(
+        kind="check_run",
+        action=action,
+        relevant=True,
+        repo_full_name=repo,
+        repo_id=repo_id,
+        numbers=tuple(numbers[:100]),
         head_sha=head_sha,
         installation_id=_installation(data),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -18,11 +17,9 @@ def _cli_context(ctx: click.Context) -> object:
 
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = _cli_context(ctx).settings  # type: ignore[attr-defined]
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from undersign.observability.logging import configure_logging
+
+    configure_logging(settings, sys.stderr)
     return settings
 
 
@@ -71,4 +68,34 @@ def recheck(ctx: click.Context, repo: str, number: int | None) -> None:
         raise click.ClickException(f"GitHub: {exc}") from None
 
 
-COMMANDS: list[click.Command] = [worker, recheck]
+@click.command()
+@click.argument("repo", required=False)
+@click.pass_context
+def reconcile(ctx: click.Context, repo: str | None) -> None:
+    """Queue a re-evaluation of every open pull request whose CLA status is missing or stale
+    (in OWNER/REPO, or in every covered repository); workers publish the verdicts."""
+    from undersign.jobs.queue import get_queue
+    from undersign.jobs.reconcile import reconcile as run
+
+    if repo is not None:
+        owner, _, name = repo.partition("/")
+        if not owner or not name or "/" in name:
+            raise click.BadParameter("expected OWNER/REPO", param_hint="REPO")
+    settings = _settings(ctx)
+    queue = get_queue(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
+    report = run(queue.context(), queue, [repo] if repo else None)
+    for name, number in report.queued:
+        click.echo(f"{name}#{number}: queued")
+    for name, number in report.closed:
+        click.echo(f"{name}#{number}: closed")
+    click.echo(
+        f"{report.repositories} repositories, {report.open_pulls} open pull requests, "
+        f"{len(report.queued)} queued"
+    )
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if report.errors and not report.repositories:
+        raise click.ClickException("nothing could be reconciled")
+
+
+COMMANDS: list[click.Command] = [worker, recheck, reconcile]

@@ -7,13 +7,18 @@ lazily, so importing the job modules never connects anywhere.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from undersign.config import Settings
 from undersign.db import Database
 from undersign.github.client import GitHubClient
 from undersign.jobs.pacing import WritePacer, token_key
+
+if TYPE_CHECKING:
+    from undersign.github.app import GitHubApp
 
 
 @dataclass
@@ -24,6 +29,9 @@ class JobContext:
     _pacer: WritePacer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
+    _app: GitHubApp | None = None
+    #: The clock app JWTs and token expiry are judged by (tests move it).
+    app_clock: Callable[[], float] = time.time
 
     def set_heartbeat(self, beat: Callable[[], None] | None) -> None:
         """What this thread's job calls while it waits (pacing), to extend its lease."""
@@ -41,7 +49,21 @@ class JobContext:
 
     @property
     def token_key(self) -> str:
+        if self.settings.app_mode:  # one pacing gate for the app, across its installations
+            return token_key(f"github-app:{self.settings.github_app_id}")
         return token_key(self.token)
+
+    @property
+    def app(self) -> GitHubApp:
+        """GitHub App mode: the app (JWT calls, installation tokens shared via the database)."""
+        from undersign.github.app import GitHubApp
+
+        with self._lock:
+            if self._app is None:
+                self._app = GitHubApp.from_settings(
+                    self.settings, self.database, clock=self.app_clock
+                )
+            return self._app
 
     @property
     def pacer(self) -> WritePacer:
@@ -66,10 +88,31 @@ class JobContext:
         pacer = self.pacer
         with self._lock:
             if self._github is None:
-                self._github = GitHubClient(
-                    self.settings.github_api_url,
-                    self.token,
-                    timeout=float(self.settings.http_timeout),
-                    before_request=pacer.before_request,
-                )
+                from undersign.observability.metrics import GitHubObserver
+
+                observer = GitHubObserver(self.database, self.token_key)
+                if self.settings.app_mode:
+                    from undersign.github.app import AppGitHubClient, GitHubApp
+
+                    if self._app is None:
+                        self._app = GitHubApp.from_settings(
+                            self.settings, self.database, clock=self.app_clock
+                        )
+                    self._github = AppGitHubClient(
+                        self._app,
+                        timeout=float(self.settings.http_timeout),
+                        before_request=pacer.before_request,
+                        observer=observer,
+                        secondary_wait=float(self.settings.github_secondary_wait),
+                    )
+                else:
+                    self._github = GitHubClient(
+                        self.settings.github_api_url,
+                        self.token,
+                        timeout=float(self.settings.http_timeout),
+                        before_request=pacer.before_request,
+                        observer=observer,
+                        secondary_wait=float(self.settings.github_secondary_wait),
+                    )
+                observer.rate_limit = self._github.rate_limit
             return self._github

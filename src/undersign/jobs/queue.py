@@ -32,13 +32,14 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "undersign"
 RUN_TASK = "undersign.run_job"
 SWEEP_TASK = "undersign.sweep"
+RECONCILE_TASK = "undersign.reconcile"
 
 
 def make_huey(settings: Settings) -> Huey:
     """``RedisHuey`` for ``redis://``/``rediss://`` URLs, else ``SqliteHuey`` (a file)."""
     url = settings.queue_url or ""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(QUEUE_NAME, url=url, results=False, utc=True)
+        return RedisHuey(settings.queue_name or QUEUE_NAME, url=url, results=False, utc=True)
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
     elif url:
@@ -48,7 +49,8 @@ def make_huey(settings: Settings) -> Huey:
     else:
         path = Path(settings.instance_path) / "queue.sqlite3"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+    name = settings.queue_name or QUEUE_NAME
+    return SqliteHuey(name, filename=str(path), results=False, utc=True)
 
 
 class JobQueue:
@@ -62,6 +64,12 @@ class JobQueue:
         self._lock = threading.Lock()
         self._run = self.huey.task(name=RUN_TASK)(self._run_job)
         self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._periodic_sweep)
+        if settings.reconcile_interval > 0:
+            from undersign.jobs.reconcile import schedule
+
+            self.huey.periodic_task(schedule(settings.reconcile_interval), name=RECONCILE_TASK)(
+                self._periodic_reconcile
+            )
 
     def context(self) -> JobContext:
         with self._lock:
@@ -102,6 +110,11 @@ class JobQueue:
         from undersign.jobs.runner import sweep
 
         sweep(self)
+
+    def _periodic_reconcile(self) -> None:
+        from undersign.jobs.reconcile import periodic_reconcile
+
+        periodic_reconcile(self)
 
 
 _queues: list[JobQueue] = []

@@ -26,6 +26,8 @@ from undersign.github.webhooks import has_recheck_command
 from undersign.jobs.context import JobContext
 from undersign.jobs.models import Job
 from undersign.jobs.queue import JobQueue, new_job
+from undersign.observability.logging import bind, unbind
+from undersign.observability.metrics import record_job_finished
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +103,29 @@ def _finish(ctx: JobContext, job_id: int, **values: Any) -> None:
 
 
 def run_job(queue: JobQueue, job_id: int) -> None:
-    """Huey's task body. Never raises: every outcome is written to the job row."""
+    """Huey's task body. Never raises: every outcome is written to the job row, or, when the
+    database cannot take it (down), the job is tried again once its lease has run out."""
+    try:
+        _run_job(queue, job_id)
+    except Exception:
+        # The row keeps status and lease from before (queued, or running under our lease);
+        # the claim accepts it again once the lease is over. Without this, only the sweeper,
+        # once a minute, would notice the job after the database came back.
+        delay = float(queue.settings.job_lease) + 1.0
+        log.exception("job %s: could not record its outcome; tried again in %.0f s", job_id, delay)
+        try:
+            queue.enqueue(job_id, delay=delay)
+        except Exception:
+            log.exception("could not schedule job %s again; the sweeper will", job_id)
+
+
+def _run_job(queue: JobQueue, job_id: int) -> None:
     ctx = queue.context()
     job = _claim(ctx, job_id)
     if job is None:
         return  # done already, or someone else holds its lease
     ctx.set_heartbeat(lambda: _heartbeat(ctx, job_id))
+    log_token = bind(job_id=job.id, delivery_id=job.delivery_id)
     try:
         _dispatch(ctx, queue, job)
     except _Retry as retry:
@@ -118,8 +137,16 @@ def run_job(queue: JobQueue, job_id: int) -> None:
         _reschedule(ctx, queue, job, _Retry(backoff_delay(ctx, job.attempts), _short(exc)))
     else:
         _finish(ctx, job_id, status="done", finished_at=utcnow(), last_error=None)
+        _observe(ctx, job, "done")
     finally:
         ctx.set_heartbeat(None)
+        unbind(log_token)
+
+
+def _observe(ctx: JobContext, job: Job, status: str) -> None:
+    """Job latency for /metrics: from the row's creation (the delivery arriving) to now."""
+    seconds = (utcnow() - job.created_at).total_seconds()
+    record_job_finished(ctx.database, job.kind, seconds, status)
 
 
 def _short(exc: BaseException) -> str:
@@ -167,6 +194,7 @@ def _fail(ctx: JobContext, job: Job, reason: str, *, report: bool) -> None:
         finished_at=utcnow(),
         last_error=reason[:MAX_ERROR_LENGTH],
     )
+    _observe(ctx, job, "failed")
 
 
 def _status_reason(reason: str) -> str:
@@ -236,6 +264,11 @@ def _delivery(ctx: JobContext, job: Job) -> None:
         service.evaluate_merge_group(
             ctx, repo, numbers, str(payload["head_sha"]), not_before=job.created_at
         )
+        return
+    if kind in ("installation", "installation_repositories", "check_run"):
+        from undersign.enforcement.checks import handle_app_delivery  # GitHub App mode
+
+        handle_app_delivery(ctx, payload, job.created_at)
         return
     raise _Fail(f"unknown delivery kind {kind!r}", report=False)
 

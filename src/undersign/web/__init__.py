@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from undersign.config import Settings, load_settings
 from undersign.db import Database
+from undersign.web.bodylimit import SizedChunkedBodies
 from undersign.web.context import Services, close_db_session
 from undersign.web.errors import install_error_handlers
 from undersign.web.security import install_security_headers
@@ -48,6 +49,10 @@ def create_app(
     app.session_interface = DatabaseSessionInterface(
         database, lifetime=config.session_lifetime, idle_timeout=config.session_idle_timeout
     )
+    # Werkzeug truncates an over-cap chunked body instead of refusing it (SECURITY.md F5).
+    app.wsgi_app = SizedChunkedBodies(  # type: ignore[method-assign]
+        app.wsgi_app, MAX_FORM_BODY, exempt_paths=("/webhooks/github",)
+    )
     if config.trusted_proxies:
         n = config.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -85,7 +90,7 @@ def _register_optional_blueprints(app: Flask) -> None:
     """Feature blueprints, each in its own module (signing, webhooks, ...)."""
     import importlib
 
-    for module_name in ("undersign.web.signing", "undersign.web.webhooks"):
+    for module_name in ("undersign.web.signing", "undersign.web.webhooks", "undersign.web.ops"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

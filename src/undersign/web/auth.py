@@ -33,6 +33,7 @@ from undersign.accounts.service import GitHubIdentity, record_sign_in
 from undersign.auth.redirects import safe_next_path
 from undersign.config import Settings
 from undersign.web.context import db_session, settings
+from undersign.web.ratelimit import sign_in_rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,13 @@ def _sign_in_failed(error: SignInFailed) -> tuple[str, int]:
 
 def _github() -> Any:
     return current_app.extensions["undersign_oauth"].create_client("github")
+
+
+@bp.before_request
+def _anti_automation() -> None:
+    """Sign-in start and callback share one per-IP budget (SECURITY.md O13)."""
+    if request.endpoint in ("auth.login", "auth.callback"):
+        sign_in_rate_limit()
 
 
 @bp.get("/login")

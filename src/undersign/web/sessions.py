@@ -67,7 +67,7 @@ class DatabaseSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         sid = request.cookies.get(self.get_cookie_name(app))
-        if not sid or len(sid) > 100:
+        if not sid or len(sid) > 100 or not sid.isascii():  # ours are base64url; others: none
             return ServerSession()
         now = utcnow()
         with self.database.session() as db:

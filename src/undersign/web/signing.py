@@ -57,6 +57,7 @@ SIGNATURE_HOOK = "on_signature_change"
 FIELD_PREFIX = "field_"
 SELF_REVOKE_REASON = "Revoked by the signer."
 MAX_PR_NUMBER = 10**9
+MAX_ROW_ID = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite
 
 
 def register(app: Flask) -> None:
@@ -130,6 +131,10 @@ def _require_user() -> User:
 
 
 def _own_signature_or_404(signature_id: int, user: User) -> Signature:
+    # Werkzeug's <int:> has no upper bound; past a 64-bit integer the database driver
+    # raises OverflowError (a 500) instead of finding nothing.
+    if signature_id > MAX_ROW_ID:
+        abort(404, description="You have no signature with this number.")
     try:
         return _signature_service().get_signature(signature_id, owner_github_id=user.github_id)
     except UnknownSignature:

@@ -72,7 +72,12 @@ def receive() -> Response:
 
     event_name = request.headers.get("X-GitHub-Event")
     try:
-        event = parse_delivery(event_name, body, request.headers.get("Content-Type"))
+        event = parse_delivery(
+            event_name,
+            body,
+            request.headers.get("Content-Type"),
+            app_events=settings.app_mode,  # token mode has no installations nor check runs
+        )
     except MalformedPayload as exc:
         return _answer(400, f"malformed payload: {exc.reason}")
     if event.kind == "ping":

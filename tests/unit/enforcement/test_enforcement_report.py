@@ -305,7 +305,7 @@ def test_thousands_of_unknown_authors_fit_the_comment_cap() -> None:
     body = render(verdict(unknowns=people))
     assert _size_ok(body)
     assert "more." in body
-    assert body.rstrip().endswith("Pushing a new commit also triggers a check.")
+    assert body.rstrip().endswith("comment `/cla check` on this pull request.")
 
 
 def test_thousands_of_unsigned_and_unknown_fit_the_comment_cap() -> None:

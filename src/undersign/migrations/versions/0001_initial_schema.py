@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 00:17:23.989671
+Create Date: 2026-11-28 00:47:31.125560
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import undersign.db
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -34,6 +35,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agreements")),
         sa.UniqueConstraint("slug", name=op.f("uq_agreements_slug")),
     )
+    op.create_table(
+        "app_installation_tokens",
+        sa.Column("installation_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("token_encrypted", sa.Text(), nullable=True),
+        sa.Column("expires_at", undersign.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", undersign.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("updated_at", undersign.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("installation_id", name=op.f("pk_app_installation_tokens")),
+    )
+    op.create_table(
+        "app_installations",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_login", sa.String(length=100), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=True),
+        sa.Column("repository_selection", sa.String(length=20), nullable=False),
+        sa.Column("updated_at", undersign.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_app_installations")),
+    )
+    with op.batch_alter_table("app_installations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_app_installations_account_login"), ["account_login"], unique=False
+        )
+
     op.create_table(
         "bot_identities",
         sa.Column("token_key", sa.String(length=64), nullable=False),
@@ -88,6 +113,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_status_lease_until", ["status", "lease_until"], unique=False)
 
     op.create_table(
+        "metric_samples",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("labels", sa.String(length=400), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("updated_at", undersign.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", "labels", name=op.f("pk_metric_samples")),
+    )
+    op.create_table(
         "pull_request_checks",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("repo_full_name", sa.String(length=200), nullable=False),
@@ -101,6 +134,9 @@ def upgrade() -> None:
         sa.Column("status_target_url", sa.String(length=500), nullable=True),
         sa.Column("comment_id", sa.BigInteger(), nullable=True),
         sa.Column("comment_sha256", sa.String(length=64), nullable=True),
+        sa.Column("check_run_id", sa.BigInteger(), nullable=True),
+        sa.Column("check_run_sha", sa.String(length=64), nullable=True),
+        sa.Column("check_run_sha256", sa.String(length=64), nullable=True),
         sa.Column("commits_etag", sa.String(length=200), nullable=True),
         sa.Column("contributors_cache", sa.JSON(), nullable=True),
         sa.Column("locked_until", undersign.db.UTCDateTime(timezone=True), nullable=True),
@@ -110,6 +146,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pull_request_checks")),
         sa.UniqueConstraint("repo_full_name", "number", name="uq_pull_request_checks_repo_number"),
     )
+    op.create_table(
+        "rate_limit_windows",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("window_start", sa.BigInteger(), nullable=False),
+        sa.Column("hits", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("key", "window_start", name=op.f("pk_rate_limit_windows")),
+    )
+    with op.batch_alter_table("rate_limit_windows", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_rate_limit_windows_window_start"), ["window_start"], unique=False
+        )
+
     op.create_table(
         "users",
         sa.Column("github_id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -183,6 +231,31 @@ def upgrade() -> None:
             "agreement_id", "pattern", name="uq_allowlist_entries_agreement_pattern"
         ),
     )
+    op.create_table(
+        "app_installation_repos",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("installation_id", sa.BigInteger(), nullable=False),
+        sa.Column("repo_id", sa.BigInteger(), nullable=True),
+        sa.Column("full_name", sa.String(length=200), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["installation_id"],
+            ["app_installations.id"],
+            name=op.f("fk_app_installation_repos_installation_id_app_installations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_app_installation_repos")),
+        sa.UniqueConstraint("installation_id", "full_name", name="uq_app_installation_repos"),
+    )
+    with op.batch_alter_table("app_installation_repos", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_app_installation_repos_full_name"), ["full_name"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_app_installation_repos_installation_id"),
+            ["installation_id"],
+            unique=False,
+        )
+
     op.create_table(
         "org_links",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -309,6 +382,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_org_links_agreement_id"))
 
     op.drop_table("org_links")
+    with op.batch_alter_table("app_installation_repos", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_app_installation_repos_installation_id"))
+        batch_op.drop_index(batch_op.f("ix_app_installation_repos_full_name"))
+
+    op.drop_table("app_installation_repos")
     op.drop_table("allowlist_entries")
     op.drop_table("agreement_versions")
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
@@ -320,7 +398,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_users_login"))
 
     op.drop_table("users")
+    with op.batch_alter_table("rate_limit_windows", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_rate_limit_windows_window_start"))
+
+    op.drop_table("rate_limit_windows")
     op.drop_table("pull_request_checks")
+    op.drop_table("metric_samples")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_status_lease_until")
 
@@ -331,5 +414,10 @@ def downgrade() -> None:
     op.drop_table("github_write_slots")
     op.drop_table("github_rate_gates")
     op.drop_table("bot_identities")
+    with op.batch_alter_table("app_installations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_app_installations_account_login"))
+
+    op.drop_table("app_installations")
+    op.drop_table("app_installation_tokens")
     op.drop_table("agreements")
     # ### end Alembic commands ###

@@ -1,0 +1,252 @@
+"""GitHub App mode: the verdict as a check run, and the app-only webhooks.
+
+Branch protection can require "this app's check" specifically, which a commit status cannot
+offer (any token with ``statuses: write`` may post ``license/cla``). The check run carries the
+same name as the status context, links to the sign page, lists who must sign, and offers a
+"Re-check" button (``requested_action`` with identifier ``recheck``); GitHub's own "Re-run"
+sends ``check_run.rerequested``. Both re-evaluate the pull request. The status stays too.
+
+One check run per head commit: created on the first verdict for a head, then updated in place
+(PATCH) while the head stays, and not touched at all when what it would say is unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from undersign.enforcement.models import PullRequestCheck
+from undersign.enforcement.policy import Verdict
+from undersign.enforcement.report import _mention, _unknown_line, status_description
+from undersign.github.app import (
+    AppGitHubClient,
+    forget_installation,
+    record_installation,
+    remove_repositories,
+)
+from undersign.github.errors import NotFound
+from undersign.jobs.context import JobContext
+
+log = logging.getLogger(__name__)
+
+RECHECK = "recheck"
+RECHECK_ACTION = {
+    "label": "Re-check",  # GitHub: label <= 20, description <= 40, identifier <= 20
+    "description": "Check the CLA signatures again",
+    "identifier": RECHECK,
+}
+MAX_SUMMARY = 60000  # GitHub's cap is 65535 characters
+APP_EVENT_KINDS = frozenset({"installation", "installation_repositories", "check_run"})
+
+
+def check_run_body(
+    verdict: Verdict | None,
+    *,
+    name: str,
+    head_sha: str,
+    details_url: str,
+    external_id: str,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """What the check run says for a verdict (or an error when there is none)."""
+    if verdict is None:
+        conclusion, title = "failure", (error or "undersign could not check the CLA")[:140]
+        summary = f"{title}\n\nComment `/cla check` or press **Re-check** to try again."
+    elif verdict.passed:
+        conclusion, title = "success", status_description(verdict)
+        summary = "Every contributor has signed the CLA (or needs not to)."
+    else:
+        # action_required blocks a required check, like failure, and GitHub shows a button
+        # to details_url: the sign page.
+        conclusion, title = "action_required", status_description(verdict)
+        lines = ["These contributors must sign the CLA before this can be merged:", ""]
+        lines += [f"- {_mention(c)}" for c in verdict.unsigned]
+        lines += [_unknown_line(c) for c in verdict.unknown]
+        lines += ["", f"Sign here: {details_url}"]
+        summary = "\n".join(lines)
+        if len(summary) > MAX_SUMMARY:
+            summary = summary[: MAX_SUMMARY - 20] + "\n\n(list truncated)"
+    body: dict[str, Any] = {
+        "name": name,
+        "head_sha": head_sha,
+        "details_url": details_url,
+        "external_id": external_id,
+        "status": "completed",
+        "conclusion": conclusion,
+        "output": {"title": title, "summary": summary},
+        "actions": [] if conclusion == "success" else [RECHECK_ACTION],
+    }
+    return body
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def publish_check_run(
+    ctx: JobContext,
+    repo_full_name: str,
+    number: int,
+    head_sha: str,
+    verdict: Verdict | None,
+    details_url: str,
+    *,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """Create or update the pull request's check run on ``head_sha``; returns the columns of
+    ``pull_request_checks`` to store. Token mode: nothing at all (GitHub would answer 403)."""
+    if not ctx.settings.app_mode:
+        return {}
+    gh = ctx.github
+    if not isinstance(gh, AppGitHubClient):
+        return {}
+    name = repo_full_name.strip().lower()
+    owner, repo = name.split("/", 1)
+    with ctx.database.session() as session:
+        row = session.scalar(
+            select(PullRequestCheck).where(
+                PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number
+            )
+        )
+        stored = (row.check_run_id, row.check_run_sha, row.check_run_sha256) if row else (None,) * 3
+    body = check_run_body(
+        verdict,
+        name=ctx.settings.status_context,
+        head_sha=head_sha,
+        details_url=details_url,
+        external_id=f"{name}#{number}",
+        error=error,
+    )
+    digest = _digest(body)
+    run_id, run_sha, run_digest = stored
+    if run_id is not None and run_sha == head_sha:
+        if run_digest == digest:
+            return {}
+        update = {k: v for k, v in body.items() if k != "head_sha"}
+        try:
+            gh.update_check_run(owner, repo, int(run_id), update)
+            return {"check_run_sha256": digest}
+        except NotFound:
+            pass  # deleted with its suite: create a new one
+    created = gh.create_check_run(owner, repo, body)
+    return {
+        "check_run_id": int(created["id"]),
+        "check_run_sha": head_sha,
+        "check_run_sha256": digest,
+    }
+
+
+def publish_merge_group_check(
+    ctx: JobContext, repo_full_name: str, head_sha: str, state: str, title: str, url: str
+) -> None:
+    """A merge group's head is new each time: one check run, created once."""
+    gh = ctx.github
+    if not isinstance(gh, AppGitHubClient):
+        return
+    owner, repo = repo_full_name.split("/", 1)
+    gh.create_check_run(
+        owner,
+        repo,
+        {
+            "name": ctx.settings.status_context,
+            "head_sha": head_sha,
+            "details_url": url,
+            "status": "completed",
+            "conclusion": "success" if state == "success" else "failure",
+            "output": {"title": title[:140], "summary": title},
+        },
+    )
+
+
+# --- app webhooks -------------------------------------------------------------------------
+
+
+def _repos(items: object) -> list[tuple[int | None, str]]:
+    out: list[tuple[int | None, str]] = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], str):
+            out.append((item[0] if isinstance(item[0], int) else None, item[1]))
+    return out
+
+
+def handle_app_delivery(ctx: JobContext, payload: dict[str, Any], not_before: dt.datetime) -> None:
+    """``installation``, ``installation_repositories`` and ``check_run`` deliveries."""
+    from undersign.enforcement import service
+
+    kind, action = payload.get("kind"), payload.get("action")
+    installation_id = payload.get("installation_id")
+    repos = _repos(payload.get("repositories"))
+    if not isinstance(installation_id, int):
+        return
+    if kind == "installation" and action == "deleted":
+        forget_installation(ctx.database, installation_id)
+        return
+    if kind == "installation_repositories" and action == "removed":
+        remove_repositories(ctx.database, installation_id, [n for _, n in repos])
+        return
+    if kind in ("installation", "installation_repositories"):
+        installation = {
+            "id": installation_id,
+            "account": {"login": payload.get("account_login"), "id": payload.get("account_id")},
+            "repository_selection": payload.get("repository_selection") or "selected",
+        }
+        record_installation(ctx.database, installation, repos, replace=kind == "installation")
+        if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
+            evaluate_installed(ctx, [n for _, n in repos])
+        return
+    if kind == "check_run":
+        numbers = [int(n) for n in payload.get("numbers") or []]
+        repo = str(payload.get("repo") or "")
+        if not numbers:
+            numbers = _numbers_for_head(ctx, repo, str(payload.get("head_sha") or ""))
+        for number in numbers:
+            service.evaluate_pull_request(ctx, repo, number, not_before=not_before)
+
+
+def _numbers_for_head(ctx: JobContext, repo: str, head_sha: str) -> list[int]:
+    """Fork pull requests leave ``check_run.pull_requests`` empty: find them by head."""
+    with ctx.database.session() as session:
+        return list(
+            session.scalars(
+                select(PullRequestCheck.number).where(
+                    PullRequestCheck.repo_full_name == repo.lower(),
+                    PullRequestCheck.is_open.is_(True),
+                    PullRequestCheck.head_sha == head_sha,
+                )
+            )
+        )
+
+
+def evaluate_installed(ctx: JobContext, repositories: list[str]) -> None:
+    """The app was just installed (or given repositories): every open pull request of a
+    covered repository gets a verdict, one job each."""
+    from undersign.agreements.service import AgreementService
+    from undersign.jobs.queue import get_queue, new_job
+
+    with ctx.database.session() as session:
+        agreements = AgreementService(session)
+        covered = [r for r in repositories if agreements.coverage_for_repo(r) is not None]
+    targets: list[tuple[str, int]] = []
+    for full_name in covered:
+        owner, repo = full_name.split("/", 1)
+        for pull in ctx.github.list_open_pulls(owner, repo):
+            targets.append((full_name.lower(), int(pull["number"])))
+    if not targets:
+        return
+    with ctx.database.session() as session:
+        ids = [
+            new_job(
+                session,
+                "evaluate",
+                {"repo": repo, "number": number, "because": "app installed"},
+                lease=ctx.settings.job_lease,
+            ).id
+            for repo, number in targets
+        ]
+    get_queue(ctx.settings, ctx.database).enqueue_quietly(ids)
+    log.info("app installed: %d open pull request(s) to evaluate", len(ids))

@@ -1,0 +1,559 @@
+"""GitHub App mode: the app's JWT, installation tokens shared by every process, and a client
+that picks the right installation for each request.
+
+Why not githubkit's ``AppAuthStrategy``/``AppInstallationAuthStrategy``: they cache the JWT
+and the installation tokens per process (or in Redis, unencrypted), with no lock across
+processes, so N workers would each fetch their own token. Here the JWT is minted with PyJWT
+(RS256, ``iat`` 60 s in the past, ``exp`` 9 minutes ahead: GitHub refuses more than 10) and
+the installation token lives in the database, encrypted with a key derived from
+``UNDERSIGN_SECRET_KEY``; a short lease on its row lets one process at a time ask GitHub for
+a new one while the others wait for it. Tokens are opaque: never parsed, never assumed to have
+a length (GitHub's 2026 ``ghs_APPID_JWT`` tokens are ~520 characters with dots), never logged.
+
+The installation for a request follows from its path: ``/repos/{owner}/{repo}/...`` is the
+installation covering that repository (kept current by the ``installation`` webhooks, else
+asked once with ``GET /repos/{o}/{r}/installation``), ``/orgs/{org}/...`` the org's. Pagination
+links (``/repositories/{id}/...``) carry no name, so they use the installation of the request
+before them on the same thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import jwt
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from githubkit.auth.base import BaseAuthStrategy
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from undersign.github.client import USER_AGENT, GitHubClient, _json_object
+from undersign.github.errors import (
+    GitHubError,
+    GitHubRequestError,
+    GitHubUnavailable,
+    NotFound,
+)
+
+if TYPE_CHECKING:
+    from githubkit import GitHubCore
+
+    from undersign.config import Settings
+    from undersign.db import Database
+
+log = logging.getLogger(__name__)
+
+#: GitHub: ``iat`` 60 s in the past against clock drift, ``exp`` at most 10 minutes ahead.
+JWT_BACKDATE = 60
+JWT_LIFETIME = 540
+#: Ask for a new installation token this long before the current one expires (1 hour).
+TOKEN_REFRESH_MARGIN = 300
+#: How long one process may hold the right to fetch a token; others wait at most this long.
+LEASE_SECONDS = 30
+#: How long a repository -> installation answer is trusted in memory.
+ROUTE_TTL = 600
+Clock = Callable[[], float]
+
+
+def load_private_key(pem: str) -> RSAPrivateKey:
+    """The app's RSA key from PEM text; ValueError with a short reason otherwise."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "not a PEM private key (paste the whole .pem GitHub gave you, BEGIN/END lines "
+            "included, or point ..._FILE at it)"
+        ) from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError("GitHub App keys are RSA keys")
+    return key
+
+
+def issuer_of(app_id: str) -> int | str:
+    """GitHub takes the app id as an integer, or the client id (``Iv23...``) as a string."""
+    return int(app_id) if app_id.isdigit() else app_id
+
+
+def app_jwt(issuer: int | str, key: RSAPrivateKey, now: float) -> str:
+    """An RS256 JWT as GitHub wants it. Built with PyJWS: ``jwt.encode`` refuses an integer
+    ``iss``, which is what GitHub documents for app ids."""
+    claims = {"iat": int(now) - JWT_BACKDATE, "exp": int(now) + JWT_LIFETIME, "iss": issuer}
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return jwt.api_jws.PyJWS().encode(payload, key, algorithm="RS256", headers={"typ": "JWT"})
+
+
+def _fernet(secret_key: str) -> Fernet:
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"undersign installation tokens"
+    ).derive(secret_key.encode("utf-8"))
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _parse_expiry(value: object, fallback: float) -> float:
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return fallback
+
+
+def _at(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+@dataclass
+class _Cached:
+    token: str
+    expires_at: float
+
+
+class GitHubApp:
+    """One GitHub App seen from one process: JWT calls and the shared token cache."""
+
+    def __init__(
+        self,
+        api_url: str,
+        app_id: str,
+        private_key: str,
+        database: Database,
+        secret_key: str,
+        *,
+        timeout: float = 10.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.api_path = httpx.URL(self.api_url + "/").path
+        self.issuer = issuer_of(app_id)
+        self.database = database
+        self.clock = clock
+        self._key = load_private_key(private_key)
+        self._fernet = _fernet(secret_key)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._tokens: dict[int, _Cached] = {}
+        self._routes: dict[str, tuple[int, float]] = {}
+        self._local = threading.local()
+        self._app: dict[str, Any] | None = None
+        #: Installation tokens this process asked GitHub for, per installation.
+        self.token_requests: Counter[int] = Counter()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, database: Database, *, clock: Clock = time.time
+    ) -> GitHubApp:
+        if not (settings.github_app_id and settings.github_app_private_key):
+            raise RuntimeError("GitHub App mode needs UNDERSIGN_GITHUB_APP_ID and _PRIVATE_KEY")
+        return cls(
+            settings.github_api_url,
+            settings.github_app_id,
+            settings.github_app_private_key,
+            database,
+            settings.secret_key or "",
+            timeout=float(settings.http_timeout),
+            clock=clock,
+        )
+
+    # -- calls as the app (JWT) -----------------------------------------------------------
+
+    def jwt(self) -> str:
+        return app_jwt(self.issuer, self._key, self.clock())
+
+    def _app_request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        request_headers = {
+            "Authorization": f"Bearer {self.jwt()}",
+            "Accept": "application/vnd.github+json",
+            "User-Agent": USER_AGENT,
+            **(headers or {}),
+        }
+        try:
+            with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+                response = client.request(method, self.api_url + path, headers=request_headers)
+        except httpx.TimeoutException:
+            raise GitHubUnavailable("GitHub did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise GitHubUnavailable(f"GitHub unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise GitHubUnavailable(f"GitHub answered {response.status_code}")
+        if response.status_code == 404:
+            raise NotFound(f"{path}: Not Found")
+        if response.status_code >= 400:
+            try:
+                message = str(response.json().get("message", ""))
+            except ValueError:
+                message = response.text[:200]
+            raise GitHubRequestError(response.status_code, message)
+        return response
+
+    def app_info(self) -> dict[str, Any]:
+        """``GET /app`` (asked once per process)."""
+        with self._lock:
+            if self._app is not None:
+                return self._app
+        info = _json_object(self._app_request("GET", "/app"))
+        with self._lock:
+            self._app = info
+        return info
+
+    def bot_login(self) -> str:
+        """The account an installation token acts as: ``<slug>[bot]``."""
+        return f"{self.app_info().get('slug')}[bot]"
+
+    # -- which installation -----------------------------------------------------------------
+
+    def installation_for_repo(self, full_name: str) -> int:
+        name = full_name.lower()
+        now = self.clock()
+        with self._lock:
+            route = self._routes.get(name)
+        if route is not None and route[1] > now:
+            return route[0]
+        owner = name.split("/", 1)[0]
+        with self.database.session() as session:
+            from undersign.enforcement.models import AppInstallation, AppInstallationRepo
+
+            found = session.scalar(
+                select(AppInstallationRepo.installation_id).where(
+                    AppInstallationRepo.full_name == name
+                )
+            )
+            if found is None:
+                found = session.scalar(
+                    select(AppInstallation.id).where(
+                        AppInstallation.account_login == owner,
+                        AppInstallation.repository_selection == "all",
+                    )
+                )
+        if found is None:
+            # Installed before undersign listened, or a lost delivery: ask GitHub once.
+            data = _json_object(self._app_request("GET", f"/repos/{name}/installation"))
+            found = int(data["id"])
+            record_installation(self.database, data, [(None, name)])
+        with self._lock:
+            self._routes[name] = (int(found), now + ROUTE_TTL)
+        return int(found)
+
+    def installation_for_account(self, login: str) -> int:
+        name = login.lower()
+        from undersign.enforcement.models import AppInstallation
+
+        with self.database.session() as session:
+            found = session.scalar(
+                select(AppInstallation.id).where(AppInstallation.account_login == name)
+            )
+        if found is not None:
+            return int(found)
+        try:
+            data = _json_object(self._app_request("GET", f"/orgs/{name}/installation"))
+        except NotFound:
+            data = _json_object(self._app_request("GET", f"/users/{name}/installation"))
+        record_installation(self.database, data, [])
+        return int(data["id"])
+
+    def installation_for_path(self, path: str) -> int:
+        """The installation a REST path (without the API prefix) acts through."""
+        parts = path.split("/")
+        installation: int | None = None
+        if len(parts) >= 4 and parts[1] == "repos":
+            installation = self.installation_for_repo(f"{parts[2]}/{parts[3]}")
+        elif len(parts) >= 3 and parts[1] == "orgs":
+            installation = self.installation_for_account(parts[2])
+        else:
+            installation = getattr(self._local, "last", None)
+        if installation is None:
+            raise GitHubRequestError(400, f"no installation to call {path} with")
+        self._local.last = installation
+        return installation
+
+    # -- installation tokens ------------------------------------------------------------------
+
+    def forget_token(self, installation_id: int) -> None:
+        """GitHub refused the token (revoked, app reinstalled): never use it again."""
+        from undersign.enforcement.models import AppInstallationToken
+
+        with self._lock:
+            self._tokens.pop(installation_id, None)
+        with self.database.session() as session:
+            session.execute(
+                update(AppInstallationToken)
+                .where(AppInstallationToken.installation_id == installation_id)
+                .values(token_encrypted=None, expires_at=None)
+            )
+
+    def installation_token(self, installation_id: int) -> str:
+        """A token for the installation with at least TOKEN_REFRESH_MARGIN left: from memory,
+        else from the database, else from GitHub (one process at a time)."""
+        with self._lock:
+            cached = self._tokens.get(installation_id)
+        if cached is not None and cached.expires_at - TOKEN_REFRESH_MARGIN > self.clock():
+            return cached.token
+        owner = secrets.token_hex(8)
+        deadline = time.monotonic() + LEASE_SECONDS
+        while True:
+            stored = self._stored(installation_id)
+            if stored is not None:
+                return stored
+            if self._claim(installation_id, owner):
+                try:
+                    return self._stored(installation_id) or self._fetch(installation_id)
+                finally:
+                    self._release(installation_id, owner)
+            if time.monotonic() > deadline:
+                raise GitHubUnavailable("another process is still fetching the app token")
+            time.sleep(0.05)
+
+    def _stored(self, installation_id: int) -> str | None:
+        from undersign.enforcement.models import AppInstallationToken
+
+        with self.database.session() as session:
+            row = session.get(AppInstallationToken, installation_id)
+            if row is None or row.token_encrypted is None or row.expires_at is None:
+                return None
+            expires_at = row.expires_at.timestamp()
+            encrypted = row.token_encrypted
+        if expires_at - TOKEN_REFRESH_MARGIN <= self.clock():
+            return None
+        try:
+            token = self._fernet.decrypt(encrypted.encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            return None  # UNDERSIGN_SECRET_KEY changed: fetch a new one
+        with self._lock:
+            self._tokens[installation_id] = _Cached(token, expires_at)
+        return token
+
+    def _claim(self, installation_id: int, owner: str) -> bool:
+        from undersign.enforcement.models import AppInstallationToken
+
+        now = _at(self.clock())
+        try:
+            with self.database.session() as session:
+                if session.get(AppInstallationToken, installation_id) is None:
+                    session.add(AppInstallationToken(installation_id=installation_id))
+        except IntegrityError:
+            pass  # another process created the row at the same moment
+        with self.database.session() as session:
+            claimed = session.execute(
+                update(AppInstallationToken)
+                .where(
+                    AppInstallationToken.installation_id == installation_id,
+                    or_(
+                        AppInstallationToken.lease_until.is_(None),
+                        AppInstallationToken.lease_until < now,
+                    ),
+                )
+                .values(lease_until=now + dt.timedelta(seconds=LEASE_SECONDS), lease_owner=owner)
+            )
+            return getattr(claimed, "rowcount", 0) == 1
+
+    def _release(self, installation_id: int, owner: str) -> None:
+        from undersign.enforcement.models import AppInstallationToken
+
+        with self.database.session() as session:
+            session.execute(
+                update(AppInstallationToken)
+                .where(
+                    AppInstallationToken.installation_id == installation_id,
+                    AppInstallationToken.lease_owner == owner,
+                )
+                .values(lease_until=None, lease_owner=None)
+            )
+
+    def _fetch(self, installation_id: int) -> str:
+        from undersign.enforcement.models import AppInstallationToken
+
+        asked_at = self.clock()
+        response = self._app_request("POST", f"/app/installations/{installation_id}/access_tokens")
+        self.token_requests[installation_id] += 1
+        data = _json_object(response)
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            raise GitHubUnavailable("GitHub answered an installation token request without one")
+        # "Installation tokens expire one hour from the time you create them."
+        expires_at = _parse_expiry(data.get("expires_at"), asked_at + 3600)
+        encrypted = self._fernet.encrypt(token.encode("utf-8")).decode("ascii")
+        with self.database.session() as session:
+            session.execute(
+                update(AppInstallationToken)
+                .where(AppInstallationToken.installation_id == installation_id)
+                .values(
+                    token_encrypted=encrypted,
+                    expires_at=_at(expires_at),
+                    updated_at=_at(self.clock()),
+                )
+            )
+        with self._lock:
+            self._tokens[installation_id] = _Cached(token, expires_at)
+        log.info("installation %s: new token until %s", installation_id, _at(expires_at))
+        return token
+
+
+# --- the installed repositories, kept by webhooks -------------------------------------------
+
+
+def record_installation(
+    database: Database,
+    installation: dict[str, Any],
+    repositories: list[tuple[int | None, str]],
+    *,
+    replace: bool = False,
+) -> None:
+    """Remember an installation and (some of) the repositories it covers."""
+    from undersign.enforcement.models import AppInstallation, AppInstallationRepo
+
+    installation_id = int(installation["id"])
+    account = installation.get("account") if isinstance(installation.get("account"), dict) else {}
+    login = str((account or {}).get("login") or "").lower()
+    selection = str(installation.get("repository_selection") or "selected")
+    try:
+        with database.session() as session:
+            row = session.get(AppInstallation, installation_id)
+            if row is None:
+                row = AppInstallation(id=installation_id, account_login=login)
+                session.add(row)
+            if login:
+                row.account_login = login
+            row.account_id = (account or {}).get("id") or row.account_id
+            row.repository_selection = selection
+            row.updated_at = dt.datetime.now(dt.UTC)
+            session.flush()
+            if replace:
+                session.execute(
+                    delete(AppInstallationRepo).where(
+                        AppInstallationRepo.installation_id == installation_id
+                    )
+                )
+            known = set(
+                session.scalars(
+                    select(AppInstallationRepo.full_name).where(
+                        AppInstallationRepo.installation_id == installation_id
+                    )
+                )
+            )
+            for repo_id, full_name in repositories:
+                name = full_name.lower()
+                if name not in known:
+                    known.add(name)
+                    session.add(
+                        AppInstallationRepo(
+                            installation_id=installation_id, repo_id=repo_id, full_name=name
+                        )
+                    )
+    except IntegrityError:
+        log.info("installation %s was recorded concurrently", installation_id)
+
+
+def remove_repositories(database: Database, installation_id: int, names: list[str]) -> None:
+    from undersign.enforcement.models import AppInstallationRepo
+
+    with database.session() as session:
+        session.execute(
+            delete(AppInstallationRepo).where(
+                AppInstallationRepo.installation_id == installation_id,
+                AppInstallationRepo.full_name.in_([n.lower() for n in names]),
+            )
+        )
+
+
+def forget_installation(database: Database, installation_id: int) -> None:
+    """The app was uninstalled: its repositories, and its token, are gone."""
+    from undersign.enforcement.models import (
+        AppInstallation,
+        AppInstallationRepo,
+        AppInstallationToken,
+    )
+
+    with database.session() as session:
+        for model, column in (
+            (AppInstallationRepo, AppInstallationRepo.installation_id),
+            (AppInstallationToken, AppInstallationToken.installation_id),
+            (AppInstallation, AppInstallation.id),
+        ):
+            session.execute(delete(model).where(column == installation_id))
+
+
+def installed_repositories(database: Database) -> list[str]:
+    """Every repository an installation is known to cover (lowercased ``owner/name``)."""
+    from undersign.enforcement.models import AppInstallationRepo
+
+    with database.session() as session:
+        return sorted(set(session.scalars(select(AppInstallationRepo.full_name))))
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class InstallationAuth(httpx.Auth):
+    """Sets each request's installation token; a 401 drops the token and retries once."""
+
+    def __init__(self, app: GitHubApp) -> None:
+        self.app = app
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        path = request.url.path
+        if path.startswith(self.app.api_path):
+            path = "/" + path[len(self.app.api_path) :]
+        installation = self.app.installation_for_path(path)
+        request.headers["Authorization"] = f"token {self.app.installation_token(installation)}"
+        response = yield request
+        if response.status_code == 401:
+            self.app.forget_token(installation)
+            token = self.app.installation_token(installation)
+            request.headers["Authorization"] = f"token {token}"
+            yield request
+
+
+@dataclass
+class InstallationAuthStrategy(BaseAuthStrategy):
+    """githubkit's hook for :class:`InstallationAuth`."""
+
+    app: GitHubApp
+
+    def get_auth_flow(self, github: GitHubCore) -> httpx.Auth:
+        return InstallationAuth(self.app)
+
+
+class AppGitHubClient(GitHubClient):
+    """The bot's client in app mode: installation tokens, and the Checks API on top."""
+
+    def __init__(self, app: GitHubApp, **kwargs: Any) -> None:
+        super().__init__(app.api_url, "", auth=InstallationAuthStrategy(app), **kwargs)
+        self.app = app
+
+    def create_check_run(self, owner: str, repo: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _json_object(self._request("POST", f"/repos/{owner}/{repo}/check-runs", json=body))
+
+    def update_check_run(
+        self, owner: str, repo: str, check_run_id: int, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return _json_object(
+            self._request("PATCH", f"/repos/{owner}/{repo}/check-runs/{check_run_id}", json=body)
+        )
+
+
+__all__ = [
+    "AppGitHubClient",
+    "GitHubApp",
+    "GitHubError",
+    "app_jwt",
+    "forget_installation",
+    "installed_repositories",
+    "load_private_key",
+    "record_installation",
+    "remove_repositories",
+]

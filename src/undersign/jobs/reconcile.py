@@ -1,0 +1,242 @@
+"""The reconciler: open pull requests whose CLA status is missing or stale get re-evaluated.
+
+GitHub never retries a failed delivery by itself, so a delivery lost while undersign was
+down (or a job that gave up) would leave a pull request without a verdict. Every
+``UNDERSIGN_RECONCILE_INTERVAL`` minutes (and on ``undersign reconcile``) this lists the open
+pull requests of every covered repository and compares each head with what
+``pull_request_checks`` says was last published. Only the differing ones become ``evaluate``
+jobs (through the queue, so the per pull request lock and the pacer apply as usual); an
+up-to-date pull request costs nothing beyond its share of the listing.
+
+GitHub cost per run: one ``GET /repos/{o}/{r}/pulls?state=open&per_page=100`` per covered
+repository (one more per further 100 open pull requests), plus one
+``GET /orgs/{org}/repos?per_page=100`` per organization link (per 100 repositories). Writes
+only happen in the evaluations it queues.
+
+Many worker processes all fire the periodic task; a lease row in ``github_rate_gates`` (key
+``lease:reconcile``, never a token hash) lets one of them run per interval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from undersign.agreements.models import OrgLink, RepoLink
+from undersign.db import utcnow
+from undersign.enforcement import service
+from undersign.enforcement.models import PullRequestCheck
+from undersign.github.errors import GitHubError, NotFound, RateLimited
+from undersign.jobs.context import JobContext
+from undersign.jobs.models import Job, RateGate
+from undersign.jobs.queue import JobQueue, enqueue_after_commit, new_job
+
+log = logging.getLogger(__name__)
+
+LEASE_KEY = "lease:reconcile"
+
+
+@dataclass
+class ReconcileReport:
+    repositories: int = 0
+    open_pulls: int = 0
+    queued: list[tuple[str, int]] = field(default_factory=list)
+    closed: list[tuple[str, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def schedule(interval_minutes: int) -> Callable[[dt.datetime], bool]:
+    """Huey's periodic test: true at every multiple of the interval since midnight."""
+    interval = max(int(interval_minutes), 1)
+
+    def due(when: dt.datetime) -> bool:
+        return (when.hour * 60 + when.minute) % interval == 0
+
+    return due
+
+
+def covered_repositories(ctx: JobContext) -> list[str]:
+    """Repository links, then every repository of each linked organization (archived ones
+    left out: GitHub refuses statuses there)."""
+    with ctx.database.session() as session:
+        repos = list(session.scalars(select(RepoLink.full_name).order_by(RepoLink.full_name)))
+        orgs = list(session.scalars(select(OrgLink.org).order_by(OrgLink.org)))
+    seen = {name.lower() for name in repos}
+    names = [name.lower() for name in repos]
+    for org in orgs:
+        for repo in ctx.github.list_account_repos(org):
+            name = str(repo.get("full_name") or "").lower()
+            if name and not repo.get("archived") and name not in seen:
+                seen.add(name)
+                names.append(name)
+    return names
+
+
+def _pending(ctx: JobContext) -> set[tuple[str, int]]:
+    """Pull requests a queued or running job will evaluate anyway."""
+    with ctx.database.session() as session:
+        rows = session.execute(
+            select(Job.kind, Job.payload).where(
+                Job.status.in_(("queued", "running")), Job.kind.in_(("delivery", "evaluate"))
+            )
+        ).all()
+    pending: set[tuple[str, int]] = set()
+    for kind, payload in rows:
+        repo = str((payload or {}).get("repo") or "").lower()
+        numbers = (payload or {}).get("numbers") or []
+        if kind == "evaluate":
+            numbers = [(payload or {}).get("number")]
+        pending.update((repo, n) for n in numbers if isinstance(n, int))
+    return pending
+
+
+def _stale(check: PullRequestCheck | None, head_sha: str) -> bool:
+    """No verdict yet, an older head, an error verdict, or our status is not on the head."""
+    if check is None:
+        return True
+    return (
+        check.head_sha != head_sha
+        or check.verdict in (None, "error")
+        or check.status_sha != head_sha
+    )
+
+
+def reconcile(
+    ctx: JobContext, queue: JobQueue, repositories: Iterable[str] | None = None
+) -> ReconcileReport:
+    """Queue an evaluation for every open pull request whose status is missing or stale;
+    mark closed the ones GitHub no longer lists as open."""
+    report = ReconcileReport()
+    try:
+        names = (
+            covered_repositories(ctx) if repositories is None else [r.lower() for r in repositories]
+        )
+    except RateLimited as exc:
+        report.errors.append(f"rate limited: {exc}")
+        return report
+    except GitHubError as exc:
+        report.errors.append(f"listing repositories: {exc}")
+        return report
+    pending = _pending(ctx)
+    for name in names:
+        owner, _, repo = name.partition("/")
+        try:
+            pulls = ctx.github.list_open_pulls(owner, repo)
+        except RateLimited as exc:
+            report.errors.append(f"rate limited: {exc}")
+            break  # nothing more to ask until the reset
+        except NotFound:
+            report.errors.append(f"{name}: not found (no access?)")
+            continue
+        except GitHubError as exc:
+            report.errors.append(f"{name}: {exc}")
+            continue
+        report.repositories += 1
+        report.open_pulls += len(pulls)
+        _reconcile_repo(ctx, queue, name, pulls, pending, report)
+    if report.queued or report.closed:
+        log.info(
+            "reconciler: %d to re-evaluate, %d closed, in %d repositories",
+            len(report.queued),
+            len(report.closed),
+            report.repositories,
+        )
+    return report
+
+
+def _reconcile_repo(
+    ctx: JobContext,
+    queue: JobQueue,
+    name: str,
+    pulls: list[dict[str, object]],
+    pending: set[tuple[str, int]],
+    report: ReconcileReport,
+) -> None:
+    heads: dict[int, str] = {}
+    for pull in pulls:
+        number, head = pull.get("number"), pull.get("head")
+        sha = head.get("sha") if isinstance(head, dict) else None
+        if isinstance(number, int) and isinstance(sha, str):
+            heads[number] = sha
+    with ctx.database.session() as session:
+        checks = {
+            c.number: c
+            for c in session.scalars(
+                select(PullRequestCheck).where(PullRequestCheck.repo_full_name == name)
+            )
+        }
+        stale = [
+            n
+            for n, sha in sorted(heads.items())
+            if (name, n) not in pending and _stale(checks.get(n), sha)
+        ]
+        closed = [n for n, c in sorted(checks.items()) if c.is_open and n not in heads]
+        ids = [
+            new_job(
+                session,
+                "evaluate",
+                {"repo": name, "number": n, "because": "reconcile"},
+                lease=ctx.settings.job_lease,
+            ).id
+            for n in stale
+        ]
+        if ids:
+            enqueue_after_commit(session, queue, ids)
+    for number in closed:
+        service.mark_closed(ctx, name, number)
+    report.queued.extend((name, n) for n in stale)
+    report.closed.extend((name, n) for n in closed)
+
+
+def take_turn(ctx: JobContext, seconds: float) -> bool:
+    """True for one caller per ``seconds`` across every process (a lease row)."""
+    now = utcnow()
+    until = now + dt.timedelta(seconds=max(seconds, 1.0))
+    with ctx.database.session() as session:
+        result = session.execute(
+            update(RateGate)
+            .where(
+                RateGate.token_key == LEASE_KEY,
+                (RateGate.blocked_until.is_(None)) | (RateGate.blocked_until <= now),
+            )
+            .values(blocked_until=until, reason="reconciler run", touched_at=now)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            return True
+        if session.get(RateGate, LEASE_KEY) is not None:
+            return False
+    try:
+        with ctx.database.session() as session:
+            session.add(
+                RateGate(
+                    token_key=LEASE_KEY,
+                    blocked_until=until,
+                    reason="reconciler run",
+                    touched_at=now,
+                )
+            )
+    except IntegrityError:
+        return False  # another process inserted it first: its turn
+    return True
+
+
+def periodic_reconcile(queue: JobQueue) -> None:
+    """Huey's periodic task body: one run per interval, whichever worker fires first."""
+    ctx = queue.context()
+    interval = ctx.settings.reconcile_interval
+    if interval <= 0:
+        return
+    try:
+        if not take_turn(ctx, interval * 60 - 30):
+            return
+        report = reconcile(ctx, queue)
+    except Exception:
+        log.exception("reconciler run failed; the next interval retries")
+        return
+    for error in report.errors:
+        log.warning("reconciler: %s", error)

@@ -1,0 +1,1 @@
+"""What operators see: structured logs (``logging``) and Prometheus metrics (``metrics``)."""

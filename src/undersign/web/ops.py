@@ -1,0 +1,129 @@
+"""What operators and load balancers ask: ``/readyz``, ``/metrics``; and the request id.
+
+``/healthz`` (main.py) says the process answers and its database does. ``/readyz`` adds the
+queue: a web process that cannot hand jobs to workers should get no traffic. ``/metrics`` is
+the Prometheus text format, computed from the shared database (see observability.metrics),
+so any process gives the whole installation's numbers.
+
+Every request gets an id: the ``X-Request-ID`` a trusted proxy sent (only when
+``UNDERSIGN_TRUSTED_PROXIES`` > 0, and only if well-formed), else a new one. It is on every
+log line of the request and echoed in the response.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, jsonify, request
+
+from undersign.observability import metrics
+from undersign.observability.logging import bind, unbind
+from undersign.web.context import services
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+WEBHOOK_ENDPOINT = "webhooks.github"
+
+
+def _start_request() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    trusted = services().settings.trusted_proxies > 0
+    request_id = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = request_id
+    fields: dict[str, str] = {"request_id": request_id}
+    delivery = request.headers.get("X-GitHub-Delivery", "")
+    if request.path == "/webhooks/github" and _DELIVERY_ID.fullmatch(delivery):
+        fields["delivery_id"] = delivery
+    g.log_token = bind(**fields)
+
+
+def _finish_request(response: Response) -> Response:
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    if request.endpoint == WEBHOOK_ENDPOINT:
+        _count_webhook(response)
+    return response
+
+
+def _end_request(_exc: BaseException | None) -> None:
+    token = g.pop("log_token", None)
+    if token is not None:
+        unbind(token)
+
+
+def webhook_outcome(status: int, message: str) -> str:
+    """The outcome of a delivery, from the webhook view's answer (its public contract)."""
+    if status == 401:
+        return "invalid_signature"
+    if status in (400, 413, 415):
+        return "malformed"
+    if status == 503 or status >= 500:
+        return "unavailable"
+    if message.startswith("duplicate"):
+        return "duplicate"
+    if message.startswith("ignored"):
+        return "ignored"
+    return "accepted"
+
+
+def _count_webhook(response: Response) -> None:
+    body = response.get_json(silent=True) if response.is_json else None
+    message = str(body.get("message", "")) if isinstance(body, dict) else ""
+    outcome = webhook_outcome(response.status_code, message)
+    event = request.headers.get("X-GitHub-Event")
+    try:
+        metrics.record_webhook(services().database, event, outcome)
+    except Exception:  # counting must never fail a delivery
+        log.exception("could not count a webhook delivery")
+
+
+def readyz() -> tuple[Response, int]:
+    """Ready when the database and the queue both answer; 503 names the one that does not."""
+    from undersign.jobs.queue import get_queue
+
+    svc = services()
+    checks = {"database": svc.database.ping(), "queue": False}
+    try:
+        get_queue(svc.settings, svc.database).huey.storage.queue_size()
+        checks["queue"] = True
+    except Exception as exc:
+        log.warning("readiness: the queue is unreachable (%s)", type(exc).__name__)
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        return jsonify(status="unavailable", failed=failed), 503
+    return jsonify(status="ok"), 200
+
+
+def metrics_view() -> Response:
+    """Prometheus text format; ``Authorization: Bearer UNDERSIGN_METRICS_TOKEN`` if set."""
+    svc = services()
+    expected = svc.settings.metrics_token
+    if expected:
+        given = request.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode("utf-8"), expected.encode("utf-8")
+        ):
+            response = jsonify(message="a bearer token is required")
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    body = metrics.render(svc.database)
+    response = Response(body, status=200, content_type=metrics.CONTENT_TYPE)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def register(app: Flask) -> None:
+    # First of all before-request functions, so even a request refused early (CSRF) has an id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
+    app.after_request(_finish_request)
+    app.teardown_request(_end_request)
+    app.add_url_rule("/readyz", "ops.readyz", readyz, methods=["GET"])
+    app.add_url_rule("/metrics", "ops.metrics", metrics_view, methods=["GET"])

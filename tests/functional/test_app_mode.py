@@ -1,0 +1,260 @@
+"""GitHub App mode end to end: the live app, the emulator acting as GitHub (JWT checks,
+installation tokens, check runs), a real Huey consumer. What GitHub sees is read back from
+the emulator; nothing is mocked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select, text
+from tests.conftest import AGREEMENT_SLUG, CLAService, Live, make_settings, sign_in
+from tests.support.live import LiveServer
+
+from undersign.db import Base, Database
+from undersign.emulator import EmulatorServer
+
+APP_ID = 313131
+APP_SLUG = "undersign-cla"
+APP_CLIENT_ID = "Iv23liAppModeTest001"
+APP_SECRET = "app-mode-client-secret-0123456789abcdef"
+REPO = "octo-org/widgets"
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+@pytest.fixture
+def app_cla(
+    tmp_path: Path, emulator: EmulatorServer, database: Database, app_key: tuple[str, bytes]
+) -> Iterator[CLAService]:
+    """undersign in app mode; octo-org (widgets, gadgets) covered by an org link; the app is
+    registered on the emulator but not installed yet."""
+    from undersign.agreements.service import AgreementService
+    from undersign.jobs.queue import forget_queues, start_embedded_consumer
+    from undersign.web import create_app
+
+    state = emulator.state
+    for login in ("dave", "maint"):
+        state.add_user(login, name=login.title(), email=f"{login}@example.com")
+    state.add_org("octo-org", members=["maint"])
+    for repo in (REPO, "octo-org/gadgets"):
+        state.add_repo(repo)
+    with database.session() as session:
+        agreements = AgreementService(session)
+        agreements.add_or_update(AGREEMENT_SLUG, "Individual CLA", "You agree to license it.")
+        agreements.link_org("octo-org", AGREEMENT_SLUG)
+    server = LiveServer()
+    settings = make_settings(
+        tmp_path,
+        server.url,
+        emulator,
+        UNDERSIGN_DATABASE_URL=database.url,
+        UNDERSIGN_GITHUB_CLIENT_ID=APP_CLIENT_ID,
+        UNDERSIGN_GITHUB_CLIENT_SECRET=APP_SECRET,
+        UNDERSIGN_GITHUB_APP_ID=str(APP_ID),
+        UNDERSIGN_GITHUB_APP_PRIVATE_KEY=app_key[0],
+    )
+    state.apps.register_app(
+        APP_SLUG,
+        app_key[1],
+        owner_login="octo-org",
+        app_id=APP_ID,
+        client_id=APP_CLIENT_ID,
+        client_secret=APP_SECRET,
+        callback_urls=[settings.callback_url],
+    )
+    server.start(create_app(settings, database=database))
+    live = Live(server.url, server, emulator, settings, database)
+    workers = settings.replace(job_retry_base_ms=50, job_max_attempts=3, job_lease=30)
+    consumer = start_embedded_consumer(workers, workers=2)
+    yield CLAService(live, workers, consumer)
+    consumer.stop()
+    forget_queues()
+    server.stop()
+
+
+def install(cla: CLAService, repositories: list[str] | None = None) -> int:
+    state: Any = cla.state
+    installation = int(state.apps.install(APP_ID, "octo-org", repositories=repositories)["id"])
+    status, _ = cla.deliver(
+        "installation",
+        state.apps.installation_event(installation, "created"),
+        target_type="integration",
+        target_id=APP_ID,
+    )
+    assert status == 202
+    cla.wait_idle()
+    return installation
+
+
+def check_runs(cla: CLAService, sha: str) -> list[dict[str, Any]]:
+    state: Any = cla.state
+    return list(state.apps.list_check_runs(REPO, sha))
+
+
+def quietly_sign(cla: CLAService, login: str) -> None:
+    """A signature no trigger hears of (so only a re-check can notice it)."""
+    from undersign.agreements.service import AgreementService, SignatureService
+
+    user = cla.live.emulator.state.user(login)
+    with cla.database.session() as session:
+        version = AgreementService(session).current_version(AGREEMENT_SLUG)
+        SignatureService(session).sign(
+            AGREEMENT_SLUG,
+            github_id=user["id"],
+            login=login,
+            name=login.title(),
+            email=f"{login}@example.com",
+            version_sha256=version.text_sha256,
+            agreed=True,
+        )
+
+
+def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
+    app_cla: CLAService,
+) -> None:
+    state: Any = app_cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=2)
+    sha = pr["head"]["sha"]
+    assert app_cla.status(REPO, sha) is None  # nobody told undersign yet
+
+    installation = install(app_cla)
+
+    status = app_cla.status(REPO, sha)
+    assert status is not None and status["state"] == "failure"
+    assert status["creator"]["login"] == f"{APP_SLUG}[bot]"  # acting as the app
+    [run] = check_runs(app_cla, sha)
+    sign_page = f"{app_cla.live.url}/sign/{AGREEMENT_SLUG}?repo={REPO}&pr={pr['number']}"
+    assert run["name"] == "license/cla"
+    assert run["conclusion"] == "action_required"
+    assert run["details_url"] == sign_page
+    assert "@alice" in run["output"]["summary"]
+    assert run["output"]["title"] == status["description"]
+    assert state.apps.check_runs[run["id"]].actions == [
+        {
+            "label": "Re-check",
+            "description": "Check the CLA signatures again",
+            "identifier": "recheck",
+        }
+    ]
+    # One token for the installation, stored encrypted: the token itself is nowhere in it.
+    assert state.apps.token_requests == {installation: 1}
+    tokens = [t for t in state._tokens if t.startswith("ghs_")]
+    with app_cla.database.session() as session:
+        stored = session.execute(text("SELECT token_encrypted FROM app_installation_tokens"))
+        [encrypted] = [row[0] for row in stored]
+    assert tokens and all(t not in encrypted for t in tokens)
+    from undersign.github.app import installed_repositories
+
+    assert installed_repositories(app_cla.database) == ["octo-org/gadgets", "octo-org/widgets"]
+
+    # Signing turns both green: the same check run, updated in place.
+    app_cla.sign("alice")
+    app_cla.wait_for(lambda: app_cla.status(REPO, sha)["state"] == "success", what="green")  # type: ignore[index]
+    app_cla.wait_idle()
+    [run] = check_runs(app_cla, sha)
+    assert run["conclusion"] == "success"
+    assert [h["method"] for h in state.apps.check_run_history(run["id"])] == ["POST", "PATCH"]
+    assert state.apps.token_requests == {installation: 1}
+
+
+def test_rerequested_and_recheck_action_re_evaluate(app_cla: CLAService) -> None:
+    state: Any = app_cla.state
+    installation = install(app_cla)
+    first = state.add_pull_request(REPO, user_login="alice", n_commits=1, head_ref="a")
+    second = state.add_pull_request(REPO, user_login="bob", n_commits=1, head_ref="b")
+    for pr in (first, second):
+        app_cla.deliver(
+            "pull_request",
+            state.pull_request_event(REPO, pr["number"], installation_id=installation),
+        )
+    app_cla.wait_idle()
+    [run_a] = check_runs(app_cla, first["head"]["sha"])
+    [run_b] = check_runs(app_cla, second["head"]["sha"])
+    assert run_a["conclusion"] == run_b["conclusion"] == "action_required"
+
+    quietly_sign(app_cla, "alice")
+    quietly_sign(app_cla, "bob")
+    other = state.apps.check_run_event(run_a["id"], "rerequested", sender_login="alice")
+    other["action"] = "requested_action"
+    other["requested_action"] = {"identifier": "something-else"}
+    status, _ = app_cla.deliver("check_run", other)
+    assert status == 202
+    app_cla.wait_idle()
+    assert check_runs(app_cla, first["head"]["sha"])[0]["conclusion"] == "action_required"
+
+    pressed = state.apps.check_run_event(
+        run_a["id"], "requested_action", sender_login="alice", identifier="recheck"
+    )
+    assert app_cla.deliver("check_run", pressed)[0] == 202
+    rerun = state.apps.check_run_event(run_b["id"], "rerequested", sender_login="bob")
+    assert app_cla.deliver("check_run", rerun)[0] == 202
+    app_cla.wait_idle()
+    for pr in (first, second):
+        [run] = check_runs(app_cla, pr["head"]["sha"])
+        assert run["conclusion"] == "success"
+        assert app_cla.status(REPO, pr["head"]["sha"])["state"] == "success"  # type: ignore[index]
+
+
+def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
+    state: Any = app_cla.state
+    installation = install(app_cla, repositories=["octo-org/gadgets"])
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    state.apps.add_repositories(installation, [REPO])
+    payload = state.apps.installation_repositories_event(installation, "added", [REPO])
+    assert app_cla.deliver("installation_repositories", payload)[0] == 202
+    app_cla.wait_idle()
+    assert app_cla.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+    state.apps.remove_repositories(installation, [REPO])
+    payload = state.apps.installation_repositories_event(installation, "removed", [REPO])
+    assert app_cla.deliver("installation_repositories", payload)[0] == 202
+    app_cla.wait_idle()
+    from undersign.github.app import installed_repositories
+
+    assert installed_repositories(app_cla.database) == ["octo-org/gadgets"]
+
+
+def test_token_mode_never_calls_the_checks_api(cla: CLAService) -> None:
+    state: Any = cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    assert cla.deliver("pull_request", state.pull_request_event(REPO, pr["number"]))[0] == 202
+    cla.wait_idle()
+    assert cla.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+    assert state.api_calls(path_prefix=f"/repos/{REPO}/check-runs") == []
+    assert not any("check-runs" in r.path for r in state.requests)
+
+
+def test_sign_in_through_the_github_app_with_expiring_tokens(app_cla: CLAService) -> None:
+    live = app_cla.live
+    with live.client() as client:
+        page = sign_in(live, client, "alice")
+        assert page.status_code == 200
+        assert "alice" in page.text
+    state: Any = app_cla.state
+    user_tokens = [t for t in state._tokens if t.startswith("ghu_")]
+    assert len(user_tokens) == 1
+    info = state.apps.tokens[user_tokens[0]]
+    assert info.refresh_token is not None and info.refresh_token.startswith("ghr_")
+    # Neither the user token nor its refresh token is kept anywhere.
+    secrets = (user_tokens[0], info.refresh_token)
+    with app_cla.database.session() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table)):
+                flat = " ".join(str(value) for value in row)
+                assert not any(secret in flat for secret in secrets), table.name

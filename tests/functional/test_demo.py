@@ -1,0 +1,128 @@
+"""`undersign demo` as a newcomer meets it: a PR waits on bob, bob signs in a browser, it turns
+green within seconds, with one comment edited in place."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser
+
+pytestmark = pytest.mark.browser
+
+UNDERSIGN = str(Path(sys.executable).parent / "undersign")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Demo:
+    def __init__(self, app_url: str, github_url: str, log: Path) -> None:
+        self.app_url = app_url
+        self.github_url = github_url
+        self.log = log
+
+    def pull(self) -> dict[str, Any]:
+        pulls = httpx.get(f"{self.github_url}/_emulator/pulls").json()
+        return next(p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == 1)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    port, github_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSIGN_")}
+    env["UNDERSIGN_INSTANCE_PATH"] = str(tmp_path / "instance")
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [UNDERSIGN, "demo", "--port", str(port), "--github-port", str(github_port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Demo(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{github_port}", log)
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{running.app_url}/healthz").status_code == 200
+        except httpx.TransportError:
+            return process.poll() is not None and _fail(log)
+
+    try:
+        _wait_for(healthy, 60, "the demo to answer /healthz")
+        yield running
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _fail(log: Path) -> bool:
+    raise AssertionError(f"the demo exited:\n{log.read_text()}")
+
+
+def test_red_then_sign_then_green(demo: Demo, browser: Browser):
+    pull = _wait_for(
+        lambda: (p := demo.pull())["combined_state"] == "failure" and p["comments"] and p,
+        30,
+        "the demo PR to go red with a comment",
+    )
+    (status,) = [s for s in pull["statuses"] if s["context"] == "license/cla"]
+    assert "0 of 1" in status["description"]
+    (comment,) = pull["comments"]
+    assert "@bob" in comment["body"]
+    sign_url = status["target_url"]
+    assert sign_url.startswith(f"{demo.app_url}/sign/")
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(sign_url)
+    page.get_by_role("link", name="Sign in with GitHub to sign").click()
+    page.get_by_label("bob").check()
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{demo.app_url}/sign/**")
+    page.get_by_label("Full name").fill("Bob Builder")
+    page.get_by_label("Email").fill("bob@example.com")
+    page.get_by_label("I have read and agree", exact=False).check()
+    signed_at = time.monotonic()
+    page.get_by_role("button", name="Sign").click()
+    page.get_by_role("link", name="Back to pull request #1 in acme/widgets").wait_for()
+    context.close()
+
+    pull = _wait_for(
+        lambda: (
+            (p := demo.pull())["combined_state"] == "success"
+            and "@bob" not in p["comments"][0]["body"]
+            and p
+        ),
+        15,
+        "the demo PR to turn green after bob signed",
+    )
+    assert time.monotonic() - signed_at < 15
+    (comment,) = pull["comments"]  # edited in place, never a second one
+    assert "thank" in comment["body"].lower()

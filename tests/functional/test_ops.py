@@ -1,0 +1,338 @@
+"""What operators rely on: /readyz, /metrics, request ids, JSON logs without secrets, and
+trusted proxy headers (SECURITY.md O14). Real HTTP, real processes where it matters."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from tests.conftest import (
+    BOT_LOGIN,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CLAService,
+    Live,
+    make_settings,
+    sign_in,
+)
+from tests.functional.test_signing import csrf_token, form_from, publish
+from tests.support.live import LiveServer
+from tests.support.processes import clean_env, free_port, run, start, start_serve, wait_ready
+
+from undersign.agreements.models import Signature
+from undersign.agreements.service import AgreementService
+from undersign.db import Database
+from undersign.emulator import EmulatorServer
+
+REPO = "octo-org/widgets"
+
+
+def serve_app(tmp_path: Path, emulator: EmulatorServer, database: Database, **env: str) -> Live:
+    from undersign.web import create_app
+
+    server = LiveServer()
+    settings = make_settings(
+        tmp_path, server.url, emulator, UNDERSIGN_DATABASE_URL=database.url, **env
+    )
+    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
+    server.start(create_app(settings, database=database))
+    return Live(server.url, server, emulator, settings, database)
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path, emulator: EmulatorServer, database: Database) -> Iterator[Any]:
+    started: list[Live] = []
+
+    def build(**env: str) -> Live:
+        live = serve_app(tmp_path / f"app{len(started)}", emulator, database, **env)
+        started.append(live)
+        return live
+
+    yield build
+    for live in started:
+        live.server.stop()
+
+
+# -- readiness ---------------------------------------------------------------------------------
+
+
+def test_readyz_checks_the_database_and_the_queue(app_factory: Any) -> None:
+    live = app_factory()
+    with live.client() as client:
+        ok = client.get("/readyz")
+    assert ok.status_code == 200 and ok.json() == {"status": "ok"}
+
+    # A Redis nobody listens on: the web process must not take traffic.
+    broken = app_factory(UNDERSIGN_QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with broken.client() as client:
+        refused = client.get("/readyz")
+        alive = client.get("/healthz")
+    assert refused.status_code == 503
+    assert refused.json() == {"status": "unavailable", "failed": ["queue"]}
+    assert alive.status_code == 200  # alive, just not ready
+
+
+def test_readyz_names_the_database_when_it_is_down(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    missing = Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'db.sqlite3'}")
+    live = serve_app(tmp_path, emulator, missing)
+    try:
+        with live.client() as client:
+            response = client.get("/readyz")
+    finally:
+        live.server.stop()
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["database"]
+
+
+# -- request ids -------------------------------------------------------------------------------
+
+
+def test_request_id_is_generated_and_a_client_supplied_one_is_ignored_without_proxies(
+    app_factory: Any,
+) -> None:
+    live = app_factory()
+    with live.client() as client:
+        first = client.get("/healthz").headers["X-Request-ID"]
+        second = client.get("/healthz").headers["X-Request-ID"]
+        spoofed = client.get("/healthz", headers={"X-Request-ID": "attacker-chosen-id"})
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first != second
+    assert spoofed.headers["X-Request-ID"] != "attacker-chosen-id"
+
+
+def test_trusted_proxy_request_id_is_kept_only_when_well_formed(app_factory: Any) -> None:
+    live = app_factory(UNDERSIGN_TRUSTED_PROXIES="1")
+    with live.client() as client:
+        kept = client.get("/healthz", headers={"X-Request-ID": "lb-7f3a.9:1"})
+        bad = client.get("/healthz", headers={"X-Request-ID": "<script>" + "a" * 200})
+    assert kept.headers["X-Request-ID"] == "lb-7f3a.9:1"
+    assert bad.headers["X-Request-ID"] != "<script>" + "a" * 200
+    assert re.fullmatch(r"[0-9a-f]{32}", bad.headers["X-Request-ID"])
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def scrape(client: httpx.Client, **headers: str) -> dict[tuple[str, frozenset[Any]], float]:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def delivered(found: dict[tuple[str, frozenset[Any]], float], event: str, outcome: str) -> float:
+    key = (
+        "undersign_webhook_deliveries_total",
+        frozenset({("event", event), ("outcome", outcome)}),
+    )
+    return found.get(key, 0.0)
+
+
+def test_metrics_count_deliveries_jobs_github_calls_and_signatures(cla: CLAService) -> None:
+    state: Any = cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    payload = state.pull_request_event(REPO, pr["number"], "opened")
+    status, guid = cla.deliver("pull_request", payload)
+    assert status == 202
+    assert cla.deliver("pull_request", payload, delivery_id=guid)[0] == 202  # duplicate
+    bad = state.deliver_webhook(cla.hook_url, "pull_request", payload, secret="wrong-secret")
+    assert bad[0] == 401
+    closed = state.pull_request_event(REPO, pr["number"], "labeled")
+    assert cla.deliver("pull_request", closed)[0] == 202  # ignored action
+    cla.wait_idle()
+    cla.sign("bob")
+    # The workers' counts reach the database within FLUSH_SECONDS; do not wait that long.
+    from undersign.observability.metrics import flush_all
+
+    flush_all()
+
+    with cla.live.client() as client:
+        found = scrape(client)
+    assert delivered(found, "pull_request", "accepted") == 1
+    assert delivered(found, "pull_request", "duplicate") == 1
+    assert delivered(found, "pull_request", "invalid_signature") == 1
+    assert delivered(found, "pull_request", "ignored") == 1
+    assert found[("undersign_queue_jobs", frozenset({("status", "failed")}))] == 0
+    assert found[("undersign_signatures_active", frozenset({("agreement", "individual-cla")}))] == 1
+    latency = frozenset({("kind", "delivery"), ("status", "done")})
+    assert found[("undersign_job_latency_seconds_count", latency)] >= 1
+    statuses = [
+        value
+        for (name, labels), value in found.items()
+        if name == "undersign_github_api_calls_total"
+        and ("route", "/repos/{owner}/{repo}/statuses/{}") in labels
+        and ("status", "201") in labels
+    ]
+    assert statuses == [1.0]
+    remaining = [v for (n, _), v in found.items() if n == "undersign_github_rate_limit_remaining"]
+    assert len(remaining) == 1 and 0 < remaining[0] <= 5000
+
+
+def test_metrics_token_is_required_when_set(app_factory: Any) -> None:
+    live = app_factory(UNDERSIGN_METRICS_TOKEN="scrape-token-0123456789")
+    with live.client() as client:
+        assert client.get("/metrics").status_code == 401
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert "undersign_queue_jobs" in str(
+            scrape(client, Authorization="Bearer scrape-token-0123456789")
+        )
+
+
+# -- trusted proxies (SECURITY.md O14) ---------------------------------------------------------
+
+
+def _sign_through(live: Live, headers: dict[str, str]) -> httpx.Response:
+    publish(live.database, "# CLA\n\nYou agree.\n", slug="cla")
+    with live.client() as client:
+        sign_in(live, client, "alice")
+        page = client.get("/sign/cla")
+        assert page.status_code == 200
+        form = form_from(page.text, csrf_token=csrf_token(page.text))
+        return client.post("/sign/cla", data=form, headers=headers)
+
+
+SPOOF = {
+    "X-Forwarded-For": "203.0.113.9",
+    "X-Forwarded-Proto": "https",
+    "Referer": "http://evil.example/",
+}
+
+
+def test_without_trusted_proxies_forwarded_headers_change_nothing(app_factory: Any) -> None:
+    live = app_factory(UNDERSIGN_TRUSTED_PROXIES="0")
+    response = _sign_through(live, SPOOF)
+    assert response.status_code == 303, response.text
+    with live.database.session() as session:
+        [signature] = session.scalars(select(Signature))
+    assert signature.ip_address == "127.0.0.1"  # the evidence is the real peer
+
+
+def test_with_one_trusted_proxy_forwarded_for_and_proto_count(app_factory: Any) -> None:
+    live = app_factory(UNDERSIGN_TRUSTED_PROXIES="1")
+    # Proto counts: the request is HTTPS now, so CSRF's strict referrer check applies and a
+    # cross-site Referer is refused.
+    refused = _sign_through(live, SPOOF)
+    assert refused.status_code == 400
+    with live.database.session() as session:
+        assert list(session.scalars(select(Signature))) == []
+    same_site = {**SPOOF, "Referer": f"https://{urlsplit(live.url).netloc}/sign/cla"}
+    accepted = _sign_through(live, same_site)
+    assert accepted.status_code == 303, accepted.text
+    with live.database.session() as session:
+        [signature] = session.scalars(select(Signature))
+    assert signature.ip_address == "203.0.113.9"
+
+
+# -- JSON logs of real processes -----------------------------------------------------------------
+
+
+def test_serve_and_worker_logs_are_json_lines_without_secrets(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    state: Any = emulator.state
+    state.add_user(BOT_LOGIN, name="undersign", email="bot@undersign.invalid")
+    state.add_org("octo-org", members=[])
+    state.add_repo(REPO)
+    state.add_collaborator(REPO, BOT_LOGIN, "write")
+    bot_token = state.issue_token(BOT_LOGIN)
+    port_env = tmp_path / "db.sqlite3"
+    env = clean_env(
+        UNDERSIGN_ENV="production",
+        UNDERSIGN_LOG_FORMAT="json",
+        UNDERSIGN_INSTANCE_PATH=str(tmp_path / "instance"),
+        UNDERSIGN_SECRET_KEY="production-secret-key-0123456789-abcdefghij",
+        UNDERSIGN_GITHUB_CLIENT_ID=CLIENT_ID,
+        UNDERSIGN_GITHUB_CLIENT_SECRET=CLIENT_SECRET,
+        UNDERSIGN_WEBHOOK_SECRET="prod-webhook-secret-abc",
+        UNDERSIGN_GITHUB_TOKEN=bot_token,
+        UNDERSIGN_GITHUB_URL=emulator.url,
+        UNDERSIGN_GITHUB_API_URL=emulator.api_url,
+        UNDERSIGN_DATABASE_URL=f"sqlite:///{port_env}",
+        UNDERSIGN_LOG_LEVEL="DEBUG",
+        UNDERSIGN_JOB_RETRY_BASE_MS="50",
+    )
+    run(["db", "upgrade"], env)
+    database = Database(env["UNDERSIGN_DATABASE_URL"])
+    with database.session() as session:
+        agreements = AgreementService(session)
+        agreements.add_or_update("individual-cla", "Individual CLA", "You agree.")
+        agreements.link_org("octo-org", "individual-cla")
+    database.dispose()
+
+    port = free_port()
+    env["UNDERSIGN_BASE_URL"] = f"http://127.0.0.1:{port}"
+    web = start_serve(env, tmp_path / "web.log", port=port)
+    worker = start(["worker", "--workers", "1"], env, tmp_path / "worker.log")
+    secrets_seen: list[str] = [bot_token, CLIENT_SECRET, env["UNDERSIGN_WEBHOOK_SECRET"]]
+    try:
+        assert web.url is not None
+        state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [f"{web.url}/login/callback"])
+        wait_ready(web)
+        with httpx.Client(base_url=web.url, timeout=10) as client:
+            state.auto_approve_as = "alice"
+            to_github = client.get("/login")
+            back = client.get(to_github.headers["location"])
+            callback = back.headers["location"]
+            query = parse_qs(urlsplit(callback).query)
+            secrets_seen += [query["code"][0], query["state"][0]]
+            landed = client.get(callback)
+            assert landed.status_code == 302, landed.text
+            cookie = client.cookies.get("session") or ""
+            if cookie:
+                secrets_seen.append(cookie)
+            assert client.get("/").status_code == 200
+
+        pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+        payload = state.pull_request_event(REPO, pr["number"], "opened")
+        status, guid = state.deliver_webhook(
+            f"{web.url}/webhooks/github",
+            "pull_request",
+            payload,
+            secret=env["UNDERSIGN_WEBHOOK_SECRET"],
+        )
+        assert status == 202
+        sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
+        _wait(lambda: any(s["context"] == "license/cla" for s in state.statuses(REPO, sha)))
+    finally:
+        web.stop()
+        worker.stop()
+
+    entries = []
+    for proc in (web, worker):
+        for line in proc.output().splitlines():
+            if line.strip():
+                entries.append(json.loads(line))  # every line is one JSON object
+    text = web.output() + worker.output()
+    for secret in secrets_seen:
+        assert secret not in text
+    assert "@example.com" not in text and "bot@undersign.invalid" not in text
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    access = [e for e in entries if e["logger"] == "gunicorn.access"]
+    assert any(e.get("path") == "/login/callback" for e in access)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", str(e.get("request_id"))) for e in access)
+    assert any(e.get("delivery_id") == guid for e in entries if e["logger"] != "gunicorn.access")
+
+
+def _wait(predicate: Any, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")

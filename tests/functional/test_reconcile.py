@@ -1,0 +1,99 @@
+"""The reconciler heals pull requests whose delivery never arrived, and costs nothing more
+than the listing for pull requests already up to date."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from click.testing import CliRunner
+from tests.conftest import BOT_LOGIN, CLAService
+
+from undersign.cli import CLIContext
+from undersign.jobs.cli import reconcile as reconcile_command
+
+REPO = "octo-org/widgets"
+
+
+def run_reconcile(cla: CLAService, *args: str) -> str:
+    ctx = CLIContext(_settings=cla.settings, _database=cla.database)
+    result = CliRunner().invoke(reconcile_command, list(args), obj=ctx)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def our_status(cla: CLAService, sha: str) -> dict[str, Any] | None:
+    return cla.status(REPO, sha)  # type: ignore[return-value]
+
+
+def test_a_pull_request_whose_webhook_never_came_gets_its_status(cla: CLAService) -> None:
+    state: Any = cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert our_status(cla, sha) is None  # no delivery: nothing happened
+
+    output = run_reconcile(cla)
+    assert f"{REPO}#{pr['number']}: queued" in output
+    cla.wait_idle()
+    status = our_status(cla, sha)
+    assert status is not None and status["state"] == "failure"
+    assert [c for c in state.comments(REPO, pr["number"]) if c["user"]["login"] == BOT_LOGIN]
+
+    # A push whose synchronize delivery was lost: the stored head is stale.
+    state.push_commits(REPO, pr["number"], n_commits=1)
+    new_sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert new_sha != sha
+    output = run_reconcile(cla, REPO)
+    assert f"{REPO}#{pr['number']}: queued" in output
+    cla.wait_idle()
+    assert our_status(cla, new_sha)["state"] == "failure"  # type: ignore[index]
+
+
+def test_an_up_to_date_pull_request_costs_no_write(cla: CLAService) -> None:
+    state: Any = cla.state
+    cla.sign("alice")
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    payload = state.pull_request_event(REPO, pr["number"], "opened")
+    assert cla.deliver("pull_request", payload)[0] == 202
+    cla.wait_idle()
+    sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert our_status(cla, sha)["state"] == "success"  # type: ignore[index]
+
+    state.clear_requests()
+    output = run_reconcile(cla)
+    cla.wait_idle()
+    assert "queued" in output and f"{REPO}#{pr['number']}: queued" not in output
+    assert state.api_calls("POST") == [] and state.api_calls("PATCH") == []
+    # One listing of the organization's repositories, one of each repository's open pulls.
+    paths = sorted(r.rest_path.split("?")[0] for r in state.api_calls("GET"))
+    assert paths == [
+        "/orgs/octo-org/repos",
+        "/repos/octo-org/gadgets/pulls",
+        "/repos/octo-org/widgets/pulls",
+    ]
+
+
+def test_a_pull_request_closed_while_deliveries_were_lost_is_forgotten(cla: CLAService) -> None:
+    from sqlalchemy import select
+
+    from undersign.enforcement.models import PullRequestCheck
+
+    state: Any = cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    run_reconcile(cla)
+    cla.wait_idle()
+    state.set_pr_state(REPO, pr["number"], "closed")
+    run_reconcile(cla)
+    with cla.database.session() as session:
+        check = session.scalar(
+            select(PullRequestCheck).where(PullRequestCheck.number == pr["number"])
+        )
+    assert check is not None and check.is_open is False
+
+
+def test_one_process_runs_each_interval(cla: CLAService) -> None:
+    from undersign.jobs.queue import get_queue
+    from undersign.jobs.reconcile import take_turn
+
+    ctx = get_queue(cla.settings, cla.database).context()
+    assert take_turn(ctx, 60) is True
+    assert take_turn(ctx, 60) is False  # another worker fired the same periodic task
