@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test lint test-sqlite test-postgres bench clean
+.PHONY: help install browser demo test lint test-sqlite test-postgres test-many bench load fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -29,21 +29,36 @@ browser: ## install Debian's chromium for the browser tests, when missing
 demo: install ## start undersign and a GitHub emulator with sample data on http://127.0.0.1:8000
 	$(BIN)/undersign demo
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy, bandit and the project's semgrep rules (offline)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/bandit -c pyproject.toml -r src -ll -q
+	SEMGREP_ENABLE_VERSION_CHECK=0 $(BIN)/semgrep scan --config tools/semgrep/rules.yml \
+	  --metrics=off --disable-version-check --error -q src
 
 test-sqlite: install browser
 	$(BIN)/pytest
 
-test-postgres: install ## the database-backed tests again, on PostgreSQL
-	$(BIN)/pytest -m "not browser" --db "$(PG_TEST_URL)" tests/unit tests/functional
+test-postgres: install ## the database-backed tests again, on PostgreSQL, the queue on Redis
+	UNDERSIGN_TEST_QUEUE=redis $(BIN)/pytest -m "not browser" --db "$(PG_TEST_URL)" \
+	  tests/unit tests/functional
+
+test-many: install ## two web and two worker processes sharing PostgreSQL and Redis
+	$(BIN)/pytest tests/functional/test_many_processes.py
 
 test: lint test-sqlite test-postgres ## lint, then every test (SQLite, then PostgreSQL)
 
 bench: install ## benchmarks; prints ratios measured side by side
 	$(BIN)/python -m bench
+
+LOAD_SECONDS ?= 60
+load: install ## steady webhooks with workers stopped, then started; concurrent users (bounded)
+	LOAD_SECONDS=$(LOAD_SECONDS) $(BIN)/python -m bench.load --memory
+
+FUZZ_SECONDS ?= 30
+fuzz: install ## atheris on the next validator, webhook signature, sanitizer, co-author parser
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python tools/fuzz/run.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

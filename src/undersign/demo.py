@@ -80,6 +80,8 @@ def run_demo(*, port: int, github_port: int) -> None:
                 port=port,
                 workers=1,
                 threads=8,
+                # A demo stops at once on Ctrl-C; nothing in flight is worth waiting for.
+                graceful_timeout=2,
             )
     finally:
         emulator.stop()

@@ -110,7 +110,7 @@ def test_red_then_sign_then_green(demo: Demo, browser: Browser):
     page.get_by_label("Email").fill("bob@example.com")
     page.get_by_label("I have read and agree", exact=False).check()
     signed_at = time.monotonic()
-    page.get_by_role("button", name="Sign").click()
+    page.get_by_role("button", name="Sign", exact=True).click()
     page.get_by_role("link", name="Back to pull request #1 in acme/widgets").wait_for()
     context.close()
 

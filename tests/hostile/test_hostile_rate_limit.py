@@ -1,0 +1,94 @@
+"""Anti-automation on sign-in (SECURITY O13, 6.A.18, 6.B.31 for the client IP key)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+
+import httpx
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, Live, make_settings
+from tests.support.live import LiveServer
+
+from undersign.db import Database
+from undersign.emulator import EmulatorServer
+from undersign.web import ratelimit
+from undersign.web.ratelimit import SIGN_IN_LIMIT, count_hit
+
+
+def _token_requests(live: Live) -> list[object]:
+    return [r for r in live.emulator.state.requests if r.path == "/login/oauth/access_token"]
+
+
+def test_bogus_callbacks_make_no_token_request_and_hit_429(live: Live) -> None:
+    """SECURITY 6.A.18: more than the budget of /login/callback with random code and state
+    from one IP -> 400 (no outbound token request) then 429 with Retry-After on the error
+    page with the security headers; /login shares the budget."""
+    statuses: list[int] = []
+    with live.client() as client:
+        for _ in range(SIGN_IN_LIMIT + 5):
+            response = client.get(
+                "/login/callback",
+                params={"code": secrets.token_hex(10), "state": secrets.token_urlsafe(16)},
+            )
+            statuses.append(response.status_code)
+        limited = client.get("/login")
+    assert set(statuses[:SIGN_IN_LIMIT]) == {400}
+    assert set(statuses[SIGN_IN_LIMIT:]) == {429}
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= ratelimit.SIGN_IN_PERIOD
+    assert "Too many sign-in attempts" in limited.text
+    assert "frame-ancestors 'none'" in limited.headers["content-security-policy"]
+    assert _token_requests(live) == []
+    with live.client() as client:  # other routes are not limited
+        assert client.get("/").status_code == 200
+
+
+def test_the_count_is_shared_through_the_database(database: Database) -> None:
+    """Two processes see one count: the budget lives in the database, not in memory
+    (a second Database object stands for a second worker process)."""
+    other = Database(database.url)
+    key = f"sign-in:{uuid.uuid4()}"
+    try:
+        assert count_hit(database, key, 60, now=1200.0) == 1
+        assert count_hit(other, key, 60, now=1201.0) == 2
+        assert count_hit(database, key, 60, now=1259.0) == 3
+        assert count_hit(other, key, 60, now=1260.0) == 1  # next window
+    finally:
+        other.dispose()
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_limit(
+    tmp_path: Path, emulator: EmulatorServer, database: Database
+) -> None:
+    """SECURITY 6.B.31 / ASVS 15.3.4: behind one trusted proxy, a client rotating its own
+    X-Forwarded-For values is still one client (ProxyFix takes only the proxy's entry)."""
+    from undersign.web import create_app
+
+    server = LiveServer()
+    settings = make_settings(
+        tmp_path,
+        server.url,
+        emulator,
+        UNDERSIGN_DATABASE_URL=database.url,
+        UNDERSIGN_TRUSTED_PROXIES="1",
+    )
+    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
+    server.start(create_app(settings, database=database))
+    try:
+        statuses = []
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for n in range(SIGN_IN_LIMIT + 3):
+                # The proxy appends the real client (203.0.113.7) after what the client sent.
+                forwarded = f"198.51.100.{n % 250}, 203.0.113.7"
+                response = client.get(
+                    "/login/callback?code=x&state=y", headers={"X-Forwarded-For": forwarded}
+                )
+                statuses.append(response.status_code)
+            other_client = client.get(
+                "/login/callback?code=x&state=y", headers={"X-Forwarded-For": "203.0.113.8"}
+            )
+        assert statuses[-1] == 429
+        assert other_client.status_code == 400  # a different real client has its own budget
+    finally:
+        server.stop()
