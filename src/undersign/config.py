@@ -444,6 +444,11 @@ def load_settings(
             if not values[attr]:
                 raise ConfigError(f"{name}: required in production")
     _check_github_app(values)
+    if production and not (values["github_token"] or values["github_app_id"]):
+        raise ConfigError(
+            "UNDERSIGN_GITHUB_TOKEN: required in production unless the bot acts as a GitHub "
+            "App (UNDERSIGN_GITHUB_APP_ID and UNDERSIGN_GITHUB_APP_PRIVATE_KEY)"
+        )
     if values["database_url"] is None:
         values["database_url"] = f"sqlite:///{instance_path / 'undersign.sqlite3'}"
     if values["session_lifetime"] == 0:

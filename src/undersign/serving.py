@@ -60,6 +60,9 @@ def serve(
         # any local process); UNDERSIGN_TRUSTED_PROXIES (ProxyFix) is the one switch (O14).
         "forwarded_allow_ips": "",
         "post_fork": _post_fork,
+        # gunicorn 27's control socket defaults to one path per user, so a second
+        # instance on the host would fight over it; undersign does not use it.
+        "control_socket_disable": True,
         # Error and access logs in undersign's format, through its redaction filter.
         "logger_class": "undersign.observability.logging.GunicornLogger",
         **extra,

@@ -374,3 +374,21 @@ def test_revoking_from_the_command_line_turns_pull_requests_red_again(cla: CLASe
     )
     assert result.exit_code == 0, result.output
     cla.wait_for(lambda: cla.status(REPO, sha)["state"] == "failure", what="red again")  # type: ignore[index]
+
+
+def test_opened_pr_beyond_the_cap_and_unsigned_costs_the_floor_plus_one_comment(
+    cla: CLAService,
+) -> None:
+    """The payload's commit count sends a 300-commit PR straight to compare (no capped
+    list pages); a PR just opened cannot hold our comment yet, so none is looked for."""
+    pr = open_pr(cla, "bob", 300)
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    deliver_pr(cla, pr, "opened")
+    cla.wait_idle()
+    calls = [(r.method, r.rest_path.split("?")[0]) for r in cla.state.api_calls()]  # type: ignore[attr-defined]
+    number = pr["number"]
+    assert [c for c in calls if c[1].endswith("/commits") and "/pulls/" in c[1]] == []
+    assert calls.count(("GET", f"/repos/{REPO}/pulls/{number}")) == 1
+    assert sum("/compare/" in path for _, path in calls) == 3
+    assert [m for m, path in calls if "/comments" in path] == ["POST"]
+    assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]

@@ -29,6 +29,7 @@ def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         UNDERSIGN_GITHUB_CLIENT_ID="Ov23liProd",
         UNDERSIGN_GITHUB_CLIENT_SECRET="prod-client-secret",
         UNDERSIGN_WEBHOOK_SECRET="prod-webhook-secret",
+        UNDERSIGN_GITHUB_TOKEN="ghp_productionbottoken",
         UNDERSIGN_DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
     )
     env.update(extra)

@@ -13,6 +13,7 @@ PRODUCTION = {
     "UNDERSIGN_GITHUB_CLIENT_ID": "Ov23li",
     "UNDERSIGN_GITHUB_CLIENT_SECRET": "secret",
     "UNDERSIGN_WEBHOOK_SECRET": "hook-secret",
+    "UNDERSIGN_GITHUB_TOKEN": "ghp_bot",
 }
 
 
@@ -123,3 +124,10 @@ def test_env_example_lists_every_variable_and_is_committed_in_sync():
     assert committed == env_example()
     for var in VARIABLES:
         assert var.name in committed
+
+
+def test_production_needs_a_way_for_the_bot_to_act(tmp_path: Path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "UNDERSIGN_GITHUB_TOKEN"}
+    env["UNDERSIGN_INSTANCE_PATH"] = str(tmp_path)
+    with pytest.raises(ConfigError, match="UNDERSIGN_GITHUB_TOKEN: required in production"):
+        load_settings(env)

@@ -65,10 +65,12 @@ def fuzz_markdown(data: bytes) -> None:
     assert set(collector.tags) <= ALLOWED_TAGS, collector.tags
     for name, value in collector.attributes:
         assert not name.startswith("on"), name
-        squashed = re.sub(r"[\x00-\x20\x7f]", "", unquote(html.unescape(value))).lower()
-        assert not any(s in squashed for s in ("javascript:", "vbscript:", "data:")), value
-        if name == "href":
-            assert re.match(r"(?i)(https?|mailto):", value), value
+        if name in ("href", "src", "action", "formaction", "xlink:href"):
+            # What a browser would run is decided by the scheme, read the way a browser reads
+            # it (entities decoded, control characters and spaces dropped). The text
+            # "javascript:" further inside an https URL is harmless data.
+            squashed = re.sub(r"[\x00-\x20\x7f]", "", unquote(html.unescape(value))).lower()
+            assert re.match(r"(https?|mailto):", squashed), value
 
 
 def fuzz_co_authors(data: bytes) -> None:

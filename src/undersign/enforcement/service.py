@@ -300,18 +300,29 @@ def _load(cache: Iterable[dict[str, Any]]) -> list[Contributor]:
 
 
 def _read_contributors(
-    ctx: JobContext, owner: str, repo: str, number: int, snapshot: _Snapshot
+    ctx: JobContext,
+    owner: str,
+    repo: str,
+    number: int,
+    snapshot: _Snapshot,
+    commits_hint: int | None = None,
 ) -> tuple[str | None, list[Contributor], str | None, list[dict[str, Any]] | None]:
     """(head sha, contributors, etag, cache) from the pull request's current commits."""
     gh = ctx.github
     cached = snapshot.contributors_cache is not None and snapshot.head_sha is not None
-    commits, etag = gh.list_pull_commits_if_changed(
-        owner, repo, number, snapshot.commits_etag if cached else None
-    )
+    # The payload says the capped list cannot be complete: skip its pages.
+    skip_list = commits_hint is not None and commits_hint > PULL_COMMITS_CAP and not cached
+    if skip_list:
+        commits: list[dict[str, Any]] | None = []
+        etag: str | None = None
+    else:
+        commits, etag = gh.list_pull_commits_if_changed(
+            owner, repo, number, snapshot.commits_etag if cached else None
+        )
     if commits is None:  # 304: the same commits as last time
         cache = snapshot.contributors_cache or []
         return snapshot.head_sha, _load(cache), etag, cache
-    if len(commits) >= PULL_COMMITS_CAP:
+    if skip_list or len(commits) >= PULL_COMMITS_CAP:
         # "Lists a maximum of 250 commits for a pull request": page through the compare
         # endpoint instead, and check the count against the pull request's own (fail closed).
         pull = gh.get_pull(owner, repo, number)
@@ -394,6 +405,8 @@ def _sync_comment(
     snapshot: _Snapshot,
     url: str,
     title: str,
+    *,
+    look_for_existing: bool = True,
 ) -> tuple[int | None, str | None]:
     """Create, edit in place or leave the one undersign comment; returns (id, body hash)."""
     comment_id, stored_hash = snapshot.comment_id, snapshot.comment_sha256
@@ -403,7 +416,7 @@ def _sync_comment(
     body = comment_body(verdict, sign_url=url, agreement_title=title, bot_login=login)
     digest = _sha256(body)
     gh = ctx.github
-    if comment_id is None:
+    if comment_id is None and look_for_existing:
         # Nothing stored (first time, or the database was restored): look for our marker once.
         for comment in gh.list_issue_comments(owner, repo, number):
             if is_own_comment(comment.get("body")) and _by_bot(comment.get("user"), login, bot_id):
@@ -430,11 +443,15 @@ def evaluate_pull_request(
     number: int,
     *,
     not_before: dt.datetime | None = None,
+    commits_hint: int | None = None,
+    just_opened: bool = False,
 ) -> Outcome:
     """Evaluate one pull request and publish the verdict (status, comment), idempotently.
 
     ``not_before``: the time the trigger arrived. When an evaluation that started later has
     already finished, it answered this trigger too, and nothing is asked of GitHub.
+    ``commits_hint`` (the payload's commit count) and ``just_opened`` only save calls: the
+    verdict is always computed from what GitHub answers now.
     """
     name = repo_full_name.strip().lower()
     owner, repo = _split(name)
@@ -452,7 +469,9 @@ def evaluate_pull_request(
         ):
             return Outcome(snapshot.verdict, snapshot.head_sha, skipped="already evaluated")
         started = utcnow()
-        head_sha, contributors, etag, cache = _read_contributors(ctx, owner, repo, number, snapshot)
+        head_sha, contributors, etag, cache = _read_contributors(
+            ctx, owner, repo, number, snapshot, commits_hint
+        )
         if head_sha is None:
             return Outcome(None, skipped="the pull request has no commits")
         verdict = _verdict(ctx, coverage, owner, repo, contributors)
@@ -481,7 +500,16 @@ def evaluate_pull_request(
 
             values.update(publish_check_run(ctx, name, number, head_sha, verdict, url))
         comment_id, comment_hash = _sync_comment(
-            ctx, owner, repo, number, verdict, snapshot, url, coverage.title
+            ctx,
+            owner,
+            repo,
+            number,
+            verdict,
+            snapshot,
+            url,
+            coverage.title,
+            # A PR GitHub has just opened and undersign never saw cannot hold our comment yet.
+            look_for_existing=not (just_opened and snapshot.head_sha is None),
         )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(

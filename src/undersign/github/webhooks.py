@@ -101,6 +101,9 @@ class Event:
     account_id: int | None = None
     repository_selection: str | None = None
     repositories: tuple[tuple[int, str], ...] = ()
+    # A hint only (the payload is a trigger, not the truth): lets a PR of more than 250
+    # commits skip the capped list and go straight to the compare endpoint.
+    commit_count: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The trigger as stored with the job (never the whole payload)."""
@@ -121,6 +124,7 @@ class Event:
             "account_id": self.account_id,
             "repository_selection": self.repository_selection,
             "repositories": [list(r) for r in self.repositories],
+            "commit_count": self.commit_count,
         }
 
 
@@ -254,6 +258,7 @@ def _pull_request(data: Mapping[str, Any], action: str | None) -> Event:
     number = number or _positive_int(pull, "number", "pull_request.")
     head = pull.get("head")
     head_sha = _optional_str(head.get("sha")) if isinstance(head, Mapping) else None
+    commits = pull.get("commits")
     return Event(
         kind="pull_request",
         action=action,
@@ -263,6 +268,7 @@ def _pull_request(data: Mapping[str, Any], action: str | None) -> Event:
         numbers=(number,),
         head_sha=head_sha,
         installation_id=_installation(data),
+        commit_count=commits if isinstance(commits, int) and commits >= 0 else None,
     )
 
 

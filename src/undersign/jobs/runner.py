@@ -252,8 +252,16 @@ def _delivery(ctx: JobContext, job: Job) -> None:
             service.mark_closed(ctx, repo, number)
         return
     if kind == "pull_request":
+        hint = payload.get("commit_count")
         for number in numbers:
-            service.evaluate_pull_request(ctx, repo, number, not_before=job.created_at)
+            service.evaluate_pull_request(
+                ctx,
+                repo,
+                number,
+                not_before=job.created_at,
+                commits_hint=hint if isinstance(hint, int) else None,
+                just_opened=action == "opened",
+            )
         return
     if kind == "issue_comment":
         if _is_recheck(ctx, payload):

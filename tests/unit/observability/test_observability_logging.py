@@ -109,7 +109,7 @@ def test_text_format_escapes_line_breaks() -> None:
 def test_production_defaults_to_json_and_development_to_text() -> None:
     from undersign.observability.logging import log_format
 
-    base = {**SECRETS, "UNDERSIGN_GITHUB_CLIENT_ID": "x"}
+    base = {**SECRETS, "UNDERSIGN_GITHUB_CLIENT_ID": "x", "UNDERSIGN_GITHUB_TOKEN": "ghp_x"}
     assert log_format(load_settings({**base, "UNDERSIGN_ENV": "production"})) == "json"
     assert log_format(load_settings({**base, "UNDERSIGN_ENV": "development"})) == "text"
     with_text = {**base, "UNDERSIGN_ENV": "production", "UNDERSIGN_LOG_FORMAT": "text"}
