@@ -42,7 +42,7 @@ test-sqlite: install browser
 
 test-postgres: install ## the database-backed tests again, on PostgreSQL, the queue on Redis
 	UNDERSIGN_TEST_QUEUE=redis $(BIN)/pytest -m "not browser" --db "$(PG_TEST_URL)" \
-	  tests/unit tests/functional
+	  --ignore=tests/unit/test_bench_smoke.py tests/unit tests/functional
 
 test-many: install ## two web and two worker processes sharing PostgreSQL and Redis
 	$(BIN)/pytest tests/functional/test_many_processes.py

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.db import Database, utcnow
@@ -65,6 +66,7 @@ class WritePacer:
         self.waited = 0.0
         self.minute = minute
         self.hour = hour
+        self._gate_exists = False
 
     def before_request(self, method: str) -> None:
         """Client hook: refuse any call while the gate is shut; pace writes."""
@@ -94,18 +96,30 @@ class WritePacer:
         log.warning("GitHub rate limit: no calls for %.0f s (%s)", seconds, reason[:200])
         return seconds
 
+    def _ensure_gate(self) -> None:
+        """Create the token's gate row once, in its own transaction: two processes starting
+        together may both try, and the loser's unique violation just means it exists."""
+        if self._gate_exists:
+            return
+        try:
+            with self.database.session() as session:
+                if session.get(RateGate, self.key) is None:
+                    session.add(RateGate(token_key=self.key, touched_at=utcnow()))
+        except IntegrityError:
+            pass
+        self._gate_exists = True
+
     def _lock_gate(self, session: Session) -> RateGate:
+        self._ensure_gate()
         now = utcnow()
         # UPDATE first: it takes the row lock (PostgreSQL) or the write lock (SQLite) that
         # serialises pacing decisions until this transaction ends.
-        result = session.execute(
+        session.execute(
             update(RateGate).where(RateGate.token_key == self.key).values(touched_at=now)
         )
-        if getattr(result, "rowcount", 0) == 0:
-            session.add(RateGate(token_key=self.key, touched_at=now))
-            session.flush()
         gate = session.get(RateGate, self.key)
-        if gate is None:  # pragma: no cover - inserted just above
+        if gate is None:  # deleted behind our back: recreate it on the next attempt
+            self._gate_exists = False
             raise RuntimeError("rate gate row vanished")
         return gate
 
