@@ -392,3 +392,152 @@ def test_opened_pr_beyond_the_cap_and_unsigned_costs_the_floor_plus_one_comment(
     assert sum("/compare/" in path for _, path in calls) == 3
     assert [m for m, path in calls if "/comments" in path] == ["POST"]
     assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]
+
+
+# --- the per pull request lock outlives long waits, and a job that lost it writes nothing ------
+
+
+def _contexts(cla_factory: Any) -> tuple[CLAService, Any, Any]:
+    """A service without workers, and two job contexts with tokens of their own (so one can
+    wait in its pacer while the other writes freely)."""
+    from undersign.jobs.context import JobContext
+
+    cla: CLAService = cla_factory(start=False, github_writes_per_minute=1)
+    stale = JobContext.from_settings(cla.settings, cla.database)
+    token = cla.state.issue_token(BOT_LOGIN)  # type: ignore[attr-defined]
+    newer = JobContext.from_settings(
+        cla.settings.replace(github_token=token, github_writes_per_minute=80), cla.database
+    )
+    return cla, stale, newer
+
+
+def test_a_job_whose_lock_ran_out_while_pacing_does_not_post_its_stale_verdict(
+    cla_factory: Any,
+) -> None:
+    import datetime as dt
+
+    import pytest
+    from sqlalchemy import delete, update
+
+    from undersign.db import utcnow
+    from undersign.enforcement import service
+    from undersign.enforcement.models import PullRequestCheck
+    from undersign.jobs.models import WriteSlot
+
+    cla, stale, newer = _contexts(cla_factory)
+    pr = open_pr(cla, "alice")
+    sha = head(cla, pr)
+    with cla.database.session() as session:  # this minute's one write is spent: it must wait
+        session.add(WriteSlot(token_key=stale.token_key, created_at=utcnow()))
+
+    def sleep(seconds: float) -> None:
+        # While it waits, its lease runs out (a stalled process), alice signs, and a newer
+        # evaluation takes the pull request and publishes green. Then the slot frees.
+        with cla.database.session() as session:
+            session.execute(
+                update(PullRequestCheck).values(locked_until=utcnow() - dt.timedelta(seconds=1))
+            )
+        cla.sign("alice")
+        assert service.evaluate_pull_request(newer, REPO, pr["number"]).state == "success"
+        with cla.database.session() as session:
+            session.execute(delete(WriteSlot).where(WriteSlot.token_key == stale.token_key))
+
+    stale.pacer.sleep = sleep
+    with pytest.raises(service.PullRequestBusy):
+        service.evaluate_pull_request(stale, REPO, pr["number"])
+    assert [s["state"] for s in cla.statuses(REPO, sha)] == ["success"]
+    assert our_comments(cla, pr) == []
+
+
+def test_a_long_wait_keeps_the_lock_so_no_one_else_evaluates_meanwhile(cla_factory: Any) -> None:
+    import pytest
+    from sqlalchemy import delete, select
+
+    from undersign.db import utcnow
+    from undersign.enforcement import service
+    from undersign.enforcement.models import PullRequestCheck
+    from undersign.jobs.models import WriteSlot
+
+    cla, stale, newer = _contexts(cla_factory)
+    pr = open_pr(cla, "alice")
+    sha = head(cla, pr)
+    with cla.database.session() as session:
+        session.add(WriteSlot(token_key=stale.token_key, created_at=utcnow()))
+    seen: list[object] = []
+
+    def sleep(seconds: float) -> None:
+        with cla.database.session() as session:
+            seen.append(session.scalar(select(PullRequestCheck.locked_until)))
+            if len(seen) >= 2:  # the window moves on after two waits
+                session.execute(delete(WriteSlot).where(WriteSlot.token_key == stale.token_key))
+        with pytest.raises(service.PullRequestBusy):
+            service.evaluate_pull_request(newer, REPO, pr["number"])
+
+    stale.pacer.sleep = sleep
+    assert service.evaluate_pull_request(stale, REPO, pr["number"]).state == "failure"
+    assert len(seen) >= 2
+    assert seen[1] > seen[0]  # type: ignore[operator]  # extended at each wait
+    assert [s["state"] for s in cla.statuses(REPO, sha)] == ["failure"]
+
+
+def test_a_job_that_lost_its_lock_during_a_slow_read_writes_no_comment(cla_factory: Any) -> None:
+    import threading
+
+    from sqlalchemy import update
+
+    from undersign.enforcement import service
+    from undersign.enforcement.models import PullRequestCheck
+
+    cla, stale, _ = _contexts(cla_factory)
+    pr = open_pr(cla, "alice")
+    sha = head(cla, pr)
+    cla.state.add_fault("GET", r"/issues/\d+/comments", status=None, delay=1.5)  # type: ignore[attr-defined]
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.evaluate_pull_request(stale, REPO, pr["number"])
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    cla.wait_for(lambda: cla.status(REPO, sha) is not None, what="the status")
+    with cla.database.session() as session:  # meanwhile another evaluation took it over
+        session.execute(update(PullRequestCheck).values(lock_owner="someone-else"))
+    thread.join(10)
+    assert [type(exc) for exc in raised] == [service.PullRequestBusy]
+    assert our_comments(cla, pr) == []
+
+
+def test_error_status_never_lands_over_a_newer_verdict(cla_factory: Any) -> None:
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from undersign.db import utcnow
+    from undersign.enforcement import service
+    from undersign.enforcement.models import PullRequestCheck
+
+    cla, ctx, _ = _contexts(cla_factory)
+    ctx.settings = ctx.settings.replace(github_writes_per_minute=80)
+    pr = open_pr(cla, "alice")
+    sha = head(cla, pr)
+    failed_job_created = utcnow()
+    assert service.evaluate_pull_request(ctx, REPO, pr["number"]).state == "failure"
+    service.post_error_status(ctx, REPO, pr["number"], "gave up", not_before=failed_job_created)
+    assert [s["state"] for s in cla.statuses(REPO, sha)] == ["failure"]
+    # An evaluation in progress elsewhere: its verdict will answer, no error meanwhile.
+    with cla.database.session() as session:
+        session.execute(
+            update(PullRequestCheck).values(
+                lock_owner="someone-else", locked_until=utcnow() + dt.timedelta(seconds=60)
+            )
+        )
+    service.post_error_status(ctx, REPO, pr["number"], "gave up", not_before=utcnow())
+    assert [s["state"] for s in cla.statuses(REPO, sha)] == ["failure"]
+    with cla.database.session() as session:
+        session.execute(update(PullRequestCheck).values(lock_owner=None, locked_until=None))
+    # A job whose trigger came after the last evaluation, and nobody at work: error it is.
+    service.post_error_status(ctx, REPO, pr["number"], "gave up", not_before=utcnow())
+    assert [s["state"] for s in cla.statuses(REPO, sha)] == ["error", "failure"]

@@ -97,3 +97,59 @@ def test_one_process_runs_each_interval(cla: CLAService) -> None:
     ctx = get_queue(cla.settings, cla.database).context()
     assert take_turn(ctx, 60) is True
     assert take_turn(ctx, 60) is False  # another worker fired the same periodic task
+
+
+def test_a_pull_request_opened_during_the_listing_stays_open(cla: CLAService) -> None:
+    """Opened and evaluated between the listing and the reading of the checks: missing from
+    the (older) list, yet open; marking it closed would stop signatures re-evaluating it."""
+    from sqlalchemy import select
+
+    from undersign.db import utcnow
+    from undersign.enforcement.models import PullRequestCheck
+    from undersign.jobs.queue import get_queue
+    from undersign.jobs.reconcile import ReconcileReport, _reconcile_repo
+
+    state: Any = cla.state
+    queue = get_queue(cla.settings, cla.database)
+    ctx = queue.context()
+    listed_at = utcnow()
+    pulls = ctx.github.list_open_pulls("octo-org", "widgets")
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    payload = state.pull_request_event(REPO, pr["number"], "opened")
+    assert cla.deliver("pull_request", payload)[0] == 202
+    cla.wait_idle()
+    report = ReconcileReport()
+    _reconcile_repo(ctx, queue, REPO, pulls, set(), report, listed_at)
+    assert report.closed == []
+    with cla.database.session() as session:
+        check = session.scalar(
+            select(PullRequestCheck).where(PullRequestCheck.number == pr["number"])
+        )
+    assert check is not None and check.is_open is True
+
+
+def test_an_open_pull_request_marked_closed_is_evaluated_again(cla: CLAService) -> None:
+    from sqlalchemy import select
+
+    from undersign.enforcement.models import PullRequestCheck
+    from undersign.enforcement.service import mark_closed
+    from undersign.jobs.queue import get_queue
+
+    state: Any = cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    run_reconcile(cla)
+    cla.wait_idle()
+    # An earlier run raced with its opening and marked it closed; GitHub still lists it.
+    mark_closed(get_queue(cla.settings, cla.database).context(), REPO, pr["number"])
+    output = run_reconcile(cla)
+    assert f"{REPO}#{pr['number']}: queued" in output
+    cla.wait_idle()
+    with cla.database.session() as session:
+        check = session.scalar(
+            select(PullRequestCheck).where(PullRequestCheck.number == pr["number"])
+        )
+    assert check is not None and check.is_open is True
+    cla.sign("alice")  # signatures reach it again
+    cla.wait_idle()
+    sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert our_status(cla, sha)["state"] == "success"  # type: ignore[index]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import threading
 import uuid
@@ -382,3 +383,102 @@ def test_redis_queue(live: Any, cla_repo: str) -> None:
         forget_queues()
         client.flushdb()
         client.close()
+
+
+def test_redelivery_of_a_failed_delivery_runs_it_again(cla: CLAService) -> None:
+    """GitHub's "Redeliver" keeps the GUID: after the job gave up (GitHub failing), an
+    operator's redelivery must re-drive it, not be answered "duplicate"."""
+    pr, payload = pr_payload(cla)
+    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)  # type: ignore[attr-defined]
+    status, guid = cla.deliver("pull_request", payload)
+    assert status == 202
+    cla.wait_idle()
+    [job] = cla.jobs()
+    assert job.status == "failed"  # type: ignore[attr-defined]
+    sha = cla.state.pull_request(REPO, pr["number"])["head"]["sha"]  # type: ignore[attr-defined]
+    assert cla.status(REPO, sha)["state"] == "error"  # type: ignore[index]
+    cla.state.clear_faults()  # type: ignore[attr-defined]
+    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
+    answer = json.loads(cla.state.deliveries[-1].response_body)  # type: ignore[attr-defined]
+    assert (answer["message"], answer["job"]) == ("requeued", job.id)  # type: ignore[attr-defined]
+    cla.wait_idle()
+    [job] = cla.jobs()
+    assert (job.status, job.attempts, job.finished_at is not None) == ("done", 1, True)  # type: ignore[attr-defined]
+    assert cla.status(REPO, sha)["state"] == "failure"  # type: ignore[index]
+    # Done now: a further redelivery is a duplicate again.
+    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
+    assert b"duplicate" in cla.state.deliveries[-1].response_body  # type: ignore[attr-defined]
+    assert len(cla.jobs()) == 1
+
+
+class ChunkAtATime(io.RawIOBase):
+    """What a WSGI server's dechunking ``wsgi.input`` may do: each read() returns at most
+    one chunk, however much was asked for."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self._pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pieces:
+            return 0
+        piece = self._pieces.pop(0)
+        if len(piece) > len(buffer):
+            piece, rest = piece[: len(buffer)], piece[len(buffer) :]
+            self._pieces.insert(0, rest)
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
+def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(idle: CLAService) -> None:
+    """The signature is over the whole body: reading only its first chunk gave a 401."""
+    from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
+    from werkzeug.wrappers import Request
+
+    from undersign.web import create_app
+
+    _, payload = pr_payload(idle)
+    body = encoded(payload)
+    assert len(body) > 3 * 512
+    app = create_app(idle.live.settings, database=idle.database)
+    environ = EnvironBuilder(
+        path="/webhooks/github",
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "4242",
+            "X-Hub-Signature-256": sign(str(idle.settings.webhook_secret), body),
+        },
+    ).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": ChunkAtATime(body, 512), "wsgi.input_terminated": True})
+    response = TestResponse(*run_wsgi_app(app, environ), request=Request(environ))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["message"] == "queued"
+    [job] = idle.jobs()
+    assert job.payload["repo"] == REPO  # type: ignore[attr-defined]
+
+
+def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(cla_factory: Any) -> None:
+    from datetime import timedelta
+
+    from undersign.jobs.queue import get_queue
+    from undersign.jobs.runner import sweep
+
+    idle: CLAService = cla_factory(start=False)
+    for _ in range(3):
+        _, payload = pr_payload(idle)
+        assert idle.deliver("pull_request", payload)[0] == 202
+    queue = get_queue(idle.live.settings)
+    queue.huey.flush()  # the enqueues were lost
+    with idle.database.session() as session:
+        session.query(Job).update({"lease_until": utcnow() - timedelta(seconds=1)})
+    assert sweep(queue) == 3
+    assert queue.huey.pending_count() == 3
+    assert sweep(queue) == 0  # a minute later, nobody has run them yet: not added again
+    assert queue.huey.pending_count() == 3

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
-from undersign.agreements.service import AgreementService, SignatureService
+from undersign.agreements.service import (
+    AgreementService,
+    SignatureService,
+    normalize_org,
+    normalize_repo_full_name,
+)
 from undersign.config import Settings
 from undersign.db import Database
 
@@ -41,6 +46,27 @@ def _change_hook(session: Session) -> Callable[[int, str], None] | None:
     from undersign.enforcement.triggers import on_signature_change
 
     return on_signature_change(settings, session)
+
+
+def _requeue(
+    session: Session,
+    *,
+    repos: tuple[str, ...] = (),
+    orgs: tuple[str, ...] = (),
+    agreement_id: int | None = None,
+) -> None:
+    """After a policy change, re-evaluate the open pull requests it affects (queued after
+    commit), when running with full settings; a bare database in tests queues nothing."""
+    settings = getattr(click.get_current_context().obj, "settings", None)
+    if not isinstance(settings, Settings):
+        return
+    from undersign.enforcement.triggers import requeue_open_pull_requests
+
+    count = requeue_open_pull_requests(
+        settings, session, repos=repos, orgs=orgs, agreement_id=agreement_id
+    )
+    if count:
+        click.echo(f"re-evaluating {count} open pull request(s)", err=True)
 
 
 @contextmanager
@@ -133,6 +159,8 @@ def agreement_add(
                 f"{found.slug}: published version {version.number} ({version.change_type})",
                 err=True,
             )
+            if version.change_type == "material":  # earlier signatures stop counting
+                _requeue(session, agreement_id=found.id)
         click.echo(str(version.number))
 
 
@@ -174,6 +202,7 @@ def repo_link(
             exempt_collaborators=exempt_collaborators,
         )
         click.echo(f"{link.full_name} is covered by {link.agreement.slug}", err=True)
+        _requeue(session, repos=(link.full_name,))
 
 
 @repo.command("unlink")
@@ -183,6 +212,7 @@ def repo_unlink(full_name: str) -> None:
     with _unit_of_work() as session:
         if not AgreementService(session).unlink_repo(full_name):
             raise click.ClickException(f"{full_name} has no repository link")
+        _requeue(session, repos=(normalize_repo_full_name(full_name),))
 
 
 @repo.command("list")
@@ -216,6 +246,7 @@ def org_link(
             exempt_collaborators=exempt_collaborators,
         )
         click.echo(f"{link.org}/* is covered by {link.agreement.slug}", err=True)
+        _requeue(session, orgs=(link.org,))
 
 
 @org.command("unlink")
@@ -224,6 +255,7 @@ def org_unlink(org_name: str) -> None:
     with _unit_of_work() as session:
         if not AgreementService(session).unlink_org(org_name):
             raise click.ClickException(f"{org_name} has no organization link")
+        _requeue(session, orgs=(normalize_org(org_name),))
 
 
 @org.command("list")
@@ -318,6 +350,7 @@ def allowlist_add(slug: str, pattern: str, note: str) -> None:
     with _unit_of_work() as session:
         entry = AgreementService(session).allowlist_add(slug, pattern, note)
         click.echo(f"{entry.pattern} needs no signature on {slug}", err=True)
+        _requeue(session, agreement_id=entry.agreement_id)
 
 
 @allowlist.command("remove")
@@ -325,8 +358,10 @@ def allowlist_add(slug: str, pattern: str, note: str) -> None:
 @click.argument("pattern")
 def allowlist_remove(slug: str, pattern: str) -> None:
     with _unit_of_work() as session:
-        if not AgreementService(session).allowlist_remove(slug, pattern):
+        service = AgreementService(session)
+        if not service.allowlist_remove(slug, pattern):
             raise click.ClickException(f"{pattern!r} is not on the allowlist of {slug}")
+        _requeue(session, agreement_id=service.get(slug).id)
 
 
 @allowlist.command("list")

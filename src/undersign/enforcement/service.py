@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -100,6 +100,9 @@ class _Snapshot:
     commits_etag: str | None
     contributors_cache: list[dict[str, Any]] | None
     evaluated_from: dt.datetime | None
+    # True when this evaluation created the PR's row: no earlier attempt can have posted
+    # anything for it (an attempt that died mid-way would have left the row behind).
+    first_sighting: bool = False
 
 
 def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
@@ -134,16 +137,21 @@ def _email_resolver(session: Session) -> EmailResolver | None:
 # --- the per pull request record and its lease ------------------------------------------------
 
 
+def _lease(ctx: JobContext) -> dt.timedelta:
+    return dt.timedelta(seconds=max(ctx.settings.job_lease, 5))
+
+
 def _lock(ctx: JobContext, name: str, number: int, owner: str) -> _Snapshot:
     now = utcnow()
-    lease = dt.timedelta(seconds=max(ctx.settings.job_lease, 5))
+    lease = _lease(ctx)
     with ctx.database.session() as session:
         check = session.scalar(
             select(PullRequestCheck).where(
                 PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number
             )
         )
-        if check is None:
+        first_sighting = check is None
+        if first_sighting:
             session.add(PullRequestCheck(repo_full_name=name, number=number, updated_at=now))
     # Created in its own transaction above, so two first deliveries cannot both insert it
     # (the unique constraint refuses the second, whose job then retries).
@@ -182,7 +190,48 @@ def _lock(ctx: JobContext, name: str, number: int, owner: str) -> _Snapshot:
             commits_etag=check.commits_etag,
             contributors_cache=check.contributors_cache,
             evaluated_from=check.evaluated_from,
+            first_sighting=first_sighting,
         )
+
+
+def _extend(ctx: JobContext, name: str, number: int, owner: str) -> None:
+    """Confirm this evaluation still holds the pull request and push its lease forward.
+
+    Called before every GitHub write and after every pacing wait: a lease that ran out (a
+    long wait, a stalled process) may have let a newer evaluation publish meanwhile, and our
+    older verdict must not land over it. PullRequestBusy makes the job retry and re-read.
+    """
+    with ctx.database.session() as session:
+        kept = session.execute(
+            update(PullRequestCheck)
+            .where(
+                PullRequestCheck.repo_full_name == name,
+                PullRequestCheck.number == number,
+                PullRequestCheck.lock_owner == owner,
+            )
+            .values(locked_until=utcnow() + _lease(ctx))
+        )
+        if getattr(kept, "rowcount", 0) != 1:
+            raise PullRequestBusy(f"{name}#{number}: lost its lock to another evaluation")
+
+
+def _keep_lock(
+    ctx: JobContext, name: str, number: int, owner: str
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """From now on every pacing wait of this thread also extends (or loses) the lock.
+    Returns (the check to call right before each write, the function that stops this)."""
+    previous = ctx.heartbeat()
+
+    def confirm() -> None:
+        _extend(ctx, name, number, owner)
+
+    def beat() -> None:
+        if previous is not None:
+            previous()
+        confirm()
+
+    ctx.set_heartbeat(beat)
+    return confirm, lambda: ctx.set_heartbeat(previous)
 
 
 def _unlock(ctx: JobContext, name: str, number: int, owner: str, **values: Any) -> None:
@@ -211,16 +260,20 @@ def _unlock(ctx: JobContext, name: str, number: int, owner: str, **values: Any) 
         check.updated_at = utcnow()
 
 
-def mark_closed(ctx: JobContext, repo_full_name: str, number: int) -> None:
-    """A closed pull request waits on nobody: signatures no longer re-evaluate it."""
+def mark_closed(
+    ctx: JobContext, repo_full_name: str, number: int, *, before: dt.datetime | None = None
+) -> None:
+    """A closed pull request waits on nobody: signatures no longer re-evaluate it.
+    ``before``: only if its row was last written earlier (it was not evaluated since)."""
+    conditions = [
+        PullRequestCheck.repo_full_name == repo_full_name.lower(),
+        PullRequestCheck.number == number,
+    ]
+    if before is not None:
+        conditions.append(PullRequestCheck.updated_at < before)
     with ctx.database.session() as session:
         session.execute(
-            update(PullRequestCheck)
-            .where(
-                PullRequestCheck.repo_full_name == repo_full_name.lower(),
-                PullRequestCheck.number == number,
-            )
-            .values(is_open=False, updated_at=utcnow())
+            update(PullRequestCheck).where(*conditions).values(is_open=False, updated_at=utcnow())
         )
 
 
@@ -405,6 +458,7 @@ def _sync_comment(
     snapshot: _Snapshot,
     url: str,
     title: str,
+    confirm: Callable[[], None],
     *,
     look_for_existing: bool = True,
 ) -> tuple[int | None, str | None]:
@@ -427,12 +481,14 @@ def _sync_comment(
         if stored_hash == digest:
             return comment_id, digest
         try:
+            confirm()
             gh.update_comment(owner, repo, comment_id, body)
             return comment_id, digest
         except NotFound:  # someone deleted it; write a new one only if it is still needed
             comment_id = None
             if verdict.passed:
                 return None, None
+    confirm()
     created = gh.create_comment(owner, repo, number, body)
     return int(created["id"]), digest
 
@@ -461,6 +517,7 @@ def evaluate_pull_request(
     lock_owner = secrets.token_hex(8)
     snapshot = _lock(ctx, name, number, lock_owner)
     values: dict[str, Any] = {}
+    confirm, stop_keeping = _keep_lock(ctx, name, number, lock_owner)
     try:
         if (
             not_before is not None
@@ -480,6 +537,7 @@ def evaluate_pull_request(
         status = (head_sha, verdict.state, description, url)
         if status != snapshot.status:
             # Skipping an identical status matters: GitHub keeps at most 1000 per sha+context.
+            confirm()
             ctx.github.create_status(
                 owner,
                 repo,
@@ -498,6 +556,7 @@ def evaluate_pull_request(
         if ctx.settings.app_mode:  # the same verdict as this app's check run
             from undersign.enforcement.checks import publish_check_run
 
+            confirm()
             values.update(publish_check_run(ctx, name, number, head_sha, verdict, url))
         comment_id, comment_hash = _sync_comment(
             ctx,
@@ -508,8 +567,9 @@ def evaluate_pull_request(
             snapshot,
             url,
             coverage.title,
+            confirm,
             # A PR GitHub has just opened and undersign never saw cannot hold our comment yet.
-            look_for_existing=not (just_opened and snapshot.head_sha is None),
+            look_for_existing=not (just_opened and snapshot.first_sighting),
         )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(
@@ -529,6 +589,7 @@ def evaluate_pull_request(
         )
         return Outcome(verdict.state, head_sha, verdict)
     finally:
+        stop_keeping()
         _unlock(ctx, name, number, lock_owner, **values)
 
 
@@ -575,46 +636,75 @@ def evaluate_merge_group(
     return Outcome(state, head_sha)
 
 
-def post_error_status(ctx: JobContext, repo_full_name: str, number: int, reason: str) -> None:
+def post_error_status(
+    ctx: JobContext,
+    repo_full_name: str,
+    number: int,
+    reason: str,
+    *,
+    not_before: dt.datetime | None = None,
+) -> None:
     """After a job gave up: an ``error`` status on the current head rather than a pull request
-    left pending forever. Best effort: GitHub may well be what failed."""
+    left pending forever. Best effort: GitHub may well be what failed.
+
+    Under the pull request's lock, and only when no evaluation that started after the failed
+    job's trigger (``not_before``) has finished: its verdict answers that trigger already, and
+    an error posted over it would turn a settled pull request back to "error".
+    """
     name = repo_full_name.strip().lower()
     owner, repo = _split(name)
     coverage = _coverage(ctx, name)
     if coverage is None:
         return
-    head_sha = ctx.github.get_pull(owner, repo, number)["head"]["sha"]
-    description = f"undersign could not check the CLA: {reason}"
-    if len(description) > DESCRIPTION_LIMIT:
-        description = description[: DESCRIPTION_LIMIT - 3] + "..."
-    ctx.github.create_status(
-        owner,
-        repo,
-        head_sha,
-        state="error",
-        description=description,
-        target_url=sign_url(ctx.settings.base_url, coverage.slug, name, number),
-        context=ctx.settings.status_context,
-    )
-    check_run: dict[str, Any] = {}
-    if ctx.settings.app_mode:
-        from undersign.enforcement.checks import publish_check_run
-
+    lock_owner = secrets.token_hex(8)
+    try:
+        snapshot = _lock(ctx, name, number, lock_owner)
+    except PullRequestBusy:
+        log.info("%s#%s is being evaluated: its verdict replaces the error status", name, number)
+        return
+    values: dict[str, Any] = {}
+    confirm, stop_keeping = _keep_lock(ctx, name, number, lock_owner)
+    try:
+        if (
+            not_before is not None
+            and snapshot.evaluated_from is not None
+            and snapshot.evaluated_from >= not_before
+        ):
+            return
+        head_sha = ctx.github.get_pull(owner, repo, number)["head"]["sha"]
+        description = f"undersign could not check the CLA: {reason}"
+        if len(description) > DESCRIPTION_LIMIT:
+            description = description[: DESCRIPTION_LIMIT - 3] + "..."
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
-        check_run = publish_check_run(ctx, name, number, head_sha, None, url, error=description)
-    with ctx.database.session() as session:
-        session.execute(
-            update(PullRequestCheck)
-            .where(PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number)
-            .values(
-                **check_run,
-                status_sha=head_sha,
-                status_state="error",
-                status_description=description,
-                verdict="error",
-                updated_at=utcnow(),
-            )
+        confirm()
+        ctx.github.create_status(
+            owner,
+            repo,
+            head_sha,
+            state="error",
+            description=description,
+            target_url=url,
+            context=ctx.settings.status_context,
         )
+        values.update(
+            status_sha=head_sha,
+            status_state="error",
+            status_description=description,
+            status_target_url=url,
+            verdict="error",
+        )
+        if ctx.settings.app_mode:
+            from undersign.enforcement.checks import publish_check_run
+
+            confirm()
+            values.update(
+                publish_check_run(ctx, name, number, head_sha, None, url, error=description)
+            )
+    except PullRequestBusy:
+        log.info("%s#%s was taken over by a newer evaluation: no error status", name, number)
+    finally:
+        stop_keeping()
+        _unlock(ctx, name, number, lock_owner, **values)
 
 
 __all__ += ["COMMENT_MARKER", "noreply_domain"]

@@ -1,12 +1,17 @@
-"""What makes undersign look at pull requests again, besides webhooks: signatures changing."""
+"""What makes undersign look at pull requests again, besides webhooks: signatures changing
+and policy changing (versions, allowlists, links)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from undersign.agreements.models import OrgLink, RepoLink
 from undersign.config import Settings
+from undersign.db import utcnow
+from undersign.enforcement.models import PullRequestCheck
 from undersign.jobs.queue import enqueue_after_commit, get_queue, new_job
 
 
@@ -31,3 +36,75 @@ def on_signature_change(settings: Settings, session: Session) -> Callable[[int, 
         enqueue_after_commit(session, queue, [job.id])
 
     return changed
+
+
+def requeue_open_pull_requests(
+    settings: Settings,
+    session: Session,
+    *,
+    repos: Iterable[str] = (),
+    orgs: Iterable[str] = (),
+    agreement_id: int | None = None,
+) -> int:
+    """Queue an ``evaluate`` job for every open pull request a policy change can affect.
+
+    A policy change (a material version, the allowlist, a repository or organization link)
+    changes verdicts without any push, so no webhook will come: the open pull requests
+    undersign knows of (``pull_request_checks``) must be looked at again. Affected are those
+    of ``repos``, of every repository of ``orgs`` that has no repository link of its own
+    (that link wins over the org's), and of every repository ``agreement_id`` covers now.
+    The jobs join ``session``'s transaction and reach Huey only after it commits, so a
+    worker reads the new policy; call this last in the transaction. Returns how many.
+    """
+    wanted_repos = {name.lower() for name in repos}
+    wanted_orgs = {org.lower() for org in orgs}
+    open_repos = set(
+        session.scalars(
+            select(PullRequestCheck.repo_full_name)
+            .where(PullRequestCheck.is_open.is_(True))
+            .distinct()
+        )
+    )
+    if not open_repos or not (wanted_repos or wanted_orgs or agreement_id is not None):
+        return 0
+    repo_links = dict(session.execute(select(RepoLink.full_name, RepoLink.agreement_id)).all())
+    org_links = dict(session.execute(select(OrgLink.org, OrgLink.agreement_id)).all())
+    affected: set[str] = set()
+    for name in open_repos:
+        owner = name.split("/", 1)[0]
+        if name in wanted_repos or (owner in wanted_orgs and name not in repo_links):
+            affected.add(name)
+        elif agreement_id is not None:
+            covering = repo_links.get(name, org_links.get(owner))
+            if covering == agreement_id:
+                affected.add(name)
+    if not affected:
+        return 0
+    targets = session.execute(
+        select(PullRequestCheck.repo_full_name, PullRequestCheck.number)
+        .where(PullRequestCheck.is_open.is_(True), PullRequestCheck.repo_full_name.in_(affected))
+        .order_by(PullRequestCheck.repo_full_name, PullRequestCheck.number)
+    ).all()
+    jobs = [
+        new_job(
+            session,
+            "evaluate",
+            {"repo": name, "number": number, "because": "policy change"},
+            lease=settings.job_lease,
+        )
+        for name, number in targets
+    ]
+    if jobs:
+
+        def _stamp(_session: Session) -> None:
+            # An evaluation that *started* after a job's created_at counts as its answer
+            # (service.evaluate_pull_request's not_before): stamp the jobs as late as
+            # possible, so one running while this transaction was still open (reading the
+            # old policy) does not swallow them.
+            now = utcnow()
+            for job in jobs:
+                job.created_at = now
+
+        event.listen(session, "before_commit", _stamp, once=True)
+        enqueue_after_commit(session, get_queue(settings), [job.id for job in jobs])
+    return len(jobs)

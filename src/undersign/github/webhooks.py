@@ -148,7 +148,9 @@ def _decode(body: bytes, content_type: str | None) -> Mapping[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedPayload(f"the body is not valid JSON ({exc.msg})") from None
-    except ValueError:  # e.g. numbers too long to convert
+    except RecursionError:  # a signed body of 100,000 nested arrays would otherwise be a 500
+        raise MalformedPayload("the body is not valid JSON: too deeply nested") from None
+    except ValueError:  # e.g. numbers too long to convert (UnicodeDecodeError is one too)
         raise MalformedPayload("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise MalformedPayload("the body must be a JSON object")

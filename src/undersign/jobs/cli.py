@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from undersign.config import Settings
 
@@ -23,6 +26,48 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
+def _repo_name(repo: str) -> str:
+    """``OWNER/REPO`` checked and lower-cased before anything connects anywhere."""
+    from undersign.agreements.errors import InvalidInput
+    from undersign.agreements.service import normalize_repo_full_name
+
+    try:
+        return normalize_repo_full_name(repo)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc), param_hint="REPO") from None
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """What an operator can cause (an unmigrated or unreachable database, no token, GitHub
+    failing, a busy pull request) ends as one line and a non-zero exit, not a traceback."""
+    from undersign.agreements.errors import AgreementError
+    from undersign.enforcement.service import PullRequestBusy
+    from undersign.github.errors import GitHubError
+
+    try:
+        yield
+    except AgreementError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        detail = lines[0] if lines else type(exc).__name__
+        raise click.ClickException(
+            f"database error ({detail}); is the database reachable and up to date "
+            "(undersign db upgrade)?"
+        ) from None
+    except PullRequestBusy as exc:
+        raise click.ClickException(
+            f"{exc or 'the pull request is being evaluated by a worker'}; try again shortly"
+        ) from None
+    except GitHubError as exc:
+        raise click.ClickException(f"GitHub: {exc}") from None
+    except RuntimeError as exc:
+        if "UNDERSIGN_" not in str(exc):  # only configuration problems are the operator's
+            raise
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command()
 @click.option(
     "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="worker threads"
@@ -34,8 +79,9 @@ def worker(ctx: click.Context, workers: int) -> None:
     from undersign.jobs.runner import sweep
 
     settings = _settings(ctx)
-    queue = get_queue(settings)
-    sweep(queue, everything=True)
+    with _clean_errors():
+        queue = get_queue(settings)
+        sweep(queue, everything=True)
     make_consumer(queue, workers=workers, embedded=False).run()
 
 
@@ -46,15 +92,13 @@ def worker(ctx: click.Context, workers: int) -> None:
 def recheck(ctx: click.Context, repo: str, number: int | None) -> None:
     """Re-evaluate pull request NUMBER of OWNER/REPO now (every open one without NUMBER)."""
     from undersign.enforcement.service import evaluate_pull_request
-    from undersign.github.errors import GitHubError
     from undersign.jobs.context import JobContext
 
+    repo = _repo_name(repo)
     owner, _, name = repo.partition("/")
-    if not owner or not name or "/" in name:
-        raise click.BadParameter("expected OWNER/REPO", param_hint="REPO")
     settings = _settings(ctx)
-    job_ctx = JobContext.from_settings(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
-    try:
+    with _clean_errors():
+        job_ctx = JobContext.from_settings(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
         numbers = (
             [number]
             if number
@@ -64,8 +108,6 @@ def recheck(ctx: click.Context, repo: str, number: int | None) -> None:
             outcome = evaluate_pull_request(job_ctx, repo, n)
             result = outcome.state or outcome.skipped or "nothing to do"
             click.echo(f"{repo}#{n}: {result}")
-    except GitHubError as exc:
-        raise click.ClickException(f"GitHub: {exc}") from None
 
 
 @click.command()
@@ -78,12 +120,11 @@ def reconcile(ctx: click.Context, repo: str | None) -> None:
     from undersign.jobs.reconcile import reconcile as run
 
     if repo is not None:
-        owner, _, name = repo.partition("/")
-        if not owner or not name or "/" in name:
-            raise click.BadParameter("expected OWNER/REPO", param_hint="REPO")
+        repo = _repo_name(repo)
     settings = _settings(ctx)
-    queue = get_queue(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
-    report = run(queue.context(), queue, [repo] if repo else None)
+    with _clean_errors():
+        queue = get_queue(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
+        report = run(queue.context(), queue, [repo] if repo else None)
     for name, number in report.queued:
         click.echo(f"{name}#{number}: queued")
     for name, number in report.closed:

@@ -37,6 +37,11 @@ class JobContext:
         """What this thread's job calls while it waits (pacing), to extend its lease."""
         self._local.beat = beat
 
+    def heartbeat(self) -> Callable[[], None] | None:
+        """This thread's current heartbeat, so a caller can add to it and put it back."""
+        beat: Callable[[], None] | None = getattr(self._local, "beat", None)
+        return beat
+
     @classmethod
     def from_settings(cls, settings: Settings, database: Database | None = None) -> JobContext:
         return cls(settings=settings, database=database or Database(settings.database_url or ""))

@@ -29,6 +29,8 @@ class Job(Base):
         CheckConstraint("kind IN ('delivery', 'evaluate', 'person')", name="kind"),
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
         Index("ix_jobs_status_lease_until", "status", "lease_until"),
+        # The purge of finished jobs older than the redelivery window.
+        Index("ix_jobs_status_finished_at", "status", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -124,11 +124,19 @@ class WritePacer:
         return gate
 
     def acquire_write(self) -> None:
-        """Block until one more write stays within both windows, then record it."""
+        """Block until one more write stays within both windows, then record it.
+
+        ``on_wait`` runs before each sleep and once more after the last one, so a job can
+        keep its leases alive while it waits, and check it still owns its work before the
+        write goes out (it may raise to stop the write)."""
+        waited = False
         while True:
             wait = self._try_acquire()
             if wait <= 0:
+                if waited and self.on_wait is not None:
+                    self.on_wait()
                 return
+            waited = True
             self.waited += wait
             if self.on_wait is not None:
                 self.on_wait()

@@ -19,7 +19,7 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from undersign.config import Settings
@@ -107,9 +107,10 @@ class JobQueue:
         run_job(self, job_id)
 
     def _periodic_sweep(self) -> None:
-        from undersign.jobs.runner import sweep
+        from undersign.jobs.runner import periodic_purge, sweep
 
         sweep(self)
+        periodic_purge(self)
 
     def _periodic_reconcile(self) -> None:
         from undersign.jobs.reconcile import periodic_reconcile
@@ -175,6 +176,24 @@ def new_job(
     session.add(job)
     session.flush()
     return job
+
+
+def requeue_failed(session: Session, job_id: int, *, lease: int) -> bool:
+    """Queue a failed job again from scratch (in the caller's transaction); False when it is
+    not failed, or another request just did it (the conditional update lets one through)."""
+    now = utcnow()
+    reset = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "failed")
+        .values(
+            status="queued",
+            attempts=0,
+            finished_at=None,
+            updated_at=now,
+            lease_until=now + dt.timedelta(seconds=lease),
+        )
+    )
+    return getattr(reset, "rowcount", 0) == 1
 
 
 def enqueue_after_commit(session: Session, queue: JobQueue, job_ids: list[int]) -> None:

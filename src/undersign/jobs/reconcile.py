@@ -125,6 +125,7 @@ def reconcile(
     pending = _pending(ctx)
     for name in names:
         owner, _, repo = name.partition("/")
+        listed_at = utcnow()
         try:
             pulls = ctx.github.list_open_pulls(owner, repo)
         except RateLimited as exc:
@@ -138,7 +139,7 @@ def reconcile(
             continue
         report.repositories += 1
         report.open_pulls += len(pulls)
-        _reconcile_repo(ctx, queue, name, pulls, pending, report)
+        _reconcile_repo(ctx, queue, name, pulls, pending, report, listed_at)
     if report.queued or report.closed:
         log.info(
             "reconciler: %d to re-evaluate, %d closed, in %d repositories",
@@ -156,7 +157,11 @@ def _reconcile_repo(
     pulls: list[dict[str, object]],
     pending: set[tuple[str, int]],
     report: ReconcileReport,
+    listed_at: dt.datetime,
 ) -> None:
+    """``listed_at``: when the listing was asked for. A pull request opened (or reopened) and
+    evaluated after that is missing from the list but open: only rows last written before
+    the listing may be marked closed."""
     heads: dict[int, str] = {}
     for pull in pulls:
         number, head = pull.get("number"), pull.get("head")
@@ -173,9 +178,14 @@ def _reconcile_repo(
         stale = [
             n
             for n, sha in sorted(heads.items())
-            if (name, n) not in pending and _stale(checks.get(n), sha)
+            if (name, n) not in pending
+            and (_stale(checks.get(n), sha) or not checks[n].is_open)  # open, yet marked closed
         ]
-        closed = [n for n, c in sorted(checks.items()) if c.is_open and n not in heads]
+        closed = [
+            n
+            for n, c in sorted(checks.items())
+            if c.is_open and n not in heads and c.updated_at < listed_at
+        ]
         ids = [
             new_job(
                 session,
@@ -188,35 +198,35 @@ def _reconcile_repo(
         if ids:
             enqueue_after_commit(session, queue, ids)
     for number in closed:
-        service.mark_closed(ctx, name, number)
+        service.mark_closed(ctx, name, number, before=listed_at)
     report.queued.extend((name, n) for n in stale)
     report.closed.extend((name, n) for n in closed)
 
 
-def take_turn(ctx: JobContext, seconds: float) -> bool:
-    """True for one caller per ``seconds`` across every process (a lease row)."""
+def take_turn(ctx: JobContext, seconds: float, *, key: str = LEASE_KEY) -> bool:
+    """True for one caller per ``seconds`` across every process (the lease row ``key``)."""
     now = utcnow()
     until = now + dt.timedelta(seconds=max(seconds, 1.0))
     with ctx.database.session() as session:
         result = session.execute(
             update(RateGate)
             .where(
-                RateGate.token_key == LEASE_KEY,
+                RateGate.token_key == key,
                 (RateGate.blocked_until.is_(None)) | (RateGate.blocked_until <= now),
             )
-            .values(blocked_until=until, reason="reconciler run", touched_at=now)
+            .values(blocked_until=until, reason=key, touched_at=now)
         )
         if getattr(result, "rowcount", 0) == 1:
             return True
-        if session.get(RateGate, LEASE_KEY) is not None:
+        if session.get(RateGate, key) is not None:
             return False
     try:
         with ctx.database.session() as session:
             session.add(
                 RateGate(
-                    token_key=LEASE_KEY,
+                    token_key=key,
                     blocked_until=until,
-                    reason="reconciler run",
+                    reason=key,
                     touched_at=now,
                 )
             )

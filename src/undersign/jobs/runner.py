@@ -17,8 +17,9 @@ import logging
 import random
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
+from undersign.auth.models import WebSession
 from undersign.db import utcnow
 from undersign.enforcement import service
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound, RateLimited
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 600.0
 MAX_ERROR_LENGTH = 1000
+#: Finished jobs outlive GitHub's redelivery window (3 days; 7 on GitHub Enterprise Server).
+JOB_RETENTION = dt.timedelta(days=7)
+PURGE_INTERVAL = 600.0
+PURGE_BATCH = 500
+PURGE_LEASE_KEY = "lease:purge"
 
 
 class _Retry(Exception):
@@ -184,7 +190,9 @@ def _fail(ctx: JobContext, job: Job, reason: str, *, report: bool) -> None:
         short = reason.split(": ", 1)[-1] if reason.startswith("gave up") else reason
         for number in numbers:
             try:
-                service.post_error_status(ctx, repo, number, _status_reason(short))
+                service.post_error_status(
+                    ctx, repo, number, _status_reason(short), not_before=job.created_at
+                )
             except Exception as exc:
                 log.warning("could not post the error status on %s#%s: %s", repo, number, exc)
     _finish(
@@ -317,11 +325,63 @@ def sweep(queue: JobQueue, *, everything: bool = False) -> int:
     too, leased or not; Huey may still hold some of them, and the claim runs each once."""
     ctx = queue.context()
     now = utcnow()
+    lease = ctx.settings.job_lease
     expired = and_(Job.status.in_(("queued", "running")), Job.lease_until < now)
     condition = or_(Job.status == "queued", expired) if everything else expired
     with ctx.database.session() as session:
         ids = list(session.scalars(select(Job.id).where(condition).order_by(Job.id).limit(1000)))
+        if ids:
+            # A new lease for the jobs handed out now, so the next sweep leaves them to the
+            # workers instead of enqueuing the whole backlog again every minute. Queued again
+            # (a dead worker's "running" too): the claim takes queued jobs whatever the lease.
+            # Same condition as above: a job claimed meanwhile is left alone.
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), condition)
+                .values(status="queued", lease_until=now + dt.timedelta(seconds=lease))
+            )
     if ids:
         log.info("sweeper: re-enqueuing %d job(s)", len(ids))
     queue.enqueue_quietly(ids)
     return len(ids)
+
+
+def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tuple[int, int]:
+    """Delete web sessions past their lifetime or idle timeout, and jobs finished more than
+    ``JOB_RETENTION`` ago; returns (sessions, jobs) deleted. At most ``batches`` deletes of
+    ``batch`` rows per table, so one run never holds a long lock; the next run goes on.
+
+    Finished jobs are kept a week: their (hook, delivery) key dedupes redeliveries, which
+    GitHub allows for 3 days and GitHub Enterprise Server for 7.
+    """
+    now = utcnow()
+    idle = dt.timedelta(seconds=ctx.settings.session_idle_timeout)
+    stale_sessions = or_(WebSession.expires_at < now, WebSession.last_seen_at < now - idle)
+    old_jobs = and_(Job.status.in_(("done", "failed")), Job.finished_at < now - JOB_RETENTION)
+    counts = [0, 0]
+    for index, (key, condition) in enumerate(
+        ((WebSession.id_hash, stale_sessions), (Job.id, old_jobs))
+    ):
+        for _ in range(batches):
+            with ctx.database.session() as session:
+                keys = list(session.scalars(select(key).where(condition).limit(batch)))
+                if keys:
+                    session.execute(delete(key.class_).where(key.in_(keys), condition))
+            counts[index] += len(keys)
+            if len(keys) < batch:
+                break
+    if any(counts):
+        log.info("purged %d expired session(s) and %d finished job(s)", *counts)
+    return counts[0], counts[1]
+
+
+def periodic_purge(queue: JobQueue) -> None:
+    """From the per-minute sweep: one purge per ``PURGE_INTERVAL`` across every process."""
+    from undersign.jobs.reconcile import take_turn
+
+    ctx = queue.context()
+    try:
+        if take_turn(ctx, PURGE_INTERVAL, key=PURGE_LEASE_KEY):
+            purge(ctx)
+    except Exception:
+        log.exception("purge failed; the next interval retries")

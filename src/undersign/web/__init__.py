@@ -64,12 +64,15 @@ def create_app(
     app.context_processor(_template_helpers)
     install_error_handlers(app)
 
-    from undersign.web import auth, main
+    # Imported here: the feature modules import ``csrf`` from this package.
+    from undersign.web import auth, main, ops, signing, webhooks
 
     auth.init_oauth(app, config)
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
-    _register_optional_blueprints(app)
+    signing.register(app)
+    webhooks.register(app)
+    ops.register(app)
     return app
 
 
@@ -84,17 +87,3 @@ def _template_helpers() -> dict[str, Any]:
         return url_for("auth.login", next=here if here != "/" else None)
 
     return {"current_user": current_user, "login_url": login_url}
-
-
-def _register_optional_blueprints(app: Flask) -> None:
-    """Feature blueprints, each in its own module (signing, webhooks, ...)."""
-    import importlib
-
-    for module_name in ("undersign.web.signing", "undersign.web.webhooks", "undersign.web.ops"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(app)

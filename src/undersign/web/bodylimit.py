@@ -29,7 +29,7 @@ class SizedChunkedBodies:
             and not environ.get("CONTENT_LENGTH")
             and environ.get("PATH_INFO", "") not in self.exempt_paths
         ):
-            body = _read_up_to(environ["wsgi.input"], self.limit + 1)
+            body = read_up_to(environ["wsgi.input"], self.limit + 1)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))  # past the cap: Flask's 413
             environ.pop("wsgi.input_terminated", None)
@@ -37,7 +37,7 @@ class SizedChunkedBodies:
         return self.app(environ, start_response)
 
 
-def _read_up_to(stream: Any, size: int) -> bytes:
+def read_up_to(stream: Any, size: int) -> bytes:
     """Up to ``size`` bytes: a dechunking stream's read() may return one chunk at a time."""
     parts: list[bytes] = []
     remaining = size

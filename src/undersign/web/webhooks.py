@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from undersign.github.webhooks import MalformedPayload, parse_delivery, verify_signature
 from undersign.jobs.models import Job
-from undersign.jobs.queue import get_queue, new_job
+from undersign.jobs.queue import get_queue, new_job, requeue_failed
 from undersign.web import csrf
+from undersign.web.bodylimit import read_up_to
 from undersign.web.context import services
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ def _read_body() -> bytes | None:
     read one byte more than allowed and refuse if it is there.
     """
     request.max_content_length = MAX_BODY + 1
-    body = request.stream.read(MAX_BODY + 1)
+    # One read() of a dechunking stream may return a single chunk: read until EOF or the cap.
+    body = read_up_to(request.stream, MAX_BODY + 1)
     return None if len(body) > MAX_BODY else body
 
 
@@ -98,16 +100,23 @@ def receive() -> Response:
                 select(Job.id).where(Job.hook_id == hook_key, Job.delivery_id == delivery_id)
             )
             if existing is not None:
-                return _answer(202, "duplicate: this delivery is already recorded", job=existing)
-            job_id = new_job(
-                session,
-                "delivery",
-                event.to_json(),
-                lease=settings.job_lease,
-                hook_id=hook_key,
-                delivery_id=delivery_id,
-                event_name=event.kind,
-            ).id
+                if not requeue_failed(session, existing, lease=settings.job_lease):
+                    return _answer(
+                        202, "duplicate: this delivery is already recorded", job=existing
+                    )
+                # GitHub's "Redeliver" keeps the GUID: an operator re-drives a job that gave up.
+                job_id, message = existing, "requeued"
+            else:
+                message = "queued"
+                job_id = new_job(
+                    session,
+                    "delivery",
+                    event.to_json(),
+                    lease=settings.job_lease,
+                    hook_id=hook_key,
+                    delivery_id=delivery_id,
+                    event_name=event.kind,
+                ).id
     except IntegrityError:
         # The same delivery arrived twice at once; the other request recorded it.
         return _answer(202, "duplicate: this delivery is already recorded")
@@ -118,7 +127,7 @@ def receive() -> Response:
     # The row is committed: from here on the delivery will be processed even if this
     # process dies (the sweeper re-enqueues rows nobody picked up).
     get_queue(settings, database).enqueue_quietly([job_id])
-    return _answer(202, "queued", job=job_id)
+    return _answer(202, message, job=job_id)
 
 
 def register(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -295,3 +296,111 @@ def test_allowlist_commands(run, text_file: Path) -> None:  # type: ignore[no-un
     assert run("allowlist", "list", "cla").stdout == "*-bot\ndependabot[bot]\tDependabot\n"
     assert run("allowlist", "remove", "cla", "*-BOT").exit_code == 0
     assert run("allowlist", "list", "cla").stdout == "dependabot[bot]\tDependabot\n"
+
+
+# Policy changes re-evaluate the open pull requests they affect (with full settings only).
+
+
+@pytest.fixture
+def run_with_settings(
+    clean_database: Database, tmp_path: Path, emulator: object
+) -> Iterator[object]:
+    """Like ``run``, with the settings the real command line has: changes queue jobs."""
+    from tests.conftest import make_settings
+
+    from undersign.jobs.queue import forget_queues, get_queue
+
+    settings = make_settings(tmp_path, "http://127.0.0.1:1", emulator)  # type: ignore[arg-type]
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        result = runner.invoke(
+            main, list(args), obj=SimpleNamespace(database=clean_database, settings=settings)
+        )
+        assert result.exit_code == 0, result.output
+        return result
+
+    yield invoke
+    get_queue(settings).huey.flush()  # type: ignore[attr-defined]
+    forget_queues()
+
+
+def _open_checks(database: Database, *rows: tuple[str, int, bool]) -> None:
+    from undersign.enforcement.models import PullRequestCheck
+
+    with database.session() as session:
+        for name, number, is_open in rows:
+            session.add(PullRequestCheck(repo_full_name=name, number=number, is_open=is_open))
+
+
+def _queued(database: Database) -> list[tuple[str, int]]:
+    """The pull requests queued for evaluation since the last call (their jobs then go)."""
+    from sqlalchemy import delete, select
+
+    from undersign.jobs.models import Job
+
+    with database.session() as session:
+        jobs = list(session.scalars(select(Job).order_by(Job.id)))
+        session.execute(delete(Job))
+    assert all(job.kind == "evaluate" and job.status == "queued" for job in jobs)
+    return sorted((job.payload["repo"], job.payload["number"]) for job in jobs)
+
+
+def test_policy_changes_queue_the_open_pull_requests_they_affect(
+    run_with_settings,
+    text_file: Path,
+    tmp_path: Path,
+    clean_database: Database,  # type: ignore[no-untyped-def]
+) -> None:
+    run = run_with_settings
+    other_text = tmp_path / "other.md"
+    other_text.write_text("Another agreement.\n", encoding="utf-8")
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    run("agreement", "add", "corp", "--title", "Corp", "--file", str(other_text))
+    run("org", "link", "octo", "cla")
+    run("repo", "link", "octo/special", "corp")  # wins over the org's link
+    _open_checks(
+        clean_database,
+        ("octo/widgets", 1, True),
+        ("octo/widgets", 2, False),  # closed: nothing to re-evaluate
+        ("octo/special", 3, True),
+        ("other/x", 4, True),  # covered by nothing
+        ("octo/gadgets", 5, True),
+        ("octopus/y", 6, True),  # a different owner sharing a prefix
+    )
+    assert _queued(clean_database) == []
+
+    run("allowlist", "add", "cla", "*-bot")
+    assert _queued(clean_database) == [("octo/gadgets", 5), ("octo/widgets", 1)]
+    run("allowlist", "remove", "cla", "*-bot")
+    assert _queued(clean_database) == [("octo/gadgets", 5), ("octo/widgets", 1)]
+    run("allowlist", "add", "corp", "*-bot")
+    assert _queued(clean_database) == [("octo/special", 3)]
+
+    text_file.write_text("# CLA\n\nYou grant us more.\n", encoding="utf-8")
+    result = run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    assert "re-evaluating 2 open pull request(s)" in result.output
+    assert _queued(clean_database) == [("octo/gadgets", 5), ("octo/widgets", 1)]
+    text_file.write_text("# CLA\n\nYou grant us more (typo).\n", encoding="utf-8")
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file), "--editorial")
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))  # unchanged
+    assert _queued(clean_database) == []
+
+    run("repo", "link", "Other/X", "corp")
+    assert _queued(clean_database) == [("other/x", 4)]
+    run("repo", "unlink", "OCTO/special")
+    assert _queued(clean_database) == [("octo/special", 3)]
+    run("org", "unlink", "Octo")
+    assert _queued(clean_database) == [
+        ("octo/gadgets", 5),
+        ("octo/special", 3),
+        ("octo/widgets", 1),
+    ]
+
+
+def test_without_settings_nothing_is_queued(run, text_file: Path, clean_database: Database) -> None:  # type: ignore[no-untyped-def]
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    run("org", "link", "octo", "cla")
+    _open_checks(clean_database, ("octo/widgets", 1, True))
+    assert run("allowlist", "add", "cla", "*-bot").exit_code == 0
+    assert _queued(clean_database) == []

@@ -213,6 +213,20 @@ def test_malformed_payloads_say_what_is_wrong(
         parse_delivery(event_name, body, content_type)
 
 
+@pytest.mark.parametrize("event_name", ["pull_request", "star"])
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_a_deeply_nested_body_is_malformed_not_a_crash(event_name: str, opener: bytes) -> None:
+    """json.loads recurses once per level: 100,000 levels used to raise RecursionError (a 500
+    for a correctly signed delivery)."""
+    closer = b"]" if opener == b"[" else b"}"
+    body = b'{"action": "opened", "x": ' + opener * 100_000 + b"1" + closer * 100_000 + b"}"
+    with pytest.raises(MalformedPayload, match="too deeply nested"):
+        parse_delivery(event_name, body, None)
+    form = urlencode({"payload": body.decode()}).encode()
+    with pytest.raises(MalformedPayload, match="too deeply nested"):
+        parse_delivery(event_name, form, "application/x-www-form-urlencoded")
+
+
 def test_unknown_event_is_ignored_without_validation() -> None:
     event = parse_delivery("star", b'{"action": "created"}', None)
     assert not event.relevant and event.ignored_because

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 00:47:31.125560
+Create Date: 2026-11-28 01:18:04.213200
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("hook_id", "delivery_id", name="uq_jobs_hook_id_delivery_id"),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_jobs_status_finished_at", ["status", "finished_at"], unique=False)
         batch_op.create_index("ix_jobs_status_lease_until", ["status", "lease_until"], unique=False)
 
     op.create_table(
@@ -405,6 +406,7 @@ def downgrade() -> None:
     op.drop_table("metric_samples")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_status_lease_until")
+        batch_op.drop_index("ix_jobs_status_finished_at")
 
     op.drop_table("jobs")
     with op.batch_alter_table("github_write_slots", schema=None) as batch_op:
