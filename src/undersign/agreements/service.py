@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,6 +45,7 @@ from undersign.agreements.models import (
 )
 from undersign.agreements.receipts import format_utc, receipt_filename, render_receipt
 from undersign.db import utcnow
+from undersign.enforcement.policy import compile_login_pattern
 
 ChangeType = Literal["material", "editorial"]
 ChangeEvent = Literal["signed", "revoked"]
@@ -108,17 +109,18 @@ def normalize_allowlist_pattern(value: str) -> str:
 
 
 def allowlist_matches(patterns: Iterable[str], login: str) -> bool:
-    """Whether a login matches any pattern; ``*`` is the only wildcard, case-insensitive.
-
-    Not fnmatch: bot logins such as ``dependabot[bot]`` contain brackets, which fnmatch
-    would read as a character class.
-    """
-    login = login.lower()
+    """Whether a login matches any pattern, with exactly the rule the verdict uses
+    (`undersign.enforcement.policy.compile_login_pattern`: ``*`` is the only wildcard, so the
+    brackets of ``dependabot[bot]`` are literal; case-insensitive)."""
+    folded = login.casefold()
     for pattern in patterns:
-        regex = ".*".join(re.escape(part) for part in pattern.lower().split("*"))
-        if re.fullmatch(regex, login):
+        compiled = compile_login_pattern(pattern)
+        if compiled is not None and compiled.fullmatch(folded):
             return True
     return False
+
+
+_LinkT = TypeVar("_LinkT", RepoLink, OrgLink)
 
 
 @dataclass(frozen=True)
@@ -277,16 +279,10 @@ class AgreementService:
     ) -> RepoLink:
         """Cover a repository with an agreement (replacing any earlier repo link)."""
         name = normalize_repo_full_name(full_name)
-        agreement = self.get(slug)
         link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == name))
-        if link is None:
-            link = RepoLink(full_name=name)
-            self.session.add(link)
-        link.agreement = agreement
-        link.exempt_org_members = exempt_org_members
-        link.exempt_collaborators = exempt_collaborators
-        self.session.flush()
-        return link
+        return self._set_link(
+            link or RepoLink(full_name=name), slug, exempt_org_members, exempt_collaborators
+        )
 
     def unlink_repo(self, full_name: str) -> bool:
         name = normalize_repo_full_name(full_name)
@@ -307,14 +303,18 @@ class AgreementService:
     ) -> OrgLink:
         """Cover every repository of an organization (a repo link still wins)."""
         name = normalize_org(org)
-        agreement = self.get(slug)
         link = self.session.scalar(select(OrgLink).where(OrgLink.org == name))
-        if link is None:
-            link = OrgLink(org=name)
-            self.session.add(link)
-        link.agreement = agreement
+        return self._set_link(
+            link or OrgLink(org=name), slug, exempt_org_members, exempt_collaborators
+        )
+
+    def _set_link(
+        self, link: _LinkT, slug: str, exempt_org_members: bool, exempt_collaborators: bool
+    ) -> _LinkT:
+        link.agreement = self.get(slug)
         link.exempt_org_members = exempt_org_members
         link.exempt_collaborators = exempt_collaborators
+        self.session.add(link)
         self.session.flush()
         return link
 
