@@ -159,3 +159,18 @@ def test_linking_an_org_to_another_agreement_reaches_its_open_pull_requests(
     cla.wait_idle()
     cli(cla, "org", "link", "octo-org", AGREEMENT_SLUG)
     cla.wait_for(lambda: state_of(cla, sha) == "success", what="green again")
+
+
+def test_unlinking_the_last_agreement_releases_a_red_pull_request(cla: CLAService) -> None:
+    """Without any agreement left, a red status would block merges forever: it becomes a
+    success that says why."""
+    from undersign.enforcement.service import NOT_REQUIRED
+
+    _, sha = green_then(cla, "bob")
+    assert state_of(cla, sha) == "failure"
+
+    cli(cla, "org", "unlink", "octo-org")
+    cla.wait_for(lambda: state_of(cla, sha) == "success", what="released")
+    status = cla.status(REPO, sha)
+    assert status is not None
+    assert status["description"] == NOT_REQUIRED

@@ -513,7 +513,7 @@ def evaluate_pull_request(
     owner, repo = _split(name)
     coverage = _coverage(ctx, name)
     if coverage is None:
-        return Outcome(None, skipped="no agreement covers this repository")
+        return _release_uncovered(ctx, name, number)
     lock_owner = secrets.token_hex(8)
     snapshot = _lock(ctx, name, number, lock_owner)
     values: dict[str, Any] = {}
@@ -634,6 +634,53 @@ def evaluate_merge_group(
         url = sign_url(ctx.settings.base_url, coverage.slug, name, (failing or numbers)[0])
         publish_merge_group_check(ctx, name, head_sha, state, description, url)
     return Outcome(state, head_sha)
+
+
+NOT_REQUIRED = "No contributor agreement covers this repository any more."
+
+
+def _release_uncovered(ctx: JobContext, name: str, number: int) -> Outcome:
+    """The repository lost its agreement (a link was removed). A red status undersign posted
+    would block merges under branch protection forever: replace it, once, with a success
+    that says why. Pull requests undersign never judged are left alone."""
+    skipped = Outcome(None, skipped="no agreement covers this repository")
+    with ctx.database.session() as session:
+        check = session.scalar(
+            select(PullRequestCheck).where(
+                PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number
+            )
+        )
+        if check is None or not check.is_open or check.status_state in (None, "success"):
+            return skipped
+    owner, repo = _split(name)
+    lock_owner = secrets.token_hex(8)
+    _lock(ctx, name, number, lock_owner)
+    values: dict[str, Any] = {}
+    confirm, stop_keeping = _keep_lock(ctx, name, number, lock_owner)
+    try:
+        head_sha = str(ctx.github.get_pull(owner, repo, number)["head"]["sha"])
+        confirm()
+        ctx.github.create_status(
+            owner,
+            repo,
+            head_sha,
+            state="success",
+            description=NOT_REQUIRED,
+            target_url=None,
+            context=ctx.settings.status_context,
+        )
+        values.update(
+            head_sha=head_sha,
+            verdict="success",
+            status_sha=head_sha,
+            status_state="success",
+            status_description=NOT_REQUIRED,
+            status_target_url=None,
+        )
+        return Outcome("success", head_sha, skipped="no agreement covers this repository")
+    finally:
+        stop_keeping()
+        _unlock(ctx, name, number, lock_owner, **values)
 
 
 def post_error_status(
