@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,17 +109,43 @@ def serve(
 
 @contextmanager
 def embedded_consumer(settings: Settings, *, enabled: bool = True) -> Iterator[None]:
-    """Queue workers as threads of the serving (gunicorn master) process."""
+    """Queue workers in a child process started (spawned, not forked) beside gunicorn.
+
+    Not threads of the gunicorn master: gunicorn forks its web workers from the master at
+    any time, and a fork copies every lock another master thread happens to hold (logging,
+    metrics, database pools) into the child, locked forever: web workers that never answer.
+    """
     if not enabled:
         yield
         return
-    from undersign.jobs.queue import start_embedded_consumer
+    import multiprocessing
 
-    handle = start_embedded_consumer(settings)
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_embedded_worker, args=(settings,), name="undersign-worker"
+    )
+    process.start()
     try:
         yield
     finally:
-        handle.stop()
+        process.terminate()  # SIGTERM: Huey finishes running jobs, then stops
+        process.join(timeout=15)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def run_embedded_worker(settings: Settings, workers: int = 2) -> None:
+    """The body of the embedded worker process (what `undersign worker` runs)."""
+    from undersign.jobs.queue import get_queue, make_consumer
+    from undersign.jobs.runner import sweep
+
+    _configure_logging(settings)
+    queue = get_queue(settings)
+    try:
+        sweep(queue, everything=True)
+    except Exception:
+        logging.getLogger(__name__).exception("start-up sweep failed; the periodic one retries")
+    make_consumer(queue, workers=workers, embedded=False).run()
 
 
 @main.command()
