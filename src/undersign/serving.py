@@ -29,12 +29,6 @@ class GunicornServer(BaseApplication):
         return self.app_factory()
 
 
-def _post_fork(_server: Any, _worker: Any) -> None:
-    from undersign.jobs.queue import reset_after_fork
-
-    reset_after_fork()
-
-
 def serve(
     app_factory: Callable[[], Any],
     *,
@@ -59,7 +53,6 @@ def serve(
         # gunicorn itself trusts no X-Forwarded-* header (it would honour X-Forwarded-Proto from
         # any local process); UNDERSIGN_TRUSTED_PROXIES (ProxyFix) is the one switch (O14).
         "forwarded_allow_ips": "",
-        "post_fork": _post_fork,
         # gunicorn 27's control socket defaults to one path per user, so a second
         # instance on the host would fight over it; undersign does not use it.
         "control_socket_disable": True,

@@ -538,21 +538,7 @@ def evaluate_pull_request(
         if status != snapshot.status:
             # Skipping an identical status matters: GitHub keeps at most 1000 per sha+context.
             confirm()
-            ctx.github.create_status(
-                owner,
-                repo,
-                head_sha,
-                state=verdict.state,
-                description=description,
-                target_url=url,
-                context=ctx.settings.status_context,
-            )
-            values.update(
-                status_sha=head_sha,
-                status_state=verdict.state,
-                status_description=description,
-                status_target_url=url,
-            )
+            values.update(_post_status(ctx, owner, repo, head_sha, verdict.state, description, url))
         if ctx.settings.app_mode:  # the same verdict as this app's check run
             from undersign.enforcement.checks import publish_check_run
 
@@ -639,6 +625,34 @@ def evaluate_merge_group(
 NOT_REQUIRED = "No contributor agreement covers this repository any more."
 
 
+def _post_status(
+    ctx: JobContext,
+    owner: str,
+    repo: str,
+    sha: str,
+    state: str,
+    description: str,
+    target_url: str | None,
+) -> dict[str, Any]:
+    """Post the ``license/cla`` status; return the columns that remember it (so an identical
+    status is never posted twice: GitHub keeps at most 1000 per sha and context)."""
+    ctx.github.create_status(
+        owner,
+        repo,
+        sha,
+        state=state,
+        description=description,
+        target_url=target_url,
+        context=ctx.settings.status_context,
+    )
+    return {
+        "status_sha": sha,
+        "status_state": state,
+        "status_description": description,
+        "status_target_url": target_url,
+    }
+
+
 def _release_uncovered(ctx: JobContext, name: str, number: int) -> Outcome:
     """The repository lost its agreement (a link was removed). A red status undersign posted
     would block merges under branch protection forever: replace it, once, with a success
@@ -660,22 +674,10 @@ def _release_uncovered(ctx: JobContext, name: str, number: int) -> Outcome:
     try:
         head_sha = str(ctx.github.get_pull(owner, repo, number)["head"]["sha"])
         confirm()
-        ctx.github.create_status(
-            owner,
-            repo,
-            head_sha,
-            state="success",
-            description=NOT_REQUIRED,
-            target_url=None,
-            context=ctx.settings.status_context,
-        )
         values.update(
+            _post_status(ctx, owner, repo, head_sha, "success", NOT_REQUIRED, None),
             head_sha=head_sha,
             verdict="success",
-            status_sha=head_sha,
-            status_state="success",
-            status_description=NOT_REQUIRED,
-            status_target_url=None,
         )
         return Outcome("success", head_sha, skipped="no agreement covers this repository")
     finally:
@@ -724,21 +726,8 @@ def post_error_status(
             description = description[: DESCRIPTION_LIMIT - 3] + "..."
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         confirm()
-        ctx.github.create_status(
-            owner,
-            repo,
-            head_sha,
-            state="error",
-            description=description,
-            target_url=url,
-            context=ctx.settings.status_context,
-        )
         values.update(
-            status_sha=head_sha,
-            status_state="error",
-            status_description=description,
-            status_target_url=url,
-            verdict="error",
+            _post_status(ctx, owner, repo, head_sha, "error", description, url), verdict="error"
         )
         if ctx.settings.app_mode:
             from undersign.enforcement.checks import publish_check_run

@@ -141,14 +141,6 @@ def forget_queues() -> None:
         _queues.clear()
 
 
-def reset_after_fork() -> None:
-    """In a freshly forked web worker: drop the parent's queues without touching their
-    connections (they belong to the parent's embedded consumer)."""
-    global _queues_lock
-    _queues_lock = threading.Lock()
-    _queues.clear()
-
-
 def new_job(
     session: Session,
     kind: str,
