@@ -306,7 +306,10 @@ def test_primary_rate_limit_means_no_call_before_the_reset(cla: CLAService) -> N
     calls = cla.state.api_calls()  # type: ignore[attr-defined]
     assert calls[0].status == 403
     assert all(call.time >= int(reset) for call in calls[1:])
-    assert len(calls) == 3
+    # After the reset the evaluation completes once: one status, nothing refused again. (Not
+    # an exact call count: on a loaded machine a re-queued job may list the commits again.)
+    assert [c.status for c in calls[1:] if c.status >= 400] == []
+    assert [c.method for c in calls].count("POST") == 1
 
 
 def test_server_errors_are_retried(cla: CLAService) -> None:
