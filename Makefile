@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test lint test-sqlite test-postgres test-many bench load fuzz clean
+.PHONY: help install browser demo test lint install-inputs constraints test-sqlite test-postgres test-many bench load fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -21,6 +21,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install undersign with its test tools (quick when done)
 
+# constraints.txt pins every package `make install` installs. It is regenerated in a
+# throwaway venv, from the package registry only (no cache, no local wheels), and written
+# with `pip list --format=freeze`, which prints `name==version` even for a package that was
+# installed from a file: so it cannot record a path of this machine. The guard then checks it.
+CONSTRAINTS_VENV := .venv-constraints
+constraints: ## regenerate constraints.txt from the registry (plain name==version lines)
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	PIP_NO_CACHE_DIR=1 PIP_FIND_LINKS= $(CONSTRAINTS_VENV)/bin/pip install --quiet --upgrade pip
+	PIP_NO_CACHE_DIR=1 PIP_FIND_LINKS= $(CONSTRAINTS_VENV)/bin/pip install --quiet '.[test]'
+	$(CONSTRAINTS_VENV)/bin/pip list --format=freeze --exclude-editable \
+	  | grep -viE '^(undersign|pip|setuptools|wheel)==' > constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) tools/check_install_inputs.py
+
 browser: ## install Debian's chromium for the browser tests, when missing
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
@@ -29,9 +44,12 @@ browser: ## install Debian's chromium for the browser tests, when missing
 demo: install ## start undersign and a GitHub emulator with sample data on http://127.0.0.1:8000
 	$(BIN)/undersign demo
 
-lint: install ## ruff, mypy, bandit and the project's semgrep rules (offline)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+install-inputs: ## fail if constraints.txt, pyproject.toml or a requirements file names a local path
+	$(PYTHON) tools/check_install_inputs.py
+
+lint: install install-inputs ## install inputs, ruff, mypy, bandit and the project's semgrep rules
+	$(BIN)/ruff check src tests bench tools/check_install_inputs.py
+	$(BIN)/ruff format --check src tests bench tools/check_install_inputs.py
 	$(BIN)/mypy
 	$(BIN)/bandit -c pyproject.toml -r src -ll -q
 	SEMGREP_ENABLE_VERSION_CHECK=0 $(BIN)/semgrep scan --config tools/semgrep/rules.yml \

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy import create_engine, text
+from tests.accessibility import AccessibilityAudit
 from tests.support.live import LiveServer
 
 from undersign.config import Settings, load_settings
@@ -375,12 +377,36 @@ def browser() -> Iterator[Browser]:
 class BrowserPage:
     page: Page
     csp_violations: list[str]
+    accessibility: AccessibilityAudit
+
+
+@pytest.fixture
+def audited_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """Makes clean browser contexts whose every page axe-core scans; a test fails if any page
+    it loaded has an accessibility violation."""
+    audits: list[AccessibilityAudit] = []
+    contexts: list[BrowserContext] = []
+
+    def make(**options: Any) -> BrowserContext:
+        audit = AccessibilityAudit()
+        context = audit.attach(browser.new_context(**options))
+        audits.append(audit)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+    for audit in audits:
+        audit.assert_clean()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[BrowserPage]:
-    """A clean browser context; every console message about CSP is collected."""
-    context = browser.new_context()
+    """A clean browser context; every console message about CSP is collected, and every page
+    is scanned by axe-core (any violation fails the test)."""
+    audit = AccessibilityAudit()
+    context = audit.attach(browser.new_context())
     tab = context.new_page()
     violations: list[str] = []
     tab.on(
@@ -389,5 +415,6 @@ def page(browser: Browser) -> Iterator[BrowserPage]:
             violations.append(message.text) if "Content Security Policy" in message.text else None
         ),
     )
-    yield BrowserPage(tab, violations)
+    yield BrowserPage(tab, violations, audit)
     context.close()
+    audit.assert_clean()

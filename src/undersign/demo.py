@@ -131,3 +131,35 @@ def _open_demo_pull_request(settings: Settings, state: GitHubEmulator) -> None:
             f" -> HTTP {status}",
             err=True,
         )
+    _wait_for_first_verdict(state)
+    click.echo(loop_steps(settings, state), err=True)
+
+
+def _wait_for_first_verdict(state: GitHubEmulator, timeout: float = 60.0) -> None:
+    """The steps are printed once the demo PR is red, so they come after the start-up logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pulls = state.open_pull_requests()
+        heads = [state.pull_request(p["repo"], p["number"])["head"]["sha"] for p in pulls]
+        if pulls and all(
+            state.statuses(p["repo"], sha) and state.comments(p["repo"], p["number"])
+            for p, sha in zip(pulls, heads, strict=True)
+        ):
+            return
+        time.sleep(0.2)
+
+
+def loop_steps(settings: Settings, state: GitHubEmulator) -> str:
+    """The three steps of the demo loop: what a newcomer reads last in the terminal."""
+    github = settings.github_url.rstrip("/")
+    pulls = ", ".join(f"{p['repo']}#{p['number']}" for p in state.open_pull_requests())
+    return (
+        f"\n  undersign demo is ready. Try the loop:\n"
+        f"  1. Open the GitHub emulator: {github}/_emulator/\n"
+        f"     pull request {pulls} by bob is red: bob has not signed the CLA.\n"
+        f"  2. Follow the pull request's Details link, choose bob on the emulator's\n"
+        f'     "Authorize" page (no password), and sign the Acme Individual CLA.\n'
+        f"  3. Back on {github}/_emulator/ the pull request turns green within seconds\n"
+        f"     and its comment becomes a thank-you. No push needed.\n"
+        f"  undersign itself: {settings.base_url}   Stop with Ctrl-C.\n"
+    )

@@ -9,13 +9,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import BrowserContext
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +86,7 @@ def _fail(log: Path) -> bool:
     raise AssertionError(f"the demo exited:\n{log.read_text()}")
 
 
-def test_red_then_sign_then_green(demo: Demo, browser: Browser):
+def test_red_then_sign_then_green(demo: Demo, audited_context: Callable[..., BrowserContext]):
     pull = _wait_for(
         lambda: (p := demo.pull())["combined_state"] == "failure" and p["comments"] and p,
         30,
@@ -99,8 +99,22 @@ def test_red_then_sign_then_green(demo: Demo, browser: Browser):
     sign_url = status["target_url"]
     assert sign_url.startswith(f"{demo.app_url}/sign/")
 
-    context = browser.new_context()
+    steps = _wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
+    assert steps
+    told = demo.log.read_text().split("Try the loop", 1)[1]
+    assert f"1. Open the GitHub emulator: {demo.github_url}/_emulator/" in told
+    assert "choose bob" in told and "turns green" in told
+
+    context = audited_context()  # axe-core scans every page below
     page = context.new_page()
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: errors.append(f"{m.text} {m.location}") if m.type == "error" else None,
+    )
+    page.goto(f"{demo.github_url}/_emulator/")
+    page.get_by_role("link", name="acme/widgets#1").click()
+    page.get_by_role("button", name="Pause auto-refresh").click()
     page.goto(sign_url)
     page.get_by_role("link", name="Sign in with GitHub to sign").click()
     page.get_by_label("bob").check()
@@ -112,7 +126,7 @@ def test_red_then_sign_then_green(demo: Demo, browser: Browser):
     signed_at = time.monotonic()
     page.get_by_role("button", name="Sign", exact=True).click()
     page.get_by_role("link", name="Back to pull request #1 in acme/widgets").wait_for()
-    context.close()
+    assert errors == []  # no 404 (favicon or other) on any page of the loop
 
     pull = _wait_for(
         lambda: (

@@ -8,11 +8,12 @@ the pull request. No page may trigger a Content-Security-Policy violation or run
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import BrowserContext
 from tests.conftest import Live
 
 from undersign.agreements.service import AgreementService
@@ -26,7 +27,9 @@ TEXT = (
 pytestmark = pytest.mark.browser
 
 
-def test_a_contributor_signs_from_a_clean_browser(live: Live, browser: Browser) -> None:
+def test_a_contributor_signs_from_a_clean_browser(
+    live: Live, audited_context: Callable[..., BrowserContext]
+) -> None:
     with live.database.session() as session:
         AgreementService(session).add_or_update(
             "cla",
@@ -37,14 +40,14 @@ def test_a_contributor_signs_from_a_clean_browser(live: Live, browser: Browser) 
     live.emulator.state.auto_approve_as = "alice"
     digest = hashlib.sha256(TEXT.encode()).hexdigest()
 
-    context = browser.new_context(accept_downloads=True)  # no cookies, no storage
+    context = audited_context(accept_downloads=True)  # no cookies, no storage
     page = context.new_page()
     problems: list[str] = []
 
     def on_console(message: Any) -> None:
-        # The browser asks for /favicon.ico by itself; that 404 is not a page's fault.
-        if message.type == "error" and not message.location.get("url", "").endswith("favicon.ico"):
-            problems.append(message.text)
+        # Any error, a missing favicon included, is something a person sees in the console.
+        if message.type == "error":
+            problems.append(f"{message.text} ({message.location.get('url')})")
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))

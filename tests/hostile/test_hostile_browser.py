@@ -52,6 +52,7 @@ def test_every_page_has_no_csp_violation_and_runs_no_injected_script(
         response = tab.goto(live.url + path)
         assert response is not None and response.status == status, (path, response)
         visited.append(path)
+        assert page.accessibility.scan(tab) == [], path  # axe-core, every page we walk
 
     visit("/", 200)
     visit("/sign/cla?repo=acme/widgets&pr=7", 200)
@@ -107,6 +108,7 @@ def test_every_page_has_no_csp_violation_and_runs_no_injected_script(
     assert dialogs == []
     assert page.csp_violations == [], page.csp_violations
     assert len(visited) >= 16
+    assert len(page.accessibility.scanned) >= 16  # each page was scanned, not only visited
 
 
 def test_an_injected_inline_script_is_blocked_and_reported(live: Live, page: BrowserPage) -> None:
