@@ -26,6 +26,8 @@ REPORT_PREFIX = "undersign-axe "
 SCAN_ON_LOAD = """
 (() => {
   const prefix = __PREFIX__;
+  // Pages served over HTTP only: not the browser's own error pages (a refused frame, ...).
+  if (!location.protocol.startsWith("http")) return;
   window.addEventListener("load", () => {
     window.__undersignAxe = window.axe
       .run(document, { resultTypes: ["violations"] })
