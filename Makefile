@@ -51,6 +51,8 @@ lint: install install-inputs ## install inputs, ruff, mypy, bandit and the proje
 	$(BIN)/ruff check src tests bench tools/check_install_inputs.py
 	$(BIN)/ruff format --check src tests bench tools/check_install_inputs.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/ruff check tools/house_metrics.py && $(BIN)/ruff format --check tools/house_metrics.py
 	$(BIN)/bandit -c pyproject.toml -r src -ll -q
 	SEMGREP_ENABLE_VERSION_CHECK=0 $(BIN)/semgrep scan --config tools/semgrep/rules.yml \
 	  --metrics=off --disable-version-check --error -q src
