@@ -448,36 +448,37 @@ def print_table(report: Report, details: bool) -> None:
         by_importer[a].append(f"{b} {n}")
     for a, targets in by_importer.items():
         print(f"  {a} -> " + ", ".join(targets))
-    print("\nGitHubEmulator private reads by module:")
-    for path, n in report.emulator_private.items():
-        print(f"  {path}: {n}")
-    print("\nLease writers by module:")
-    for path, fns in report.lease_writers.items():
-        print(f"  {path}: {', '.join(fns)}")
-    print("\nLease take/keep/release sequences written out:")
-    for line in report.lease_sequences:
-        print(f"  {line}")
-    print("\nLive-server start-ups in tests:")
-    for line in report.live_startups:
-        print(f"  {line}")
-    print("\nEmulator start-ups in tests:")
-    for line in report.emulator_startups:
-        print(f"  {line}")
-    print("\n'type: ignore' in tests by error code:")
-    print("  " + ", ".join(f"{code} {n}" for code, n in report.type_ignore_codes.items()))
+    sections: list[tuple[str, list[str]]] = [
+        (
+            "GitHubEmulator private reads by module",
+            [f"{path}: {n}" for path, n in report.emulator_private.items()],
+        ),
+        (
+            "Lease writers by module",
+            [f"{path}: {', '.join(fns)}" for path, fns in report.lease_writers.items()],
+        ),
+        ("Lease take/keep/release sequences written out", report.lease_sequences),
+        ("Live-server start-ups in tests", report.live_startups),
+        ("Emulator start-ups in tests", report.emulator_startups),
+        (
+            "'type: ignore' in tests by error code",
+            [", ".join(f"{code} {n}" for code, n in report.type_ignore_codes.items())],
+        ),
+    ]
     if details:
-        print("\nFunction-local imports of undersign modules:")
-        for line in report.local_imports:
+        sections += [
+            ("Function-local imports of undersign modules", report.local_imports),
+            ("Private names from another module (src)", report.private_src),
+            ("Private names from another module (tests)", report.private_tests),
+            (
+                "'type: ignore' in tests by file",
+                [f"{path}: {n}" for path, n in report.type_ignores.items()],
+            ),
+        ]
+    for title, lines in sections:
+        print(f"\n{title}:")
+        for line in lines:
             print(f"  {line}")
-        print("\nPrivate names from another module (src):")
-        for line in report.private_src:
-            print(f"  {line}")
-        print("\nPrivate names from another module (tests):")
-        for line in report.private_tests:
-            print(f"  {line}")
-        print("\n'type: ignore' in tests by file:")
-        for path, n in report.type_ignores.items():
-            print(f"  {path}: {n}")
 
 
 def main(argv: list[str] | None = None) -> int:
