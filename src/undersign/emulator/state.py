@@ -216,8 +216,9 @@ class GitHubEmulator:
         user_id: int | None = None,
         public_email: bool = True,
     ) -> JSON:
-        """Create an account.  Bots (``type="Bot"``) have logins ending in ``[bot]``."""
-        if type == "Bot" and not login.endswith("[bot]"):
+        """Create an account.  Bots (``type="Bot"``) have logins ending in ``[bot]``, except
+        the accounts GitHub runs itself, such as ``Copilot`` (the coding agent)."""
+        if type == "Bot" and not login.endswith("[bot]") and login not in _GITHUB_BOTS:
             raise ValueError("GitHub bot logins end with '[bot]'")
         with self.lock:
             if self._user_by_login(login) is not None:
@@ -934,6 +935,10 @@ class GitHubEmulator:
                 commenter_login,
                 installation_id=installation_id,
             )
+
+
+#: Bot accounts GitHub runs itself, whose logins carry no ``[bot]`` suffix.
+_GITHUB_BOTS = frozenset({"Copilot"})
 
 
 def _identity(user: User | None) -> dict[str, str] | None:
