@@ -487,9 +487,25 @@ def _read_contributors(
     is the tip of the commits listed now (or, for a 304, the head those commits had). Else
     the pull request is read (``GET /pulls/{n}``), whose head must then be that tip."""
     gh = ctx.github
+    fresh = None
+    if known is None:  # nothing to go by: read the pull request first (closed: stop here)
+        fresh = known = _fetch_facts(ctx, owner, repo, number)
+        if not fresh.is_open:
+            return fresh, [], None, None
+    given: PullFacts = known
+
+    def confirm(head: str | None) -> PullFacts:
+        """The facts whose head is ``head``, the tip of the commits just read."""
+        facts = given if given.head_sha == head else None
+        if facts is None and fresh is None:
+            facts = _fetch_facts(ctx, owner, repo, number)
+        if facts is None or facts.head_sha != head:
+            raise PullRequestMoved(f"{owner}/{repo}#{number} moved while it was read")
+        return facts
+
     cached = snapshot.contributors_cache is not None and snapshot.head_sha is not None
-    if known is not None and known.commits is not None:
-        commits_hint = known.commits
+    if given.commits is not None:
+        commits_hint = given.commits
     # The payload says the capped list cannot be complete: skip its pages.
     skip_list = commits_hint is not None and commits_hint > PULL_COMMITS_CAP and not cached
     if skip_list:
@@ -500,16 +516,13 @@ def _read_contributors(
             owner, repo, number, snapshot.commits_etag if cached else None
         )
     if commits is None:  # 304: the same commits, so the same head, as last time
-        facts = known if known is not None and known.head_sha == snapshot.head_sha else None
-        facts = facts or _fetch_facts(ctx, owner, repo, number)
-        if facts.head_sha != snapshot.head_sha:
-            raise PullRequestMoved(f"{owner}/{repo}#{number} moved while it was read")
+        facts = confirm(snapshot.head_sha)
         cache = snapshot.contributors_cache or []
         return facts, _load(cache), etag, cache
     if skip_list or len(commits) >= PULL_COMMITS_CAP:
         # "Lists a maximum of 250 commits for a pull request": page through the compare
         # endpoint instead, and check the count against the pull request's own (fail closed).
-        facts = _fetch_facts(ctx, owner, repo, number)
+        facts = fresh or _fetch_facts(ctx, owner, repo, number)
         total = facts.commits
         if isinstance(total, int) and total > len(commits) and facts.base_sha:
             commits = gh.compare_commits(owner, repo, facts.base_sha, facts.head_sha)
@@ -519,11 +532,7 @@ def _read_contributors(
             )
         etag = None
     elif commits:
-        tip = _tip(commits)
-        facts = known if known is not None and known.head_sha == tip else None
-        facts = facts or _fetch_facts(ctx, owner, repo, number)
-        if facts.head_sha != tip:
-            raise PullRequestMoved(f"{owner}/{repo}#{number} moved while it was read")
+        facts = confirm(_tip(commits))
     else:
         return None, [], None, None
     with ctx.database.session() as session:
@@ -682,12 +691,12 @@ def evaluate_pull_request(
         facts, contributors, etag, cache = _read_contributors(
             ctx, owner, repo, number, snapshot, commits_hint, known
         )
+        if facts is not None and not facts.is_open:
+            values.update(is_open=False)
+            return Outcome(None, facts.head_sha, skipped="the pull request is closed")
         if facts is None:
             return Outcome(None, skipped="the pull request has no commits")
         head_sha = facts.head_sha
-        if not facts.is_open:
-            values.update(is_open=False)
-            return Outcome(None, head_sha, skipped="the pull request is closed")
         verdict = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         description = status_description(verdict)[:DESCRIPTION_LIMIT]
