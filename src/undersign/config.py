@@ -493,8 +493,7 @@ def check_production_exposure(values: Mapping[str, Any]) -> None:
         value = values.get(attr)
         if value and len(str(value)) < MIN_SHARED_SECRET_LENGTH:
             raise ConfigError(
-                f"{name}: too short for production (at least {MIN_SHARED_SECRET_LENGTH} "
-                "characters)"
+                f"{name}: too short for production (at least {MIN_SHARED_SECRET_LENGTH} characters)"
             )
     if not values.get("metrics_token") and not values.get("metrics_public"):
         raise ConfigError(

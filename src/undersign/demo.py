@@ -19,6 +19,7 @@ import click
 import httpx
 
 from undersign.config import Settings, load_settings
+from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO
 
 if TYPE_CHECKING:
     from undersign.emulator import GitHubEmulator
@@ -62,11 +63,13 @@ def run_demo(*, port: int, github_port: int) -> None:
     settings = settings.replace(github_token=state.issue_token("undersign-bot"))
     emulator = EmulatorServer(state, host="127.0.0.1", port=github_port).start()
     upgrade(settings.database_url or "")
-    _seed(settings)
+    seed_demo(settings)
     click.echo(
         f"\n  undersign demo\n"
         f"  undersign:        {settings.base_url}\n"
         f"  GitHub emulator:  {emulator.url}/_emulator/  (demo users: alice, bob, carol, dave)\n"
+        f"  AI agents:        {AGENT_REPO}#1 (Copilot for carol: carol must sign), "
+        f"{NO_AGENTS_REPO}#1 (refused: Claude co-authored)\n"
         f"  Stop with Ctrl-C.\n",
         err=True,
     )
@@ -88,7 +91,7 @@ def run_demo(*, port: int, github_port: int) -> None:
     sys.exit(0)
 
 
-def _seed(settings: Settings) -> None:
+def seed_demo(settings: Settings) -> None:
     """The sample agreement covering the demo organisation (kept across demo restarts)."""
     from undersign.agreements.service import AgreementService
     from undersign.db import Database
@@ -105,6 +108,16 @@ def _seed(settings: Settings) -> None:
             if not agreements.org_links():
                 agreements.link_org("acme", "individual-cla")
                 agreements.allowlist_add("individual-cla", "dependabot[bot]", "demo bot")
+            # The AI agent policy both ways: the org's agreement requires a human for agent
+            # work (the default), acme/handmade's own agreement refuses agent-written code.
+            agreements.add_or_update(
+                "handmade-cla",
+                "Acme Handmade CLA (no AI-written code)",
+                DEMO_AGREEMENT.read_text(encoding="utf-8"),
+            )
+            agreements.set_agent_policy("handmade-cla", "refuse")
+            if not agreements.repo_links():
+                agreements.link_repo(NO_AGENTS_REPO, "handmade-cla")
     finally:
         database.dispose()
 

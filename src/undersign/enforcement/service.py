@@ -408,6 +408,21 @@ def _by_bot(user: object, login: str, github_id: int | None) -> bool:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
+_WARNED_ALL_BOTS: set[str] = set()
+
+
+def _warn_all_bots(slug: str) -> None:
+    """Once per process: an agreement exempts every Bot account (the risky opt-in)."""
+    if slug not in _WARNED_ALL_BOTS:
+        _WARNED_ALL_BOTS.add(slug)
+        log.warning(
+            "agreement %s exempts every bot account (all bots): anyone can register a GitHub "
+            "App; prefer bot ids (undersign agreement bots %s --listed-bots)",
+            slug,
+            slug,
+        )
+
+
 def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
     with ctx.database.session() as session:
         agreements = AgreementService(session)
@@ -416,6 +431,8 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
             return None
         agreement = coverage.agreement
         bot_ids = agreement.exempt_bot_ids
+        if agreement.exempt_all_bots:
+            _warn_all_bots(agreement.slug)
         return _Coverage(
             agreement_id=agreement.id,
             slug=agreement.slug,
