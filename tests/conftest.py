@@ -289,6 +289,23 @@ class CLAService:
             return list(session.scalars(select(Job).order_by(Job.id)))
 
 
+def sign_quietly(database: Database, slug: str, login: str, github_id: int) -> None:
+    """``login`` signs ``slug`` through the service, with no hook: no trigger hears of it."""
+    from undersign.agreements.service import AgreementService, SignatureService
+
+    with database.session() as session:
+        version = AgreementService(session).current_version(slug)
+        SignatureService(session).sign(
+            slug,
+            github_id=github_id,
+            login=login,
+            name=login.title(),
+            email=f"{login}@example.com",
+            version_sha256=version.text_sha256,
+            agreed=True,
+        )
+
+
 def cla_settings(live: Live, token: str, **changes: object) -> Settings:
     defaults: dict[str, object] = {
         "github_token": token,

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sign_quietly
 
-from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import Database
 from undersign.demo import seed_demo
 from undersign.emulator import EmulatorServer
@@ -23,20 +22,6 @@ def demo_github() -> Iterator[EmulatorServer]:
     server = EmulatorServer(build_demo_state(), host="127.0.0.1", port=0).start()
     yield server
     server.stop()
-
-
-def _sign(database: Database, slug: str, login: str, github_id: int) -> None:
-    with database.session() as session:
-        version = AgreementService(session).current_version(slug)
-        SignatureService(session).sign(
-            slug,
-            github_id=github_id,
-            login=login,
-            name=login.title(),
-            email=f"{login}@example.com",
-            version_sha256=version.text_sha256,
-            agreed=True,
-        )
 
 
 def test_the_demo_shows_both_agent_policies(
@@ -58,11 +43,11 @@ def test_the_demo_shows_both_agent_policies(
     assert outcome.state == "failure" and outcome.verdict is not None
     assert [c.login for c in outcome.verdict.agents] == ["Copilot"]
     assert [c.login for c in outcome.verdict.unsigned] == ["carol"]
-    _sign(database, "individual-cla", "carol", state.user("carol")["id"])
+    sign_quietly(database, "individual-cla", "carol", state.user("carol")["id"])
     assert evaluate_pull_request(ctx, AGENT_REPO, 1).state == "success"
 
     # refuse: acme/handmade's agreement accepts no agent-written code, signed or not.
-    _sign(database, "handmade-cla", "alice", state.user("alice")["id"])
+    sign_quietly(database, "handmade-cla", "alice", state.user("alice")["id"])
     refused = evaluate_pull_request(ctx, NO_AGENTS_REPO, 1)
     assert refused.state == "failure" and refused.verdict is not None
     assert [c.email for c in refused.verdict.refused] == ["noreply@anthropic.com"]

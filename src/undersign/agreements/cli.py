@@ -200,24 +200,17 @@ def _warn_all_bots(item: Agreement) -> None:
         click.echo(ALL_BOTS_WARNING.format(slug=item.slug), err=True)
 
 
+def _bot_ids_option(flag: str, text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A repeatable option of numeric account ids."""
+    return click.option(
+        flag, flag[2:], multiple=True, type=click.IntRange(min=1), metavar="ID", help=text
+    )
+
+
 @agreement.command("bots")
 @click.argument("slug")
-@click.option(
-    "--add",
-    "add",
-    multiple=True,
-    type=click.IntRange(min=1),
-    metavar="ID",
-    help="Exempt this bot account (its numeric id). Repeatable.",
-)
-@click.option(
-    "--remove",
-    "remove",
-    multiple=True,
-    type=click.IntRange(min=1),
-    metavar="ID",
-    help="No longer exempt this bot account id. Repeatable.",
-)
+@_bot_ids_option("--add", "Exempt this bot account (its numeric id). Repeatable.")
+@_bot_ids_option("--remove", "No longer exempt this bot account id. Repeatable.")
 @click.option("--reset", is_flag=True, help="Back to the documented default list.")
 @click.option(
     "--all-bots/--listed-bots",
