@@ -722,6 +722,9 @@ def evaluate_pull_request(
             # Skipping an identical status matters: GitHub keeps at most 1000 per sha+context.
             confirm()
             values.update(_post_status(ctx, owner, repo, head_sha, verdict.state, description, url))
+            log.info(
+                "%s#%s: %s on %s (%s)", name, number, verdict.state, head_sha[:12], description
+            )
         if ctx.settings.app_mode:  # the same verdict as this app's check run
             from undersign.enforcement.checks import publish_check_run
 
