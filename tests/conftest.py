@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import create_engine, text
 from tests.support.live import LiveServer
 
+from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
 from undersign.db import Base, Database, import_models
 from undersign.emulator import EmulatorServer, GitHubEmulator
@@ -291,8 +292,6 @@ class CLAService:
 
 def sign_quietly(database: Database, slug: str, login: str, github_id: int) -> None:
     """``login`` signs ``slug`` through the service, with no hook: no trigger hears of it."""
-    from undersign.agreements.service import AgreementService, SignatureService
-
     with database.session() as session:
         version = AgreementService(session).current_version(slug)
         SignatureService(session).sign(

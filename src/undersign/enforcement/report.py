@@ -38,6 +38,7 @@ __all__ = [
     "MAX_LISTED",
     "RECHECK_COMMAND",
     "STATUS_CONTEXT",
+    "agent_paragraphs",
     "comment_body",
     "comment_needed",
     "is_own_comment",
@@ -197,7 +198,7 @@ def _agent_line(contributor: Contributor) -> str:
     return f"- {name}: `Co-authored-by` {_code(contributor.email or '?', _EMAIL_LIMIT)}"
 
 
-def _agent_paragraphs(verdict: Verdict) -> list[str]:
+def agent_paragraphs(verdict: Verdict) -> list[str]:
     """What the agreement's agent policy means for this pull request, in plain words."""
     parts: list[str] = []
     if verdict.refused:
@@ -308,7 +309,7 @@ def comment_body(
             "**The account that opened this pull request has not signed.** Commit authors "
             "alone cannot cover a pull request: whoever opens it must be covered too."
         )
-    parts.extend(_agent_paragraphs(verdict))
+    parts.extend(agent_paragraphs(verdict))
     budget = _COMMENT_BUDGET - sum(_size(p) + 2 for p in parts) - _size(footer)
     if verdict.unsigned:
         heading = f"**Please sign the {link}:**"

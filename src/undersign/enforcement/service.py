@@ -753,7 +753,7 @@ def evaluate_pull_request(
             commits_etag=etag,
             contributors_cache=cache,
             evaluated_from=started,
-            opener=PullFacts.to_json(facts)["user"],
+            opener=facts.to_json()["user"],
             base_ref=facts.base_ref,
             contributor_ids={
                 c.github_id: c.github_id in pending

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from undersign.enforcement.checks import check_run_body
 from undersign.enforcement.contributors import Contributor
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
@@ -395,3 +396,13 @@ def test_agent_verdicts_explain_themselves_within_140_characters() -> None:
     assert "An AI agent opened this pull request" in render(alone)
     helped = Verdict(signed=[], exempt=[], unsigned=[BOB], unknown=[], agents=[claude])
     assert "AI agents contributed to this pull request" in render(helped)
+
+
+def test_the_check_run_explains_the_agent_policy_too() -> None:
+    claude = Contributor(kind="unknown", email="noreply@anthropic.com", sources=("co-author",))
+    refused = Verdict(signed=[ALICE], exempt=[], unsigned=[], unknown=[], refused=[claude])
+    body = check_run_body(
+        refused, name="license/cla", head_sha="a" * 40, details_url=SIGN_URL, external_id="x"
+    )
+    assert body["conclusion"] == "action_required"
+    assert "This project accepts no code written by AI agents" in body["output"]["summary"]
