@@ -229,6 +229,7 @@ class Stack:
             UNDERSIGN_GITHUB_CLIENT_SECRET="bench-client-secret-0123456789",
             UNDERSIGN_GITHUB_TOKEN=bot_token,
             UNDERSIGN_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            UNDERSIGN_METRICS_TOKEN="bench-metrics-token-0123456789",
             UNDERSIGN_LOG_LEVEL="WARNING",
         )
         env.update(extra_env or {})

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from tests.accessibility import AccessibilityAudit
 from tests.support.live import LiveServer
 
+from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
 from undersign.db import Base, Database, import_models
 from undersign.emulator import EmulatorServer, GitHubEmulator
@@ -289,6 +290,21 @@ class CLAService:
 
         with self.database.session() as session:
             return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+def sign_quietly(database: Database, slug: str, login: str, github_id: int) -> None:
+    """``login`` signs ``slug`` through the service, with no hook: no trigger hears of it."""
+    with database.session() as session:
+        version = AgreementService(session).current_version(slug)
+        SignatureService(session).sign(
+            slug,
+            github_id=github_id,
+            login=login,
+            name=login.title(),
+            email=f"{login}@example.com",
+            version_sha256=version.text_sha256,
+            agreed=True,
+        )
 
 
 def cla_settings(live: Live, token: str, **changes: object) -> Settings:

@@ -262,6 +262,14 @@ VARIABLES: tuple[Variable, ...] = (
         secret=True,
     ),
     Variable(
+        "UNDERSIGN_METRICS_PUBLIC",
+        "metrics_public",
+        "bool",
+        "0",
+        "1: serve /metrics without a token in production, on purpose (production refuses to "
+        "start with an open /metrics otherwise)",
+    ),
+    Variable(
         "UNDERSIGN_RECONCILE_INTERVAL",
         "reconcile_interval",
         "int",
@@ -314,6 +322,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str | None = None
     metrics_token: str | None = None
+    metrics_public: bool = False
     reconcile_interval: int = 15
     queue_name: str = "undersign"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -382,6 +391,11 @@ def _parse(var: Variable, raw: str) -> Any:
         if number < 0:
             raise ConfigError(f"{var.name}: must not be negative")
         return number
+    if var.kind == "bool":
+        flag = raw.strip().lower()
+        if flag not in ("0", "1", "true", "false", "yes", "no", ""):
+            raise ConfigError(f"{var.name}: expected 1 or 0, got {raw!r}")
+        return flag in ("1", "true", "yes")
     if var.kind == "choice":
         value = raw.upper() if var.attr == "log_level" else raw.lower()
         if value not in var.choices:
@@ -449,11 +463,43 @@ def load_settings(
             "UNDERSIGN_GITHUB_TOKEN: required in production unless the bot acts as a GitHub "
             "App (UNDERSIGN_GITHUB_APP_ID and UNDERSIGN_GITHUB_APP_PRIVATE_KEY)"
         )
+    if production:
+        check_production_exposure(values)
     if values["database_url"] is None:
         values["database_url"] = f"sqlite:///{instance_path / 'undersign.sqlite3'}"
     if values["session_lifetime"] == 0:
         raise ConfigError("UNDERSIGN_SESSION_LIFETIME: must be at least 1 second")
     return Settings(**values)
+
+
+MIN_SHARED_SECRET_LENGTH = 20
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_production_exposure(values: Mapping[str, Any]) -> None:
+    """What production refuses besides missing secrets: a public URL without TLS (loopback
+    excepted: a proxy on the same machine), guessable shared secrets, an open /metrics."""
+    base = urlsplit(str(values.get("base_url") or ""))
+    if base.scheme != "https" and (base.hostname or "") not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            "UNDERSIGN_BASE_URL: must be https:// in production (sessions and the OAuth "
+            "callback travel over it); only a loopback address may use http://"
+        )
+    for name, attr in (
+        ("UNDERSIGN_WEBHOOK_SECRET", "webhook_secret"),
+        ("UNDERSIGN_WEBHOOK_SECRET_PREVIOUS", "webhook_secret_previous"),
+        ("UNDERSIGN_GITHUB_CLIENT_SECRET", "github_client_secret"),
+    ):
+        value = values.get(attr)
+        if value and len(str(value)) < MIN_SHARED_SECRET_LENGTH:
+            raise ConfigError(
+                f"{name}: too short for production (at least {MIN_SHARED_SECRET_LENGTH} characters)"
+            )
+    if not values.get("metrics_token") and not values.get("metrics_public"):
+        raise ConfigError(
+            "UNDERSIGN_METRICS_TOKEN: required in production, or set "
+            "UNDERSIGN_METRICS_PUBLIC=1 to serve /metrics to anyone on purpose"
+        )
 
 
 def _check_github_app(values: dict[str, Any]) -> None:

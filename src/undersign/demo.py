@@ -19,6 +19,7 @@ import click
 import httpx
 
 from undersign.config import Settings, load_settings
+from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO
 
 if TYPE_CHECKING:
     from undersign.emulator import GitHubEmulator
@@ -62,11 +63,13 @@ def run_demo(*, port: int, github_port: int) -> None:
     settings = settings.replace(github_token=state.issue_token("undersign-bot"))
     emulator = EmulatorServer(state, host="127.0.0.1", port=github_port).start()
     upgrade(settings.database_url or "")
-    _seed(settings)
+    seed_demo(settings)
     click.echo(
         f"\n  undersign demo\n"
         f"  undersign:        {settings.base_url}\n"
         f"  GitHub emulator:  {emulator.url}/_emulator/  (demo users: alice, bob, carol, dave)\n"
+        f"  AI agents:        {AGENT_REPO}#1 (Copilot for carol: carol must sign), "
+        f"{NO_AGENTS_REPO}#1 (refused: Claude co-authored)\n"
         f"  Stop with Ctrl-C.\n",
         err=True,
     )
@@ -88,7 +91,7 @@ def run_demo(*, port: int, github_port: int) -> None:
     sys.exit(0)
 
 
-def _seed(settings: Settings) -> None:
+def seed_demo(settings: Settings) -> None:
     """The sample agreement covering the demo organisation (kept across demo restarts)."""
     from undersign.agreements.service import AgreementService
     from undersign.db import Database
@@ -105,6 +108,16 @@ def _seed(settings: Settings) -> None:
             if not agreements.org_links():
                 agreements.link_org("acme", "individual-cla")
                 agreements.allowlist_add("individual-cla", "dependabot[bot]", "demo bot")
+            # The AI agent policy both ways: the org's agreement requires a human for agent
+            # work (the default), acme/handmade's own agreement refuses agent-written code.
+            agreements.add_or_update(
+                "handmade-cla",
+                "Acme Handmade CLA (no AI-written code)",
+                DEMO_AGREEMENT.read_text(encoding="utf-8"),
+            )
+            agreements.set_agent_policy("handmade-cla", "refuse")
+            if not agreements.repo_links():
+                agreements.link_repo(NO_AGENTS_REPO, "handmade-cla")
     finally:
         database.dispose()
 
@@ -132,7 +145,7 @@ def _open_demo_pull_request(settings: Settings, state: GitHubEmulator) -> None:
             err=True,
         )
     _wait_for_first_verdict(state)
-    click.echo(loop_steps(settings, state), err=True)
+    click.echo(loop_steps(settings), err=True)
 
 
 def _wait_for_first_verdict(state: GitHubEmulator, timeout: float = 60.0) -> None:
@@ -149,17 +162,18 @@ def _wait_for_first_verdict(state: GitHubEmulator, timeout: float = 60.0) -> Non
         time.sleep(0.2)
 
 
-def loop_steps(settings: Settings, state: GitHubEmulator) -> str:
+def loop_steps(settings: Settings) -> str:
     """The three steps of the demo loop: what a newcomer reads last in the terminal."""
     github = settings.github_url.rstrip("/")
-    pulls = ", ".join(f"{p['repo']}#{p['number']}" for p in state.open_pull_requests())
     return (
         f"\n  undersign demo is ready. Try the loop:\n"
         f"  1. Open the GitHub emulator: {github}/_emulator/\n"
-        f"     pull request {pulls} by bob is red: bob has not signed the CLA.\n"
-        f"  2. Follow the pull request's Details link, choose bob on the emulator's\n"
+        f"     pull request acme/widgets#1 by bob is red: bob has not signed the CLA.\n"
+        f"  2. Follow that pull request's Details link, choose bob on the emulator's\n"
         f'     "Authorize" page (no password), and sign the Acme Individual CLA.\n'
-        f"  3. Back on {github}/_emulator/ the pull request turns green within seconds\n"
+        f"  3. Back on {github}/_emulator/ acme/widgets#1 turns green within seconds\n"
         f"     and its comment becomes a thank-you. No push needed.\n"
+        f"  AI agents: {AGENT_REPO}#1 (opened by Copilot for carol) turns green once carol\n"
+        f"  signs; {NO_AGENTS_REPO}#1 (co-authored by Claude) stays red: its CLA refuses agents.\n"
         f"  undersign itself: {settings.base_url}   Stop with Ctrl-C.\n"
     )

@@ -12,7 +12,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select, text
-from tests.conftest import AGREEMENT_SLUG, CLAService, Live, make_settings, sign_in
+from tests.conftest import (
+    AGREEMENT_SLUG,
+    CLAService,
+    Live,
+    make_settings,
+    sign_in,
+    sign_quietly,
+)
 from tests.support.live import LiveServer
 
 from undersign.db import Base, Database
@@ -110,20 +117,8 @@ def check_runs(cla: CLAService, sha: str) -> list[dict[str, Any]]:
 
 def quietly_sign(cla: CLAService, login: str) -> None:
     """A signature no trigger hears of (so only a re-check can notice it)."""
-    from undersign.agreements.service import AgreementService, SignatureService
-
     user = cla.live.emulator.state.user(login)
-    with cla.database.session() as session:
-        version = AgreementService(session).current_version(AGREEMENT_SLUG)
-        SignatureService(session).sign(
-            AGREEMENT_SLUG,
-            github_id=user["id"],
-            login=login,
-            name=login.title(),
-            email=f"{login}@example.com",
-            version_sha256=version.text_sha256,
-            agreed=True,
-        )
+    sign_quietly(cla.database, AGREEMENT_SLUG, login, user["id"])
 
 
 def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(

@@ -129,8 +129,10 @@ def test_unknown_author_is_listed_with_the_fix(cla: CLAService) -> None:
     assert "add `nobody@elsewhere.example` to your GitHub account" in comment["body"]
 
 
-def test_bot_author_is_exempt_by_type(cla: CLAService) -> None:
-    cla.state.add_user("dependabot[bot]", type="Bot", email="bot@dependabot.invalid")  # type: ignore[attr-defined]
+def test_bot_author_is_exempt_by_id_from_the_default_list(cla: CLAService) -> None:
+    cla.state.add_user(  # type: ignore[attr-defined]
+        "dependabot[bot]", type="Bot", email="bot@dependabot.invalid", user_id=49699333
+    )
     cla.sign("alice")
     bot_commit = cla.state.add_commit(REPO, author_login="dependabot[bot]")  # type: ignore[attr-defined]
     mine = cla.state.add_commit(REPO, author_login="alice")  # type: ignore[attr-defined]

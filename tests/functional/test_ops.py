@@ -264,6 +264,7 @@ def test_serve_and_worker_logs_are_json_lines_without_secrets(
         UNDERSIGN_DATABASE_URL=f"sqlite:///{port_env}",
         UNDERSIGN_LOG_LEVEL="DEBUG",
         UNDERSIGN_JOB_RETRY_BASE_MS="50",
+        UNDERSIGN_METRICS_TOKEN="prod-metrics-token-0123456789",
     )
     run(["db", "upgrade"], env)
     database = Database(env["UNDERSIGN_DATABASE_URL"])

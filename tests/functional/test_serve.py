@@ -27,9 +27,10 @@ def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         UNDERSIGN_INSTANCE_PATH=str(tmp_path),
         UNDERSIGN_SECRET_KEY="production-secret-key-0123456789-abcdefghij",
         UNDERSIGN_GITHUB_CLIENT_ID="Ov23liProd",
-        UNDERSIGN_GITHUB_CLIENT_SECRET="prod-client-secret",
-        UNDERSIGN_WEBHOOK_SECRET="prod-webhook-secret",
+        UNDERSIGN_GITHUB_CLIENT_SECRET="prod-client-secret-0123456789",
+        UNDERSIGN_WEBHOOK_SECRET="prod-webhook-secret-0123456789",
         UNDERSIGN_GITHUB_TOKEN="ghp_productionbottoken",
+        UNDERSIGN_METRICS_TOKEN="prod-metrics-token-0123456789",
         UNDERSIGN_DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
     )
     env.update(extra)

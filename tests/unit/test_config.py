@@ -11,9 +11,10 @@ from undersign.config import VARIABLES, ConfigError, env_example, load_settings
 PRODUCTION = {
     "UNDERSIGN_SECRET_KEY": "x" * 40,
     "UNDERSIGN_GITHUB_CLIENT_ID": "Ov23li",
-    "UNDERSIGN_GITHUB_CLIENT_SECRET": "secret",
-    "UNDERSIGN_WEBHOOK_SECRET": "hook-secret",
+    "UNDERSIGN_GITHUB_CLIENT_SECRET": "client-secret-0123456789",
+    "UNDERSIGN_WEBHOOK_SECRET": "hook-secret-0123456789",
     "UNDERSIGN_GITHUB_TOKEN": "ghp_bot",
+    "UNDERSIGN_METRICS_TOKEN": "metrics-token",
 }
 
 
@@ -131,3 +132,42 @@ def test_production_needs_a_way_for_the_bot_to_act(tmp_path: Path):
     env["UNDERSIGN_INSTANCE_PATH"] = str(tmp_path)
     with pytest.raises(ConfigError, match="UNDERSIGN_GITHUB_TOKEN: required in production"):
         load_settings(env)
+
+
+def test_production_accepts_https_or_loopback_and_long_secrets(tmp_path: Path):
+    env = {**PRODUCTION, "UNDERSIGN_INSTANCE_PATH": str(tmp_path)}
+    assert load_settings(env).base_url == "http://127.0.0.1:8000"
+    https = load_settings({**env, "UNDERSIGN_BASE_URL": "https://cla.example.com"})
+    assert https.is_https
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"UNDERSIGN_BASE_URL": "http://cla.example.com"}, "UNDERSIGN_BASE_URL: must be https"),
+        ({"UNDERSIGN_WEBHOOK_SECRET": "x" * 19}, "UNDERSIGN_WEBHOOK_SECRET: too short"),
+        (
+            {"UNDERSIGN_WEBHOOK_SECRET_PREVIOUS": "old-and-short"},
+            "UNDERSIGN_WEBHOOK_SECRET_PREVIOUS: too short",
+        ),
+        ({"UNDERSIGN_GITHUB_CLIENT_SECRET": "secret"}, "UNDERSIGN_GITHUB_CLIENT_SECRET: too short"),
+        ({"UNDERSIGN_METRICS_TOKEN": ""}, "UNDERSIGN_METRICS_TOKEN: required in production"),
+        ({"UNDERSIGN_METRICS_PUBLIC": "maybe"}, "UNDERSIGN_METRICS_PUBLIC: expected 1 or 0"),
+    ],
+)
+def test_production_refuses_exposed_defaults(
+    changes: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    env = {**PRODUCTION, "UNDERSIGN_INSTANCE_PATH": str(tmp_path), **changes}
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_an_open_metrics_endpoint_is_an_explicit_choice(tmp_path: Path) -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != "UNDERSIGN_METRICS_TOKEN"}
+    env.update(UNDERSIGN_INSTANCE_PATH=str(tmp_path), UNDERSIGN_METRICS_PUBLIC="1")
+    assert load_settings(env).metrics_public is True
+    development = load_settings(
+        {"UNDERSIGN_ENV": "development", "UNDERSIGN_INSTANCE_PATH": str(tmp_path)}
+    )
+    assert development.metrics_token is None and development.metrics_public is False

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
+from undersign.agreements.models import Agreement
 from undersign.agreements.service import (
     AgreementService,
     SignatureService,
@@ -28,6 +29,7 @@ from undersign.agreements.service import (
 )
 from undersign.config import Settings
 from undersign.db import Database
+from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
 
 
 def _db() -> Database:
@@ -166,13 +168,107 @@ def agreement_add(
 
 @agreement.command("list")
 def agreement_list() -> None:
-    """List agreements with their current version."""
+    """List agreements with their current version, bot exemptions and agent policy."""
     with _unit_of_work() as session:
         service = AgreementService(session)
         for item in service.list_agreements():
             numbers = [v.number for v in item.versions if v.published_at is not None]
             current = f"v{max(numbers)}" if numbers else "no published version"
-            click.echo(f"{item.slug}\t{current}\t{item.title}")
+            click.echo(
+                f"{item.slug}\t{current}\t{item.title}\t{_bots_summary(item)}"
+                f"\tagents: {item.agent_policy}"
+            )
+            _warn_all_bots(item)
+
+
+ALL_BOTS_WARNING = (
+    "{slug}: WARNING every bot account is exempt (--all-bots): anyone can register a GitHub "
+    "App, so any bot's commits need no signature; prefer bot ids (undersign agreement bots)"
+)
+
+
+def _bots_summary(item: Agreement) -> str:
+    if item.exempt_all_bots:
+        return "bots: ALL (risky)"
+    if item.exempt_bot_ids is None:
+        return "bots: default list"
+    return f"bots: {len(item.exempt_bot_ids)} listed"
+
+
+def _warn_all_bots(item: Agreement) -> None:
+    if item.exempt_all_bots:
+        click.echo(ALL_BOTS_WARNING.format(slug=item.slug), err=True)
+
+
+def _bot_ids_option(flag: str, text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A repeatable option of numeric account ids."""
+    return click.option(
+        flag, flag[2:], multiple=True, type=click.IntRange(min=1), metavar="ID", help=text
+    )
+
+
+@agreement.command("bots")
+@click.argument("slug")
+@_bot_ids_option("--add", "Exempt this bot account (its numeric id). Repeatable.")
+@_bot_ids_option("--remove", "No longer exempt this bot account id. Repeatable.")
+@click.option("--reset", is_flag=True, help="Back to the documented default list.")
+@click.option(
+    "--all-bots/--listed-bots",
+    "all_bots",
+    default=None,
+    help="Exempt every account GitHub types Bot (risky) / only the listed ids.",
+)
+def agreement_bots(
+    slug: str, add: tuple[int, ...], remove: tuple[int, ...], reset: bool, all_bots: bool | None
+) -> None:
+    """Which bot accounts need no signature on SLUG, by numeric id; prints the list.
+
+    Without options, only prints. A bot is exempt when GitHub types its account ``Bot`` and
+    its id is listed; a login is never matched.
+    """
+    with _unit_of_work() as session:
+        service = AgreementService(session)
+        changed = bool(add or remove or reset or all_bots is not None)
+        item = (
+            service.set_bot_policy(
+                slug,
+                add=add,
+                remove=remove,
+                defaults=DEFAULT_BOT_IDS,
+                reset=reset,
+                all_bots=all_bots,
+            )
+            if changed
+            else service.get(slug)
+        )
+        ids = DEFAULT_BOT_IDS if item.exempt_bot_ids is None else item.exempt_bot_ids
+        source = "the default list" if item.exempt_bot_ids is None else "this agreement's list"
+        click.echo(f"{item.slug}: exempt bot ids from {source}:", err=True)
+        for line in describe_bots(ids):
+            click.echo(line)
+        if item.exempt_all_bots:
+            click.echo("ALL BOTS")
+        _warn_all_bots(item)
+        if changed:
+            _requeue(session, agreement_id=item.id)
+
+
+@agreement.command("policy")
+@click.argument("slug")
+@click.option(
+    "--agents",
+    "agents",
+    type=click.Choice(AGENT_POLICIES),
+    required=True,
+    help="require-human: agent work needs no signature of its own, the person who "
+    "asked must be covered. refuse: any agent-authored commit fails.",
+)
+def agreement_policy(slug: str, agents: str) -> None:
+    """Set what AI coding agents' work needs on SLUG."""
+    with _unit_of_work() as session:
+        item = AgreementService(session).set_agent_policy(slug, agents)
+        click.echo(f"{item.slug}: agents: {item.agent_policy}", err=True)
+        _requeue(session, agreement_id=item.id)
 
 
 # undersign repo ... / undersign org ...

@@ -46,7 +46,10 @@ CHANGE_TYPES = ("material", "editorial")
 
 class Agreement(Base):
     __tablename__ = "agreements"
-    __table_args__ = (CheckConstraint("kind IN ('individual', 'corporate')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('individual', 'corporate')", name="kind"),
+        CheckConstraint("agent_policy IN ('require-human', 'refuse')", name="agent_policy"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
@@ -54,6 +57,12 @@ class Agreement(Base):
     kind: Mapped[str] = mapped_column(String(20), default="individual")
     # A JSON list of FieldDefinition dicts; validated by fields.parse_field_definitions.
     field_definitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Bot accounts (numeric ids, type Bot) that need not sign; NULL: the documented default
+    # list (enforcement/agents.py DEFAULT_BOTS). ``all_bots`` exempts every Bot: risky.
+    exempt_bot_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    exempt_all_bots: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What AI agents' work needs: 'require-human' (default) or 'refuse'.
+    agent_policy: Mapped[str] = mapped_column(String(20), default="require-human")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     versions: Mapped[list[AgreementVersion]] = relationship(

@@ -1,13 +1,16 @@
 """Signature receipts: a file a signer keeps, proving what they agreed to.
 
 A receipt is plain text that reads as Markdown. It repeats the exact agreement text
-between two marker lines, so anyone can check it against the hash printed above it::
+between two marker lines, so anyone can check it against the hash printed above it: the
+text starts after the first line that *is* the begin marker, and ends before the end marker
+line that closes the file (``extract_text``)::
 
-    text = receipt.split(BEGIN_MARKER + "\\n", 1)[1].rsplit("\\n" + END_MARKER, 1)[0]
+    text = receipt.split("\\n" + BEGIN_MARKER + "\\n", 1)[1].rsplit("\\n" + END_MARKER, 1)[0]
     hashlib.sha256(text.encode("utf-8")).hexdigest() == <the "Text SHA-256" line>
 
-Signer-supplied values are written one per line, and multi-line values are indented, so
-no value can forge a marker line or a header field.
+Signer-supplied values are written one per line after a ``- Label: `` prefix, and
+multi-line values are indented, so no value can be a marker line (a value that merely
+contains a marker's text is no match: markers are whole lines) or forge a header field.
 """
 
 from __future__ import annotations
@@ -75,10 +78,22 @@ def render_receipt(
     return "\n".join(lines) + "\n" + END_MARKER + "\n"
 
 
+_BEGIN_LINE = re.compile(rf"^{re.escape(BEGIN_MARKER)}\n", re.MULTILINE)
+_END_LINE = re.compile(rf"\n{re.escape(END_MARKER)}\n?\Z")
+
+
 def extract_text(receipt: str) -> str:
-    """The agreement text inside a receipt, exactly as hashed."""
-    after = receipt.split(BEGIN_MARKER + "\n", 1)[1]
-    return after.rsplit("\n" + END_MARKER, 1)[0]
+    """The agreement text inside a receipt, exactly as hashed: between the first whole
+    begin-marker line and the end-marker line that closes the receipt. ValueError when
+    either is missing."""
+    begin = _BEGIN_LINE.search(receipt)
+    if begin is None:
+        raise ValueError("not a receipt: no begin marker line")
+    after = receipt[begin.end() :]
+    end = _END_LINE.search(after)
+    if end is None:
+        raise ValueError("not a receipt: it does not end with the end marker line")
+    return after[: end.start()]
 
 
 def _field_text(definition: FieldDefinition, value: object) -> str:

@@ -366,6 +366,49 @@ class AgreementService:
         coverage = self.coverage_for_repo(full_name)
         return coverage.agreement if coverage else None
 
+    # Bots by id and the AI agent policy.
+
+    def set_bot_policy(
+        self,
+        ref: AgreementRef,
+        *,
+        add: Iterable[int] = (),
+        remove: Iterable[int] = (),
+        defaults: Iterable[int] | None = None,
+        reset: bool = False,
+        all_bots: bool | None = None,
+    ) -> Agreement:
+        """Change which bot accounts (by numeric id) need no signature.
+
+        The list starts as ``None`` (the documented default list, passed in as ``defaults``
+        by the caller when it has to be edited); ``reset`` returns to it. ``all_bots`` is the
+        explicit, risky opt-in that exempts every account GitHub types ``Bot``.
+        """
+        agreement = self.resolve(ref)
+        added, removed = [int(i) for i in add], [int(i) for i in remove]
+        if any(i <= 0 or i > 2**63 - 1 for i in (*added, *removed)):
+            raise InvalidInput("a bot id is a positive integer (the account's numeric id)")
+        if reset:
+            agreement.exempt_bot_ids = None
+        if added or removed:
+            current = agreement.exempt_bot_ids
+            ids = set(defaults or ()) if current is None else set(current)
+            ids = (ids | set(added)) - set(removed)
+            agreement.exempt_bot_ids = sorted(ids)
+        if all_bots is not None:
+            agreement.exempt_all_bots = all_bots
+        self.session.flush()
+        return agreement
+
+    def set_agent_policy(self, ref: AgreementRef, policy: str) -> Agreement:
+        """``require-human`` (agent work needs the asking person covered) or ``refuse``."""
+        if policy not in ("require-human", "refuse"):
+            raise InvalidInput("the agent policy is 'require-human' or 'refuse'")
+        agreement = self.resolve(ref)
+        agreement.agent_policy = policy
+        self.session.flush()
+        return agreement
+
     # Allowlist: logins that need no signature.
 
     def allowlist_add(self, ref: AgreementRef, pattern: str, note: str = "") -> AllowlistEntry:

@@ -2,11 +2,24 @@
 
 bob opens acme/widgets#1 with commits he authored.  Nobody has signed anything: signing is
 undersign's business, so the demo starts red and turns green once bob signs.
+
+Two more pull requests show the AI agent policy (docs/agents.md), both ways:
+
+* acme/gadgets#1 is opened by the Copilot coding agent (account ``Copilot``, id 198982749)
+  for carol: its commit is Copilot's with carol as co-author, and carol pushed a fix. Under
+  ``require-human`` the agent needs no signature and carol does: red until carol signs.
+* acme/handmade#1, by alice, carries ``Co-authored-by: Claude <noreply@anthropic.com>``; the
+  agreement covering acme/handmade refuses agent-written code, so it stays red whatever
+  alice signs.
 """
 
 from __future__ import annotations
 
 from undersign.emulator.state import GitHubEmulator
+
+COPILOT_ID = 198982749  # the Copilot coding agent's account (enforcement/agents.py)
+AGENT_REPO = "acme/gadgets"  # covered by the org's agreement: agents require a human
+NO_AGENTS_REPO = "acme/handmade"  # its own agreement refuses agent-written code
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("alice", "Alice Liddell", "alice@example.com"),
@@ -33,7 +46,8 @@ def build_demo_state(
     st = GitHubEmulator()
     for login, name, email in DEMO_USERS:
         st.add_user(login, name=name, email=email)
-    st.add_user("dependabot[bot]", type="Bot")
+    st.add_user("dependabot[bot]", type="Bot", user_id=49699333)
+    st.add_user("Copilot", type="Bot", user_id=COPILOT_ID)
     st.add_user(bot_login, name="undersign", email="bot@undersign.invalid")
     st.add_org("acme", admins=["alice"], members=["carol"], public_members=["alice"])
     st.add_repo("acme/widgets", description="Widgets, contributed under a CLA")
@@ -47,5 +61,42 @@ def build_demo_state(
         title="Make widgets faster",
         body="This speeds up widget assembly.",
     )
+    _agent_pull_requests(st, bot_login)
     st.add_oauth_client(client_id, client_secret, callback_url, wildcard=wildcard)
     return st
+
+
+def _agent_pull_requests(st: GitHubEmulator, bot_login: str) -> None:
+    for repo, description in (
+        (AGENT_REPO, "Gadgets: AI agents welcome, a person answers for their work"),
+        (NO_AGENTS_REPO, "Handmade: no AI-written code accepted"),
+    ):
+        st.add_repo(repo, description=description)
+        st.add_collaborator(repo, bot_login, "write")
+    agent_commit = st.add_commit(
+        AGENT_REPO,
+        author_login="Copilot",
+        message=("Sort gadgets by size\n\nCo-authored-by: Carol Danvers <carol@example.com>\n"),
+    )
+    fix = st.add_commit(AGENT_REPO, author_login="carol", message="Review fixes")
+    st.add_pull_request(
+        AGENT_REPO,
+        user_login="Copilot",
+        commits=[agent_commit, fix],
+        head_ref="copilot/sort-gadgets",
+        title="Sort gadgets by size",
+        body="Copilot, asked by carol.",
+    )
+    assisted = st.add_commit(
+        NO_AGENTS_REPO,
+        author_login="alice",
+        message="Carve the spoon\n\nCo-authored-by: Claude <noreply@anthropic.com>\n",
+    )
+    st.add_pull_request(
+        NO_AGENTS_REPO,
+        user_login="alice",
+        commits=[assisted],
+        head_ref="alice/spoon",
+        title="Carve the spoon",
+        body="Written with an AI assistant.",
+    )

@@ -216,8 +216,9 @@ class GitHubEmulator:
         user_id: int | None = None,
         public_email: bool = True,
     ) -> JSON:
-        """Create an account.  Bots (``type="Bot"``) have logins ending in ``[bot]``."""
-        if type == "Bot" and not login.endswith("[bot]"):
+        """Create an account.  Bots (``type="Bot"``) have logins ending in ``[bot]``, except
+        the accounts GitHub runs itself, such as ``Copilot`` (the coding agent)."""
+        if type == "Bot" and not login.endswith("[bot]") and login not in _GITHUB_BOTS:
             raise ValueError("GitHub bot logins end with '[bot]'")
         with self.lock:
             if self._user_by_login(login) is not None:
@@ -619,6 +620,30 @@ class GitHubEmulator:
             pr.updated_at = self.clock()
             return objects.pull_request(self, pr)
 
+    def branch_sha(self, full_name: str, ref: str) -> str:
+        with self.lock:
+            return self._require_repo(full_name).branches[ref]
+
+    def set_branch(self, full_name: str, ref: str, sha: str) -> None:
+        """Point branch ``ref`` of a repository at ``sha`` (creating it)."""
+        with self.lock:
+            if sha not in self._commits:
+                raise KeyError(f"no such commit: {sha}")
+            self._require_repo(full_name).branches[ref] = sha
+
+    def retarget_pull_request(self, full_name: str, number: int, base_ref: str) -> JSON:
+        """Change a PR's base branch (the "Edit" button); returns the ``changes`` object of
+        the ``pull_request.edited`` delivery GitHub sends for it."""
+        with self.lock:
+            pr = self._require_pull(full_name, number)
+            repo = self._require_repo(full_name)
+            if base_ref not in repo.branches:
+                raise KeyError(f"no such branch: {base_ref}")
+            changes = {"base": {"ref": {"from": pr.base_ref}, "sha": {"from": pr.base_sha}}}
+            pr.base_ref, pr.base_sha = base_ref, repo.branches[base_ref]
+            pr.updated_at = self.clock()
+            return changes
+
     def set_pr_state(self, full_name: str, number: int, state: str) -> JSON:
         if state not in ("open", "closed"):
             raise ValueError("state must be 'open' or 'closed'")
@@ -898,8 +923,10 @@ class GitHubEmulator:
         *,
         sender_login: str | None = None,
         installation_id: int | None = None,
+        changes: JSON | None = None,
     ) -> JSON:
-        """A ``pull_request`` payload for the PR as it is now."""
+        """A ``pull_request`` payload for the PR as it is now (``changes``: an ``edited``
+        delivery's, e.g. what ``retarget_pull_request`` returned)."""
         from undersign.emulator import webhooks
 
         with self.lock:
@@ -910,6 +937,7 @@ class GitHubEmulator:
                 action,
                 sender_login=sender_login,
                 installation_id=installation_id,
+                changes=changes,
             )
 
     def issue_comment_event(
@@ -934,6 +962,10 @@ class GitHubEmulator:
                 commenter_login,
                 installation_id=installation_id,
             )
+
+
+#: Bot accounts GitHub runs itself, whose logins carry no ``[bot]`` suffix.
+_GITHUB_BOTS = frozenset({"Copilot"})
 
 
 def _identity(user: User | None) -> dict[str, str] | None:

@@ -240,6 +240,7 @@ def pull_request_payload(
     *,
     sender_login: str | None = None,
     installation_id: int | None = None,
+    changes: JSON | None = None,
 ) -> JSON:
     if action not in PULL_REQUEST_ACTIONS:
         raise ValueError(f"unknown pull_request action: {action}")
@@ -254,7 +255,7 @@ def pull_request_payload(
         payload["before"] = pr.before_sha or pr.base_sha
         payload["after"] = pr.head_sha
     elif action == "edited":
-        payload["changes"] = {}
+        payload["changes"] = changes or {}
     payload.update(_envelope_tail(st, pr.repo_id, sender, installation_id))
     return payload
 

@@ -22,7 +22,12 @@ from sqlalchemy import select
 
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.policy import Verdict
-from undersign.enforcement.report import _mention, _unknown_line, status_description
+from undersign.enforcement.report import (
+    _mention,
+    _unknown_line,
+    agent_paragraphs,
+    status_description,
+)
 from undersign.github.app import (
     AppGitHubClient,
     forget_installation,
@@ -67,6 +72,8 @@ def check_run_body(
         lines = ["These contributors must sign the CLA before this can be merged:", ""]
         lines += [f"- {_mention(c)}" for c in verdict.unsigned]
         lines += [_unknown_line(c) for c in verdict.unknown]
+        for paragraph in agent_paragraphs(verdict):  # the agreement's AI agent policy
+            lines += ["", paragraph]
         lines += ["", f"Sign here: {details_url}"]
         summary = "\n".join(lines)
         if len(summary) > MAX_SUMMARY:

@@ -40,6 +40,7 @@ __all__ = [
     "EmailResolver",
     "NoreplyAddress",
     "contributors_from_commits",
+    "github_account",
     "is_valid_login",
     "noreply_login",
     "noreply_user_id",
@@ -50,7 +51,7 @@ __all__ = [
 DEFAULT_NOREPLY_DOMAIN = "users.noreply.github.com"
 
 ContributorKind = Literal["github", "unknown"]
-ContributorSource = Literal["author", "co-author"]
+ContributorSource = Literal["author", "co-author", "opener"]
 
 # GitHub logins: alphanumerics and hyphens, at most 39 characters; GitHub App bot accounts
 # carry a literal "[bot]" suffix. Old accounts may break the "no double/trailing hyphen" rule,
@@ -358,6 +359,12 @@ def _account(user: object, *, name: str | None, email: str | None) -> Contributo
         email=email,
         login_verified=isinstance(login, str),
     )
+
+
+def github_account(user: object) -> Contributor | None:
+    """The account of a ``SimpleUser`` from GitHub's API (a pull request's ``user``), with
+    its login and type verified; None when it is not one."""
+    return _account(user, name=None, email=None)
 
 
 def _linked_emails(commits: list[Mapping[str, Any]]) -> dict[str, Contributor]:

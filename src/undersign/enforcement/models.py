@@ -55,6 +55,11 @@ class PullRequestCheck(Base):
     # so an unchanged pull request costs a 304 (free of rate limit) and no parsing.
     commits_etag: Mapped[str | None] = mapped_column(String(200))
     contributors_cache: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The pull request as GitHub reported it at the last evaluation: who opened it
+    # ({"id", "login", "type"}; never changes) and the base branch it targets (the
+    # reconciler notices a retarget by comparing it).
+    opener: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    base_ref: Mapped[str | None] = mapped_column(String(255))
     # A lease so two workers never evaluate the same pull request at once.
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     lock_owner: Mapped[str | None] = mapped_column(String(64))

@@ -12,7 +12,10 @@ Safety rules, and why:
 * The hidden `COMMENT_MARKER` opens every body undersign writes; `is_own_comment` only accepts
   it there, because commit metadata rendered further down may contain the same text. Anyone can
   post a comment that starts with the marker, so the caller must also check the comment author.
-* Logins are @mentioned only when they have the exact shape of a GitHub login.
+* Logins are @mentioned only when GitHub's API linked them to the account
+  (``Contributor.login_verified``) and they have the exact shape of a GitHub login. A login
+  read from a ``ID+login@users.noreply...`` address in a trailer is text anyone can write: it
+  is shown in a code span, so nobody can make the bot notify strangers.
 * The comment stays below GitHub's 65536-character cap however many people are listed: each
   list shows at most `MAX_LISTED` entries and stops early when the size budget (counted in
   UTF-8 bytes, which is never less than characters) is spent, ending with "and N more".
@@ -24,6 +27,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from urllib.parse import quote, urlsplit
 
+from undersign.enforcement.agents import agent_of
 from undersign.enforcement.contributors import Contributor, is_valid_login
 from undersign.enforcement.policy import Verdict
 
@@ -34,6 +38,7 @@ __all__ = [
     "MAX_LISTED",
     "RECHECK_COMMAND",
     "STATUS_CONTEXT",
+    "agent_paragraphs",
     "comment_body",
     "comment_needed",
     "is_own_comment",
@@ -71,6 +76,17 @@ def _fit(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
 def status_description(verdict: Verdict) -> str:
     """One-line summary for the ``license/cla`` commit status, at most 140 characters."""
     signed, total = len(verdict.signed), verdict.total
+    if verdict.refused:
+        count = len(verdict.refused)
+        return _fit(
+            f"This CLA accepts no AI agent commits: {count} agent "
+            f"{_plural(count, 'contribution', 'contributions')} found."
+        )
+    if verdict.needs_human and not verdict.unsigned and not verdict.unknown:
+        return (
+            "Opened by an AI agent: the person who asked for it must author or co-author "
+            "a commit and sign the CLA."
+        )
     if verdict.passed:
         if total == 0 and not verdict.exempt:
             return "No commits to check: this pull request has no contributors."
@@ -160,11 +176,52 @@ def _safe_url(url: str) -> str:
 def _mention(contributor: Contributor) -> str:
     """``@login`` for a well-formed login, otherwise an inert description of the account."""
     login = contributor.login
-    if login is not None and is_valid_login(login):
+    if login is not None and contributor.login_verified and is_valid_login(login):
         return "@" + login.replace("[", "\\[").replace("]", "\\]")
     if login:
-        return f"GitHub account {_code(login, _NAME_LIMIT)}"
+        return f"GitHub account {_code(login, _NAME_LIMIT)} (id {contributor.github_id})"
     return f"the GitHub account with id {contributor.github_id}"
+
+
+def _sign_line(contributor: Contributor, url: str, opener: Contributor | None) -> str:
+    line = f"- {_mention(contributor)}: [sign now]({url})"
+    if opener is not None and contributor.key == opener.key:
+        line += " (opened this pull request)"
+    return line
+
+
+def _agent_line(contributor: Contributor) -> str:
+    agent = agent_of(contributor)
+    name = _code(agent.name if agent else "AI agent", _NAME_LIMIT)
+    if contributor.kind == "github":
+        return f"- {name}: GitHub account with id {contributor.github_id}"
+    return f"- {name}: `Co-authored-by` {_code(contributor.email or '?', _EMAIL_LIMIT)}"
+
+
+def agent_paragraphs(verdict: Verdict) -> list[str]:
+    """What the agreement's agent policy means for this pull request, in plain words."""
+    parts: list[str] = []
+    if verdict.refused:
+        lines, _ = _bounded_list(verdict.refused, _agent_line, 8192)
+        parts.append(
+            "**This project accepts no code written by AI agents.** These contributions come "
+            "from an agent; remove them (or the commits carrying them) to go on:\n\n"
+            + "\n".join(lines)
+        )
+    elif verdict.needs_human:
+        parts.append(
+            "**An AI agent opened this pull request.** An agent cannot sign: the person who "
+            "asked for the work must be a commit author or co-author (a `Co-authored-by:` "
+            "trailer with the address of their GitHub account will do) and be covered by the "
+            "agreement. Agent work alone cannot pass."
+        )
+    elif verdict.agents:
+        parts.append(
+            "AI agents contributed to this pull request. An agent cannot sign, so its commits "
+            "need no signature of their own; the people who asked for the work (the "
+            "account that opened the pull request and the human authors) must be covered."
+        )
+    return parts
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,7 +287,8 @@ def comment_body(
 
     signed, total = len(verdict.signed), verdict.total
     parts.append(
-        "Thank you for your pull request! Before it can be merged, every contributor needs to "
+        "Thank you for your pull request! Before it can be merged, every contributor (and the "
+        "account that opened it) needs to "
         f"sign the {link}. **{signed} of {total}** "
         f"{_plural(total, 'contributor has', 'contributors have')} signed so far."
     )
@@ -246,13 +304,19 @@ def comment_body(
         f"(after linking an email, say), comment `{RECHECK_COMMAND}` on this pull request."
     )
 
+    if verdict.opener_missing:
+        parts.append(
+            "**The account that opened this pull request has not signed.** Commit authors "
+            "alone cannot cover a pull request: whoever opens it must be covered too."
+        )
+    parts.extend(agent_paragraphs(verdict))
     budget = _COMMENT_BUDGET - sum(_size(p) + 2 for p in parts) - _size(footer)
     if verdict.unsigned:
         heading = f"**Please sign the {link}:**"
         budget -= _size(heading) + 2
         lines, _ = _bounded_list(
             verdict.unsigned,
-            lambda c: f"- {_mention(c)}: [sign now]({url})",
+            lambda c: _sign_line(c, url, verdict.opener),
             max(budget // (2 if verdict.unknown else 1), 0),
         )
         block = heading + "\n\n" + "\n".join(lines)

@@ -1,11 +1,16 @@
 """Evaluate a pull request against its agreement and tell GitHub: the CLA bot's main loop.
 
 Level-triggered (SECURITY.md W7): whatever woke us (a delivery, a replay, a signature, the
-command line), we read the pull request's *current* commits and give the verdict to the head
-those commits describe, so a stale or replayed trigger can never set a verdict on anything
-else. Call budget for a pull request of at most 100 commits whose authors all signed: one
-call to list the commits and one to post the status; an unchanged re-evaluation costs one
-conditional request (a 304, free of rate limit) and posts nothing.
+command line), we read the pull request's *current* commits and give the verdict to the pull
+request's head as GitHub reports it (``pull_request.head.sha``), never to an element of the
+commit list: the head a trigger carries is used only when it is the one tip of the commits
+just listed, otherwise the pull request is read again. So a stale or replayed trigger can
+never set a verdict on anything else. The opener (``pull_request.user``) is read from the
+same pull request. Call budget for a pull request of at most 100 commits whose authors all
+signed, evaluated from its webhook: one call to list the commits and one to post the status;
+an unchanged re-evaluation costs one conditional request (a 304, free of rate limit) and
+posts nothing. A ``/cla check``, the command line and merge groups read the pull request
+itself (one more call), so a closed pull request is left alone.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,11 +30,13 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import utcnow
+from undersign.enforcement.agents import DEFAULT_BOT_IDS, AgentPolicy
 from undersign.enforcement.contributors import (
     DEFAULT_NOREPLY_DOMAIN,
     Contributor,
     EmailResolver,
     contributors_from_commits,
+    github_account,
 )
 from undersign.enforcement.models import BotIdentity, PullRequestCheck, PullRequestContributor
 from undersign.enforcement.policy import Exemptions, Verdict, evaluate
@@ -48,7 +55,9 @@ from undersign.jobs.context import JobContext
 __all__ = [
     "IncompleteCommits",
     "Outcome",
+    "PullFacts",
     "PullRequestBusy",
+    "PullRequestMoved",
     "bot_identity",
     "evaluate_merge_group",
     "evaluate_pull_request",
@@ -67,6 +76,69 @@ class PullRequestBusy(Exception):
 
 class IncompleteCommits(GitHubUnavailable):
     """GitHub returned fewer commits than the pull request has: never answer success."""
+
+
+class PullRequestMoved(GitHubUnavailable):
+    """The pull request's head is not the tip of the commits just listed (a push landed
+    between the two reads): try again rather than judge one head by another's commits."""
+
+
+@dataclass(frozen=True)
+class PullFacts:
+    """A pull request as GitHub reported it (``GET /pulls/{n}``, a webhook's
+    ``pull_request``, an item of the open-pulls listing): the head the status goes on, the
+    opener who must be covered, the base branch, whether it is open."""
+
+    head_sha: str
+    opener: Contributor | None
+    base_ref: str | None = None
+    base_sha: str | None = None
+    is_open: bool = True
+    commits: int | None = None
+
+    @classmethod
+    def from_pull(cls, pull: object) -> PullFacts | None:
+        """None when ``pull`` lacks a head sha or an opener (then it is read again)."""
+        if not isinstance(pull, Mapping):
+            return None
+        head, base = pull.get("head"), pull.get("base")
+        head_sha = head.get("sha") if isinstance(head, Mapping) else None
+        opener = github_account(pull.get("user"))
+        if not isinstance(head_sha, str) or not head_sha or opener is None:
+            return None
+        base = base if isinstance(base, Mapping) else {}
+        commits = pull.get("commits")
+        return cls(
+            head_sha=head_sha,
+            opener=opener,
+            base_ref=base.get("ref") if isinstance(base.get("ref"), str) else None,
+            base_sha=base.get("sha") if isinstance(base.get("sha"), str) else None,
+            is_open=pull.get("state", "open") == "open",
+            commits=commits if isinstance(commits, int) and not isinstance(commits, bool) else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The same facts in GitHub's shape (``from_pull`` reads it back): job payloads."""
+        user = {}
+        if self.opener is not None:
+            user = {
+                "id": self.opener.github_id,
+                "login": self.opener.login,
+                "type": self.opener.account_type,
+            }
+        return {
+            "head": {"sha": self.head_sha},
+            "base": {"ref": self.base_ref, "sha": self.base_sha},
+            "user": user,
+            "state": "open" if self.is_open else "closed",
+            "commits": self.commits,
+        }
+
+
+def pull_subset(pull: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The few facts of a pull request object a job needs later (never the whole object)."""
+    facts = PullFacts.from_pull(pull)
+    return facts.to_json() if facts is not None else None
 
 
 @dataclass(frozen=True)
@@ -88,6 +160,9 @@ class _Coverage:
     allowlist: tuple[str, ...]
     exempt_org_members: bool
     exempt_collaborators: bool
+    bot_ids: frozenset[int] = DEFAULT_BOT_IDS
+    all_bots: bool = False
+    agent_policy: AgentPolicy = "require-human"
 
 
 @dataclass(frozen=True)
@@ -100,6 +175,9 @@ class _Snapshot:
     commits_etag: str | None
     contributors_cache: list[dict[str, Any]] | None
     evaluated_from: dt.datetime | None
+    opener: dict[str, Any] | None = None
+    base_ref: str | None = None
+    is_open: bool = True
     # True when this evaluation created the PR's row: no earlier attempt can have posted
     # anything for it (an attempt that died mid-way would have left the row behind).
     first_sighting: bool = False
@@ -190,6 +268,9 @@ def _lock(ctx: JobContext, name: str, number: int, owner: str) -> _Snapshot:
             commits_etag=check.commits_etag,
             contributors_cache=check.contributors_cache,
             evaluated_from=check.evaluated_from,
+            opener=check.opener,
+            base_ref=check.base_ref,
+            is_open=check.is_open,
             first_sighting=first_sighting,
         )
 
@@ -327,6 +408,21 @@ def _by_bot(user: object, login: str, github_id: int | None) -> bool:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
+_WARNED_ALL_BOTS: set[str] = set()
+
+
+def _warn_all_bots(slug: str) -> None:
+    """Once per process: an agreement exempts every Bot account (the risky opt-in)."""
+    if slug not in _WARNED_ALL_BOTS:
+        _WARNED_ALL_BOTS.add(slug)
+        log.warning(
+            "agreement %s exempts every bot account (all bots): anyone can register a GitHub "
+            "App; prefer bot ids (undersign agreement bots %s --listed-bots)",
+            slug,
+            slug,
+        )
+
+
 def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
     with ctx.database.session() as session:
         agreements = AgreementService(session)
@@ -334,6 +430,9 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
         if coverage is None:
             return None
         agreement = coverage.agreement
+        bot_ids = agreement.exempt_bot_ids
+        if agreement.exempt_all_bots:
+            _warn_all_bots(agreement.slug)
         return _Coverage(
             agreement_id=agreement.id,
             slug=agreement.slug,
@@ -341,6 +440,9 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
             allowlist=tuple(entry.pattern for entry in agreements.allowlist(agreement)),
             exempt_org_members=coverage.exempt_org_members,
             exempt_collaborators=coverage.exempt_collaborators,
+            bot_ids=DEFAULT_BOT_IDS if bot_ids is None else frozenset(int(i) for i in bot_ids),
+            all_bots=bool(agreement.exempt_all_bots),
+            agent_policy="refuse" if agreement.agent_policy == "refuse" else "require-human",
         )
 
 
@@ -352,6 +454,41 @@ def _load(cache: Iterable[dict[str, Any]]) -> list[Contributor]:
     return [Contributor(**{**item, "sources": tuple(item.get("sources") or ())}) for item in cache]
 
 
+def _tip(commits: Sequence[Mapping[str, Any]]) -> str | None:
+    """The one commit of a complete pull request commit list that no other listed commit
+    has as parent: the head those commits describe (None if there is not exactly one)."""
+    parents = {
+        parent.get("sha")
+        for commit in commits
+        for parent in commit.get("parents") or ()
+        if isinstance(parent, Mapping)
+    }
+    tips = [str(c.get("sha")) for c in commits if c.get("sha") and c.get("sha") not in parents]
+    return tips[0] if len(tips) == 1 else None
+
+
+def _stored_facts(snapshot: _Snapshot) -> PullFacts | None:
+    """What the last evaluation learnt from GitHub about the pull request, if complete."""
+    if snapshot.head_sha is None or not snapshot.opener:
+        return None
+    opener = github_account(snapshot.opener)
+    if opener is None:
+        return None
+    return PullFacts(
+        head_sha=snapshot.head_sha,
+        opener=opener,
+        base_ref=snapshot.base_ref,
+        is_open=snapshot.is_open,
+    )
+
+
+def _fetch_facts(ctx: JobContext, owner: str, repo: str, number: int) -> PullFacts:
+    facts = PullFacts.from_pull(ctx.github.get_pull(owner, repo, number))
+    if facts is None:
+        raise GitHubUnavailable(f"GitHub did not say who opened {owner}/{repo}#{number}")
+    return facts
+
+
 def _read_contributors(
     ctx: JobContext,
     owner: str,
@@ -359,10 +496,33 @@ def _read_contributors(
     number: int,
     snapshot: _Snapshot,
     commits_hint: int | None = None,
-) -> tuple[str | None, list[Contributor], str | None, list[dict[str, Any]] | None]:
-    """(head sha, contributors, etag, cache) from the pull request's current commits."""
+    known: PullFacts | None = None,
+) -> tuple[PullFacts | None, list[Contributor], str | None, list[dict[str, Any]] | None]:
+    """(the pull request, contributors, etag, cache) from its current commits.
+
+    ``known``: what a trigger said about the pull request; its head is trusted only when it
+    is the tip of the commits listed now (or, for a 304, the head those commits had). Else
+    the pull request is read (``GET /pulls/{n}``), whose head must then be that tip."""
     gh = ctx.github
+    fresh = None
+    if known is None:  # nothing to go by: read the pull request first (closed: stop here)
+        fresh = known = _fetch_facts(ctx, owner, repo, number)
+        if not fresh.is_open:
+            return fresh, [], None, None
+    given: PullFacts = known
+
+    def confirm(head: str | None) -> PullFacts:
+        """The facts whose head is ``head``, the tip of the commits just read."""
+        facts = given if given.head_sha == head else None
+        if facts is None and fresh is None:
+            facts = _fetch_facts(ctx, owner, repo, number)
+        if facts is None or facts.head_sha != head:
+            raise PullRequestMoved(f"{owner}/{repo}#{number} moved while it was read")
+        return facts
+
     cached = snapshot.contributors_cache is not None and snapshot.head_sha is not None
+    if given.commits is not None:
+        commits_hint = given.commits
     # The payload says the capped list cannot be complete: skip its pages.
     skip_list = commits_hint is not None and commits_hint > PULL_COMMITS_CAP and not cached
     if skip_list:
@@ -372,25 +532,24 @@ def _read_contributors(
         commits, etag = gh.list_pull_commits_if_changed(
             owner, repo, number, snapshot.commits_etag if cached else None
         )
-    if commits is None:  # 304: the same commits as last time
+    if commits is None:  # 304: the same commits, so the same head, as last time
+        facts = confirm(snapshot.head_sha)
         cache = snapshot.contributors_cache or []
-        return snapshot.head_sha, _load(cache), etag, cache
+        return facts, _load(cache), etag, cache
     if skip_list or len(commits) >= PULL_COMMITS_CAP:
         # "Lists a maximum of 250 commits for a pull request": page through the compare
         # endpoint instead, and check the count against the pull request's own (fail closed).
-        pull = gh.get_pull(owner, repo, number)
-        total = pull.get("commits")
-        base_sha, head_sha = pull["base"]["sha"], pull["head"]["sha"]
-        if isinstance(total, int) and total > len(commits):
-            commits = gh.compare_commits(owner, repo, base_sha, head_sha)
+        facts = fresh or _fetch_facts(ctx, owner, repo, number)
+        total = facts.commits
+        if isinstance(total, int) and total > len(commits) and facts.base_sha:
+            commits = gh.compare_commits(owner, repo, facts.base_sha, facts.head_sha)
         if not isinstance(total, int) or len(commits) != total:
             raise IncompleteCommits(
                 f"GitHub listed {len(commits)} of {total} commits of {owner}/{repo}#{number}"
             )
         etag = None
     elif commits:
-        # The list is in order, oldest first; the last commit is the head it describes.
-        head_sha = str(commits[-1].get("sha") or "")
+        facts = confirm(_tip(commits))
     else:
         return None, [], None, None
     with ctx.database.session() as session:
@@ -400,7 +559,7 @@ def _read_contributors(
         noreply_domain=noreply_domain(ctx.settings.github_url),
         resolve_email=resolver,
     )
-    return head_sha, contributors, etag, _dump(contributors) if etag else None
+    return facts, contributors, etag, _dump(contributors) if etag else None
 
 
 def _member_ids(
@@ -429,20 +588,33 @@ def _is_member(ctx: JobContext, coverage: _Coverage, owner: str, repo: str, logi
 
 
 def _verdict(
-    ctx: JobContext, coverage: _Coverage, owner: str, repo: str, contributors: list[Contributor]
+    ctx: JobContext,
+    coverage: _Coverage,
+    owner: str,
+    repo: str,
+    contributors: list[Contributor],
+    opener: Contributor | None,
 ) -> Verdict:
-    ids = [c.github_id for c in contributors if c.github_id is not None]
+    people = [*contributors, *([opener] if opener is not None else [])]
+    ids = [c.github_id for c in people if c.github_id is not None]
     with ctx.database.session() as session:
         signed = SignatureService(session).covered_ids(coverage.agreement_id, ids)
-    exemptions = Exemptions(all_bots=True, allowlist=coverage.allowlist)
-    first = evaluate(contributors, signed, exemptions)
+    exemptions = Exemptions(
+        bot_ids=coverage.bot_ids, all_bots=coverage.all_bots, allowlist=coverage.allowlist
+    )
+
+    def judge(exempt: Exemptions) -> Verdict:
+        return evaluate(
+            contributors, signed, exempt, opener=opener, agent_policy=coverage.agent_policy
+        )
+
+    first = judge(exemptions)
     if not first.unsigned:
         return first
     members = _member_ids(ctx, coverage, owner, repo, first.unsigned)
     if not members:
         return first
-    exemptions = dataclasses.replace(exemptions, member_ids=frozenset(members))
-    return evaluate(contributors, signed, exemptions)
+    return judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
 
 
 def _sha256(text: str) -> str:
@@ -501,13 +673,18 @@ def evaluate_pull_request(
     not_before: dt.datetime | None = None,
     commits_hint: int | None = None,
     just_opened: bool = False,
+    known: PullFacts | None = None,
+    reuse_stored: bool = False,
 ) -> Outcome:
     """Evaluate one pull request and publish the verdict (status, comment), idempotently.
 
     ``not_before``: the time the trigger arrived. When an evaluation that started later has
     already finished, it answered this trigger too, and nothing is asked of GitHub.
-    ``commits_hint`` (the payload's commit count) and ``just_opened`` only save calls: the
-    verdict is always computed from what GitHub answers now.
+    ``commits_hint`` (the payload's commit count), ``just_opened``, ``known`` (the pull
+    request a trigger carried) and ``reuse_stored`` (what the last evaluation learnt of it,
+    for signature and policy changes) only save calls: the verdict is always computed from
+    the commits GitHub lists now, and the head is checked against them.
+    A closed pull request is left alone: nothing is posted.
     """
     name = repo_full_name.strip().lower()
     owner, repo = _split(name)
@@ -526,12 +703,18 @@ def evaluate_pull_request(
         ):
             return Outcome(snapshot.verdict, snapshot.head_sha, skipped="already evaluated")
         started = utcnow()
-        head_sha, contributors, etag, cache = _read_contributors(
-            ctx, owner, repo, number, snapshot, commits_hint
+        if known is None and reuse_stored:
+            known = _stored_facts(snapshot)
+        facts, contributors, etag, cache = _read_contributors(
+            ctx, owner, repo, number, snapshot, commits_hint, known
         )
-        if head_sha is None:
+        if facts is not None and not facts.is_open:
+            values.update(is_open=False)
+            return Outcome(None, facts.head_sha, skipped="the pull request is closed")
+        if facts is None:
             return Outcome(None, skipped="the pull request has no commits")
-        verdict = _verdict(ctx, coverage, owner, repo, contributors)
+        head_sha = facts.head_sha
+        verdict = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         description = status_description(verdict)[:DESCRIPTION_LIMIT]
         status = (head_sha, verdict.state, description, url)
@@ -539,6 +722,9 @@ def evaluate_pull_request(
             # Skipping an identical status matters: GitHub keeps at most 1000 per sha+context.
             confirm()
             values.update(_post_status(ctx, owner, repo, head_sha, verdict.state, description, url))
+            log.info(
+                "%s#%s: %s on %s (%s)", name, number, verdict.state, head_sha[:12], description
+            )
         if ctx.settings.app_mode:  # the same verdict as this app's check run
             from undersign.enforcement.checks import publish_check_run
 
@@ -567,6 +753,8 @@ def evaluate_pull_request(
             commits_etag=etag,
             contributors_cache=cache,
             evaluated_from=started,
+            opener=facts.to_json()["user"],
+            base_ref=facts.base_ref,
             contributor_ids={
                 c.github_id: c.github_id in pending
                 for c in verdict.contributors
@@ -743,4 +931,4 @@ def post_error_status(
         _unlock(ctx, name, number, lock_owner, **values)
 
 
-__all__ += ["COMMENT_MARKER", "noreply_domain"]
+__all__ += ["COMMENT_MARKER", "noreply_domain", "pull_subset"]

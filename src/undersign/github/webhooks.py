@@ -33,6 +33,9 @@ __all__ = [
 
 #: ``pull_request`` actions that can change who contributed (REFERENCE.md §4).
 PULL_REQUEST_ACTIONS = frozenset({"opened", "reopened", "synchronize", "ready_for_review"})
+#: ``edited`` counts only when its ``changes`` include the base (the PR was retargeted: its
+#: commits, hence its contributors, may be different); a title or body edit changes nothing.
+PULL_REQUEST_BASE_ACTIONS = frozenset({"edited"})
 #: Actions after which the pull request no longer waits on anyone (no API call needed).
 PULL_REQUEST_CLOSING_ACTIONS = frozenset({"closed"})
 
@@ -104,6 +107,9 @@ class Event:
     # A hint only (the payload is a trigger, not the truth): lets a PR of more than 250
     # commits skip the capped list and go straight to the compare endpoint.
     commit_count: int | None = None
+    # The few facts of the pull request the payload carried (head, base, opener, state), in
+    # GitHub's shape; the job trusts the head only if the commits it lists agree.
+    pull: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The trigger as stored with the job (never the whole payload)."""
@@ -125,6 +131,7 @@ class Event:
             "repository_selection": self.repository_selection,
             "repositories": [list(r) for r in self.repositories],
             "commit_count": self.commit_count,
+            "pull": dict(self.pull) if self.pull is not None else None,
         }
 
 
@@ -251,8 +258,29 @@ def parse_delivery(
     return _ignored(event_name, action, f"undersign does not use {event_name!r} events")
 
 
+def _pull_facts(pull: Mapping[str, Any]) -> dict[str, Any]:
+    """head sha, base ref and sha, the opener (id, login, type), state, commit count."""
+
+    def part(key: str, *fields: str) -> dict[str, Any]:
+        value = pull.get(key)
+        value = value if isinstance(value, Mapping) else {}
+        return {name: value.get(name) for name in fields if name in value}
+
+    return {
+        "head": part("head", "sha"),
+        "base": part("base", "ref", "sha"),
+        "user": part("user", "id", "login", "type"),
+        "state": pull.get("state") if isinstance(pull.get("state"), str) else None,
+        "commits": pull.get("commits") if isinstance(pull.get("commits"), int) else None,
+    }
+
+
 def _pull_request(data: Mapping[str, Any], action: str | None) -> Event:
-    if action not in PULL_REQUEST_ACTIONS | PULL_REQUEST_CLOSING_ACTIONS:
+    if action in PULL_REQUEST_BASE_ACTIONS:
+        changes = data.get("changes")
+        if not (isinstance(changes, Mapping) and isinstance(changes.get("base"), Mapping)):
+            return _ignored("pull_request", action, "the edit does not change the base")
+    elif action not in PULL_REQUEST_ACTIONS | PULL_REQUEST_CLOSING_ACTIONS:
         return _ignored("pull_request", action, f"action {action!r} changes no contributor")
     repo, repo_id = _repository(data)
     pull = _object(data, "pull_request", "")
@@ -271,6 +299,7 @@ def _pull_request(data: Mapping[str, Any], action: str | None) -> Event:
         head_sha=head_sha,
         installation_id=_installation(data),
         commit_count=commits if isinstance(commits, int) and commits >= 0 else None,
+        pull=_pull_facts(pull),
     )
 
 

@@ -95,12 +95,14 @@ def _pending(ctx: JobContext) -> set[tuple[str, int]]:
     return pending
 
 
-def _stale(check: PullRequestCheck | None, head_sha: str) -> bool:
-    """No verdict yet, an older head, an error verdict, or our status is not on the head."""
+def _stale(check: PullRequestCheck | None, head_sha: str, base_ref: str | None) -> bool:
+    """No verdict yet, an older head, another base (a retarget whose ``edited`` delivery was
+    lost), an error verdict, or our status is not on the head."""
     if check is None:
         return True
     return (
         check.head_sha != head_sha
+        or check.base_ref != base_ref
         or check.verdict in (None, "error")
         or check.status_sha != head_sha
     )
@@ -163,11 +165,16 @@ def _reconcile_repo(
     evaluated after that is missing from the list but open: only rows last written before
     the listing may be marked closed."""
     heads: dict[int, str] = {}
+    bases: dict[int, str | None] = {}
+    listed: dict[int, dict[str, object] | None] = {}
     for pull in pulls:
-        number, head = pull.get("number"), pull.get("head")
+        number, head, base = pull.get("number"), pull.get("head"), pull.get("base")
         sha = head.get("sha") if isinstance(head, dict) else None
+        ref = base.get("ref") if isinstance(base, dict) else None
         if isinstance(number, int) and isinstance(sha, str):
             heads[number] = sha
+            bases[number] = ref if isinstance(ref, str) else None
+            listed[number] = service.pull_subset(pull)
     with ctx.database.session() as session:
         checks = {
             c.number: c
@@ -179,7 +186,7 @@ def _reconcile_repo(
             n
             for n, sha in sorted(heads.items())
             if (name, n) not in pending
-            and (_stale(checks.get(n), sha) or not checks[n].is_open)  # open, yet marked closed
+            and (_stale(checks.get(n), sha, bases[n]) or not checks[n].is_open)  # open, yet closed
         ]
         closed = [
             n
@@ -190,7 +197,7 @@ def _reconcile_repo(
             new_job(
                 session,
                 "evaluate",
-                {"repo": name, "number": n, "because": "reconcile"},
+                {"repo": name, "number": n, "because": "reconcile", "pull": listed[n]},
                 lease=ctx.settings.job_lease,
             ).id
             for n in stale

@@ -230,8 +230,15 @@ def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> None:
             _delivery(ctx, job)
         elif job.kind == "evaluate":
             payload = job.payload
+            because = str(payload.get("because") or "")
             service.evaluate_pull_request(
-                ctx, str(payload["repo"]), int(payload["number"]), not_before=job.created_at
+                ctx,
+                str(payload["repo"]),
+                int(payload["number"]),
+                not_before=job.created_at,
+                known=service.PullFacts.from_pull(payload.get("pull")),
+                # A signature or policy change did not touch the pull request itself.
+                reuse_stored=because.startswith("person") or because == "policy change",
             )
         elif job.kind == "person":
             _person(ctx, queue, job)
@@ -269,6 +276,7 @@ def _delivery(ctx: JobContext, job: Job) -> None:
                 not_before=job.created_at,
                 commits_hint=hint if isinstance(hint, int) else None,
                 just_opened=action == "opened",
+                known=service.PullFacts.from_pull(payload.get("pull")),
             )
         return
     if kind == "issue_comment":

@@ -7,8 +7,10 @@
   (a contextvar: per thread, per request, per job).
 * ``RedactionFilter`` runs on the handler, so it sees every record, whoever logged it: known
   secret values, GitHub tokens (``ghp_``/``gho_``/``ghs_``/``ghu_``/``ghr_``/``github_pat_``),
-  ``Bearer`` credentials, JWTs, URL credentials, query strings (OAuth ``code``/``state``), and
-  email addresses never reach the output.
+  ``Bearer`` credentials, JWTs, URL credentials (``redis://:password@host`` too), query
+  strings (OAuth ``code``/``state``), ``code_verifier``, quoted JSON forms
+  (``"access_token": "..."``) and email addresses never reach the output. Third-party loggers
+  that print credentials at DEBUG (``SECRET_DEBUG_LOGGERS``) are held at INFO.
 * Injection: JSON encoding escapes every control character; the text format escapes line
   breaks in messages, so user input cannot forge a line.
 """
@@ -34,11 +36,21 @@ _context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Context
 )
 
 REDACTED = "[redacted]"
+#: Libraries that log request headers or bodies (tokens, OAuth codes) at DEBUG.
+SECRET_DEBUG_LOGGERS = ("httpcore", "hpack", "urllib3", "authlib", "githubkit")
 MIN_SECRET_LENGTH = 6
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # user:password@ in any URL (database and queue URLs included)
-    (re.compile(r"(?<=://)[^/\s:@\"']+:[^/\s@\"']*@"), REDACTED + "@"),
+    # user:password@ in any URL (database and queue URLs included), :password@ as well
+    (re.compile(r"(?<=://)[^/\s:@\"']*:[^/\s@\"']*@"), REDACTED + "@"),
+    # "key": "value" in JSON (a token response, a payload), whatever the value holds
+    (
+        re.compile(
+            r"(?i)\"(code_verifier|code|state|client_secret|access_token|refresh_token|"
+            r"password|secret|token|private_key)\"(\s*:\s*)\"(?:[^\"\\]|\\.)*\""
+        ),
+        r'"\1"\2"' + REDACTED + '"',
+    ),
     (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{10,}"), "github_pat_" + REDACTED),
     (re.compile(r"\b(gh[opsur])_[A-Za-z0-9_]{10,}"), r"\1_" + REDACTED),
     (re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1\2" + REDACTED),
@@ -55,8 +67,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (
         re.compile(
-            r"(?i)\b(code|state|client_secret|access_token|refresh_token|password|secret|token|"
-            r"private_key)([=:]\s*)(?!\[redacted\])[^\s&,;\"']+"
+            r"(?i)\b(code_verifier|code|state|client_secret|access_token|refresh_token|password|"
+            r"secret|token|private_key)([=:]\s*)(?!\[redacted\])[^\s&,;\"']+"
         ),
         r"\1\2" + REDACTED,
     ),
@@ -224,6 +236,8 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     root.setLevel(settings.log_level)
     # httpx logs every request URL at INFO; our own GitHub call metrics say as much.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    for name in SECRET_DEBUG_LOGGERS:  # even with UNDERSIGN_LOG_LEVEL=DEBUG
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     _active_handler = handler
     return handler
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import click
 import pytest
@@ -83,7 +84,7 @@ def test_agreement_add_creates_then_versions(
             (3, "material"),
         ]
     listing = run("agreement", "list")
-    assert listing.stdout == "cla\tv3\tOur CLA\n"
+    assert listing.stdout == "cla\tv3\tOur CLA\tbots: default list\tagents: require-human\n"
 
 
 def test_agreement_add_reads_stdin_and_fields(
@@ -404,3 +405,34 @@ def test_without_settings_nothing_is_queued(run, text_file: Path, clean_database
     _open_checks(clean_database, ("octo/widgets", 1, True))
     assert run("allowlist", "add", "cla", "*-bot").exit_code == 0
     assert _queued(clean_database) == []
+
+
+def test_agreement_bots_by_id_and_the_all_bots_opt_in(run: Any, text_file: Path) -> None:
+    assert (
+        run("agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file)).exit_code
+        == 0
+    )
+    shown = run("agreement", "bots", "cla")
+    assert shown.exit_code == 0 and "default list" in shown.stderr
+    assert "49699333 (dependabot[bot])" in shown.stdout.splitlines()
+    added = run("agreement", "bots", "cla", "--add", "123", "--remove", "49699333")
+    assert added.exit_code == 0 and "this agreement's list" in added.stderr
+    assert "123" in added.stdout.splitlines() and "49699333 (dependabot[bot])" not in added.stdout
+    risky = run("agreement", "bots", "cla", "--all-bots")
+    assert "ALL BOTS" in risky.stdout and "WARNING every bot account is exempt" in risky.stderr
+    assert "bots: ALL (risky)" in run("agreement", "list").stdout
+    back = run("agreement", "bots", "cla", "--listed-bots", "--reset")
+    assert "ALL BOTS" not in back.stdout and "default list" in back.stderr
+    assert_clean_failure(run("agreement", "bots", "cla", "--add", "0"), "0")
+    assert_clean_failure(run("agreement", "bots", "nope", "--add", "1"), "no agreement")
+
+
+def test_agreement_agent_policy(run: Any, text_file: Path) -> None:
+    assert (
+        run("agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file)).exit_code
+        == 0
+    )
+    assert "agents: refuse" in run("agreement", "policy", "cla", "--agents", "refuse").stderr
+    assert "agents: refuse" in run("agreement", "list").stdout
+    bad = run("agreement", "policy", "cla", "--agents", "maybe")
+    assert bad.exit_code == 2 and "require-human" in bad.output

@@ -635,6 +635,28 @@ def test_the_receipt_proves_the_exact_text(
     assert signatures.receipt_filename(signature) == f"undersign-receipt-cla-v1-{signature.id}.md"
 
 
+def test_a_value_holding_a_marker_cannot_break_the_self_check(
+    make_agreement: MakeAgreement, sign: Sign, signatures: SignatureService
+) -> None:
+    """Markers are whole lines: a name that contains one (on the line of its label) is not a
+    begin marker, and the text hashes as printed."""
+    make_agreement(
+        text="Terms",
+        fields=[{"name": "address", "label": "Address", "type": "textarea"}],
+    )
+    signature = sign(
+        name=f"{BEGIN_MARKER}",
+        field_values={"address": f"{BEGIN_MARKER}\nforged text\n{END_MARKER}"},
+    )
+    receipt = signatures.receipt_text(signature)
+    assert f"- Full name: {BEGIN_MARKER}\n" in receipt  # the trap is really there
+    body = extract_text(receipt)
+    assert body == "Terms"
+    assert f"- Text SHA-256: {hashlib.sha256(body.encode()).hexdigest()}" in receipt
+    with pytest.raises(ValueError, match="no begin marker line"):
+        extract_text("- Full name: x\n")
+
+
 def test_diff_since_a_materially_changed_version(
     make_agreement: MakeAgreement, sign: Sign, signatures: SignatureService
 ) -> None:

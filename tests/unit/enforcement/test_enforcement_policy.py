@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from undersign.enforcement.agents import DEFAULT_BOT_IDS, KNOWN_AGENTS
 from undersign.enforcement.contributors import Contributor
 from undersign.enforcement.policy import Exemptions, Verdict, compile_login_pattern, evaluate
 
@@ -185,3 +188,141 @@ def test_unknown_contributors_are_never_exempt() -> None:
     jane = unknown("jane@example.com", name="alice")
     verdict = evaluate([jane], set(), Exemptions(allowlist=("*",), all_bots=True))
     assert verdict.unknown == [jane]
+
+
+# --- the opener counts; agents by policy (issue 10) -------------------------------------------
+
+COPILOT = account("Copilot", 198982749, "Bot")
+MALLORY = account("mallory", 66)
+
+
+def _co_author(email: str, github_id: int | None = None, login: str | None = None) -> Contributor:
+    if github_id is None:
+        return Contributor(kind="unknown", email=email, sources=("co-author",))
+    return Contributor(
+        kind="github", github_id=github_id, login=login, email=email, sources=("co-author",)
+    )
+
+
+def test_an_unsigned_opener_fails_whatever_the_authors() -> None:
+    verdict = evaluate([ALICE, DEPENDABOT], {1}, Exemptions(bot_ids={49699333}), opener=MALLORY)
+    assert verdict.state == "failure"
+    assert verdict.opener_missing and verdict.unsigned[-1].sources == ("opener",)
+
+
+def test_the_opener_who_also_authored_counts_once() -> None:
+    verdict = evaluate([ALICE], {1}, opener=ALICE)
+    assert verdict.passed and verdict.total == 1
+    assert verdict.signed[0].sources == ("author", "opener")
+
+
+def test_an_exempt_bot_opener_passes() -> None:
+    verdict = evaluate([DEPENDABOT], set(), Exemptions(bot_ids=DEFAULT_BOT_IDS), opener=DEPENDABOT)
+    assert verdict.passed
+
+
+def test_require_human_agent_co_author_needs_no_signature() -> None:
+    claude = _co_author("noreply@anthropic.com")
+    verdict = evaluate([ALICE, claude], {1}, opener=ALICE)
+    assert verdict.passed and verdict.agents == [claude] and verdict.total == 1
+
+
+def test_refuse_fails_any_agent_contribution() -> None:
+    claude = _co_author("NoReply@Anthropic.com")
+    verdict = evaluate([ALICE, claude], {1}, opener=ALICE, agent_policy="refuse")
+    assert verdict.state == "failure" and verdict.refused == [claude]
+
+
+def test_agent_opener_needs_a_covered_person() -> None:
+    alone = evaluate([COPILOT], set(), opener=COPILOT)
+    assert alone.needs_human and alone.state == "failure"
+    with_bot = evaluate(
+        [COPILOT, DEPENDABOT], set(), Exemptions(bot_ids={49699333}), opener=COPILOT
+    )
+    assert with_bot.needs_human  # a bot is not the person who asked
+    helped = evaluate([COPILOT, _co_author("1+alice@x", 1, "alice")], {1}, opener=COPILOT)
+    assert helped.passed and not helped.needs_human
+    unsigned_human = evaluate([COPILOT, BOB], set(), opener=COPILOT)
+    assert unsigned_human.state == "failure" and unsigned_human.unsigned == [BOB]
+
+
+def test_all_bots_does_not_exempt_an_agent() -> None:
+    verdict = evaluate([COPILOT], set(), Exemptions(all_bots=True), opener=COPILOT)
+    assert verdict.state == "failure" and [a.github_id for a in verdict.agents] == [198982749]
+
+
+def test_every_known_agent_has_an_id_or_an_address_and_a_source() -> None:
+    for agent in KNOWN_AGENTS:
+        assert (agent.github_ids or agent.trailer_emails) and agent.source
+    assert not DEFAULT_BOT_IDS & {i for a in KNOWN_AGENTS for i in a.github_ids}
+
+
+_IDS = st.integers(min_value=1, max_value=12)
+_PEOPLE = st.builds(
+    lambda github_id, kind, bot, verified, source: (
+        Contributor(kind="unknown", email=f"p{github_id}@example.com", sources=(source,))
+        if kind == "unknown"
+        else Contributor(
+            kind="github",
+            github_id=github_id,
+            login=f"user{github_id}[bot]" if bot else f"user{github_id}",
+            account_type=("Bot" if bot else "User") if verified else None,
+            login_verified=verified,
+            sources=(source,),
+        )
+    ),
+    _IDS,
+    st.sampled_from(["github", "unknown"]),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["author", "co-author"]),
+)
+_AGENT_TRAILERS = st.lists(
+    st.sampled_from(["noreply@anthropic.com", "cursoragent@cursor.com"]).map(_co_author),
+    max_size=2,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    people=st.lists(_PEOPLE, max_size=8),
+    agents=_AGENT_TRAILERS,
+    signed=st.sets(_IDS),
+    bot_ids=st.sets(_IDS),
+    member_ids=st.sets(_IDS),
+    all_bots=st.booleans(),
+    allowlist=st.lists(st.sampled_from(["user1", "user*", "*[bot]", "*"]), max_size=2),
+    policy=st.sampled_from(["require-human", "refuse"]),
+    opener_id=st.integers(min_value=1, max_value=14),
+    opener_bot=st.booleans(),
+)
+def test_no_authors_co_authors_or_exemptions_make_an_uncovered_opener_green(
+    people: list[Contributor],
+    agents: list[Contributor],
+    signed: set[int],
+    bot_ids: set[int],
+    member_ids: set[int],
+    all_bots: bool,
+    allowlist: list[str],
+    policy: str,
+    opener_id: int,
+    opener_bot: bool,
+) -> None:
+    """Property: whatever the commits claim, green needs the opener covered (signed, or
+    exempt by the very exemptions in force, or an agent whose human is covered)."""
+    login = f"user{opener_id}[bot]" if opener_bot else f"user{opener_id}"
+    opener = account(login, opener_id, "Bot" if opener_bot else "User")
+    exemptions = Exemptions(
+        bot_ids=bot_ids, all_bots=all_bots, allowlist=tuple(allowlist), member_ids=member_ids
+    )
+    verdict = evaluate(
+        [*people, *agents],
+        signed,
+        exemptions,
+        opener=opener,
+        agent_policy=policy,  # type: ignore[arg-type]
+    )
+    opener_covered = opener_id in signed or exemptions.reason(opener) is not None
+    if not opener_covered:
+        assert verdict.state == "failure"
+        assert verdict.opener_missing

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from undersign.enforcement.checks import check_run_body
 from undersign.enforcement.contributors import Contributor
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
@@ -350,3 +351,58 @@ def test_is_own_comment_needs_the_marker_first() -> None:
 )
 def test_comment_needed(v: Verdict, existing: int | None, needed: bool) -> None:
     assert comment_needed(v, existing) is needed
+
+
+# --------------------------------------------------------------------------------------------
+# The opener, unlinked logins, AI agents (issue 10)
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_comment_says_when_the_opener_is_the_one_missing() -> None:
+    mallory = account("mallory", 9)
+    body = render(
+        Verdict(signed=[ALICE], exempt=[], unsigned=[mallory], unknown=[], opener=mallory)
+    )
+    assert "The account that opened this pull request has not signed" in body
+    assert (
+        "- @mallory: [sign now](https://cla.example.com/sign/acme) (opened this pull request)"
+        in body
+    )
+    other = render(verdict(signed=[ALICE], unsigned=[BOB]))
+    assert "opened this pull request has not signed" not in other
+
+
+def test_a_login_github_did_not_link_is_text_not_a_mention() -> None:
+    claimed = Contributor(kind="github", github_id=987, login="carol", sources=("co-author",))
+    body = render(verdict(unsigned=[claimed]))
+    assert "@carol" not in body and "GitHub account `carol` (id 987)" in body
+
+
+def test_agent_verdicts_explain_themselves_within_140_characters() -> None:
+    claude = Contributor(kind="unknown", email="noreply@anthropic.com", sources=("co-author",))
+    copilot = Contributor(
+        kind="github", github_id=198982749, login="Copilot", account_type="Bot", login_verified=True
+    )
+    refused = Verdict(signed=[ALICE], exempt=[], unsigned=[], unknown=[], refused=[claude])
+    assert status_description(refused) == (
+        "This CLA accepts no AI agent commits: 1 agent contribution found."
+    )
+    assert "`Claude`" in render(refused) and "`noreply@anthropic.com`" in render(refused)
+    alone = Verdict(
+        signed=[], exempt=[], unsigned=[], unknown=[], agents=[copilot], needs_human=True
+    )
+    assert len(status_description(alone)) <= DESCRIPTION_LIMIT
+    assert status_description(alone).startswith("Opened by an AI agent")
+    assert "An AI agent opened this pull request" in render(alone)
+    helped = Verdict(signed=[], exempt=[], unsigned=[BOB], unknown=[], agents=[claude])
+    assert "AI agents contributed to this pull request" in render(helped)
+
+
+def test_the_check_run_explains_the_agent_policy_too() -> None:
+    claude = Contributor(kind="unknown", email="noreply@anthropic.com", sources=("co-author",))
+    refused = Verdict(signed=[ALICE], exempt=[], unsigned=[], unknown=[], refused=[claude])
+    body = check_run_body(
+        refused, name="license/cla", head_sha="a" * 40, details_url=SIGN_URL, external_id="x"
+    )
+    assert body["conclusion"] == "action_required"
+    assert "This project accepts no code written by AI agents" in body["output"]["summary"]

@@ -104,6 +104,32 @@ def test_pull_request_opened() -> None:
     assert event.numbers == (payload["number"],)
     assert event.head_sha == payload["pull_request"]["head"]["sha"]
     assert event.installation_id == payload["installation"]["id"]
+    pull = payload["pull_request"]
+    assert event.to_json()["pull"] == {
+        "head": {"sha": pull["head"]["sha"]},
+        "base": {"ref": pull["base"]["ref"], "sha": pull["base"]["sha"]},
+        "user": {k: pull["user"][k] for k in ("id", "login", "type")},
+        "state": "open",
+        "commits": pull["commits"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "relevant"),
+    [
+        ({"base": {"ref": {"from": "main"}, "sha": {"from": "a" * 40}}}, True),
+        ({"title": {"from": "Old title"}}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_an_edit_counts_only_when_it_changes_the_base(changes: object, relevant: bool) -> None:
+    payload = json.loads((FIXTURES / "pull_request__opened.json").read_bytes())
+    payload["action"] = "edited"
+    if changes is not None:
+        payload["changes"] = changes
+    event = parse_delivery("pull_request", json.dumps(payload).encode(), None)
+    assert event.relevant is relevant
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from undersign.observability.logging import bound, configure_logging
 
 SECRETS = {
     "UNDERSIGN_SECRET_KEY": "s3cret-key-for-the-logging-test-0123456789",
-    "UNDERSIGN_WEBHOOK_SECRET": "hook-secret-xyz-987",
+    "UNDERSIGN_WEBHOOK_SECRET": "hook-secret-xyz-98765",
     "UNDERSIGN_GITHUB_CLIENT_SECRET": "client-secret-abc-123",
 }
 
@@ -53,8 +53,13 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
         ("code=deadbeef1234 in a form", "deadbeef1234"),
         ("signed by alice@example.com today", "alice@example.com"),
         ("db postgresql+psycopg://user:pa55word@db.internal/undersign", "pa55word"),
-        ("the webhook secret is hook-secret-xyz-987", "hook-secret-xyz-987"),
+        ("the webhook secret is hook-secret-xyz-98765", "hook-secret-xyz-98765"),
         ("client-secret-abc-123 leaked", "client-secret-abc-123"),
+        ("token form code_verifier=Zq9-verifier_0123456789abc sent", "Zq9-verifier_0123456789abc"),
+        ('body {"access_token": "opaque-value-123", "x": 1}', "opaque-value-123"),
+        ('{"token":"with \\"quote\\" inside"}', "quote"),
+        ('{"code_verifier": "Zq9 spaced verifier"}', "spaced verifier"),
+        ("queue redis://:s3cretpass@10.0.0.5:6379/0", "s3cretpass"),
     ],
 )
 def test_secrets_tokens_codes_and_emails_never_reach_the_output(
@@ -109,8 +114,27 @@ def test_text_format_escapes_line_breaks() -> None:
 def test_production_defaults_to_json_and_development_to_text() -> None:
     from undersign.observability.logging import log_format
 
-    base = {**SECRETS, "UNDERSIGN_GITHUB_CLIENT_ID": "x", "UNDERSIGN_GITHUB_TOKEN": "ghp_x"}
+    base = {
+        **SECRETS,
+        "UNDERSIGN_GITHUB_CLIENT_ID": "x",
+        "UNDERSIGN_GITHUB_TOKEN": "ghp_x",
+        "UNDERSIGN_METRICS_PUBLIC": "1",
+    }
     assert log_format(load_settings({**base, "UNDERSIGN_ENV": "production"})) == "json"
     assert log_format(load_settings({**base, "UNDERSIGN_ENV": "development"})) == "text"
     with_text = {**base, "UNDERSIGN_ENV": "production", "UNDERSIGN_LOG_FORMAT": "text"}
     assert log_format(load_settings(with_text)) == "text"
+
+
+def test_loggers_that_print_credentials_at_debug_are_held_at_info() -> None:
+    from undersign.observability.logging import SECRET_DEBUG_LOGGERS, configure_logging
+
+    settings = load_settings({"UNDERSIGN_ENV": "test", "UNDERSIGN_LOG_LEVEL": "DEBUG", **SECRETS})
+    handler = configure_logging(settings, io.StringIO())
+    try:
+        assert logging.getLogger().level == logging.DEBUG
+        for name in ("httpcore", "hpack", "urllib3", "authlib"):
+            assert name in SECRET_DEBUG_LOGGERS
+            assert logging.getLogger(name).getEffectiveLevel() == logging.INFO
+    finally:
+        logging.getLogger().removeHandler(handler)
