@@ -113,16 +113,14 @@ def site_config(
     return text
 
 
-def debian_layout(folder: Path) -> Path:
-    """A copy of Debian's /etc/nginx with the example installed the way docs/deploy.md says
-    (conf.d/undersign.conf and undersign_proxy.conf); returns its nginx.conf."""
+def copy_debian_etc(folder: Path) -> Path:
+    """A copy of Debian's /etc/nginx whose nginx.conf includes from the copy (for ``nginx -t``
+    on a site installed the way docs/deploy.md says, without touching the real one)."""
     etc = folder / "etc-nginx"
     shutil.copytree("/etc/nginx", etc, symlinks=True)
     main = etc / "nginx.conf"
     main.write_text(main.read_text(encoding="utf-8").replace("/etc/nginx/", f"{etc}/"))
-    shutil.copy(PROXY_INCLUDE, etc / "undersign_proxy.conf")
-    (etc / "conf.d" / "undersign.conf").write_text(site_config(folder, etc_nginx=etc))
-    return main
+    return etc
 
 
 def standalone(
