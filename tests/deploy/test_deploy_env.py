@@ -7,9 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.support.docs import REPO_ROOT, replace_all, shell_block, systemd_environment_file
 
-from undersign.config import VARIABLES, ConfigError, load_settings
+from undersign.config import VARIABLES, ConfigError, Settings, load_settings
 
 TEMPLATE = REPO_ROOT / "deploy" / "undersign.env"
 SECRETS_DIR = "/etc/undersign/secrets/"
@@ -46,20 +48,24 @@ def test_the_parser_reads_like_systemd() -> None:
         )
 
 
-def test_every_template_line_is_a_known_variable_with_a_valid_value(tmp_path: Path) -> None:
-    env_file = tmp_path / "undersign.env"
+def _run_documented_edits(env_file: Path, *blocks: tuple[str, str]) -> None:
+    """The doc's commands that edit the environment file, run on a copy of the template."""
     env_file.write_text(TEMPLATE.read_text(encoding="utf-8"))
-    # The documented edit of the base URL, run on the copy.
-    script = replace_all(
-        shell_block("deploy.md", "env-host"),
-        [
-            ("HOST=cla.example.org", "HOST=cla.test.invalid"),
-            ("sudo sed", "sed"),
-            ("/etc/undersign/undersign.env", str(env_file)),
-        ],
-    )
-    subprocess.run(["bash", "-euc", script], check=True, timeout=30)
+    for doc, name in blocks:
+        script = replace_all(
+            shell_block(doc, name),
+            [("sudo ", ""), ("/etc/undersign/undersign.env", str(env_file))],
+        )
+        subprocess.run(
+            ["bash", "-euc", script.replace("HOST=cla.example.org", "HOST=cla.test.invalid")],
+            check=True,
+            timeout=30,
+            stdout=subprocess.DEVNULL,
+        )
 
+
+def _load(env_file: Path, tmp_path: Path) -> Settings:
+    """Settings from the file as systemd passes it, the secret files made in ``tmp_path``."""
     parsed = systemd_environment_file(env_file.read_text(encoding="utf-8"))
     known = {var.name for var in VARIABLES}
     secret = {f"{var.name}_FILE" for var in VARIABLES if var.secret}
@@ -79,9 +85,15 @@ def test_every_template_line_is_a_known_variable_with_a_valid_value(tmp_path: Pa
             value = str(secrets_dir / file_name)
         environ[name] = value
     environ["UNDERSIGN_INSTANCE_PATH"] = str(tmp_path / "instance")
+    return load_settings(environ)
 
-    settings = load_settings(environ)
+
+def test_every_template_line_is_a_known_variable_with_a_valid_value(tmp_path: Path) -> None:
+    env_file = tmp_path / "undersign.env"
+    _run_documented_edits(env_file, ("deploy.md", "env-host"))
+    settings = _load(env_file, tmp_path)
     assert settings.is_production
+    assert not settings.app_mode
     assert settings.base_url == "https://cla.test.invalid"
     assert settings.trusted_proxies == 1
     assert settings.queue_url == "redis://127.0.0.1:6379/0"
@@ -89,3 +101,22 @@ def test_every_template_line_is_a_known_variable_with_a_valid_value(tmp_path: Pa
     assert settings.github_token == SECRET_VALUES["github_token"]
     assert settings.metrics_token == SECRET_VALUES["metrics_token"]
     assert settings.webhook_secret == SECRET_VALUES["webhook_secret"]
+
+
+def test_the_documented_switch_to_github_app_mode(tmp_path: Path) -> None:
+    env_file = tmp_path / "undersign.env"
+    _run_documented_edits(env_file, ("deploy.md", "env-host"), ("quickstart.md", "app-env"))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    SECRET_VALUES["app.pem"] = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    try:
+        settings = _load(env_file, tmp_path)
+    finally:
+        del SECRET_VALUES["app.pem"]
+    assert settings.app_mode
+    assert settings.github_app_id == "123456"
+    assert settings.github_token is None
+    assert settings.github_client_id == "Iv23liAbCdEfGhIjKlMn"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bench import nginx_setup
+import pytest
+from bench import nginx_setup, rolling_restart
 from tests.support.docs import REPO_ROOT, replace_all, shell_block
 
 
@@ -59,3 +60,16 @@ def test_nginx_t_notices_a_broken_site(tmp_path: Path) -> None:
     broken = nginx_setup.check_config(nginx, main)
     assert broken.returncode != 0
     assert 'unknown directive "http2"' in broken.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_rolling_restart_probe_runs_and_reports() -> None:
+    """bench/rolling_restart.py cannot rot: one round, nginx in front of two real `serve`.
+    (Its figure, failed requests, is reported in docs/deploy.md, not asserted here.)"""
+    result = rolling_restart.run(rounds=1)
+    assert result.requests > 0
+    assert {"GET /healthz", "POST /webhooks/github"} <= set(result.sent)
+    assert [name for name, _seconds in result.restarts] == sorted(
+        {name for name, _ in result.restarts}
+    )
+    assert "failed" in result.text
