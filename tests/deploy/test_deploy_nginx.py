@@ -69,7 +69,6 @@ def test_the_rolling_restart_probe_runs_and_reports() -> None:
     result = rolling_restart.run(rounds=1)
     assert result.requests > 0
     assert {"GET /healthz", "POST /webhooks/github"} <= set(result.sent)
-    assert [name for name, _seconds in result.restarts] == sorted(
-        {name for name, _ in result.restarts}
-    )
+    names = [name for name, _seconds in result.restarts]
+    assert len(names) == 2 and len(set(names)) == 2  # each upstream restarted once
     assert "failed" in result.text
