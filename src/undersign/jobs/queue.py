@@ -309,6 +309,10 @@ class _Scheduler(Scheduler):
 class _Consumer(Consumer):
     """Huey's consumer with undersign's worker and scheduler sharing one ``QueueOutage``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.queue_outage = QueueOutage()  # before Huey's __init__ creates the threads
+        super().__init__(*args, **kwargs)
+
     def _create_worker(self) -> Worker:
         worker = _Worker(
             huey=self.huey,
@@ -318,7 +322,7 @@ class _Consumer(Consumer):
             backoff=self.backoff,
             max_tasks=self.max_tasks,
         )
-        worker.outage = self._outage()
+        worker.outage = self.queue_outage
         return worker
 
     def _create_scheduler(self) -> Scheduler:
@@ -328,14 +332,8 @@ class _Consumer(Consumer):
             interval=self.scheduler_interval,
             periodic=self.periodic,
         )
-        scheduler.outage = self._outage()
+        scheduler.outage = self.queue_outage
         return scheduler
-
-    def _outage(self) -> QueueOutage:
-        outage: QueueOutage | None = getattr(self, "queue_outage", None)
-        if outage is None:
-            outage = self.queue_outage = QueueOutage()
-        return outage
 
 
 class _EmbeddedConsumer(_Consumer):
