@@ -40,6 +40,7 @@ def test_runtime_only_install_as_documented(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNDERSIGN_", "VIRTUAL_ENV"))}
     env["PIP_NO_CACHE_DIR"] = "1"
+    env["PIP_FIND_LINKS"] = ""  # the package registry only, no wheels of this machine
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # the system's python3, not this virtualenv's
     result = subprocess.run(
         ["bash", "-euc", script], env=env, capture_output=True, text=True, timeout=850, check=False
