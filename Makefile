@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test lint install-inputs constraints test-sqlite test-postgres test-many bench load fuzz clean
+.PHONY: help install browser nginx demo test lint install-inputs constraints test-sqlite test-postgres test-many bench rolling-restart load fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -41,6 +41,11 @@ browser: ## install Debian's chromium for the browser tests, when missing
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
 
+nginx: ## install Debian's nginx for the deployment tests (nginx -t, the rolling restart), when missing
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  else echo "nginx is missing: sudo apt-get install nginx"; exit 1; fi; }
+
 demo: install ## start undersign and a GitHub emulator with sample data on http://127.0.0.1:8000
 	$(BIN)/undersign demo
 
@@ -57,7 +62,7 @@ lint: install install-inputs ## install inputs, ruff, mypy, bandit and the proje
 	SEMGREP_ENABLE_VERSION_CHECK=0 $(BIN)/semgrep scan --config tools/semgrep/rules.yml \
 	  --metrics=off --disable-version-check --error -q src
 
-test-sqlite: install browser
+test-sqlite: install browser nginx
 	$(BIN)/pytest
 
 test-postgres: install ## the database-backed tests again, on PostgreSQL, the queue on Redis
@@ -71,6 +76,9 @@ test: lint test-sqlite test-postgres ## lint, then every test (SQLite, then Post
 
 bench: install ## benchmarks; prints ratios measured side by side
 	$(BIN)/python -m bench
+
+rolling-restart: install nginx ## two web processes behind nginx restarted one at a time; failed requests
+	$(BIN)/python -m bench.rolling_restart
 
 LOAD_SECONDS ?= 60
 load: install ## steady webhooks with workers stopped, then started; concurrent users (bounded)

@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import click
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from undersign.config import ConfigError, Settings, load_settings
-from undersign.db import Database
+from undersign.db import Database, describe_error
+from undersign.emulator.standalone import emulator_command
 
 
 @dataclass
@@ -41,6 +43,25 @@ class CLIContext:
 pass_cli = click.make_pass_decorator(CLIContext, ensure=True)
 
 
+@contextmanager
+def database_errors(doing: str = "") -> Iterator[None]:
+    """A database the command cannot use ends as one line naming the problem and the fix,
+    not a page of traceback (the server down, a wrong URL or password, an old schema)."""
+    prefix = f"{doing}: " if doing else ""
+    try:
+        yield
+    except OperationalError as exc:
+        raise click.ClickException(
+            f"{prefix}cannot use the database ({describe_error(exc)}); check "
+            "UNDERSIGN_DATABASE_URL and that the database server is running"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"{prefix}database error ({describe_error(exc)}); is the schema up to date "
+            "(undersign db upgrade)?"
+        ) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="undersign")
 @click.pass_context
@@ -60,10 +81,9 @@ def db_upgrade(cli: CLIContext) -> None:
     """Bring the database schema up to date (safe to run on every deploy)."""
     from undersign.migrations import upgrade
 
-    try:
-        upgrade(cli.settings.database_url or "")
-    except Exception as exc:  # an unreachable server or bad URL, not a bug
-        raise click.ClickException(f"database upgrade failed: {exc}") from None
+    url = cli.settings.database_url or ""  # a configuration error is reported as such
+    with database_errors("database upgrade failed"):
+        upgrade(url)
     click.echo("database is up to date")
 
 
@@ -73,7 +93,9 @@ def db_current(cli: CLIContext) -> None:
     """Print the schema revision of the database and the code's newest one."""
     from undersign.migrations import current_revision, head_revision
 
-    click.echo(f"database: {current_revision(cli.database.engine)}")
+    with database_errors():
+        revision = current_revision(cli.database.engine)
+    click.echo(f"database: {revision}")
     click.echo(f"code:     {head_revision()}")
 
 
@@ -99,7 +121,9 @@ def serve(
 
     settings = cli.settings
     _configure_logging(settings)
-    if not is_up_to_date(cli.database.engine):
+    with database_errors():
+        up_to_date = is_up_to_date(cli.database.engine)
+    if not up_to_date:
         raise click.ClickException(
             "the database schema is not up to date: run `undersign db upgrade` first"
         )
@@ -169,7 +193,7 @@ def _register_feature_commands() -> None:
     from undersign.agreements import cli as agreements_cli
     from undersign.jobs import cli as jobs_cli
 
-    for command in [*agreements_cli.COMMANDS, *jobs_cli.COMMANDS]:
+    for command in [*agreements_cli.COMMANDS, *jobs_cli.COMMANDS, emulator_command]:
         main.add_command(command)
 
 

@@ -467,6 +467,7 @@ def load_settings(
         check_production_exposure(values)
     if values["database_url"] is None:
         values["database_url"] = f"sqlite:///{instance_path / 'undersign.sqlite3'}"
+    _check_database_url(values["database_url"])
     if values["session_lifetime"] == 0:
         raise ConfigError("UNDERSIGN_SESSION_LIFETIME: must be at least 1 second")
     return Settings(**values)
@@ -523,6 +524,31 @@ def _check_github_app(values: dict[str, Any]) -> None:
     except ValueError as exc:
         raise ConfigError(f"UNDERSIGN_GITHUB_APP_PRIVATE_KEY: {exc}") from None
     values["github_app_private_key"] = key
+
+
+DATABASE_URL_FORMS = (
+    "sqlite:////path/to/file.sqlite3 or postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME"
+)
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse, with the form that works, the URLs operators copy from elsewhere: Heroku's
+    ``postgres://``, ``postgresql://`` and ``+psycopg2`` (SQLAlchemy would look for psycopg2,
+    which undersign does not ship; its driver is psycopg 3). Only the scheme is quoted."""
+    scheme, separator, _ = url.partition("://")
+    scheme = scheme.lower()
+    if not separator:
+        raise ConfigError(f"UNDERSIGN_DATABASE_URL: expected a URL: {DATABASE_URL_FORMS}")
+    if scheme == "sqlite" or scheme == "postgresql+psycopg":
+        return
+    if scheme.split("+")[0] in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"UNDERSIGN_DATABASE_URL: {scheme}:// is not supported; write "
+            "postgresql+psycopg://USER:PASSWORD@HOST:5432/NAME (the psycopg 3 driver)"
+        )
+    raise ConfigError(
+        f"UNDERSIGN_DATABASE_URL: {scheme}:// is not supported; use {DATABASE_URL_FORMS}"
+    )
 
 
 def env_example() -> str:

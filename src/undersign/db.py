@@ -110,6 +110,13 @@ class Database:
         self.engine.dispose()
 
 
+def describe_error(exc: BaseException) -> str:
+    """The first line of what the driver said: no SQL, no parameters, no documentation link,
+    so an operator's command ends with one line that names the problem."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 def import_models() -> None:
     """Import every model module so ``Base.metadata`` knows all tables (Alembic, tests)."""
     from undersign.accounts import models as _accounts  # noqa: F401

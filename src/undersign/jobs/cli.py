@@ -10,6 +10,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from undersign.config import Settings
+from undersign.db import describe_error
 
 
 def _cli_context(ctx: click.Context) -> object:
@@ -50,10 +51,8 @@ def _clean_errors() -> Iterator[None]:
     except AgreementError as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
-        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        detail = lines[0] if lines else type(exc).__name__
         raise click.ClickException(
-            f"database error ({detail}); is the database reachable and up to date "
+            f"database error ({describe_error(exc)}); is the database reachable and up to date "
             "(undersign db upgrade)?"
         ) from None
     except PullRequestBusy as exc:

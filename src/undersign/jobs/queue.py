@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler, Worker
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
@@ -86,12 +87,17 @@ class JobQueue:
 
     def enqueue_quietly(self, job_ids: Iterable[int]) -> None:
         """Enqueue, logging instead of raising: the rows are safe and the sweeper will
-        find them if the queue is unreachable now."""
+        find them if the queue is unreachable now (one line, not one traceback a job)."""
         for job_id in job_ids:
             try:
                 self.enqueue(job_id)
-            except Exception:
-                log.exception("could not enqueue job %s; the sweeper will pick it up", job_id)
+            except Exception as exc:
+                log.warning(
+                    "could not enqueue job %s and the ones after it (%s); the sweeper will",
+                    job_id,
+                    _one_line(exc),
+                )
+                return
 
     def close(self) -> None:
         if self._context is not None and self._database is None:
@@ -197,7 +203,140 @@ def enqueue_after_commit(session: Session, queue: JobQueue, job_ids: list[int]) 
     event.listen(session, "after_commit", _after_commit, once=True)
 
 
-class _EmbeddedConsumer(Consumer):
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class QueueOutage:
+    """The queue (Redis) unreachable: the consumer's threads wait a growing delay between
+    attempts (1 s doubling up to ``MAX_WAIT``) and each attempt is one log line, instead of
+    every thread logging a traceback every second."""
+
+    MAX_WAIT = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.attempts = 0
+        self._retry_at = 0.0
+
+    def wait(self) -> float:
+        """Seconds until the next attempt may touch the queue (0: go ahead)."""
+        return max(0.0, self._retry_at - time.monotonic()) if self.attempts else 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._retry_at:
+                return  # another thread's attempt at the same moment; already reported
+            self.attempts += 1
+            delay = min(2.0 ** (self.attempts - 1), self.MAX_WAIT)
+            self._retry_at = now + delay
+            attempts = self.attempts
+        log.warning(
+            "queue unreachable (%s); attempt %d failed, next in %.0f s",
+            _one_line(exc),
+            attempts,
+            delay,
+            extra={"queue_attempt": attempts, "retry_in_s": delay},
+        )
+
+    def recovered(self) -> None:
+        if not self.attempts:
+            return
+        with self._lock:
+            attempts, self.attempts, self._retry_at = self.attempts, 0, 0.0
+        if attempts:
+            log.info("queue reachable again after %d failed attempt(s)", attempts)
+
+
+class _Worker(Worker):
+    """Huey's worker loop, with ``QueueOutage`` instead of a traceback per failed read."""
+
+    outage: QueueOutage
+
+    def loop(self, now: Any = None) -> None:
+        pause = self.outage.wait()
+        if pause > 0:
+            self.stop_flag.wait(pause)
+            return
+        try:
+            task = self.huey.dequeue()
+        except Exception as exc:
+            self.outage.failed(exc)
+            return
+        self.outage.recovered()
+        if task is None:
+            if not self.huey.storage.blocking:
+                self.sleep()
+            return
+        self.delay = self.default_delay
+        try:
+            self.huey.execute(task, now)
+        except Exception:
+            self._logger.exception("Unhandled error during execution of task %s.", task.id)
+
+
+class _Scheduler(Scheduler):
+    """Huey's scheduler loop, with ``QueueOutage`` instead of a traceback per failed read."""
+
+    outage: QueueOutage
+
+    def loop(self, now: Any = None) -> None:
+        pause = self.outage.wait()
+        if pause > 0:
+            self.stop_flag.wait(min(pause, float(self.interval)))
+            self._next_loop = time.monotonic()
+            return
+        current = self._next_loop
+        self._next_loop += self.interval
+        if self._next_loop < time.monotonic():
+            self._next_loop = time.monotonic()  # stalled (suspend): skip, as Huey does
+            return
+        try:
+            for task in self.huey.read_schedule(now):
+                self.huey.enqueue(task)
+        except Exception as exc:
+            self.outage.failed(exc)
+            return
+        if self.periodic and self._next_periodic <= time.monotonic():
+            while self._next_periodic <= time.monotonic():
+                self._next_periodic += self.periodic_task_seconds
+            self.enqueue_periodic_tasks(now)
+        self.sleep_for_interval(current, self.interval)
+
+
+class _Consumer(Consumer):
+    """Huey's consumer with undersign's worker and scheduler sharing one ``QueueOutage``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.queue_outage = QueueOutage()  # before Huey's __init__ creates the threads
+        super().__init__(*args, **kwargs)
+
+    def _create_worker(self) -> Worker:
+        worker = _Worker(
+            huey=self.huey,
+            stop_flag=self.stop_flag,
+            default_delay=self.default_delay,
+            max_delay=self.max_delay,
+            backoff=self.backoff,
+            max_tasks=self.max_tasks,
+        )
+        worker.outage = self.queue_outage
+        return worker
+
+    def _create_scheduler(self) -> Scheduler:
+        scheduler = _Scheduler(
+            huey=self.huey,
+            stop_flag=self.stop_flag,
+            interval=self.scheduler_interval,
+            periodic=self.periodic,
+        )
+        scheduler.outage = self.queue_outage
+        return scheduler
+
+
+class _EmbeddedConsumer(_Consumer):
     """Huey's consumer in threads of a process it does not own (no signal handlers)."""
 
     def _set_signal_handlers(self) -> None:
@@ -216,7 +355,7 @@ class ConsumerHandle:
 
 
 def make_consumer(queue: JobQueue, *, workers: int, embedded: bool) -> Any:
-    cls = _EmbeddedConsumer if embedded else Consumer
+    cls = _EmbeddedConsumer if embedded else _Consumer
     return cls(
         queue.huey,
         workers=workers,

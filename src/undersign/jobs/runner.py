@@ -131,9 +131,9 @@ def _run_job(queue: JobQueue, job_id: int) -> None:
     if job is None:
         return  # done already, or someone else holds its lease
     ctx.set_heartbeat(lambda: _heartbeat(ctx, job_id))
-    log_token = bind(job_id=job.id, delivery_id=job.delivery_id)
+    log_token = bind(**_log_fields(job))
     try:
-        _dispatch(ctx, queue, job)
+        verdict = _dispatch(ctx, queue, job)
     except _Retry as retry:
         _reschedule(ctx, queue, job, retry)
     except _Fail as failure:
@@ -144,9 +144,23 @@ def _run_job(queue: JobQueue, job_id: int) -> None:
     else:
         _finish(ctx, job_id, status="done", finished_at=utcnow(), last_error=None)
         _observe(ctx, job, "done")
+        # The line to follow a delivery by: `jq 'select(.delivery_id == "...")'`.
+        log.info("job %s done: %s", job_id, verdict, extra={"verdict": verdict})
     finally:
         ctx.set_heartbeat(None)
         unbind(log_token)
+
+
+def _log_fields(job: Job) -> dict[str, Any]:
+    """On every line logged while the job runs: which delivery, job, repository and PR."""
+    repo, numbers = _targets(job)
+    return {
+        "job_id": job.id,
+        "job_kind": job.kind,
+        "delivery_id": job.delivery_id,
+        "repository": repo or None,
+        "pull_request": numbers[0] if len(numbers) == 1 else (numbers or None),
+    }
 
 
 def _observe(ctx: JobContext, job: Job, status: str) -> None:
@@ -175,7 +189,13 @@ def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: _Retry) -> No
         # The sweeper leaves it alone until well after its planned retry.
         lease_until=eta + dt.timedelta(seconds=ctx.settings.job_lease),
     )
-    log.info("job %s retries in %.1f s: %s", job.id, retry.delay, retry.reason)
+    log.info(
+        "job %s retries in %.1f s: %s",
+        job.id,
+        retry.delay,
+        retry.reason,
+        extra={"error": retry.reason, "attempt": attempts},
+    )
     try:
         queue.enqueue(job.id, delay=retry.delay)
     except Exception:
@@ -183,7 +203,7 @@ def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: _Retry) -> No
 
 
 def _fail(ctx: JobContext, job: Job, reason: str, *, report: bool) -> None:
-    log.warning("job %s failed: %s", job.id, reason)
+    log.warning("job %s failed: %s", job.id, reason, extra={"error": reason})
     if report:
         # Before the row says failed, so "failed" means the pull request was told.
         repo, numbers = _targets(job)
@@ -224,26 +244,28 @@ def _targets(job: Job) -> tuple[str, list[int]]:
     return repo, numbers if repo else []
 
 
-def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> None:
+def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> str:
+    """Do the job; returns what it decided, in words, for its log line."""
     try:
         if job.kind == "delivery":
-            _delivery(ctx, job)
-        elif job.kind == "evaluate":
+            return _delivery(ctx, job)
+        if job.kind == "evaluate":
             payload = job.payload
             because = str(payload.get("because") or "")
-            service.evaluate_pull_request(
-                ctx,
-                str(payload["repo"]),
-                int(payload["number"]),
-                not_before=job.created_at,
-                known=service.PullFacts.from_pull(payload.get("pull")),
-                # A signature or policy change did not touch the pull request itself.
-                reuse_stored=because.startswith("person") or because == "policy change",
+            return _verdict(
+                service.evaluate_pull_request(
+                    ctx,
+                    str(payload["repo"]),
+                    int(payload["number"]),
+                    not_before=job.created_at,
+                    known=service.PullFacts.from_pull(payload.get("pull")),
+                    # A signature or policy change did not touch the pull request itself.
+                    reuse_stored=because.startswith("person") or because == "policy change",
+                )
             )
-        elif job.kind == "person":
-            _person(ctx, queue, job)
-        else:
-            raise _Fail(f"unknown job kind {job.kind!r}", report=False)
+        if job.kind == "person":
+            return _person(ctx, queue, job)
+        raise _Fail(f"unknown job kind {job.kind!r}", report=False)
     except service.PullRequestBusy as exc:
         raise _Retry(BUSY_RETRY_SECONDS, str(exc), counts=False) from None
     except RateLimited as exc:
@@ -257,7 +279,12 @@ def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> None:
         raise _Retry(backoff_delay(ctx, job.attempts), _short(exc)) from None
 
 
-def _delivery(ctx: JobContext, job: Job) -> None:
+def _verdict(*outcomes: service.Outcome) -> str:
+    """``success``/``failure``/``error``, or why nothing was published; one per PR."""
+    return ", ".join(o.state or o.skipped or "nothing to do" for o in outcomes) or "no PR"
+
+
+def _delivery(ctx: JobContext, job: Job) -> str:
     payload = job.payload
     kind, action = payload.get("kind"), payload.get("action")
     repo = str(payload.get("repo") or "")
@@ -265,35 +292,43 @@ def _delivery(ctx: JobContext, job: Job) -> None:
     if kind == "pull_request" and action == "closed":
         for number in numbers:
             service.mark_closed(ctx, repo, number)
-        return
+        return "closed"
     if kind == "pull_request":
         hint = payload.get("commit_count")
-        for number in numbers:
-            service.evaluate_pull_request(
-                ctx,
-                repo,
-                number,
-                not_before=job.created_at,
-                commits_hint=hint if isinstance(hint, int) else None,
-                just_opened=action == "opened",
-                known=service.PullFacts.from_pull(payload.get("pull")),
+        return _verdict(
+            *(
+                service.evaluate_pull_request(
+                    ctx,
+                    repo,
+                    number,
+                    not_before=job.created_at,
+                    commits_hint=hint if isinstance(hint, int) else None,
+                    just_opened=action == "opened",
+                    known=service.PullFacts.from_pull(payload.get("pull")),
+                )
+                for number in numbers
             )
-        return
-    if kind == "issue_comment":
-        if _is_recheck(ctx, payload):
-            for number in numbers:
-                service.evaluate_pull_request(ctx, repo, number, not_before=job.created_at)
-        return
-    if kind == "merge_group":
-        service.evaluate_merge_group(
-            ctx, repo, numbers, str(payload["head_sha"]), not_before=job.created_at
         )
-        return
+    if kind == "issue_comment":
+        if not _is_recheck(ctx, payload):
+            return "no recheck command"
+        return _verdict(
+            *(
+                service.evaluate_pull_request(ctx, repo, number, not_before=job.created_at)
+                for number in numbers
+            )
+        )
+    if kind == "merge_group":
+        return _verdict(
+            service.evaluate_merge_group(
+                ctx, repo, numbers, str(payload["head_sha"]), not_before=job.created_at
+            )
+        )
     if kind in ("installation", "installation_repositories", "check_run"):
         from undersign.enforcement.checks import handle_app_delivery  # GitHub App mode
 
         handle_app_delivery(ctx, payload, job.created_at)
-        return
+        return f"{kind} handled"
     raise _Fail(f"unknown delivery kind {kind!r}", report=False)
 
 
@@ -309,7 +344,7 @@ def _is_recheck(ctx: JobContext, payload: dict[str, Any]) -> bool:
     return has_recheck_command(body, bot_login=login)
 
 
-def _person(ctx: JobContext, queue: JobQueue, job: Job) -> None:
+def _person(ctx: JobContext, queue: JobQueue, job: Job) -> str:
     """A signature changed: evaluate every open pull request this person contributed to,
     one job each (so one slow pull request does not hold up the others)."""
     github_id = int(job.payload["github_id"])
@@ -325,6 +360,7 @@ def _person(ctx: JobContext, queue: JobQueue, job: Job) -> None:
             for repo, number in targets
         ]
     queue.enqueue_quietly(ids)
+    return f"{len(ids)} pull request(s) to re-evaluate"
 
 
 def sweep(queue: JobQueue, *, everything: bool = False) -> int:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, make_url, text
+
+from undersign.db import make_engine
 
 HERE = Path(__file__).parent
+#: pg_advisory_lock key of ``undersign db upgrade`` (any constant: "undersi" in hex).
+MIGRATION_LOCK_KEY = 0x756E6465727369
 
 
 def alembic_config(database_url: str) -> Config:
@@ -22,7 +29,44 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    """Migrate, one process at a time: every web unit may run this at start-up, and two
+    processes creating the same tables at once would fail (or half-migrate)."""
+    config = alembic_config(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection, _migration_lock(connection, database_url):
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _migration_lock(connection: Connection, database_url: str) -> Iterator[None]:
+    """A PostgreSQL advisory lock (session level, so it outlives the migration's
+    transactions) or, for SQLite, an exclusive lock on a file beside the database. The
+    process that waited finds the schema up to date and does nothing."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+        return
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        with open(f"{url.database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    yield
 
 
 def downgrade(database_url: str, revision: str) -> None:

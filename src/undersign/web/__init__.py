@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from undersign.config import Settings, load_settings
-from undersign.db import Database
+from undersign.db import Database, import_models
 from undersign.web.bodylimit import SizedChunkedBodies
 from undersign.web.context import Services, close_db_session
 from undersign.web.errors import install_error_handlers
@@ -30,6 +31,12 @@ def create_app(
     """Build the Flask app from settings; nothing is read from the environment elsewhere."""
     config = config or load_settings()
     database = database or Database(config.database_url or "")
+    # Every model imported and the mappers configured before the first request: left to
+    # the first requests, threads configuring them while others were still importing model
+    # modules failed (KeyError 'PullRequestContributor'): webhooks answered 503 for a while
+    # after every restart (found by bench/rolling_restart.py).
+    import_models()
+    configure_mappers()
     app = Flask(__name__, instance_path=config.instance_path)
     app.config.update(
         SECRET_KEY=config.secret_key,
