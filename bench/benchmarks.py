@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func, select
+
 from bench.harness import (
     BOT_LOGIN,
     HOOK_ID,
@@ -26,6 +28,7 @@ from bench.harness import (
     free_port,
     peak_rss_mb,
     percentile,
+    redis_env,
     table,
     wait_http,
     wait_until,
@@ -33,12 +36,20 @@ from bench.harness import (
 from bench.loadgen import run_processes
 from undersign.emulator.webhooks import encode_body
 
+#: The ingest benchmark's second backend unless ``--pg`` says otherwise (the test server).
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
 
 @dataclass
 class Options:
     quick: bool = False
     db: str = "sqlite"
     scale: float = 1.0
+    pg: str = ""  # ingest's PostgreSQL (+ Redis) backend; "" = DEFAULT_PG_URL, "none" = skip
+
+    def __post_init__(self) -> None:
+        if not self.pg:
+            self.pg = self.db if self.db != "sqlite" else DEFAULT_PG_URL
 
 
 @dataclass
@@ -82,50 +93,84 @@ def bad_count(kind: dict[str, Any]) -> int:
 # --- 1. webhook ingest -------------------------------------------------------------------------
 
 
-def ingest(opts: Options) -> Result:
-    """Signed ``pull_request`` deliveries accepted per second by ``undersign serve`` (no embedded
-    worker: acceptance only) against a hello-world WSGI app under the same gunicorn settings,
-    the same generator, alternating rounds."""
-    rounds, seconds = (1, 1.5) if opts.quick else (3, 6.0)
-    processes, threads = 2, 4
-    with Stack.create("ingest", db=opts.db) as stack:
+def _ingest_stack(name: str, db: str) -> Stack:
+    """An installation serving webhooks only (no queue worker), with the benchmark's PR."""
+    extra = redis_env(name) if db != "sqlite" else None
+    stack = Stack.create(name, db=db, extra_env=extra)
+    try:
         repo = f"{ORG}/ingest"
         stack.seed_agreement([repo])
         stack.add_people(["alice"])
-        pr = stack.state.add_pull_request(repo, user_login="alice", n_commits=1)
-        payload = stack.state.pull_request_event(repo, pr["number"], "opened")
-        body_file = stack.root / "pull_request.json"
-        body_file.write_bytes(encode_body(payload, "json"))
+        stack.state.add_pull_request(repo, user_login="alice", n_commits=1)
         stack.start_serve(embedded_worker=False)
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _recorded(stack: Stack, prefix: str) -> int:
+    """Job rows whose delivery id the load generator made (``prefix`` + process + number)."""
+    from undersign.jobs.models import Job
+
+    with stack.database.session() as session:
+        return int(
+            session.scalar(
+                select(func.count()).select_from(Job).where(Job.delivery_id.like(f"{prefix}%"))
+            )
+            or 0
+        )
+
+
+def ingest(opts: Options) -> Result:
+    """Signed ``pull_request`` deliveries accepted per second by ``undersign serve`` (no embedded
+    worker: acceptance only) on SQLite and on PostgreSQL + Redis, against a hello-world WSGI
+    app under the same gunicorn settings: all three serve at once, the same generator sends to
+    each in turn, round after round, so every ratio compares numbers taken side by side."""
+    rounds, seconds = (1, 1.5) if opts.quick else (3, 6.0)
+    processes, threads = 2, 4
+    backends = [("undersign SQLite", "sqlite")]
+    if opts.pg and opts.pg != "none":
+        backends.append(("undersign PostgreSQL + Redis", opts.pg))
+    stacks: dict[str, Stack] = {}
+    try:
+        for label, db in backends:
+            _say(f"ingest: starting {label}")
+            stacks[label] = _ingest_stack(f"ingest-{len(stacks)}", db)
+        first = next(iter(stacks.values()))
+        repo = f"{ORG}/ingest"
+        payload = first.state.pull_request_event(repo, 1, "opened")
+        body_file = first.root / "pull_request.json"
+        body_file.write_bytes(encode_body(payload, "json"))
         hello_port = free_port()
         hello = Proc.start(
             "hello",
             [sys.executable, "-m", "bench.hello", "--port", str(hello_port)],
-            stack.env,
-            stack.root,
+            first.env,
+            first.root,
         )
-        stack.procs["hello"] = hello
+        first.procs["hello"] = hello
         wait_http(f"http://127.0.0.1:{hello_port}/healthz", hello)
-        targets = {"hello-world": hello_port, "undersign": stack.port}
+        targets = {"hello-world": hello_port, **{k: s.port for k, s in stacks.items()}}
         totals = {name: [0, 0.0, 0] for name in targets}  # accepted, seconds, refused
         spec_base = {
             "requests": [webhook_request(str(body_file))],
             "secret": WEBHOOK_SECRET,
             "threads": threads,
         }
-        for name, port in targets.items():  # warm-up: imports, connections, caches
+        for index, port in enumerate(targets.values()):  # warm-up: imports, connections
             run_processes(
-                {**spec_base, "port": port, "seconds": 0.5, "delivery_prefix": f"w{name}"}, 1
+                {**spec_base, "port": port, "seconds": 0.5, "delivery_prefix": f"w{index}-"}, 1
             )
         rows = []
         for n in range(rounds):
-            for name, port in targets.items():
+            for index, (name, port) in enumerate(targets.items()):
                 result = run_processes(
                     {
                         **spec_base,
                         "port": port,
                         "seconds": seconds,
-                        "delivery_prefix": f"r{n}{name}",
+                        "delivery_prefix": f"r{index}-{n}-",
                     },
                     processes,
                 )
@@ -145,35 +190,49 @@ def ingest(opts: Options) -> Result:
                         percentile(kind["latencies"], 99) * 1000,
                     )
                 )
-        from undersign.jobs.models import Job
-
-        with stack.database.session() as session:
-            from sqlalchemy import func, select
-
-            recorded = session.scalar(select(func.count()).select_from(Job)) or 0
+        recorded = {
+            name: _recorded(stacks[name], f"r{index}-")
+            for index, name in enumerate(targets)
+            if name in stacks
+        }
+    finally:
+        for stack in stacks.values():
+            stack.close()
     rate = {name: t[0] / t[1] for name, t in totals.items()}
-    ratio = rate["undersign"] / rate["hello-world"]
+    ratios = {label: rate[label] / rate["hello-world"] for label in stacks}
     text = table(
         "Webhook ingest (rounds alternate; same gunicorn: 2 workers x 4 threads, gthread)",
         ["round", "server", "2xx", "non-2xx", "per s", "p50 ms", "p99 ms"],
         rows,
     )
-    text += table(
-        "Webhook ingest: summary",
-        ["figure", "value"],
-        [
-            ("undersign deliveries accepted per s", rate["undersign"]),
-            ("hello-world requests per s (same body, same server config)", rate["hello-world"]),
-            ("ratio undersign / hello-world (goal >= 0.5)", ratio),
-            ("non-2xx answers (undersign)", totals["undersign"][2]),
-            ("job rows recorded / deliveries accepted (warm-up included)", f"{recorded}"),
-            ("load generator", f"{processes} processes x {threads} keep-alive threads"),
-        ],
-    )
+    summary: list[tuple[Any, ...]] = [
+        ("hello-world requests per s (same body, same server config)", rate["hello-world"])
+    ]
+    for label in stacks:
+        summary.extend(
+            [
+                (f"{label}: deliveries accepted per s", rate[label]),
+                (f"{label}: ratio to hello-world (goal >= 0.5)", ratios[label]),
+                (f"{label}: non-2xx answers", totals[label][2]),
+                (
+                    f"{label}: job rows recorded / deliveries answered 2xx",
+                    f"{recorded[label]} / {totals[label][0]}",
+                ),
+            ]
+        )
+    summary.append(("load generator", f"{processes} processes x {threads} keep-alive threads"))
+    text += table("Webhook ingest: summary", ["figure", "value"], summary)
     return Result(
         "ingest",
         text,
-        [("ingest: accepted/s vs hello-world", f"{ratio:.2f}", ">= 0.5")],
+        [
+            (
+                f"ingest ({label.removeprefix('undersign ')}): accepted/s vs hello-world",
+                f"{ratios[label]:.2f}",
+                ">= 0.5",
+            )
+            for label in stacks
+        ],
     )
 
 
