@@ -29,7 +29,12 @@ from werkzeug.wsgi import get_input_stream
 
 from undersign.github.webhooks import MalformedPayload, parse_delivery, verify_signature
 from undersign.jobs.models import Job
-from undersign.jobs.queue import DeliveryRecorder, get_queue, requeue_failed
+from undersign.jobs.queue import (
+    DeliveryNotRecorded,
+    DeliveryRecorder,
+    get_queue,
+    requeue_failed,
+)
 from undersign.observability import metrics
 from undersign.observability.logging import bind, unbind
 from undersign.web import csrf
@@ -129,7 +134,7 @@ def accept(svc: Services, recorder: DeliveryRecorder, header: Header, body: byte
             # GitHub's "Redeliver" keeps the GUID: an operator re-drives a job that gave up.
             get_queue(settings, database).enqueue_quietly([existing])
             return Answer(202, "requeued", existing)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, DeliveryNotRecorded):
         log.exception("webhook %s could not be recorded", delivery_id)
         return Answer(503, "cannot record the delivery now; redeliver it later")
     # The row is committed and queued: from here on the delivery will be processed even if
