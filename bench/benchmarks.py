@@ -493,7 +493,9 @@ def _window_floor(writes: int, per_minute: int) -> float:
 
 def green(opts: Options) -> Result:
     """One signature unblocks P open pull requests in R repositories; the emulator refuses over
-    80 writes a minute, the worker runs with the product's defaults (70/min, 450/h)."""
+    80 writes a minute, the worker runs with the product's defaults (70/min, 450/h). Measured:
+    until the last success status (what gates a merge), against the least time the statuses
+    alone can take; and until the last comment edit."""
     scale = 0.1 if opts.quick and opts.scale == 1.0 else opts.scale
     n_prs, n_repos = max(1, round(100 * scale)), max(1, round(10 * scale))
     repos = [f"{ORG}/green-{i}" for i in range(n_repos)]
@@ -544,7 +546,7 @@ def green(opts: Options) -> Result:
             )
 
         wait_until(all_green, budget, "every pull request to turn green", poll=0.1)
-        stack.wait_idle(60)
+        stack.wait_idle(budget)  # the comment edits follow the statuses
         calls_made = state.api_calls()
         writes = [r for r in calls_made if r.method in ("POST", "PATCH", "PUT", "DELETE")]
         refused = [r for r in calls_made if r.status in (403, 429)]
@@ -554,24 +556,37 @@ def green(opts: Options) -> Result:
             if r.rest_path.split("/")[4:5] == ["statuses"]
             and json.loads(r.body or b"{}").get("state") == "success"
         ]
+        edits = [(i, r) for i, r in enumerate(writes) if r.method == "PATCH"]
+        if len(success_posts) < n_prs or len(edits) < n_prs:
+            raise BenchError(
+                f"{len(success_posts)} success statuses and {len(edits)} comment edits for "
+                f"{n_prs} pull requests"
+            )
         last_index, last = success_posts[-1]
         elapsed = last.time - started
-        w_last = last_index + 1
-        comment_edits = sum(1 for r in writes if r.method == "PATCH")
-    pace = settings.github_writes_per_minute
-    floors = {
-        "80/min window": _window_floor(w_last, 80),
-        "80/min steady": 60.0 * w_last / 80,
-        f"{pace}/min window (configured)": _window_floor(w_last, pace),
-        f"{pace}/min steady (configured)": 60.0 * w_last / pace,
-    }
+        last_edit = edits[-1][1].time - started
+        edits_first = sum(1 for i, _ in edits if i < last_index)
+    floor = _window_floor(n_prs, 80)
+    all_floor = _window_floor(n_prs + len(edits), 80)
     rows: list[tuple[Any, ...]] = [
-        (name, floor, (elapsed / floor) if floor > 0 else "n/a (under one window)")
-        for name, floor in floors.items()
+        (
+            "last success status",
+            elapsed,
+            f"{n_prs} statuses at 80/min (window)",
+            floor,
+            (elapsed / floor) if floor > 0 else "n/a (under one window)",
+        ),
+        (
+            "last comment edit",
+            last_edit,
+            f"{n_prs + len(edits)} writes at 80/min (window)",
+            all_floor,
+            (last_edit / all_floor) if all_floor > 0 else "n/a (under one window)",
+        ),
     ]
     text = table(
         f"Time to green: 1 signature -> {n_prs} pull requests in {n_repos} repositories",
-        ["floor", "seconds", "measured / floor"],
+        ["until", "seconds", "floor", "floor s", "measured / floor"],
         rows,
     )
     text += table(
@@ -579,21 +594,32 @@ def green(opts: Options) -> Result:
         ["figure", "value"],
         [
             ("signature committed -> last success status (s)", elapsed),
-            ("writes up to the last success status", w_last),
+            ("signature committed -> last comment edit (s)", last_edit),
+            ("writes up to the last success status", last_index + 1),
+            ("comment edits before the last success status", edits_first),
             ("writes in all (statuses + comment edits)", len(writes)),
-            ("comment edits", comment_edits),
+            ("comment edits", len(edits)),
             ("calls refused by GitHub (403/429)", len(refused)),
             ("all calls", len(calls_made)),
+            ("304 answers (free of rate limit)", sum(1 for r in calls_made if r.status == 304)),
         ],
     )
-    window = floors["80/min window"]
-    headline_ratio = f"{elapsed / window:.2f}" if window > 0 else "n/a"
+    headline_ratio = f"{elapsed / floor:.2f}" if floor > 0 else "n/a"
     return Result(
         "green",
         text,
         [
-            (f"green: {n_prs} PRs, measured / 80-a-minute window floor", headline_ratio, "<= 1.1"),
+            (
+                f"green: {n_prs} PRs, last status / statuses-only window floor",
+                headline_ratio,
+                "<= 1.1",
+            ),
             ("green: refused calls", str(len(refused)), "0"),
+            (
+                f"green: last comment edit lands (s after signing; {n_prs} edits)",
+                f"{last_edit:.0f}",
+                "reported",
+            ),
         ],
     )
 

@@ -229,10 +229,7 @@ def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> None:
         if job.kind == "delivery":
             _delivery(ctx, job)
         elif job.kind == "evaluate":
-            payload = job.payload
-            service.evaluate_pull_request(
-                ctx, str(payload["repo"]), int(payload["number"]), not_before=job.created_at
-            )
+            _evaluate(ctx, queue, job)
         elif job.kind == "person":
             _person(ctx, queue, job)
         else:
@@ -248,6 +245,32 @@ def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> None:
         raise _Fail(str(exc), report=True) from None
     except GitHubError as exc:
         raise _Retry(backoff_delay(ctx, job.attempts), _short(exc)) from None
+
+
+def _evaluate(ctx: JobContext, queue: JobQueue, job: Job) -> None:
+    """A re-evaluation (a signature, a policy change, the reconciler: usually one of many).
+
+    Its status goes out now; a comment edit it needs goes to a new job at the back of the
+    queue. A burst's jobs are all queued before any of those, so every status of the burst
+    is posted before any comment edit, under the same write pacing: the last pull request
+    turns green after N writes, not 2N. The comment job (``"comment": true``) evaluates again
+    (one conditional request, free when nothing changed) and writes the comment inline.
+    """
+    payload = job.payload
+    repo, number = str(payload["repo"]), int(payload["number"])
+    comment_now = bool(payload.get("comment"))
+    outcome = service.evaluate_pull_request(
+        ctx, repo, number, not_before=job.created_at, defer_comment=not comment_now
+    )
+    if outcome.comment_deferred:
+        with ctx.database.session() as session:
+            follow_up = new_job(
+                session,
+                "evaluate",
+                {"repo": repo, "number": number, "because": "comment", "comment": True},
+                lease=ctx.settings.job_lease,
+            ).id
+        queue.enqueue_quietly([follow_up])
 
 
 def _delivery(ctx: JobContext, job: Job) -> None:
