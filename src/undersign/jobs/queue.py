@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy import event, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from undersign.config import Settings
@@ -269,9 +270,13 @@ class _RawInsert:
         deadline = time.monotonic() + SQLITE_BUSY_SECONDS
         pause = 0.0002
         reconnected = False
+        error = self.engine.dialect.loaded_dbapi.Error
         while True:
             if self._connection is None:
-                self._connection = self.engine.raw_connection()
+                try:
+                    self._connection = self.engine.raw_connection()
+                except (error, SQLAlchemyError) as exc:  # the server is down
+                    raise DeliveryNotRecorded(f"{type(exc).__name__}: {exc}") from exc
             connection = self._connection
             cursor = connection.cursor()
             try:
@@ -279,7 +284,7 @@ class _RawInsert:
                 result = {(hook, guid): int(job) for job, hook, guid in cursor.fetchall()}
                 connection.commit()
                 return result
-            except self.engine.dialect.loaded_dbapi.Error as exc:
+            except error as exc:
                 self._discard_if_broken(exc, cursor)
                 if self._connection is None and not reconnected:
                     reconnected = True  # a connection the server closed: once more
@@ -311,7 +316,8 @@ class _Delivery:
     values: dict[str, Any]
     job_id: int | None = None
     error: BaseException | None = None
-    done: bool = False
+    written: bool = False  # committed (or failed); set under the writer lock
+    queued: threading.Event = field(default_factory=threading.Event)  # its push is done
 
 
 class DeliveryRecorder:
@@ -322,7 +328,8 @@ class DeliveryRecorder:
     process bring meanwhile pile up, and the next writer takes them all: one multi-row
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (the dedupe check, the durable record
     and the ids: one round trip, one commit, one fsync on PostgreSQL) and one push of their
-    messages, for the whole pile. Under no load a pile is one delivery.
+    messages, for the whole pile. A pile's push overlaps the next pile's INSERT. Under no
+    load a pile is one delivery.
     """
 
     def __init__(self, database: Database, queue: Callable[[], JobQueue]) -> None:
@@ -332,6 +339,7 @@ class DeliveryRecorder:
         self._pending: list[_Delivery] = []
         self._pending_lock = threading.Lock()
         self._writer = threading.Lock()
+        self._pusher = threading.Lock()
 
     def record(
         self,
@@ -361,34 +369,44 @@ class DeliveryRecorder:
         )
         with self._pending_lock:
             self._pending.append(delivery)
+        pile: list[_Delivery] = []
+        created: list[int] = []
         with self._writer:
-            if not delivery.done:  # nobody took it along: write the pile, this one included
+            if not delivery.written:  # nobody took it along: write the pile, this one in it
                 with self._pending_lock:
                     pile, self._pending = self._pending, []
-                self._write(pile)
+                created = self._write(pile)
+        if pile:
+            # The next pile's INSERT may start while this one's messages go out.
+            try:
+                with self._pusher:  # the rows are committed: a lost message only delays them
+                    self.queue().enqueue_quietly(created)
+            finally:
+                for each in pile:
+                    each.queued.set()
+        delivery.queued.wait()
         if delivery.error is not None:
             raise delivery.error
         return delivery.job_id
 
-    def _write(self, pile: list[_Delivery]) -> None:
+    def _write(self, pile: list[_Delivery]) -> list[int]:
+        """INSERT the pile (one statement, committed); the ids of the rows it created."""
         try:
             if self._insert is None:
                 self._insert = _RawInsert(self.database.ingest_engine)
             rows = self._insert([d.values for d in pile])
         except Exception as exc:
             for delivery in pile:
-                delivery.error, delivery.done = exc, True
-            return
+                delivery.error, delivery.written = exc, True
+            return []
         created: list[int] = []
         for delivery in pile:
             key = (delivery.values["hook_id"], delivery.values["delivery_id"])
             delivery.job_id = rows.pop(key, None)  # a key twice in one pile: the first wins
+            delivery.written = True
             if delivery.job_id is not None:
                 created.append(delivery.job_id)
-        # The rows are committed: a message lost now only delays them (the sweeper).
-        self.queue().enqueue_quietly(created)
-        for delivery in pile:
-            delivery.done = True
+        return created
 
 
 def requeue_failed(session: Session, job_id: int, *, lease: int) -> bool:
