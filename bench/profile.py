@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n### top {args.top} by {key}\n")
         print(text[text.index("ncalls") :].rstrip())
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_callees("receive")
-    print("\n### what the webhook view calls\n")
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_callees(
+        r"\((receive|accept)\)"
+    )
+    print("\n### what the webhook view (receive before issue 12, accept after) calls\n")
     print(out.getvalue().strip())
 
 
