@@ -267,7 +267,8 @@ def _evaluate(ctx: JobContext, queue: JobQueue, job: Job) -> None:
             follow_up = new_job(
                 session,
                 "evaluate",
-                {"repo": repo, "number": number, "because": "comment", "comment": True},
+                # The same cause: what it says about the pull request still holds.
+                {**payload, "comment": True},
                 lease=ctx.settings.job_lease,
             ).id
         queue.enqueue_quietly([follow_up])
