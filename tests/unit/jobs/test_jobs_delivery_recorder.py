@@ -4,31 +4,12 @@ pile of concurrent deliveries), on the real database of the run (SQLite or Postg
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from undersign.config import load_settings
 from undersign.db import Database
 from undersign.jobs.models import Job
 from undersign.jobs.queue import DeliveryRecorder, JobQueue
-
-
-@pytest.fixture
-def queue(tmp_path: Path, database: Database) -> Iterator[JobQueue]:
-    settings = load_settings(
-        {
-            "UNDERSIGN_ENV": "test",
-            "UNDERSIGN_INSTANCE_PATH": str(tmp_path / "instance"),
-            "UNDERSIGN_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
-            "UNDERSIGN_RECONCILE_INTERVAL": "0",
-        }
-    )
-    queue = JobQueue(settings, database)  # a SQLite Huey file of its own, no consumer
-    yield queue
-    queue.close()
 
 
 def record(recorder: DeliveryRecorder, guid: str, hook: str = "4242") -> int | None:
