@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes (smoke)")
     parser.add_argument("--db", default="sqlite", help="'sqlite' (default) or a PostgreSQL URL")
     parser.add_argument(
+        "--pg",
+        default="",
+        help="ingest's second backend: a PostgreSQL URL (queue on the local Redis); 'none' to"
+        " skip; default: --db if it is PostgreSQL, else the local test server",
+    )
+    parser.add_argument(
         "--scale", type=float, default=1.0, help="time to green: fraction of 100 PRs / 10 repos"
     )
     args = parser.parse_args(argv)
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {list(BENCHMARKS)}")
     if not 0 < args.scale <= 1.0:
         parser.error("--scale must be in (0, 1]")
-    opts = Options(quick=args.quick, db=args.db, scale=args.scale)
+    opts = Options(quick=args.quick, db=args.db, scale=args.scale, pg=args.pg)
     print(f"machine: {machine()}")
     print(f"command: python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}")
     results: list[Result] = []

@@ -38,6 +38,16 @@ BOT_LOGIN = "undersign-bot"
 ORG = "bench-org"
 SLUG = "individual-cla"
 HOOK_ID = "480000001"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_env(name: str) -> dict[str, str]:
+    """The queue on the shared Redis, under a name of this run's own (``Stack.close`` flushes
+    it): the PostgreSQL + Redis deployment of ``docs/deploy.md``."""
+    return {
+        "UNDERSIGN_QUEUE_URL": REDIS_URL,
+        "UNDERSIGN_QUEUE_NAME": f"bench-{name}-{uuid.uuid4().hex[:12]}",
+    }
 
 
 class BenchError(RuntimeError):
@@ -466,6 +476,11 @@ class Stack:
         for name in list(self.procs):
             with contextlib.suppress(Exception):
                 self.stop(name)
+        if self.env.get("UNDERSIGN_QUEUE_URL", "").startswith("redis"):
+            with contextlib.suppress(Exception):  # no keys of this run left on the shared Redis
+                from undersign.jobs.queue import get_queue
+
+                get_queue(self.settings()).huey.flush()
         with contextlib.suppress(Exception):
             from undersign.jobs.queue import forget_queues
 

@@ -67,6 +67,22 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+def _configure_sqlite_ingest(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL + NORMAL: a commit is written to the WAL (the OS has it) but not fsynced; the
+        # next checkpoint syncs it. Survives the process dying, not a power cut (docs/deploy.md).
+        # No busy handler: record_delivery retries a locked database itself, sooner.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
+
+
+def _is_sqlite_file(url: str) -> bool:
+    return url.startswith("sqlite") and ":memory:" not in url and not url.rstrip("/").endswith(":")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 10})
@@ -84,6 +100,27 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._ingest_engine: Engine | None = None
+
+    @property
+    def ingest_engine(self) -> Engine:
+        """Where webhook deliveries are recorded (``DeliveryRecorder``): its own small pool of
+        autocommit connections, so one statement is one round trip (no BEGIN, no COMMIT, no
+        pre-ping: the recorder retries once on a connection found dead). On a SQLite file,
+        ``synchronous=NORMAL`` (the delivery's promise is about the process dying; see
+        docs/deploy.md), while every other write keeps SQLite's default full sync."""
+        if self._ingest_engine is None:
+            if _is_sqlite_file(self.url):
+                engine = make_engine(self.url, isolation_level="AUTOCOMMIT")
+                _configure_sqlite_ingest(engine)
+            elif self.url.startswith("sqlite"):  # in memory: one database per engine
+                engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                engine = make_engine(
+                    self.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_size=2
+                )
+            self._ingest_engine = engine
+        return self._ingest_engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -107,6 +144,8 @@ class Database:
         return True
 
     def dispose(self) -> None:
+        if self._ingest_engine is not None and self._ingest_engine.pool is not self.engine.pool:
+            self._ingest_engine.dispose()
         self.engine.dispose()
 
 

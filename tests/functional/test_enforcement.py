@@ -182,6 +182,43 @@ def test_one_signature_turns_three_pull_requests_in_two_repos_green(cla: CLAServ
         assert cla.status(repo, head(cla, pr, repo))["state"] == "failure"  # type: ignore[index]
 
 
+def _write_order(cla: CLAService) -> tuple[list[int], list[int]]:
+    """Positions, among the writes GitHub received, of the status posts and comment edits."""
+    writes = [r for r in cla.state.api_calls() if r.method in ("POST", "PATCH")]  # type: ignore[attr-defined]
+    statuses = [i for i, r in enumerate(writes) if "/statuses/" in r.rest_path]
+    edits = [i for i, r in enumerate(writes) if r.method == "PATCH"]
+    return statuses, edits
+
+
+def test_a_burst_posts_every_status_before_the_comment_edits(cla: CLAService) -> None:
+    """A signature re-evaluates many pull requests: their statuses (what gates a merge) go out
+    first, the thank-you edits after, so the last status does not wait behind the edits. The
+    two worker threads may overlap at the turn: at most one edit before the last status."""
+    prs = [(repo, open_pr(cla, "alice", repo=repo)) for repo in [REPO, "octo-org/gadgets"] * 4]
+    for repo, pr in prs:
+        deliver_pr(cla, pr, repo=repo)
+    cla.wait_idle()
+    before = {pr["number"]: our_comments(cla, pr, repo)[0]["body"] for repo, pr in prs}
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+
+    cla.sign("alice")
+    cla.wait_idle()
+    statuses, edits = _write_order(cla)
+    assert len(statuses) == len(prs) and len(edits) == len(prs)
+    assert sum(1 for i in edits if i < max(statuses)) <= 1
+    for repo, pr in prs:
+        assert cla.status(repo, head(cla, pr, repo))["state"] == "success"  # type: ignore[index]
+        [comment] = our_comments(cla, pr, repo)
+        assert comment["body"] != before[pr["number"]] and "Thank you!" in comment["body"]
+
+    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.revoke("alice")  # the same order the other way round
+    cla.wait_idle()
+    statuses, edits = _write_order(cla)
+    assert len(statuses) == len(prs) and len(edits) == len(prs)
+    assert sum(1 for i in edits if i < max(statuses)) <= 1
+
+
 def test_comment_is_edited_in_place_never_repeated(cla: CLAService) -> None:
     sha = cla.state.add_commit(REPO, author_login="alice")  # type: ignore[attr-defined]
     sha2 = cla.state.add_commit(REPO, author_login="bob")  # type: ignore[attr-defined]

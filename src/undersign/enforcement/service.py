@@ -150,6 +150,8 @@ class Outcome:
     head_sha: str | None = None
     verdict: Verdict | None = None
     skipped: str | None = None
+    # ``defer_comment``: the comment needs a write that was left for a later evaluation.
+    comment_deferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -665,6 +667,17 @@ def _sync_comment(
     return int(created["id"]), digest
 
 
+def _comment_outdated(
+    ctx: JobContext, verdict: Verdict, snapshot: _Snapshot, url: str, title: str
+) -> bool:
+    """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
+    if not comment_needed(verdict, snapshot.comment_id):
+        return False
+    login, _ = bot_identity(ctx)
+    body = comment_body(verdict, sign_url=url, agreement_title=title, bot_login=login)
+    return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
+
+
 def evaluate_pull_request(
     ctx: JobContext,
     repo_full_name: str,
@@ -675,6 +688,7 @@ def evaluate_pull_request(
     just_opened: bool = False,
     known: PullFacts | None = None,
     reuse_stored: bool = False,
+    defer_comment: bool = False,
 ) -> Outcome:
     """Evaluate one pull request and publish the verdict (status, comment), idempotently.
 
@@ -685,6 +699,9 @@ def evaluate_pull_request(
     for signature and policy changes) only save calls: the verdict is always computed from
     the commits GitHub lists now, and the head is checked against them.
     A closed pull request is left alone: nothing is posted.
+    ``defer_comment``: publish the status (and check run) only; a comment that needs writing
+    is left as it is and the outcome says so, for a later evaluation (a burst posts every
+    status before any comment: the status is what gates the merge, and writes are paced).
     """
     name = repo_full_name.strip().lower()
     owner, repo = _split(name)
@@ -730,19 +747,23 @@ def evaluate_pull_request(
 
             confirm()
             values.update(publish_check_run(ctx, name, number, head_sha, verdict, url))
-        comment_id, comment_hash = _sync_comment(
-            ctx,
-            owner,
-            repo,
-            number,
-            verdict,
-            snapshot,
-            url,
-            coverage.title,
-            confirm,
-            # A PR GitHub has just opened and undersign never saw cannot hold our comment yet.
-            look_for_existing=not (just_opened and snapshot.first_sighting),
-        )
+        deferred = defer_comment and _comment_outdated(ctx, verdict, snapshot, url, coverage.title)
+        if deferred:  # stored as it is on GitHub: the later evaluation sees it is outdated
+            comment_id, comment_hash = snapshot.comment_id, snapshot.comment_sha256
+        else:
+            comment_id, comment_hash = _sync_comment(
+                ctx,
+                owner,
+                repo,
+                number,
+                verdict,
+                snapshot,
+                url,
+                coverage.title,
+                confirm,
+                # A PR GitHub has just opened and undersign never saw cannot hold our comment.
+                look_for_existing=not (just_opened and snapshot.first_sighting),
+            )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(
             is_open=True,
@@ -761,7 +782,7 @@ def evaluate_pull_request(
                 if c.github_id is not None
             },
         )
-        return Outcome(verdict.state, head_sha, verdict)
+        return Outcome(verdict.state, head_sha, verdict, comment_deferred=deferred)
     finally:
         stop_keeping()
         _unlock(ctx, name, number, lock_owner, **values)

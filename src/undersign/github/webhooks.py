@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+
+from pydantic_core import from_json
 
 __all__ = [
     "PULL_REQUEST_ACTIONS",
@@ -152,13 +153,13 @@ def _decode(body: bytes, content_type: str | None) -> Mapping[str, Any]:
     elif mime not in ("application/json", "text/json") and not mime.endswith("+json"):
         raise MalformedPayload(f"unsupported content type {mime!r}")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"the body is not valid JSON ({exc.msg})") from None
-    except RecursionError:  # a signed body of 100,000 nested arrays would otherwise be a 500
-        raise MalformedPayload("the body is not valid JSON: too deeply nested") from None
-    except ValueError:  # e.g. numbers too long to convert (UnicodeDecodeError is one too)
-        raise MalformedPayload("the body is not valid JSON") from None
+        # pydantic-core's parser: the same JSON as json.loads (NaN, big integers, the last of
+        # duplicate keys), twice as fast; nesting is capped (200), lone surrogates refused.
+        data = from_json(text)
+    except ValueError as exc:  # its message names the line and column
+        if "recursion limit" in str(exc):
+            raise MalformedPayload("the body is not valid JSON: too deeply nested") from None
+        raise MalformedPayload(f"the body is not valid JSON ({str(exc)[:100]})") from None
     if not isinstance(data, dict):
         raise MalformedPayload("the body must be a JSON object")
     return data

@@ -250,19 +250,7 @@ def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> str:
         if job.kind == "delivery":
             return _delivery(ctx, job)
         if job.kind == "evaluate":
-            payload = job.payload
-            because = str(payload.get("because") or "")
-            return _verdict(
-                service.evaluate_pull_request(
-                    ctx,
-                    str(payload["repo"]),
-                    int(payload["number"]),
-                    not_before=job.created_at,
-                    known=service.PullFacts.from_pull(payload.get("pull")),
-                    # A signature or policy change did not touch the pull request itself.
-                    reuse_stored=because.startswith("person") or because == "policy change",
-                )
-            )
+            return _evaluate(ctx, queue, job)
         if job.kind == "person":
             return _person(ctx, queue, job)
         raise _Fail(f"unknown job kind {job.kind!r}", report=False)
@@ -282,6 +270,43 @@ def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> str:
 def _verdict(*outcomes: service.Outcome) -> str:
     """``success``/``failure``/``error``, or why nothing was published; one per PR."""
     return ", ".join(o.state or o.skipped or "nothing to do" for o in outcomes) or "no PR"
+
+
+def _evaluate(ctx: JobContext, queue: JobQueue, job: Job) -> str:
+    """A re-evaluation (a signature, a policy change, the reconciler: usually one of many).
+
+    Its status goes out now; a comment edit it needs goes to a new job at the back of the
+    queue. A burst's jobs are all queued before any of those, so every status of the burst
+    is posted before any comment edit, under the same write pacing: the last pull request
+    turns green after N writes, not 2N. The comment job (``"comment": true``) evaluates again
+    (one conditional request, free when nothing changed) and writes the comment inline.
+    """
+    payload = job.payload
+    repo, number = str(payload["repo"]), int(payload["number"])
+    comment_now = bool(payload.get("comment"))
+    because = str(payload.get("because") or "")
+    outcome = service.evaluate_pull_request(
+        ctx,
+        repo,
+        number,
+        not_before=job.created_at,
+        known=service.PullFacts.from_pull(payload.get("pull")),
+        # A signature or policy change did not touch the pull request itself.
+        reuse_stored=because.startswith("person") or because == "policy change",
+        defer_comment=not comment_now,
+    )
+    if outcome.comment_deferred:
+        with ctx.database.session() as session:
+            follow_up = new_job(
+                session,
+                "evaluate",
+                # The same cause: what it says about the pull request still holds.
+                {**payload, "comment": True},
+                lease=ctx.settings.job_lease,
+            ).id
+        queue.enqueue_quietly([follow_up])
+        return _verdict(outcome) + " (comment edit queued)"
+    return _verdict(outcome)
 
 
 def _delivery(ctx: JobContext, job: Job) -> str:

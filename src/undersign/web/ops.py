@@ -31,10 +31,16 @@ _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 WEBHOOK_ENDPOINT = "webhooks.github"
 
 
+def request_id_for(incoming: str, trusted_proxies: int) -> str:
+    """A trusted proxy's well-formed ``X-Request-ID``, else a new one."""
+    if trusted_proxies > 0 and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
 def _start_request() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    trusted = services().settings.trusted_proxies > 0
-    request_id = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request_id = request_id_for(incoming, services().settings.trusted_proxies)
     g.request_id = request_id
     fields: dict[str, str] = {"request_id": request_id}
     delivery = request.headers.get("X-GitHub-Delivery", "")

@@ -30,24 +30,32 @@ def content_security_policy(config: Settings) -> str:
     )
 
 
+def security_headers(config: Settings) -> list[tuple[str, str]]:
+    """The headers every answer carries (the webhook's plain WSGI answers included)."""
+    headers = [
+        ("Content-Security-Policy", content_security_policy(config)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ]
+    if config.is_https:
+        headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return headers
+
+
 def install_security_headers(app: Flask, config: Settings) -> None:
-    csp = content_security_policy(config)
+    common = security_headers(config)
 
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        for name, value in common:
+            headers.setdefault(name, value)
         if request.path.startswith("/login/callback"):
             # The callback URL carries the code and state: never leak it in a Referer.
             headers["Referrer-Policy"] = "no-referrer"
-        else:
-            headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if config.is_https:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if session.get("github_id") or request.path.startswith("/login"):
             headers["Cache-Control"] = "no-store"
         return response

@@ -1,134 +1,234 @@
 """``POST /webhooks/github``: verify, read, record, queue, answer 202 (SECURITY.md W1-W8).
 
-GitHub waits 10 seconds for a 2xx and never retries by itself, so this view does no GitHub
-call and no evaluation: it records the delivery as a job row (the dedupe key and the durable
-record in one insert) and hands it to the queue. If the database cannot take the row, it
-answers 503 so the delivery shows as failed on GitHub and can be redelivered.
+GitHub waits 10 seconds for a 2xx and never retries by itself, so this endpoint does no
+GitHub call and no evaluation: it records the delivery as a job row (the dedupe key and the
+durable record in one statement) and hands it to the queue. If the database cannot take the
+row, it answers 503 so the delivery shows as failed on GitHub and can be redelivered.
+
+It is answered as plain WSGI in front of Flask (``WebhookEndpoint``): a delivery needs none of
+Flask's per-request machinery (cookie session, CSRF, templates, error pages), and measured,
+that machinery cost more than all the endpoint's own work (bench/RESULTS.md, section 1). The
+answers carry the same security headers, request id, metrics and log context as Flask's.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wsgi import get_input_stream
 
 from undersign.github.webhooks import MalformedPayload, parse_delivery, verify_signature
 from undersign.jobs.models import Job
-from undersign.jobs.queue import get_queue, new_job, requeue_failed
+from undersign.jobs.queue import (
+    DeliveryNotRecorded,
+    DeliveryRecorder,
+    get_queue,
+    requeue_failed,
+)
+from undersign.observability import metrics
+from undersign.observability.logging import bind, unbind
 from undersign.web import csrf
 from undersign.web.bodylimit import read_up_to
-from undersign.web.context import services
+from undersign.web.context import Services, services
+from undersign.web.ops import REQUEST_ID_HEADER, request_id_for, webhook_outcome
+from undersign.web.security import security_headers
 
 log = logging.getLogger(__name__)
 
+PATH = "/webhooks/github"
 #: GitHub sends nothing over 25 MB ("payloads are capped at 25 MB").
 MAX_BODY = 25 * 1024 * 1024
 _HEADER_VALUE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+RECORDER = "undersign.delivery_recorder"
+
+Header = Callable[[str], "str | None"]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _answer(status: int, message: str, **extra: object) -> Response:
-    response = jsonify({"message": message, **extra})
-    response.status_code = status
-    return response
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    message: str
+    job: int | None = None
+
+    def body(self) -> bytes:
+        content: dict[str, Any] = {"message": self.message}
+        if self.job is not None:
+            content["job"] = self.job
+        return json.dumps(content, separators=(",", ":")).encode() + b"\n"
 
 
-def _read_body() -> bytes | None:
-    """The raw body, or None when it is over the cap.
-
-    Werkzeug silently truncates a chunked body at ``max_content_length`` (SECURITY.md F5), so
-    read one byte more than allowed and refuse if it is there.
-    """
-    request.max_content_length = MAX_BODY + 1
-    # One read() of a dechunking stream may return a single chunk: read until EOF or the cap.
-    body = read_up_to(request.stream, MAX_BODY + 1)
-    return None if len(body) > MAX_BODY else body
-
-
-def _hook_key() -> str | None:
+def _hook_key(header: Header) -> str | None:
     """Which hook (or app installation target) sent this: part of the dedupe key, because the
     delivery GUID is shared by every hook receiving the same event (github/docs#32822)."""
-    hook_id = request.headers.get("X-GitHub-Hook-ID")
+    hook_id = header("X-GitHub-Hook-ID")
     if hook_id:
         return hook_id if _HEADER_VALUE.fullmatch(hook_id) else None
-    target_type = request.headers.get("X-GitHub-Hook-Installation-Target-Type", "")
-    target_id = request.headers.get("X-GitHub-Hook-Installation-Target-ID", "")
+    target_type = header("X-GitHub-Hook-Installation-Target-Type") or ""
+    target_id = header("X-GitHub-Hook-Installation-Target-ID") or ""
     key = f"{target_type}:{target_id}"
     return key if target_type and target_id and _HEADER_VALUE.fullmatch(key) else None
 
 
-@csrf.exempt
-def receive() -> Response:
-    body = _read_body()
+def accept(svc: Services, recorder: DeliveryRecorder, header: Header, body: bytes | None) -> Answer:
+    """Everything the endpoint decides, from the headers and the raw body (None: over the cap).
+    A delivery answered 202 "queued" or "requeued" is committed and on the queue."""
     if body is None:
-        return _answer(413, "the body is over 25 MB")
-    settings = services().settings
+        return Answer(413, "the body is over 25 MB")
+    settings = svc.settings
     secrets = [s for s in (settings.webhook_secret, settings.webhook_secret_previous) if s]
     if not secrets:
         log.error("webhook refused: UNDERSIGN_WEBHOOK_SECRET is not set")
-    signatures = request.headers.getlist("X-Hub-Signature-256")
-    if len(signatures) != 1 or not verify_signature(secrets, body, signatures[0]):
-        return _answer(401, "invalid or missing X-Hub-Signature-256")
+    if not verify_signature(secrets, body, header("X-Hub-Signature-256")):
+        return Answer(401, "invalid or missing X-Hub-Signature-256")
 
-    event_name = request.headers.get("X-GitHub-Event")
+    event_name = header("X-GitHub-Event")
     try:
         event = parse_delivery(
             event_name,
             body,
-            request.headers.get("Content-Type"),
+            header("Content-Type"),
             app_events=settings.app_mode,  # token mode has no installations nor check runs
         )
     except MalformedPayload as exc:
-        return _answer(400, f"malformed payload: {exc.reason}")
+        return Answer(400, f"malformed payload: {exc.reason}")
     if event.kind == "ping":
-        return _answer(200, "pong")
+        return Answer(200, "pong")
     if not event.relevant:
         log.info("webhook %s ignored: %s", event_name, event.ignored_because)
-        return _answer(202, f"ignored: {event.ignored_because}")
+        return Answer(202, f"ignored: {event.ignored_because}")
 
-    delivery_id = request.headers.get("X-GitHub-Delivery", "")
-    hook_key = _hook_key()
+    delivery_id = header("X-GitHub-Delivery") or ""
+    hook_key = _hook_key(header)
     if not _HEADER_VALUE.fullmatch(delivery_id) or hook_key is None:
-        return _answer(400, "malformed payload: X-GitHub-Delivery or X-GitHub-Hook-ID is missing")
+        return Answer(400, "malformed payload: X-GitHub-Delivery or X-GitHub-Hook-ID is missing")
 
-    database = services().database
+    database = svc.database
     try:
-        with database.session() as session:
-            existing = session.scalar(
-                select(Job.id).where(Job.hook_id == hook_key, Job.delivery_id == delivery_id)
-            )
-            if existing is not None:
-                if not requeue_failed(session, existing, lease=settings.job_lease):
-                    return _answer(
-                        202, "duplicate: this delivery is already recorded", job=existing
-                    )
-                # GitHub's "Redeliver" keeps the GUID: an operator re-drives a job that gave up.
-                job_id, message = existing, "requeued"
-            else:
-                message = "queued"
-                job_id = new_job(
-                    session,
-                    "delivery",
-                    event.to_json(),
-                    lease=settings.job_lease,
-                    hook_id=hook_key,
-                    delivery_id=delivery_id,
-                    event_name=event.kind,
-                ).id
-    except IntegrityError:
-        # The same delivery arrived twice at once; the other request recorded it.
-        return _answer(202, "duplicate: this delivery is already recorded")
-    except SQLAlchemyError:
+        job_id = recorder.record(
+            event.to_json(),
+            lease=settings.job_lease,
+            hook_id=hook_key,
+            delivery_id=delivery_id,
+            event_name=event.kind,
+        )
+        if job_id is None:  # recorded before (a redelivery, or the same delivery at once)
+            with database.session() as session:
+                existing = session.scalar(
+                    select(Job.id).where(Job.hook_id == hook_key, Job.delivery_id == delivery_id)
+                )
+                if existing is None or not requeue_failed(
+                    session, existing, lease=settings.job_lease
+                ):
+                    return Answer(202, "duplicate: this delivery is already recorded", existing)
+            # GitHub's "Redeliver" keeps the GUID: an operator re-drives a job that gave up.
+            get_queue(settings, database).enqueue_quietly([existing])
+            return Answer(202, "requeued", existing)
+    except (SQLAlchemyError, DeliveryNotRecorded):
         log.exception("webhook %s could not be recorded", delivery_id)
-        return _answer(503, "cannot record the delivery now; redeliver it later")
+        return Answer(503, "cannot record the delivery now; redeliver it later")
+    # The row is committed and queued: from here on the delivery will be processed even if
+    # this process dies (the sweeper re-enqueues rows nobody picked up).
+    return Answer(202, "queued", job_id)
 
-    # The row is committed: from here on the delivery will be processed even if this
-    # process dies (the sweeper re-enqueues rows nobody picked up).
-    get_queue(settings, database).enqueue_quietly([job_id])
-    return _answer(202, message, job=job_id)
+
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """The raw body, or None when it is over the cap.
+
+    A chunked body has no length to check first, and Werkzeug would silently truncate it at
+    ``max_content_length`` (SECURITY.md F5): read one byte more than allowed and refuse if it
+    is there. A dechunking stream's read() may return a single chunk: read until EOF or cap.
+    """
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > MAX_BODY:
+        return None
+    body = read_up_to(get_input_stream(environ, safe_fallback=True), MAX_BODY + 1)
+    return None if len(body) > MAX_BODY else body
+
+
+class WebhookEndpoint:
+    """WSGI middleware answering ``POST /webhooks/github`` itself; anything else goes on to
+    Flask (which also knows the route, so other methods get its 405)."""
+
+    def __init__(self, app: WSGIApp, svc: Services, recorder: DeliveryRecorder) -> None:
+        self.app = app
+        self.services = svc
+        self.recorder = recorder
+        self.headers = [
+            ("Content-Type", "application/json"),
+            *security_headers(svc.settings),
+        ]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        settings = self.services.settings
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""), settings.trusted_proxies)
+        fields = {"request_id": request_id}
+        delivery = environ.get("HTTP_X_GITHUB_DELIVERY", "")
+        if _HEADER_VALUE.fullmatch(delivery):
+            fields["delivery_id"] = delivery
+        token = bind(**fields)
+        try:
+            answer = self._answer(environ)
+        finally:
+            unbind(token)
+        event = environ.get("HTTP_X_GITHUB_EVENT")
+        try:
+            metrics.record_webhook(
+                self.services.database, event, webhook_outcome(answer.status, answer.message)
+            )
+        except Exception:  # counting must never fail a delivery
+            log.exception("could not count a webhook delivery")
+        body = answer.body()
+        status = HTTPStatus(answer.status)
+        start_response(
+            f"{status.value} {status.phrase}",
+            [
+                *self.headers,
+                ("Content-Length", str(len(body))),
+                (REQUEST_ID_HEADER, request_id),
+            ],
+        )
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> Answer:
+        def header(name: str) -> str | None:
+            key = name.upper().replace("-", "_")
+            value = environ.get(key if key in ("CONTENT_TYPE",) else f"HTTP_{key}")
+            return value if isinstance(value, str) else None
+
+        try:
+            return accept(self.services, self.recorder, header, _read_body(environ))
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("unhandled error %s on POST %s", incident, PATH)
+            return Answer(500, f"an unexpected error happened (reference {incident})")
+
+
+@csrf.exempt
+def receive() -> Response:
+    """The route as Flask knows it. ``WebhookEndpoint`` answers every POST before Flask
+    sees it; this view answers the same way for an app served without the middleware."""
+    request.max_content_length = MAX_BODY + 1
+    recorder = current_app.extensions[RECORDER]
+    answer = accept(services(), recorder, request.headers.get, _read_body(request.environ))
+    return Response(answer.body(), status=answer.status, mimetype="application/json")
 
 
 def register(app: Flask) -> None:
-    app.add_url_rule("/webhooks/github", "webhooks.github", receive, methods=["POST"])
+    svc: Services = app.extensions["undersign"]
+    recorder = DeliveryRecorder(svc.database, lambda: get_queue(svc.settings, svc.database))
+    app.extensions[RECORDER] = recorder
+    app.add_url_rule(PATH, "webhooks.github", receive, methods=["POST"])
+    app.wsgi_app = WebhookEndpoint(app.wsgi_app, svc, recorder)  # type: ignore[method-assign]

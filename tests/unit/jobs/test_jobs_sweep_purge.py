@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from undersign.auth.models import WebSession
-from undersign.config import load_settings
 from undersign.db import Database, utcnow
 from undersign.jobs.models import Job
 from undersign.jobs.pacing import WritePacer
 from undersign.jobs.queue import JobQueue
 from undersign.jobs.runner import periodic_purge, purge, sweep
-
-
-@pytest.fixture
-def queue(tmp_path: Path, database: Database) -> Iterator[JobQueue]:
-    settings = load_settings(
-        {
-            "UNDERSIGN_ENV": "test",
-            "UNDERSIGN_INSTANCE_PATH": str(tmp_path / "instance"),
-            "UNDERSIGN_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
-            "UNDERSIGN_RECONCILE_INTERVAL": "0",
-            "UNDERSIGN_JOB_LEASE": "60",
-            "UNDERSIGN_SESSION_IDLE_TIMEOUT": "3600",
-        }
-    )
-    queue = JobQueue(settings, database)  # a SQLite Huey file of its own, no consumer
-    yield queue
-    queue.close()
 
 
 def add_job(database: Database, status: str, **values: object) -> int:

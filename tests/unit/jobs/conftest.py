@@ -1,0 +1,29 @@
+"""What the job tests share: a queue of their own on the test's database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from undersign.config import load_settings
+from undersign.db import Database
+from undersign.jobs.queue import JobQueue
+
+
+@pytest.fixture
+def queue(tmp_path: Path, database: Database) -> Iterator[JobQueue]:
+    settings = load_settings(
+        {
+            "UNDERSIGN_ENV": "test",
+            "UNDERSIGN_INSTANCE_PATH": str(tmp_path / "instance"),
+            "UNDERSIGN_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+            "UNDERSIGN_RECONCILE_INTERVAL": "0",
+            "UNDERSIGN_JOB_LEASE": "60",
+            "UNDERSIGN_SESSION_IDLE_TIMEOUT": "3600",
+        }
+    )
+    queue = JobQueue(settings, database)  # a SQLite Huey file of its own, no consumer
+    yield queue
+    queue.close()
