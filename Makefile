@@ -62,8 +62,10 @@ lint: install install-inputs ## install inputs, ruff, mypy, bandit and the proje
 	SEMGREP_ENABLE_VERSION_CHECK=0 $(BIN)/semgrep scan --config tools/semgrep/rules.yml \
 	  --metrics=off --disable-version-check --error -q src
 
+# Two processes (pytest-xdist), one test file each at a time: most tests wait on real servers
+# and processes, not on the CPU, so the SQLite pass takes about half as long.
 test-sqlite: install browser nginx
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-postgres: install ## the database-backed tests again, on PostgreSQL, the queue on Redis
 	UNDERSIGN_TEST_QUEUE=redis $(BIN)/pytest -m "not browser" --db "$(PG_TEST_URL)" \
