@@ -1,8 +1,9 @@
 """Render the emulator's records as GitHub's JSON objects.
 
 Shapes follow GitHub's REST schema (githubkit-schemas v2026-03-10 models validate them in the
-tests) and the recorded webhook payloads in ``/work/shared/github/webhooks``.  URLs point at the
-emulator: ``{base}/api/v3/...`` for the API (GHES layout) and ``{base}/...`` for HTML pages.
+tests) and the recorded webhook payloads in ``shared/github/webhooks`` (beside the checkout).
+URLs point at the emulator: ``{base}/api/v3/...`` for the API (GHES layout) and ``{base}/...``
+for HTML pages.
 All functions expect the caller to hold ``state.lock``.
 """
 
