@@ -539,7 +539,7 @@ def _check_database_url(url: str) -> None:
     scheme = scheme.lower()
     if not separator:
         raise ConfigError(f"UNDERSIGN_DATABASE_URL: expected a URL: {DATABASE_URL_FORMS}")
-    if scheme == "sqlite" or scheme == "postgresql+psycopg":
+    if scheme.split("+")[0] == "sqlite" or scheme == "postgresql+psycopg":  # sqlite+pysqlite too
         return
     if scheme.split("+")[0] in ("postgres", "postgresql"):
         raise ConfigError(

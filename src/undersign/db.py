@@ -55,28 +55,28 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _on_connect_pragmas(engine: Engine, *pragmas: str) -> None:
+    """Run ``pragmas`` on every new SQLite connection of ``engine``."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Foreign keys are off by default in SQLite; WAL lets the web process read while a
-        # worker writes; busy_timeout turns brief lock contention into a wait, not an error.
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # Foreign keys are off by default in SQLite; WAL lets the web process read while a worker
+    # writes; busy_timeout turns brief lock contention into a wait, not an error.
+    _on_connect_pragmas(engine, "foreign_keys=ON", "journal_mode=WAL", "busy_timeout=10000")
 
 
 def _configure_sqlite_ingest(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # WAL + NORMAL: a commit is written to the WAL (the OS has it) but not fsynced; the
-        # next checkpoint syncs it. Survives the process dying, not a power cut (docs/deploy.md).
-        # No busy handler: record_delivery retries a locked database itself, sooner.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=0")
-        cursor.close()
+    # WAL + NORMAL: a commit is written to the WAL (the OS has it) but not fsynced; the next
+    # checkpoint syncs it. Survives the process dying, not a power cut (docs/deploy.md).
+    # No busy handler: record_delivery retries a locked database itself, sooner.
+    _on_connect_pragmas(engine, "synchronous=NORMAL", "busy_timeout=0")
 
 
 def _is_sqlite_file(url: str) -> bool:

@@ -337,3 +337,15 @@ def _wait(predicate: Any, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+def test_the_favicon_is_served_where_browsers_ask_and_where_pages_link(live: Live) -> None:
+    """Browsers ask for /favicon.ico by themselves; every page also links the SVG. Neither
+    may be a 404 (it showed in the console on every page of the demo)."""
+    with live.client() as client:
+        asked = client.get("/favicon.ico")
+        linked = client.get("/static/favicon.svg")
+        home = client.get("/")
+    assert asked.status_code == 200 and asked.headers["content-type"].startswith("image/svg+xml")
+    assert asked.content == linked.content and asked.content.startswith(b"<svg")
+    assert 'rel="icon" href="/static/favicon.svg"' in home.text

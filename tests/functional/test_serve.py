@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-
-UNDERSIGN = str(Path(sys.executable).parent / "undersign")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.processes import UNDERSIGN, free_port, run
 
 
 def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -41,7 +32,7 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path):
     env = _production_env(tmp_path)
     del env["UNDERSIGN_SECRET_KEY"]
     result = subprocess.run(
-        [UNDERSIGN, "serve", "--port", str(_free_port())],
+        [UNDERSIGN, "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -55,7 +46,7 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path):
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path):
     result = subprocess.run(
-        [UNDERSIGN, "serve", "--port", str(_free_port())],
+        [UNDERSIGN, "serve", "--port", str(free_port())],
         env=_production_env(tmp_path),
         capture_output=True,
         text=True,
@@ -69,16 +60,8 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path):
 
 def test_serve_runs_gunicorn_and_logs_paths_without_query_strings(tmp_path: Path):
     env = _production_env(tmp_path)
-    upgrade = subprocess.run(
-        [UNDERSIGN, "db", "upgrade"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
-    port = _free_port()
+    run(["db", "upgrade"], env)
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

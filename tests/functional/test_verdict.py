@@ -195,7 +195,6 @@ def test_a_trailer_cannot_make_the_bot_mention_a_stranger(cla: CLAService) -> No
     pr = _pr(cla, "alice", [state.add_commit(REPO, author_login="alice", message=message)])
     assert evaluate_now(cla, pr)["state"] == "failure"
     [comment] = our_comments(cla, pr)
-    print(comment["body"])
     assert "@carol" not in comment["body"]
     assert "GitHub account `carol` (id 987654321)" in comment["body"]
     # A real account's noreply address in a trailer is still only a claim: text, no mention.

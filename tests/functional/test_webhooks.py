@@ -19,6 +19,8 @@ from tests.conftest import CLAService
 
 from undersign.db import utcnow
 from undersign.jobs.models import Job
+from undersign.web import create_app
+from undersign.web.webhooks import receive
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "github"
 REPO = "octo-org/widgets"
@@ -482,3 +484,25 @@ def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(cla_factory
     assert queue.huey.pending_count() == 3
     assert sweep(queue) == 0  # a minute later, nobody has run them yet: not added again
     assert queue.huey.pending_count() == 3
+
+
+def test_a_repeated_signature_header_is_refused_on_both_paths(idle: CLAService) -> None:
+    """One valid and one extra ``X-Hub-Signature-256``: refused, whether the delivery is
+    answered by the WSGI front (the live server) or by the Flask view behind it."""
+    _, payload = pr_payload(idle)
+    body = encoded(payload)
+    good = sign(str(idle.settings.webhook_secret), body)
+    headers = [
+        ("Content-Type", "application/json"),
+        ("X-GitHub-Event", "pull_request"),
+        ("X-GitHub-Delivery", str(uuid.uuid4())),
+        ("X-GitHub-Hook-ID", "4242"),
+        ("X-Hub-Signature-256", good),
+        ("X-Hub-Signature-256", "sha256=" + "0" * 64),
+    ]
+    with idle.live.client() as client:
+        assert client.post("/webhooks/github", content=body, headers=headers).status_code == 401
+    app = create_app(idle.settings)
+    with app.test_request_context("/webhooks/github", method="POST", data=body, headers=headers):
+        assert receive().status_code == 401
+    assert idle.jobs() == []

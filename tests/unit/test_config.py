@@ -109,6 +109,13 @@ def test_defaults_and_derived_values(tmp_path: Path):
     assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'undersign.sqlite3'}"
 
 
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_sqlite_urls_with_or_without_a_driver_are_accepted(tmp_path: Path, scheme: str) -> None:
+    url = f"{scheme}:///{tmp_path / 'x.sqlite3'}"
+    settings = load_settings({"UNDERSIGN_ENV": "test", "UNDERSIGN_DATABASE_URL": url})
+    assert settings.database_url == url
+
+
 def test_enterprise_api_url_keeps_its_path(tmp_path: Path):
     env = {
         **PRODUCTION,

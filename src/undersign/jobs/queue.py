@@ -20,7 +20,7 @@ from typing import Any
 
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
-from huey.consumer import Consumer, Scheduler, Worker
+from huey.consumer import Consumer, Scheduler, Worker, WorkerRecycle
 from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy import event, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -512,6 +512,9 @@ class _Worker(Worker):
             self.huey.execute(task, now)
         except Exception:
             self._logger.exception("Unhandled error during execution of task %s.", task.id)
+        self.task_count += 1  # as Huey's own loop: recycle after max_tasks
+        if self.max_tasks and self.task_count >= self.max_tasks:
+            raise WorkerRecycle()
 
 
 class _Scheduler(Scheduler):
@@ -531,11 +534,23 @@ class _Scheduler(Scheduler):
             self._next_loop = time.monotonic()  # stalled (suspend): skip, as Huey does
             return
         try:
-            for task in self.huey.read_schedule(now):
-                self.huey.enqueue(task)
+            due = list(self.huey.read_schedule(now))
         except Exception as exc:
             self.outage.failed(exc)
             return
+        for index, task in enumerate(due):
+            try:
+                self.huey.enqueue(task)
+            except Exception as exc:
+                # Taken off the schedule already: put the rest back rather than lose them
+                # (the sweeper would find their jobs, but only after their leases).
+                self.outage.failed(exc)
+                try:
+                    for later in due[index:]:
+                        self.huey.add_schedule(later)
+                except Exception:
+                    log.warning("%d scheduled task(s) left to the sweeper", len(due) - index)
+                return
         if self.periodic and self._next_periodic <= time.monotonic():
             while self._next_periodic <= time.monotonic():
                 self._next_periodic += self.periodic_task_seconds
@@ -550,25 +565,17 @@ class _Consumer(Consumer):
         self.queue_outage = QueueOutage()  # before Huey's __init__ creates the threads
         super().__init__(*args, **kwargs)
 
+    # Huey builds them from these classes; only the shared outage is added after.
+    worker_class = _Worker
+    scheduler_class = _Scheduler
+
     def _create_worker(self) -> Worker:
-        worker = _Worker(
-            huey=self.huey,
-            stop_flag=self.stop_flag,
-            default_delay=self.default_delay,
-            max_delay=self.max_delay,
-            backoff=self.backoff,
-            max_tasks=self.max_tasks,
-        )
+        worker = super()._create_worker()
         worker.outage = self.queue_outage
         return worker
 
     def _create_scheduler(self) -> Scheduler:
-        scheduler = _Scheduler(
-            huey=self.huey,
-            stop_flag=self.stop_flag,
-            interval=self.scheduler_interval,
-            periodic=self.periodic,
-        )
+        scheduler = super()._create_scheduler()
         scheduler.outage = self.queue_outage
         return scheduler
 
