@@ -488,7 +488,8 @@ def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(cla_factory
 
 def test_a_repeated_signature_header_is_refused_on_both_paths(idle: CLAService) -> None:
     """One valid and one extra ``X-Hub-Signature-256``: refused, whether the delivery is
-    answered by the WSGI front (the live server) or by the Flask view behind it."""
+    answered by the WSGI front (the live server) or by the Flask view behind it. (WSGI joins
+    a repeated header into one value, which no signature matches.)"""
     _, payload = pr_payload(idle)
     body = encoded(payload)
     good = sign(str(idle.settings.webhook_secret), body)

@@ -216,19 +216,13 @@ class WebhookEndpoint:
             return Answer(500, f"an unexpected error happened (reference {incident})")
 
 
-def _single_header(name: str) -> str | None:
-    """A header sent exactly once; a repeated one (two signatures, say) counts as missing."""
-    values = request.headers.getlist(name)
-    return values[0] if len(values) == 1 else None
-
-
 @csrf.exempt
 def receive() -> Response:
     """The route as Flask knows it. ``WebhookEndpoint`` answers every POST before Flask
     sees it; this view answers the same way for an app served without the middleware."""
     request.max_content_length = MAX_BODY + 1
     recorder = current_app.extensions[RECORDER]
-    answer = accept(services(), recorder, _single_header, _read_body(request.environ))
+    answer = accept(services(), recorder, request.headers.get, _read_body(request.environ))
     return Response(answer.body(), status=answer.status, mimetype="application/json")
 
 
