@@ -834,7 +834,10 @@ class GitHubEmulator:
             bucket = self._bucket(f"user:{user.id}", user.id)
             bucket.remaining = remaining
             if reset_at is not None:
-                bucket.reset_at = reset_at
+                # GitHub announces and applies the reset in whole epoch seconds: announcing
+                # int(reset_at) while refusing until a later fraction would refuse a client
+                # that waited exactly as told.
+                bucket.reset_at = float(int(reset_at))
 
     def secondary_limit(self, times: int = 1, retry_after: int | None = 60) -> None:
         """Refuse the next ``times`` content-creating requests with a secondary rate limit."""
