@@ -21,20 +21,17 @@ the emulator's lock.
 
 from __future__ import annotations
 
-import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from flask import Flask, Response, g, has_request_context, request
 
-from undersign.emulator import objects, rest
-from undersign.emulator.models import Repo, Token
-from undersign.emulator.rest import ApiError, api_json, validation_failed
-from undersign.emulator.state import random_token
+from undersign.emulator import objects
+from undersign.emulator.models import Repo, Token, random_token
 
 if TYPE_CHECKING:
     from undersign.emulator.state import GitHubEmulator
@@ -174,8 +171,12 @@ class AppRegistry:
         self.check_runs: dict[int, CheckRunRec] = {}
         #: Installation-token requests answered, per installation (tests count them).
         self.token_requests: dict[int, int] = {}
+        #: The installation whose token made the request being answered, if any: an
+        #: installation token's bot has its rights only during its own requests.  The HTTP
+        #: side (apps_api) plugs in its reader; without a server there is never one.
+        self.acting_installation: Callable[[], InstallationRec | None] = lambda: None
 
-    def _next(self, kind: str) -> int:
+    def next_id(self, kind: str) -> int:
         self._ids[kind] += 1
         return self._ids[kind]
 
@@ -204,8 +205,8 @@ class AppRegistry:
             raise ValueError("a GitHub App key is an RSA key")
         st = self.st
         with st.lock:
-            owner = st._require_user(owner_login)
-            ident = app_id if app_id is not None else self._next("app")
+            owner = st.require_user(owner_login)
+            ident = app_id if app_id is not None else self.next_id("app")
             if ident in self.apps:
                 raise ValueError(f"app id already taken: {ident}")
             bot = st.add_user(f"{slug}[bot]", type="Bot", name=name or slug)
@@ -250,18 +251,18 @@ class AppRegistry:
         st = self.st
         with st.lock:
             rec = self._app(app)
-            account = st._require_user(account_login)
+            account = st.require_user(account_login)
             if any(
                 i.app_id == rec.id and i.account_id == account.id
                 for i in self.installations.values()
             ):
                 raise ValueError(f"{rec.slug} is already installed on {account_login}")
             inst = InstallationRec(
-                id=self._next("installation"),
+                id=self.next_id("installation"),
                 app_id=rec.id,
                 account_id=account.id,
                 repository_selection="all" if repositories is None else "selected",
-                repo_ids={st._require_repo(r).id for r in repositories or ()},
+                repo_ids={st.require_repo(r).id for r in repositories or ()},
                 permissions=dict(rec.permissions),
                 events=list(rec.events),
                 created_at=st.clock(),
@@ -272,7 +273,7 @@ class AppRegistry:
     def add_repositories(self, installation_id: int, repositories: list[str]) -> None:
         with self.st.lock:
             inst = self._installation(installation_id)
-            inst.repo_ids |= {self.st._require_repo(r).id for r in repositories}
+            inst.repo_ids |= {self.st.require_repo(r).id for r in repositories}
 
     def remove_repositories(self, installation_id: int, repositories: list[str]) -> None:
         with self.st.lock:
@@ -280,15 +281,15 @@ class AppRegistry:
             if inst.repository_selection == "all":
                 inst.repository_selection = "selected"
                 inst.repo_ids = {r.id for r in self._account_repos(inst)}
-            inst.repo_ids -= {self.st._require_repo(r).id for r in repositories}
+            inst.repo_ids -= {self.st.require_repo(r).id for r in repositories}
 
     def uninstall(self, installation_id: int) -> None:
         """Delete an installation; its tokens stop working at once."""
         with self.st.lock:
             self.installations.pop(installation_id)
             for token, info in self.tokens.items():
-                if info.installation_id == installation_id and token in self.st._tokens:
-                    self.st._tokens[token].revoked = True
+                if info.installation_id == installation_id and token in self.st.tokens:
+                    self.st.tokens[token].revoked = True
 
     def _installation(self, installation_id: int) -> InstallationRec:
         inst = self.installations.get(installation_id)
@@ -298,14 +299,14 @@ class AppRegistry:
 
     def _account_repos(self, inst: InstallationRec) -> list[Repo]:
         return sorted(
-            (r for r in self.st._repos.values() if r.owner_id == inst.account_id),
+            (r for r in self.st.repos.values() if r.owner_id == inst.account_id),
             key=lambda r: r.id,
         )
 
     def installation_repos(self, inst: InstallationRec) -> list[Repo]:
         if inst.repository_selection == "all":
             return self._account_repos(inst)
-        return [self.st._repos[i] for i in sorted(inst.repo_ids) if i in self.st._repos]
+        return [self.st.repos[i] for i in sorted(inst.repo_ids) if i in self.st.repos]
 
     def covers(self, inst: InstallationRec, repo: Repo) -> bool:
         if inst.repository_selection == "all":
@@ -335,7 +336,7 @@ class AppRegistry:
                 token = f"ghs_{app.id}_{inner}"
             else:
                 token = random_token("ghs_")
-            st._tokens[token] = Token(token, app.bot_user_id, [], None, now)
+            st.tokens[token] = Token(token, app.bot_user_id, [], None, now)
             self.tokens[token] = TokenInfo(expires, installation_id=inst.id, app_id=app.id)
             self.token_requests[inst.id] = self.token_requests.get(inst.id, 0) + 1
             body: JSON = {
@@ -359,7 +360,7 @@ class AppRegistry:
             "slug": app.slug,
             "node_id": objects.node_id("Integration", app.id),
             "client_id": app.client_id,
-            "owner": objects.simple_user(st, st._users[app.owner_id]),
+            "owner": objects.simple_user(st, st.users[app.owner_id]),
             "name": app.name,
             "description": "",
             "external_url": st.base_url,
@@ -375,7 +376,7 @@ class AppRegistry:
 
     def installation_json(self, inst: InstallationRec, *, webhook: bool = False) -> JSON:
         st = self.st
-        account = st._users[inst.account_id]
+        account = st.users[inst.account_id]
         app = self.apps[inst.app_id]
         # Webhook payloads carry epoch seconds here, the REST API ISO strings (see fixtures).
         stamp: Any = int(inst.created_at) if webhook else objects.iso(inst.created_at)
@@ -401,12 +402,12 @@ class AppRegistry:
 
     def check_run_json(self, rec: CheckRunRec) -> JSON:
         st = self.st
-        repo = st._repos[rec.repo_id]
-        full = st._full_name(repo)
+        repo = st.repos[rec.repo_id]
+        full = st.full_name(repo)
         app = self.apps[rec.app_id]
         pulls = [
             p
-            for p in st._pulls.values()
+            for p in st.pulls.values()
             if p.repo_id == repo.id and p.state == "open" and p.head_sha == rec.head_sha
         ]
         output = rec.output
@@ -451,15 +452,20 @@ class AppRegistry:
     def list_check_runs(self, full_name: str, sha: str) -> list[JSON]:
         """Every check run on ``sha`` (newest first), for tests and the inspect page."""
         with self.st.lock:
-            repo = self.st._require_repo(full_name)
-            return [self.check_run_json(r) for r in self._runs(repo, sha)]
+            repo = self.st.require_repo(full_name)
+            return [self.check_run_json(r) for r in self.runs_for(repo, sha)]
 
     def check_run_history(self, check_run_id: int) -> list[JSON]:
         """The create/update requests a check run went through (tests: updated in place)."""
         with self.st.lock:
             return list(self.check_runs[check_run_id].history)
 
-    def _runs(self, repo: Repo, sha: str) -> list[CheckRunRec]:
+    def check_suite_id(self, repo_id: int, app_id: int, sha: str) -> int:
+        """The check suite a new run joins: one per (repository, app, head sha)."""
+        key = (repo_id, app_id, sha)
+        return self._suite_ids.setdefault(key, 7_000_000_000 + len(self._suite_ids))
+
+    def runs_for(self, repo: Repo, sha: str) -> list[CheckRunRec]:
         return sorted(
             (r for r in self.check_runs.values() if r.repo_id == repo.id and r.head_sha == sha),
             key=lambda r: r.id,
@@ -477,7 +483,7 @@ class AppRegistry:
         st = self.st
         with st.lock:
             inst = self._installation(installation_id)
-            sender = st._require_user(sender_login) if sender_login else st._users[inst.account_id]
+            sender = st.require_user(sender_login) if sender_login else st.users[inst.account_id]
             return {
                 "action": action,
                 "installation": self.installation_json(inst, webhook=True),
@@ -499,8 +505,8 @@ class AppRegistry:
         st = self.st
         with st.lock:
             inst = self._installation(installation_id)
-            sender = st._require_user(sender_login) if sender_login else st._users[inst.account_id]
-            listed = [_mini_repo(st, st._require_repo(r)) for r in repositories]
+            sender = st.require_user(sender_login) if sender_login else st.users[inst.account_id]
+            listed = [_mini_repo(st, st.require_repo(r)) for r in repositories]
             return {
                 "action": action,
                 "installation": self.installation_json(inst, webhook=True),
@@ -527,7 +533,7 @@ class AppRegistry:
         st = self.st
         with st.lock:
             rec = self.check_runs[check_run_id]
-            repo = st._repos[rec.repo_id]
+            repo = st.repos[rec.repo_id]
             if action == "requested_action" and identifier not in {
                 a["identifier"] for a in rec.actions
             }:
@@ -542,9 +548,9 @@ class AppRegistry:
             if action == "requested_action":
                 payload["requested_action"] = {"identifier": identifier}
             payload["repository"] = objects.repository(st, repo, webhook=True)
-            if repo.owner_id in st._orgs:
-                payload["organization"] = objects.organization(st, st._users[repo.owner_id])
-            payload["sender"] = objects.simple_user(st, st._require_user(sender_login))
+            if repo.owner_id in st.orgs:
+                payload["organization"] = objects.organization(st, st.users[repo.owner_id])
+            payload["sender"] = objects.simple_user(st, st.require_user(sender_login))
             payload["installation"] = {
                 "id": installation_id,
                 "node_id": objects.node_id("Installation", installation_id),
@@ -578,65 +584,19 @@ class AppRegistry:
 
     def bot_permission(self, repo: Repo, user_id: int | None) -> str | None:
         """The role an installation token's bot has on ``repo`` during this request."""
-        if not has_request_context():
-            return None
-        inst: InstallationRec | None = g.get("installation")
+        inst = self.acting_installation()
         if inst is None or user_id != self.apps[inst.app_id].bot_user_id:
             return None
         return "write" if self.covers(inst, repo) else None
 
     def reads_members(self, org_user_id: int) -> bool:
         """An installation on this org with Members: read sees private memberships."""
-        if not has_request_context():
-            return False
-        inst: InstallationRec | None = g.get("installation")
+        inst = self.acting_installation()
         return (
             inst is not None
             and inst.account_id == org_user_id
             and inst.permissions.get("members") in ("read", "write")
         )
-
-    def verify_jwt(self, raw: str) -> AppRec:
-        """The app a JWT authenticates, or ApiError 401 with GitHub's message."""
-        try:
-            claims = jwt.decode(raw, options={"verify_signature": False})
-            header = jwt.get_unverified_header(raw)
-        except jwt.PyJWTError:
-            raise ApiError(401, JWT_UNDECODABLE) from None
-        issuer = claims.get("iss")
-        app: AppRec | None = None
-        for candidate in self.apps.values():
-            if (
-                (
-                    isinstance(issuer, int)
-                    and not isinstance(issuer, bool)
-                    and issuer == candidate.id
-                )
-                or (isinstance(issuer, str) and issuer.isdigit() and int(issuer) == candidate.id)
-                or (isinstance(issuer, str) and issuer == candidate.client_id)
-            ):
-                app = candidate
-        if app is None or header.get("alg") != "RS256":
-            raise ApiError(401, JWT_UNDECODABLE)
-        try:
-            jwt.decode(
-                raw,
-                app.public_key,
-                algorithms=["RS256"],
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-            )
-        except jwt.PyJWTError:
-            raise ApiError(401, JWT_UNDECODABLE) from None
-        now = self.st.clock()
-        iat, exp = claims.get("iat"), claims.get("exp")
-        if not isinstance(iat, int) or isinstance(iat, bool) or iat > now:
-            # Clock drift puts iat in the future: GitHub answers with the same message.
-            raise ApiError(401, JWT_BAD_IAT)
-        if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
-            raise ApiError(401, JWT_BAD_EXP)
-        if exp > now + MAX_JWT_LIFETIME:
-            raise ApiError(401, JWT_EXP_TOO_FAR)
-        return app
 
     def user_token_response(self, client_id: str, token: str, user_id: int) -> JSON:
         """Extra fields of a ``ghu_`` exchange when the app has expiring tokens on."""
@@ -663,7 +623,7 @@ class AppRegistry:
         if rec is None or rec.used or rec.client_id != client_id or st.clock() >= rec.expires_at:
             return None
         rec.used = True
-        old = st._tokens.get(rec.access_token)
+        old = st.tokens.get(rec.access_token)
         if old is not None:
             old.revoked = True  # "that refresh token and the old access token will no longer work"
         return rec.access_token, rec.user_id, list(old.scopes) if old else []
@@ -674,411 +634,6 @@ def _mini_repo(st: GitHubEmulator, repo: Repo) -> JSON:
         "id": repo.id,
         "node_id": objects.node_id("Repository", repo.id),
         "name": repo.name,
-        "full_name": st._full_name(repo),
+        "full_name": st.full_name(repo),
         "private": repo.private,
     }
-
-
-# --- REST: app routes (JWT), installation-token enforcement, check runs ------------------------
-
-_APP_ROUTE_PREFIXES = ("/app", "/app/")
-
-
-def is_jwt(raw: str) -> bool:
-    return raw.count(".") == 2 and raw.startswith("eyJ")
-
-
-def is_app_route(path: str) -> bool:
-    """Routes that take the app JWT (githubkit's APP_ROUTES, the ones undersign uses)."""
-    rest_path = path[len(rest.PREFIX) :].rstrip("/")
-    if rest_path == "/app" or rest_path.startswith("/app/"):
-        return True
-    parts = rest_path.split("/")
-    return (len(parts) == 5 and parts[1] == "repos" and parts[4] == "installation") or (
-        len(parts) == 4 and parts[1] in ("orgs", "users") and parts[3] == "installation"
-    )
-
-
-def authenticate_jwt(st: GitHubEmulator, raw: str) -> None:
-    """Called by rest.py for a bearer credential that is no known token."""
-    with st.lock:
-        app = st.apps.verify_jwt(raw)
-    if not is_app_route(request.path):
-        # GUESS: GitHub answers a JWT on a non-app route as an unusable credential.
-        raise ApiError(401, "Bad credentials")
-    g.app = app
-    g.bucket_key = f"app:{app.id}"
-
-
-def _required_permission(method: str, rest_path: str) -> tuple[str, str] | None:
-    """(permission, level) an installation token needs for a repository route."""
-    parts = rest_path.split("/")
-    tail = parts[4:] if parts[1:2] == ["repos"] else parts[3:]
-    first = tail[0] if tail else ""
-    write = method in rest.MUTATING
-    if first == "statuses" or (first == "commits" and tail[-1:] in (["statuses"], ["status"])):
-        return ("statuses", "write" if write else "read")
-    if first in ("check-runs", "check-suites") or tail[-1:] == ["check-runs"]:
-        return ("checks", "write" if write else "read")
-    if first == "pulls":
-        return ("pull_requests", "write" if write else "read")
-    if first == "issues":
-        return ("issues", "write" if write else "read")
-    if first in ("compare", "commits", "contents", "git"):
-        return ("contents", "write" if write else "read")
-    return ("metadata", "read")
-
-
-def _enforce_installation() -> None:
-    """After rest.py's hook: an installation token only reaches its installation's
-    repositories, with its permissions, and no user routes."""
-    if not request.path.startswith(rest.PREFIX + "/") or "request_id" not in g:
-        return
-    token: Token | None = g.get("token")
-    st = rest._state()
-    with st.lock:
-        inst = st.apps.token_installation(token.token) if token is not None else None
-        if inst is None:
-            return
-        g.installation = inst
-        rest_path = request.path[len(rest.PREFIX) :]
-        parts = rest_path.split("/")
-        repo: Repo | None = None
-        if parts[1:2] == ["repos"] and len(parts) >= 4:
-            repo = st._find_repo(f"{parts[2]}/{parts[3]}")
-        elif parts[1:2] == ["repositories"] and len(parts) >= 3 and parts[2].isdigit():
-            repo = st._repos.get(int(parts[2]))
-        elif parts[1:2] in (["user"], ["app"]) or is_app_route(request.path):
-            raise ApiError(403, NOT_ACCESSIBLE)
-        if repo is None:
-            if parts[1:2] in (["repos"], ["repositories"]):
-                raise rest.not_found()
-            return
-        if not st.apps.covers(inst, repo):
-            raise rest.not_found()  # outside the installation: as invisible as a private repo
-        needed = _required_permission(request.method, rest_path)
-        if needed is not None:
-            perm, level = needed
-            have = inst.permissions.get(perm)
-            if have is None or (level == "write" and have != "write"):
-                raise ApiError(403, NOT_ACCESSIBLE)
-
-
-def _require_app() -> AppRec:
-    app: AppRec | None = g.get("app")
-    if app is None:
-        # GitHub: these routes need the app JWT; a user or installation token cannot use them.
-        raise ApiError(
-            401,
-            "A JSON web token could not be decoded",
-            documentation_url=APPS_DOCS,
-        )
-    return app
-
-
-@rest.bp.get("/app")
-def get_app() -> Response:
-    app = _require_app()
-    st = rest._state()
-    with st.lock:
-        return api_json(st.apps.app_json(app))
-
-
-@rest.bp.get("/app/installations")
-def list_installations() -> Response:
-    app = _require_app()
-    st = rest._state()
-    with st.lock:
-        items = [
-            st.apps.installation_json(i)
-            for i in sorted(st.apps.installations.values(), key=lambda i: i.id)
-            if i.app_id == app.id
-        ]
-    chunk, headers = rest.paginate(items)
-    return api_json(chunk, headers=headers)
-
-
-@rest.bp.get("/app/installations/<int:installation_id>")
-def get_installation(installation_id: int) -> Response:
-    app = _require_app()
-    st = rest._state()
-    with st.lock:
-        inst = st.apps.installations.get(installation_id)
-        if inst is None or inst.app_id != app.id:
-            raise rest.not_found(APPS_DOCS + "#get-an-installation-for-the-authenticated-app")
-        return api_json(st.apps.installation_json(inst))
-
-
-@rest.bp.post("/app/installations/<int:installation_id>/access_tokens")
-def create_access_token(installation_id: int) -> Response:
-    app = _require_app()
-    st = rest._state()
-    docs = APPS_DOCS + "#create-an-installation-access-token-for-an-app"
-    with st.lock:
-        inst = st.apps.installations.get(installation_id)
-        if inst is None or inst.app_id != app.id:
-            raise rest.not_found(docs)
-    # Any value other than enabled/disabled is ignored (changelog 2026-05-15).
-    stateless = request.headers.get("X-GitHub-Stateless-S2S-Token", "").lower() == "enabled"
-    body = st.apps.issue_installation_token(installation_id, stateless=stateless)
-    return api_json(body, 201)
-
-
-def _installation_for(
-    st: GitHubEmulator, app: AppRec, account_id: int | None, repo: Repo | None
-) -> InstallationRec | None:
-    for inst in st.apps.installations.values():
-        if inst.app_id != app.id:
-            continue
-        if repo is not None and st.apps.covers(inst, repo):
-            return inst
-        if repo is None and inst.account_id == account_id:
-            return inst
-    return None
-
-
-@rest.bp.get("/repos/<owner>/<name>/installation")
-def repo_installation(owner: str, name: str) -> Response:
-    app = _require_app()
-    st = rest._state()
-    with st.lock:
-        repo = st._find_repo(f"{owner}/{name}")
-        inst = _installation_for(st, app, None, repo) if repo is not None else None
-        if inst is None:
-            raise rest.not_found(
-                APPS_DOCS + "#get-a-repository-installation-for-the-authenticated-app"
-            )
-        return api_json(st.apps.installation_json(inst))
-
-
-@rest.bp.get("/orgs/<org>/installation")
-@rest.bp.get("/users/<org>/installation")
-def account_installation(org: str) -> Response:
-    app = _require_app()
-    st = rest._state()
-    with st.lock:
-        account = st._user_by_login(org)
-        wanted = "Organization" if request.path.split("/")[3] == "orgs" else None
-        inst = None
-        if account is not None and (wanted is None or account.type == wanted):
-            inst = _installation_for(st, app, account.id, None)
-        if inst is None:
-            raise rest.not_found(APPS_DOCS)
-        return api_json(st.apps.installation_json(inst))
-
-
-def _app_of_token() -> AppRec:
-    """The app behind a ``ghs_``/``ghu_`` token; rest.py refuses every other token first."""
-    st = rest._state()
-    token: Token = g.token
-    info = st.apps.tokens.get(token.token)
-    if info is not None and info.app_id is not None:
-        return st.apps.apps[info.app_id]
-    client = token.client_id
-    for app in st.apps.apps.values():
-        if app.client_id == client:
-            return app
-    raise ApiError(403, "You must authenticate via a GitHub App.", documentation_url=CHECKS_DOCS)
-
-
-def _bad_request(message: str, docs: str) -> ApiError:
-    return ApiError(422, f"Invalid request.\n\n{message}", documentation_url=docs)
-
-
-def _validate_check_body(body: JSON, docs: str, *, creating: bool) -> JSON:
-    """GitHub's limits for a check run body; returns the fields to store."""
-    out: JSON = {}
-    for key in ("name", "head_sha"):
-        if key in body or creating:
-            value = body.get(key)
-            if not isinstance(value, str) or not value:
-                raise _bad_request(f'"{key}" wasn\'t supplied.', docs)
-            out[key] = value
-    if creating is False:
-        out.pop("head_sha", None)
-    for key in ("details_url", "external_id"):
-        if key in body:
-            if body[key] is not None and not isinstance(body[key], str):
-                raise _bad_request(f"For '{key}', {json.dumps(body[key])} is not a string.", docs)
-            out[key] = body[key]
-    status = body.get("status")
-    if status is not None:
-        if status not in CHECK_STATUSES:
-            # waiting / requested / pending are GitHub Actions' own.
-            raise _bad_request(
-                f"For 'properties/status', {json.dumps(status)} is not one of "
-                f"{json.dumps(list(CHECK_STATUSES))}.",
-                docs,
-            )
-        out["status"] = status
-    conclusion = body.get("conclusion")
-    if conclusion is not None:
-        if conclusion not in CHECK_CONCLUSIONS:  # "stale" can only be set by GitHub
-            raise _bad_request(
-                f"For 'properties/conclusion', {json.dumps(conclusion)} is not one of "
-                f"{json.dumps(list(CHECK_CONCLUSIONS))}.",
-                docs,
-            )
-        out["conclusion"] = conclusion
-        out["status"] = "completed"  # "Providing conclusion will automatically set status"
-    elif status == "completed":
-        raise validation_failed(
-            "CheckRun", "conclusion", "Conclusion can't be blank when status is completed", docs
-        )  # wording approximated
-    if conclusion == "action_required" and not (body.get("details_url") or not creating):
-        raise validation_failed(
-            "CheckRun", "details_url", "details_url is required for action_required", docs
-        )  # "When the conclusion is action_required, additional details should be provided"
-    output = body.get("output")
-    if output is not None:
-        if not isinstance(output, dict):
-            raise _bad_request("For 'output', it is not an object.", docs)
-        for key in ("title", "summary"):
-            if not isinstance(output.get(key), str):
-                raise _bad_request(f'"{key}" wasn\'t supplied.', docs)
-        for key in ("summary", "text"):
-            text = output.get(key)
-            if text is not None and (not isinstance(text, str) or len(text) > MAX_OUTPUT_TEXT):
-                raise validation_failed(
-                    "CheckRun",
-                    f"output.{key}",
-                    f"Output {key} is too long (maximum is {MAX_OUTPUT_TEXT} characters)",
-                    docs,
-                )
-        annotations = output.get("annotations") or []
-        if not isinstance(annotations, list) or len(annotations) > MAX_ANNOTATIONS:
-            raise validation_failed(
-                "CheckRun", "output.annotations", "at most 50 annotations per request", docs
-            )
-        out["output"] = dict(output)
-    actions = body.get("actions")
-    if actions is not None:
-        if not isinstance(actions, list) or len(actions) > MAX_ACTIONS:
-            raise validation_failed(
-                "CheckRun", "actions", "A maximum of 3 actions can be supplied", docs
-            )
-        for action in actions:
-            if not isinstance(action, dict):
-                raise _bad_request("For 'items', it is not an object.", docs)
-            for key, limit in ACTION_LIMITS.items():
-                value = action.get(key)
-                if not isinstance(value, str):
-                    raise _bad_request(f'"{key}" wasn\'t supplied.', docs)
-                if len(value) > limit:
-                    raise validation_failed(
-                        "CheckRun",
-                        f"actions.{key}",
-                        f"{key} is too long (maximum is {limit} characters)",
-                        docs,
-                    )
-        out["actions"] = [dict(a) for a in actions]
-    return out
-
-
-def create_check_run(repo: Repo) -> Response:
-    """``POST /repos/{o}/{r}/check-runs`` with an app token (rest.py answers the 403 else)."""
-    docs = CHECKS_DOCS + "#create-a-check-run"
-    app = _app_of_token()
-    fields = _validate_check_body(rest._json_body(), docs, creating=True)
-    st = rest._state()
-    with st.lock:
-        sha = fields["head_sha"]
-        if sha not in st._commits:
-            raise ApiError(422, f"No commit found for SHA: {sha}", documentation_url=docs)
-        now = st.clock()
-        suite_key = (repo.id, app.id, sha)
-        suite = st.apps._suite_ids.setdefault(suite_key, 7_000_000_000 + len(st.apps._suite_ids))
-        status = fields.get("status", "queued")
-        rec = CheckRunRec(
-            id=st.apps._next("check_run"),
-            repo_id=repo.id,
-            app_id=app.id,
-            head_sha=sha,
-            name=fields["name"],
-            status=status,
-            conclusion=fields.get("conclusion"),
-            started_at=now,
-            completed_at=now if status == "completed" else None,
-            details_url=fields.get("details_url"),
-            external_id=fields.get("external_id") or "",
-            output=fields.get("output") or {},
-            actions=fields.get("actions") or [],
-            check_suite_id=suite,
-            created_at=now,
-            updated_at=now,
-        )
-        rec.history.append({"method": "POST", "fields": fields})
-        st.apps.check_runs[rec.id] = rec
-        out = st.apps.check_run_json(rec)
-    return api_json(out, 201, {"Location": out["url"]})
-
-
-@rest.repo_route("/check-runs/<int:check_run_id>", methods=("GET", "PATCH"))
-def one_check_run(repo: Repo, check_run_id: int) -> Response:
-    st = rest._state()
-    docs = CHECKS_DOCS + "#update-a-check-run"
-    with st.lock:
-        rec = st.apps.check_runs.get(check_run_id)
-        if rec is None or rec.repo_id != repo.id:
-            raise rest.not_found(CHECKS_DOCS)
-        if request.method == "GET":
-            return api_json(st.apps.check_run_json(rec))
-    rest._require_auth(docs)
-    token: Token = g.token
-    if not token.token.startswith(("ghs_", "ghu_")):
-        raise ApiError(403, "You must authenticate via a GitHub App.", documentation_url=docs)
-    app = _app_of_token()
-    if app.id != rec.app_id:
-        raise ApiError(403, NOT_ACCESSIBLE, documentation_url=docs)
-    fields = _validate_check_body(rest._json_body(), docs, creating=False)
-    with st.lock:
-        now = st.clock()
-        for key in ("name", "details_url", "output", "actions", "conclusion"):
-            if key in fields:
-                setattr(rec, key, fields[key])
-        if "external_id" in fields:
-            rec.external_id = fields["external_id"] or ""
-        if "status" in fields:
-            rec.status = fields["status"]
-            rec.completed_at = now if rec.status == "completed" else None
-            if rec.status != "completed":
-                rec.conclusion = None
-        rec.updated_at = now
-        rec.history.append({"method": "PATCH", "fields": fields})
-        return api_json(st.apps.check_run_json(rec))
-
-
-def list_check_runs_for_ref(repo: Repo, ref: str) -> Response:
-    """``GET /repos/{o}/{r}/commits/{ref}/check-runs`` (``filter=latest`` per name)."""
-    st = rest._state()
-    with st.lock:
-        sha = st._resolve_ref(repo, ref)
-        if sha is None:
-            raise ApiError(422, f"No commit found for SHA: {ref}")
-        runs = st.apps._runs(repo, sha)
-        args = request.args
-        if args.get("check_name"):
-            runs = [r for r in runs if r.name == args["check_name"]]
-        if args.get("status"):
-            runs = [r for r in runs if r.status == args["status"]]
-        if args.get("app_id", "").isdigit():
-            runs = [r for r in runs if r.app_id == int(args["app_id"])]
-        if args.get("filter", "latest") == "latest":
-            seen: set[tuple[int, str]] = set()
-            latest = []
-            for r in runs:
-                if (r.app_id, r.name) not in seen:
-                    seen.add((r.app_id, r.name))
-                    latest.append(r)
-            runs = latest
-        chunk, headers = rest.paginate(runs)
-        body = {
-            "total_count": len(runs),
-            "check_runs": [st.apps.check_run_json(r) for r in chunk],
-        }
-    return api_json(body, headers=headers)
-
-
-def register(app: Flask) -> None:
-    """Install the hook that scopes installation tokens (after rest.py's own hook)."""
-    app.before_request(_enforce_installation)

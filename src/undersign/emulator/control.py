@@ -12,9 +12,10 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, g, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 
 from undersign.emulator import objects
+from undersign.emulator.http import current_state
 from undersign.emulator.models import PullRec, RecordedRequest
 from undersign.emulator.state import GitHubEmulator
 
@@ -22,11 +23,6 @@ bp = Blueprint("emulator_control", __name__, url_prefix="/_emulator")
 pages = Blueprint("emulator_pages", __name__)
 JSON = dict[str, Any]
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-def _state() -> GitHubEmulator:
-    st: GitHubEmulator = current_app.config["EMULATOR_STATE"]
-    return st
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -77,7 +73,7 @@ def request_json(rec: RecordedRequest) -> JSON:
 @bp.post("/users")
 def add_user() -> Response:
     b = _body()
-    user = _state().add_user(
+    user = current_state().add_user(
         b["login"],
         name=b.get("name"),
         email=b.get("email"),
@@ -90,7 +86,7 @@ def add_user() -> Response:
 
 @bp.post("/users/<login>/rename")
 def rename_user(login: str) -> Response:
-    st = _state()
+    st = current_state()
     st.rename_user(login, _body()["new_login"])
     return _json(st.user(_body()["new_login"]))
 
@@ -98,20 +94,22 @@ def rename_user(login: str) -> Response:
 @bp.post("/tokens")
 def issue_token() -> Response:
     b = _body()
-    token = _state().issue_token(b["login"], scopes=b.get("scopes"), prefix=b.get("prefix", "ghp_"))
+    token = current_state().issue_token(
+        b["login"], scopes=b.get("scopes"), prefix=b.get("prefix", "ghp_")
+    )
     return _json({"token": token}, 201)
 
 
 @bp.post("/tokens/revoke")
 def revoke_token() -> Response:
-    _state().revoke_token(_body()["token"])
+    current_state().revoke_token(_body()["token"])
     return Response(status=204)
 
 
 @bp.post("/oauth-clients")
 def add_oauth_client() -> Response:
     b = _body()
-    _state().add_oauth_client(
+    current_state().add_oauth_client(
         b["client_id"],
         b["client_secret"],
         b["callback_urls"],
@@ -125,7 +123,7 @@ def add_oauth_client() -> Response:
 @bp.post("/settings")
 def settings() -> Response:
     """Set ``auto_approve_as``, ``auto_deny``, ``content_creation_limit_per_minute``."""
-    st, b = _state(), _body()
+    st, b = current_state(), _body()
     with st.lock:
         if "auto_approve_as" in b:
             st.auto_approve_as = b["auto_approve_as"]
@@ -148,7 +146,7 @@ def settings() -> Response:
 @bp.post("/faults")
 def add_fault() -> Response:
     b = _body()
-    _state().add_fault(
+    current_state().add_fault(
         b.get("method", "*"),
         b.get("path_pattern", ".*"),
         status=b.get("status", 502),
@@ -162,28 +160,28 @@ def add_fault() -> Response:
 
 @bp.delete("/faults")
 def clear_faults() -> Response:
-    _state().clear_faults()
+    current_state().clear_faults()
     return Response(status=204)
 
 
 @bp.post("/rate-limits")
 def set_rate_limit() -> Response:
     b = _body()
-    _state().set_rate_limit(b["token_or_login"], b["remaining"], b.get("reset_at"))
+    current_state().set_rate_limit(b["token_or_login"], b["remaining"], b.get("reset_at"))
     return Response(status=204)
 
 
 @bp.post("/secondary-limit")
 def secondary_limit() -> Response:
     b = _body()
-    _state().secondary_limit(b.get("times", 1), b.get("retry_after", 60))
+    current_state().secondary_limit(b.get("times", 1), b.get("retry_after", 60))
     return Response(status=204)
 
 
 @bp.get("/requests")
 def list_requests() -> Response:
     """All recorded requests; ``?rest=1``, ``method=``, ``path_prefix=`` narrow to REST calls."""
-    st, args = _state(), request.args
+    st, args = current_state(), request.args
     if args.get("rest") or args.get("method") or args.get("path_prefix"):
         recs = st.api_calls(args.get("method"), args.get("path_prefix"))
     else:
@@ -193,7 +191,7 @@ def list_requests() -> Response:
 
 @bp.post("/reset-requests")
 def reset_requests() -> Response:
-    _state().clear_requests()
+    current_state().clear_requests()
     return Response(status=204)
 
 
@@ -203,7 +201,7 @@ def reset_requests() -> Response:
 @bp.post("/orgs")
 def add_org() -> Response:
     b = _body()
-    org = _state().add_org(
+    org = current_state().add_org(
         b["login"],
         members=b.get("members", []),
         public_members=b.get("public_members", []),
@@ -214,15 +212,15 @@ def add_org() -> Response:
 
 @bp.get("/repos")
 def list_repos() -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
-        return _json([objects.repository(st, r) for r in st._repos.values()])
+        return _json([objects.repository(st, r) for r in st.repos.values()])
 
 
 @bp.post("/repos")
 def add_repo() -> Response:
     b = _body()
-    repo = _state().add_repo(
+    repo = current_state().add_repo(
         b["full_name"], private=b.get("private", False), description=b.get("description")
     )
     return _json(repo, 201)
@@ -231,7 +229,7 @@ def add_repo() -> Response:
 @bp.post("/repos/<owner>/<name>/collaborators")
 def add_collaborator() -> Response:
     b = _body()
-    _state().add_collaborator(_full(), b["login"], b.get("permission", "write"))
+    current_state().add_collaborator(_full(), b["login"], b.get("permission", "write"))
     return Response(status=204)
 
 
@@ -249,7 +247,7 @@ def _full() -> str:
 @bp.post("/repos/<owner>/<name>/commits")
 def add_commit() -> Response:
     b = _body()
-    sha = _state().add_commit(
+    sha = current_state().add_commit(
         _full(),
         author_login=b.get("author_login"),
         author=b.get("author"),
@@ -263,7 +261,7 @@ def add_commit() -> Response:
 @bp.get("/pulls")
 def list_pulls() -> Response:
     """Every PR with its head's combined status and its comments (what the demo shows)."""
-    st = _state()
+    st = current_state()
     with st.lock:
         return _json([_pull_summary(st, pr) for pr in _sorted_pulls(st)])
 
@@ -271,7 +269,7 @@ def list_pulls() -> Response:
 @bp.post("/repos/<owner>/<name>/pulls")
 def add_pull() -> Response:
     b = _body()
-    pr = _state().add_pull_request(
+    pr = current_state().add_pull_request(
         _full(),
         user_login=b["user_login"],
         commits=b.get("commits"),
@@ -290,7 +288,7 @@ def add_pull() -> Response:
 @bp.post("/repos/<owner>/<name>/pulls/<int:number>/push")
 def push(number: int) -> Response:
     b = _body()
-    pr = _state().push_commits(
+    pr = current_state().push_commits(
         _full(),
         number,
         b.get("shas"),
@@ -302,25 +300,25 @@ def push(number: int) -> Response:
 
 @bp.post("/repos/<owner>/<name>/pulls/<int:number>/state")
 def pr_state(number: int) -> Response:
-    return _json(_state().set_pr_state(_full(), number, _body()["state"]))
+    return _json(current_state().set_pr_state(_full(), number, _body()["state"]))
 
 
 @bp.get("/repos/<owner>/<name>/commits/<sha>/statuses")
 def statuses(sha: str) -> Response:
-    st = _state()
+    st = current_state()
     full = _full()
     return _json({"statuses": st.statuses(full, sha), "combined": st.combined_status(full, sha)})
 
 
 @bp.get("/repos/<owner>/<name>/issues/<int:number>/comments")
 def comments(number: int) -> Response:
-    return _json(_state().comments(_full(), number))
+    return _json(current_state().comments(_full(), number))
 
 
 @bp.post("/repos/<owner>/<name>/issues/<int:number>/comments")
 def add_comment(number: int) -> Response:
     b = _body()
-    return _json(_state().add_comment(_full(), number, b["body"], b["login"]), 201)
+    return _json(current_state().add_comment(_full(), number, b["body"], b["login"]), 201)
 
 
 # --- webhooks ----------------------------------------------------------------------------------
@@ -331,7 +329,7 @@ def deliver() -> Response:
     """Deliver a webhook.  Give ``payload``, or let the emulator build one: ``event``
     ``pull_request`` with ``repo``/``number``/``action``, or ``issue_comment`` with
     ``repo``/``number``/``body``/``login`` (which also posts the comment)."""
-    st, b = _state(), _body()
+    st, b = current_state(), _body()
     event = b["event"]
     payload = b.get("payload")
     if payload is None and event == "pull_request":
@@ -355,7 +353,7 @@ def deliver() -> Response:
 @bp.post("/webhooks/redeliver")
 def redeliver() -> Response:
     guid = _body()["delivery_id"]
-    return _json({"status": _state().redeliver(guid), "delivery_id": guid})
+    return _json({"status": current_state().redeliver(guid), "delivery_id": guid})
 
 
 @bp.get("/deliveries")
@@ -373,7 +371,7 @@ def deliveries() -> Response:
                 "duration": d.duration,
                 "delivered_at": d.delivered_at,
             }
-            for d in _state().deliveries
+            for d in current_state().deliveries
         ]
     )
 
@@ -389,21 +387,21 @@ def safe_href(url: str | None) -> str | None:
 
 
 def _sorted_pulls(st: GitHubEmulator) -> list[PullRec]:
-    return sorted(st._pulls.values(), key=lambda p: (p.repo_id, p.number))
+    return sorted(st.pulls.values(), key=lambda p: (p.repo_id, p.number))
 
 
 def _pull_summary(st: GitHubEmulator, pr: PullRec) -> JSON:
-    repo = st._repos[pr.repo_id]
-    combined = st._combined(repo, pr.head_sha)
+    repo = st.repos[pr.repo_id]
+    combined = st.combined_status_of(repo, pr.head_sha)
     return {
-        "repo": st._full_name(repo),
+        "repo": st.full_name(repo),
         "number": pr.number,
         "title": pr.title,
         "state": pr.state,
         "draft": pr.draft,
-        "user": st._users[pr.user_id].login,
+        "user": st.users[pr.user_id].login,
         "head_sha": pr.head_sha,
-        "html_url": f"{st.base_url}/{st._full_name(repo)}/pull/{pr.number}",
+        "html_url": f"{st.base_url}/{st.full_name(repo)}/pull/{pr.number}",
         "combined_state": combined["state"],
         "statuses": [{**s, "href": safe_href(s.get("target_url"))} for s in combined["statuses"]],
         # Check runs beside statuses (GitHub Apps only; latest per app and name).
@@ -413,23 +411,21 @@ def _pull_summary(st: GitHubEmulator, pr: PullRec) -> JSON:
         ],
         "comments": [
             {
-                "user": st._users[c.user_id].login,
-                "user_type": st._users[c.user_id].type,
+                "user": st.users[c.user_id].login,
+                "user_type": st.users[c.user_id].type,
                 "body": c.body,
                 "updated_at": objects.iso(c.updated_at),
             }
-            for c in sorted(st._comments.values(), key=lambda c: c.id)
+            for c in sorted(st.comment_records.values(), key=lambda c: c.id)
             if c.repo_id == repo.id and c.issue_number == pr.number
         ],
     }
 
 
 def _latest_check_runs(st: GitHubEmulator, repo: Any, sha: str) -> list[JSON]:
-    if st._apps is None:
-        return []
     seen: set[tuple[int, str]] = set()
     latest = []
-    for rec in st.apps._runs(repo, sha):
+    for rec in st.apps.runs_for(repo, sha):
         if (rec.app_id, rec.name) not in seen:
             seen.add((rec.app_id, rec.name))
             latest.append(st.apps.check_run_json(rec))
@@ -438,20 +434,20 @@ def _latest_check_runs(st: GitHubEmulator, repo: Any, sha: str) -> list[JSON]:
 
 @bp.get("/")
 def inspect() -> str:
-    st = _state()
+    st = current_state()
     with st.lock:
         repos = [
             {
-                "full_name": st._full_name(r),
+                "full_name": st.full_name(r),
                 "private": r.private,
                 "id": r.id,
                 "pulls": [_pull_summary(st, p) for p in _sorted_pulls(st) if p.repo_id == r.id],
             }
-            for r in st._repos.values()
+            for r in st.repos.values()
         ]
-        users = [(u.login, u.id, u.type) for u in sorted(st._users.values(), key=lambda u: u.id)]
-        recent = list(reversed(st._deliveries[-20:]))
-        n_requests = len(st._requests)
+        users = [(u.login, u.id, u.type) for u in sorted(st.users.values(), key=lambda u: u.id)]
+        recent = list(reversed(st.deliveries[-20:]))
+        n_requests = len(st.requests)
     return render_template(
         "emulator/inspect.html",
         repos=repos,
@@ -465,10 +461,10 @@ def inspect() -> str:
 @pages.get("/<owner>/<name>/pull/<int:number>")
 def pull_page(owner: str, name: str, number: int) -> tuple[str, int] | str:
     """A bare stand-in for a PR page, so links undersign prints lead somewhere."""
-    st = _state()
+    st = current_state()
     with st.lock:
-        repo = st._find_repo(f"{owner}/{name}")
-        pr = st._pulls.get((repo.id, number)) if repo else None
+        repo = st.find_repo(f"{owner}/{name}")
+        pr = st.pulls.get((repo.id, number)) if repo else None
         if pr is None:
             return render_template("emulator/not_found.html"), 404
         summary = _pull_summary(st, pr)
@@ -480,9 +476,9 @@ _AVATAR_COLOURS = ("#0969da", "#1a7f37", "#8250df", "#bf3989", "#cf222e", "#9a67
 
 @pages.get("/avatars/u/<int:user_id>")
 def avatar(user_id: int) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
-        user = st._users.get(user_id)
+        user = st.users.get(user_id)
         letter = user.login[:1].upper() if user else "?"
     colour = _AVATAR_COLOURS[user_id % len(_AVATAR_COLOURS)]
     svg = (

@@ -8,11 +8,21 @@ JSON shapes is :mod:`undersign.emulator.objects`' job.
 from __future__ import annotations
 
 import re
+import secrets
+import string
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 AuthorField = Literal["user", "null", "empty"]
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_token(prefix: str, length: int = 36) -> str:
+    """A token like GitHub's: prefix + ``[A-Za-z0-9]``.  Callers must not assume its length."""
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+
 
 #: Permission levels from weakest to strongest (GitHub's repository roles).
 PERMISSION_LEVELS: tuple[str, ...] = ("read", "triage", "write", "maintain", "admin")

@@ -20,8 +20,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request
 
+from undersign.emulator.http import current_state
 from undersign.emulator.models import AuthCode, OAuthClient, PendingAuthorization, Token
 from undersign.emulator.state import CODE_TTL_SECONDS, GitHubEmulator, random_token
 
@@ -76,11 +77,6 @@ IMPLIED_SCOPES: dict[str, frozenset[str]] = {
     "write:packages": frozenset({"read:packages"}),
 }
 _CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-def _state() -> GitHubEmulator:
-    st: GitHubEmulator = current_app.config["EMULATOR_STATE"]
-    return st
 
 
 # --- redirect_uri rules (REFERENCE 1.2) --------------------------------------------------------
@@ -176,10 +172,10 @@ def _issuer() -> str:
 
 @bp.get("/authorize")
 def authorize() -> Any:
-    st = _state()
+    st = current_state()
     args = request.args  # unknown parameters (response_type, allow_signup, ...) are ignored
     with st.lock:
-        client = st._clients.get(args.get("client_id", ""))
+        client = st.oauth_clients.get(args.get("client_id", ""))
     if client is None:
         return render_template("emulator/not_found.html"), 404
     redirect_uri = resolve_redirect_uri(client, args.get("redirect_uri"))
@@ -214,13 +210,13 @@ def authorize() -> Any:
         return redirect(_denied(pending))
     if st.auto_approve_as is not None:
         with st.lock:
-            user = st._require_user(st.auto_approve_as)
+            user = st.require_user(st.auto_approve_as)
         return redirect(_approved(st, pending, user.id))
     nonce = secrets.token_urlsafe(24)
     with st.lock:
-        st._pending[nonce] = pending
+        st.pending_authorizations[nonce] = pending
         users = sorted(
-            (u for u in st._users.values() if u.type == "User"), key=lambda u: u.login.lower()
+            (u for u in st.users.values() if u.type == "User"), key=lambda u: u.login.lower()
         )
         choices = [(u.login, u.name) for u in users]
     return render_template(
@@ -237,14 +233,14 @@ def authorize() -> Any:
 @bp.post("/authorize")
 def authorize_decision() -> Any:
     """The consent page posts back here (the emulator's own form, bound by a one-time nonce)."""
-    st = _state()
+    st = current_state()
     with st.lock:
-        pending = st._pending.pop(request.form.get("nonce", ""), None)
+        pending = st.pending_authorizations.pop(request.form.get("nonce", ""), None)
         if pending is None or st.clock() - pending.created_at > CODE_TTL_SECONDS:
             abort(400, "This authorization request has expired. Start again from the app.")
         if request.form.get("decision") != "approve":
             return redirect(_denied(pending))
-        user = st._user_by_login(request.form.get("login", ""))
+        user = st.user_by_login(request.form.get("login", ""))
         if user is None:
             abort(400, "Pick an account.")
         return redirect(_approved(st, pending, user.id))
@@ -271,11 +267,11 @@ def _denied(pending: PendingAuthorization) -> str:
 def _approved(st: GitHubEmulator, pending: PendingAuthorization, user_id: int) -> str:
     with st.lock:
         # A returning user gets the union of the scopes they granted before (REFERENCE 1.1).
-        grant = st._grants.setdefault((user_id, pending.client_id), set())
+        grant = st.grants.setdefault((user_id, pending.client_id), set())
         scopes = normalize_scopes(" ".join([*pending.scopes, *sorted(grant)]))
         grant.update(scopes)
         code = secrets.token_hex(10)  # GitHub's codes are 20 hex characters
-        st._codes[code] = AuthCode(
+        st.auth_codes[code] = AuthCode(
             code=code,
             client_id=pending.client_id,
             redirect_uri=pending.redirect_uri,
@@ -346,11 +342,11 @@ def pkce_s256(verifier: str) -> str:
 @bp.post("/access_token")
 def access_token() -> Response:
     """Exchange a code.  A GET to this URL is a 404 (no route), as on GitHub."""
-    st = _state()
+    st = current_state()
     params = _token_params()
     client_id, client_secret = _client_credentials(params)
     with st.lock:
-        client = st._clients.get(client_id or "")
+        client = st.oauth_clients.get(client_id or "")
         if client is None or not hmac.compare_digest(
             client.client_secret.encode(), (client_secret or "").encode()
         ):
@@ -363,7 +359,7 @@ def access_token() -> Response:
                 return _error("bad_refresh_token")
             _old, user_id, scopes = used
             token = random_token("ghu_" if client.app_type == "github_app" else "gho_")
-            st._tokens[token] = Token(token, user_id, scopes, client.client_id, st.clock())
+            st.tokens[token] = Token(token, user_id, scopes, client.client_id, st.clock())
             extra = st.apps.user_token_response(client.client_id, token, user_id)
             scope = "" if client.app_type == "github_app" else ",".join(scopes)
             return _respond(
@@ -371,7 +367,7 @@ def access_token() -> Response:
             )
         if grant_type != "authorization_code":
             return _error("unsupported_grant_type")
-        code = st._codes.get(params.get("code", ""))
+        code = st.auth_codes.get(params.get("code", ""))
         if (
             code is None
             or code.used
@@ -396,7 +392,7 @@ def access_token() -> Response:
         code.used = True
         prefix = "ghu_" if client.app_type == "github_app" else "gho_"
         token = random_token(prefix)
-        st._tokens[token] = Token(
+        st.tokens[token] = Token(
             token, code.user_id, list(code.scopes), client.client_id, st.clock()
         )
         # GitHub Apps ignore scopes; OAuth apps answer them comma-joined ("repo,gist").

@@ -72,7 +72,7 @@ def simple_user(st: GitHubEmulator, user: User) -> JSON:
 
 
 def public_user(st: GitHubEmulator, user: User) -> JSON:
-    public_repos = sum(1 for r in st._repos.values() if r.owner_id == user.id and not r.private)
+    public_repos = sum(1 for r in st.repos.values() if r.owner_id == user.id and not r.private)
     return {
         **simple_user(st, user),
         "name": user.name,
@@ -95,7 +95,7 @@ def public_user(st: GitHubEmulator, user: User) -> JSON:
 
 def private_user(st: GitHubEmulator, user: User) -> JSON:
     """``GET /user`` with ``read:user``/``user`` scope: the public object plus private counts."""
-    owned_private = sum(1 for r in st._repos.values() if r.owner_id == user.id and r.private)
+    owned_private = sum(1 for r in st.repos.values() if r.owner_id == user.id and r.private)
     return {
         **public_user(st, user),
         "private_gists": 0,
@@ -159,7 +159,7 @@ def repository(
     webhook: bool = False,
 ) -> JSON:
     """The full repository object (a superset of Repository/FullRepository/MinimalRepository)."""
-    owner = st._users[repo.owner_id]
+    owner = st.users[repo.owner_id]
     full = f"{owner.login}/{repo.name}"
     api = f"{st.api_url}/repos/{full}"
     html = f"{st.base_url}/{full}"
@@ -234,7 +234,7 @@ def repository(
         "archived": False,
         "disabled": False,
         "open_issues_count": sum(
-            1 for p in st._pulls.values() if p.repo_id == repo.id and p.state == "open"
+            1 for p in st.pulls.values() if p.repo_id == repo.id and p.state == "open"
         ),
         "license": None,
         "allow_forking": True,
@@ -253,10 +253,10 @@ def repository(
     else:
         obj["subscribers_count"] = 0
         obj["network_count"] = 0
-        if st._orgs.get(repo.owner_id) is not None:
+        if st.orgs.get(repo.owner_id) is not None:
             obj["organization"] = simple_user(st, owner)
     if viewer_id is not None and not webhook:
-        perm = st._permission(repo, viewer_id)
+        perm = st.permission(repo, viewer_id)
         level = -1 if perm is None else PERMISSION_LEVELS.index(perm)
         obj["permissions"] = {
             "admin": level >= 4,
@@ -282,12 +282,12 @@ def _top_level_account(
         return {}
     if mode == "null":
         return None
-    user = st._users.get(user_id) if user_id is not None else st._user_by_email(email)
+    user = st.users.get(user_id) if user_id is not None else st.user_by_email(email)
     return simple_user(st, user) if user is not None else None
 
 
 def commit(st: GitHubEmulator, c: CommitRec, repo: Repo) -> JSON:
-    full = st._full_name(repo)
+    full = st.full_name(repo)
     api = f"{st.api_url}/repos/{full}"
     return {
         "sha": c.sha,
@@ -333,7 +333,7 @@ def _tree_sha(c: CommitRec) -> str:
 
 
 def _branch_end(st: GitHubEmulator, repo: Repo, ref: str, sha: str, *, webhook: bool) -> JSON:
-    owner = st._users[repo.owner_id]
+    owner = st.users[repo.owner_id]
     return {
         "label": f"{owner.login}:{ref}",
         "ref": ref,
@@ -346,7 +346,7 @@ def _branch_end(st: GitHubEmulator, repo: Repo, ref: str, sha: str, *, webhook: 
 def author_association(st: GitHubEmulator, repo: Repo, user_id: int) -> str:
     if user_id == repo.owner_id:
         return "OWNER"
-    org = st._orgs.get(repo.owner_id)
+    org = st.orgs.get(repo.owner_id)
     if org is not None and user_id in org.members:
         return "MEMBER"
     if user_id in repo.collaborators:
@@ -358,12 +358,12 @@ def pull_request(
     st: GitHubEmulator, pr: PullRec, *, simple: bool = False, webhook: bool = False
 ) -> JSON:
     """``GET /pulls/{n}`` (full) or the ``PullRequestSimple`` items of ``GET /pulls``."""
-    repo = st._repos[pr.repo_id]
-    head_repo = st._repos[pr.head_repo_id]
-    full = st._full_name(repo)
+    repo = st.repos[pr.repo_id]
+    head_repo = st.repos[pr.head_repo_id]
+    full = st.full_name(repo)
     api = f"{st.api_url}/repos/{full}"
     html = f"{st.base_url}/{full}/pull/{pr.number}"
-    user = st._users[pr.user_id]
+    user = st.users[pr.user_id]
     obj: JSON = {
         "url": f"{api}/pulls/{pr.number}",
         "id": pr.id,
@@ -413,7 +413,7 @@ def pull_request(
     }
     if simple:
         return obj
-    n_commits = len(st._pr_commit_shas(pr))
+    n_commits = len(st.pull_commit_shas(pr))
     obj.update(
         {
             "merged": False,
@@ -424,7 +424,7 @@ def pull_request(
             "merged_by": None,
             "comments": sum(
                 1
-                for c in st._comments.values()
+                for c in st.comment_records.values()
                 if c.repo_id == repo.id and c.issue_number == pr.number
             ),
             "review_comments": 0,
@@ -440,8 +440,8 @@ def pull_request(
 
 def issue_for_pull(st: GitHubEmulator, pr: PullRec) -> JSON:
     """The issue side of a PR: what ``issue_comment`` payloads carry (with ``pull_request``)."""
-    repo = st._repos[pr.repo_id]
-    full = st._full_name(repo)
+    repo = st.repos[pr.repo_id]
+    full = st.full_name(repo)
     api = f"{st.api_url}/repos/{full}"
     html = f"{st.base_url}/{full}/pull/{pr.number}"
     return {
@@ -455,7 +455,7 @@ def issue_for_pull(st: GitHubEmulator, pr: PullRec) -> JSON:
         "node_id": node_id("Issue", pr.id),
         "number": pr.number,
         "title": pr.title,
-        "user": simple_user(st, st._users[pr.user_id]),
+        "user": simple_user(st, st.users[pr.user_id]),
         "labels": [],
         "state": pr.state,
         "locked": False,
@@ -463,7 +463,9 @@ def issue_for_pull(st: GitHubEmulator, pr: PullRec) -> JSON:
         "assignees": [],
         "milestone": None,
         "comments": sum(
-            1 for c in st._comments.values() if c.repo_id == repo.id and c.issue_number == pr.number
+            1
+            for c in st.comment_records.values()
+            if c.repo_id == repo.id and c.issue_number == pr.number
         ),
         "created_at": iso(pr.created_at),
         "updated_at": iso(pr.updated_at),
@@ -503,8 +505,8 @@ def _reactions(url: str) -> JSON:
 
 
 def comment(st: GitHubEmulator, c: CommentRec) -> JSON:
-    repo = st._repos[c.repo_id]
-    full = st._full_name(repo)
+    repo = st.repos[c.repo_id]
+    full = st.full_name(repo)
     api = f"{st.api_url}/repos/{full}"
     return {
         "url": f"{api}/issues/comments/{c.id}",
@@ -512,7 +514,7 @@ def comment(st: GitHubEmulator, c: CommentRec) -> JSON:
         "issue_url": f"{api}/issues/{c.issue_number}",
         "id": c.id,
         "node_id": node_id("IssueComment", c.id),
-        "user": simple_user(st, st._users[c.user_id]),
+        "user": simple_user(st, st.users[c.user_id]),
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
         "author_association": author_association(st, repo, c.user_id),
@@ -526,10 +528,10 @@ def comment(st: GitHubEmulator, c: CommentRec) -> JSON:
 
 
 def status(st: GitHubEmulator, s: StatusRec, *, with_creator: bool = True) -> JSON:
-    repo = st._repos[s.repo_id]
-    creator = st._users[s.creator_id]
+    repo = st.repos[s.repo_id]
+    creator = st.users[s.creator_id]
     obj: JSON = {
-        "url": f"{st.api_url}/repos/{st._full_name(repo)}/statuses/{s.sha}",
+        "url": f"{st.api_url}/repos/{st.full_name(repo)}/statuses/{s.sha}",
         "avatar_url": f"{st.base_url}/avatars/u/{creator.id}?v=4",
         "id": s.id,
         "node_id": node_id("StatusContext", s.id),

@@ -12,17 +12,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import secrets
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, current_app, g, render_template, request
+from flask import Blueprint, Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from undersign.emulator import objects
+from undersign.emulator import apps_api, objects
+from undersign.emulator.http import (
+    DOCS,
+    JSON,
+    MUTATING,
+    PREFIX,
+    ApiError,
+    api_json,
+    current_state,
+    has_scope,
+    int_arg,
+    is_api,
+    json_body,
+    no_content,
+    not_found,
+    paginate,
+    repo_route,
+    require_auth,
+    validation_failed,
+    viewer_id,
+)
 from undersign.emulator.models import PERMISSION_LEVELS, PullRec, Repo, User
 from undersign.emulator.state import (
     DEFAULT_API_VERSION,
@@ -30,10 +47,7 @@ from undersign.emulator.state import (
     GitHubEmulator,
 )
 
-PREFIX = "/api/v3"
-DOCS = "https://docs.github.com/rest"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
-MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 STATUS_STATES = ("error", "failure", "pending", "success")
 MAX_STATUS_DESCRIPTION = 140
 MAX_STATUSES_PER_CONTEXT = 1000
@@ -48,60 +62,6 @@ EXPOSE_HEADERS = (
 )
 
 bp = Blueprint("rest", __name__, url_prefix=PREFIX)
-JSON = dict[str, Any]
-
-
-class ApiError(Exception):
-    """An error answered in GitHub's JSON shape: ``{"message", "documentation_url", "status"}``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        documentation_url: str = DOCS,
-        errors: list[JSON] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: JSON = {"message": message}
-        if errors is not None:
-            self.body["errors"] = errors
-        self.body["documentation_url"] = documentation_url
-        self.body["status"] = str(status)
-        self.headers = headers or {}
-
-
-def not_found(documentation_url: str = DOCS) -> ApiError:
-    return ApiError(404, "Not Found", documentation_url=documentation_url)
-
-
-def validation_failed(resource: str, field: str, message: str, docs: str) -> ApiError:
-    error = {"resource": resource, "code": "custom", "field": field, "message": message}
-    return ApiError(422, "Validation Failed", errors=[error], documentation_url=docs)
-
-
-def _state() -> GitHubEmulator:
-    st: GitHubEmulator = current_app.config["EMULATOR_STATE"]
-    return st
-
-
-def _is_api(path: str) -> bool:
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
-def api_json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(obj, ensure_ascii=False),
-        status=status,
-        headers=headers or {},
-        content_type="application/json; charset=utf-8",
-    )
-
-
-def no_content() -> Response:
-    return Response(status=204)
 
 
 # --- request pipeline --------------------------------------------------------------------------
@@ -133,9 +93,9 @@ def _read_token() -> str | None:
 
 
 def _before_api() -> Response | None:
-    if not _is_api(request.path):
+    if not is_api(request.path):
         return None
-    st = _state()
+    st = current_state()
     g.request_id = _request_id()
     g.counted = not request.path.rstrip("/").endswith("/rate_limit")  # /rate_limit is free
     g.user, g.token, g.app, g.installation = None, None, None, None
@@ -152,19 +112,17 @@ def _before_api() -> Response | None:
     raw = _read_token()
     if raw is not None:
         with st.lock:
-            found = st._token_user(raw)
+            found = st.token_user(raw)
         if found is None:
-            from undersign.emulator import apps
-
-            if not apps.is_jwt(raw):
+            if not apps_api.is_jwt(raw):
                 raise ApiError(401, "Bad credentials")
-            apps.authenticate_jwt(st, raw)  # a GitHub App's JWT: 401s with GitHub's messages
+            apps_api.authenticate_jwt(st, raw)  # a GitHub App's JWT: 401s with GitHub's messages
         else:
             g.token, g.user = found
             g.bucket_key, g.bucket_user = f"user:{g.user.id}", g.user.id
     now = st.clock()
     with st.lock:
-        bucket = st._bucket(g.bucket_key, g.bucket_user)
+        bucket = st.rate_bucket(g.bucket_key, g.bucket_user)
         if g.counted and bucket.remaining <= 0:
             g.counted = False
             who = f"user ID {g.user.id}" if g.user else f"{request.remote_addr}"
@@ -181,8 +139,8 @@ def _before_api() -> Response | None:
             )
         if request.method in MUTATING:
             retry_after: int | None
-            if st._secondary:
-                retry_after = st._secondary.pop(0)
+            refused, retry_after = st.take_secondary_refusal()
+            if refused:
                 raise _secondary_error(retry_after)
             limit = st.content_creation_limit_per_minute
             if limit is not None:
@@ -214,9 +172,9 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 def _after_api(response: Response) -> Response:
-    if not _is_api(request.path) or "request_id" not in g:
+    if not is_api(request.path) or "request_id" not in g:
         return response
-    st = _state()
+    st = current_state()
     if (
         request.method in ("GET", "HEAD")
         and response.status_code == 200
@@ -236,7 +194,7 @@ def _after_api(response: Response) -> Response:
                     not_modified.headers[key] = response.headers[key]
             response = not_modified
     with st.lock:
-        bucket = st._bucket(g.bucket_key, g.bucket_user)
+        bucket = st.rate_bucket(g.bucket_key, g.bucket_user)
         if g.counted:
             bucket.remaining = max(0, bucket.remaining - 1)
         limit, remaining, reset = bucket.limit, bucket.remaining, bucket.reset_at
@@ -268,7 +226,7 @@ def _api_error_response(err: ApiError) -> Response:
 
 
 def _http_error(err: HTTPException) -> Response | HTTPException | tuple[str, int]:
-    if not _is_api(request.path):
+    if not is_api(request.path):
         if err.code == 405:  # e.g. GET /login/oauth/access_token: GitHub answers 404
             return render_template("emulator/not_found.html"), 404
         return err
@@ -290,137 +248,24 @@ def register(app: Flask) -> None:
 # --- helpers for views -------------------------------------------------------------------------
 
 
-def _require_auth(docs: str = DOCS) -> User:
-    if g.user is None:
-        raise ApiError(401, "Requires authentication", documentation_url=docs)
-    user: User = g.user
-    return user
-
-
-def _has_scope(*wanted: str) -> bool:
-    if g.token is None:
-        return False
-    if g.token.token.startswith(("ghu_", "ghs_")):
-        return True  # GitHub App tokens use permissions, not scopes
-    return any(s in g.token.scopes for s in wanted)
-
-
-def _user_id() -> int | None:
-    return g.user.id if g.user is not None else None
-
-
-def _json_body() -> JSON:
-    raw = request.get_data()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "Problems parsing JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "Problems parsing JSON")
-    return body
-
-
-def _int_arg(name: str, default: int) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        return default
-
-
-def paginate(items: list[Any]) -> tuple[list[Any], dict[str, str]]:
-    """Slice ``items`` by ``per_page`` (default 30, max 100) and ``page``; build ``Link``.
-
-    Like GitHub: the header only appears when there is more than one page, its order is
-    prev, next, last, first, and repository URLs use ``/repositories/{id}/...``.
-    """
-    per_page = _int_arg("per_page", 30)
-    per_page = 30 if per_page < 1 else min(per_page, 100)
-    page = max(1, _int_arg("page", 1))
-    last = max(1, math.ceil(len(items) / per_page))
-    chunk = items[(page - 1) * per_page : page * per_page]
-    if last == 1:
-        return chunk, {}
-    base = _state().api_url + g.get("link_path", request.path[len(PREFIX) :])
-    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
-
-    def link(n: int, rel: str) -> str:
-        return f'<{base}?{urlencode([*kept, ("page", str(n))])}>; rel="{rel}"'
-
-    links = []
-    if page > 1:
-        links.append(link(min(page - 1, last), "prev"))
-    if page < last:
-        links.append(link(page + 1, "next"))
-        links.append(link(last, "last"))
-    if page > 1:
-        links.append(link(1, "first"))
-    return chunk, {"Link": ", ".join(links)}
-
-
-def repo_route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable[..., Any]:
-    """Register a repository view at ``/repos/{owner}/{repo}{rule}`` and
-    ``/repositories/{id}{rule}``; the view receives the resolved :class:`Repo`."""
-
-    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
-        def by_name(owner: str, repo: str, **kwargs: Any) -> Response:
-            st = _state()
-            with st.lock:
-                found = st._find_repo(f"{owner}/{repo}")
-            return _dispatch(view, found, f"/repos/{owner}/{repo}", kwargs)
-
-        def by_id(repo_id: int, **kwargs: Any) -> Response:
-            st = _state()
-            with st.lock:
-                found = st._repos.get(repo_id)
-            return _dispatch(view, found, f"/repositories/{repo_id}", kwargs)
-
-        name = view.__name__
-        bp.add_url_rule(
-            "/repos/<owner>/<repo>" + rule, f"{name}_by_name", by_name, methods=list(methods)
-        )
-        bp.add_url_rule(
-            "/repositories/<int:repo_id>" + rule, f"{name}_by_id", by_id, methods=list(methods)
-        )
-        return view
-
-    return decorate
-
-
-def _dispatch(
-    view: Callable[..., Response], repo: Repo | None, prefix: str, kwargs: dict[str, Any]
-) -> Response:
-    st = _state()
-    with st.lock:
-        visible = repo is not None and st._can_read(repo, _user_id())
-        if repo is not None and repo.private and not _has_scope("repo"):
-            visible = False
-    if repo is None or not visible:
-        raise not_found()  # private repositories are indistinguishable from missing ones
-    suffix = request.path[len(PREFIX) + len(prefix) :]
-    g.link_path = f"/repositories/{repo.id}{suffix}"
-    return view(repo, **kwargs)
-
-
 def _require_push(repo: Repo, *scopes: str) -> None:
-    st = _state()
+    st = current_state()
     with st.lock:
-        allowed = st._can_push(repo, _user_id())
-    if not allowed or not _has_scope(*scopes):
+        allowed = st.can_push(repo, viewer_id())
+    if not allowed or not has_scope(*scopes):
         # GitHub hides write endpoints from users (and scopes) that cannot use them.
         raise ApiError(404, "Not Found", documentation_url=DOCS)
 
 
 def _pull_or_404(st: GitHubEmulator, repo: Repo, number: int) -> PullRec:
-    pr = st._pulls.get((repo.id, number))
+    pr = st.pulls.get((repo.id, number))
     if pr is None:
         raise not_found()
     return pr
 
 
 def _user_or_404(st: GitHubEmulator, login: str) -> User:
-    user = st._user_by_login(login)
+    user = st.user_by_login(login)
     if user is None:
         raise not_found()
     return user
@@ -433,18 +278,18 @@ USERS_DOCS = "https://docs.github.com/rest/users/users"
 
 @bp.get("/user")
 def get_authenticated_user() -> Response:
-    user = _require_auth(USERS_DOCS + "#get-the-authenticated-user")
-    st = _state()
+    user = require_auth(USERS_DOCS + "#get-the-authenticated-user")
+    st = current_state()
     with st.lock:
-        if _has_scope("user", "read:user"):
+        if has_scope("user", "read:user"):
             return api_json(objects.private_user(st, user))
         return api_json(objects.public_user(st, user))
 
 
 @bp.get("/user/emails")
 def list_emails() -> Response:
-    user = _require_auth("https://docs.github.com/rest/users/emails")
-    if not _has_scope("user", "user:email"):
+    user = require_auth("https://docs.github.com/rest/users/emails")
+    if not has_scope("user", "user:email"):
         raise ApiError(404, "Not Found", headers={"X-Accepted-OAuth-Scopes": "user, user:email"})
     chunk, headers = paginate(objects.emails(user))
     return api_json(chunk, headers=headers)
@@ -452,16 +297,16 @@ def list_emails() -> Response:
 
 @bp.get("/users/<login>")
 def get_user(login: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         return api_json(objects.public_user(st, _user_or_404(st, login)))
 
 
 @bp.get("/rate_limit")
 def rate_limit() -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
-        bucket = st._bucket(g.bucket_key, g.bucket_user)
+        bucket = st.rate_bucket(g.bucket_key, g.bucket_user)
         core = {
             "limit": bucket.limit,
             "used": bucket.limit - bucket.remaining,
@@ -479,16 +324,16 @@ def rate_limit() -> Response:
 # --- repositories, pulls, commits --------------------------------------------------------------
 
 
-@repo_route("")
+@repo_route(bp, "")
 def get_repo(repo: Repo) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         return api_json(
-            objects.repository(st, repo, api_version=g.api_version, viewer_id=_user_id())
+            objects.repository(st, repo, api_version=g.api_version, viewer_id=viewer_id())
         )
 
 
-@repo_route("/pulls")
+@repo_route(bp, "/pulls")
 def list_pulls(repo: Repo) -> Response:
     wanted = request.args.get("state", "open")
     if wanted not in ("open", "closed", "all"):
@@ -498,9 +343,9 @@ def list_pulls(repo: Repo) -> Response:
             errors=[{"resource": "Issue", "field": "state", "code": "invalid"}],
             documentation_url="https://docs.github.com/rest/pulls/pulls#list-pull-requests",
         )
-    st = _state()
+    st = current_state()
     with st.lock:
-        pulls = [p for p in st._pulls.values() if p.repo_id == repo.id]
+        pulls = [p for p in st.pulls.values() if p.repo_id == repo.id]
         pulls = [p for p in pulls if wanted in ("all", p.state)]
         if "base" in request.args:
             pulls = [p for p in pulls if p.base_ref == request.args["base"]]
@@ -510,7 +355,7 @@ def list_pulls(repo: Repo) -> Response:
                 p
                 for p in pulls
                 if p.head_ref == ref
-                and (not owner or st._users[st._repos[p.head_repo_id].owner_id].login == owner)
+                and (not owner or st.users[st.repos[p.head_repo_id].owner_id].login == owner)
             ]
         sort = request.args.get("sort", "created")
         key = (lambda p: p.updated_at) if sort == "updated" else (lambda p: p.created_at)
@@ -521,36 +366,36 @@ def list_pulls(repo: Repo) -> Response:
         return api_json([objects.pull_request(st, p, simple=True) for p in chunk], headers=headers)
 
 
-@repo_route("/pulls/<int:number>")
+@repo_route(bp, "/pulls/<int:number>")
 def get_pull(repo: Repo, number: int) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         return api_json(objects.pull_request(st, _pull_or_404(st, repo, number)))
 
 
-@repo_route("/pulls/<int:number>/commits")
+@repo_route(bp, "/pulls/<int:number>/commits")
 def list_pull_commits(repo: Repo, number: int) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         pr = _pull_or_404(st, repo, number)
         # "Lists a maximum of 250 commits for a pull request" (pulls/list-commits).
-        shas = st._pr_commit_shas(pr)[:PULL_COMMITS_CAP]
+        shas = st.pull_commit_shas(pr)[:PULL_COMMITS_CAP]
         chunk, headers = paginate(shas)
-        return api_json([objects.commit(st, st._commits[s], repo) for s in chunk], headers=headers)
+        return api_json([objects.commit(st, st.commits[s], repo) for s in chunk], headers=headers)
 
 
-@repo_route("/compare/<path:basehead>")
+@repo_route(bp, "/compare/<path:basehead>")
 def compare(repo: Repo, basehead: str) -> Response:
     base_ref, sep, head_ref = basehead.partition("...")
     if not sep:
         base_ref, sep, head_ref = basehead.partition("..")
-    st = _state()
+    st = current_state()
     with st.lock:
-        base = st._resolve_ref(repo, base_ref.rpartition(":")[2]) if sep else None
-        head = st._resolve_ref(repo, head_ref.rpartition(":")[2]) if sep else None
+        base = st.resolve_ref(repo, base_ref.rpartition(":")[2]) if sep else None
+        head = st.resolve_ref(repo, head_ref.rpartition(":")[2]) if sep else None
         if base is None or head is None:
             raise not_found("https://docs.github.com/rest/commits/commits#compare-two-commits")
-        ahead, behind, merge_base = st._compare(base, head)
+        ahead, behind, merge_base = st.compare(base, head)
         if "page" in request.args or "per_page" in request.args:
             listed, headers = paginate(ahead)
         else:
@@ -563,7 +408,7 @@ def compare(repo: Repo, basehead: str) -> Response:
             status = "behind"
         else:
             status = "identical"
-        full = st._full_name(repo)
+        full = st.full_name(repo)
         html = f"{st.base_url}/{full}/compare/{basehead}"
         body = {
             "url": f"{st.api_url}/repos/{full}/compare/{basehead}",
@@ -571,35 +416,33 @@ def compare(repo: Repo, basehead: str) -> Response:
             "permalink_url": f"{st.base_url}/{full}/compare/{base}...{head}",
             "diff_url": f"{html}.diff",
             "patch_url": f"{html}.patch",
-            "base_commit": objects.commit(st, st._commits[base], repo),
-            "merge_base_commit": objects.commit(st, st._commits[merge_base or base], repo),
+            "base_commit": objects.commit(st, st.commits[base], repo),
+            "merge_base_commit": objects.commit(st, st.commits[merge_base or base], repo),
             "status": status,
             "ahead_by": len(ahead),
             "behind_by": behind,
             "total_commits": len(ahead),
             "commits": [objects.commit(st, c, repo) for c in listed],
         }
-        if _int_arg("page", 1) <= 1:
+        if int_arg("page", 1) <= 1:
             body["files"] = []  # files[] only on the first page
         return api_json(body, headers=headers)
 
 
-@repo_route("/commits/<path:ref>")
+@repo_route(bp, "/commits/<path:ref>")
 def get_commit(repo: Repo, ref: str) -> Response:
-    st = _state()
+    st = current_state()
     if ref.endswith("/statuses"):
         return _list_statuses(repo, ref.removesuffix("/statuses"))
     if ref.endswith("/status"):
         return _combined_status(repo, ref.removesuffix("/status"))
     if ref.endswith("/check-runs"):
-        from undersign.emulator import apps
-
-        return apps.list_check_runs_for_ref(repo, ref.removesuffix("/check-runs"))
+        return apps_api.list_check_runs_for_ref(repo, ref.removesuffix("/check-runs"))
     with st.lock:
-        sha = st._resolve_ref(repo, ref)
+        sha = st.resolve_ref(repo, ref)
         if sha is None:
             raise ApiError(422, f"No commit found for SHA: {ref}")
-        body = objects.commit(st, st._commits[sha], repo)
+        body = objects.commit(st, st.commits[sha], repo)
         body["stats"] = {"total": 1, "additions": 1, "deletions": 0}
         body["files"] = []
         return api_json(body)
@@ -610,11 +453,11 @@ def get_commit(repo: Repo, ref: str) -> Response:
 STATUS_DOCS = "https://docs.github.com/rest/commits/statuses"
 
 
-@repo_route("/statuses/<sha>", methods=("POST",))
+@repo_route(bp, "/statuses/<sha>", methods=("POST",))
 def create_status(repo: Repo, sha: str) -> Response:
-    _require_auth(STATUS_DOCS + "#create-a-commit-status")
+    require_auth(STATUS_DOCS + "#create-a-commit-status")
     _require_push(repo, "repo", "repo:status")
-    body = _json_body()
+    body = json_body()
     docs = STATUS_DOCS + "#create-a-commit-status"
     state_value = body.get("state")
     if state_value not in STATUS_STATES:
@@ -626,13 +469,13 @@ def create_status(repo: Repo, sha: str) -> Response:
         )
     context = body.get("context") or "default"
     target_url = body.get("target_url")
-    st = _state()
+    st = current_state()
     with st.lock:
-        if sha not in st._commits:
+        if sha not in st.commits:
             raise ApiError(422, f"No commit found for SHA: {sha}", documentation_url=docs)
         same = [
             s
-            for s in st._statuses
+            for s in st.status_records
             if s.repo_id == repo.id and s.sha == sha and s.context.lower() == context.lower()
         ]
         if len(same) >= MAX_STATUSES_PER_CONTEXT:
@@ -642,40 +485,40 @@ def create_status(repo: Repo, sha: str) -> Response:
                 "This SHA and context has reached the maximum number of statuses.",
                 docs,
             )
-        rec = st._add_status(
+        rec = st.record_status(
             repo,
             sha,
             str(state_value),
             None if description is None else str(description),
             None if target_url is None else str(target_url),
             str(context),
-            _require_auth().id,
+            require_auth().id,
         )
         out = objects.status(st, rec)
     return api_json(out, 201, {"Location": out["url"]})
 
 
 def _list_statuses(repo: Repo, ref: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
-        sha = st._resolve_ref(repo, ref)
-        recs = st._status_recs(repo, sha) if sha else []
+        sha = st.resolve_ref(repo, ref)
+        recs = st.status_history(repo, sha) if sha else []
         chunk, headers = paginate(recs)
         return api_json([objects.status(st, s) for s in chunk], headers=headers)
 
 
-@repo_route("/statuses/<path:ref>")
+@repo_route(bp, "/statuses/<path:ref>")
 def list_statuses_legacy(repo: Repo, ref: str) -> Response:
     return _list_statuses(repo, ref)
 
 
 def _combined_status(repo: Repo, ref: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
-        sha = st._resolve_ref(repo, ref)
+        sha = st.resolve_ref(repo, ref)
         if sha is None:
             raise ApiError(422, f"No commit found for SHA: {ref}")
-        return api_json(st._combined(repo, sha))
+        return api_json(st.combined_status_of(repo, sha))
 
 
 # --- issue comments ----------------------------------------------------------------------------
@@ -695,38 +538,42 @@ def _comment_body(body: JSON, docs: str) -> str:
 
 
 def _require_comment_scope(repo: Repo) -> None:
-    if not _has_scope("repo") and not (not repo.private and _has_scope("public_repo")):
+    if not has_scope("repo") and not (not repo.private and has_scope("public_repo")):
         raise ApiError(404, "Not Found", headers={"X-Accepted-OAuth-Scopes": "repo"})
 
 
-@repo_route("/issues/<int:number>")
+@repo_route(bp, "/issues/<int:number>")
 def get_issue(repo: Repo, number: int) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         return api_json(objects.issue_for_pull(st, _pull_or_404(st, repo, number)))
 
 
-@repo_route("/issues/<int:number>/comments", methods=("POST",))
+@repo_route(bp, "/issues/<int:number>/comments", methods=("POST",))
 def create_comment(repo: Repo, number: int) -> Response:
     docs = COMMENT_DOCS + "#create-an-issue-comment"
-    user = _require_auth(docs)
+    user = require_auth(docs)
     _require_comment_scope(repo)
-    text = _comment_body(_json_body(), docs)
-    st = _state()
+    text = _comment_body(json_body(), docs)
+    st = current_state()
     with st.lock:
         _pull_or_404(st, repo, number)
-        out = objects.comment(st, st._add_comment(repo.id, number, text, user.id))
+        out = objects.comment(st, st.record_comment(repo.id, number, text, user.id))
     return api_json(out, 201, {"Location": out["url"]})
 
 
-@repo_route("/issues/<int:number>/comments")
+@repo_route(bp, "/issues/<int:number>/comments")
 def list_comments(repo: Repo, number: int) -> Response:
-    st = _state()
+    st = current_state()
     since = request.args.get("since")
     with st.lock:
         _pull_or_404(st, repo, number)
         recs = sorted(
-            (c for c in st._comments.values() if c.repo_id == repo.id and c.issue_number == number),
+            (
+                c
+                for c in st.comment_records.values()
+                if c.repo_id == repo.id and c.issue_number == number
+            ),
             key=lambda c: c.id,  # ascending by id
         )
         if since:
@@ -735,24 +582,24 @@ def list_comments(repo: Repo, number: int) -> Response:
         return api_json([objects.comment(st, c) for c in chunk], headers=headers)
 
 
-@repo_route("/issues/comments/<int:comment_id>", methods=("GET", "PATCH", "DELETE"))
+@repo_route(bp, "/issues/comments/<int:comment_id>", methods=("GET", "PATCH", "DELETE"))
 def one_comment(repo: Repo, comment_id: int) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
-        rec = st._comments.get(comment_id)
+        rec = st.comment_records.get(comment_id)
         if rec is None or rec.repo_id != repo.id:
             raise not_found(COMMENT_DOCS)
         if request.method == "GET":
             return api_json(objects.comment(st, rec))
-    user = _require_auth(COMMENT_DOCS)
+    user = require_auth(COMMENT_DOCS)
     _require_comment_scope(repo)
     with st.lock:
-        if rec.user_id != user.id and not st._can_push(repo, user.id):
+        if rec.user_id != user.id and not st.can_push(repo, user.id):
             raise ApiError(403, "Must have admin rights to Repository.")
         if request.method == "DELETE":
-            del st._comments[comment_id]
+            del st.comment_records[comment_id]
             return no_content()
-    text = _comment_body(_json_body(), COMMENT_DOCS + "#update-an-issue-comment")
+    text = _comment_body(json_body(), COMMENT_DOCS + "#update-an-issue-comment")
     with st.lock:
         rec.body, rec.updated_at = text, st.clock()
         return api_json(objects.comment(st, rec))
@@ -761,13 +608,11 @@ def one_comment(repo: Repo, comment_id: int) -> Response:
 # --- check runs: only GitHub Apps may create them ----------------------------------------------
 
 
-@repo_route("/check-runs", methods=("POST",))
+@repo_route(bp, "/check-runs", methods=("POST",))
 def create_check_run(repo: Repo) -> Response:
-    _require_auth()
+    require_auth()
     if g.token is not None and g.token.token.startswith(("ghs_", "ghu_")):
-        from undersign.emulator import apps
-
-        return apps.create_check_run(repo)
+        return apps_api.create_check_run(repo)
     raise ApiError(
         403,
         "You must authenticate via a GitHub App.",
@@ -781,22 +626,22 @@ COLLAB_DOCS = "https://docs.github.com/rest/collaborators/collaborators"
 
 
 def _collaborator_context(repo: Repo, login: str) -> tuple[GitHubEmulator, User]:
-    _require_auth(COLLAB_DOCS)
-    st = _state()
+    require_auth(COLLAB_DOCS)
+    st = current_state()
     with st.lock:
-        if not st._can_push(repo, _user_id()):
+        if not st.can_push(repo, viewer_id()):
             raise ApiError(403, "Must have push access to view repository collaborators.")
-        user = st._user_by_login(login)
+        user = st.user_by_login(login)
     if user is None:
         raise ApiError(404, f"{login} is not a user", documentation_url=COLLAB_DOCS)
     return st, user
 
 
-@repo_route("/collaborators/<login>/permission")
+@repo_route(bp, "/collaborators/<login>/permission")
 def collaborator_permission(repo: Repo, login: str) -> Response:
     st, user = _collaborator_context(repo, login)
     with st.lock:
-        role = st._permission(repo, user.id)
+        role = st.permission(repo, user.id)
         # The legacy ``permission`` folds maintain->write and triage->read (REFERENCE 2.2).
         legacy = {"admin": "admin", "maintain": "write", "write": "write"}.get(role or "", "read")
         if role is None and repo.private:
@@ -817,11 +662,11 @@ def collaborator_permission(repo: Repo, login: str) -> Response:
         return api_json({"permission": legacy, "role_name": role_name, "user": collaborator})
 
 
-@repo_route("/collaborators/<login>")
+@repo_route(bp, "/collaborators/<login>")
 def check_collaborator(repo: Repo, login: str) -> Response:
     st, user = _collaborator_context(repo, login)
     with st.lock:
-        if st._permission(repo, user.id) is None:
+        if st.permission(repo, user.id) is None:
             raise not_found(COLLAB_DOCS + "#check-if-a-user-is-a-repository-collaborator")
     return no_content()
 
@@ -832,8 +677,8 @@ ORG_DOCS = "https://docs.github.com/rest/orgs/members"
 
 
 def _org(st: GitHubEmulator, login: str) -> tuple[User, Any]:
-    org_user = st._user_by_login(login)
-    org = st._orgs.get(org_user.id) if org_user else None
+    org_user = st.user_by_login(login)
+    org = st.orgs.get(org_user.id) if org_user else None
     if org_user is None or org is None:
         raise not_found(ORG_DOCS)
     return org_user, org
@@ -841,7 +686,7 @@ def _org(st: GitHubEmulator, login: str) -> tuple[User, Any]:
 
 @bp.get("/orgs/<org>")
 def get_org(org: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         org_user, _ = _org(st, org)
         return api_json(objects.organization(st, org_user))
@@ -850,12 +695,10 @@ def get_org(org: str) -> Response:
 def _owned_repos(st: GitHubEmulator, owner: User, *, private_too: bool) -> list[Repo]:
     """An account's repositories the caller may see, oldest first (GitHub's default sort for
     these lists is ``created`` for orgs and ``full_name`` for users; the order is stable)."""
-    repos = [r for r in st._repos.values() if r.owner_id == owner.id]
+    repos = [r for r in st.repos.values() if r.owner_id == owner.id]
     if private_too:
         repos = [
-            r
-            for r in repos
-            if st._can_read(r, _user_id()) and (not r.private or _has_scope("repo"))
+            r for r in repos if st.can_read(r, viewer_id()) and (not r.private or has_scope("repo"))
         ]
     else:
         repos = [r for r in repos if not r.private]
@@ -864,13 +707,13 @@ def _owned_repos(st: GitHubEmulator, owner: User, *, private_too: bool) -> list[
 
 @bp.get("/orgs/<org>/repos")
 def list_org_repos(org: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         org_user, _ = _org(st, org)
         chunk, headers = paginate(_owned_repos(st, org_user, private_too=True))
         return api_json(
             [
-                objects.repository(st, r, api_version=g.api_version, viewer_id=_user_id())
+                objects.repository(st, r, api_version=g.api_version, viewer_id=viewer_id())
                 for r in chunk
             ],
             headers=headers,
@@ -880,13 +723,13 @@ def list_org_repos(org: str) -> Response:
 @bp.get("/users/<login>/repos")
 def list_user_repos(login: str) -> Response:
     """Public repositories only, even for the owner's own token (GitHub: use /user/repos)."""
-    st = _state()
+    st = current_state()
     with st.lock:
         owner = _user_or_404(st, login)
         chunk, headers = paginate(_owned_repos(st, owner, private_too=False))
         return api_json(
             [
-                objects.repository(st, r, api_version=g.api_version, viewer_id=_user_id())
+                objects.repository(st, r, api_version=g.api_version, viewer_id=viewer_id())
                 for r in chunk
             ],
             headers=headers,
@@ -895,10 +738,10 @@ def list_user_repos(login: str) -> Response:
 
 @bp.get("/orgs/<org>/members/<login>")
 def check_member(org: str, login: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         org_user, record = _org(st, org)
-        user = st._user_by_login(login)
+        user = st.user_by_login(login)
         requester_is_member = g.user is not None and g.user.id in record.members
         # An installation with Members: read sees private memberships too.
         requester_is_member = requester_is_member or st.apps.reads_members(org_user.id)
@@ -913,10 +756,10 @@ def check_member(org: str, login: str) -> Response:
 
 @bp.get("/orgs/<org>/public_members/<login>")
 def check_public_member(org: str, login: str) -> Response:
-    st = _state()
+    st = current_state()
     with st.lock:
         _, record = _org(st, org)
-        user = st._user_by_login(login)
+        user = st.user_by_login(login)
         if user is None or user.id not in record.public_members:
             raise not_found(ORG_DOCS + "#check-public-organization-membership-for-a-user")
     return no_content()
@@ -924,11 +767,11 @@ def check_public_member(org: str, login: str) -> Response:
 
 @bp.get("/orgs/<org>/memberships/<login>")
 def get_membership(org: str, login: str) -> Response:
-    requester = _require_auth(ORG_DOCS)
-    st = _state()
+    requester = require_auth(ORG_DOCS)
+    st = current_state()
     with st.lock:
         org_user, record = _org(st, org)
-        user = st._user_by_login(login)
+        user = st.user_by_login(login)
         if requester.id not in record.members and (user is None or user.id != requester.id):
             raise ApiError(
                 403,

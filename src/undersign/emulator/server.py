@@ -10,18 +10,12 @@ from typing import Any
 from flask import Flask, Response, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from undersign.emulator import apps, control, oauth, rest
+from undersign.emulator import apps_api, control, oauth, rest
+from undersign.emulator.http import current_state
 from undersign.emulator.models import RecordedRequest
 from undersign.emulator.state import GitHubEmulator
 
 _UNRECORDED = ("/_emulator", "/avatars/")
-
-
-def _state() -> GitHubEmulator:
-    from flask import current_app
-
-    st: GitHubEmulator = current_app.config["EMULATOR_STATE"]
-    return st
 
 
 def _inject_fault() -> Response | None:
@@ -29,7 +23,7 @@ def _inject_fault() -> Response | None:
     if request.path.startswith(_UNRECORDED):
         return None
     request.get_data(cache=True)  # keep the raw body for the recorder before forms parse it
-    fault = _state()._take_fault(request.method, request.path)
+    fault = current_state().take_fault(request.method, request.path)
     if fault is None:
         return None
     if fault.delay:
@@ -52,8 +46,8 @@ def _inject_fault() -> Response | None:
 
 def _record(response: Response) -> Response:
     if not request.path.startswith(_UNRECORDED):
-        st = _state()
-        st._record(
+        st = current_state()
+        st.record_request(
             RecordedRequest(
                 method=request.method,
                 path=request.path,
@@ -71,13 +65,14 @@ def create_app(state: GitHubEmulator) -> Flask:
     """One Flask app for the whole host: OAuth, ``/api/v3`` REST, control API and pages."""
     app = Flask(__name__)
     app.config["EMULATOR_STATE"] = state
+    state.apps.acting_installation = apps_api.request_installation
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # Order matters: the fault hook runs before the REST pipeline; the recorder (registered
     # first, so run last) sees the final status, e.g. a 304 made by the REST hooks.
     app.before_request(_inject_fault)
     app.after_request(_record)
     rest.register(app)
-    apps.register(app)  # after rest's hook: scopes installation tokens
+    apps_api.register(app)  # after rest's hook: scopes installation tokens
     app.register_blueprint(oauth.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(control.pages)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import string
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from undersign.emulator import objects
+from undersign.emulator import objects, webhooks
+from undersign.emulator.apps import AppRegistry
 from undersign.emulator.models import (
     PERMISSION_LEVELS,
     AuthCode,
@@ -37,11 +37,9 @@ from undersign.emulator.models import (
     StatusRec,
     Token,
     User,
+    random_token,
 )
-
-if TYPE_CHECKING:
-    from undersign.emulator.apps import AppRegistry
-    from undersign.emulator.webhooks import ContentType
+from undersign.emulator.webhooks import ContentType
 
 JSON = dict[str, Any]
 
@@ -54,12 +52,6 @@ ANONYMOUS_RATE_LIMIT = 60
 CODE_TTL_SECONDS = 600
 #: Scopes granted to tokens made with ``issue_token`` unless told otherwise (a bot's PAT).
 DEFAULT_TOKEN_SCOPES = ("repo", "read:org", "user")
-_ALNUM = string.ascii_letters + string.digits
-
-
-def random_token(prefix: str, length: int = 36) -> str:
-    """A token like GitHub's: prefix + ``[A-Za-z0-9]``.  Callers must not assume its length."""
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
 class GitHubEmulator:
@@ -82,6 +74,9 @@ class GitHubEmulator:
         #: ``GitHub-Hookshot/<7 hex>``: one version per emulator, like one GitHub deployment.
         self.hookshot_version = secrets.token_hex(4)[:7]
 
+        # The tables, keyed as GitHub keys them (numeric ids; logins are looked up through
+        # ``user_by_login``).  They are public so the emulator's HTTP views and payload builders
+        # can read and change them; whoever does must hold ``lock``.
         self._ids: dict[str, int] = {
             "user": 1000,
             "repo": 500_000_000,
@@ -92,19 +87,19 @@ class GitHubEmulator:
             "delivery": 0,
             "commit": 0,
         }
-        self._users: dict[int, User] = {}
-        self._orgs: dict[int, Org] = {}
-        self._clients: dict[str, OAuthClient] = {}
-        self._codes: dict[str, AuthCode] = {}
-        self._pending: dict[str, PendingAuthorization] = {}
-        self._grants: dict[tuple[int, str], set[str]] = {}
-        self._tokens: dict[str, Token] = {}
+        self.users: dict[int, User] = {}
+        self.orgs: dict[int, Org] = {}
+        self.oauth_clients: dict[str, OAuthClient] = {}
+        self.auth_codes: dict[str, AuthCode] = {}
+        self.pending_authorizations: dict[str, PendingAuthorization] = {}
+        self.grants: dict[tuple[int, str], set[str]] = {}
+        self.tokens: dict[str, Token] = {}
         self._buckets: dict[str, RateBucket] = {}
-        self._repos: dict[int, Repo] = {}
-        self._commits: dict[str, CommitRec] = {}
-        self._pulls: dict[tuple[int, int], PullRec] = {}
-        self._statuses: list[StatusRec] = []
-        self._comments: dict[int, CommentRec] = {}
+        self.repos: dict[int, Repo] = {}
+        self.commits: dict[str, CommitRec] = {}
+        self.pulls: dict[tuple[int, int], PullRec] = {}
+        self.status_records: list[StatusRec] = []
+        self.comment_records: dict[int, CommentRec] = {}
         self._faults: list[Fault] = []
         self._secondary: list[int | None] = []  # one retry-after per pending refusal
         self._requests: list[RecordedRequest] = []
@@ -114,8 +109,6 @@ class GitHubEmulator:
     @property
     def apps(self) -> AppRegistry:
         """GitHub Apps, installations, app tokens and check runs (see apps.py)."""
-        from undersign.emulator.apps import AppRegistry
-
         with self.lock:
             if self._apps is None:
                 self._apps = AppRegistry(self)
@@ -127,56 +120,68 @@ class GitHubEmulator:
     def api_url(self) -> str:
         return self.base_url + "/api/v3"
 
-    def _next_id(self, kind: str) -> int:
+    # Old private names that tests outside the emulator still read; keep them working.
+    @property
+    def _tokens(self) -> dict[str, Token]:
+        return self.tokens
+
+    @property
+    def _repos(self) -> dict[int, Repo]:
+        return self.repos
+
+    def _require_pull(self, full_name: str, number: int) -> PullRec:
+        return self.require_pull(full_name, number)
+
+    def next_id(self, kind: str) -> int:
         self._ids[kind] += 1
         return self._ids[kind]
 
-    def _user_by_login(self, login: str) -> User | None:
+    def user_by_login(self, login: str) -> User | None:
         wanted = login.lower()  # GitHub logins are case-insensitive
-        return next((u for u in self._users.values() if u.login.lower() == wanted), None)
+        return next((u for u in self.users.values() if u.login.lower() == wanted), None)
 
-    def _require_user(self, login: str) -> User:
-        user = self._user_by_login(login)
+    def require_user(self, login: str) -> User:
+        user = self.user_by_login(login)
         if user is None:
             raise KeyError(f"no such user: {login}")
         return user
 
-    def _user_by_email(self, email: str) -> User | None:
+    def user_by_email(self, email: str) -> User | None:
         """GitHub links a commit to the account owning its (verified) e-mail address."""
         wanted = email.lower()
-        for user in self._users.values():
+        for user in self.users.values():
             if (user.email and user.email.lower() == wanted) or (
                 objects.noreply_email(user).lower() == wanted
             ):
                 return user
         return None
 
-    def _full_name(self, repo: Repo) -> str:
-        return f"{self._users[repo.owner_id].login}/{repo.name}"
+    def full_name(self, repo: Repo) -> str:
+        return f"{self.users[repo.owner_id].login}/{repo.name}"
 
-    def _find_repo(self, full_name: str) -> Repo | None:
+    def find_repo(self, full_name: str) -> Repo | None:
         owner_login, _, name = full_name.partition("/")
-        owner = self._user_by_login(owner_login)
+        owner = self.user_by_login(owner_login)
         if owner is None:
             return None
         wanted = name.lower()
-        found = (r for r in self._repos.values() if r.owner_id == owner.id)
+        found = (r for r in self.repos.values() if r.owner_id == owner.id)
         return next((r for r in found if r.name.lower() == wanted), None)
 
-    def _require_repo(self, full_name: str) -> Repo:
-        repo = self._find_repo(full_name)
+    def require_repo(self, full_name: str) -> Repo:
+        repo = self.find_repo(full_name)
         if repo is None:
             raise KeyError(f"no such repository: {full_name}")
         return repo
 
-    def _require_pull(self, full_name: str, number: int) -> PullRec:
-        repo = self._require_repo(full_name)
-        pr = self._pulls.get((repo.id, number))
+    def require_pull(self, full_name: str, number: int) -> PullRec:
+        repo = self.require_repo(full_name)
+        pr = self.pulls.get((repo.id, number))
         if pr is None:
             raise KeyError(f"no pull request #{number} in {full_name}")
         return pr
 
-    def _permission(self, repo: Repo, user_id: int | None) -> str | None:
+    def permission(self, repo: Repo, user_id: int | None) -> str | None:
         """The user's effective role on the repo, or None for no access beyond public reads."""
         if user_id is None:
             return None
@@ -187,7 +192,7 @@ class GitHubEmulator:
             if granted is not None:
                 return granted
         best = repo.collaborators.get(user_id)
-        org = self._orgs.get(repo.owner_id)
+        org = self.orgs.get(repo.owner_id)
         if org is not None:
             if user_id in org.admins:
                 return "admin"
@@ -195,11 +200,11 @@ class GitHubEmulator:
                 best = "read"  # the default organisation base permission
         return best
 
-    def _can_read(self, repo: Repo, user_id: int | None) -> bool:
-        return not repo.private or self._permission(repo, user_id) is not None
+    def can_read(self, repo: Repo, user_id: int | None) -> bool:
+        return not repo.private or self.permission(repo, user_id) is not None
 
-    def _can_push(self, repo: Repo, user_id: int | None) -> bool:
-        perm = self._permission(repo, user_id)
+    def can_push(self, repo: Repo, user_id: int | None) -> bool:
+        perm = self.permission(repo, user_id)
         return perm is not None and PERMISSION_LEVELS.index(perm) >= PERMISSION_LEVELS.index(
             "write"
         )
@@ -221,25 +226,25 @@ class GitHubEmulator:
         if type == "Bot" and not login.endswith("[bot]") and login not in _GITHUB_BOTS:
             raise ValueError("GitHub bot logins end with '[bot]'")
         with self.lock:
-            if self._user_by_login(login) is not None:
+            if self.user_by_login(login) is not None:
                 raise ValueError(f"login already taken: {login}")
             if user_id is None:
-                user_id = self._next_id("user")
-            elif user_id in self._users:
+                user_id = self.next_id("user")
+            elif user_id in self.users:
                 raise ValueError(f"user id already taken: {user_id}")
             user = User(user_id, login, name, email, public_email, type, self.clock())
-            self._users[user_id] = user
+            self.users[user_id] = user
             return objects.public_user(self, user)
 
     def user(self, login: str) -> JSON:
         with self.lock:
-            return objects.public_user(self, self._require_user(login))
+            return objects.public_user(self, self.require_user(login))
 
     def rename_user(self, old_login: str, new_login: str) -> None:
         """Change a login; the numeric id stays (that is why undersign keys users by id)."""
         with self.lock:
-            user = self._require_user(old_login)
-            if self._user_by_login(new_login) not in (None, user):
+            user = self.require_user(old_login)
+            if self.user_by_login(new_login) not in (None, user):
                 raise ValueError(f"login already taken: {new_login}")
             user.login = new_login
 
@@ -264,7 +269,7 @@ class GitHubEmulator:
         if app_type not in ("oauth", "github_app"):
             raise ValueError("app_type must be 'oauth' or 'github_app'")
         with self.lock:
-            self._clients[client_id] = OAuthClient(
+            self.oauth_clients[client_id] = OAuthClient(
                 client_id, client_secret, urls, wildcard, app_type, name or client_id
             )
 
@@ -278,24 +283,24 @@ class GitHubEmulator:
     ) -> str:
         """A valid token for ``login`` (a classic PAT by default).  Never assume its length."""
         with self.lock:
-            user = self._require_user(login)
+            user = self.require_user(login)
             tok = random_token(prefix)
             granted = list(DEFAULT_TOKEN_SCOPES if scopes is None else scopes)
-            self._tokens[tok] = Token(tok, user.id, granted, client_id, self.clock())
+            self.tokens[tok] = Token(tok, user.id, granted, client_id, self.clock())
             return tok
 
     def revoke_token(self, token: str) -> None:
         with self.lock:
-            if token in self._tokens:
-                self._tokens[token].revoked = True
+            if token in self.tokens:
+                self.tokens[token].revoked = True
 
-    def _token_user(self, token: str) -> tuple[Token, User] | None:
-        tok = self._tokens.get(token)
-        if tok is None or tok.revoked or tok.user_id not in self._users:
+    def token_user(self, token: str) -> tuple[Token, User] | None:
+        tok = self.tokens.get(token)
+        if tok is None or tok.revoked or tok.user_id not in self.users:
             return None
         if self._apps is not None and self._apps.token_expired(token):
             return None  # ghs_ after one hour, expiring ghu_ after eight
-        return tok, self._users[tok.user_id]
+        return tok, self.users[tok.user_id]
 
     # --- orgs, repos, commits -----------------------------------------------------------------
 
@@ -310,25 +315,25 @@ class GitHubEmulator:
         """An organisation.  ``public_members`` and ``admins`` are members too."""
         with self.lock:
             self.add_user(login, type="Organization")
-            org_user = self._require_user(login)
+            org_user = self.require_user(login)
             org = Org(org_user.id)
             for group, logins in (("m", members), ("p", public_members), ("a", admins)):
                 for member in logins:
-                    uid = self._require_user(member).id
+                    uid = self.require_user(member).id
                     org.members.add(uid)
                     if group == "p":
                         org.public_members.add(uid)
                     elif group == "a":
                         org.admins.add(uid)
-            self._orgs[org_user.id] = org
+            self.orgs[org_user.id] = org
             return objects.organization(self, org_user)
 
     def add_org_member(
         self, org: str, login: str, *, public: bool = False, admin: bool = False
     ) -> None:
         with self.lock:
-            record = self._orgs[self._require_user(org).id]
-            uid = self._require_user(login).id
+            record = self.orgs[self.require_user(org).id]
+            uid = self.require_user(login).id
             record.members.add(uid)
             if public:
                 record.public_members.add(uid)
@@ -348,11 +353,11 @@ class GitHubEmulator:
         if not sep or not name:
             raise ValueError("repository names look like 'owner/name'")
         with self.lock:
-            owner = self._require_user(owner_login)
-            if self._find_repo(full_name) is not None:
+            owner = self.require_user(owner_login)
+            if self.find_repo(full_name) is not None:
                 raise ValueError(f"repository exists: {full_name}")
             repo = Repo(
-                self._next_id("repo"),
+                self.next_id("repo"),
                 owner.id,
                 name,
                 private,
@@ -360,7 +365,7 @@ class GitHubEmulator:
                 default_branch,
                 self.clock(),
             )
-            self._repos[repo.id] = repo
+            self.repos[repo.id] = repo
             author = (
                 {"name": owner.name or owner.login, "email": owner.email}
                 if owner.type == "User" and owner.email
@@ -372,14 +377,14 @@ class GitHubEmulator:
 
     def repo(self, full_name: str) -> JSON:
         with self.lock:
-            return objects.repository(self, self._require_repo(full_name))
+            return objects.repository(self, self.require_repo(full_name))
 
     def add_collaborator(self, full_name: str, login: str, permission: str = "write") -> None:
         if permission not in PERMISSION_LEVELS:
             raise ValueError(f"permission must be one of {PERMISSION_LEVELS}")
         with self.lock:
-            repo = self._require_repo(full_name)
-            repo.collaborators[self._require_user(login).id] = permission
+            repo = self.require_repo(full_name)
+            repo.collaborators[self.require_user(login).id] = permission
 
     def add_commit(
         self,
@@ -405,21 +410,21 @@ class GitHubEmulator:
         if author_field not in ("user", "null", "empty"):
             raise ValueError("author_field must be 'user', 'null' or 'empty'")
         with self.lock:
-            repo = self._require_repo(full_name)
-            author_user = self._require_user(author_login) if author_login else None
-            committer_user = self._require_user(committer_login) if committer_login else None
+            repo = self.require_repo(full_name)
+            author_user = self.require_user(author_login) if author_login else None
+            committer_user = self.require_user(committer_login) if committer_login else None
             ident = author or _identity(author_user)
             if ident is None:
                 raise ValueError("give author_login or author={'name': ..., 'email': ...}")
             cident = committer or _identity(committer_user) or ident
             if committer_user is None and committer is None:
                 committer_user = author_user
-            seq = self._next_id("commit")
+            seq = self.next_id("commit")
             now = self.clock()
             digest = hashlib.sha1(  # a git-looking id, not a security feature
                 f"{repo.id}:{seq}:{message}:{ident['email']}".encode(), usedforsecurity=False
             ).hexdigest()
-            self._commits[digest] = CommitRec(
+            self.commits[digest] = CommitRec(
                 sha=digest,
                 repo_id=repo.id,
                 message=message,
@@ -440,41 +445,41 @@ class GitHubEmulator:
 
     def commit(self, full_name: str, sha: str) -> JSON:
         with self.lock:
-            return objects.commit(self, self._commits[sha], self._require_repo(full_name))
+            return objects.commit(self, self.commits[sha], self.require_repo(full_name))
 
     def _ancestors(self, sha: str) -> set[str]:
         seen: set[str] = set()
         todo = [sha]
         while todo:
             current = todo.pop()
-            if current in seen or current not in self._commits:
+            if current in seen or current not in self.commits:
                 continue
             seen.add(current)
-            todo.extend(self._commits[current].parents)
+            todo.extend(self.commits[current].parents)
         return seen
 
-    def _compare(self, base: str, head: str) -> tuple[list[CommitRec], int, str | None]:
+    def compare(self, base: str, head: str) -> tuple[list[CommitRec], int, str | None]:
         """(commits in head not in base, oldest first; behind_by; merge base sha)."""
         head_anc, base_anc = self._ancestors(head), self._ancestors(base)
-        ahead = sorted((self._commits[s] for s in head_anc - base_anc), key=lambda c: c.seq)
+        ahead = sorted((self.commits[s] for s in head_anc - base_anc), key=lambda c: c.seq)
         common = head_anc & base_anc
-        merge_base = max(common, key=lambda s: self._commits[s].seq) if common else None
+        merge_base = max(common, key=lambda s: self.commits[s].seq) if common else None
         return ahead, len(base_anc - head_anc), merge_base
 
-    def _pr_commit_shas(self, pr: PullRec) -> list[str]:
-        return [c.sha for c in self._compare(pr.base_sha, pr.head_sha)[0]]
+    def pull_commit_shas(self, pr: PullRec) -> list[str]:
+        return [c.sha for c in self.compare(pr.base_sha, pr.head_sha)[0]]
 
-    def _resolve_ref(self, repo: Repo, ref: str) -> str | None:
+    def resolve_ref(self, repo: Repo, ref: str) -> str | None:
         """A sha, a (7+ char) sha prefix or a branch name -> full sha."""
         if ref in repo.branches:
             return repo.branches[ref]
-        if ref in self._commits:
+        if ref in self.commits:
             return ref
         if len(ref) >= 7 and re.fullmatch(r"[0-9a-f]+", ref):
-            hits = [s for s in self._commits if s.startswith(ref)]
+            hits = [s for s in self.commits if s.startswith(ref)]
             if len(hits) == 1:
                 return hits[0]
-        for pr in self._pulls.values():  # head branches of fork PRs live in the fork
+        for pr in self.pulls.values():  # head branches of fork PRs live in the fork
             if pr.repo_id == repo.id and ref == f"refs/pull/{pr.number}/head":
                 return pr.head_sha
         return None
@@ -482,7 +487,7 @@ class GitHubEmulator:
     def _chain(self, shas: Sequence[str], parent: str) -> str:
         """Give parentless commits a linear history on top of ``parent``; returns the tip."""
         for sha in shas:
-            rec = self._commits.get(sha)
+            rec = self.commits.get(sha)
             if rec is None:
                 raise KeyError(f"no such commit: {sha}")
             if not rec.parents:
@@ -517,9 +522,9 @@ class GitHubEmulator:
         if (commits is None) == (n_commits is None):
             raise ValueError("give exactly one of commits= or n_commits=")
         with self.lock:
-            repo = self._require_repo(full_name)
-            opener = self._require_user(user_login)
-            head = self._require_repo(head_repo) if head_repo else repo
+            repo = self.require_repo(full_name)
+            opener = self.require_user(user_login)
+            head = self.require_repo(head_repo) if head_repo else repo
             if base_ref not in repo.branches:
                 repo.branches[base_ref] = repo.branches[repo.default_branch]
             base_sha = repo.branches[base_ref]
@@ -541,7 +546,7 @@ class GitHubEmulator:
             pr = PullRec(
                 repo_id=repo.id,
                 number=number,
-                id=self._next_id("pull"),
+                id=self.next_id("pull"),
                 user_id=opener.id,
                 title=title or f"Changes from {head_ref}",
                 body=body,
@@ -555,7 +560,7 @@ class GitHubEmulator:
                 created_at=now,
                 updated_at=now,
             )
-            self._pulls[(repo.id, number)] = pr
+            self.pulls[(repo.id, number)] = pr
             return objects.pull_request(self, pr)
 
     def _make_commits(
@@ -580,14 +585,14 @@ class GitHubEmulator:
 
     def pull_request(self, full_name: str, number: int) -> JSON:
         with self.lock:
-            return objects.pull_request(self, self._require_pull(full_name, number))
+            return objects.pull_request(self, self.require_pull(full_name, number))
 
     def open_pull_requests(self) -> list[dict[str, Any]]:
         """Every open PR as ``{"repo": "owner/name", "number": n}``, oldest first."""
         with self.lock:
-            pulls = sorted(self._pulls.values(), key=lambda pr: pr.created_at)
+            pulls = sorted(self.pulls.values(), key=lambda pr: pr.created_at)
             return [
-                {"repo": self._full_name(self._repos[pr.repo_id]), "number": pr.number}
+                {"repo": self.full_name(self.repos[pr.repo_id]), "number": pr.number}
                 for pr in pulls
                 if pr.state == "open"
             ]
@@ -595,7 +600,7 @@ class GitHubEmulator:
     def pull_commits(self, full_name: str, number: int) -> list[str]:
         """All commit shas of a PR, oldest first (no 250 cap: this is the emulator's view)."""
         with self.lock:
-            return self._pr_commit_shas(self._require_pull(full_name, number))
+            return self.pull_commit_shas(self.require_pull(full_name, number))
 
     def push_commits(
         self,
@@ -608,35 +613,35 @@ class GitHubEmulator:
     ) -> JSON:
         """Push to the PR's head branch (what a ``synchronize`` event reports)."""
         with self.lock:
-            pr = self._require_pull(full_name, number)
+            pr = self.require_pull(full_name, number)
             if shas is None:
-                login = author_login or self._users[pr.user_id].login
+                login = author_login or self.users[pr.user_id].login
                 shas = self._make_commits(
                     full_name, n_commits or 1, author_login=login, author=None
                 )
             pr.before_sha = pr.head_sha
             pr.head_sha = self._chain(shas, pr.head_sha)
-            self._repos[pr.head_repo_id].branches[pr.head_ref] = pr.head_sha
+            self.repos[pr.head_repo_id].branches[pr.head_ref] = pr.head_sha
             pr.updated_at = self.clock()
             return objects.pull_request(self, pr)
 
     def branch_sha(self, full_name: str, ref: str) -> str:
         with self.lock:
-            return self._require_repo(full_name).branches[ref]
+            return self.require_repo(full_name).branches[ref]
 
     def set_branch(self, full_name: str, ref: str, sha: str) -> None:
         """Point branch ``ref`` of a repository at ``sha`` (creating it)."""
         with self.lock:
-            if sha not in self._commits:
+            if sha not in self.commits:
                 raise KeyError(f"no such commit: {sha}")
-            self._require_repo(full_name).branches[ref] = sha
+            self.require_repo(full_name).branches[ref] = sha
 
     def retarget_pull_request(self, full_name: str, number: int, base_ref: str) -> JSON:
         """Change a PR's base branch (the "Edit" button); returns the ``changes`` object of
         the ``pull_request.edited`` delivery GitHub sends for it."""
         with self.lock:
-            pr = self._require_pull(full_name, number)
-            repo = self._require_repo(full_name)
+            pr = self.require_pull(full_name, number)
+            repo = self.require_repo(full_name)
             if base_ref not in repo.branches:
                 raise KeyError(f"no such branch: {base_ref}")
             changes = {"base": {"ref": {"from": pr.base_ref}, "sha": {"from": pr.base_sha}}}
@@ -648,7 +653,7 @@ class GitHubEmulator:
         if state not in ("open", "closed"):
             raise ValueError("state must be 'open' or 'closed'")
         with self.lock:
-            pr = self._require_pull(full_name, number)
+            pr = self.require_pull(full_name, number)
             pr.state = state
             pr.updated_at = self.clock()
             pr.closed_at = pr.updated_at if state == "closed" else None
@@ -669,19 +674,19 @@ class GitHubEmulator:
     ) -> JSON:
         """Record a commit status without the REST validation (seeding tests)."""
         with self.lock:
-            repo = self._require_repo(full_name)
-            rec = self._add_status(
+            repo = self.require_repo(full_name)
+            rec = self.record_status(
                 repo,
                 sha,
                 state,
                 description,
                 target_url,
                 context,
-                self._require_user(creator_login).id,
+                self.require_user(creator_login).id,
             )
             return objects.status(self, rec)
 
-    def _add_status(
+    def record_status(
         self,
         repo: Repo,
         sha: str,
@@ -692,7 +697,7 @@ class GitHubEmulator:
         creator_id: int,
     ) -> StatusRec:
         rec = StatusRec(
-            self._next_id("status"),
+            self.next_id("status"),
             repo.id,
             sha,
             state,
@@ -702,37 +707,37 @@ class GitHubEmulator:
             creator_id,
             self.clock(),
         )
-        self._statuses.append(rec)
+        self.status_records.append(rec)
         return rec
 
-    def _status_recs(self, repo: Repo, sha: str) -> list[StatusRec]:
+    def status_history(self, repo: Repo, sha: str) -> list[StatusRec]:
         """Newest first, as ``GET /commits/{ref}/statuses`` lists them."""
         return sorted(
-            (s for s in self._statuses if s.repo_id == repo.id and s.sha == sha),
+            (s for s in self.status_records if s.repo_id == repo.id and s.sha == sha),
             key=lambda s: s.id,
             reverse=True,
         )
 
     def _latest_per_context(self, repo: Repo, sha: str) -> list[StatusRec]:
         latest: dict[str, StatusRec] = {}
-        for rec in self._status_recs(repo, sha):
+        for rec in self.status_history(repo, sha):
             latest.setdefault(rec.context.lower(), rec)  # contexts are case-insensitive
         return list(latest.values())
 
     def statuses(self, full_name: str, sha: str) -> list[JSON]:
         """All statuses of a commit, newest first."""
         with self.lock:
-            repo = self._require_repo(full_name)
-            return [objects.status(self, s) for s in self._status_recs(repo, sha)]
+            repo = self.require_repo(full_name)
+            return [objects.status(self, s) for s in self.status_history(repo, sha)]
 
     def combined_status(self, full_name: str, sha: str) -> JSON:
         with self.lock:
-            repo = self._require_repo(full_name)
-            return self._combined(repo, sha)
+            repo = self.require_repo(full_name)
+            return self.combined_status_of(repo, sha)
 
-    def _combined(self, repo: Repo, sha: str) -> JSON:
+    def combined_status_of(self, repo: Repo, sha: str) -> JSON:
         latest = self._latest_per_context(repo, sha)
-        full = self._full_name(repo)
+        full = self.full_name(repo)
         return {
             "state": objects.combine_states([s.state for s in latest]),
             # The combined view's statuses carry no ``creator`` (REFERENCE 2.2).
@@ -747,23 +752,23 @@ class GitHubEmulator:
     def add_comment(self, full_name: str, number: int, body: str, login: str) -> JSON:
         """``login`` writes a comment on PR ``number`` (no REST validation)."""
         with self.lock:
-            pr = self._require_pull(full_name, number)
-            rec = self._add_comment(pr.repo_id, number, body, self._require_user(login).id)
+            pr = self.require_pull(full_name, number)
+            rec = self.record_comment(pr.repo_id, number, body, self.require_user(login).id)
             return objects.comment(self, rec)
 
-    def _add_comment(self, repo_id: int, number: int, body: str, user_id: int) -> CommentRec:
+    def record_comment(self, repo_id: int, number: int, body: str, user_id: int) -> CommentRec:
         now = self.clock()
-        rec = CommentRec(self._next_id("comment"), repo_id, number, user_id, body, now, now)
-        self._comments[rec.id] = rec
+        rec = CommentRec(self.next_id("comment"), repo_id, number, user_id, body, now, now)
+        self.comment_records[rec.id] = rec
         return rec
 
     def comments(self, full_name: str, issue_number: int) -> list[JSON]:
         """The conversation comments of a PR, oldest first."""
         with self.lock:
-            repo = self._require_repo(full_name)
+            repo = self.require_repo(full_name)
             return [
                 objects.comment(self, c)
-                for c in sorted(self._comments.values(), key=lambda c: c.id)
+                for c in sorted(self.comment_records.values(), key=lambda c: c.id)
                 if c.repo_id == repo.id and c.issue_number == issue_number
             ]
 
@@ -803,7 +808,7 @@ class GitHubEmulator:
         with self.lock:
             self._faults.clear()
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self._faults:
                 if fault.method in ("*", method) and fault.pattern.search(path):
@@ -813,7 +818,7 @@ class GitHubEmulator:
                     return fault
         return None
 
-    def _bucket(self, key: str, user_id: int | None) -> RateBucket:
+    def rate_bucket(self, key: str, user_id: int | None) -> RateBucket:
         now = self.clock()
         bucket = self._buckets.get(key)
         limit = USER_RATE_LIMIT if user_id is not None else ANONYMOUS_RATE_LIMIT
@@ -829,9 +834,9 @@ class GitHubEmulator:
     ) -> None:
         """Set the primary limit left for a user (GitHub counts per user, so all their tokens)."""
         with self.lock:
-            found = self._token_user(token_or_login)
-            user = found[1] if found else self._require_user(token_or_login)
-            bucket = self._bucket(f"user:{user.id}", user.id)
+            found = self.token_user(token_or_login)
+            user = found[1] if found else self.require_user(token_or_login)
+            bucket = self.rate_bucket(f"user:{user.id}", user.id)
             bucket.remaining = remaining
             if reset_at is not None:
                 # GitHub announces and applies the reset in whole epoch seconds: announcing
@@ -844,6 +849,13 @@ class GitHubEmulator:
         with self.lock:
             self._secondary.extend([retry_after] * times)
 
+    def take_secondary_refusal(self) -> tuple[bool, int | None]:
+        """(whether this content-creating request is refused, its ``Retry-After``)."""
+        with self.lock:
+            if not self._secondary:
+                return False, None
+            return True, self._secondary.pop(0)
+
     # --- recorded requests --------------------------------------------------------------------
 
     @property
@@ -855,7 +867,7 @@ class GitHubEmulator:
         with self.lock:
             self._requests.clear()
 
-    def _record(self, rec: RecordedRequest) -> None:
+    def record_request(self, rec: RecordedRequest) -> None:
         with self.lock:
             self._requests.append(rec)
 
@@ -891,8 +903,6 @@ class GitHubEmulator:
         timeout: float = 10.0,
     ) -> tuple[int | None, str]:
         """POST a signed webhook like GitHub; returns (HTTP status or None on failure, GUID)."""
-        from undersign.emulator import webhooks
-
         return webhooks.deliver(
             self,
             url,
@@ -909,14 +919,27 @@ class GitHubEmulator:
 
     def redeliver(self, delivery_id: str, *, timeout: float = 10.0) -> int | None:
         """Send a past delivery again: same ``X-GitHub-Delivery`` GUID, same body."""
-        from undersign.emulator import webhooks
-
         return webhooks.redeliver(self, delivery_id, timeout=timeout)
 
     @property
     def deliveries(self) -> list[Delivery]:
         with self.lock:
             return list(self._deliveries)
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        with self.lock:
+            self._deliveries.append(delivery)
+
+    def find_delivery(self, guid: str) -> Delivery | None:
+        """The latest delivery attempt with this ``X-GitHub-Delivery`` GUID."""
+        with self.lock:
+            return next((d for d in reversed(self._deliveries) if d.guid == guid), None)
+
+    def default_hook_id(self) -> int:
+        """The ``X-GitHub-Hook-ID`` of a delivery sent without one: the next hook id, never
+        taken, so every such delivery reports the same hook."""
+        with self.lock:
+            return self._ids["hook"] + 1
 
     def pull_request_event(
         self,
@@ -930,8 +953,6 @@ class GitHubEmulator:
     ) -> JSON:
         """A ``pull_request`` payload for the PR as it is now (``changes``: an ``edited``
         delivery's, e.g. what ``retarget_pull_request`` returned)."""
-        from undersign.emulator import webhooks
-
         with self.lock:
             return webhooks.pull_request_payload(
                 self,
@@ -954,8 +975,6 @@ class GitHubEmulator:
     ) -> JSON:
         """``commenter_login`` comments on PR ``number``: stores the comment, returns the
         ``issue_comment``/``created`` payload GitHub would send (``issue.pull_request`` set)."""
-        from undersign.emulator import webhooks
-
         with self.lock:
             return webhooks.issue_comment_payload(
                 self,

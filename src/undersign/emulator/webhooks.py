@@ -123,7 +123,7 @@ def deliver(
     guid = delivery_id or str(uuid.uuid4())
     default_type, default_id = _default_target(payload)
     with st.lock:
-        hook = hook_id if hook_id is not None else st._ids["hook"] + 1
+        hook = hook_id if hook_id is not None else st.default_hook_id()
         headers = {
             "Accept": "*/*",
             "Content-Type": "application/json"
@@ -146,8 +146,7 @@ def deliver(
 
 
 def redeliver(st: GitHubEmulator, delivery_id: str, *, timeout: float = 10.0) -> int | None:
-    with st.lock:
-        past = next((d for d in reversed(st._deliveries) if d.guid == delivery_id), None)
+    past = st.find_delivery(delivery_id)
     if past is None:
         raise KeyError(f"no delivery {delivery_id}")
     return _send(
@@ -192,9 +191,9 @@ def _send(
     except httpx.HTTPError as exc:
         error = f"failed to connect: {type(exc).__name__}"
     with st.lock:
-        st._deliveries.append(
+        st.record_delivery(
             Delivery(
-                id=st._next_id("delivery"),
+                id=st.next_id("delivery"),
                 guid=guid,
                 url=url,
                 event=event,
@@ -219,16 +218,16 @@ def _envelope_tail(
     st: GitHubEmulator, repo_id: int, sender_id: int, installation_id: int | None
 ) -> JSON:
     """repository, installation?, organization?, sender: in the order GitHub sends them."""
-    repo = st._repos[repo_id]
+    repo = st.repos[repo_id]
     tail: JSON = {"repository": objects.repository(st, repo, webhook=True)}
     if installation_id is not None:
         tail["installation"] = {
             "id": installation_id,
             "node_id": objects.node_id("Installation", installation_id),
         }
-    if repo.owner_id in st._orgs:
-        tail["organization"] = objects.organization(st, st._users[repo.owner_id])
-    tail["sender"] = objects.simple_user(st, st._users[sender_id])
+    if repo.owner_id in st.orgs:
+        tail["organization"] = objects.organization(st, st.users[repo.owner_id])
+    tail["sender"] = objects.simple_user(st, st.users[sender_id])
     return tail
 
 
@@ -244,8 +243,8 @@ def pull_request_payload(
 ) -> JSON:
     if action not in PULL_REQUEST_ACTIONS:
         raise ValueError(f"unknown pull_request action: {action}")
-    pr = st._require_pull(full_name, number)
-    sender = st._require_user(sender_login).id if sender_login else pr.user_id
+    pr = st.require_pull(full_name, number)
+    sender = st.require_user(sender_login).id if sender_login else pr.user_id
     payload: JSON = {
         "action": action,
         "number": pr.number,
@@ -269,9 +268,9 @@ def issue_comment_payload(
     *,
     installation_id: int | None = None,
 ) -> JSON:
-    pr = st._require_pull(full_name, number)
-    commenter = st._require_user(commenter_login)
-    rec = st._add_comment(pr.repo_id, number, body, commenter.id)
+    pr = st.require_pull(full_name, number)
+    commenter = st.require_user(commenter_login)
+    rec = st.record_comment(pr.repo_id, number, body, commenter.id)
     payload: JSON = {
         "action": "created",
         "issue": objects.issue_for_pull(st, pr),
