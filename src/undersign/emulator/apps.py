@@ -12,11 +12,13 @@ What GitHub checks, checked here the same way:
   installation's permissions (403 "Resource not accessible by integration" otherwise).
   ``X-GitHub-Stateless-S2S-Token: enabled`` yields the long dotted ``ghs_APPID_JWT`` form.
 * Check runs can only be written with ``ghs_``/``ghu_`` tokens (rest.py answers the 403).
+  The HTTP side of all this (JWT checks, the installation hook, the routes) is apps_api.py.
 * GitHub App user tokens (``ghu_``) expire after 8 hours when the app has expiring tokens on;
   the refresh grant rotates both tokens and kills the old pair.
 
 State lives in :class:`AppRegistry`, reached as ``GitHubEmulator.apps``; every method takes
-the emulator's lock.
+the emulator's lock.  No Flask here: which installation is acting during a request is asked of
+``acting_installation``, which the server plugs in.
 """
 
 from __future__ import annotations

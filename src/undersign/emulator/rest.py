@@ -6,6 +6,9 @@ negotiation, token auth (query-string credentials are not honoured: GitHub remov
 not count, and GitHub's error shapes.  Repository endpoints answer both at
 ``/repos/{owner}/{repo}/...`` and at ``/repositories/{id}/...`` because GitHub's pagination
 links use the latter.
+
+The helpers every view shares (errors, JSON answers, the caller, pagination, ``repo_route``)
+are in :mod:`http`; the GitHub App routes and check runs in :mod:`apps_api`.
 """
 
 from __future__ import annotations

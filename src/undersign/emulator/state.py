@@ -5,6 +5,13 @@ requests, statuses, comments, injected faults, rate limits, recorded requests an
 deliveries.  Every access goes through one re-entrant lock because the HTTP server answers on
 many threads.  Time comes from ``state.clock`` so tests can move it forward (code expiry, rate
 limit resets) without sleeping.
+
+The tables (``users``, ``repos``, ``pulls``, ...) and the queries over them (``find_repo``,
+``permission``, ``resolve_ref``, ...) are public: the HTTP views (``rest``, ``apps_api``,
+``oauth``, ``control``) and the payload builders (``objects``, ``webhooks``) read and change
+them under ``lock``.  Tests and the demo use the higher-level methods (``add_repo``,
+``add_pull_request``, ...).  No Flask here: this module depends on ``models``, ``objects``,
+``apps`` (the App registry) and ``webhooks`` (sending deliveries) only.
 """
 
 from __future__ import annotations
@@ -133,6 +140,7 @@ class GitHubEmulator:
         return self.require_pull(full_name, number)
 
     def next_id(self, kind: str) -> int:
+        """The next id of a kind (``"user"``, ``"repo"``, ...): GitHub's ids only grow."""
         self._ids[kind] += 1
         return self._ids[kind]
 
@@ -141,6 +149,7 @@ class GitHubEmulator:
         return next((u for u in self.users.values() if u.login.lower() == wanted), None)
 
     def require_user(self, login: str) -> User:
+        """The account with this login, or KeyError (the Python API's "no such user")."""
         user = self.user_by_login(login)
         if user is None:
             raise KeyError(f"no such user: {login}")
@@ -157,9 +166,11 @@ class GitHubEmulator:
         return None
 
     def full_name(self, repo: Repo) -> str:
+        """``owner/name`` as it reads now (a renamed owner renames every repository)."""
         return f"{self.users[repo.owner_id].login}/{repo.name}"
 
     def find_repo(self, full_name: str) -> Repo | None:
+        """A repository by ``owner/name``, case-insensitively as GitHub matches it."""
         owner_login, _, name = full_name.partition("/")
         owner = self.user_by_login(owner_login)
         if owner is None:
@@ -201,9 +212,11 @@ class GitHubEmulator:
         return best
 
     def can_read(self, repo: Repo, user_id: int | None) -> bool:
+        """Public repositories are readable by anyone, private ones by whoever has a role."""
         return not repo.private or self.permission(repo, user_id) is not None
 
     def can_push(self, repo: Repo, user_id: int | None) -> bool:
+        """Write access or better (what statuses and comment edits need)."""
         perm = self.permission(repo, user_id)
         return perm is not None and PERMISSION_LEVELS.index(perm) >= PERMISSION_LEVELS.index(
             "write"
@@ -295,6 +308,7 @@ class GitHubEmulator:
                 self.tokens[token].revoked = True
 
     def token_user(self, token: str) -> tuple[Token, User] | None:
+        """The live token and its account, or None (unknown, revoked or expired)."""
         tok = self.tokens.get(token)
         if tok is None or tok.revoked or tok.user_id not in self.users:
             return None
@@ -696,6 +710,7 @@ class GitHubEmulator:
         context: str,
         creator_id: int,
     ) -> StatusRec:
+        """Store a status as given (the REST view validated it; ``add_status`` seeds tests)."""
         rec = StatusRec(
             self.next_id("status"),
             repo.id,
@@ -736,6 +751,7 @@ class GitHubEmulator:
             return self.combined_status_of(repo, sha)
 
     def combined_status_of(self, repo: Repo, sha: str) -> JSON:
+        """The ``GET /commits/{ref}/status`` body: the latest status per context, combined."""
         latest = self._latest_per_context(repo, sha)
         full = self.full_name(repo)
         return {
@@ -757,6 +773,7 @@ class GitHubEmulator:
             return objects.comment(self, rec)
 
     def record_comment(self, repo_id: int, number: int, body: str, user_id: int) -> CommentRec:
+        """Store a comment as given (the REST view validated it; ``add_comment`` seeds tests)."""
         now = self.clock()
         rec = CommentRec(self.next_id("comment"), repo_id, number, user_id, body, now, now)
         self.comment_records[rec.id] = rec
@@ -809,6 +826,7 @@ class GitHubEmulator:
             self._faults.clear()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
+        """The injected fault this request meets, if any (each use counts against ``times``)."""
         with self.lock:
             for fault in self._faults:
                 if fault.method in ("*", method) and fault.pattern.search(path):
@@ -819,6 +837,8 @@ class GitHubEmulator:
         return None
 
     def rate_bucket(self, key: str, user_id: int | None) -> RateBucket:
+        """The primary rate limit bucket of ``user:<id>``, ``app:<id>`` or ``ip:<addr>``, reset
+        when its hour is over.  The caller holds ``lock``."""
         now = self.clock()
         bucket = self._buckets.get(key)
         limit = USER_RATE_LIMIT if user_id is not None else ANONYMOUS_RATE_LIMIT
