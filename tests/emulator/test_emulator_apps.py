@@ -24,10 +24,13 @@ APP_CLIENT_ID = "Iv23liEmulatorApp01"
 APP_SECRET = "app-client-secret-0123456789"
 APP_CALLBACK = "http://127.0.0.1:8000/login/callback"
 Api = Callable[[str | None], httpx.Client]
+Bearer = Callable[[str], httpx.Client]
+#: The app's private key and another one (a wrong key).
+Keys = tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]
 
 
 @pytest.fixture(scope="module")
-def keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+def keys() -> Keys:
     """The app's key and another one (a wrong key)."""
     return (
         rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -42,7 +45,7 @@ def public_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 
 @pytest.fixture
-def app(state: GitHubEmulator, keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]) -> int:
+def app(state: GitHubEmulator, keys: Keys) -> int:
     """App ``undersign`` installed on org ``octo-org`` for ``widgets`` only (``gizmos`` is
     the org's too, not selected); alice's ``private-stuff`` is elsewhere."""
     state.add_org("octo-org", members=["bob"])
@@ -77,7 +80,8 @@ def make_jwt(key: rsa.RSAPrivateKey, now: float, **claims: Any) -> str:
 
 
 @pytest.fixture
-def bearer(emulator: EmulatorServer) -> Iterator[Callable[[str], httpx.Client]]:
+def bearer(emulator: EmulatorServer) -> Iterator[Bearer]:
+    """``bearer(credential)`` -> an httpx client on the REST root sending ``Bearer ...``."""
     clients: list[httpx.Client] = []
 
     def make(credential: str) -> httpx.Client:
@@ -95,26 +99,38 @@ def bearer(emulator: EmulatorServer) -> Iterator[Callable[[str], httpx.Client]]:
         client.close()
 
 
-def installation_token(
-    bearer: Callable[[str], httpx.Client], key: rsa.RSAPrivateKey, inst: int, now: float
-) -> str:
-    response = bearer(make_jwt(key, now)).post(f"/app/installations/{inst}/access_tokens")
+@pytest.fixture
+def as_app(app: int, bearer: Bearer, keys: Keys, clock: FakeClock) -> httpx.Client:
+    """A client authenticated as the app itself (a fresh, valid JWT)."""
+    return bearer(make_jwt(keys[0], clock.now))
+
+
+@pytest.fixture
+def installation_token(app: int, as_app: httpx.Client) -> str:
+    """A fresh ``ghs_`` token of the app's installation on ``octo-org``."""
+    response = as_app.post(f"/app/installations/{app}/access_tokens")
     assert response.status_code == 201, response.text
     return str(response.json()["token"])
+
+
+@pytest.fixture
+def as_installation(api: Api, installation_token: str) -> httpx.Client:
+    """A REST client acting as the installation (``token ghs_...``)."""
+    return api(installation_token)
 
 
 # --- the JWT --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("iss", [APP_ID, str(APP_ID), APP_CLIENT_ID], ids=["int", "str", "client"])
 def test_get_app_with_a_good_jwt_by_app_id_numeric_string_or_client_id(
-    app: int, bearer: Callable[[str], httpx.Client], keys: Any, clock: FakeClock
+    app: int, bearer: Bearer, keys: Keys, clock: FakeClock, iss: int | str
 ) -> None:
-    for iss in (APP_ID, str(APP_ID), APP_CLIENT_ID):
-        response = bearer(make_jwt(keys[0], clock.now, iss=iss)).get("/app")
-        assert response.status_code == 200, (iss, response.text)
-        body = response.json()
-        assert body["id"] == APP_ID and body["slug"] == "undersign"
-        assert body["client_id"] == APP_CLIENT_ID
+    response = bearer(make_jwt(keys[0], clock.now, iss=iss)).get("/app")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == APP_ID and body["slug"] == "undersign"
+    assert body["client_id"] == APP_CLIENT_ID
 
 
 @pytest.mark.parametrize(
@@ -128,11 +144,20 @@ def test_get_app_with_a_good_jwt_by_app_id_numeric_string_or_client_id(
         (lambda n: {"exp": None}, "'Expiration time' claim ('exp') must be a numeric value"),
         (lambda n: {"iss": 999}, "A JSON web token could not be decoded"),
     ],
+    ids=[
+        "exp-too-far",
+        "iat-in-future",
+        "iat-not-integer",
+        "iat-missing",
+        "exp-past",
+        "exp-missing",
+        "unknown-issuer",
+    ],
 )
 def test_jwt_claims_checked_like_github(
     app: int,
-    bearer: Callable[[str], httpx.Client],
-    keys: Any,
+    bearer: Bearer,
+    keys: Keys,
     clock: FakeClock,
     claims: Callable[[int], dict[str, Any]],
     message: str,
@@ -144,14 +169,14 @@ def test_jwt_claims_checked_like_github(
 
 
 def test_exp_exactly_ten_minutes_ahead_is_accepted(
-    app: int, bearer: Callable[[str], httpx.Client], keys: Any, clock: FakeClock
+    app: int, bearer: Bearer, keys: Keys, clock: FakeClock
 ) -> None:
     token = make_jwt(keys[0], clock.now, iat=int(clock.now), exp=int(clock.now) + 600)
     assert bearer(token).get("/app").status_code == 200
 
 
 def test_wrong_key_or_algorithm_is_refused(
-    app: int, bearer: Callable[[str], httpx.Client], keys: Any, clock: FakeClock
+    app: int, bearer: Bearer, keys: Keys, clock: FakeClock
 ) -> None:
     wrong = make_jwt(keys[1], clock.now)
     response = bearer(wrong).get("/app")
@@ -162,10 +187,8 @@ def test_wrong_key_or_algorithm_is_refused(
     assert bearer(hs).get("/app").status_code == 401
 
 
-def test_jwt_only_on_app_routes(
-    app: int, bearer: Callable[[str], httpx.Client], keys: Any, clock: FakeClock
-) -> None:
-    client = bearer(make_jwt(keys[0], clock.now))
+def test_jwt_only_on_app_routes(app: int, as_app: httpx.Client) -> None:
+    client = as_app
     assert client.get("/repos/octo-org/widgets/pulls").status_code == 401
     assert client.get("/user").status_code == 401
     assert client.get("/repos/octo-org/widgets/installation").json()["id"] == app
@@ -188,14 +211,9 @@ def test_app_routes_refuse_other_tokens(app: int, api: Api, state: GitHubEmulato
 
 
 def test_installation_token_lasts_an_hour_and_reaches_only_its_repos(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-    state: GitHubEmulator,
+    app: int, as_app: httpx.Client, api: Api, clock: FakeClock, state: GitHubEmulator
 ) -> None:
-    response = bearer(make_jwt(keys[0], clock.now)).post(f"/app/installations/{app}/access_tokens")
+    response = as_app.post(f"/app/installations/{app}/access_tokens")
     assert response.status_code == 201
     body = response.json()
     assert body["token"].startswith("ghs_")
@@ -223,17 +241,11 @@ def test_installation_token_lasts_an_hour_and_reaches_only_its_repos(
 
 
 def test_installation_token_permissions_are_enforced(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-    state: GitHubEmulator,
+    app: int, as_installation: httpx.Client, state: GitHubEmulator
 ) -> None:
     state.apps.installations[app].permissions.pop("statuses")
-    token = installation_token(bearer, keys[0], app, clock.now)
     head = state.add_commit("octo-org/widgets", author_login="alice")
-    response = api(token).post(
+    response = as_installation.post(
         f"/repos/octo-org/widgets/statuses/{head}", json={"state": "success"}
     )
     assert response.status_code == 403
@@ -241,16 +253,11 @@ def test_installation_token_permissions_are_enforced(
 
 
 def test_installation_token_sees_private_org_members(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
+    emulator: EmulatorServer, installation_token: str
 ) -> None:
-    token = installation_token(bearer, keys[0], app, clock.now)
     client = httpx.Client(
-        base_url=api(None).base_url,
-        headers={"Authorization": f"token {token}"},
+        base_url=emulator.api_url,
+        headers={"Authorization": f"token {installation_token}"},
         follow_redirects=False,
         verify=SSL_CONTEXT,
     )
@@ -259,21 +266,15 @@ def test_installation_token_sees_private_org_members(
         assert client.get("/orgs/octo-org/members/alice").status_code == 404
 
 
-def test_stateless_token_format_on_request(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-) -> None:
-    response = bearer(make_jwt(keys[0], clock.now)).post(
+def test_stateless_token_format_on_request(app: int, as_app: httpx.Client, api: Api) -> None:
+    response = as_app.post(
         f"/app/installations/{app}/access_tokens",
         headers={"X-GitHub-Stateless-S2S-Token": "enabled"},
     )
     token = response.json()["token"]
     assert token.startswith(f"ghs_{APP_ID}_") and "." in token and len(token) > 255
     assert api(token).get("/repos/octo-org/widgets/pulls").status_code == 200
-    other = bearer(make_jwt(keys[0], clock.now)).post(
+    other = as_app.post(
         f"/app/installations/{app}/access_tokens",
         headers={"X-GitHub-Stateless-S2S-Token": "yes please"},  # ignored
     )
@@ -281,17 +282,11 @@ def test_stateless_token_format_on_request(
 
 
 def test_uninstalled_app_tokens_stop_working(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-    state: GitHubEmulator,
+    app: int, as_app: httpx.Client, as_installation: httpx.Client, state: GitHubEmulator
 ) -> None:
-    token = installation_token(bearer, keys[0], app, clock.now)
     state.apps.uninstall(app)
-    assert api(token).get("/repos/octo-org/widgets").status_code == 401
-    gone = bearer(make_jwt(keys[0], clock.now)).post(f"/app/installations/{app}/access_tokens")
+    assert as_installation.get("/repos/octo-org/widgets").status_code == 401
+    gone = as_app.post(f"/app/installations/{app}/access_tokens")
     assert gone.status_code == 404
 
 
@@ -314,27 +309,25 @@ def check_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def test_check_run_refused_for_non_app_tokens(app: int, api: Api, state: GitHubEmulator) -> None:
+@pytest.mark.parametrize(
+    ("login", "prefix"), [("octo-org", "ghp_"), ("alice", "gho_")], ids=["pat", "oauth"]
+)
+def test_check_run_refused_for_non_app_tokens(
+    app: int, api: Api, state: GitHubEmulator, login: str, prefix: str
+) -> None:
     head = state.add_commit("octo-org/widgets", author_login="alice")
-    for token in (state.issue_token("octo-org"), state.issue_token("alice", prefix="gho_")):
-        response = api(token).post(
-            "/repos/octo-org/widgets/check-runs", json=check_body(head_sha=head)
-        )
-        assert response.status_code == 403
-        assert response.json()["message"] == "You must authenticate via a GitHub App."
+    token = state.issue_token(login, prefix=prefix)
+    response = api(token).post("/repos/octo-org/widgets/check-runs", json=check_body(head_sha=head))
+    assert response.status_code == 403
+    assert response.json()["message"] == "You must authenticate via a GitHub App."
 
 
 def test_check_run_created_updated_and_listed(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-    state: GitHubEmulator,
+    as_installation: httpx.Client, state: GitHubEmulator
 ) -> None:
     pr = state.add_pull_request("octo-org/widgets", user_login="alice", n_commits=1)
     head = pr["head"]["sha"]
-    client = api(installation_token(bearer, keys[0], app, clock.now))
+    client = as_installation
     created = client.post("/repos/octo-org/widgets/check-runs", json=check_body(head_sha=head))
     assert created.status_code == 201, created.text
     run = created.json()
@@ -367,21 +360,25 @@ def test_check_run_created_updated_and_listed(
         {"output": {"title": "t", "summary": "s" * 65536}},
         {"name": ""},
     ],
+    ids=[
+        "actions-only-status",
+        "stale-conclusion",
+        "completed-without-conclusion",
+        "action-label-too-long",
+        "action-description-too-long",
+        "action-identifier-too-long",
+        "four-actions",
+        "summary-too-long",
+        "empty-name",
+    ],
 )
 def test_check_run_limits(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-    state: GitHubEmulator,
-    changes: dict[str, Any],
+    as_installation: httpx.Client, state: GitHubEmulator, changes: dict[str, Any]
 ) -> None:
     head = state.add_commit("octo-org/widgets", author_login="alice")
-    client = api(installation_token(bearer, keys[0], app, clock.now))
     body = check_body(head_sha=head, **changes)
     body = {k: v for k, v in body.items() if v is not None}
-    response = client.post("/repos/octo-org/widgets/check-runs", json=body)
+    response = as_installation.post("/repos/octo-org/widgets/check-runs", json=body)
     assert response.status_code == 422, response.text
 
 
@@ -436,12 +433,7 @@ def keys_of(name: str) -> list[str]:
 
 
 def test_app_webhook_payloads_and_headers(
-    app: int,
-    bearer: Callable[[str], httpx.Client],
-    api: Api,
-    keys: Any,
-    clock: FakeClock,
-    state: GitHubEmulator,
+    app: int, as_installation: httpx.Client, state: GitHubEmulator
 ) -> None:
     created = state.apps.installation_event(app, "created")
     assert list(created) == keys_of("installation__created.json")
@@ -451,8 +443,9 @@ def test_app_webhook_payloads_and_headers(
     added = state.apps.installation_repositories_event(app, "added", ["octo-org/gizmos"])
     assert list(added) == keys_of("installation_repositories__added.json")
     head = state.add_commit("octo-org/widgets", author_login="alice")
-    client = api(installation_token(bearer, keys[0], app, clock.now))
-    run = client.post("/repos/octo-org/widgets/check-runs", json=check_body(head_sha=head)).json()
+    run = as_installation.post(
+        "/repos/octo-org/widgets/check-runs", json=check_body(head_sha=head)
+    ).json()
     rerequested = state.apps.check_run_event(run["id"], "rerequested", sender_login="alice")
     assert list(rerequested) == keys_of("check_run__rerequested.json")
     action = state.apps.check_run_event(

@@ -21,8 +21,10 @@ def repo(state: GitHubEmulator) -> str:
     return "acme/widgets"
 
 
-def _get(url: str, **kwargs: object) -> httpx.Response:
-    return httpx.get(url, verify=SSL_CONTEXT, **kwargs)  # type: ignore[arg-type]
+def _get(
+    url: str, headers: dict[str, str] | None = None, *, follow_redirects: bool = False
+) -> httpx.Response:
+    return httpx.get(url, headers=headers, follow_redirects=follow_redirects, verify=SSL_CONTEXT)
 
 
 def _links(response: httpx.Response) -> dict[str, str]:
