@@ -12,7 +12,7 @@ import pytest
 from emulator_support import CALLBACK, CLIENT_ID, CLIENT_SECRET, SSL_CONTEXT, FakeClock
 
 from undersign.emulator import EmulatorServer, GitHubEmulator
-from undersign.emulator.oauth import normalize_scopes, redirect_uri_matches
+from undersign.emulator.api.oauth import normalize_scopes, redirect_uri_matches
 
 TOKEN_PATH = "/login/oauth/access_token"
 JSON_ACCEPT = {"Accept": "application/json"}

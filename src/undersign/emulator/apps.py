@@ -11,8 +11,8 @@ What GitHub checks, checked here the same way:
   the installation's repositories (404 elsewhere, like a private repository) with the
   installation's permissions (403 "Resource not accessible by integration" otherwise).
   ``X-GitHub-Stateless-S2S-Token: enabled`` yields the long dotted ``ghs_APPID_JWT`` form.
-* Check runs can only be written with ``ghs_``/``ghu_`` tokens (rest.py answers the 403).
-  The HTTP side of all this (JWT checks, the installation hook, the routes) is apps_api.py.
+* Check runs can only be written with ``ghs_``/``ghu_`` tokens (api/rest.py answers the 403).
+  The HTTP side of all this (JWT checks, the installation hook, the routes) is api/apps.py.
 * GitHub App user tokens (``ghu_``) expire after 8 hours when the app has expiring tokens on;
   the refresh grant rotates both tokens and kills the old pair.
 
@@ -175,7 +175,7 @@ class AppRegistry:
         self.token_requests: dict[int, int] = {}
         #: The installation whose token made the request being answered, if any: an
         #: installation token's bot has its rights only during its own requests.  The HTTP
-        #: side (apps_api) plugs in its reader; without a server there is never one.
+        #: side (api/apps.py) plugs in its reader; without a server there is never one.
         self.acting_installation: Callable[[], InstallationRec | None] = lambda: None
 
     def next_id(self, kind: str) -> int:

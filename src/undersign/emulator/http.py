@@ -2,8 +2,8 @@
 answers, the caller (set by the REST pipeline in ``g``), request bodies, pagination and the
 repository route decorator.
 
-Depends on Flask and on :mod:`state` / :mod:`models` only; every view module (``rest``,
-``apps_api``, ``oauth``, ``control``) imports it, and it imports none of them.
+Depends on Flask and on :mod:`state` / :mod:`models` only; every view module of the ``api``
+package imports it, and it imports none of them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask, Response, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from undersign.emulator import apps_api, control, oauth, rest
+from undersign.emulator.api import apps as apps_api
+from undersign.emulator.api import control, oauth, rest
 from undersign.emulator.http import current_state
 from undersign.emulator.models import RecordedRequest
 from undersign.emulator.state import GitHubEmulator

@@ -7,11 +7,11 @@ many threads.  Time comes from ``state.clock`` so tests can move it forward (cod
 limit resets) without sleeping.
 
 The tables (``users``, ``repos``, ``pulls``, ...) and the queries over them (``find_repo``,
-``permission``, ``resolve_ref``, ...) are public: the HTTP views (``rest``, ``apps_api``,
-``oauth``, ``control``) and the payload builders (``objects``, ``webhooks``) read and change
-them under ``lock``.  Tests and the demo use the higher-level methods (``add_repo``,
-``add_pull_request``, ...).  No Flask here: this module depends on ``models``, ``objects``,
-``apps`` (the App registry) and ``webhooks`` (sending deliveries) only.
+``permission``, ``resolve_ref``, ...) are public: the HTTP views (the ``api`` package) and the
+payload builders (``objects``, ``webhooks``) read and change them under ``lock``.  Tests and
+the demo use the higher-level methods (``add_repo``, ``add_pull_request``, ...).  No Flask
+here: this module depends on ``models``, ``objects``, ``apps`` (the App registry) and
+``webhooks`` (sending deliveries) only.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The GitHub App side of the REST API: the JWT-only ``/app`` routes, the hook that keeps an
 installation token inside its installation, and check runs (REFERENCE sections 2.2, 3).
 
-State lives in :mod:`apps` (``GitHubEmulator.apps``); this module is HTTP only.  Depends on
-Flask, :mod:`http`, :mod:`apps` and :mod:`state`; :mod:`rest` calls in for the JWT
-credential and for the check-run paths its own routes swallow.
+State lives in :mod:`undersign.emulator.apps` (``GitHubEmulator.apps``); this module is HTTP
+only.  Depends on Flask, :mod:`undersign.emulator.http` and the state modules; the REST
+pipeline (:mod:`.rest`) calls in for the JWT credential and for the check-run paths its own
+routes swallow.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ not count, and GitHub's error shapes.  Repository endpoints answer both at
 links use the latter.
 
 The helpers every view shares (errors, JSON answers, the caller, pagination, ``repo_route``)
-are in :mod:`http`; the GitHub App routes and check runs in :mod:`apps_api`.
+are in :mod:`undersign.emulator.http`; the GitHub App routes and check runs in
+:mod:`undersign.emulator.api.apps`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from undersign.emulator import apps_api, objects
+from undersign.emulator import objects
+from undersign.emulator.api import apps as apps_api
 from undersign.emulator.http import (
     DOCS,
     JSON,
