@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from types import TracebackType
@@ -36,8 +37,6 @@ def _inject_fault() -> Response | None:
     if body is None:
         body = {"message": "Server Error", "status": str(fault.status)}
     if isinstance(body, dict | list):
-        import json
-
         body = json.dumps(body)
     elif isinstance(body, str):
         content_type = "text/plain; charset=utf-8"
