@@ -51,17 +51,21 @@ def test_token_and_bearer_schemes(api: Api, state: GitHubEmulator, scheme: str) 
     assert response.status_code == 200 and response.json()["login"] == "alice"
 
 
-def test_bad_and_revoked_tokens_get_githubs_401(api: Api, state: GitHubEmulator) -> None:
-    token = state.issue_token("alice")
-    state.revoke_token(token)
-    for credential in (token, "gho_doesnotexist"):
-        response = api(credential).get("/repos/whatever/thing")
-        assert response.status_code == 401
-        assert response.json() == {
-            "message": "Bad credentials",
-            "documentation_url": "https://docs.github.com/rest",
-            "status": "401",
-        }
+@pytest.mark.parametrize("revoked", [True, False], ids=["revoked", "unknown"])
+def test_bad_and_revoked_tokens_get_githubs_401(
+    api: Api, state: GitHubEmulator, revoked: bool
+) -> None:
+    credential = "gho_doesnotexist"
+    if revoked:
+        credential = state.issue_token("alice")
+        state.revoke_token(credential)
+    response = api(credential).get("/repos/whatever/thing")
+    assert response.status_code == 401
+    assert response.json() == {
+        "message": "Bad credentials",
+        "documentation_url": "https://docs.github.com/rest",
+        "status": "401",
+    }
 
 
 def test_unauthenticated_user_request_is_401(api: Api) -> None:
