@@ -49,10 +49,12 @@ class ApiError(Exception):
 
 
 def not_found(documentation_url: str = DOCS) -> ApiError:
+    """GitHub's 404, also its answer for what the caller may not see."""
     return ApiError(404, "Not Found", documentation_url=documentation_url)
 
 
 def validation_failed(resource: str, field: str, message: str, docs: str) -> ApiError:
+    """GitHub's 422 "Validation Failed" with one ``custom`` error."""
     error = {"resource": resource, "code": "custom", "field": field, "message": message}
     return ApiError(422, "Validation Failed", errors=[error], documentation_url=docs)
 
@@ -69,6 +71,7 @@ def is_api(path: str) -> bool:
 
 
 def api_json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer as GitHub sends it (UTF-8, keys in insertion order)."""
     return Response(
         json.dumps(obj, ensure_ascii=False),
         status=status,
