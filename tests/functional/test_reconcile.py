@@ -92,7 +92,7 @@ def test_a_pull_request_closed_while_deliveries_were_lost_is_forgotten(cla: CLAS
 
 def test_one_process_runs_each_interval(cla: CLAService) -> None:
     from undersign.jobs.queue import get_queue
-    from undersign.jobs.reconcile import take_turn
+    from undersign.enforcement.reconcile import take_turn
 
     ctx = get_queue(cla.settings, cla.database).context()
     assert take_turn(ctx, 60) is True
@@ -107,7 +107,7 @@ def test_a_pull_request_opened_during_the_listing_stays_open(cla: CLAService) ->
     from undersign.db import utcnow
     from undersign.enforcement.models import PullRequestCheck
     from undersign.jobs.queue import get_queue
-    from undersign.jobs.reconcile import ReconcileReport, _reconcile_repo
+    from undersign.enforcement.reconcile import ReconcileReport, _reconcile_repo
 
     state: Any = cla.state
     queue = get_queue(cla.settings, cla.database)

@@ -28,7 +28,7 @@ from undersign.cli import CLIContext, main
 from undersign.enforcement.service import noreply_domain
 from undersign.jobs.context import JobContext
 from undersign.jobs.queue import get_queue
-from undersign.jobs.reconcile import reconcile
+from undersign.enforcement.reconcile import reconcile
 
 COPILOT_ID = 198982749  # enforcement/agents.py KNOWN_AGENTS
 

@@ -116,7 +116,7 @@ def reconcile(ctx: click.Context, repo: str | None) -> None:
     """Queue a re-evaluation of every open pull request whose CLA status is missing or stale
     (in OWNER/REPO, or in every covered repository); workers publish the verdicts."""
     from undersign.jobs.queue import get_queue
-    from undersign.jobs.reconcile import reconcile as run
+    from undersign.enforcement.reconcile import reconcile as run
 
     if repo is not None:
         repo = _repo_name(repo)

@@ -91,7 +91,7 @@ class JobQueue:
         self._run = self.huey.task(name=RUN_TASK)(self._run_job)
         self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._periodic_sweep)
         if settings.reconcile_interval > 0:
-            from undersign.jobs.reconcile import schedule
+            from undersign.enforcement.reconcile import schedule
 
             self.huey.periodic_task(schedule(settings.reconcile_interval), name=RECONCILE_TASK)(
                 self._periodic_reconcile
@@ -154,7 +154,7 @@ class JobQueue:
         periodic_purge(self)
 
     def _periodic_reconcile(self) -> None:
-        from undersign.jobs.reconcile import periodic_reconcile
+        from undersign.enforcement.reconcile import periodic_reconcile
 
         periodic_reconcile(self)
 

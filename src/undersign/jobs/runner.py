@@ -446,7 +446,7 @@ def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tu
 
 def periodic_purge(queue: JobQueue) -> None:
     """From the per-minute sweep: one purge per ``PURGE_INTERVAL`` across every process."""
-    from undersign.jobs.reconcile import take_turn
+    from undersign.enforcement.reconcile import take_turn
 
     ctx = queue.context()
     try:
