@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from undersign.agreements.service import AgreementService
+from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
@@ -181,21 +183,23 @@ def _repos(items: object) -> list[tuple[int | None, str]]:
     return out
 
 
-def handle_app_delivery(ctx: JobContext, payload: dict[str, Any], not_before: dt.datetime) -> None:
-    """``installation``, ``installation_repositories`` and ``check_run`` deliveries."""
-    from undersign.enforcement import service
-
+def handle_app_delivery(
+    ctx: JobContext, payload: dict[str, Any], not_before: dt.datetime
+) -> list[tuple[str, int]]:
+    """``installation``, ``installation_repositories`` and ``check_run`` deliveries (the
+    ``enforcement.tasks.Delivery`` keys). Returns the open pull requests a new installation
+    covers: the caller queues one evaluation each."""
     kind, action = payload.get("kind"), payload.get("action")
     installation_id = payload.get("installation_id")
     repos = _repos(payload.get("repositories"))
     if not isinstance(installation_id, int):
-        return
+        return []
     if kind == "installation" and action == "deleted":
         forget_installation(ctx.database, installation_id)
-        return
+        return []
     if kind == "installation_repositories" and action == "removed":
         remove_repositories(ctx.database, installation_id, [n for _, n in repos])
-        return
+        return []
     if kind in ("installation", "installation_repositories"):
         installation = {
             "id": installation_id,
@@ -204,8 +208,8 @@ def handle_app_delivery(ctx: JobContext, payload: dict[str, Any], not_before: dt
         }
         record_installation(ctx.database, installation, repos, replace=kind == "installation")
         if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
-            evaluate_installed(ctx, [n for _, n in repos])
-        return
+            return open_pulls_installed(ctx, [n for _, n in repos])
+        return []
     if kind == "check_run":
         numbers = [int(n) for n in payload.get("numbers") or []]
         repo = str(payload.get("repo") or "")
@@ -213,6 +217,7 @@ def handle_app_delivery(ctx: JobContext, payload: dict[str, Any], not_before: dt
             numbers = _numbers_for_head(ctx, repo, str(payload.get("head_sha") or ""))
         for number in numbers:
             service.evaluate_pull_request(ctx, repo, number, not_before=not_before)
+    return []
 
 
 def _numbers_for_head(ctx: JobContext, repo: str, head_sha: str) -> list[int]:
@@ -229,12 +234,9 @@ def _numbers_for_head(ctx: JobContext, repo: str, head_sha: str) -> list[int]:
         )
 
 
-def evaluate_installed(ctx: JobContext, repositories: list[str]) -> None:
+def open_pulls_installed(ctx: JobContext, repositories: list[str]) -> list[tuple[str, int]]:
     """The app was just installed (or given repositories): every open pull request of a
-    covered repository gets a verdict, one job each."""
-    from undersign.agreements.service import AgreementService
-    from undersign.jobs.queue import get_queue, new_job
-
+    covered repository is to get a verdict."""
     with ctx.database.session() as session:
         agreements = AgreementService(session)
         covered = [r for r in repositories if agreements.coverage_for_repo(r) is not None]
@@ -243,17 +245,4 @@ def evaluate_installed(ctx: JobContext, repositories: list[str]) -> None:
         owner, repo = full_name.split("/", 1)
         for pull in ctx.github.list_open_pulls(owner, repo):
             targets.append((full_name.lower(), int(pull["number"])))
-    if not targets:
-        return
-    with ctx.database.session() as session:
-        ids = [
-            new_job(
-                session,
-                "evaluate",
-                {"repo": repo, "number": number, "because": "app installed"},
-                lease=ctx.settings.job_lease,
-            ).id
-            for repo, number in targets
-        ]
-    get_queue(ctx.settings, ctx.database).enqueue_quietly(ids)
-    log.info("app installed: %d open pull request(s) to evaluate", len(ids))
+    return targets

@@ -1,4 +1,7 @@
-"""The web layer: the app factory and its blueprints. The only package that knows HTTP."""
+"""The web layer: the app factory and its blueprints. The only package that knows HTTP.
+
+Depends on config, db, runtime (the queue, the hooks), and the web modules below.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from undersign.config import Settings, load_settings
 from undersign.db import Database, import_models
+from undersign.runtime import Runtime, build_runtime
 from undersign.web.bodylimit import SizedChunkedBodies
-from undersign.web.context import Services, close_db_session
+from undersign.web.context import RUNTIME, close_db_session
 from undersign.web.errors import install_error_handlers
 from undersign.web.security import install_security_headers
 from undersign.web.sessions import DatabaseSessionInterface
@@ -27,10 +31,16 @@ def create_app(
     *,
     database: Database | None = None,
     extras: dict[str, Any] | None = None,
+    runtime: Runtime | None = None,
 ) -> Flask:
-    """Build the Flask app from settings; nothing is read from the environment elsewhere."""
-    config = config or load_settings()
-    database = database or Database(config.database_url or "")
+    """Build the Flask app from settings; nothing is read from the environment elsewhere.
+    ``runtime``: one already built (its settings and database win); else one is built."""
+    if runtime is None:
+        config = config or load_settings()
+        runtime = build_runtime(
+            config, database or Database(config.database_url or ""), extras=extras
+        )
+    config, database = runtime.settings, runtime.database
     # Every model imported and the mappers configured before the first request: left to
     # the first requests, threads configuring them while others were still importing model
     # modules failed (KeyError 'PullRequestContributor'): webhooks answered 503 for a while
@@ -50,9 +60,7 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
         PREFERRED_URL_SCHEME="https" if config.is_https else "http",
     )
-    app.extensions["undersign"] = Services(
-        settings=config, database=database, extras=dict(extras or {})
-    )
+    app.extensions[RUNTIME] = runtime
     app.session_interface = DatabaseSessionInterface(
         database, lifetime=config.session_lifetime, idle_timeout=config.session_idle_timeout
     )
