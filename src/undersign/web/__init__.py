@@ -7,21 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+from flask import Flask, request, url_for
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from undersign.config import Settings, load_settings
 from undersign.db import Database, import_models
 from undersign.runtime import Runtime, build_runtime
+from undersign.web import auth, main, ops, signing, webhooks
 from undersign.web.bodylimit import SizedChunkedBodies
-from undersign.web.context import RUNTIME, close_db_session
+from undersign.web.context import RUNTIME, close_db_session, current_user
 from undersign.web.errors import install_error_handlers
-from undersign.web.security import install_security_headers
+from undersign.web.security import csrf, install_security_headers
 from undersign.web.sessions import DatabaseSessionInterface
-
-csrf = CSRFProtect()
 
 MAX_FORM_BODY = 1024 * 1024  # forms are small; the webhook route raises its own limit
 
@@ -79,9 +77,6 @@ def create_app(
     app.context_processor(_template_helpers)
     install_error_handlers(app)
 
-    # Imported here: the feature modules import ``csrf`` from this package.
-    from undersign.web import auth, main, ops, signing, webhooks
-
     auth.init_oauth(app, config)
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
@@ -92,10 +87,6 @@ def create_app(
 
 
 def _template_helpers() -> dict[str, Any]:
-    from flask import request, url_for
-
-    from undersign.web.context import current_user
-
     def login_url() -> str:
         """Sign-in link that comes back to the page it was clicked on."""
         here = request.full_path.rstrip("?") if request.query_string else request.path

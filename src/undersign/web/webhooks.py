@@ -40,7 +40,6 @@ from undersign.jobs.queue import DeliveryNotRecorded, DeliveryRecorder, requeue_
 from undersign.observability import metrics
 from undersign.observability.logging import bind, unbind
 from undersign.runtime import Runtime
-from undersign.web import csrf
 from undersign.web.bodylimit import read_up_to
 from undersign.web.context import RUNTIME, runtime
 from undersign.web.ops import (
@@ -53,7 +52,7 @@ from undersign.web.ops import (
     UNAVAILABLE,
     request_id_for,
 )
-from undersign.web.security import security_headers
+from undersign.web.security import csrf, security_headers
 
 log = logging.getLogger(__name__)
 
