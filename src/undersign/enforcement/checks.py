@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -38,6 +38,9 @@ from undersign.github.app import (
 )
 from undersign.github.errors import NotFound
 from undersign.jobs.context import JobContext
+
+if TYPE_CHECKING:  # the payload type only: enforcement.tasks imports this module
+    from undersign.enforcement.tasks import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -175,24 +178,15 @@ def publish_merge_group_check(
 # --- app webhooks -------------------------------------------------------------------------
 
 
-def _repos(items: object) -> list[tuple[int | None, str]]:
-    out: list[tuple[int | None, str]] = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], str):
-            out.append((item[0] if isinstance(item[0], int) else None, item[1]))
-    return out
-
-
 def handle_app_delivery(
-    ctx: JobContext, payload: dict[str, Any], not_before: dt.datetime
+    ctx: JobContext, delivery: Delivery, not_before: dt.datetime
 ) -> list[tuple[str, int]]:
-    """``installation``, ``installation_repositories`` and ``check_run`` deliveries (the
-    ``enforcement.tasks.Delivery`` keys). Returns the open pull requests a new installation
-    covers: the caller queues one evaluation each."""
-    kind, action = payload.get("kind"), payload.get("action")
-    installation_id = payload.get("installation_id")
-    repos = _repos(payload.get("repositories"))
-    if not isinstance(installation_id, int):
+    """``installation``, ``installation_repositories`` and ``check_run`` deliveries. Returns
+    the open pull requests a new installation covers: the caller queues one evaluation each."""
+    kind, action = delivery.kind, delivery.action
+    installation_id = delivery.installation_id
+    repos = list(delivery.repositories)
+    if installation_id is None:
         return []
     if kind == "installation" and action == "deleted":
         forget_installation(ctx.database, installation_id)
@@ -203,18 +197,18 @@ def handle_app_delivery(
     if kind in ("installation", "installation_repositories"):
         installation = {
             "id": installation_id,
-            "account": {"login": payload.get("account_login"), "id": payload.get("account_id")},
-            "repository_selection": payload.get("repository_selection") or "selected",
+            "account": {"login": delivery.account_login, "id": delivery.account_id},
+            "repository_selection": delivery.repository_selection or "selected",
         }
         record_installation(ctx.database, installation, repos, replace=kind == "installation")
         if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
             return open_pulls_installed(ctx, [n for _, n in repos])
         return []
     if kind == "check_run":
-        numbers = [int(n) for n in payload.get("numbers") or []]
-        repo = str(payload.get("repo") or "")
+        numbers = list(delivery.numbers)
+        repo = delivery.repo or ""
         if not numbers:
-            numbers = _numbers_for_head(ctx, repo, str(payload.get("head_sha") or ""))
+            numbers = _numbers_for_head(ctx, repo, delivery.head_sha or "")
         for number in numbers:
             service.evaluate_pull_request(ctx, repo, number, not_before=not_before)
     return []

@@ -361,7 +361,7 @@ def run_delivery(ctx: JobContext, queue: JobQueue, job: Job) -> str:
             )
         )
     if kind in APP_EVENT_KINDS:
-        installed = handle_app_delivery(ctx, delivery.to_json(), job.created_at)
+        installed = handle_app_delivery(ctx, delivery, job.created_at)
         if installed:
             evaluations = [Evaluate(name, number, "app installed") for name, number in installed]
             with ctx.database.session() as session:
