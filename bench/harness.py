@@ -329,12 +329,13 @@ class Stack:
     def sign(self, login: str, *, notify: bool = True) -> None:
         """``login`` signs, with the hook the signing view uses (re-evaluations queued)."""
         from undersign.agreements.service import AgreementService, SignatureService
-        from undersign.enforcement.triggers import on_signature_change
+        from undersign.runtime import build_runtime
 
         user = self.state.user(login)
+        runtime = build_runtime(self.settings(), self.database)
         with self.database.session() as session:
             version = AgreementService(session).current_version(SLUG)
-            hook = on_signature_change(self.settings(), session) if notify else None
+            hook = runtime.signature_hook(session) if notify else None
             SignatureService(session, on_change=hook).sign(
                 SLUG,
                 github_id=int(user["id"]),
@@ -344,6 +345,7 @@ class Stack:
                 version_sha256=version.text_sha256,
                 agreed=True,
             )
+        runtime.close()
 
     def bulk_signatures(self, count: int, first_id: int = 900_000_000) -> float:
         """Add ``count`` signatures of made-up people in one statement; returns seconds.
@@ -478,13 +480,11 @@ class Stack:
                 self.stop(name)
         if self.env.get("UNDERSIGN_QUEUE_URL", "").startswith("redis"):
             with contextlib.suppress(Exception):  # no keys of this run left on the shared Redis
-                from undersign.jobs.queue import get_queue
+                from undersign.jobs.queue import JobQueue
 
-                get_queue(self.settings()).huey.flush()
-        with contextlib.suppress(Exception):
-            from undersign.jobs.queue import forget_queues
-
-            forget_queues()
+                queue = JobQueue(self.settings(), self.database)
+                queue.huey.flush()
+                queue.close()
         with contextlib.suppress(Exception):
             self.database.dispose()
         with contextlib.suppress(Exception):

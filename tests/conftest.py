@@ -22,6 +22,7 @@ from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
 from undersign.db import Base, Database, import_models
 from undersign.emulator import EmulatorServer, GitHubEmulator
+from undersign.runtime import Runtime
 
 CLIENT_ID = "Ov23liTestClient0001"
 CLIENT_SECRET = "test-client-secret-0123456789abcdef0123"
@@ -195,6 +196,7 @@ class CLAService:
     live: Live
     settings: Settings  # what the workers run with (the bot token included)
     consumer: object
+    runtime: Runtime  # built from ``settings``: its queue shares the live app's storage
 
     @property
     def state(self) -> object:
@@ -218,12 +220,11 @@ class CLAService:
         """``login`` signs the agreement through the agreements service, with the hook the
         signing view uses."""
         from undersign.agreements.service import AgreementService, SignatureService
-        from undersign.enforcement.triggers import on_signature_change
 
         user = self.live.emulator.state.user(login)
         with self.database.session() as session:
             version = AgreementService(session).current_version(AGREEMENT_SLUG)
-            SignatureService(session, on_change=on_signature_change(self.settings, session)).sign(
+            SignatureService(session, on_change=self.runtime.signature_hook(session)).sign(
                 AGREEMENT_SLUG,
                 github_id=user["id"],
                 login=login,
@@ -235,10 +236,9 @@ class CLAService:
 
     def revoke(self, login: str) -> None:
         from undersign.agreements.service import SignatureService
-        from undersign.enforcement.triggers import on_signature_change
 
         with self.database.session() as session:
-            SignatureService(session, on_change=on_signature_change(self.settings, session)).revoke(
+            SignatureService(session, on_change=self.runtime.signature_hook(session)).revoke(
                 (AGREEMENT_SLUG, login), by="test", reason="testing revocation"
             )
 
@@ -341,23 +341,28 @@ def cla_repo(live: Live) -> str:
 @pytest.fixture
 def cla_factory(live: Live, cla_repo: str) -> Iterator[object]:
     """Build a ``CLAService`` with its embedded consumer (settings overridable); stops it."""
-    from undersign.jobs.queue import forget_queues, start_embedded_consumer
+    from undersign.jobs.queue import start_embedded_consumer
+    from undersign.runtime import build_runtime
 
     started: list[object] = []
+    runtimes: list[Runtime] = []
 
     def build(start: bool = True, **changes: object) -> CLAService:
         token = live.emulator.state.issue_token(BOT_LOGIN)
         settings = cla_settings(live, token, **changes)
-        consumer = start_embedded_consumer(settings, workers=2) if start else None
+        runtime = build_runtime(settings, live.database)
+        runtimes.append(runtime)
+        consumer = start_embedded_consumer(runtime.queue, workers=2) if start else None
         if consumer is not None:
             started.append(consumer)
-        return CLAService(live, settings, consumer)
+        return CLAService(live, settings, consumer, runtime)
 
     yield build
     for consumer in started:
         consumer.stop()
-        consumer.queue.huey.flush()  # type: ignore[attr-defined]  # no keys left in Redis
-    forget_queues()
+    for runtime in runtimes:
+        runtime.queue.huey.flush()  # no keys left in Redis
+        runtime.close()
 
 
 @pytest.fixture

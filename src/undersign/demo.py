@@ -3,6 +3,8 @@
 Nobody needs a GitHub account or a network: the emulator plays GitHub on another loopback
 port, with demo users (alice, bob, ...), a repository and a pull request waiting on a
 signature. Everything runs in one process; state lives in ``instance/demo``.
+
+Depends on agreements.service, config, db, emulator, migrations, serving, web.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import httpx
 
+from undersign.agreements.service import AgreementService
 from undersign.config import Settings, load_settings
-from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO
-
-if TYPE_CHECKING:
-    from undersign.emulator import GitHubEmulator
+from undersign.db import Database
+from undersign.emulator import EmulatorServer, GitHubEmulator
+from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO, build_demo_state
+from undersign.migrations import upgrade
+from undersign.serving import embedded_consumer, serve
+from undersign.web import create_app
 
 DEMO_CLIENT_ID = "Ov23liDemoUndersign01"
 DEMO_AGREEMENT = Path(__file__).parent / "demo_data" / "individual-cla.md"
@@ -46,13 +50,6 @@ def demo_settings(port: int, github_port: int, instance: Path) -> Settings:
 
 
 def run_demo(*, port: int, github_port: int) -> None:
-    from undersign.cli import embedded_consumer
-    from undersign.emulator import EmulatorServer
-    from undersign.emulator.demo import build_demo_state
-    from undersign.migrations import upgrade
-    from undersign.serving import serve
-    from undersign.web import create_app
-
     instance = Path(os.environ.get("UNDERSIGN_INSTANCE_PATH", "instance")) / "demo"
     settings = demo_settings(port, github_port, instance)
     state = build_demo_state(
@@ -93,9 +90,6 @@ def run_demo(*, port: int, github_port: int) -> None:
 
 def seed_demo(settings: Settings) -> None:
     """The sample agreement covering the demo organisation (kept across demo restarts)."""
-    from undersign.agreements.service import AgreementService
-    from undersign.db import Database
-
     database = Database(settings.database_url or "")
     try:
         with database.session() as session:

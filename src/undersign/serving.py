@@ -1,11 +1,32 @@
-"""Running the app under gunicorn, the production WSGI server."""
+"""Running undersign: the app under gunicorn (the production WSGI server), and the queue
+workers beside it (``undersign worker``, or the process ``undersign serve`` starts).
+
+Depends on config, runtime, jobs (consumer, sweep), observability.logging.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from undersign.config import Settings
+from undersign.jobs.queue import make_consumer
+from undersign.jobs.runner import sweep
+from undersign.observability import logging as undersign_logging
+from undersign.runtime import build_runtime
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(settings: Settings) -> None:
+    """JSON or text, redacted, with request and delivery ids (observability.logging)."""
+    undersign_logging.configure_logging(settings, sys.stderr)
 
 
 class GunicornServer(BaseApplication):
@@ -61,3 +82,39 @@ def serve(
         **extra,
     }
     GunicornServer(app_factory, options).run()
+
+
+@contextmanager
+def embedded_consumer(settings: Settings, *, enabled: bool = True) -> Iterator[None]:
+    """Queue workers in a child process started (spawned, not forked) beside gunicorn.
+
+    Not threads of the gunicorn master: gunicorn forks its web workers from the master at
+    any time, and a fork copies every lock another master thread happens to hold (logging,
+    metrics, database pools) into the child, locked forever: web workers that never answer.
+    """
+    if not enabled:
+        yield
+        return
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_embedded_worker, args=(settings,), name="undersign-worker"
+    )
+    process.start()
+    try:
+        yield
+    finally:
+        process.terminate()  # SIGTERM: Huey finishes running jobs, then stops
+        process.join(timeout=15)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def run_embedded_worker(settings: Settings, workers: int = 2) -> None:
+    """The body of the embedded worker process (what `undersign worker` runs)."""
+    configure_logging(settings)
+    queue = build_runtime(settings).queue
+    try:
+        sweep(queue, everything=True)
+    except Exception:
+        log.exception("start-up sweep failed; the periodic one retries")
+    make_consumer(queue, workers=workers, embedded=False).run()

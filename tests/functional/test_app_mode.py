@@ -53,7 +53,8 @@ def app_cla(
     """undersign in app mode; octo-org (widgets, gadgets) covered by an org link; the app is
     registered on the emulator but not installed yet."""
     from undersign.agreements.service import AgreementService
-    from undersign.jobs.queue import forget_queues, start_embedded_consumer
+    from undersign.jobs.queue import start_embedded_consumer
+    from undersign.runtime import build_runtime
     from undersign.web import create_app
 
     state = emulator.state
@@ -89,10 +90,12 @@ def app_cla(
     server.start(create_app(settings, database=database))
     live = Live(server.url, server, emulator, settings, database)
     workers = settings.replace(job_retry_base_ms=50, job_max_attempts=3, job_lease=30)
-    consumer = start_embedded_consumer(workers, workers=2)
-    yield CLAService(live, workers, consumer)
+    runtime = build_runtime(workers, database)
+    consumer = start_embedded_consumer(runtime.queue, workers=2)
+    yield CLAService(live, workers, consumer, runtime)
     consumer.stop()
-    forget_queues()
+    runtime.queue.huey.flush()  # no keys left in Redis
+    runtime.close()
     server.stop()
 
 

@@ -387,7 +387,7 @@ def test_recheck_command_line(cla: CLAService) -> None:
     from click.testing import CliRunner
 
     from undersign.cli import CLIContext
-    from undersign.jobs.cli import recheck
+    from undersign.cli.jobs import recheck
 
     pr = open_pr(cla, "alice")
     ctx = CLIContext(_settings=cla.settings, _database=cla.database)

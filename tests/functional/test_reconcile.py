@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from tests.conftest import BOT_LOGIN, CLAService
 
 from undersign.cli import CLIContext
-from undersign.jobs.cli import reconcile as reconcile_command
+from undersign.cli.jobs import reconcile as reconcile_command
 
 REPO = "octo-org/widgets"
 
@@ -17,6 +17,7 @@ REPO = "octo-org/widgets"
 def run_reconcile(cla: CLAService, *args: str) -> str:
     ctx = CLIContext(_settings=cla.settings, _database=cla.database)
     result = CliRunner().invoke(reconcile_command, list(args), obj=ctx)
+    ctx.close()
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -91,10 +92,9 @@ def test_a_pull_request_closed_while_deliveries_were_lost_is_forgotten(cla: CLAS
 
 
 def test_one_process_runs_each_interval(cla: CLAService) -> None:
-    from undersign.jobs.queue import get_queue
-    from undersign.jobs.reconcile import take_turn
+    from undersign.enforcement.reconcile import take_turn
 
-    ctx = get_queue(cla.settings, cla.database).context()
+    ctx = cla.runtime.bot
     assert take_turn(ctx, 60) is True
     assert take_turn(ctx, 60) is False  # another worker fired the same periodic task
 
@@ -106,11 +106,10 @@ def test_a_pull_request_opened_during_the_listing_stays_open(cla: CLAService) ->
 
     from undersign.db import utcnow
     from undersign.enforcement.models import PullRequestCheck
-    from undersign.jobs.queue import get_queue
-    from undersign.jobs.reconcile import ReconcileReport, _reconcile_repo
+    from undersign.enforcement.reconcile import ReconcileReport, _reconcile_repo
 
     state: Any = cla.state
-    queue = get_queue(cla.settings, cla.database)
+    queue = cla.runtime.queue
     ctx = queue.context()
     listed_at = utcnow()
     pulls = ctx.github.list_open_pulls("octo-org", "widgets")
@@ -133,14 +132,13 @@ def test_an_open_pull_request_marked_closed_is_evaluated_again(cla: CLAService) 
 
     from undersign.enforcement.models import PullRequestCheck
     from undersign.enforcement.service import mark_closed
-    from undersign.jobs.queue import get_queue
 
     state: Any = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     run_reconcile(cla)
     cla.wait_idle()
     # An earlier run raced with its opening and marked it closed; GitHub still lists it.
-    mark_closed(get_queue(cla.settings, cla.database).context(), REPO, pr["number"])
+    mark_closed(cla.runtime.bot, REPO, pr["number"])
     output = run_reconcile(cla)
     assert f"{REPO}#{pr['number']}: queued" in output
     cla.wait_idle()

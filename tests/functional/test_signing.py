@@ -413,8 +413,8 @@ def test_an_editorial_change_keeps_the_signature(live: Live, signed_in: SignedIn
 def test_signing_and_revoking_call_the_enforcement_hook(
     tmp_path: Path, emulator: EmulatorServer, database: Database
 ):
+    from undersign.runtime import SIGNATURE_HOOK
     from undersign.web import create_app
-    from undersign.web.signing import SIGNATURE_HOOK
 
     calls: list[tuple[int, str]] = []
     server = LiveServer()

@@ -25,10 +25,8 @@ from tests.functional.test_enforcement import (
 
 from undersign.agreements.service import AgreementService
 from undersign.cli import CLIContext, main
+from undersign.enforcement.reconcile import reconcile
 from undersign.enforcement.service import noreply_domain
-from undersign.jobs.context import JobContext
-from undersign.jobs.queue import get_queue
-from undersign.jobs.reconcile import reconcile
 
 COPILOT_ID = 198982749  # enforcement/agents.py KNOWN_AGENTS
 
@@ -155,8 +153,7 @@ def test_a_base_change_re_evaluates(cla: CLAService) -> None:
 
 def test_the_reconciler_notices_a_retarget_whose_delivery_was_lost(cla: CLAService) -> None:
     pr, _ = _retarget_scenario(cla)
-    ctx = JobContext.from_settings(cla.settings, cla.database)
-    report = reconcile(ctx, get_queue(cla.settings, cla.database), [REPO])
+    report = reconcile(cla.runtime.bot, cla.runtime.queue, [REPO])
     assert (REPO, pr["number"]) in report.queued
     cla.wait_idle()
     assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]

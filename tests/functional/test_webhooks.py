@@ -308,22 +308,21 @@ def test_a_job_whose_worker_died_is_picked_up_by_the_sweeper(cla_factory: Any) -
     Huey's message gone); once the lease runs out the sweeper hands it to a worker again."""
     from datetime import timedelta
 
-    from undersign.jobs.queue import get_queue
     from undersign.jobs.runner import sweep
 
     idle: CLAService = cla_factory(start=False)
     pr, payload = pr_payload(idle)
     status, _ = idle.deliver("pull_request", payload)
     assert status == 202
-    # The worker that took it died: Huey's queue is empty, the row says running.
-    queue = get_queue(idle.live.settings)
-    queue.huey.flush()
+    # The worker that took it died: Huey's queue (the live app's storage) is empty, the row
+    # says running.
+    idle.runtime.queue.huey.flush()
     with idle.database.session() as session:
         job = session.query(Job).one()
         job.status, job.attempts = "running", 1
         job.lease_until = utcnow() + timedelta(seconds=60)
     worker: CLAService = cla_factory()
-    worker_queue = get_queue(worker.settings)
+    worker_queue = worker.runtime.queue
     assert sweep(worker_queue) == 0  # still leased: maybe alive, leave it
     with idle.database.session() as session:
         session.query(Job).update({"lease_until": utcnow() - timedelta(seconds=1)})
@@ -340,9 +339,7 @@ def test_queued_job_never_handed_to_huey_runs_after_a_restart(cla_factory: Any) 
     idle: CLAService = cla_factory(start=False)
     pr, payload = pr_payload(idle)
     assert idle.deliver("pull_request", payload)[0] == 202
-    from undersign.jobs.queue import get_queue
-
-    get_queue(idle.live.settings).huey.flush()  # the enqueue was lost
+    idle.runtime.queue.huey.flush()  # the enqueue (to the live app's storage) was lost
     worker: CLAService = cla_factory()  # start-up sweep
     worker.wait_idle()
     sha = worker.state.pull_request(REPO, pr["number"])["head"]["sha"]  # type: ignore[attr-defined]
@@ -354,7 +351,8 @@ def test_redis_queue(live: Any, cla_repo: str) -> None:
     import redis
     from tests.support.live import LiveServer
 
-    from undersign.jobs.queue import forget_queues, start_embedded_consumer
+    from undersign.jobs.queue import start_embedded_consumer
+    from undersign.runtime import build_runtime
     from undersign.web import create_app
 
     url = "redis://127.0.0.1:6379/13"
@@ -367,10 +365,11 @@ def test_redis_queue(live: Any, cla_repo: str) -> None:
         job_retry_base_ms=50,
     )
     server = LiveServer()
-    server.start(create_app(settings, database=live.database))
-    consumer = start_embedded_consumer(settings, workers=1)
+    runtime = build_runtime(settings, live.database)
+    server.start(create_app(runtime=runtime))
+    consumer = start_embedded_consumer(runtime.queue, workers=1)
     try:
-        service = CLAService(live, settings, consumer)
+        service = CLAService(live, settings, consumer, runtime)
         pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
         payload = state.pull_request_event(REPO, pr["number"], "opened")
         status, _ = state.deliver_webhook(
@@ -382,7 +381,7 @@ def test_redis_queue(live: Any, cla_repo: str) -> None:
     finally:
         consumer.stop()
         server.stop()
-        forget_queues()
+        runtime.close()
         client.flushdb()
         client.close()
 
@@ -469,14 +468,13 @@ def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(idle: CLAServic
 def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(cla_factory: Any) -> None:
     from datetime import timedelta
 
-    from undersign.jobs.queue import get_queue
     from undersign.jobs.runner import sweep
 
     idle: CLAService = cla_factory(start=False)
     for _ in range(3):
         _, payload = pr_payload(idle)
         assert idle.deliver("pull_request", payload)[0] == 202
-    queue = get_queue(idle.live.settings)
+    queue = idle.runtime.queue  # the live app's storage
     queue.huey.flush()  # the enqueues were lost
     with idle.database.session() as session:
         session.query(Job).update({"lease_until": utcnow() - timedelta(seconds=1)})

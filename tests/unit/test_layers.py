@@ -80,7 +80,7 @@ def test_the_copy_passes_until_something_is_planted(copy: Path) -> None:
         ),
         pytest.param(
             "enforcement/policy",
-            "from undersign.web.context import Services",
+            "from undersign.web.context import runtime",
             "undersign.enforcement is not allowed to import undersign.web",
             id="domain-imports-the-web-layer",
         ),
@@ -160,7 +160,8 @@ def metrics(root: Path) -> dict[str, object]:
 
 def test_house_metrics_count_what_is_planted(copy: Path) -> None:
     """tools/house_metrics.py sees one more function-local import, private cross-import,
-    edge and mutual pair for what is planted in the copy, and nothing else changes."""
+    edge and mutual pair for what is planted in the copy, and nothing else changes (but the
+    cycle: an upward import pulls into it the units between, unless they are in it already)."""
     before = metrics(copy)
     plant(
         copy,
@@ -176,7 +177,9 @@ def test_house_metrics_count_what_is_planted(copy: Path) -> None:
     private = "private names taken from another module (src)"
     edges = "import edges between top-level units (statements)"
     pairs = "unit pairs that import each other"
-    assert set(changed) == {local, private, edges, pairs}, changed
+    cycle = "units caught in an import cycle"
+    assert {local, private, edges, pairs} <= set(changed) <= {local, private, edges, pairs, cycle}
+    assert after[cycle] >= int(str(before[cycle])), changed
     for figure in (private, pairs):
         assert after[figure] == int(str(before[figure])) + 1
     for figure in (local, edges):

@@ -16,10 +16,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from undersign.agreements.service import AgreementService
+from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
@@ -36,6 +38,9 @@ from undersign.github.app import (
 )
 from undersign.github.errors import NotFound
 from undersign.jobs.context import JobContext
+
+if TYPE_CHECKING:  # the payload type only: enforcement.tasks imports this module
+    from undersign.enforcement.tasks import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -173,46 +178,40 @@ def publish_merge_group_check(
 # --- app webhooks -------------------------------------------------------------------------
 
 
-def _repos(items: object) -> list[tuple[int | None, str]]:
-    out: list[tuple[int | None, str]] = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], str):
-            out.append((item[0] if isinstance(item[0], int) else None, item[1]))
-    return out
-
-
-def handle_app_delivery(ctx: JobContext, payload: dict[str, Any], not_before: dt.datetime) -> None:
-    """``installation``, ``installation_repositories`` and ``check_run`` deliveries."""
-    from undersign.enforcement import service
-
-    kind, action = payload.get("kind"), payload.get("action")
-    installation_id = payload.get("installation_id")
-    repos = _repos(payload.get("repositories"))
-    if not isinstance(installation_id, int):
-        return
+def handle_app_delivery(
+    ctx: JobContext, delivery: Delivery, not_before: dt.datetime
+) -> list[tuple[str, int]]:
+    """``installation``, ``installation_repositories`` and ``check_run`` deliveries. Returns
+    the open pull requests a new installation covers: the caller queues one evaluation each."""
+    kind, action = delivery.kind, delivery.action
+    installation_id = delivery.installation_id
+    repos = list(delivery.repositories)
+    if installation_id is None:
+        return []
     if kind == "installation" and action == "deleted":
         forget_installation(ctx.database, installation_id)
-        return
+        return []
     if kind == "installation_repositories" and action == "removed":
         remove_repositories(ctx.database, installation_id, [n for _, n in repos])
-        return
+        return []
     if kind in ("installation", "installation_repositories"):
         installation = {
             "id": installation_id,
-            "account": {"login": payload.get("account_login"), "id": payload.get("account_id")},
-            "repository_selection": payload.get("repository_selection") or "selected",
+            "account": {"login": delivery.account_login, "id": delivery.account_id},
+            "repository_selection": delivery.repository_selection or "selected",
         }
         record_installation(ctx.database, installation, repos, replace=kind == "installation")
         if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
-            evaluate_installed(ctx, [n for _, n in repos])
-        return
+            return open_pulls_installed(ctx, [n for _, n in repos])
+        return []
     if kind == "check_run":
-        numbers = [int(n) for n in payload.get("numbers") or []]
-        repo = str(payload.get("repo") or "")
+        numbers = list(delivery.numbers)
+        repo = delivery.repo or ""
         if not numbers:
-            numbers = _numbers_for_head(ctx, repo, str(payload.get("head_sha") or ""))
+            numbers = _numbers_for_head(ctx, repo, delivery.head_sha or "")
         for number in numbers:
             service.evaluate_pull_request(ctx, repo, number, not_before=not_before)
+    return []
 
 
 def _numbers_for_head(ctx: JobContext, repo: str, head_sha: str) -> list[int]:
@@ -229,12 +228,9 @@ def _numbers_for_head(ctx: JobContext, repo: str, head_sha: str) -> list[int]:
         )
 
 
-def evaluate_installed(ctx: JobContext, repositories: list[str]) -> None:
+def open_pulls_installed(ctx: JobContext, repositories: list[str]) -> list[tuple[str, int]]:
     """The app was just installed (or given repositories): every open pull request of a
-    covered repository gets a verdict, one job each."""
-    from undersign.agreements.service import AgreementService
-    from undersign.jobs.queue import get_queue, new_job
-
+    covered repository is to get a verdict."""
     with ctx.database.session() as session:
         agreements = AgreementService(session)
         covered = [r for r in repositories if agreements.coverage_for_repo(r) is not None]
@@ -243,17 +239,4 @@ def evaluate_installed(ctx: JobContext, repositories: list[str]) -> None:
         owner, repo = full_name.split("/", 1)
         for pull in ctx.github.list_open_pulls(owner, repo):
             targets.append((full_name.lower(), int(pull["number"])))
-    if not targets:
-        return
-    with ctx.database.session() as session:
-        ids = [
-            new_job(
-                session,
-                "evaluate",
-                {"repo": repo, "number": number, "because": "app installed"},
-                lease=ctx.settings.job_lease,
-            ).id
-            for repo, number in targets
-        ]
-    get_queue(ctx.settings, ctx.database).enqueue_quietly(ids)
-    log.info("app installed: %d open pull request(s) to evaluate", len(ids))
+    return targets

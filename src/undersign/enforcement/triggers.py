@@ -1,5 +1,8 @@
 """What makes undersign look at pull requests again, besides webhooks: signatures changing
-and policy changing (versions, allowlists, links)."""
+and policy changing (versions, allowlists, links). The runtime wires both to its queue.
+
+Depends on agreements.models, enforcement (models, tasks), jobs.queue.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from undersign.agreements.models import OrgLink, RepoLink
-from undersign.config import Settings
 from undersign.db import utcnow
 from undersign.enforcement.models import PullRequestCheck
-from undersign.jobs.queue import enqueue_after_commit, get_queue, new_job
+from undersign.enforcement.tasks import Evaluate, PersonChanged, evaluate_jobs, person_job
+from undersign.jobs.queue import JobQueue, enqueue_after_commit
 
 
-def on_signature_change(settings: Settings, session: Session) -> Callable[[int, str], None]:
+def on_signature_change(queue: JobQueue, session: Session) -> Callable[[int, str], None]:
     """The ``SignatureService(session, on_change=...)`` callback.
 
     The job row is added to ``session``, so it commits together with the signature (or not at
@@ -24,22 +27,17 @@ def on_signature_change(settings: Settings, session: Session) -> Callable[[int, 
     job then re-evaluates every open pull request the person contributed to (signed: they may
     now pass; revoked: they must fail again).
     """
-    queue = get_queue(settings)
 
     def changed(github_id: int, event: str) -> None:
-        job = new_job(
-            session,
-            "person",
-            {"github_id": int(github_id), "event": event},
-            lease=settings.job_lease,
-        )
+        change = PersonChanged(int(github_id), event)
+        job = person_job(session, change, lease=queue.settings.job_lease)
         enqueue_after_commit(session, queue, [job.id])
 
     return changed
 
 
 def requeue_open_pull_requests(
-    settings: Settings,
+    queue: JobQueue,
     session: Session,
     *,
     repos: Iterable[str] = (),
@@ -85,15 +83,8 @@ def requeue_open_pull_requests(
         .where(PullRequestCheck.is_open.is_(True), PullRequestCheck.repo_full_name.in_(affected))
         .order_by(PullRequestCheck.repo_full_name, PullRequestCheck.number)
     ).all()
-    jobs = [
-        new_job(
-            session,
-            "evaluate",
-            {"repo": name, "number": number, "because": "policy change"},
-            lease=settings.job_lease,
-        )
-        for name, number in targets
-    ]
+    evaluations = [Evaluate(name, number, "policy change") for name, number in targets]
+    jobs = evaluate_jobs(session, evaluations, lease=queue.settings.job_lease)
     if jobs:
 
         def _stamp(_session: Session) -> None:
@@ -106,5 +97,5 @@ def requeue_open_pull_requests(
                 job.created_at = now
 
         event.listen(session, "before_commit", _stamp, once=True)
-        enqueue_after_commit(session, get_queue(settings), [job.id for job in jobs])
+        enqueue_after_commit(session, queue, [job.id for job in jobs])
     return len(jobs)

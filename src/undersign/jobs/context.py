@@ -1,7 +1,9 @@
-"""What a job needs, built without Flask: settings, the database, the GitHub client.
+"""What a job needs, built without Flask: settings, the database, the GitHub client, and
+the handlers the queue runs (``JobHandlers``, filled by the layers above).
 
-Workers (``undersign worker``, the embedded consumer) build one ``JobContext`` per process,
-lazily, so importing the job modules never connects anywhere.
+The runtime's queue builds one ``JobContext`` per process, lazily, so importing the job
+modules never connects anywhere. Depends on config, db, github (client, app), jobs.pacing,
+observability.metrics.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from undersign.config import Settings
 from undersign.db import Database
+from undersign.github.app import AppGitHubClient, GitHubApp
 from undersign.github.client import GitHubClient
+from undersign.jobs.handlers import JobHandlers
 from undersign.jobs.pacing import WritePacer, token_key
-
-if TYPE_CHECKING:
-    from undersign.github.app import GitHubApp
+from undersign.observability.metrics import GitHubObserver
 
 
 @dataclass
@@ -32,6 +33,8 @@ class JobContext:
     _app: GitHubApp | None = None
     #: The clock app JWTs and token expiry are judged by (tests move it).
     app_clock: Callable[[], float] = time.time
+    #: What the queue runs for each job kind (empty: a context for direct calls only).
+    handlers: JobHandlers = field(default_factory=JobHandlers)
 
     def set_heartbeat(self, beat: Callable[[], None] | None) -> None:
         """What this thread's job calls while it waits (pacing), to extend its lease."""
@@ -43,8 +46,17 @@ class JobContext:
         return beat
 
     @classmethod
-    def from_settings(cls, settings: Settings, database: Database | None = None) -> JobContext:
-        return cls(settings=settings, database=database or Database(settings.database_url or ""))
+    def from_settings(
+        cls,
+        settings: Settings,
+        database: Database | None = None,
+        handlers: JobHandlers | None = None,
+    ) -> JobContext:
+        return cls(
+            settings=settings,
+            database=database or Database(settings.database_url or ""),
+            handlers=handlers or JobHandlers(),
+        )
 
     @property
     def token(self) -> str:
@@ -61,8 +73,6 @@ class JobContext:
     @property
     def app(self) -> GitHubApp:
         """GitHub App mode: the app (JWT calls, installation tokens shared via the database)."""
-        from undersign.github.app import GitHubApp
-
         with self._lock:
             if self._app is None:
                 self._app = GitHubApp.from_settings(
@@ -93,12 +103,8 @@ class JobContext:
         pacer = self.pacer
         with self._lock:
             if self._github is None:
-                from undersign.observability.metrics import GitHubObserver
-
                 observer = GitHubObserver(self.database, self.token_key)
                 if self.settings.app_mode:
-                    from undersign.github.app import AppGitHubClient, GitHubApp
-
                     if self._app is None:
                         self._app = GitHubApp.from_settings(
                             self.settings, self.database, clock=self.app_clock

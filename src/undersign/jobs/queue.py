@@ -1,9 +1,12 @@
 """Huey, configured from settings: SQLite in the instance folder, or Redis for many machines.
 
-The Huey instance is created by ``get_queue(settings)`` (never at import time) and carries only
-job ids. Recording a job and handing it to Huey are two steps: the row is committed first (in
-the caller's transaction), then Huey is told; if the process dies in between, the sweeper
-finds the row once its lease has run out.
+A ``JobQueue`` is built by the runtime (``undersign.runtime.build_runtime``, never at import
+time, one per runtime: no process-wide cache) with the ``JobHandlers`` the layers above
+filled, and carries only job ids. Recording a job and handing it to Huey are two steps: the
+row is committed first (in the caller's transaction), then Huey is told; if the process dies
+in between, the sweeper finds the row once its lease has run out.
+
+Depends on config, db, jobs (models, handlers, context, runner).
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ from sqlalchemy.orm import Session
 from undersign.config import Settings
 from undersign.db import Database, utcnow
 from undersign.jobs.context import JobContext
+from undersign.jobs.handlers import JobHandlers
 from undersign.jobs.models import Job
+from undersign.jobs.runner import periodic_purge, run_job, sweep
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "undersign"
 RUN_TASK = "undersign.run_job"
 SWEEP_TASK = "undersign.sweep"
-RECONCILE_TASK = "undersign.reconcile"
 
 
 class _SqliteQueueStorage(SqliteStorage):
@@ -80,27 +84,32 @@ def make_huey(settings: Settings) -> Huey:
 
 
 class JobQueue:
-    """A Huey instance with undersign's two tasks registered on it, and the job context."""
+    """A Huey instance with the run and sweep tasks (and the handlers' periodic tasks)
+    registered on it, and the job context its workers share."""
 
-    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database | None = None,
+        handlers: JobHandlers | None = None,
+    ) -> None:
         self.settings = settings
         self.huey = make_huey(settings)
+        self.handlers = handlers or JobHandlers()
         self._database = database
         self._context: JobContext | None = None
         self._lock = threading.Lock()
         self._run = self.huey.task(name=RUN_TASK)(self._run_job)
         self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._periodic_sweep)
-        if settings.reconcile_interval > 0:
-            from undersign.jobs.reconcile import schedule
-
-            self.huey.periodic_task(schedule(settings.reconcile_interval), name=RECONCILE_TASK)(
-                self._periodic_reconcile
-            )
+        for periodic in self.handlers.periodic:
+            self.huey.periodic_task(periodic.due, name=periodic.name)(self._bound(periodic.run))
 
     def context(self) -> JobContext:
         with self._lock:
             if self._context is None:
-                self._context = JobContext.from_settings(self.settings, self._database)
+                self._context = JobContext.from_settings(
+                    self.settings, self._database, self.handlers
+                )
             return self._context
 
     def enqueue(self, job_id: int, delay: float = 0.0) -> None:
@@ -143,43 +152,19 @@ class JobQueue:
             log.debug("closing the queue storage failed", exc_info=True)
 
     def _run_job(self, job_id: int) -> None:
-        from undersign.jobs.runner import run_job
-
         run_job(self, job_id)
 
-    def _periodic_sweep(self) -> None:
-        from undersign.jobs.runner import periodic_purge, sweep
+    def _bound(self, run: Callable[[JobQueue], None]) -> Callable[[], None]:
+        """A periodic task's body as Huey calls it: with no arguments."""
 
+        def body() -> None:
+            run(self)
+
+        return body
+
+    def _periodic_sweep(self) -> None:
         sweep(self)
         periodic_purge(self)
-
-    def _periodic_reconcile(self) -> None:
-        from undersign.jobs.reconcile import periodic_reconcile
-
-        periodic_reconcile(self)
-
-
-_queues: list[JobQueue] = []
-_queues_lock = threading.Lock()
-
-
-def get_queue(settings: Settings, database: Database | None = None) -> JobQueue:
-    """The process's queue for these settings, created on first use (never at import)."""
-    with _queues_lock:
-        for queue in _queues:
-            if queue.settings == settings:
-                return queue
-        queue = JobQueue(settings, database)
-        _queues.append(queue)
-        return queue
-
-
-def forget_queues() -> None:
-    """Drop every queue of this process (tests build a new service per test)."""
-    with _queues_lock:
-        for queue in _queues:
-            queue.close()
-        _queues.clear()
 
 
 def new_job(
@@ -613,14 +598,9 @@ def make_consumer(queue: JobQueue, *, workers: int, embedded: bool) -> Any:
     )
 
 
-def start_embedded_consumer(
-    settings: Settings, *, workers: int = 2, database: Database | None = None
-) -> ConsumerHandle:
-    """Workers as threads of this process, so ``undersign serve`` alone is a whole service.
-    Jobs left over by a previous run are picked up at once."""
-    from undersign.jobs.runner import sweep
-
-    queue = get_queue(settings, database)
+def start_embedded_consumer(queue: JobQueue, *, workers: int = 2) -> ConsumerHandle:
+    """Workers as threads of this process (tests; ``undersign serve`` runs its workers in a
+    process of their own). Jobs left over by a previous run are picked up at once."""
     consumer = make_consumer(queue, workers=workers, embedded=True)
     consumer.start()
     try:

@@ -1,13 +1,15 @@
-"""Running one job: claim its row, do the work, then finish, retry later, or fail visibly.
+"""Running one job: claim its row, run its handler, then finish, retry later, or fail visibly.
 
 * Claiming is one atomic UPDATE (queued, or running with an expired lease -> running), so a
   job Huey hands out twice (the sweeper re-enqueued it) still runs once at a time.
-* Retries: 5xx and timeouts back off exponentially with jitter; a rate limit waits exactly
-  as long as GitHub said (and shuts the token's gate for every process); a pull request being
-  evaluated elsewhere is retried in a moment without using up an attempt.
-* A plain 404 (repository gone, access lost) is not retried. Any other 4xx, or too many
-  attempts, ends in ``failed`` with the reason, and the pull request gets an ``error`` status
-  with a short explanation instead of waiting forever.
+* What a job does is its kind's handler (``JobHandlers``, filled by the layers above). It
+  ends the job by returning, or by raising ``RetryLater`` (backoff, the attempt counts),
+  ``RetrySoon`` (busy elsewhere: again in a moment, the attempt does not count) or
+  ``GiveUp`` (``failed`` with the reason; ``report`` has ``on_give_up`` tell the pull
+  request first). Anything else it raises is retried with exponential backoff and jitter.
+* Too many attempts end in ``failed`` with the reason, reported like a ``GiveUp``.
+
+Depends on jobs.models/handlers/context, db, observability (logging, job latency).
 """
 
 from __future__ import annotations
@@ -15,24 +17,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from undersign.auth.models import WebSession
 from undersign.db import utcnow
-from undersign.enforcement import service
-from undersign.github.errors import GitHubError, GitHubRequestError, NotFound, RateLimited
-from undersign.github.webhooks import has_recheck_command
 from undersign.jobs.context import JobContext
-from undersign.jobs.models import Job
-from undersign.jobs.queue import JobQueue, new_job
+from undersign.jobs.handlers import GiveUp, RetryLater
+from undersign.jobs.models import Job, RateGate
 from undersign.observability.logging import bind, unbind
 from undersign.observability.metrics import record_job_finished
 
+if TYPE_CHECKING:
+    from undersign.jobs.queue import JobQueue
+
 log = logging.getLogger(__name__)
 
-BUSY_RETRY_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 600.0
 MAX_ERROR_LENGTH = 1000
 #: Finished jobs outlive GitHub's redelivery window (3 days; 7 on GitHub Enterprise Server).
@@ -40,21 +41,6 @@ JOB_RETENTION = dt.timedelta(days=7)
 PURGE_INTERVAL = 600.0
 PURGE_BATCH = 500
 PURGE_LEASE_KEY = "lease:purge"
-
-
-class _Retry(Exception):
-    def __init__(self, delay: float, reason: str, *, counts: bool = True) -> None:
-        super().__init__(reason)
-        self.delay = delay
-        self.reason = reason
-        self.counts = counts
-
-
-class _Fail(Exception):
-    def __init__(self, reason: str, *, report: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.report = report
 
 
 def backoff_delay(ctx: JobContext, attempt: int) -> float:
@@ -131,16 +117,21 @@ def _run_job(queue: JobQueue, job_id: int) -> None:
     if job is None:
         return  # done already, or someone else holds its lease
     ctx.set_heartbeat(lambda: _heartbeat(ctx, job_id))
-    log_token = bind(**_log_fields(job))
+    log_token = bind(**_log_fields(ctx, job))
     try:
-        verdict = _dispatch(ctx, queue, job)
-    except _Retry as retry:
+        handler = ctx.handlers.kinds.get(job.kind)
+        if handler is None:
+            raise GiveUp(f"unknown job kind {job.kind!r}", report=False)
+        verdict = handler(ctx, queue, job)
+    except RetryLater as retry:
         _reschedule(ctx, queue, job, retry)
-    except _Fail as failure:
+    except GiveUp as failure:
         _fail(ctx, job, failure.reason, report=failure.report)
     except Exception as exc:
         log.exception("job %s crashed", job_id)
-        _reschedule(ctx, queue, job, _Retry(backoff_delay(ctx, job.attempts), _short(exc)))
+        _reschedule(
+            ctx, queue, job, RetryLater(backoff_delay(ctx, job.attempts), short_reason(exc))
+        )
     else:
         _finish(ctx, job_id, status="done", finished_at=utcnow(), last_error=None)
         _observe(ctx, job, "done")
@@ -151,15 +142,14 @@ def _run_job(queue: JobQueue, job_id: int) -> None:
         unbind(log_token)
 
 
-def _log_fields(job: Job) -> dict[str, Any]:
-    """On every line logged while the job runs: which delivery, job, repository and PR."""
-    repo, numbers = _targets(job)
+def _log_fields(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """On every line logged while the job runs: which delivery and job (and what the
+    handlers add: which repository and pull request)."""
     return {
         "job_id": job.id,
         "job_kind": job.kind,
         "delivery_id": job.delivery_id,
-        "repository": repo or None,
-        "pull_request": numbers[0] if len(numbers) == 1 else (numbers or None),
+        **ctx.handlers.describe(job),
     }
 
 
@@ -169,12 +159,13 @@ def _observe(ctx: JobContext, job: Job, status: str) -> None:
     record_job_finished(ctx.database, job.kind, seconds, status)
 
 
-def _short(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
+    """An exception as the one line a job row keeps."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_LENGTH]
 
 
-def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: _Retry) -> None:
+def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: RetryLater) -> None:
     attempts = job.attempts if retry.counts else job.attempts - 1
     if attempts >= ctx.settings.job_max_attempts:
         _fail(ctx, job, f"gave up after {attempts} attempts: {retry.reason}", report=True)
@@ -204,17 +195,13 @@ def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: _Retry) -> No
 
 def _fail(ctx: JobContext, job: Job, reason: str, *, report: bool) -> None:
     log.warning("job %s failed: %s", job.id, reason, extra={"error": reason})
-    if report:
+    if report and ctx.handlers.on_give_up is not None:
         # Before the row says failed, so "failed" means the pull request was told.
-        repo, numbers = _targets(job)
         short = reason.split(": ", 1)[-1] if reason.startswith("gave up") else reason
-        for number in numbers:
-            try:
-                service.post_error_status(
-                    ctx, repo, number, _status_reason(short), not_before=job.created_at
-                )
-            except Exception as exc:
-                log.warning("could not post the error status on %s#%s: %s", repo, number, exc)
+        try:
+            ctx.handlers.on_give_up(ctx, job, short)
+        except Exception:
+            log.exception("job %s: reporting that it gave up failed", job.id)
     _finish(
         ctx,
         job.id,
@@ -223,169 +210,6 @@ def _fail(ctx: JobContext, job: Job, reason: str, *, report: bool) -> None:
         last_error=reason[:MAX_ERROR_LENGTH],
     )
     _observe(ctx, job, "failed")
-
-
-def _status_reason(reason: str) -> str:
-    if "answered 5" in reason or "Unavailable" in reason or "did not answer" in reason:
-        return "GitHub is failing; comment /cla check to retry."
-    if "rate limit" in reason.lower():
-        return "GitHub rate limit; comment /cla check to retry."
-    return reason[:80] + "; comment /cla check to retry."
-
-
-def _targets(job: Job) -> tuple[str, list[int]]:
-    payload = job.payload or {}
-    repo = str(payload.get("repo") or "")
-    numbers = [int(n) for n in payload.get("numbers") or [] if isinstance(n, int)]
-    if job.kind == "evaluate" and isinstance(payload.get("number"), int):
-        numbers = [payload["number"]]
-    if job.payload.get("kind") == "merge_group":
-        numbers = []  # the group's head is gone once the queue moves on
-    return repo, numbers if repo else []
-
-
-def _dispatch(ctx: JobContext, queue: JobQueue, job: Job) -> str:
-    """Do the job; returns what it decided, in words, for its log line."""
-    try:
-        if job.kind == "delivery":
-            return _delivery(ctx, job)
-        if job.kind == "evaluate":
-            return _evaluate(ctx, queue, job)
-        if job.kind == "person":
-            return _person(ctx, queue, job)
-        raise _Fail(f"unknown job kind {job.kind!r}", report=False)
-    except service.PullRequestBusy as exc:
-        raise _Retry(BUSY_RETRY_SECONDS, str(exc), counts=False) from None
-    except RateLimited as exc:
-        wait = ctx.pacer.block(exc.retry_after, str(exc) or "rate limited")
-        raise _Retry(wait + random.uniform(0, 1), f"rate limited: {exc}") from None  # noqa: S311
-    except NotFound as exc:
-        raise _Fail(f"GitHub answered 404: {exc}", report=False) from None
-    except GitHubRequestError as exc:
-        raise _Fail(str(exc), report=True) from None
-    except GitHubError as exc:
-        raise _Retry(backoff_delay(ctx, job.attempts), _short(exc)) from None
-
-
-def _verdict(*outcomes: service.Outcome) -> str:
-    """``success``/``failure``/``error``, or why nothing was published; one per PR."""
-    return ", ".join(o.state or o.skipped or "nothing to do" for o in outcomes) or "no PR"
-
-
-def _evaluate(ctx: JobContext, queue: JobQueue, job: Job) -> str:
-    """A re-evaluation (a signature, a policy change, the reconciler: usually one of many).
-
-    Its status goes out now; a comment edit it needs goes to a new job at the back of the
-    queue. A burst's jobs are all queued before any of those, so every status of the burst
-    is posted before any comment edit, under the same write pacing: the last pull request
-    turns green after N writes, not 2N. The comment job (``"comment": true``) evaluates again
-    (one conditional request, free when nothing changed) and writes the comment inline.
-    """
-    payload = job.payload
-    repo, number = str(payload["repo"]), int(payload["number"])
-    comment_now = bool(payload.get("comment"))
-    because = str(payload.get("because") or "")
-    outcome = service.evaluate_pull_request(
-        ctx,
-        repo,
-        number,
-        not_before=job.created_at,
-        known=service.PullFacts.from_pull(payload.get("pull")),
-        # A signature or policy change did not touch the pull request itself.
-        reuse_stored=because.startswith("person") or because == "policy change",
-        defer_comment=not comment_now,
-    )
-    if outcome.comment_deferred:
-        with ctx.database.session() as session:
-            follow_up = new_job(
-                session,
-                "evaluate",
-                # The same cause: what it says about the pull request still holds.
-                {**payload, "comment": True},
-                lease=ctx.settings.job_lease,
-            ).id
-        queue.enqueue_quietly([follow_up])
-        return _verdict(outcome) + " (comment edit queued)"
-    return _verdict(outcome)
-
-
-def _delivery(ctx: JobContext, job: Job) -> str:
-    payload = job.payload
-    kind, action = payload.get("kind"), payload.get("action")
-    repo = str(payload.get("repo") or "")
-    numbers = [int(n) for n in payload.get("numbers") or []]
-    if kind == "pull_request" and action == "closed":
-        for number in numbers:
-            service.mark_closed(ctx, repo, number)
-        return "closed"
-    if kind == "pull_request":
-        hint = payload.get("commit_count")
-        return _verdict(
-            *(
-                service.evaluate_pull_request(
-                    ctx,
-                    repo,
-                    number,
-                    not_before=job.created_at,
-                    commits_hint=hint if isinstance(hint, int) else None,
-                    just_opened=action == "opened",
-                    known=service.PullFacts.from_pull(payload.get("pull")),
-                )
-                for number in numbers
-            )
-        )
-    if kind == "issue_comment":
-        if not _is_recheck(ctx, payload):
-            return "no recheck command"
-        return _verdict(
-            *(
-                service.evaluate_pull_request(ctx, repo, number, not_before=job.created_at)
-                for number in numbers
-            )
-        )
-    if kind == "merge_group":
-        return _verdict(
-            service.evaluate_merge_group(
-                ctx, repo, numbers, str(payload["head_sha"]), not_before=job.created_at
-            )
-        )
-    if kind in ("installation", "installation_repositories", "check_run"):
-        from undersign.enforcement.checks import handle_app_delivery  # GitHub App mode
-
-        handle_app_delivery(ctx, payload, job.created_at)
-        return f"{kind} handled"
-    raise _Fail(f"unknown delivery kind {kind!r}", report=False)
-
-
-def _is_recheck(ctx: JobContext, payload: dict[str, Any]) -> bool:
-    """A recheck command from a person (never from a bot, least of all ourselves)."""
-    body = payload.get("comment_body")
-    if payload.get("commenter_type") == "Bot" or service.COMMENT_MARKER in str(body or ""):
-        return False
-    login, bot_id = service.bot_identity(ctx)
-    commenter_login = str(payload.get("commenter_login") or "")
-    if payload.get("commenter_id") == bot_id or commenter_login.casefold() == login.casefold():
-        return False
-    return has_recheck_command(body, bot_login=login)
-
-
-def _person(ctx: JobContext, queue: JobQueue, job: Job) -> str:
-    """A signature changed: evaluate every open pull request this person contributed to,
-    one job each (so one slow pull request does not hold up the others)."""
-    github_id = int(job.payload["github_id"])
-    with ctx.database.session() as session:
-        targets = service.open_pulls_of_person(session, github_id)
-        ids = [
-            new_job(
-                session,
-                "evaluate",
-                {"repo": repo, "number": number, "because": f"person {github_id}"},
-                lease=ctx.settings.job_lease,
-            ).id
-            for repo, number in targets
-        ]
-    queue.enqueue_quietly(ids)
-    return f"{len(ids)} pull request(s) to re-evaluate"
 
 
 def sweep(queue: JobQueue, *, everything: bool = False) -> int:
@@ -415,22 +239,21 @@ def sweep(queue: JobQueue, *, everything: bool = False) -> int:
     return len(ids)
 
 
-def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tuple[int, int]:
-    """Delete web sessions past their lifetime or idle timeout, and jobs finished more than
-    ``JOB_RETENTION`` ago; returns (sessions, jobs) deleted. At most ``batches`` deletes of
-    ``batch`` rows per table, so one run never holds a long lock; the next run goes on.
+def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tuple[int, ...]:
+    """Delete the rows of every registered ``Expiry`` (web sessions: the runtime's), then
+    jobs finished more than ``JOB_RETENTION`` ago; returns how many of each, in that order.
+    At most ``batches`` deletes of ``batch`` rows per table, so one run never holds a long
+    lock; the next run goes on.
 
     Finished jobs are kept a week: their (hook, delivery) key dedupes redeliveries, which
     GitHub allows for 3 days and GitHub Enterprise Server for 7.
     """
     now = utcnow()
-    idle = dt.timedelta(seconds=ctx.settings.session_idle_timeout)
-    stale_sessions = or_(WebSession.expires_at < now, WebSession.last_seen_at < now - idle)
     old_jobs = and_(Job.status.in_(("done", "failed")), Job.finished_at < now - JOB_RETENTION)
-    counts = [0, 0]
-    for index, (key, condition) in enumerate(
-        ((WebSession.id_hash, stale_sessions), (Job.id, old_jobs))
-    ):
+    targets = [(e.what, e.key, e.expired(ctx.settings, now)) for e in ctx.handlers.expiries]
+    targets.append(("finished job(s)", Job.id, old_jobs))
+    counts = [0] * len(targets)
+    for index, (_what, key, condition) in enumerate(targets):
         for _ in range(batches):
             with ctx.database.session() as session:
                 keys = list(session.scalars(select(key).where(condition).limit(batch)))
@@ -440,14 +263,48 @@ def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tu
             if len(keys) < batch:
                 break
     if any(counts):
-        log.info("purged %d expired session(s) and %d finished job(s)", *counts)
-    return counts[0], counts[1]
+        log.info(
+            "purged %s",
+            ", ".join(f"{n} {what}" for n, (what, _, _) in zip(counts, targets, strict=True)),
+        )
+    return tuple(counts)
+
+
+def take_turn(ctx: JobContext, seconds: float, *, key: str) -> bool:
+    """True for one caller per ``seconds`` across every process (the lease row ``key``, in
+    the rate gate table: never a token hash)."""
+    now = utcnow()
+    until = now + dt.timedelta(seconds=max(seconds, 1.0))
+    with ctx.database.session() as session:
+        result = session.execute(
+            update(RateGate)
+            .where(
+                RateGate.token_key == key,
+                (RateGate.blocked_until.is_(None)) | (RateGate.blocked_until <= now),
+            )
+            .values(blocked_until=until, reason=key, touched_at=now)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            return True
+        if session.get(RateGate, key) is not None:
+            return False
+    try:
+        with ctx.database.session() as session:
+            session.add(
+                RateGate(
+                    token_key=key,
+                    blocked_until=until,
+                    reason=key,
+                    touched_at=now,
+                )
+            )
+    except IntegrityError:
+        return False  # another process inserted it first: its turn
+    return True
 
 
 def periodic_purge(queue: JobQueue) -> None:
     """From the per-minute sweep: one purge per ``PURGE_INTERVAL`` across every process."""
-    from undersign.jobs.reconcile import take_turn
-
     ctx = queue.context()
     try:
         if take_turn(ctx, PURGE_INTERVAL, key=PURGE_LEASE_KEY):

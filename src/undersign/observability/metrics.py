@@ -4,7 +4,8 @@ Where the numbers live, and why:
 
 * **Computed from the database at scrape time**: queue depth (``jobs`` rows by status) and
   active signatures. They are facts the database already holds, so every process that
-  answers ``/metrics`` gives the same answer and nothing needs recording.
+  answers ``/metrics`` gives the same answer and nothing needs recording. Their queries are
+  the runtime's (``render(database, gauges)``): this module knows no domain table.
 * **Counters in the ``metric_samples`` table**: webhook deliveries by event and outcome,
   GitHub API calls by route and status, the job latency histogram, the last rate limit
   GitHub reported. Each process adds to an in-memory buffer (no I/O on the hot path: a
@@ -28,7 +29,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -38,8 +39,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from undersign.db import Database, utcnow
 from undersign.observability.models import MetricSample
@@ -79,7 +81,6 @@ KNOWN_EVENTS = frozenset(
         "status",
     }
 )
-QUEUE_STATUSES = ("queued", "running", "failed")
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -334,53 +335,23 @@ class GitHubObserver:
 # -- the scrape ---------------------------------------------------------------------------------
 
 
+#: A domain gauge, registered from above (the runtime): computed from the database at
+#: scrape time, in the scrape's session, so observability knows no domain table.
+GaugeSource = Callable[[Session], Iterable[Metric]]
+
+
 class _DatabaseCollector:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, gauges: Iterable[GaugeSource]) -> None:
         self.database = database
+        self.gauges = tuple(gauges)
 
     def collect(self) -> Iterator[Metric]:
-        from undersign.agreements.models import Agreement, AgreementVersion, Signature
-        from undersign.jobs.models import Job
-
         with self.database.session() as session:
             samples = list(
                 session.execute(select(MetricSample.name, MetricSample.labels, MetricSample.value))
             )
-            by_status = dict(
-                session.execute(
-                    select(Job.status, func.count())
-                    .where(Job.status.in_(QUEUE_STATUSES))
-                    .group_by(Job.status)
-                ).all()
-            )
-            signatures = list(
-                session.execute(
-                    select(Agreement.slug, func.count(Signature.id))
-                    .join(AgreementVersion, AgreementVersion.agreement_id == Agreement.id)
-                    .join(Signature, Signature.version_id == AgreementVersion.id)
-                    .where(Signature.revoked_at.is_(None))
-                    .group_by(Agreement.slug)
-                ).all()
-            )
-
-        queue = GaugeMetricFamily(
-            "undersign_queue_jobs",
-            "Jobs in the jobs table by status (queued and running: the queue depth)",
-            labels=["status"],
-        )
-        for status in QUEUE_STATUSES:
-            queue.add_metric([status], float(by_status.get(status, 0)))
-        yield queue
-
-        signed = GaugeMetricFamily(
-            "undersign_signatures_active",
-            "Signatures not revoked, by agreement",
-            labels=["agreement"],
-        )
-        for slug, count in sorted(signatures):
-            signed.add_metric([slug], float(count))
-        yield signed
-
+            domain = [metric for gauge in self.gauges for metric in gauge(session)]
+        yield from domain
         yield from _stored_families(samples)
 
 
@@ -438,9 +409,10 @@ def _histograms(series: Mapping[str, list[tuple[dict[str, str], float]]]) -> Ite
     yield family
 
 
-def render(database: Database) -> bytes:
-    """The Prometheus text exposition of everything above (this process flushed first)."""
+def render(database: Database, gauges: Iterable[GaugeSource] = ()) -> bytes:
+    """The Prometheus text exposition of everything above and of ``gauges`` (this process
+    flushed first)."""
     buffer_for(database).flush()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_DatabaseCollector(database))
+    registry.register(_DatabaseCollector(database, gauges))
     return generate_latest(registry)

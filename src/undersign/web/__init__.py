@@ -1,23 +1,25 @@
-"""The web layer: the app factory and its blueprints. The only package that knows HTTP."""
+"""The web layer: the app factory and its blueprints. The only package that knows HTTP.
+
+Depends on config, db, runtime (the queue, the hooks), and the web modules below.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+from flask import Flask, request, url_for
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from undersign.config import Settings, load_settings
 from undersign.db import Database, import_models
+from undersign.runtime import Runtime, build_runtime
+from undersign.web import auth, main, ops, signing, webhooks
 from undersign.web.bodylimit import SizedChunkedBodies
-from undersign.web.context import Services, close_db_session
+from undersign.web.context import RUNTIME, close_db_session, current_user
 from undersign.web.errors import install_error_handlers
-from undersign.web.security import install_security_headers
+from undersign.web.security import csrf, install_security_headers
 from undersign.web.sessions import DatabaseSessionInterface
-
-csrf = CSRFProtect()
 
 MAX_FORM_BODY = 1024 * 1024  # forms are small; the webhook route raises its own limit
 
@@ -27,10 +29,16 @@ def create_app(
     *,
     database: Database | None = None,
     extras: dict[str, Any] | None = None,
+    runtime: Runtime | None = None,
 ) -> Flask:
-    """Build the Flask app from settings; nothing is read from the environment elsewhere."""
-    config = config or load_settings()
-    database = database or Database(config.database_url or "")
+    """Build the Flask app from settings; nothing is read from the environment elsewhere.
+    ``runtime``: one already built (its settings and database win); else one is built."""
+    if runtime is None:
+        config = config or load_settings()
+        runtime = build_runtime(
+            config, database or Database(config.database_url or ""), extras=extras
+        )
+    config, database = runtime.settings, runtime.database
     # Every model imported and the mappers configured before the first request: left to
     # the first requests, threads configuring them while others were still importing model
     # modules failed (KeyError 'PullRequestContributor'): webhooks answered 503 for a while
@@ -50,9 +58,7 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
         PREFERRED_URL_SCHEME="https" if config.is_https else "http",
     )
-    app.extensions["undersign"] = Services(
-        settings=config, database=database, extras=dict(extras or {})
-    )
+    app.extensions[RUNTIME] = runtime
     app.session_interface = DatabaseSessionInterface(
         database, lifetime=config.session_lifetime, idle_timeout=config.session_idle_timeout
     )
@@ -71,9 +77,6 @@ def create_app(
     app.context_processor(_template_helpers)
     install_error_handlers(app)
 
-    # Imported here: the feature modules import ``csrf`` from this package.
-    from undersign.web import auth, main, ops, signing, webhooks
-
     auth.init_oauth(app, config)
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
@@ -84,10 +87,6 @@ def create_app(
 
 
 def _template_helpers() -> dict[str, Any]:
-    from flask import request, url_for
-
-    from undersign.web.context import current_user
-
     def login_url() -> str:
         """Sign-in link that comes back to the page it was clicked on."""
         here = request.full_path.rstrip("?") if request.query_string else request.path

@@ -1,44 +1,36 @@
-"""Per-request access to the services the app was built with.
+"""Per-request access to the runtime the app was built with.
 
 Views stay thin: they fetch the database session and the signed-in user from here and
-call domain services with plain values.
+call domain services with plain values. Depends on accounts.models, config, runtime.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app, g, session
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
 from undersign.config import Settings
-from undersign.db import Database
+from undersign.runtime import Runtime
+
+#: ``app.extensions`` key of the app's ``Runtime``.
+RUNTIME = "undersign"
 
 
-@dataclass
-class Services:
-    """Everything ``create_app`` wired; stored in ``app.extensions['undersign']``."""
-
-    settings: Settings
-    database: Database
-    extras: dict[str, Any]
-
-
-def services() -> Services:
-    result: Services = current_app.extensions["undersign"]
+def runtime() -> Runtime:
+    """The runtime ``create_app`` was given or built (``app.extensions['undersign']``)."""
+    result: Runtime = current_app.extensions[RUNTIME]
     return result
 
 
 def settings() -> Settings:
-    return services().settings
+    return runtime().settings
 
 
 def db_session() -> Session:
     """The request's SQLAlchemy session; rolled back and closed at teardown unless committed."""
     if "db_session" not in g:
-        g.db_session = services().database.sessionmaker()
+        g.db_session = runtime().database.sessionmaker()
     result: Session = g.db_session
     return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
 from werkzeug.wrappers import Response
 
-from undersign.web.context import current_user, services
+from undersign.web.context import current_user, runtime
 
 bp = Blueprint("main", __name__)
 
@@ -26,6 +26,6 @@ def favicon() -> Response:
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Alive when the app answers and its database answers."""
-    if services().database.ping():
+    if runtime().database.ping():
         return jsonify(status="ok"), 200
     return jsonify(status="database unavailable"), 503

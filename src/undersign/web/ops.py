@@ -21,7 +21,7 @@ from flask import Flask, Response, g, jsonify, request
 
 from undersign.observability import metrics
 from undersign.observability.logging import bind, unbind
-from undersign.web.context import services
+from undersign.web.context import runtime
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,14 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 WEBHOOK_ENDPOINT = "webhooks.github"
+
+# The outcomes of a webhook delivery (``undersign_webhook_deliveries_total``'s label).
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+IGNORED = "ignored"
+INVALID_SIGNATURE = "invalid_signature"
+MALFORMED = "malformed"
+UNAVAILABLE = "unavailable"
 
 
 def request_id_for(incoming: str, trusted_proxies: int) -> str:
@@ -40,7 +48,7 @@ def request_id_for(incoming: str, trusted_proxies: int) -> str:
 
 def _start_request() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = request_id_for(incoming, services().settings.trusted_proxies)
+    request_id = request_id_for(incoming, runtime().settings.trusted_proxies)
     g.request_id = request_id
     fields: dict[str, str] = {"request_id": request_id}
     delivery = request.headers.get("X-GitHub-Delivery", "")
@@ -63,40 +71,33 @@ def _end_request(_exc: BaseException | None) -> None:
         unbind(token)
 
 
-def webhook_outcome(status: int, message: str) -> str:
-    """The outcome of a delivery, from the webhook view's answer (its public contract)."""
+def outcome_for_status(status: int) -> str:
+    """A delivery answered before the view ran (the body too large, an error): its status
+    is all there is to go by."""
     if status == 401:
-        return "invalid_signature"
+        return INVALID_SIGNATURE
     if status in (400, 413, 415):
-        return "malformed"
-    if status == 503 or status >= 500:
-        return "unavailable"
-    if message.startswith("duplicate"):
-        return "duplicate"
-    if message.startswith("ignored"):
-        return "ignored"
-    return "accepted"
+        return MALFORMED
+    if status >= 500:
+        return UNAVAILABLE
+    return ACCEPTED
 
 
 def _count_webhook(response: Response) -> None:
-    body = response.get_json(silent=True) if response.is_json else None
-    message = str(body.get("message", "")) if isinstance(body, dict) else ""
-    outcome = webhook_outcome(response.status_code, message)
+    outcome = g.get("webhook_outcome") or outcome_for_status(response.status_code)
     event = request.headers.get("X-GitHub-Event")
     try:
-        metrics.record_webhook(services().database, event, outcome)
+        metrics.record_webhook(runtime().database, event, outcome)
     except Exception:  # counting must never fail a delivery
         log.exception("could not count a webhook delivery")
 
 
 def readyz() -> tuple[Response, int]:
     """Ready when the database and the queue both answer; 503 names the one that does not."""
-    from undersign.jobs.queue import get_queue
-
-    svc = services()
+    svc = runtime()
     checks = {"database": svc.database.ping(), "queue": False}
     try:
-        get_queue(svc.settings, svc.database).huey.storage.queue_size()
+        svc.queue.huey.storage.queue_size()
         checks["queue"] = True
     except Exception as exc:
         log.warning("readiness: the queue is unreachable (%s)", type(exc).__name__)
@@ -108,7 +109,7 @@ def readyz() -> tuple[Response, int]:
 
 def metrics_view() -> Response:
     """Prometheus text format; ``Authorization: Bearer UNDERSIGN_METRICS_TOKEN`` if set."""
-    svc = services()
+    svc = runtime()
     expected = svc.settings.metrics_token
     if expected:
         given = request.headers.get("Authorization", "")
@@ -120,7 +121,7 @@ def metrics_view() -> Response:
             response.status_code = 401
             response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    body = metrics.render(svc.database)
+    body = svc.render_metrics()
     response = Response(body, status=200, content_type=metrics.CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from undersign.auth.models import RateLimitWindow
 from undersign.db import Database
-from undersign.web.context import services
+from undersign.web.context import runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def sign_in_rate_limit() -> None:
     """Abort with 429 and ``Retry-After`` when this client IP is over the sign-in budget."""
     key = f"sign-in:{request.remote_addr or 'unknown'}"
     try:
-        hits = count_hit(services().database, key, SIGN_IN_PERIOD)
+        hits = count_hit(runtime().database, key, SIGN_IN_PERIOD)
     except SQLAlchemyError:
         # Fail open: without the database the sign-in cannot finish anyway, and its own
         # error page says so better than a 429 would.

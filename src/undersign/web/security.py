@@ -1,13 +1,17 @@
-"""Security headers on every response, error pages included."""
+"""Security headers on every response, error pages included; the CSRF protection (bound to
+the app by ``create_app``, exempted by the webhook view)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from flask import Flask, request, session
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
 from undersign.config import Settings
+
+csrf = CSRFProtect()
 
 
 def content_security_policy(config: Settings) -> str:

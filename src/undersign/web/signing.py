@@ -9,7 +9,6 @@ Every state change is a POST checked by CSRFProtect (installed in ``create_app``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,15 +44,12 @@ from undersign.agreements.service import (
     Standing,
     normalize_repo_full_name,
 )
-from undersign.web.context import current_user, db_session, services, settings
+from undersign.web.context import current_user, db_session, runtime, settings
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("signing", __name__)
 
-# An optional create_app(extras={SIGNATURE_HOOK: callable}) replaces enforcement's hook,
-# called as hook(github_id, "signed"|"revoked") once the change is flushed.
-SIGNATURE_HOOK = "on_signature_change"
 FIELD_PREFIX = "field_"
 SELF_REVOKE_REASON = "Revoked by the signer."
 MAX_PR_NUMBER = 10**9
@@ -94,19 +90,14 @@ def _return_to(values: Any) -> ReturnTo | None:
 
 
 def _signature_service(*, writing: bool = False) -> SignatureService:
-    """The service for this request; when ``writing``, with enforcement's change hook.
+    """The service for this request; when ``writing``, with the runtime's change hook.
 
     The hook adds a re-evaluation job to the same session, so it commits with the
-    signature or not at all. ``create_app(extras={SIGNATURE_HOOK: ...})`` replaces it.
+    signature or not at all. ``create_app(extras={runtime.SIGNATURE_HOOK: ...})`` replaces
+    it (``undersign.runtime``).
     """
     session = db_session()
-    hook: Callable[[int, str], None] | None = None
-    if writing:
-        hook = services().extras.get(SIGNATURE_HOOK)
-        if hook is None:
-            from undersign.enforcement.triggers import on_signature_change
-
-            hook = on_signature_change(settings(), session)
+    hook = runtime().signature_hook(session) if writing else None
     return SignatureService(session, on_change=hook)
 
 

@@ -9,6 +9,12 @@ It is answered as plain WSGI in front of Flask (``WebhookEndpoint``): a delivery
 Flask's per-request machinery (cookie session, CSRF, templates, error pages), and measured,
 that machinery cost more than all the endpoint's own work (bench/RESULTS.md, section 1). The
 answers carry the same security headers, request id, metrics and log context as Flask's.
+
+Every answer names its own metric outcome (``Answer.outcome``): nobody reads it back from the
+message. The trigger is stored as ``enforcement.tasks.Delivery``, the payload its handler reads.
+
+Depends on github.webhooks (verify, parse), enforcement.tasks (the payload), jobs (the
+recorder, the row), observability, runtime, and web's own helpers.
 """
 
 from __future__ import annotations
@@ -22,26 +28,31 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wsgi import get_input_stream
 
+from undersign.enforcement.tasks import Delivery
 from undersign.github.webhooks import MalformedPayload, parse_delivery, verify_signature
 from undersign.jobs.models import Job
-from undersign.jobs.queue import (
-    DeliveryNotRecorded,
-    DeliveryRecorder,
-    get_queue,
-    requeue_failed,
-)
+from undersign.jobs.queue import DeliveryNotRecorded, DeliveryRecorder, requeue_failed
 from undersign.observability import metrics
 from undersign.observability.logging import bind, unbind
-from undersign.web import csrf
+from undersign.runtime import Runtime
 from undersign.web.bodylimit import read_up_to
-from undersign.web.context import Services, services
-from undersign.web.ops import REQUEST_ID_HEADER, request_id_for, webhook_outcome
-from undersign.web.security import security_headers
+from undersign.web.context import RUNTIME, runtime
+from undersign.web.ops import (
+    ACCEPTED,
+    DUPLICATE,
+    IGNORED,
+    INVALID_SIGNATURE,
+    MALFORMED,
+    REQUEST_ID_HEADER,
+    UNAVAILABLE,
+    request_id_for,
+)
+from undersign.web.security import csrf, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +68,11 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 @dataclass(frozen=True)
 class Answer:
+    """The reply, and the outcome ``/metrics`` counts it under (``web.ops``'s names)."""
+
     status: int
     message: str
+    outcome: str
     job: int | None = None
 
     def body(self) -> bytes:
@@ -80,17 +94,17 @@ def _hook_key(header: Header) -> str | None:
     return key if target_type and target_id and _HEADER_VALUE.fullmatch(key) else None
 
 
-def accept(svc: Services, recorder: DeliveryRecorder, header: Header, body: bytes | None) -> Answer:
+def accept(svc: Runtime, recorder: DeliveryRecorder, header: Header, body: bytes | None) -> Answer:
     """Everything the endpoint decides, from the headers and the raw body (None: over the cap).
     A delivery answered 202 "queued" or "requeued" is committed and on the queue."""
     if body is None:
-        return Answer(413, "the body is over 25 MB")
+        return Answer(413, "the body is over 25 MB", MALFORMED)
     settings = svc.settings
     secrets = [s for s in (settings.webhook_secret, settings.webhook_secret_previous) if s]
     if not secrets:
         log.error("webhook refused: UNDERSIGN_WEBHOOK_SECRET is not set")
     if not verify_signature(secrets, body, header("X-Hub-Signature-256")):
-        return Answer(401, "invalid or missing X-Hub-Signature-256")
+        return Answer(401, "invalid or missing X-Hub-Signature-256", INVALID_SIGNATURE)
 
     event_name = header("X-GitHub-Event")
     try:
@@ -101,22 +115,24 @@ def accept(svc: Services, recorder: DeliveryRecorder, header: Header, body: byte
             app_events=settings.app_mode,  # token mode has no installations nor check runs
         )
     except MalformedPayload as exc:
-        return Answer(400, f"malformed payload: {exc.reason}")
+        return Answer(400, f"malformed payload: {exc.reason}", MALFORMED)
     if event.kind == "ping":
-        return Answer(200, "pong")
+        return Answer(200, "pong", ACCEPTED)
     if not event.relevant:
         log.info("webhook %s ignored: %s", event_name, event.ignored_because)
-        return Answer(202, f"ignored: {event.ignored_because}")
+        return Answer(202, f"ignored: {event.ignored_because}", IGNORED)
 
     delivery_id = header("X-GitHub-Delivery") or ""
     hook_key = _hook_key(header)
     if not _HEADER_VALUE.fullmatch(delivery_id) or hook_key is None:
-        return Answer(400, "malformed payload: X-GitHub-Delivery or X-GitHub-Hook-ID is missing")
+        return Answer(
+            400, "malformed payload: X-GitHub-Delivery or X-GitHub-Hook-ID is missing", MALFORMED
+        )
 
     database = svc.database
     try:
         job_id = recorder.record(
-            event.to_json(),
+            Delivery.from_event(event).to_json(),
             lease=settings.job_lease,
             hook_id=hook_key,
             delivery_id=delivery_id,
@@ -130,16 +146,18 @@ def accept(svc: Services, recorder: DeliveryRecorder, header: Header, body: byte
                 if existing is None or not requeue_failed(
                     session, existing, lease=settings.job_lease
                 ):
-                    return Answer(202, "duplicate: this delivery is already recorded", existing)
+                    return Answer(
+                        202, "duplicate: this delivery is already recorded", DUPLICATE, existing
+                    )
             # GitHub's "Redeliver" keeps the GUID: an operator re-drives a job that gave up.
-            get_queue(settings, database).enqueue_quietly([existing])
-            return Answer(202, "requeued", existing)
+            svc.queue.enqueue_quietly([existing])
+            return Answer(202, "requeued", ACCEPTED, existing)
     except (SQLAlchemyError, DeliveryNotRecorded):
         log.exception("webhook %s could not be recorded", delivery_id)
-        return Answer(503, "cannot record the delivery now; redeliver it later")
+        return Answer(503, "cannot record the delivery now; redeliver it later", UNAVAILABLE)
     # The row is committed and queued: from here on the delivery will be processed even if
     # this process dies (the sweeper re-enqueues rows nobody picked up).
-    return Answer(202, "queued", job_id)
+    return Answer(202, "queued", ACCEPTED, job_id)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes | None:
@@ -160,7 +178,7 @@ class WebhookEndpoint:
     """WSGI middleware answering ``POST /webhooks/github`` itself; anything else goes on to
     Flask (which also knows the route, so other methods get its 405)."""
 
-    def __init__(self, app: WSGIApp, svc: Services, recorder: DeliveryRecorder) -> None:
+    def __init__(self, app: WSGIApp, svc: Runtime, recorder: DeliveryRecorder) -> None:
         self.app = app
         self.services = svc
         self.recorder = recorder
@@ -185,9 +203,7 @@ class WebhookEndpoint:
             unbind(token)
         event = environ.get("HTTP_X_GITHUB_EVENT")
         try:
-            metrics.record_webhook(
-                self.services.database, event, webhook_outcome(answer.status, answer.message)
-            )
+            metrics.record_webhook(self.services.database, event, answer.outcome)
         except Exception:  # counting must never fail a delivery
             log.exception("could not count a webhook delivery")
         body = answer.body()
@@ -213,7 +229,7 @@ class WebhookEndpoint:
         except Exception:
             incident = uuid.uuid4().hex[:12]
             log.exception("unhandled error %s on POST %s", incident, PATH)
-            return Answer(500, f"an unexpected error happened (reference {incident})")
+            return Answer(500, f"an unexpected error happened (reference {incident})", UNAVAILABLE)
 
 
 @csrf.exempt
@@ -222,13 +238,14 @@ def receive() -> Response:
     sees it; this view answers the same way for an app served without the middleware."""
     request.max_content_length = MAX_BODY + 1
     recorder = current_app.extensions[RECORDER]
-    answer = accept(services(), recorder, request.headers.get, _read_body(request.environ))
+    answer = accept(runtime(), recorder, request.headers.get, _read_body(request.environ))
+    g.webhook_outcome = answer.outcome  # what web.ops counts
     return Response(answer.body(), status=answer.status, mimetype="application/json")
 
 
 def register(app: Flask) -> None:
-    svc: Services = app.extensions["undersign"]
-    recorder = DeliveryRecorder(svc.database, lambda: get_queue(svc.settings, svc.database))
+    svc: Runtime = app.extensions[RUNTIME]
+    recorder = DeliveryRecorder(svc.database, lambda: svc.queue)
     app.extensions[RECORDER] = recorder
     app.add_url_rule(PATH, "webhooks.github", receive, methods=["POST"])
     app.wsgi_app = WebhookEndpoint(app.wsgi_app, svc, recorder)  # type: ignore[method-assign]

@@ -14,8 +14,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from undersign.agreements.cli import COMMANDS
 from undersign.agreements.service import AgreementService, SignatureService
+from undersign.cli.agreements import COMMANDS
 from undersign.db import Database
 
 
@@ -306,24 +306,25 @@ def test_allowlist_commands(run, text_file: Path) -> None:  # type: ignore[no-un
 def run_with_settings(
     clean_database: Database, tmp_path: Path, emulator: object
 ) -> Iterator[object]:
-    """Like ``run``, with the settings the real command line has: changes queue jobs."""
+    """Like ``run``, with the runtime the real command line has: changes queue jobs."""
     from tests.conftest import make_settings
 
-    from undersign.jobs.queue import forget_queues, get_queue
+    from undersign.runtime import build_runtime
 
     settings = make_settings(tmp_path, "http://127.0.0.1:1", emulator)  # type: ignore[arg-type]
+    runtime = build_runtime(settings, clean_database)
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
         result = runner.invoke(
-            main, list(args), obj=SimpleNamespace(database=clean_database, settings=settings)
+            main, list(args), obj=SimpleNamespace(database=clean_database, runtime=runtime)
         )
         assert result.exit_code == 0, result.output
         return result
 
     yield invoke
-    get_queue(settings).huey.flush()  # type: ignore[attr-defined]
-    forget_queues()
+    runtime.queue.huey.flush()
+    runtime.close()
 
 
 def _open_checks(database: Database, *rows: tuple[str, int, bool]) -> None:

@@ -10,6 +10,7 @@ import pytest
 from undersign.config import load_settings
 from undersign.db import Database
 from undersign.jobs.queue import JobQueue
+from undersign.runtime import job_handlers
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def queue(tmp_path: Path, database: Database) -> Iterator[JobQueue]:
             "UNDERSIGN_SESSION_IDLE_TIMEOUT": "3600",
         }
     )
-    queue = JobQueue(settings, database)  # a SQLite Huey file of its own, no consumer
+    # A SQLite Huey file of its own, no consumer; the handlers the runtime gives every queue.
+    queue = JobQueue(settings, database, job_handlers(settings))
     yield queue
     queue.close()

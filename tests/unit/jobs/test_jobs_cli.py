@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -16,20 +15,13 @@ from tests.conftest import make_settings
 
 from undersign.agreements.service import AgreementService
 from undersign.cli import CLIContext
+from undersign.cli.jobs import recheck, reconcile, worker
 from undersign.config import Settings
 from undersign.db import Database, utcnow
 from undersign.emulator.server import EmulatorServer
 from undersign.enforcement.models import PullRequestCheck
-from undersign.jobs.cli import recheck, reconcile, worker
-from undersign.jobs.queue import forget_queues
 
 REPO = "octo-org/widgets"
-
-
-@pytest.fixture(autouse=True)
-def _no_queues_left() -> Iterator[None]:
-    yield
-    forget_queues()
 
 
 @pytest.fixture
@@ -51,7 +43,11 @@ def covered(database: Database) -> Database:
 def invoke(
     command: click.Command, args: list[str], settings: Settings, database: Database | None = None
 ) -> Result:
-    return CliRunner().invoke(command, args, obj=CLIContext(_settings=settings, _database=database))
+    context = CLIContext(_settings=settings, _database=database)
+    try:
+        return CliRunner().invoke(command, args, obj=context)
+    finally:
+        context.close()  # the runtime the command built: no queue left open
 
 
 def assert_clean_failure(result: Result, *messages: str) -> None:

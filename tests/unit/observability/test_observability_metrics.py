@@ -13,6 +13,7 @@ from undersign.observability.metrics import (
     record_webhook,
     render,
 )
+from undersign.runtime import GAUGES
 
 
 def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -43,7 +44,8 @@ def test_two_processes_counts_add_up_and_gauges_keep_the_last_value(database_url
         b.set("undersign_github_rate_limit_remaining", {"token": "abcd1234"}, 4980)
         assert b.flush()
         a.inc("undersign_webhook_deliveries_total", labels)  # not flushed: not visible yet
-        found = samples(render(Database(database_url)))
+        # With the domain gauges the runtime registers (queue depth, signatures).
+        found = samples(render(Database(database_url), GAUGES))
     finally:
         one.dispose()
         two.dispose()

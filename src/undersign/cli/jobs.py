@@ -1,37 +1,42 @@
-"""``undersign worker`` and ``undersign recheck``: registered on the main group by cli.py."""
+"""``undersign worker``, ``recheck`` and ``reconcile``: registered on the main group.
+
+Depends on agreements (names, errors), db, enforcement (service, reconcile), github.errors,
+jobs (consumer, sweep), serving (logging), cli.context.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from undersign.agreements.errors import AgreementError, InvalidInput
+from undersign.agreements.service import normalize_repo_full_name
+from undersign.cli.context import CLIContext
 from undersign.config import Settings
 from undersign.db import describe_error
+from undersign.enforcement.reconcile import reconcile as run_reconcile
+from undersign.enforcement.service import PullRequestBusy, evaluate_pull_request
+from undersign.github.errors import GitHubError
+from undersign.jobs.queue import make_consumer
+from undersign.jobs.runner import sweep
+from undersign.serving import configure_logging
 
 
-def _cli_context(ctx: click.Context) -> object:
-    from undersign.cli import CLIContext
-
+def _cli_context(ctx: click.Context) -> CLIContext:
     return ctx.ensure_object(CLIContext)
 
 
 def _settings(ctx: click.Context) -> Settings:
-    settings: Settings = _cli_context(ctx).settings  # type: ignore[attr-defined]
-    from undersign.observability.logging import configure_logging
-
-    configure_logging(settings, sys.stderr)
+    settings = _cli_context(ctx).settings
+    configure_logging(settings)
     return settings
 
 
 def _repo_name(repo: str) -> str:
     """``OWNER/REPO`` checked and lower-cased before anything connects anywhere."""
-    from undersign.agreements.errors import InvalidInput
-    from undersign.agreements.service import normalize_repo_full_name
-
     try:
         return normalize_repo_full_name(repo)
     except InvalidInput as exc:
@@ -42,10 +47,6 @@ def _repo_name(repo: str) -> str:
 def _clean_errors() -> Iterator[None]:
     """What an operator can cause (an unmigrated or unreachable database, no token, GitHub
     failing, a busy pull request) ends as one line and a non-zero exit, not a traceback."""
-    from undersign.agreements.errors import AgreementError
-    from undersign.enforcement.service import PullRequestBusy
-    from undersign.github.errors import GitHubError
-
     try:
         yield
     except AgreementError as exc:
@@ -74,12 +75,10 @@ def _clean_errors() -> Iterator[None]:
 @click.pass_context
 def worker(ctx: click.Context, workers: int) -> None:
     """Run queue workers (webhook deliveries, re-evaluations) until stopped."""
-    from undersign.jobs.queue import get_queue, make_consumer
-    from undersign.jobs.runner import sweep
-
-    settings = _settings(ctx)
+    cli = _cli_context(ctx)
+    _settings(ctx)
     with _clean_errors():
-        queue = get_queue(settings)
+        queue = cli.runtime.queue
         sweep(queue, everything=True)
     make_consumer(queue, workers=workers, embedded=False).run()
 
@@ -90,14 +89,11 @@ def worker(ctx: click.Context, workers: int) -> None:
 @click.pass_context
 def recheck(ctx: click.Context, repo: str, number: int | None) -> None:
     """Re-evaluate pull request NUMBER of OWNER/REPO now (every open one without NUMBER)."""
-    from undersign.enforcement.service import evaluate_pull_request
-    from undersign.jobs.context import JobContext
-
     repo = _repo_name(repo)
     owner, _, name = repo.partition("/")
-    settings = _settings(ctx)
+    _settings(ctx)
     with _clean_errors():
-        job_ctx = JobContext.from_settings(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
+        job_ctx = _cli_context(ctx).runtime.bot
         numbers = (
             [number]
             if number
@@ -115,15 +111,12 @@ def recheck(ctx: click.Context, repo: str, number: int | None) -> None:
 def reconcile(ctx: click.Context, repo: str | None) -> None:
     """Queue a re-evaluation of every open pull request whose CLA status is missing or stale
     (in OWNER/REPO, or in every covered repository); workers publish the verdicts."""
-    from undersign.jobs.queue import get_queue
-    from undersign.jobs.reconcile import reconcile as run
-
     if repo is not None:
         repo = _repo_name(repo)
-    settings = _settings(ctx)
+    _settings(ctx)
     with _clean_errors():
-        queue = get_queue(settings, _cli_context(ctx).database)  # type: ignore[attr-defined]
-        report = run(queue.context(), queue, [repo] if repo else None)
+        runtime = _cli_context(ctx).runtime
+        report = run_reconcile(runtime.bot, runtime.queue, [repo] if repo else None)
     for name, number in report.queued:
         click.echo(f"{name}#{number}: queued")
     for name, number in report.closed:

@@ -1,10 +1,13 @@
 """Maintainers' commands: agreements, repository and organization links, signatures, allowlist.
 
 The groups here are registered on the main ``undersign`` command, whose context object
-carries the ``Database``. Every failure a maintainer can cause (an unknown slug, an
+carries the ``Database`` (and, on the real command line, the ``Runtime`` whose hooks
+re-evaluate pull requests after a change). Every failure a maintainer can cause (an unknown slug, an
 unreadable file, a bad repository name, a database that is not migrated) ends as a
 one-line message and a non-zero exit, never a traceback. Machine-readable results go to
 stdout; messages for people go to stderr.
+
+Depends on agreements, db, enforcement.agents, runtime.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from undersign.agreements.service import (
     normalize_org,
     normalize_repo_full_name,
 )
-from undersign.config import Settings
 from undersign.db import Database
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
+from undersign.runtime import Runtime
 
 
 def _db() -> Database:
@@ -39,15 +42,17 @@ def _db() -> Database:
     return database
 
 
-def _change_hook(session: Session) -> Callable[[int, str], None] | None:
-    """Re-evaluate the person's open pull requests after a change, when the service runs
-    with full settings (the real command line; not a bare database in tests)."""
-    settings = getattr(click.get_current_context().obj, "settings", None)
-    if not isinstance(settings, Settings):
-        return None
-    from undersign.enforcement.triggers import on_signature_change
+def _runtime() -> Runtime | None:
+    """The runtime, when the command runs with full settings (the real command line); a
+    bare database in tests has none, and its changes queue nothing."""
+    runtime = getattr(click.get_current_context().obj, "runtime", None)
+    return runtime if isinstance(runtime, Runtime) else None
 
-    return on_signature_change(settings, session)
+
+def _change_hook(session: Session) -> Callable[[int, str], None] | None:
+    """Re-evaluate the person's open pull requests after a change (the runtime's hook)."""
+    runtime = _runtime()
+    return runtime.signature_hook(session) if runtime is not None else None
 
 
 def _requeue(
@@ -59,13 +64,11 @@ def _requeue(
 ) -> None:
     """After a policy change, re-evaluate the open pull requests it affects (queued after
     commit), when running with full settings; a bare database in tests queues nothing."""
-    settings = getattr(click.get_current_context().obj, "settings", None)
-    if not isinstance(settings, Settings):
+    runtime = _runtime()
+    if runtime is None:
         return
-    from undersign.enforcement.triggers import requeue_open_pull_requests
-
-    count = requeue_open_pull_requests(
-        settings, session, repos=repos, orgs=orgs, agreement_id=agreement_id
+    count = runtime.requeue_open_pull_requests(
+        session, repos=repos, orgs=orgs, agreement_id=agreement_id
     )
     if count:
         click.echo(f"re-evaluating {count} open pull request(s)", err=True)

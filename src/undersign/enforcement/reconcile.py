@@ -15,6 +15,8 @@ only happen in the evaluations it queues.
 
 Many worker processes all fire the periodic task; a lease row in ``github_rate_gates`` (key
 ``lease:reconcile``, never a token hash) lets one of them run per interval.
+
+Depends on agreements.models, enforcement (service, models, tasks), github.errors, jobs.
 """
 
 from __future__ import annotations
@@ -23,18 +25,21 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from undersign.agreements.models import OrgLink, RepoLink
 from undersign.db import utcnow
 from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
+from undersign.enforcement.tasks import DELIVERY, EVALUATE, Evaluate, evaluate_jobs, targets
 from undersign.github.errors import GitHubError, NotFound, RateLimited
+from undersign.jobs import runner
 from undersign.jobs.context import JobContext
-from undersign.jobs.models import Job, RateGate
-from undersign.jobs.queue import JobQueue, enqueue_after_commit, new_job
+from undersign.jobs.handlers import Periodic
+from undersign.jobs.models import Job
+from undersign.jobs.queue import JobQueue, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +87,24 @@ def _pending(ctx: JobContext) -> set[tuple[str, int]]:
     with ctx.database.session() as session:
         rows = session.execute(
             select(Job.kind, Job.payload).where(
-                Job.status.in_(("queued", "running")), Job.kind.in_(("delivery", "evaluate"))
+                Job.status.in_(("queued", "running")), Job.kind.in_((DELIVERY, EVALUATE))
             )
         ).all()
     pending: set[tuple[str, int]] = set()
     for kind, payload in rows:
-        repo = str((payload or {}).get("repo") or "").lower()
-        numbers = (payload or {}).get("numbers") or []
-        if kind == "evaluate":
-            numbers = [(payload or {}).get("number")]
-        pending.update((repo, n) for n in numbers if isinstance(n, int))
+        repo, numbers = _all_targets(kind, payload)
+        pending.update((repo.lower(), n) for n in numbers)
     return pending
+
+
+def _all_targets(kind: str, payload: dict[str, Any] | None) -> tuple[str, list[int]]:
+    """What a job will evaluate; a merge group's pull requests too (``targets`` leaves
+    them out: nothing to report on them once the group is gone, but they are pending)."""
+    payload = payload or {}
+    if payload.get("kind") == "merge_group":
+        numbers = [n for n in payload.get("numbers") or [] if isinstance(n, int)]
+        return str(payload.get("repo") or ""), numbers
+    return targets(kind, payload)
 
 
 def _stale(check: PullRequestCheck | None, head_sha: str, base_ref: str | None) -> bool:
@@ -193,15 +205,8 @@ def _reconcile_repo(
             for n, c in sorted(checks.items())
             if c.is_open and n not in heads and c.updated_at < listed_at
         ]
-        ids = [
-            new_job(
-                session,
-                "evaluate",
-                {"repo": name, "number": n, "because": "reconcile", "pull": listed[n]},
-                lease=ctx.settings.job_lease,
-            ).id
-            for n in stale
-        ]
+        evaluations = [Evaluate(name, n, "reconcile", pull=listed[n]) for n in stale]
+        ids = [j.id for j in evaluate_jobs(session, evaluations, lease=ctx.settings.job_lease)]
         if ids:
             enqueue_after_commit(session, queue, ids)
     for number in closed:
@@ -211,35 +216,8 @@ def _reconcile_repo(
 
 
 def take_turn(ctx: JobContext, seconds: float, *, key: str = LEASE_KEY) -> bool:
-    """True for one caller per ``seconds`` across every process (the lease row ``key``)."""
-    now = utcnow()
-    until = now + dt.timedelta(seconds=max(seconds, 1.0))
-    with ctx.database.session() as session:
-        result = session.execute(
-            update(RateGate)
-            .where(
-                RateGate.token_key == key,
-                (RateGate.blocked_until.is_(None)) | (RateGate.blocked_until <= now),
-            )
-            .values(blocked_until=until, reason=key, touched_at=now)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            return True
-        if session.get(RateGate, key) is not None:
-            return False
-    try:
-        with ctx.database.session() as session:
-            session.add(
-                RateGate(
-                    token_key=key,
-                    blocked_until=until,
-                    reason=key,
-                    touched_at=now,
-                )
-            )
-    except IntegrityError:
-        return False  # another process inserted it first: its turn
-    return True
+    """True for one caller per ``seconds`` across every process (the reconciler's turn)."""
+    return runner.take_turn(ctx, seconds, key=key)
 
 
 def periodic_reconcile(queue: JobQueue) -> None:
@@ -257,3 +235,8 @@ def periodic_reconcile(queue: JobQueue) -> None:
         return
     for error in report.errors:
         log.warning("reconciler: %s", error)
+
+
+def periodic(interval_minutes: int) -> Periodic:
+    """The reconciler as the queue's periodic task (for ``UNDERSIGN_RECONCILE_INTERVAL``)."""
+    return Periodic("undersign.reconcile", schedule(interval_minutes), periodic_reconcile)

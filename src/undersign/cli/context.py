@@ -1,0 +1,77 @@
+"""The ``undersign`` command's context object, shared by every command module.
+
+Depends on config, db, runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import click
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from undersign.config import ConfigError, Settings, load_settings
+from undersign.db import Database, describe_error
+from undersign.runtime import Runtime, build_runtime
+
+
+@dataclass
+class CLIContext:
+    """Settings, database and runtime, each made only when a command needs it."""
+
+    _settings: Settings | None = None
+    _database: Database | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    _runtime: Runtime | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings()
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
+        return self._settings
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.settings.database_url or "")
+        return self._database
+
+    @property
+    def runtime(self) -> Runtime:
+        """The queue and hooks a command's changes go through (built as the web app's)."""
+        if self._runtime is None:
+            self._runtime = build_runtime(self.settings, self.database)
+        return self._runtime
+
+    def close(self) -> None:
+        """Let go of the runtime's queue connections, if a command built it."""
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+
+pass_cli = click.make_pass_decorator(CLIContext, ensure=True)
+
+
+@contextmanager
+def database_errors(doing: str = "") -> Iterator[None]:
+    """A database the command cannot use ends as one line naming the problem and the fix,
+    not a page of traceback (the server down, a wrong URL or password, an old schema)."""
+    prefix = f"{doing}: " if doing else ""
+    try:
+        yield
+    except OperationalError as exc:
+        raise click.ClickException(
+            f"{prefix}cannot use the database ({describe_error(exc)}); check "
+            "UNDERSIGN_DATABASE_URL and that the database server is running"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"{prefix}database error ({describe_error(exc)}); is the schema up to date "
+            "(undersign db upgrade)?"
+        ) from None

@@ -1,0 +1,192 @@
+"""One runtime: the queue (with every handler), the bot's context, and the hooks.
+
+``build_runtime(settings, database)`` is how the web app factory, ``undersign worker``,
+``undersign serve``'s worker process, the maintainers' commands, ``undersign demo`` and the
+tests all get their queue: each runtime owns its own (no process-wide cache), and closes it.
+
+What it wires, once:
+
+* the queue's ``JobHandlers``: enforcement's job kinds (``enforcement.tasks``), the
+  reconciler as a periodic task (when ``UNDERSIGN_RECONCILE_INTERVAL`` > 0), and expired web
+  sessions for the periodic purge;
+* the hooks that make undersign look at pull requests again without a webhook: someone
+  signed or revoked (``signature_hook``), a policy changed (``requeue_open_pull_requests``);
+* the domain gauges ``/metrics`` reports (queue depth, active signatures), so that
+  observability knows no domain table.
+
+Depends on config, db, auth.models, agreements.models, enforcement (tasks, triggers,
+reconcile), jobs, observability.metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from undersign.agreements.models import Agreement, AgreementVersion, Signature
+from undersign.auth.models import WebSession
+from undersign.config import Settings
+from undersign.db import Database
+from undersign.enforcement import reconcile, tasks, triggers
+from undersign.jobs.context import JobContext
+from undersign.jobs.handlers import Expiry, JobHandlers
+from undersign.jobs.models import Job
+from undersign.jobs.queue import JobQueue
+from undersign.observability import metrics
+
+#: ``Runtime.extras`` key: a callable replacing the signature hook (tests that only want to
+#: see it called), as ``hook(github_id, "signed" | "revoked")``.
+SIGNATURE_HOOK = "on_signature_change"
+#: The jobs ``/metrics`` counts as the queue's depth.
+QUEUE_STATUSES = ("queued", "running", "failed")
+
+SignatureHook = Callable[[int, str], None]
+
+
+def _stale_sessions(settings: Settings, now: dt.datetime) -> ColumnElement[bool]:
+    """Web sessions past their lifetime or their idle timeout."""
+    idle = dt.timedelta(seconds=settings.session_idle_timeout)
+    return or_(WebSession.expires_at < now, WebSession.last_seen_at < now - idle)
+
+
+WEB_SESSIONS = Expiry("expired session(s)", WebSession.id_hash, _stale_sessions)
+
+
+def job_handlers(settings: Settings) -> JobHandlers:
+    """Everything the queue runs, for these settings."""
+    handlers = JobHandlers()
+    tasks.register(handlers)
+    handlers.expiries.append(WEB_SESSIONS)
+    if settings.reconcile_interval > 0:
+        handlers.periodic.append(reconcile.periodic(settings.reconcile_interval))
+    return handlers
+
+
+def _queue_gauge(session: Session) -> Iterator[Metric]:
+    by_status = dict(
+        session.execute(
+            select(Job.status, func.count())
+            .where(Job.status.in_(QUEUE_STATUSES))
+            .group_by(Job.status)
+        ).all()
+    )
+    queue = GaugeMetricFamily(
+        "undersign_queue_jobs",
+        "Jobs in the jobs table by status (queued and running: the queue depth)",
+        labels=["status"],
+    )
+    for status in QUEUE_STATUSES:
+        queue.add_metric([status], float(by_status.get(status, 0)))
+    yield queue
+
+
+def _signatures_gauge(session: Session) -> Iterator[Metric]:
+    signatures = session.execute(
+        select(Agreement.slug, func.count(Signature.id))
+        .join(AgreementVersion, AgreementVersion.agreement_id == Agreement.id)
+        .join(Signature, Signature.version_id == AgreementVersion.id)
+        .where(Signature.revoked_at.is_(None))
+        .group_by(Agreement.slug)
+    ).all()
+    signed = GaugeMetricFamily(
+        "undersign_signatures_active",
+        "Signatures not revoked, by agreement",
+        labels=["agreement"],
+    )
+    for slug, count in sorted((str(s), int(c)) for s, c in signatures):
+        signed.add_metric([slug], float(count))
+    yield signed
+
+
+#: The domain gauges, computed from the database at scrape time.
+GAUGES: tuple[metrics.GaugeSource, ...] = (_queue_gauge, _signatures_gauge)
+
+
+@dataclass
+class Runtime:
+    """The settings, the database, the queue, and what hangs off them."""
+
+    settings: Settings
+    database: Database
+    handlers: JobHandlers
+    #: Replacements a caller asked for (``SIGNATURE_HOOK``), by key.
+    extras: dict[str, Any] = field(default_factory=dict)
+    owns_database: bool = False
+    _queue: JobQueue | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def queue(self) -> JobQueue:
+        """This runtime's queue, made on first use (a web process that never takes a
+        webhook never opens it)."""
+        with self._lock:
+            if self._queue is None:
+                self._queue = JobQueue(self.settings, self.database, self.handlers)
+            return self._queue
+
+    @property
+    def bot(self) -> JobContext:
+        """What jobs and direct evaluations run with (the GitHub client, the pacer)."""
+        return self.queue.context()
+
+    def signature_hook(self, session: Session) -> SignatureHook:
+        """The ``SignatureService(session, on_change=...)`` callback: someone signed or
+        revoked, so their waiting pull requests are evaluated again (the job commits with
+        the change, and reaches the queue after that commit)."""
+        replacement: SignatureHook | None = self.extras.get(SIGNATURE_HOOK)
+        if replacement is not None:
+            return replacement
+        return triggers.on_signature_change(self.queue, session)
+
+    def requeue_open_pull_requests(
+        self,
+        session: Session,
+        *,
+        repos: Iterable[str] = (),
+        orgs: Iterable[str] = (),
+        agreement_id: int | None = None,
+    ) -> int:
+        """After a policy change, queue an evaluation of every open pull request it can
+        affect (after ``session`` commits); returns how many."""
+        return triggers.requeue_open_pull_requests(
+            self.queue, session, repos=repos, orgs=orgs, agreement_id=agreement_id
+        )
+
+    def render_metrics(self) -> bytes:
+        """``/metrics``: the counters every process recorded, and the domain gauges."""
+        return metrics.render(self.database, GAUGES)
+
+    def close(self) -> None:
+        """Let go of the queue's connections (and the database, when the runtime made it)."""
+        with self._lock:
+            queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.close()
+        if self.owns_database:
+            self.database.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    database: Database | None = None,
+    *,
+    extras: dict[str, Any] | None = None,
+) -> Runtime:
+    """The one way to wire undersign: nothing connects anywhere until first used."""
+    owns_database = database is None
+    if database is None:
+        database = Database(settings.database_url or "")
+    return Runtime(
+        settings=settings,
+        database=database,
+        handlers=job_handlers(settings),
+        extras=dict(extras or {}),
+        owns_database=owns_database,
+    )
