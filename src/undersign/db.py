@@ -154,13 +154,3 @@ def describe_error(exc: BaseException) -> str:
     so an operator's command ends with one line that names the problem."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return lines[0].strip() if lines else type(exc).__name__
-
-
-def import_models() -> None:
-    """Import every model module so ``Base.metadata`` knows all tables (Alembic, tests)."""
-    from undersign.accounts import models as _accounts  # noqa: F401
-    from undersign.agreements import models as _agreements  # noqa: F401
-    from undersign.auth import models as _auth  # noqa: F401
-    from undersign.enforcement import models as _enforcement  # noqa: F401
-    from undersign.jobs import models as _jobs  # noqa: F401
-    from undersign.observability import models as _observability  # noqa: F401

@@ -34,26 +34,28 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jwt
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from githubkit.auth.base import BaseAuthStrategy
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from undersign.github.client import USER_AGENT, GitHubClient, _json_object
+from undersign.config import load_private_key
+from undersign.db import Database
+from undersign.github.client import USER_AGENT, GitHubClient, json_object
 from undersign.github.errors import (
     GitHubError,
     GitHubRequestError,
     GitHubUnavailable,
     NotFound,
 )
+from undersign.github.models import AppInstallation, AppInstallationRepo, AppInstallationToken
 
 if TYPE_CHECKING:
     from githubkit import GitHubCore
 
     from undersign.config import Settings
-    from undersign.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +69,6 @@ LEASE_SECONDS = 30
 #: How long a repository -> installation answer is trusted in memory.
 ROUTE_TTL = 600
 Clock = Callable[[], float]
-
-
-def load_private_key(pem: str) -> RSAPrivateKey:
-    """The app's RSA key from PEM text; ValueError with a short reason otherwise."""
-    try:
-        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "not a PEM private key (paste the whole .pem GitHub gave you, BEGIN/END lines "
-            "included, or point ..._FILE at it)"
-        ) from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError("GitHub App keys are RSA keys")
-    return key
 
 
 def issuer_of(app_id: str) -> int | str:
@@ -206,7 +194,7 @@ class GitHubApp:
         with self._lock:
             if self._app is not None:
                 return self._app
-        info = _json_object(self._app_request("GET", "/app"))
+        info = json_object(self._app_request("GET", "/app"))
         with self._lock:
             self._app = info
         return info
@@ -226,8 +214,6 @@ class GitHubApp:
             return route[0]
         owner = name.split("/", 1)[0]
         with self.database.session() as session:
-            from undersign.enforcement.models import AppInstallation, AppInstallationRepo
-
             found = session.scalar(
                 select(AppInstallationRepo.installation_id).where(
                     AppInstallationRepo.full_name == name
@@ -242,7 +228,7 @@ class GitHubApp:
                 )
         if found is None:
             # Installed before undersign listened, or a lost delivery: ask GitHub once.
-            data = _json_object(self._app_request("GET", f"/repos/{name}/installation"))
+            data = json_object(self._app_request("GET", f"/repos/{name}/installation"))
             found = int(data["id"])
             record_installation(self.database, data, [(None, name)])
         with self._lock:
@@ -251,7 +237,6 @@ class GitHubApp:
 
     def installation_for_account(self, login: str) -> int:
         name = login.lower()
-        from undersign.enforcement.models import AppInstallation
 
         with self.database.session() as session:
             found = session.scalar(
@@ -260,9 +245,9 @@ class GitHubApp:
         if found is not None:
             return int(found)
         try:
-            data = _json_object(self._app_request("GET", f"/orgs/{name}/installation"))
+            data = json_object(self._app_request("GET", f"/orgs/{name}/installation"))
         except NotFound:
-            data = _json_object(self._app_request("GET", f"/users/{name}/installation"))
+            data = json_object(self._app_request("GET", f"/users/{name}/installation"))
         record_installation(self.database, data, [])
         return int(data["id"])
 
@@ -285,7 +270,6 @@ class GitHubApp:
 
     def forget_token(self, installation_id: int) -> None:
         """GitHub refused the token (revoked, app reinstalled): never use it again."""
-        from undersign.enforcement.models import AppInstallationToken
 
         with self._lock:
             self._tokens.pop(installation_id, None)
@@ -319,7 +303,6 @@ class GitHubApp:
             time.sleep(0.05)
 
     def _stored(self, installation_id: int) -> str | None:
-        from undersign.enforcement.models import AppInstallationToken
 
         with self.database.session() as session:
             row = session.get(AppInstallationToken, installation_id)
@@ -338,8 +321,6 @@ class GitHubApp:
         return token
 
     def _claim(self, installation_id: int, owner: str) -> bool:
-        from undersign.enforcement.models import AppInstallationToken
-
         now = _at(self.clock())
         try:
             with self.database.session() as session:
@@ -362,8 +343,6 @@ class GitHubApp:
             return getattr(claimed, "rowcount", 0) == 1
 
     def _release(self, installation_id: int, owner: str) -> None:
-        from undersign.enforcement.models import AppInstallationToken
-
         with self.database.session() as session:
             session.execute(
                 update(AppInstallationToken)
@@ -375,12 +354,11 @@ class GitHubApp:
             )
 
     def _fetch(self, installation_id: int) -> str:
-        from undersign.enforcement.models import AppInstallationToken
 
         asked_at = self.clock()
         response = self._app_request("POST", f"/app/installations/{installation_id}/access_tokens")
         self.token_requests[installation_id] += 1
-        data = _json_object(response)
+        data = json_object(response)
         token = data.get("token")
         if not isinstance(token, str) or not token:
             raise GitHubUnavailable("GitHub answered an installation token request without one")
@@ -414,7 +392,6 @@ def record_installation(
     replace: bool = False,
 ) -> None:
     """Remember an installation and (some of) the repositories it covers."""
-    from undersign.enforcement.models import AppInstallation, AppInstallationRepo
 
     installation_id = int(installation["id"])
     account = installation.get("account") if isinstance(installation.get("account"), dict) else {}
@@ -459,7 +436,6 @@ def record_installation(
 
 
 def remove_repositories(database: Database, installation_id: int, names: list[str]) -> None:
-    from undersign.enforcement.models import AppInstallationRepo
 
     with database.session() as session:
         session.execute(
@@ -472,11 +448,6 @@ def remove_repositories(database: Database, installation_id: int, names: list[st
 
 def forget_installation(database: Database, installation_id: int) -> None:
     """The app was uninstalled: its repositories, and its token, are gone."""
-    from undersign.enforcement.models import (
-        AppInstallation,
-        AppInstallationRepo,
-        AppInstallationToken,
-    )
 
     with database.session() as session:
         for model, column in (
@@ -489,7 +460,6 @@ def forget_installation(database: Database, installation_id: int) -> None:
 
 def installed_repositories(database: Database) -> list[str]:
     """Every repository an installation is known to cover (lowercased ``owner/name``)."""
-    from undersign.enforcement.models import AppInstallationRepo
 
     with database.session() as session:
         return sorted(set(session.scalars(select(AppInstallationRepo.full_name))))
@@ -536,12 +506,12 @@ class AppGitHubClient(GitHubClient):
         self.app = app
 
     def create_check_run(self, owner: str, repo: str, body: dict[str, Any]) -> dict[str, Any]:
-        return _json_object(self._request("POST", f"/repos/{owner}/{repo}/check-runs", json=body))
+        return json_object(self._request("POST", f"/repos/{owner}/{repo}/check-runs", json=body))
 
     def update_check_run(
         self, owner: str, repo: str, check_run_id: int, body: dict[str, Any]
     ) -> dict[str, Any]:
-        return _json_object(
+        return json_object(
             self._request("PATCH", f"/repos/{owner}/{repo}/check-runs/{check_run_id}", json=body)
         )
 

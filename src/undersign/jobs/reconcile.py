@@ -32,8 +32,9 @@ from undersign.db import utcnow
 from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.github.errors import GitHubError, NotFound, RateLimited
+from undersign.github.models import RateGate
 from undersign.jobs.context import JobContext
-from undersign.jobs.models import Job, RateGate
+from undersign.jobs.models import Job
 from undersign.jobs.queue import JobQueue, enqueue_after_commit, new_job
 
 log = logging.getLogger(__name__)
