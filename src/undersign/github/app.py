@@ -23,7 +23,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import secrets
 import threading
 import time
 from collections import Counter
@@ -38,11 +37,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from githubkit.auth.base import BaseAuthStrategy
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from undersign.config import load_private_key
-from undersign.db import Database
+from undersign.db import Database, RowLease
 from undersign.github.client import USER_AGENT, GitHubClient, json_object
 from undersign.github.errors import (
     GitHubError,
@@ -69,6 +68,8 @@ LEASE_SECONDS = 30
 #: How long a repository -> installation answer is trusted in memory.
 ROUTE_TTL = 600
 Clock = Callable[[], float]
+#: The right to ask GitHub for an installation's token, held by one process at a time.
+TOKEN_LEASE = RowLease(AppInstallationToken.lease_until, AppInstallationToken.lease_owner)
 
 
 def issuer_of(app_id: str) -> int | str:
@@ -282,22 +283,26 @@ class GitHubApp:
 
     def installation_token(self, installation_id: int) -> str:
         """A token for the installation with at least TOKEN_REFRESH_MARGIN left: from memory,
-        else from the database, else from GitHub (one process at a time)."""
+        else from the database, else from GitHub (one process at a time: the lease on the
+        installation's token row)."""
         with self._lock:
             cached = self._tokens.get(installation_id)
         if cached is not None and cached.expires_at - TOKEN_REFRESH_MARGIN > self.clock():
             return cached.token
-        owner = secrets.token_hex(8)
         deadline = time.monotonic() + LEASE_SECONDS
         while True:
             stored = self._stored(installation_id)
             if stored is not None:
                 return stored
-            if self._claim(installation_id, owner):
-                try:
+            self._ensure_token_row(installation_id)
+            with TOKEN_LEASE.holding(
+                self.database,
+                AppInstallationToken.installation_id == installation_id,
+                ttl=dt.timedelta(seconds=LEASE_SECONDS),
+                now=_at(self.clock()),
+            ) as held:
+                if held:
                     return self._stored(installation_id) or self._fetch(installation_id)
-                finally:
-                    self._release(installation_id, owner)
             if time.monotonic() > deadline:
                 raise GitHubUnavailable("another process is still fetching the app token")
             time.sleep(0.05)
@@ -320,38 +325,14 @@ class GitHubApp:
             self._tokens[installation_id] = _Cached(token, expires_at)
         return token
 
-    def _claim(self, installation_id: int, owner: str) -> bool:
-        now = _at(self.clock())
+    def _ensure_token_row(self, installation_id: int) -> None:
+        """The row the token lease is taken on, created in its own transaction."""
         try:
             with self.database.session() as session:
                 if session.get(AppInstallationToken, installation_id) is None:
                     session.add(AppInstallationToken(installation_id=installation_id))
         except IntegrityError:
             pass  # another process created the row at the same moment
-        with self.database.session() as session:
-            claimed = session.execute(
-                update(AppInstallationToken)
-                .where(
-                    AppInstallationToken.installation_id == installation_id,
-                    or_(
-                        AppInstallationToken.lease_until.is_(None),
-                        AppInstallationToken.lease_until < now,
-                    ),
-                )
-                .values(lease_until=now + dt.timedelta(seconds=LEASE_SECONDS), lease_owner=owner)
-            )
-            return getattr(claimed, "rowcount", 0) == 1
-
-    def _release(self, installation_id: int, owner: str) -> None:
-        with self.database.session() as session:
-            session.execute(
-                update(AppInstallationToken)
-                .where(
-                    AppInstallationToken.installation_id == installation_id,
-                    AppInstallationToken.lease_owner == owner,
-                )
-                .values(lease_until=None, lease_owner=None)
-            )
 
     def _fetch(self, installation_id: int) -> str:
 

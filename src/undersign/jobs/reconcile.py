@@ -13,8 +13,8 @@ repository (one more per further 100 open pull requests), plus one
 ``GET /orgs/{org}/repos?per_page=100`` per organization link (per 100 repositories). Writes
 only happen in the evaluations it queues.
 
-Many worker processes all fire the periodic task; a lease row in ``github_rate_gates`` (key
-``lease:reconcile``, never a token hash) lets one of them run per interval.
+Many worker processes all fire the periodic task; the named lease ``reconcile`` (``leases``
+table) lets one of them run per interval.
 """
 
 from __future__ import annotations
@@ -24,22 +24,20 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from undersign.agreements.models import OrgLink, RepoLink
-from undersign.db import utcnow
+from undersign.db import take_named_lease, utcnow
 from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.github.errors import GitHubError, NotFound, RateLimited
-from undersign.github.models import RateGate
 from undersign.jobs.context import JobContext
 from undersign.jobs.models import Job
 from undersign.jobs.queue import JobQueue, enqueue_after_commit, new_job
 
 log = logging.getLogger(__name__)
 
-LEASE_KEY = "lease:reconcile"
+RECONCILE_LEASE_NAME = "reconcile"
 
 
 @dataclass
@@ -211,36 +209,9 @@ def _reconcile_repo(
     report.closed.extend((name, n) for n in closed)
 
 
-def take_turn(ctx: JobContext, seconds: float, *, key: str = LEASE_KEY) -> bool:
-    """True for one caller per ``seconds`` across every process (the lease row ``key``)."""
-    now = utcnow()
-    until = now + dt.timedelta(seconds=max(seconds, 1.0))
-    with ctx.database.session() as session:
-        result = session.execute(
-            update(RateGate)
-            .where(
-                RateGate.token_key == key,
-                (RateGate.blocked_until.is_(None)) | (RateGate.blocked_until <= now),
-            )
-            .values(blocked_until=until, reason=key, touched_at=now)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            return True
-        if session.get(RateGate, key) is not None:
-            return False
-    try:
-        with ctx.database.session() as session:
-            session.add(
-                RateGate(
-                    token_key=key,
-                    blocked_until=until,
-                    reason=key,
-                    touched_at=now,
-                )
-            )
-    except IntegrityError:
-        return False  # another process inserted it first: its turn
-    return True
+def take_turn(ctx: JobContext, seconds: float, *, name: str = RECONCILE_LEASE_NAME) -> bool:
+    """True for one caller per ``seconds`` across every process (the named lease ``name``)."""
+    return take_named_lease(ctx.database, name, dt.timedelta(seconds=max(seconds, 1.0)))
 
 
 def periodic_reconcile(queue: JobQueue) -> None:

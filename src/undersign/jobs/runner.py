@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 
 from undersign.auth.models import WebSession
-from undersign.db import utcnow
+from undersign.db import RowLease, take_named_lease, utcnow
 from undersign.enforcement import service
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound, RateLimited
 from undersign.github.webhooks import has_recheck_command
@@ -39,7 +39,10 @@ MAX_ERROR_LENGTH = 1000
 JOB_RETENTION = dt.timedelta(days=7)
 PURGE_INTERVAL = 600.0
 PURGE_BATCH = 500
-PURGE_LEASE_KEY = "lease:purge"
+#: The named lease (``leases`` table) that lets one process purge per interval.
+PURGE_LEASE_NAME = "purge"
+#: A job's row is leased by its status: queued, or running until ``lease_until``.
+JOB_LEASE = RowLease(Job.lease_until)
 
 
 class _Retry(Exception):
@@ -66,25 +69,16 @@ def backoff_delay(ctx: JobContext, attempt: int) -> float:
 
 def _claim(ctx: JobContext, job_id: int) -> Job | None:
     now = utcnow()
-    lease = dt.timedelta(seconds=ctx.settings.job_lease)
     with ctx.database.session() as session:
-        claimed = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                or_(
-                    Job.status == "queued",
-                    and_(Job.status == "running", Job.lease_until < now),
-                ),
-            )
-            .values(
-                status="running",
-                attempts=Job.attempts + 1,
-                lease_until=now + lease,
-                updated_at=now,
-            )
+        claimed = JOB_LEASE.take(
+            session,
+            Job.id == job_id,
+            ttl=dt.timedelta(seconds=ctx.settings.job_lease),
+            free=or_(Job.status == "queued", and_(Job.status == "running", Job.lease_until < now)),
+            values={Job.status: "running", Job.attempts: Job.attempts + 1, Job.updated_at: now},
+            now=now,
         )
-        if getattr(claimed, "rowcount", 0) != 1:
+        if claimed != 1:
             return None
         job = session.get(Job, job_id)
         if job is not None:
@@ -93,12 +87,12 @@ def _claim(ctx: JobContext, job_id: int) -> Job | None:
 
 
 def _heartbeat(ctx: JobContext, job_id: int) -> None:
-    now = utcnow()
     with ctx.database.session() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(lease_until=now + dt.timedelta(seconds=ctx.settings.job_lease))
+        JOB_LEASE.renew(
+            session,
+            Job.id == job_id,
+            Job.status == "running",
+            ttl=dt.timedelta(seconds=ctx.settings.job_lease),
         )
 
 
@@ -179,16 +173,22 @@ def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: _Retry) -> No
     if attempts >= ctx.settings.job_max_attempts:
         _fail(ctx, job, f"gave up after {attempts} attempts: {retry.reason}", report=True)
         return
-    eta = utcnow() + dt.timedelta(seconds=retry.delay)
-    _finish(
-        ctx,
-        job.id,
-        status="queued",
-        attempts=attempts,
-        last_error=retry.reason[:MAX_ERROR_LENGTH],
-        # The sweeper leaves it alone until well after its planned retry.
-        lease_until=eta + dt.timedelta(seconds=ctx.settings.job_lease),
-    )
+    now = utcnow()
+    with ctx.database.session() as session:
+        # Queued again under a lease from its planned retry on: the sweeper leaves it alone
+        # until well after that.
+        JOB_LEASE.renew(
+            session,
+            Job.id == job.id,
+            ttl=dt.timedelta(seconds=ctx.settings.job_lease),
+            now=now + dt.timedelta(seconds=retry.delay),
+            values={
+                Job.status: "queued",
+                Job.attempts: attempts,
+                Job.last_error: retry.reason[:MAX_ERROR_LENGTH],
+                Job.updated_at: now,
+            },
+        )
     log.info(
         "job %s retries in %.1f s: %s",
         job.id,
@@ -404,10 +404,13 @@ def sweep(queue: JobQueue, *, everything: bool = False) -> int:
             # workers instead of enqueuing the whole backlog again every minute. Queued again
             # (a dead worker's "running" too): the claim takes queued jobs whatever the lease.
             # Same condition as above: a job claimed meanwhile is left alone.
-            session.execute(
-                update(Job)
-                .where(Job.id.in_(ids), condition)
-                .values(status="queued", lease_until=now + dt.timedelta(seconds=lease))
+            JOB_LEASE.take(
+                session,
+                Job.id.in_(ids),
+                ttl=dt.timedelta(seconds=lease),
+                free=condition,
+                values={Job.status: "queued"},
+                now=now,
             )
     if ids:
         log.info("sweeper: re-enqueuing %d job(s)", len(ids))
@@ -446,11 +449,9 @@ def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tu
 
 def periodic_purge(queue: JobQueue) -> None:
     """From the per-minute sweep: one purge per ``PURGE_INTERVAL`` across every process."""
-    from undersign.jobs.reconcile import take_turn
-
     ctx = queue.context()
     try:
-        if take_turn(ctx, PURGE_INTERVAL, key=PURGE_LEASE_KEY):
+        if take_named_lease(ctx.database, PURGE_LEASE_NAME, dt.timedelta(seconds=PURGE_INTERVAL)):
             purge(ctx)
     except Exception:
         log.exception("purge failed; the next interval retries")
