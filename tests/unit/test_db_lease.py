@@ -113,7 +113,9 @@ def test_a_named_lease_is_created_on_first_use_and_held_for_its_ttl(database: Da
     assert take_named_lease(database, "reconcile", TTL) is False
     assert take_named_lease(database, "purge", TTL) is True  # another name, another lease
     with database.session() as session:
-        session.get(NamedLease, "reconcile").expires_at = utcnow() - TTL  # type: ignore[union-attr]
+        lease = session.get(NamedLease, "reconcile")
+        assert lease is not None
+        lease.expires_at = utcnow() - TTL  # it ran out
     assert take_named_lease(database, "reconcile", TTL) is True
 
 

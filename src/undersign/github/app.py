@@ -271,7 +271,6 @@ class GitHubApp:
 
     def forget_token(self, installation_id: int) -> None:
         """GitHub refused the token (revoked, app reinstalled): never use it again."""
-
         with self._lock:
             self._tokens.pop(installation_id, None)
         with self.database.session() as session:
@@ -308,7 +307,6 @@ class GitHubApp:
             time.sleep(0.05)
 
     def _stored(self, installation_id: int) -> str | None:
-
         with self.database.session() as session:
             row = session.get(AppInstallationToken, installation_id)
             if row is None or row.token_encrypted is None or row.expires_at is None:
@@ -335,7 +333,6 @@ class GitHubApp:
             pass  # another process created the row at the same moment
 
     def _fetch(self, installation_id: int) -> str:
-
         asked_at = self.clock()
         response = self._app_request("POST", f"/app/installations/{installation_id}/access_tokens")
         self.token_requests[installation_id] += 1
@@ -373,7 +370,6 @@ def record_installation(
     replace: bool = False,
 ) -> None:
     """Remember an installation and (some of) the repositories it covers."""
-
     installation_id = int(installation["id"])
     account = installation.get("account") if isinstance(installation.get("account"), dict) else {}
     login = str((account or {}).get("login") or "").lower()
@@ -417,7 +413,6 @@ def record_installation(
 
 
 def remove_repositories(database: Database, installation_id: int, names: list[str]) -> None:
-
     with database.session() as session:
         session.execute(
             delete(AppInstallationRepo).where(
@@ -429,7 +424,6 @@ def remove_repositories(database: Database, installation_id: int, names: list[st
 
 def forget_installation(database: Database, installation_id: int) -> None:
     """The app was uninstalled: its repositories, and its token, are gone."""
-
     with database.session() as session:
         for model, column in (
             (AppInstallationRepo, AppInstallationRepo.installation_id),
@@ -441,7 +435,6 @@ def forget_installation(database: Database, installation_id: int) -> None:
 
 def installed_repositories(database: Database) -> list[str]:
     """Every repository an installation is known to cover (lowercased ``owner/name``)."""
-
     with database.session() as session:
         return sorted(set(session.scalars(select(AppInstallationRepo.full_name))))
 

@@ -87,7 +87,8 @@ def test_the_heartbeat_renews_the_lease_and_is_put_back_after(ctx: JobContext) -
         assert beat is not None and beat is not outer
         beat()  # what a pacing wait calls
         assert beats == ["job"]
-        assert row(ctx.database).locked_until > utcnow() + dt.timedelta(seconds=50)  # type: ignore[operator]
+        until = row(ctx.database).locked_until
+        assert until is not None and until > utcnow() + dt.timedelta(seconds=50)
     assert ctx.heartbeat() is outer
 
 
