@@ -24,7 +24,6 @@ from undersign.jobs.context import JobContext
 __all__ = [
     "PR_LEASE",
     "HeldPullRequest",
-    "LeaseLost",
     "PullRequestBusy",
     "PullRequestSnapshot",
     "pr_lease",
@@ -36,10 +35,6 @@ PR_LEASE = RowLease(PullRequestCheck.locked_until, PullRequestCheck.lock_owner)
 
 class PullRequestBusy(Exception):
     """Another worker is evaluating this pull request right now; try again shortly."""
-
-
-class LeaseLost(PullRequestBusy):
-    """This evaluation's lease ran out and another evaluation took the pull request."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +61,11 @@ class PullRequestSnapshot:
 class HeldPullRequest:
     """A pull request under this evaluation's lease.
 
-    ``confirm()`` before every GitHub write: it renews the lease, or raises `LeaseLost` when
-    a newer evaluation may have published meanwhile (our older verdict must not land over
-    it). ``values``: the ``pull_request_checks`` columns written when the lease is given
-    back (``contributor_ids``, {github_id: pending}, replaces the contributor rows).
+    ``confirm()`` before every GitHub write: it renews the lease, or raises `PullRequestBusy`
+    once the lease ran out and another evaluation took it (a newer verdict may have been
+    published meanwhile, and ours must not land over it). ``values``: the
+    ``pull_request_checks`` columns written when the lease is given back
+    (``contributor_ids``, {github_id: pending}, replaces the contributor rows).
     """
 
     snapshot: PullRequestSnapshot
@@ -96,7 +92,7 @@ def pr_lease(ctx: JobContext, name: str, number: int) -> Iterator[HeldPullReques
     def confirm() -> None:
         with ctx.database.session() as session:
             if PR_LEASE.renew(session, *_row(name, number), ttl=lease_ttl(ctx), owner=owner) != 1:
-                raise LeaseLost(f"{name}#{number}: lost its lock to another evaluation")
+                raise PullRequestBusy(f"{name}#{number}: lost its lock to another evaluation")
 
     previous = ctx.heartbeat()
 

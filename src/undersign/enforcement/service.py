@@ -38,7 +38,7 @@ from undersign.enforcement.contributors import (
     github_account,
 )
 from undersign.enforcement.lease import (
-    LeaseLost,
+    HeldPullRequest,
     PullRequestBusy,
     PullRequestSnapshot,
     pr_lease,
@@ -755,6 +755,7 @@ def post_error_status(
     coverage = _coverage(ctx, name)
     if coverage is None:
         return
+    held: HeldPullRequest | None = None  # set once the lease is taken
     try:
         with pr_lease(ctx, name, number) as held:
             snapshot = held.snapshot
@@ -781,10 +782,13 @@ def post_error_status(
                 held.values.update(
                     publish_check_run(ctx, name, number, head_sha, None, url, error=description)
                 )
-    except LeaseLost:
-        log.info("%s#%s was taken over by a newer evaluation: no error status", name, number)
     except PullRequestBusy:
-        log.info("%s#%s is being evaluated: its verdict replaces the error status", name, number)
+        if held is None:
+            log.info(
+                "%s#%s is being evaluated: its verdict replaces the error status", name, number
+            )
+        else:
+            log.info("%s#%s was taken over by a newer evaluation: no error status", name, number)
 
 
 __all__ += ["COMMENT_MARKER", "noreply_domain", "pull_subset"]

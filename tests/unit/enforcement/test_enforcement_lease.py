@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from undersign.config import load_settings
 from undersign.db import Database, utcnow
-from undersign.enforcement.lease import LeaseLost, PullRequestBusy, pr_lease
+from undersign.enforcement.lease import PullRequestBusy, pr_lease
 from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
 from undersign.jobs.context import JobContext
 
@@ -93,7 +93,7 @@ def test_the_heartbeat_renews_the_lease_and_is_put_back_after(ctx: JobContext) -
 
 
 def test_a_lease_lost_to_a_newer_evaluation_stops_the_older_one(ctx: JobContext) -> None:
-    with pytest.raises(LeaseLost), pr_lease(ctx, NAME, 7) as older:
+    with pytest.raises(PullRequestBusy, match="lost its lock"), pr_lease(ctx, NAME, 7) as older:
         older.values.update(verdict="failure")
         expire(ctx.database)
         with pr_lease(ctx, NAME, 7) as newer:
