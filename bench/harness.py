@@ -272,10 +272,10 @@ class Stack:
             return
         from alembic import command
 
-        from undersign.db import Base, import_models
-        from undersign.migrations import alembic_config
+        from undersign.db import Base
+        from undersign.migrations import alembic_config, load_models
 
-        import_models()
+        load_models()
         Base.metadata.create_all(self.database.engine)
         command.stamp(alembic_config(self.db_url), "head")
 

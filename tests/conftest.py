@@ -20,8 +20,9 @@ from tests.support.live import LiveServer
 
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
-from undersign.db import Base, Database, import_models
+from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer, GitHubEmulator
+from undersign.migrations import load_models
 from undersign.runtime import Runtime
 
 CLIENT_ID = "Ov23liTestClient0001"
@@ -49,7 +50,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     migrations build exactly the same schema.
     """
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    import_models()
+    load_models()
     engine = create_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
     engine.dispose()
@@ -72,7 +73,7 @@ def database_url(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
     separator = "&" if "?" in db_backend else "?"
     url = f"{db_backend}{separator}options=-csearch_path%3D{schema}"
     engine = create_engine(url)
-    import_models()
+    load_models()
     Base.metadata.create_all(engine)
     engine.dispose()
     try:

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
 ENVIRONMENTS = ("production", "development", "demo", "test")
 
 
@@ -503,6 +506,21 @@ def check_production_exposure(values: Mapping[str, Any]) -> None:
         )
 
 
+def load_private_key(pem: str) -> RSAPrivateKey:
+    """The GitHub App's RSA key from PEM text; ValueError with a short reason otherwise.
+    Here, not in github/, because validating the settings must load it before anything runs."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "not a PEM private key (paste the whole .pem GitHub gave you, BEGIN/END lines "
+            "included, or point ..._FILE at it)"
+        ) from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError("GitHub App keys are RSA keys")
+    return key
+
+
 def _check_github_app(values: dict[str, Any]) -> None:
     """Both app variables or neither; the key must load now, not at the first webhook."""
     app_id, key = values["github_app_id"], values["github_app_private_key"]
@@ -517,8 +535,6 @@ def _check_github_app(values: dict[str, Any]) -> None:
         return
     if "\\n" in key and "\n" not in key:
         key = key.replace("\\n", "\n")  # a PEM squeezed onto one line of an .env file
-    from undersign.github.app import load_private_key
-
     try:
         load_private_key(key)
     except ValueError as exc:

@@ -1,20 +1,42 @@
-"""Database engine, sessions and the declarative base shared by every model.
+"""Database engine, sessions and the declarative base shared by every model, and the one
+row lease every package uses.
 
 Every datetime is stored and returned in UTC (SQLite keeps no zone, so ``UTCDateTime``
 puts it back). Constraint names follow one convention so Alembic migrations are stable
-across SQLite and PostgreSQL.
+across SQLite and PostgreSQL. Depends on SQLAlchemy only: every package's models import
+this module, never the reverse (``migrations.load_models`` gathers them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import secrets
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    create_engine,
+    event,
+    or_,
+    update,
+)
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    Mapped,
+    Session,
+    mapped_column,
+    sessionmaker,
+)
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -156,11 +178,151 @@ def describe_error(exc: BaseException) -> str:
     return lines[0].strip() if lines else type(exc).__name__
 
 
-def import_models() -> None:
-    """Import every model module so ``Base.metadata`` knows all tables (Alembic, tests)."""
-    from undersign.accounts import models as _accounts  # noqa: F401
-    from undersign.agreements import models as _agreements  # noqa: F401
-    from undersign.auth import models as _auth  # noqa: F401
-    from undersign.enforcement import models as _enforcement  # noqa: F401
-    from undersign.jobs import models as _jobs  # noqa: F401
-    from undersign.observability import models as _observability  # noqa: F401
+# --- row leases --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowLease:
+    """The lease columns of one table, and the three statements that take, renew and
+    release a lease on its rows.
+
+    Each is a single ``UPDATE ... WHERE <row> AND <lease free | owner matches>``, so two
+    processes never both hold a row, on SQLite (one writer at a time) as on PostgreSQL (the
+    second UPDATE waits for the first's row lock, then re-checks the WHERE and matches
+    nothing). Each returns how many rows it changed: ``1`` means held (renewed, released),
+    ``0`` that someone else holds it (or the row is gone). The caller owns the transaction.
+    """
+
+    #: When the lease runs out (NULL: free).
+    until: InstrumentedAttribute[Any]
+    #: Who holds it: a random token per holder, so only the holder renews or releases it.
+    #: None for tables whose rows are leased by their status instead (jobs).
+    owner: InstrumentedAttribute[Any] | None = None
+
+    def free(self, now: dt.datetime) -> ColumnElement[bool]:
+        """The default condition for taking a row: no lease, or one that ran out."""
+        return or_(self.until.is_(None), self.until < now)
+
+    def take(
+        self,
+        session: Session,
+        *where: ColumnElement[bool],
+        ttl: dt.timedelta,
+        owner: str | None = None,
+        free: ColumnElement[bool] | None = None,
+        values: Mapping[Any, Any] | None = None,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Lease the rows matching ``where`` that are ``free`` (default: `free`) for ``ttl``,
+        writing ``values`` in the same statement (a job's status, its attempt count)."""
+        now = now or utcnow()
+        condition = self.free(now) if free is None else free
+        return self._update(session, [*where, condition], self._held(now + ttl, owner), values)
+
+    def renew(
+        self,
+        session: Session,
+        *where: ColumnElement[bool],
+        ttl: dt.timedelta,
+        owner: str | None = None,
+        values: Mapping[Any, Any] | None = None,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Push the lease of ``owner`` (when the table has owners) ``ttl`` into the future."""
+        until = (now or utcnow()) + ttl
+        return self._update(session, [*where, *self._owned(owner)], {self.until: until}, values)
+
+    def release(
+        self,
+        session: Session,
+        *where: ColumnElement[bool],
+        owner: str | None = None,
+        values: Mapping[Any, Any] | None = None,
+    ) -> int:
+        """Give the rows back (free at once), if ``owner`` still holds them."""
+        return self._update(session, [*where, *self._owned(owner)], self._held(None, None), values)
+
+    @contextmanager
+    def holding(
+        self,
+        database: Database,
+        *where: ColumnElement[bool],
+        ttl: dt.timedelta,
+        now: dt.datetime | None = None,
+    ) -> Iterator[bool]:
+        """Take the lease in its own transaction, yield whether it was taken, and release it
+        after the block (if taken): for short work done by one process at a time. A holder
+        that dies leaves the lease to run out after ``ttl``."""
+        owner = new_lease_owner()
+        with database.session() as session:
+            held = self.take(session, *where, ttl=ttl, owner=owner, now=now) == 1
+        try:
+            yield held
+        finally:
+            if held:
+                with database.session() as session:
+                    self.release(session, *where, owner=owner)
+
+    def _held(self, until: dt.datetime | None, owner: str | None) -> dict[Any, Any]:
+        held: dict[Any, Any] = {self.until: until}
+        if self.owner is not None:
+            held[self.owner] = owner
+        return held
+
+    def _owned(self, owner: str | None) -> list[ColumnElement[bool]]:
+        if self.owner is None:
+            return []
+        if owner is None:
+            raise ValueError("this lease has owners: say whose lease it is")
+        return [self.owner == owner]
+
+    def _update(
+        self,
+        session: Session,
+        where: list[ColumnElement[bool]],
+        lease_values: dict[Any, Any],
+        values: Mapping[Any, Any] | None,
+    ) -> int:
+        statement = (
+            update(self.until.class_).where(*where).values({**lease_values, **(values or {})})
+        )
+        return int(getattr(session.execute(statement), "rowcount", 0) or 0)
+
+
+def new_lease_owner() -> str:
+    """A holder's token: random, so two processes (or two threads) never share one."""
+    return secrets.token_hex(8)
+
+
+class NamedLease(Base):
+    """A lease on work that has no row of its own (the reconciler's turn, the purge): one
+    row per name, held by one process until ``expires_at``."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # NULL: free
+
+
+NAMED_LEASE = RowLease(NamedLease.expires_at, NamedLease.owner)
+
+
+def take_named_lease(
+    database: Database, name: str, ttl: dt.timedelta, *, owner: str | None = None
+) -> bool:
+    """True when this caller now holds ``name`` for ``ttl``; False while another holds it.
+    The row is created on first use; two processes creating it together both try the
+    INSERT, and the loser's unique violation means the winner holds it."""
+    owner = owner or new_lease_owner()
+    with database.session() as session:
+        if NAMED_LEASE.take(session, NamedLease.name == name, ttl=ttl, owner=owner) == 1:
+            return True
+        if session.get(NamedLease, name) is not None:
+            return False
+    try:
+        with database.session() as session:
+            session.add(NamedLease(name=name, owner=owner, expires_at=utcnow() + ttl))
+    except IntegrityError:
+        return False
+    return True

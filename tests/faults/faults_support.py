@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from tests.conftest import BOT_LOGIN, CLAService
 
-from undersign.db import Base, import_models
+from undersign.db import Base
+from undersign.migrations import load_models
 
 REPO = "octo-org/widgets"
 CONTEXT = "license/cla"
@@ -202,7 +203,7 @@ class ThrowawayPostgres:
         self.process = None
 
     def create_tables(self) -> None:
-        import_models()
+        load_models()
         engine = create_engine(self.url)
         with engine.begin() as connection:
             connection.execute(text("SELECT 1"))

@@ -464,7 +464,7 @@ def test_a_job_whose_lock_ran_out_while_pacing_does_not_post_its_stale_verdict(
     from undersign.db import utcnow
     from undersign.enforcement import service
     from undersign.enforcement.models import PullRequestCheck
-    from undersign.jobs.models import WriteSlot
+    from undersign.github.models import WriteSlot
 
     cla, stale, newer = _contexts(cla_factory)
     pr = open_pr(cla, "alice")
@@ -498,7 +498,7 @@ def test_a_long_wait_keeps_the_lock_so_no_one_else_evaluates_meanwhile(cla_facto
     from undersign.db import utcnow
     from undersign.enforcement import service
     from undersign.enforcement.models import PullRequestCheck
-    from undersign.jobs.models import WriteSlot
+    from undersign.github.models import WriteSlot
 
     cla, stale, newer = _contexts(cla_factory)
     pr = open_pr(cla, "alice")

@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from undersign.db import Base, import_models
-from undersign.migrations import downgrade, head_revision, upgrade
+from undersign.db import Base
+from undersign.migrations import downgrade, head_revision, load_models, upgrade
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -36,7 +36,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 
 def test_upgrade_from_empty_matches_the_models(empty_database: str):
     upgrade(empty_database)
-    import_models()
+    load_models()
     engine = create_engine(empty_database)
     try:
         with engine.connect() as connection:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
 from undersign.accounts.models import User
+from undersign.agreements.allowlist import allowlist_matches, normalize_allowlist_pattern
 from undersign.agreements.errors import (
     InvalidInput,
     NoPublishedVersion,
@@ -45,7 +46,6 @@ from undersign.agreements.models import (
 )
 from undersign.agreements.receipts import format_utc, receipt_filename, render_receipt
 from undersign.db import utcnow
-from undersign.enforcement.policy import compile_login_pattern
 
 ChangeType = Literal["material", "editorial"]
 ChangeEvent = Literal["signed", "revoked"]
@@ -57,7 +57,6 @@ SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 # (octocat_acme), so this is a sanity check, not GitHub's exact rule.
 OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
-ALLOWLIST_RE = re.compile(r"[a-z0-9_\-\[\]*]{1,100}")
 MAX_TEXT_LENGTH = 500_000
 MAX_TITLE_LENGTH = 200
 MAX_REASON_LENGTH = 1000
@@ -96,28 +95,6 @@ def normalize_org(value: str) -> str:
     if not OWNER_RE.fullmatch(org):
         raise InvalidInput(f"{value!r} is not a GitHub organization name")
     return org.lower()
-
-
-def normalize_allowlist_pattern(value: str) -> str:
-    pattern = value.strip().lower()
-    if not ALLOWLIST_RE.fullmatch(pattern) or not pattern.strip("*"):
-        raise InvalidInput(
-            f"{value!r} is not an allowlist pattern: use a login such as dependabot[bot], "
-            "optionally with * as a wildcard (a pattern of only * is refused)"
-        )
-    return pattern
-
-
-def allowlist_matches(patterns: Iterable[str], login: str) -> bool:
-    """Whether a login matches any pattern, with exactly the rule the verdict uses
-    (`undersign.enforcement.policy.compile_login_pattern`: ``*`` is the only wildcard, so the
-    brackets of ``dependabot[bot]`` are literal; case-insensitive)."""
-    folded = login.casefold()
-    for pattern in patterns:
-        compiled = compile_login_pattern(pattern)
-        if compiled is not None and compiled.fullmatch(folded):
-            return True
-    return False
 
 
 _LinkT = TypeVar("_LinkT", RepoLink, OrgLink)

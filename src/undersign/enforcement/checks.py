@@ -25,10 +25,10 @@ from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
-    _mention,
-    _unknown_line,
     agent_paragraphs,
+    mention,
     status_description,
+    unknown_line,
 )
 from undersign.github.app import (
     AppGitHubClient,
@@ -75,8 +75,8 @@ def check_run_body(
         # to details_url: the sign page.
         conclusion, title = "action_required", status_description(verdict)
         lines = ["These contributors must sign the CLA before this can be merged:", ""]
-        lines += [f"- {_mention(c)}" for c in verdict.unsigned]
-        lines += [_unknown_line(c) for c in verdict.unknown]
+        lines += [f"- {mention(c)}" for c in verdict.unsigned]
+        lines += [unknown_line(c) for c in verdict.unknown]
         for paragraph in agent_paragraphs(verdict):  # the agreement's AI agent policy
             lines += ["", paragraph]
         lines += ["", f"Sign here: {details_url}"]

@@ -18,7 +18,6 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -101,45 +100,3 @@ class BotIdentity(Base):
     github_id: Mapped[int] = mapped_column(BigInteger)
     login: Mapped[str] = mapped_column(String(100))
     fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class AppInstallation(Base):
-    """A GitHub App installation (from ``installation`` webhooks or asked once by JWT)."""
-
-    __tablename__ = "app_installations"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    account_login: Mapped[str] = mapped_column(String(100), index=True)  # lowercased
-    account_id: Mapped[int | None] = mapped_column(BigInteger)
-    repository_selection: Mapped[str] = mapped_column(String(20), default="selected")
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class AppInstallationRepo(Base):
-    """A repository an installation covers (kept by ``installation_repositories``)."""
-
-    __tablename__ = "app_installation_repos"
-    __table_args__ = (
-        UniqueConstraint("installation_id", "full_name", name="uq_app_installation_repos"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    installation_id: Mapped[int] = mapped_column(
-        ForeignKey("app_installations.id", ondelete="CASCADE"), index=True
-    )
-    repo_id: Mapped[int | None] = mapped_column(BigInteger)  # unknown when asked by name
-    full_name: Mapped[str] = mapped_column(String(200), index=True)  # lowercased
-
-
-class AppInstallationToken(Base):
-    """The installation token every process shares, encrypted with a key derived from
-    UNDERSIGN_SECRET_KEY; ``lease_until`` lets one process at a time ask GitHub for it."""
-
-    __tablename__ = "app_installation_tokens"
-
-    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    token_encrypted: Mapped[str | None] = mapped_column(Text)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from undersign.agreements.allowlist import compile_login_pattern
 from undersign.enforcement.agents import AgentPolicy, agent_of
 from undersign.enforcement.contributors import Contributor
 
@@ -49,21 +50,6 @@ State = Literal["success", "failure"]
 ExemptionReason = Literal["bot", "allowlist", "member"]
 
 
-def compile_login_pattern(entry: str) -> re.Pattern[str] | None:
-    """Compile one allowlist entry; None for a blank entry.
-
-    Matching is case-insensitive (GitHub logins are). ``*`` is the only wildcard (any run of
-    characters, possibly empty); every other character is literal, in particular ``[``, ``]``
-    and ``?``, so ``dependabot[bot]`` means exactly that login and ``*[bot]`` means "any login
-    ending in ``[bot]``". A leading ``@`` is ignored so ``@alice`` works as people type it.
-    """
-    entry = entry.strip().removeprefix("@").strip().casefold()
-    if not entry:
-        return None
-    regex = ".*".join(re.escape(part) for part in entry.split("*"))
-    return re.compile(regex, re.DOTALL)
-
-
 @dataclass(frozen=True)
 class Exemptions:
     """Who does not need to sign.
@@ -72,9 +58,9 @@ class Exemptions:
       listed *and* GitHub reported ``type == "Bot"`` for it. ``all_bots`` (an explicit,
       risky opt-in of an agreement: anyone can register an App) exempts every account GitHub
       reports as a bot. Neither ever looks at the login.
-    * ``allowlist``: logins or ``*`` patterns (see `compile_login_pattern`). Only logins that
-      came from GitHub's API count (``Contributor.login_verified``): a login parsed from a
-      noreply email is free text anyone can write.
+    * ``allowlist``: logins or ``*`` patterns (the rule of ``agreements.allowlist``). Only
+      logins that came from GitHub's API count (``Contributor.login_verified``): a login
+      parsed from a noreply email is free text anyone can write.
     * ``member_ids``: account ids exempt because they are org members / collaborators; the
       caller computes them.
     """

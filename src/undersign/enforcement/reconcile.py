@@ -13,10 +13,10 @@ repository (one more per further 100 open pull requests), plus one
 ``GET /orgs/{org}/repos?per_page=100`` per organization link (per 100 repositories). Writes
 only happen in the evaluations it queues.
 
-Many worker processes all fire the periodic task; a lease row in ``github_rate_gates`` (key
-``lease:reconcile``, never a token hash) lets one of them run per interval.
+Many worker processes all fire the periodic task; the named lease ``reconcile`` (``leases``
+table) lets one of them run per interval.
 
-Depends on agreements.models, enforcement (service, models, tasks), github.errors, jobs.
+Depends on agreements.models, db, enforcement (service, models, tasks), github.errors, jobs.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from typing import Any
 from sqlalchemy import select
 
 from undersign.agreements.models import OrgLink, RepoLink
-from undersign.db import utcnow
+from undersign.db import take_named_lease, utcnow
 from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.tasks import DELIVERY, EVALUATE, Evaluate, evaluate_jobs, targets
 from undersign.github.errors import GitHubError, NotFound, RateLimited
-from undersign.jobs import runner
 from undersign.jobs.context import JobContext
 from undersign.jobs.handlers import Periodic
 from undersign.jobs.models import Job
@@ -43,7 +42,7 @@ from undersign.jobs.queue import JobQueue, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
-LEASE_KEY = "lease:reconcile"
+RECONCILE_LEASE_NAME = "reconcile"
 
 
 @dataclass
@@ -215,9 +214,9 @@ def _reconcile_repo(
     report.closed.extend((name, n) for n in closed)
 
 
-def take_turn(ctx: JobContext, seconds: float, *, key: str = LEASE_KEY) -> bool:
-    """True for one caller per ``seconds`` across every process (the reconciler's turn)."""
-    return runner.take_turn(ctx, seconds, key=key)
+def take_turn(ctx: JobContext, seconds: float, *, name: str = RECONCILE_LEASE_NAME) -> bool:
+    """True for one caller per ``seconds`` across every process (the named lease ``name``)."""
+    return take_named_lease(ctx.database, name, dt.timedelta(seconds=max(seconds, 1.0)))
 
 
 def periodic_reconcile(queue: JobQueue) -> None:

@@ -42,7 +42,9 @@ __all__ = [
     "comment_body",
     "comment_needed",
     "is_own_comment",
+    "mention",
     "status_description",
+    "unknown_line",
 ]
 
 STATUS_CONTEXT = "license/cla"
@@ -173,7 +175,7 @@ def _safe_url(url: str) -> str:
     return quote(url.strip(), safe="/:?#[]@!$&'*+,;=%-._~")
 
 
-def _mention(contributor: Contributor) -> str:
+def mention(contributor: Contributor) -> str:
     """``@login`` for a well-formed login, otherwise an inert description of the account."""
     login = contributor.login
     if login is not None and contributor.login_verified and is_valid_login(login):
@@ -184,7 +186,7 @@ def _mention(contributor: Contributor) -> str:
 
 
 def _sign_line(contributor: Contributor, url: str, opener: Contributor | None) -> str:
-    line = f"- {_mention(contributor)}: [sign now]({url})"
+    line = f"- {mention(contributor)}: [sign now]({url})"
     if opener is not None and contributor.key == opener.key:
         line += " (opened this pull request)"
     return line
@@ -249,7 +251,8 @@ def _bounded_list(
     return lines, 0
 
 
-def _unknown_line(contributor: Contributor) -> str:
+def unknown_line(contributor: Contributor) -> str:
+    """The list line for an author without a GitHub account, saying how to link one."""
     name = _code(contributor.name, _NAME_LIMIT) if contributor.name else "An author"
     if not contributor.email:
         return f"- {name} (no email): amend the commit with an email linked to your GitHub account."
@@ -328,7 +331,7 @@ def comment_body(
             "These authors cannot sign until it is:"
         )
         budget -= _size(heading) + 2
-        lines, _ = _bounded_list(verdict.unknown, _unknown_line, max(budget, 0))
+        lines, _ = _bounded_list(verdict.unknown, unknown_line, max(budget, 0))
         parts.append(heading + "\n\n" + "\n".join(lines))
     parts.append(footer)
     return "\n\n".join(parts) + "\n"

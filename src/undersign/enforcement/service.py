@@ -19,13 +19,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from undersign.agreements.service import AgreementService, SignatureService
@@ -37,6 +36,12 @@ from undersign.enforcement.contributors import (
     EmailResolver,
     contributors_from_commits,
     github_account,
+)
+from undersign.enforcement.lease import (
+    HeldPullRequest,
+    PullRequestBusy,
+    PullRequestSnapshot,
+    pr_lease,
 )
 from undersign.enforcement.models import BotIdentity, PullRequestCheck, PullRequestContributor
 from undersign.enforcement.policy import Exemptions, Verdict, evaluate
@@ -68,10 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class PullRequestBusy(Exception):
-    """Another worker is evaluating this pull request right now; try again shortly."""
 
 
 class IncompleteCommits(GitHubUnavailable):
@@ -167,24 +168,6 @@ class _Coverage:
     agent_policy: AgentPolicy = "require-human"
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    head_sha: str | None
-    verdict: str | None
-    status: tuple[str | None, str | None, str | None, str | None]
-    comment_id: int | None
-    comment_sha256: str | None
-    commits_etag: str | None
-    contributors_cache: list[dict[str, Any]] | None
-    evaluated_from: dt.datetime | None
-    opener: dict[str, Any] | None = None
-    base_ref: str | None = None
-    is_open: bool = True
-    # True when this evaluation created the PR's row: no earlier attempt can have posted
-    # anything for it (an attempt that died mid-way would have left the row behind).
-    first_sighting: bool = False
-
-
 def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
     """Where a contributor signs; it brings them back to their pull request afterwards.
     Opening it costs no GitHub call."""
@@ -212,135 +195,6 @@ def noreply_domain(github_url: str) -> str:
 def _email_resolver(session: Session) -> EmailResolver | None:
     """The seam for emails a signer proved to be theirs (a later issue); none yet."""
     return None
-
-
-# --- the per pull request record and its lease ------------------------------------------------
-
-
-def _lease(ctx: JobContext) -> dt.timedelta:
-    return dt.timedelta(seconds=max(ctx.settings.job_lease, 5))
-
-
-def _lock(ctx: JobContext, name: str, number: int, owner: str) -> _Snapshot:
-    now = utcnow()
-    lease = _lease(ctx)
-    with ctx.database.session() as session:
-        check = session.scalar(
-            select(PullRequestCheck).where(
-                PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number
-            )
-        )
-        first_sighting = check is None
-        if first_sighting:
-            session.add(PullRequestCheck(repo_full_name=name, number=number, updated_at=now))
-    # Created in its own transaction above, so two first deliveries cannot both insert it
-    # (the unique constraint refuses the second, whose job then retries).
-    with ctx.database.session() as session:
-        claimed = session.execute(
-            update(PullRequestCheck)
-            .where(
-                PullRequestCheck.repo_full_name == name,
-                PullRequestCheck.number == number,
-                or_(
-                    PullRequestCheck.locked_until.is_(None),
-                    PullRequestCheck.locked_until < now,
-                ),
-            )
-            .values(locked_until=now + lease, lock_owner=owner)
-        )
-        if getattr(claimed, "rowcount", 0) != 1:
-            raise PullRequestBusy(f"{name}#{number} is being evaluated")
-        check = session.scalar(
-            select(PullRequestCheck).where(
-                PullRequestCheck.repo_full_name == name, PullRequestCheck.number == number
-            )
-        )
-        assert check is not None
-        return _Snapshot(
-            head_sha=check.head_sha,
-            verdict=check.verdict,
-            status=(
-                check.status_sha,
-                check.status_state,
-                check.status_description,
-                check.status_target_url,
-            ),
-            comment_id=check.comment_id,
-            comment_sha256=check.comment_sha256,
-            commits_etag=check.commits_etag,
-            contributors_cache=check.contributors_cache,
-            evaluated_from=check.evaluated_from,
-            opener=check.opener,
-            base_ref=check.base_ref,
-            is_open=check.is_open,
-            first_sighting=first_sighting,
-        )
-
-
-def _extend(ctx: JobContext, name: str, number: int, owner: str) -> None:
-    """Confirm this evaluation still holds the pull request and push its lease forward.
-
-    Called before every GitHub write and after every pacing wait: a lease that ran out (a
-    long wait, a stalled process) may have let a newer evaluation publish meanwhile, and our
-    older verdict must not land over it. PullRequestBusy makes the job retry and re-read.
-    """
-    with ctx.database.session() as session:
-        kept = session.execute(
-            update(PullRequestCheck)
-            .where(
-                PullRequestCheck.repo_full_name == name,
-                PullRequestCheck.number == number,
-                PullRequestCheck.lock_owner == owner,
-            )
-            .values(locked_until=utcnow() + _lease(ctx))
-        )
-        if getattr(kept, "rowcount", 0) != 1:
-            raise PullRequestBusy(f"{name}#{number}: lost its lock to another evaluation")
-
-
-def _keep_lock(
-    ctx: JobContext, name: str, number: int, owner: str
-) -> tuple[Callable[[], None], Callable[[], None]]:
-    """From now on every pacing wait of this thread also extends (or loses) the lock.
-    Returns (the check to call right before each write, the function that stops this)."""
-    previous = ctx.heartbeat()
-
-    def confirm() -> None:
-        _extend(ctx, name, number, owner)
-
-    def beat() -> None:
-        if previous is not None:
-            previous()
-        confirm()
-
-    ctx.set_heartbeat(beat)
-    return confirm, lambda: ctx.set_heartbeat(previous)
-
-
-def _unlock(ctx: JobContext, name: str, number: int, owner: str, **values: Any) -> None:
-    with ctx.database.session() as session:
-        check = session.scalar(
-            select(PullRequestCheck).where(
-                PullRequestCheck.repo_full_name == name,
-                PullRequestCheck.number == number,
-                PullRequestCheck.lock_owner == owner,
-            )
-        )
-        if check is None:  # the lease ran out and someone else owns it now
-            return
-        contributor_ids = values.pop("contributor_ids", None)
-        for key, value in values.items():
-            setattr(check, key, value)
-        if contributor_ids is not None:
-            check.contributors.clear()
-            session.flush()
-            check.contributors.extend(
-                PullRequestContributor(github_id=github_id, pending=pending)
-                for github_id, pending in contributor_ids.items()
-            )
-        check.locked_until = None
-        check.lock_owner = None
-        check.updated_at = utcnow()
 
 
 def mark_closed(
@@ -469,7 +323,7 @@ def _tip(commits: Sequence[Mapping[str, Any]]) -> str | None:
     return tips[0] if len(tips) == 1 else None
 
 
-def _stored_facts(snapshot: _Snapshot) -> PullFacts | None:
+def _stored_facts(snapshot: PullRequestSnapshot) -> PullFacts | None:
     """What the last evaluation learnt from GitHub about the pull request, if complete."""
     if snapshot.head_sha is None or not snapshot.opener:
         return None
@@ -496,7 +350,7 @@ def _read_contributors(
     owner: str,
     repo: str,
     number: int,
-    snapshot: _Snapshot,
+    snapshot: PullRequestSnapshot,
     commits_hint: int | None = None,
     known: PullFacts | None = None,
 ) -> tuple[PullFacts | None, list[Contributor], str | None, list[dict[str, Any]] | None]:
@@ -629,7 +483,7 @@ def _sync_comment(
     repo: str,
     number: int,
     verdict: Verdict,
-    snapshot: _Snapshot,
+    snapshot: PullRequestSnapshot,
     url: str,
     title: str,
     confirm: Callable[[], None],
@@ -668,7 +522,7 @@ def _sync_comment(
 
 
 def _comment_outdated(
-    ctx: JobContext, verdict: Verdict, snapshot: _Snapshot, url: str, title: str
+    ctx: JobContext, verdict: Verdict, snapshot: PullRequestSnapshot, url: str, title: str
 ) -> bool:
     """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
     if not comment_needed(verdict, snapshot.comment_id):
@@ -708,11 +562,8 @@ def evaluate_pull_request(
     coverage = _coverage(ctx, name)
     if coverage is None:
         return _release_uncovered(ctx, name, number)
-    lock_owner = secrets.token_hex(8)
-    snapshot = _lock(ctx, name, number, lock_owner)
-    values: dict[str, Any] = {}
-    confirm, stop_keeping = _keep_lock(ctx, name, number, lock_owner)
-    try:
+    with pr_lease(ctx, name, number) as held:
+        snapshot, values, confirm = held.snapshot, held.values, held.confirm
         if (
             not_before is not None
             and snapshot.evaluated_from is not None
@@ -783,9 +634,6 @@ def evaluate_pull_request(
             },
         )
         return Outcome(verdict.state, head_sha, verdict, comment_deferred=deferred)
-    finally:
-        stop_keeping()
-        _unlock(ctx, name, number, lock_owner, **values)
 
 
 def evaluate_merge_group(
@@ -876,22 +724,15 @@ def _release_uncovered(ctx: JobContext, name: str, number: int) -> Outcome:
         if check is None or not check.is_open or check.status_state in (None, "success"):
             return skipped
     owner, repo = _split(name)
-    lock_owner = secrets.token_hex(8)
-    _lock(ctx, name, number, lock_owner)
-    values: dict[str, Any] = {}
-    confirm, stop_keeping = _keep_lock(ctx, name, number, lock_owner)
-    try:
+    with pr_lease(ctx, name, number) as held:
         head_sha = str(ctx.github.get_pull(owner, repo, number)["head"]["sha"])
-        confirm()
-        values.update(
+        held.confirm()
+        held.values.update(
             _post_status(ctx, owner, repo, head_sha, "success", NOT_REQUIRED, None),
             head_sha=head_sha,
             verdict="success",
         )
         return Outcome("success", head_sha, skipped="no agreement covers this repository")
-    finally:
-        stop_keeping()
-        _unlock(ctx, name, number, lock_owner, **values)
 
 
 def post_error_status(
@@ -914,42 +755,40 @@ def post_error_status(
     coverage = _coverage(ctx, name)
     if coverage is None:
         return
-    lock_owner = secrets.token_hex(8)
+    held: HeldPullRequest | None = None  # set once the lease is taken
     try:
-        snapshot = _lock(ctx, name, number, lock_owner)
-    except PullRequestBusy:
-        log.info("%s#%s is being evaluated: its verdict replaces the error status", name, number)
-        return
-    values: dict[str, Any] = {}
-    confirm, stop_keeping = _keep_lock(ctx, name, number, lock_owner)
-    try:
-        if (
-            not_before is not None
-            and snapshot.evaluated_from is not None
-            and snapshot.evaluated_from >= not_before
-        ):
-            return
-        head_sha = ctx.github.get_pull(owner, repo, number)["head"]["sha"]
-        description = f"undersign could not check the CLA: {reason}"
-        if len(description) > DESCRIPTION_LIMIT:
-            description = description[: DESCRIPTION_LIMIT - 3] + "..."
-        url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
-        confirm()
-        values.update(
-            _post_status(ctx, owner, repo, head_sha, "error", description, url), verdict="error"
-        )
-        if ctx.settings.app_mode:
-            from undersign.enforcement.checks import publish_check_run
-
-            confirm()
-            values.update(
-                publish_check_run(ctx, name, number, head_sha, None, url, error=description)
+        with pr_lease(ctx, name, number) as held:
+            snapshot = held.snapshot
+            if (
+                not_before is not None
+                and snapshot.evaluated_from is not None
+                and snapshot.evaluated_from >= not_before
+            ):
+                return
+            head_sha = ctx.github.get_pull(owner, repo, number)["head"]["sha"]
+            description = f"undersign could not check the CLA: {reason}"
+            if len(description) > DESCRIPTION_LIMIT:
+                description = description[: DESCRIPTION_LIMIT - 3] + "..."
+            url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
+            held.confirm()
+            held.values.update(
+                _post_status(ctx, owner, repo, head_sha, "error", description, url),
+                verdict="error",
             )
+            if ctx.settings.app_mode:
+                from undersign.enforcement.checks import publish_check_run
+
+                held.confirm()
+                held.values.update(
+                    publish_check_run(ctx, name, number, head_sha, None, url, error=description)
+                )
     except PullRequestBusy:
-        log.info("%s#%s was taken over by a newer evaluation: no error status", name, number)
-    finally:
-        stop_keeping()
-        _unlock(ctx, name, number, lock_owner, **values)
+        if held is None:
+            log.info(
+                "%s#%s is being evaluated: its verdict replaces the error status", name, number
+            )
+        else:
+            log.info("%s#%s was taken over by a newer evaluation: no error status", name, number)
 
 
 __all__ += ["COMMENT_MARKER", "noreply_domain", "pull_subset"]

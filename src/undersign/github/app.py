@@ -23,7 +23,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import secrets
 import threading
 import time
 from collections import Counter
@@ -34,26 +33,28 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jwt
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from githubkit.auth.base import BaseAuthStrategy
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from undersign.github.client import USER_AGENT, GitHubClient, _json_object
+from undersign.config import load_private_key
+from undersign.db import Database, RowLease
+from undersign.github.client import USER_AGENT, GitHubClient, json_object
 from undersign.github.errors import (
     GitHubError,
     GitHubRequestError,
     GitHubUnavailable,
     NotFound,
 )
+from undersign.github.models import AppInstallation, AppInstallationRepo, AppInstallationToken
 
 if TYPE_CHECKING:
     from githubkit import GitHubCore
 
     from undersign.config import Settings
-    from undersign.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +68,8 @@ LEASE_SECONDS = 30
 #: How long a repository -> installation answer is trusted in memory.
 ROUTE_TTL = 600
 Clock = Callable[[], float]
-
-
-def load_private_key(pem: str) -> RSAPrivateKey:
-    """The app's RSA key from PEM text; ValueError with a short reason otherwise."""
-    try:
-        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "not a PEM private key (paste the whole .pem GitHub gave you, BEGIN/END lines "
-            "included, or point ..._FILE at it)"
-        ) from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError("GitHub App keys are RSA keys")
-    return key
+#: The right to ask GitHub for an installation's token, held by one process at a time.
+TOKEN_LEASE = RowLease(AppInstallationToken.lease_until, AppInstallationToken.lease_owner)
 
 
 def issuer_of(app_id: str) -> int | str:
@@ -206,7 +195,7 @@ class GitHubApp:
         with self._lock:
             if self._app is not None:
                 return self._app
-        info = _json_object(self._app_request("GET", "/app"))
+        info = json_object(self._app_request("GET", "/app"))
         with self._lock:
             self._app = info
         return info
@@ -226,8 +215,6 @@ class GitHubApp:
             return route[0]
         owner = name.split("/", 1)[0]
         with self.database.session() as session:
-            from undersign.enforcement.models import AppInstallation, AppInstallationRepo
-
             found = session.scalar(
                 select(AppInstallationRepo.installation_id).where(
                     AppInstallationRepo.full_name == name
@@ -242,7 +229,7 @@ class GitHubApp:
                 )
         if found is None:
             # Installed before undersign listened, or a lost delivery: ask GitHub once.
-            data = _json_object(self._app_request("GET", f"/repos/{name}/installation"))
+            data = json_object(self._app_request("GET", f"/repos/{name}/installation"))
             found = int(data["id"])
             record_installation(self.database, data, [(None, name)])
         with self._lock:
@@ -251,7 +238,6 @@ class GitHubApp:
 
     def installation_for_account(self, login: str) -> int:
         name = login.lower()
-        from undersign.enforcement.models import AppInstallation
 
         with self.database.session() as session:
             found = session.scalar(
@@ -260,9 +246,9 @@ class GitHubApp:
         if found is not None:
             return int(found)
         try:
-            data = _json_object(self._app_request("GET", f"/orgs/{name}/installation"))
+            data = json_object(self._app_request("GET", f"/orgs/{name}/installation"))
         except NotFound:
-            data = _json_object(self._app_request("GET", f"/users/{name}/installation"))
+            data = json_object(self._app_request("GET", f"/users/{name}/installation"))
         record_installation(self.database, data, [])
         return int(data["id"])
 
@@ -285,8 +271,6 @@ class GitHubApp:
 
     def forget_token(self, installation_id: int) -> None:
         """GitHub refused the token (revoked, app reinstalled): never use it again."""
-        from undersign.enforcement.models import AppInstallationToken
-
         with self._lock:
             self._tokens.pop(installation_id, None)
         with self.database.session() as session:
@@ -298,29 +282,31 @@ class GitHubApp:
 
     def installation_token(self, installation_id: int) -> str:
         """A token for the installation with at least TOKEN_REFRESH_MARGIN left: from memory,
-        else from the database, else from GitHub (one process at a time)."""
+        else from the database, else from GitHub (one process at a time: the lease on the
+        installation's token row)."""
         with self._lock:
             cached = self._tokens.get(installation_id)
         if cached is not None and cached.expires_at - TOKEN_REFRESH_MARGIN > self.clock():
             return cached.token
-        owner = secrets.token_hex(8)
         deadline = time.monotonic() + LEASE_SECONDS
         while True:
             stored = self._stored(installation_id)
             if stored is not None:
                 return stored
-            if self._claim(installation_id, owner):
-                try:
+            self._ensure_token_row(installation_id)
+            with TOKEN_LEASE.holding(
+                self.database,
+                AppInstallationToken.installation_id == installation_id,
+                ttl=dt.timedelta(seconds=LEASE_SECONDS),
+                now=_at(self.clock()),
+            ) as held:
+                if held:
                     return self._stored(installation_id) or self._fetch(installation_id)
-                finally:
-                    self._release(installation_id, owner)
             if time.monotonic() > deadline:
                 raise GitHubUnavailable("another process is still fetching the app token")
             time.sleep(0.05)
 
     def _stored(self, installation_id: int) -> str | None:
-        from undersign.enforcement.models import AppInstallationToken
-
         with self.database.session() as session:
             row = session.get(AppInstallationToken, installation_id)
             if row is None or row.token_encrypted is None or row.expires_at is None:
@@ -337,50 +323,20 @@ class GitHubApp:
             self._tokens[installation_id] = _Cached(token, expires_at)
         return token
 
-    def _claim(self, installation_id: int, owner: str) -> bool:
-        from undersign.enforcement.models import AppInstallationToken
-
-        now = _at(self.clock())
+    def _ensure_token_row(self, installation_id: int) -> None:
+        """The row the token lease is taken on, created in its own transaction."""
         try:
             with self.database.session() as session:
                 if session.get(AppInstallationToken, installation_id) is None:
                     session.add(AppInstallationToken(installation_id=installation_id))
         except IntegrityError:
             pass  # another process created the row at the same moment
-        with self.database.session() as session:
-            claimed = session.execute(
-                update(AppInstallationToken)
-                .where(
-                    AppInstallationToken.installation_id == installation_id,
-                    or_(
-                        AppInstallationToken.lease_until.is_(None),
-                        AppInstallationToken.lease_until < now,
-                    ),
-                )
-                .values(lease_until=now + dt.timedelta(seconds=LEASE_SECONDS), lease_owner=owner)
-            )
-            return getattr(claimed, "rowcount", 0) == 1
-
-    def _release(self, installation_id: int, owner: str) -> None:
-        from undersign.enforcement.models import AppInstallationToken
-
-        with self.database.session() as session:
-            session.execute(
-                update(AppInstallationToken)
-                .where(
-                    AppInstallationToken.installation_id == installation_id,
-                    AppInstallationToken.lease_owner == owner,
-                )
-                .values(lease_until=None, lease_owner=None)
-            )
 
     def _fetch(self, installation_id: int) -> str:
-        from undersign.enforcement.models import AppInstallationToken
-
         asked_at = self.clock()
         response = self._app_request("POST", f"/app/installations/{installation_id}/access_tokens")
         self.token_requests[installation_id] += 1
-        data = _json_object(response)
+        data = json_object(response)
         token = data.get("token")
         if not isinstance(token, str) or not token:
             raise GitHubUnavailable("GitHub answered an installation token request without one")
@@ -414,8 +370,6 @@ def record_installation(
     replace: bool = False,
 ) -> None:
     """Remember an installation and (some of) the repositories it covers."""
-    from undersign.enforcement.models import AppInstallation, AppInstallationRepo
-
     installation_id = int(installation["id"])
     account = installation.get("account") if isinstance(installation.get("account"), dict) else {}
     login = str((account or {}).get("login") or "").lower()
@@ -459,8 +413,6 @@ def record_installation(
 
 
 def remove_repositories(database: Database, installation_id: int, names: list[str]) -> None:
-    from undersign.enforcement.models import AppInstallationRepo
-
     with database.session() as session:
         session.execute(
             delete(AppInstallationRepo).where(
@@ -472,12 +424,6 @@ def remove_repositories(database: Database, installation_id: int, names: list[st
 
 def forget_installation(database: Database, installation_id: int) -> None:
     """The app was uninstalled: its repositories, and its token, are gone."""
-    from undersign.enforcement.models import (
-        AppInstallation,
-        AppInstallationRepo,
-        AppInstallationToken,
-    )
-
     with database.session() as session:
         for model, column in (
             (AppInstallationRepo, AppInstallationRepo.installation_id),
@@ -489,8 +435,6 @@ def forget_installation(database: Database, installation_id: int) -> None:
 
 def installed_repositories(database: Database) -> list[str]:
     """Every repository an installation is known to cover (lowercased ``owner/name``)."""
-    from undersign.enforcement.models import AppInstallationRepo
-
     with database.session() as session:
         return sorted(set(session.scalars(select(AppInstallationRepo.full_name))))
 
@@ -536,12 +480,12 @@ class AppGitHubClient(GitHubClient):
         self.app = app
 
     def create_check_run(self, owner: str, repo: str, body: dict[str, Any]) -> dict[str, Any]:
-        return _json_object(self._request("POST", f"/repos/{owner}/{repo}/check-runs", json=body))
+        return json_object(self._request("POST", f"/repos/{owner}/{repo}/check-runs", json=body))
 
     def update_check_run(
         self, owner: str, repo: str, check_run_id: int, body: dict[str, Any]
     ) -> dict[str, Any]:
-        return _json_object(
+        return json_object(
             self._request("PATCH", f"/repos/{owner}/{repo}/check-runs/{check_run_id}", json=body)
         )
 

@@ -172,7 +172,7 @@ class GitHubClient:
     # -- reads -------------------------------------------------------------------------
 
     def get_pull(self, owner: str, repo: str, number: int) -> dict[str, Any]:
-        return _json_object(self._request("GET", f"/repos/{owner}/{repo}/pulls/{number}"))
+        return json_object(self._request("GET", f"/repos/{owner}/{repo}/pulls/{number}"))
 
     def list_open_pulls(self, owner: str, repo: str) -> list[dict[str, Any]]:
         pulls: list[dict[str, Any]] = []
@@ -226,7 +226,7 @@ class GitHubClient:
         page = 1
         while True:
             response = self._request("GET", path, params={"per_page": PER_PAGE, "page": page})
-            batch = _json_object(response).get("commits") or []
+            batch = json_object(response).get("commits") or []
             commits.extend(batch)
             if len(batch) < PER_PAGE or not _NEXT_LINK.search(response.headers.get("link", "")):
                 return commits
@@ -240,7 +240,7 @@ class GitHubClient:
 
     def authenticated_user(self) -> dict[str, Any]:
         """``GET /user``: who this token acts as."""
-        return _json_object(self._request("GET", "/user"))
+        return json_object(self._request("GET", "/user"))
 
     def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
         """admin, write, read or none (maintain counts as write, triage as read)."""
@@ -250,7 +250,7 @@ class GitHubClient:
             )
         except NotFound:
             return "none"
-        return str(_json_object(response).get("permission") or "none")
+        return str(json_object(response).get("permission") or "none")
 
     def is_org_member(self, org: str, login: str) -> bool:
         """204 means member. When the bot is no member itself GitHub redirects to the
@@ -277,19 +277,19 @@ class GitHubClient:
         body = {"state": state, "description": description, "context": context}
         if target_url:
             body["target_url"] = target_url
-        return _json_object(
+        return json_object(
             self._request("POST", f"/repos/{owner}/{repo}/statuses/{sha}", json=body)
         )
 
     def create_comment(self, owner: str, repo: str, number: int, body: str) -> dict[str, Any]:
-        return _json_object(
+        return json_object(
             self._request(
                 "POST", f"/repos/{owner}/{repo}/issues/{number}/comments", json={"body": body}
             )
         )
 
     def update_comment(self, owner: str, repo: str, comment_id: int, body: str) -> dict[str, Any]:
-        return _json_object(
+        return json_object(
             self._request(
                 "PATCH", f"/repos/{owner}/{repo}/issues/comments/{comment_id}", json={"body": body}
             )
@@ -323,7 +323,9 @@ def _sorted_failure(exc: RequestFailed, secondary_wait: float = 60.0) -> GitHubE
     return GitHubRequestError(status, message)
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """A response's JSON object (``{}`` for an empty body); GitHubUnavailable otherwise.
+    Public: the App client (github/app.py) reads its answers the same way."""
     if response.status_code == 204 or not response.content:
         return {}
     data = response.json()

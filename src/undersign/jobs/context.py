@@ -2,7 +2,7 @@
 the handlers the queue runs (``JobHandlers``, filled by the layers above).
 
 The runtime's queue builds one ``JobContext`` per process, lazily, so importing the job
-modules never connects anywhere. Depends on config, db, github (client, app), jobs.pacing,
+modules never connects anywhere. Depends on config, db, github (client, app, pacing),
 observability.metrics.
 """
 
@@ -17,8 +17,8 @@ from undersign.config import Settings
 from undersign.db import Database
 from undersign.github.app import AppGitHubClient, GitHubApp
 from undersign.github.client import GitHubClient
+from undersign.github.pacing import WritePacer, token_key
 from undersign.jobs.handlers import JobHandlers
-from undersign.jobs.pacing import WritePacer, token_key
 from undersign.observability.metrics import GitHubObserver
 
 

@@ -1,8 +1,8 @@
-"""Tables of the job queue and of the shared GitHub write pacer.
+"""Tables of the job queue.
 
 Migration notes: ``jobs`` is unique on (hook_id, delivery_id) (NULLs are distinct on SQLite
 and PostgreSQL, so jobs that are not deliveries never collide); the sweeper reads it through
-the (status, lease_until) index. ``github_write_slots`` is read by (token_key, created_at).
+the (status, lease_until) index.
 """
 
 from __future__ import annotations
@@ -54,29 +54,3 @@ class Job(Base):
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.kind} {self.status}>"
-
-
-class RateGate(Base):
-    """Per token: when GitHub told us to stop (rate limits), shared by every process. Its row
-    is also the lock that serialises write pacing decisions."""
-
-    __tablename__ = "github_rate_gates"
-
-    # SHA-256 of the token, never the token itself.
-    token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    reason: Mapped[str | None] = mapped_column(String(200))
-    touched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class WriteSlot(Base):
-    """One content-creating request (status, comment) sent with a token; kept for an hour."""
-
-    __tablename__ = "github_write_slots"
-    __table_args__ = (
-        Index("ix_github_write_slots_token_key_created_at", "token_key", "created_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    token_key: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,12 +20,11 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
-from undersign.db import utcnow
+from undersign.db import RowLease, take_named_lease, utcnow
 from undersign.jobs.context import JobContext
 from undersign.jobs.handlers import GiveUp, RetryLater
-from undersign.jobs.models import Job, RateGate
+from undersign.jobs.models import Job
 from undersign.observability.logging import bind, unbind
 from undersign.observability.metrics import record_job_finished
 
@@ -40,7 +39,10 @@ MAX_ERROR_LENGTH = 1000
 JOB_RETENTION = dt.timedelta(days=7)
 PURGE_INTERVAL = 600.0
 PURGE_BATCH = 500
-PURGE_LEASE_KEY = "lease:purge"
+#: The named lease (``leases`` table) that lets one process purge per interval.
+PURGE_LEASE_NAME = "purge"
+#: A job's row is leased by its status: queued, or running until ``lease_until``.
+JOB_LEASE = RowLease(Job.lease_until)
 
 
 def backoff_delay(ctx: JobContext, attempt: int) -> float:
@@ -52,25 +54,16 @@ def backoff_delay(ctx: JobContext, attempt: int) -> float:
 
 def _claim(ctx: JobContext, job_id: int) -> Job | None:
     now = utcnow()
-    lease = dt.timedelta(seconds=ctx.settings.job_lease)
     with ctx.database.session() as session:
-        claimed = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                or_(
-                    Job.status == "queued",
-                    and_(Job.status == "running", Job.lease_until < now),
-                ),
-            )
-            .values(
-                status="running",
-                attempts=Job.attempts + 1,
-                lease_until=now + lease,
-                updated_at=now,
-            )
+        claimed = JOB_LEASE.take(
+            session,
+            Job.id == job_id,
+            ttl=dt.timedelta(seconds=ctx.settings.job_lease),
+            free=or_(Job.status == "queued", and_(Job.status == "running", Job.lease_until < now)),
+            values={Job.status: "running", Job.attempts: Job.attempts + 1, Job.updated_at: now},
+            now=now,
         )
-        if getattr(claimed, "rowcount", 0) != 1:
+        if claimed != 1:
             return None
         job = session.get(Job, job_id)
         if job is not None:
@@ -79,12 +72,12 @@ def _claim(ctx: JobContext, job_id: int) -> Job | None:
 
 
 def _heartbeat(ctx: JobContext, job_id: int) -> None:
-    now = utcnow()
     with ctx.database.session() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(lease_until=now + dt.timedelta(seconds=ctx.settings.job_lease))
+        JOB_LEASE.renew(
+            session,
+            Job.id == job_id,
+            Job.status == "running",
+            ttl=dt.timedelta(seconds=ctx.settings.job_lease),
         )
 
 
@@ -170,16 +163,22 @@ def _reschedule(ctx: JobContext, queue: JobQueue, job: Job, retry: RetryLater) -
     if attempts >= ctx.settings.job_max_attempts:
         _fail(ctx, job, f"gave up after {attempts} attempts: {retry.reason}", report=True)
         return
-    eta = utcnow() + dt.timedelta(seconds=retry.delay)
-    _finish(
-        ctx,
-        job.id,
-        status="queued",
-        attempts=attempts,
-        last_error=retry.reason[:MAX_ERROR_LENGTH],
-        # The sweeper leaves it alone until well after its planned retry.
-        lease_until=eta + dt.timedelta(seconds=ctx.settings.job_lease),
-    )
+    now = utcnow()
+    with ctx.database.session() as session:
+        # Queued again under a lease from its planned retry on: the sweeper leaves it alone
+        # until well after that.
+        JOB_LEASE.renew(
+            session,
+            Job.id == job.id,
+            ttl=dt.timedelta(seconds=ctx.settings.job_lease),
+            now=now + dt.timedelta(seconds=retry.delay),
+            values={
+                Job.status: "queued",
+                Job.attempts: attempts,
+                Job.last_error: retry.reason[:MAX_ERROR_LENGTH],
+                Job.updated_at: now,
+            },
+        )
     log.info(
         "job %s retries in %.1f s: %s",
         job.id,
@@ -228,10 +227,13 @@ def sweep(queue: JobQueue, *, everything: bool = False) -> int:
             # workers instead of enqueuing the whole backlog again every minute. Queued again
             # (a dead worker's "running" too): the claim takes queued jobs whatever the lease.
             # Same condition as above: a job claimed meanwhile is left alone.
-            session.execute(
-                update(Job)
-                .where(Job.id.in_(ids), condition)
-                .values(status="queued", lease_until=now + dt.timedelta(seconds=lease))
+            JOB_LEASE.take(
+                session,
+                Job.id.in_(ids),
+                ttl=dt.timedelta(seconds=lease),
+                free=condition,
+                values={Job.status: "queued"},
+                now=now,
             )
     if ids:
         log.info("sweeper: re-enqueuing %d job(s)", len(ids))
@@ -270,44 +272,11 @@ def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tu
     return tuple(counts)
 
 
-def take_turn(ctx: JobContext, seconds: float, *, key: str) -> bool:
-    """True for one caller per ``seconds`` across every process (the lease row ``key``, in
-    the rate gate table: never a token hash)."""
-    now = utcnow()
-    until = now + dt.timedelta(seconds=max(seconds, 1.0))
-    with ctx.database.session() as session:
-        result = session.execute(
-            update(RateGate)
-            .where(
-                RateGate.token_key == key,
-                (RateGate.blocked_until.is_(None)) | (RateGate.blocked_until <= now),
-            )
-            .values(blocked_until=until, reason=key, touched_at=now)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            return True
-        if session.get(RateGate, key) is not None:
-            return False
-    try:
-        with ctx.database.session() as session:
-            session.add(
-                RateGate(
-                    token_key=key,
-                    blocked_until=until,
-                    reason=key,
-                    touched_at=now,
-                )
-            )
-    except IntegrityError:
-        return False  # another process inserted it first: its turn
-    return True
-
-
 def periodic_purge(queue: JobQueue) -> None:
     """From the per-minute sweep: one purge per ``PURGE_INTERVAL`` across every process."""
     ctx = queue.context()
     try:
-        if take_turn(ctx, PURGE_INTERVAL, key=PURGE_LEASE_KEY):
+        if take_named_lease(ctx.database, PURGE_LEASE_NAME, dt.timedelta(seconds=PURGE_INTERVAL)):
             purge(ctx)
     except Exception:
         log.exception("purge failed; the next interval retries")

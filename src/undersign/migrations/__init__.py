@@ -1,4 +1,7 @@
-"""Alembic migrations, shipped inside the package and run by ``undersign db upgrade``."""
+"""Alembic migrations, shipped inside the package and run by ``undersign db upgrade``.
+
+Depends on every package's ``models`` module (to know the whole schema) and on ``db``.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,36 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, make_url, text
+from sqlalchemy import Connection, Engine, MetaData, make_url, text
 
-from undersign.db import make_engine
+# Every package's tables, so Base.metadata is the whole schema (Alembic, tests, start-up).
+from undersign.accounts import models as accounts_models
+from undersign.agreements import models as agreements_models
+from undersign.auth import models as auth_models
+from undersign.db import Base, make_engine
+from undersign.enforcement import models as enforcement_models
+from undersign.github import models as github_models
+from undersign.jobs import models as jobs_models
+from undersign.observability import models as observability_models
+
+MODEL_MODULES = (
+    accounts_models,
+    agreements_models,
+    auth_models,
+    enforcement_models,
+    github_models,
+    jobs_models,
+    observability_models,
+)
 
 HERE = Path(__file__).parent
 #: pg_advisory_lock key of ``undersign db upgrade`` (any constant: "undersi" in hex).
 MIGRATION_LOCK_KEY = 0x756E6465727369
+
+
+def load_models() -> MetaData:
+    """The metadata of every table undersign owns (importing this package registered them)."""
+    return Base.metadata
 
 
 def alembic_config(database_url: str) -> Config:

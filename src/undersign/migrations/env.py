@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from undersign.db import Base, import_models, make_engine
+from undersign.db import Base, make_engine
+from undersign.migrations import load_models
 
-import_models()
+load_models()
 target_metadata = Base.metadata
 config = context.config
 

@@ -12,7 +12,8 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from undersign.config import Settings, load_settings
-from undersign.db import Database, import_models
+from undersign.db import Database
+from undersign.migrations import load_models
 from undersign.runtime import Runtime, build_runtime
 from undersign.web import auth, main, ops, signing, webhooks
 from undersign.web.bodylimit import SizedChunkedBodies
@@ -43,7 +44,7 @@ def create_app(
     # the first requests, threads configuring them while others were still importing model
     # modules failed (KeyError 'PullRequestContributor'): webhooks answered 503 for a while
     # after every restart (found by bench/rolling_restart.py).
-    import_models()
+    load_models()
     configure_mappers()
     app = Flask(__name__, instance_path=config.instance_path)
     app.config.update(

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.models import Agreement, AgreementVersion, Signature
 from undersign.agreements.service import AgreementService, SignatureService
-from undersign.db import Base, Database, import_models
+from undersign.db import Base, Database
+from undersign.migrations import load_models
 
 POSTGRES_URL = os.environ.get(
     "UNDERSIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -35,7 +36,7 @@ TEXT_V1 = "# Contributor License Agreement\n\nYou grant us a licence to your con
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    import_models()
+    load_models()
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("agreements-db") / "test.sqlite3"
         db = Database(f"sqlite:///{path}")

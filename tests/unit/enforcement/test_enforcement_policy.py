@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from undersign.agreements.allowlist import compile_login_pattern
 from undersign.enforcement.agents import DEFAULT_BOT_IDS, KNOWN_AGENTS
 from undersign.enforcement.contributors import Contributor
-from undersign.enforcement.policy import Exemptions, Verdict, compile_login_pattern, evaluate
+from undersign.enforcement.policy import Exemptions, Verdict, evaluate
 
 
 def account(

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from undersign.auth.models import WebSession
 from undersign.db import Database, utcnow
+from undersign.github.pacing import WritePacer
 from undersign.jobs.models import Job
-from undersign.jobs.pacing import WritePacer
 from undersign.jobs.queue import JobQueue
 from undersign.jobs.runner import periodic_purge, purge, sweep
 

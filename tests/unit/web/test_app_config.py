@@ -24,10 +24,11 @@ def _app(tmp_path: Path, base_url: str):
 
 
 def test_https_deployment_sets_secure_host_cookie_and_hsts(tmp_path: Path):
-    from undersign.db import Base, import_models
+    from undersign.db import Base
+    from undersign.migrations import load_models
 
     app = _app(tmp_path, "https://cla.example.org")
-    import_models()
+    load_models()
     Base.metadata.create_all(app.extensions["undersign"].database.engine)
     client = app.test_client()
     response = client.get("/login", base_url="https://cla.example.org")

@@ -10,6 +10,9 @@
 
 The gate row of the token is updated first in each pacing transaction; that takes PostgreSQL's
 row lock or SQLite's write lock, so two workers never both take the last free slot.
+
+Depends on ``db``, ``github.models`` and ``github.errors``: pacing is about GitHub's limits,
+so it lives beside the client it slows down.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from undersign.db import Database, utcnow
 from undersign.github.errors import RateLimited
-from undersign.jobs.models import RateGate, WriteSlot
+from undersign.github.models import RateGate, WriteSlot
 
 log = logging.getLogger(__name__)
 

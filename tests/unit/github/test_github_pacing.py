@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from undersign.db import Database
 from undersign.github.errors import RateLimited
-from undersign.jobs.models import WriteSlot
-from undersign.jobs.pacing import WritePacer, token_key
+from undersign.github.models import WriteSlot
+from undersign.github.pacing import WritePacer, token_key
 
 
 def test_token_key_hides_the_token() -> None:
