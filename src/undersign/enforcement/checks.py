@@ -1,4 +1,4 @@
-"""GitHub App mode: the verdict as a check run, and the app-only webhooks.
+"""GitHub App mode: the verdict as a check run (the app-only webhooks are in app_events.py).
 
 Branch protection can require "this app's check" specifically, which a commit status cannot
 offer (any token with ``statuses: write`` may post ``license/cla``). The check run carries the
@@ -12,16 +12,13 @@ One check run per head commit: created on the first verdict for a head, then upd
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
-from undersign.agreements.service import AgreementService
-from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
@@ -30,17 +27,9 @@ from undersign.enforcement.report import (
     status_description,
     unknown_line,
 )
-from undersign.github.app import (
-    AppGitHubClient,
-    forget_installation,
-    record_installation,
-    remove_repositories,
-)
+from undersign.github.app import AppGitHubClient
 from undersign.github.errors import NotFound
 from undersign.jobs.context import JobContext
-
-if TYPE_CHECKING:  # the payload type only: enforcement.tasks imports this module
-    from undersign.enforcement.tasks import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +40,6 @@ RECHECK_ACTION = {
     "identifier": RECHECK,
 }
 MAX_SUMMARY = 60000  # GitHub's cap is 65535 characters
-APP_EVENT_KINDS = frozenset({"installation", "installation_repositories", "check_run"})
 
 
 def check_run_body(
@@ -173,70 +161,3 @@ def publish_merge_group_check(
             "output": {"title": title[:140], "summary": title},
         },
     )
-
-
-# --- app webhooks -------------------------------------------------------------------------
-
-
-def handle_app_delivery(
-    ctx: JobContext, delivery: Delivery, not_before: dt.datetime
-) -> list[tuple[str, int]]:
-    """``installation``, ``installation_repositories`` and ``check_run`` deliveries. Returns
-    the open pull requests a new installation covers: the caller queues one evaluation each."""
-    kind, action = delivery.kind, delivery.action
-    installation_id = delivery.installation_id
-    repos = list(delivery.repositories)
-    if installation_id is None:
-        return []
-    if kind == "installation" and action == "deleted":
-        forget_installation(ctx.database, installation_id)
-        return []
-    if kind == "installation_repositories" and action == "removed":
-        remove_repositories(ctx.database, installation_id, [n for _, n in repos])
-        return []
-    if kind in ("installation", "installation_repositories"):
-        installation = {
-            "id": installation_id,
-            "account": {"login": delivery.account_login, "id": delivery.account_id},
-            "repository_selection": delivery.repository_selection or "selected",
-        }
-        record_installation(ctx.database, installation, repos, replace=kind == "installation")
-        if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
-            return open_pulls_installed(ctx, [n for _, n in repos])
-        return []
-    if kind == "check_run":
-        numbers = list(delivery.numbers)
-        repo = delivery.repo or ""
-        if not numbers:
-            numbers = _numbers_for_head(ctx, repo, delivery.head_sha or "")
-        for number in numbers:
-            service.evaluate_pull_request(ctx, repo, number, not_before=not_before)
-    return []
-
-
-def _numbers_for_head(ctx: JobContext, repo: str, head_sha: str) -> list[int]:
-    """Fork pull requests leave ``check_run.pull_requests`` empty: find them by head."""
-    with ctx.database.session() as session:
-        return list(
-            session.scalars(
-                select(PullRequestCheck.number).where(
-                    PullRequestCheck.repo_full_name == repo.lower(),
-                    PullRequestCheck.is_open.is_(True),
-                    PullRequestCheck.head_sha == head_sha,
-                )
-            )
-        )
-
-
-def open_pulls_installed(ctx: JobContext, repositories: list[str]) -> list[tuple[str, int]]:
-    """The app was just installed (or given repositories): every open pull request of a
-    covered repository is to get a verdict."""
-    with ctx.database.session() as session:
-        agreements = AgreementService(session)
-        covered = [r for r in repositories if agreements.coverage_for_repo(r) is not None]
-    targets: list[tuple[str, int]] = []
-    for full_name in covered:
-        owner, repo = full_name.split("/", 1)
-        for pull in ctx.github.list_open_pulls(owner, repo):
-            targets.append((full_name.lower(), int(pull["number"])))
-    return targets

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import utcnow
 from undersign.enforcement.agents import DEFAULT_BOT_IDS, AgentPolicy
+from undersign.enforcement.checks import publish_check_run, publish_merge_group_check
 from undersign.enforcement.contributors import (
     DEFAULT_NOREPLY_DOMAIN,
     Contributor,
@@ -594,8 +595,6 @@ def evaluate_pull_request(
                 "%s#%s: %s on %s (%s)", name, number, verdict.state, head_sha[:12], description
             )
         if ctx.settings.app_mode:  # the same verdict as this app's check run
-            from undersign.enforcement.checks import publish_check_run
-
             confirm()
             values.update(publish_check_run(ctx, name, number, head_sha, verdict, url))
         deferred = defer_comment and _comment_outdated(ctx, verdict, snapshot, url, coverage.title)
@@ -672,8 +671,6 @@ def evaluate_merge_group(
         context=ctx.settings.status_context,
     )
     if ctx.settings.app_mode:  # a required app check must not block the merge queue either
-        from undersign.enforcement.checks import publish_merge_group_check
-
         url = sign_url(ctx.settings.base_url, coverage.slug, name, (failing or numbers)[0])
         publish_merge_group_check(ctx, name, head_sha, state, description, url)
     return Outcome(state, head_sha)
@@ -776,8 +773,6 @@ def post_error_status(
                 verdict="error",
             )
             if ctx.settings.app_mode:
-                from undersign.enforcement.checks import publish_check_run
-
                 held.confirm()
                 held.values.update(
                     publish_check_run(ctx, name, number, head_sha, None, url, error=description)

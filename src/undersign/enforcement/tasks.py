@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from undersign.enforcement import service
-from undersign.enforcement.checks import APP_EVENT_KINDS, handle_app_delivery
+from undersign.enforcement.app_events import APP_EVENT_KINDS, handle_app_delivery
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound, RateLimited
 from undersign.github.webhooks import Event, has_recheck_command
 from undersign.jobs.context import JobContext
