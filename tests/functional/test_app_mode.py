@@ -5,7 +5,6 @@ the emulator; nothing is mocked."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +14,15 @@ from sqlalchemy import select, text
 from tests.conftest import (
     AGREEMENT_SLUG,
     CLAService,
-    Live,
-    make_settings,
+    LiveFactory,
     sign_in,
     sign_quietly,
 )
-from tests.support.live import LiveServer
 
+from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
+from undersign.jobs.queue import forget_queues, start_embedded_consumer
 
 APP_ID = 313131
 APP_SLUG = "undersign-cla"
@@ -48,14 +47,13 @@ def app_key() -> tuple[str, bytes]:
 
 @pytest.fixture
 def app_cla(
-    tmp_path: Path, emulator: EmulatorServer, database: Database, app_key: tuple[str, bytes]
+    live_factory: LiveFactory,
+    emulator: EmulatorServer,
+    database: Database,
+    app_key: tuple[str, bytes],
 ) -> Iterator[CLAService]:
     """undersign in app mode; octo-org (widgets, gadgets) covered by an org link; the app is
     registered on the emulator but not installed yet."""
-    from undersign.agreements.service import AgreementService
-    from undersign.jobs.queue import forget_queues, start_embedded_consumer
-    from undersign.web import create_app
-
     state = emulator.state
     for login in ("dave", "maint"):
         state.add_user(login, name=login.title(), email=f"{login}@example.com")
@@ -66,12 +64,9 @@ def app_cla(
         agreements = AgreementService(session)
         agreements.add_or_update(AGREEMENT_SLUG, "Individual CLA", "You agree to license it.")
         agreements.link_org("octo-org", AGREEMENT_SLUG)
-    server = LiveServer()
-    settings = make_settings(
-        tmp_path,
-        server.url,
-        emulator,
-        UNDERSIGN_DATABASE_URL=database.url,
+    # The app, not an OAuth app, signs people in: registered below with the app's callback.
+    live = live_factory(
+        oauth_secret=None,
         UNDERSIGN_GITHUB_CLIENT_ID=APP_CLIENT_ID,
         UNDERSIGN_GITHUB_CLIENT_SECRET=APP_SECRET,
         UNDERSIGN_GITHUB_APP_ID=str(APP_ID),
@@ -84,16 +79,13 @@ def app_cla(
         app_id=APP_ID,
         client_id=APP_CLIENT_ID,
         client_secret=APP_SECRET,
-        callback_urls=[settings.callback_url],
+        callback_urls=[live.settings.callback_url],
     )
-    server.start(create_app(settings, database=database))
-    live = Live(server.url, server, emulator, settings, database)
-    workers = settings.replace(job_retry_base_ms=50, job_max_attempts=3, job_lease=30)
+    workers = live.settings.replace(job_retry_base_ms=50, job_max_attempts=3, job_lease=30)
     consumer = start_embedded_consumer(workers, workers=2)
     yield CLAService(live, workers, consumer)
     consumer.stop()
     forget_queues()
-    server.stop()
 
 
 def install(cla: CLAService, repositories: list[str] | None = None) -> int:

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from tests.conftest import CLAService
+from tests.conftest import CLAFactory, CLAService, Live, LiveFactory
 
 from undersign.db import utcnow
 from undersign.jobs.models import Job
+from undersign.jobs.queue import forget_queues, start_embedded_consumer
 from undersign.web import create_app
 from undersign.web.webhooks import receive
 
@@ -116,41 +117,37 @@ def test_uppercase_hex_and_reserialized_body_are_refused(idle: CLAService) -> No
     assert idle.jobs() == []
 
 
-def test_previous_secret_is_accepted_during_rotation(cla_factory: Any, live: Any) -> None:
-    from tests.support.live import LiveServer
-
-    from undersign.web import create_app
-
-    service: CLAService = cla_factory(start=False)
-    settings = live.settings.replace(
-        webhook_secret="new-secret", webhook_secret_previous=live.settings.webhook_secret
+def test_previous_secret_is_accepted_during_rotation(
+    cla_factory: CLAFactory, live: Live, live_factory: LiveFactory
+) -> None:
+    service = cla_factory(start=False)
+    rotated = live_factory(
+        replace={
+            "webhook_secret": "new-secret",
+            "webhook_secret_previous": live.settings.webhook_secret,
+        }
     )
-    server = LiveServer()
-    server.start(create_app(settings, database=live.database))
-    try:
-        _, payload = pr_payload(service)
-        body = encoded(payload)
-        for secret in ("new-secret", str(live.settings.webhook_secret)):
-            response = httpx.post(
-                f"{server.url}/webhooks/github",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-GitHub-Event": "pull_request",
-                    "X-GitHub-Delivery": str(uuid.uuid4()),
-                    "X-GitHub-Hook-ID": "1",
-                    "X-Hub-Signature-256": sign(secret, body),
-                },
-            )
-            assert response.status_code == 202, response.text
+    _, payload = pr_payload(service)
+    body = encoded(payload)
+    for secret in ("new-secret", str(live.settings.webhook_secret)):
         response = httpx.post(
-            f"{server.url}/webhooks/github",
+            f"{rotated.url}/webhooks/github",
             content=body,
-            headers={"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": sign("old", body)},
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "pull_request",
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-GitHub-Hook-ID": "1",
+                "X-Hub-Signature-256": sign(secret, body),
+            },
         )
-        assert response.status_code == 401
-    finally:
-        server.stop()
+        assert response.status_code == 202, response.text
+    response = httpx.post(
+        f"{rotated.url}/webhooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": sign("old", body)},
+    )
+    assert response.status_code == 401
 
 
 # --- limits and malformed bodies ---------------------------------------------------------------
@@ -350,38 +347,37 @@ def test_queued_job_never_handed_to_huey_runs_after_a_restart(cla_factory: Any) 
 
 
 @pytest.mark.redis
-def test_redis_queue(live: Any, cla_repo: str) -> None:
+def test_redis_queue(live: Live, live_factory: LiveFactory, cla_repo: str) -> None:
     import redis
-    from tests.support.live import LiveServer
-
-    from undersign.jobs.queue import forget_queues, start_embedded_consumer
-    from undersign.web import create_app
 
     url = "redis://127.0.0.1:6379/13"
     client = redis.Redis.from_url(url)
     client.flushdb()
     state = live.emulator.state
-    settings = live.settings.replace(
-        queue_url=url,
-        github_token=state.issue_token("undersign-bot"),
-        job_retry_base_ms=50,
+    on_redis = live_factory(
+        replace={
+            "queue_url": url,
+            "github_token": state.issue_token("undersign-bot"),
+            "job_retry_base_ms": 50,
+        }
     )
-    server = LiveServer()
-    server.start(create_app(settings, database=live.database))
+    settings = on_redis.settings
     consumer = start_embedded_consumer(settings, workers=1)
     try:
         service = CLAService(live, settings, consumer)
         pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
         payload = state.pull_request_event(REPO, pr["number"], "opened")
         status, _ = state.deliver_webhook(
-            f"{server.url}/webhooks/github", "pull_request", payload, secret=settings.webhook_secret
+            f"{on_redis.url}/webhooks/github",
+            "pull_request",
+            payload,
+            secret=settings.webhook_secret,
         )
         assert status == 202
         service.wait_idle()
         assert service.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
     finally:
         consumer.stop()
-        server.stop()
         forget_queues()
         client.flushdb()
         client.close()

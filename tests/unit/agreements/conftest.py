@@ -8,22 +8,16 @@ transaction that is rolled back; CLI tests, which commit, use ``clean_database``
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
+from tests.support.databases import POSTGRES_URL, throwaway_schema
 
 from undersign.agreements.models import Agreement, AgreementVersion, Signature
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import Base, Database, import_models
-
-POSTGRES_URL = os.environ.get(
-    "UNDERSIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 TEXT_V1 = "# Contributor License Agreement\n\nYou grant us a licence to your contributions.\n"
 
@@ -46,22 +40,16 @@ def database(
 
     # The suite-wide ``--db`` option (tests/conftest.py) may name the PostgreSQL server.
     option = str(request.config.getoption("--db", default="sqlite"))
-    url = option if option.startswith("postgresql") else POSTGRES_URL
-    schema = f"test_agreements_{secrets.token_hex(6)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    server_url = option if option.startswith("postgresql") else POSTGRES_URL
     # No skip when the server is down: the PostgreSQL run is part of the suite (.ci/run
     # starts the server), so an unreachable server must fail loudly.
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        Base.metadata.create_all(db.engine)
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with throwaway_schema(server_url, prefix="test_agreements") as url:
+        db = Database(url)
+        try:
+            Base.metadata.create_all(db.engine)
+            yield db
+        finally:
+            db.dispose()
 
 
 @pytest.fixture
