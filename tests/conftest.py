@@ -191,6 +191,7 @@ class LiveFactory:
         if replace:
             settings = settings.replace(**replace)
         if oauth_secret is not None:
+            assert settings.github_client_id, "an OAuth client needs a client id"
             self.emulator.state.add_oauth_client(
                 settings.github_client_id, oauth_secret, [settings.callback_url]
             )
@@ -307,6 +308,12 @@ class CLAService:
     def status(self, repo: str, sha: str) -> dict[str, Any] | None:
         found = self.statuses(repo, sha)
         return found[0] if found else None
+
+    def status_state(self, repo: str, sha: str) -> str | None:
+        """The state of our newest status on ``sha`` ("success", "failure", ...); None if
+        there is none yet (which no expected state equals)."""
+        found = self.status(repo, sha)
+        return None if found is None else str(found["state"])
 
     def wait_for(
         self, predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition"

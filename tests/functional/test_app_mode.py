@@ -89,7 +89,7 @@ def app_cla(
 
 
 def install(cla: CLAService, repositories: list[str] | None = None) -> int:
-    state: Any = cla.state
+    state = cla.state
     installation = int(state.apps.install(APP_ID, "octo-org", repositories=repositories)["id"])
     status, _ = cla.deliver(
         "installation",
@@ -103,7 +103,7 @@ def install(cla: CLAService, repositories: list[str] | None = None) -> int:
 
 
 def check_runs(cla: CLAService, sha: str) -> list[dict[str, Any]]:
-    state: Any = cla.state
+    state = cla.state
     return list(state.apps.list_check_runs(REPO, sha))
 
 
@@ -116,7 +116,7 @@ def quietly_sign(cla: CLAService, login: str) -> None:
 def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
     app_cla: CLAService,
 ) -> None:
-    state: Any = app_cla.state
+    state = app_cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=2)
     sha = pr["head"]["sha"]
     assert app_cla.status(REPO, sha) is None  # nobody told undersign yet
@@ -153,7 +153,7 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
 
     # Signing turns both green: the same check run, updated in place.
     app_cla.sign("alice")
-    app_cla.wait_for(lambda: app_cla.status(REPO, sha)["state"] == "success", what="green")  # type: ignore[index]
+    app_cla.wait_for(lambda: app_cla.status_state(REPO, sha) == "success", what="green")
     app_cla.wait_idle()
     [run] = check_runs(app_cla, sha)
     assert run["conclusion"] == "success"
@@ -162,7 +162,7 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
 
 
 def test_rerequested_and_recheck_action_re_evaluate(app_cla: CLAService) -> None:
-    state: Any = app_cla.state
+    state = app_cla.state
     installation = install(app_cla)
     first = state.add_pull_request(REPO, user_login="alice", n_commits=1, head_ref="a")
     second = state.add_pull_request(REPO, user_login="bob", n_commits=1, head_ref="b")
@@ -196,18 +196,18 @@ def test_rerequested_and_recheck_action_re_evaluate(app_cla: CLAService) -> None
     for pr in (first, second):
         [run] = check_runs(app_cla, pr["head"]["sha"])
         assert run["conclusion"] == "success"
-        assert app_cla.status(REPO, pr["head"]["sha"])["state"] == "success"  # type: ignore[index]
+        assert app_cla.status_state(REPO, pr["head"]["sha"]) == "success"
 
 
 def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
-    state: Any = app_cla.state
+    state = app_cla.state
     installation = install(app_cla, repositories=["octo-org/gadgets"])
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     state.apps.add_repositories(installation, [REPO])
     payload = state.apps.installation_repositories_event(installation, "added", [REPO])
     assert app_cla.deliver("installation_repositories", payload)[0] == 202
     app_cla.wait_idle()
-    assert app_cla.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+    assert app_cla.status_state(REPO, pr["head"]["sha"]) == "failure"
     state.apps.remove_repositories(installation, [REPO])
     payload = state.apps.installation_repositories_event(installation, "removed", [REPO])
     assert app_cla.deliver("installation_repositories", payload)[0] == 202
@@ -218,11 +218,11 @@ def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
 
 
 def test_token_mode_never_calls_the_checks_api(cla: CLAService) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     assert cla.deliver("pull_request", state.pull_request_event(REPO, pr["number"]))[0] == 202
     cla.wait_idle()
-    assert cla.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, pr["head"]["sha"]) == "failure"
     assert state.api_calls(path_prefix=f"/repos/{REPO}/check-runs") == []
     assert not any("check-runs" in r.path for r in state.requests)
 
@@ -233,7 +233,7 @@ def test_sign_in_through_the_github_app_with_expiring_tokens(app_cla: CLAService
         page = sign_in(live, client, "alice")
         assert page.status_code == 200
         assert "alice" in page.text
-    state: Any = app_cla.state
+    state = app_cla.state
     user_tokens = [t for t in state._tokens if t.startswith("ghu_")]
     assert len(user_tokens) == 1
     info = state.apps.tokens[user_tokens[0]]

@@ -50,6 +50,7 @@ def test_the_demo_shows_both_agent_policies(
     sign_quietly(database, "handmade-cla", "alice", state.user("alice")["id"])
     refused = evaluate_pull_request(ctx, NO_AGENTS_REPO, 1)
     assert refused.state == "failure" and refused.verdict is not None
+    assert refused.head_sha is not None
     assert [c.email for c in refused.verdict.refused] == ["noreply@anthropic.com"]
     status = state.combined_status(NO_AGENTS_REPO, refused.head_sha)["statuses"][0]
     assert "accepts no AI agent commits" in status["description"]

@@ -62,7 +62,7 @@ def queue_name() -> Iterator[str]:
 def cluster(
     tmp_path: Path, emulator: EmulatorServer, pg_url: str, queue_name: str
 ) -> Iterator[dict[str, Any]]:
-    state: Any = emulator.state
+    state = emulator.state
     state.add_user(BOT_LOGIN, name="undersign", email="bot@undersign.invalid")
     state.add_org("octo-org", members=[])
     state.add_repo(REPO)
@@ -136,7 +136,7 @@ def on(url: str, other: str) -> str:
 
 
 def deliver(state: Any, web: Process, event: str, payload: Any, **kwargs: Any) -> tuple[int, str]:
-    return state.deliver_webhook(  # type: ignore[no-any-return]
+    return state.deliver_webhook(
         f"{web.url}/webhooks/github", event, payload, secret=WEBHOOK_SECRET, **kwargs
     )
 

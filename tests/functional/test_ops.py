@@ -110,7 +110,7 @@ def delivered(found: dict[tuple[str, frozenset[Any]], float], event: str, outcom
 
 
 def test_metrics_count_deliveries_jobs_github_calls_and_signatures(cla: CLAService) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     payload = state.pull_request_event(REPO, pr["number"], "opened")
     status, guid = cla.deliver("pull_request", payload)
@@ -213,7 +213,7 @@ def test_with_one_trusted_proxy_forwarded_for_and_proto_count(live_factory: Live
 def test_serve_and_worker_logs_are_json_lines_without_secrets(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
-    state: Any = emulator.state
+    state = emulator.state
     state.add_user(BOT_LOGIN, name="undersign", email="bot@undersign.invalid")
     state.add_org("octo-org", members=[])
     state.add_repo(REPO)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from tests.conftest import Live, LiveFactory, sign_in
 
 from undersign.agreements.models import AgreementVersion, Signature
-from undersign.agreements.service import AgreementService
+from undersign.agreements.service import AgreementService, ChangeType
 from undersign.db import Database
 from undersign.web.signing import SIGNATURE_HOOK
 
@@ -43,7 +43,7 @@ def publish(
     *,
     slug: str = "cla",
     fields: Any = None,
-    change_type: str = "material",
+    change_type: ChangeType = "material",
 ) -> AgreementVersion:
     with database.session() as session:
         _, version, _ = AgreementService(session).add_or_update(
@@ -51,7 +51,7 @@ def publish(
             "Individual CLA",
             text,
             fields,
-            change_type,  # type: ignore[arg-type]
+            change_type,
         )
         return version
 

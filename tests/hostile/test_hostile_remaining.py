@@ -347,7 +347,7 @@ def test_no_secret_in_any_log_line_or_page(
         if r.path.endswith("/user") and r.headers.get("Authorization")
     }
     assert user_tokens, "the app never called GET /user with the user's token"
-    secrets_ = {
+    secrets_: dict[str, set[Any]] = {
         "OAuth code": {code},
         "OAuth state": {oauth_state},
         "user access token": user_tokens,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tests.support.databases import POSTGRES_URL, throwaway_schema
 
 from undersign.agreements.models import Agreement, AgreementVersion, Signature
-from undersign.agreements.service import AgreementService, SignatureService
+from undersign.agreements.service import AgreementService, ChangeType, SignatureService
 from undersign.db import Base, Database, import_models
 
 TEXT_V1 = "# Contributor License Agreement\n\nYou grant us a licence to your contributions.\n"
@@ -98,14 +98,17 @@ def make_agreement(
     agreements: AgreementService,
 ) -> Callable[..., tuple[Agreement, AgreementVersion]]:
     def make(
-        slug: str = "cla", text: str = TEXT_V1, fields: Any = None, change_type: str = "material"
+        slug: str = "cla",
+        text: str = TEXT_V1,
+        fields: Any = None,
+        change_type: ChangeType = "material",
     ) -> tuple[Agreement, AgreementVersion]:
         agreement, version, _ = agreements.add_or_update(
             slug,
             f"{slug.upper()} agreement",
             text,
             fields,
-            change_type,  # type: ignore[arg-type]
+            change_type,
         )
         return agreement, version
 
