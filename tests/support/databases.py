@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 #: The server the PostgreSQL tests use unless ``--db`` (or the variable) names another.
 POSTGRES_URL = os.environ.get(
@@ -31,14 +32,12 @@ def throwaway_schema(server_url: str = POSTGRES_URL, prefix: str = "t") -> Itera
     it (with everything in it) on exit. An unreachable server fails loudly: the PostgreSQL
     pass is part of the suite, never skipped."""
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    # No pool: the shared server's connection slots are not held idle while the test runs.
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            yield with_search_path(server_url, schema)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        yield with_search_path(server_url, schema)
     finally:
-        admin.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
