@@ -1,29 +1,39 @@
-"""Fixtures shared by every test: databases, the GitHub emulator, the live app, a browser."""
+"""Fixtures shared by every test: databases, the GitHub emulator, the live app, a browser.
+
+Depends on the whole of undersign (the app is served as in production) and on
+``tests/support`` for the servers and databases themselves."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select
 from tests.accessibility import AccessibilityAudit
+from tests.support.databases import throwaway_schema
+from tests.support.emulator import DEFAULT_USERS, running_emulator
 from tests.support.live import LiveServer
 
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer, GitHubEmulator
+from undersign.jobs.models import Job
+from undersign.jobs.queue import ConsumerHandle, start_embedded_consumer
 from undersign.migrations import load_models
-from undersign.runtime import Runtime
+from undersign.runtime import Runtime, build_runtime
+from undersign.web import create_app
 
 CLIENT_ID = "Ov23liTestClient0001"
 CLIENT_SECRET = "test-client-secret-0123456789abcdef0123"
@@ -66,22 +76,12 @@ def database_url(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
         shutil.copy(template, path)
         yield f"sqlite:///{path}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(db_backend)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in db_backend else "?"
-    url = f"{db_backend}{separator}options=-csearch_path%3D{schema}"
-    engine = create_engine(url)
-    load_models()
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    try:
+    with throwaway_schema(db_backend) as url:
+        engine = create_engine(url)
+        load_models()
+        Base.metadata.create_all(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -94,11 +94,8 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
     """A GitHub emulator on a loopback port, fresh for each test."""
-    server = EmulatorServer(GitHubEmulator(), host="127.0.0.1", port=0).start()
-    for login in ("alice", "bob", "carol"):
-        server.state.add_user(login, name=login.title(), email=f"{login}@example.com")
-    yield server
-    server.stop()
+    with running_emulator(users=DEFAULT_USERS) as server:
+        yield server
 
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/0"
@@ -148,21 +145,81 @@ class Live:
     settings: Settings
     database: Database
 
+    @property
+    def app(self) -> Flask:
+        """The Flask app being served."""
+        assert self.server.app is not None
+        return self.server.app
+
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
 
 
-@pytest.fixture
-def live(tmp_path: Path, emulator: EmulatorServer, database: Database) -> Iterator[Live]:
-    """The real app served over HTTP on loopback, signed in through the emulator."""
-    from undersign.web import create_app
+class LiveFactory:
+    """Starts the real app over HTTP on loopback ports, as many as a test needs; the
+    ``live_factory`` fixture stops every one at teardown.
 
-    server = LiveServer()
-    settings = make_settings(tmp_path, server.url, emulator, UNDERSIGN_DATABASE_URL=database.url)
-    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
-    server.start(create_app(settings, database=database))
-    yield Live(server.url, server, emulator, settings, database)
-    server.stop()
+    Each app gets its own instance directory under the test's ``tmp_path`` and, unless told
+    otherwise, the test's database and an OAuth client on the emulator for its callback."""
+
+    def __init__(self, tmp_path: Path, emulator: EmulatorServer, database: Database) -> None:
+        self.tmp_path = tmp_path
+        self.emulator = emulator
+        self.database = database
+        self.started: list[Live] = []
+
+    def __call__(
+        self,
+        *,
+        database: Database | None = None,
+        host: str = "127.0.0.1",
+        oauth_secret: str | None = CLIENT_SECRET,
+        replace: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
+        **env: str,
+    ) -> Live:
+        """One more app. ``env``: UNDERSIGN_* variables over the test defaults; ``replace``:
+        settings fields changed after loading (values the environment cannot spell);
+        ``host``: the name its base URL uses (it always binds 127.0.0.1); ``oauth_secret``:
+        the secret the emulator's OAuth client for it expects (None registers no client);
+        ``extras``: app extensions handed to ``create_app``."""
+        database = database or self.database
+        server = LiveServer()
+        base_url = f"http://{host}:{server.port}"
+        instance = self.tmp_path / f"app{len(self.started)}" if self.started else self.tmp_path
+        env = {"UNDERSIGN_DATABASE_URL": database.url, **env}
+        settings = make_settings(instance, base_url, self.emulator, **env)
+        if replace:
+            settings = settings.replace(**replace)
+        if oauth_secret is not None:
+            assert settings.github_client_id, "an OAuth client needs a client id"
+            self.emulator.state.add_oauth_client(
+                settings.github_client_id, oauth_secret, [settings.callback_url]
+            )
+        server.start(create_app(settings, database=database, extras=dict(extras or {})))
+        live = Live(base_url, server, self.emulator, settings, database)
+        self.started.append(live)
+        return live
+
+    def stop(self) -> None:
+        for live in reversed(self.started):
+            live.server.stop()
+
+
+@pytest.fixture
+def live_factory(
+    tmp_path: Path, emulator: EmulatorServer, database: Database
+) -> Iterator[LiveFactory]:
+    """Start real apps with ``live_factory(**overrides)``; every one stops after the test."""
+    factory = LiveFactory(tmp_path, emulator, database)
+    yield factory
+    factory.stop()
+
+
+@pytest.fixture
+def live(live_factory: LiveFactory) -> Live:
+    """The real app served over HTTP on loopback, signed in through the emulator."""
+    return live_factory()
 
 
 def sign_in(
@@ -196,11 +253,11 @@ class CLAService:
 
     live: Live
     settings: Settings  # what the workers run with (the bot token included)
-    consumer: object
+    consumer: ConsumerHandle | None
     runtime: Runtime  # built from ``settings``: its queue shares the live app's storage
 
     @property
-    def state(self) -> object:
+    def state(self) -> GitHubEmulator:
         return self.live.emulator.state
 
     @property
@@ -211,17 +268,18 @@ class CLAService:
     def hook_url(self) -> str:
         return f"{self.live.url}/webhooks/github"
 
-    def deliver(self, event: str, payload: object, **kwargs: object) -> tuple[int | None, str]:
-        """Send a signed delivery from the emulator, as GitHub would."""
-        return self.live.emulator.state.deliver_webhook(  # type: ignore[no-any-return]
-            self.hook_url, event, payload, secret=self.settings.webhook_secret, **kwargs
+    def deliver(
+        self, event: str, payload: dict[str, Any] | bytes, **options: Any
+    ) -> tuple[int | None, str]:
+        """Send a signed delivery from the emulator, as GitHub would (``options``: those of
+        ``GitHubEmulator.deliver_webhook``)."""
+        return self.state.deliver_webhook(
+            self.hook_url, event, payload, secret=self.settings.webhook_secret, **options
         )
 
     def sign(self, login: str) -> None:
         """``login`` signs the agreement through the agreements service, with the hook the
         signing view uses."""
-        from undersign.agreements.service import AgreementService, SignatureService
-
         user = self.live.emulator.state.user(login)
         with self.database.session() as session:
             version = AgreementService(session).current_version(AGREEMENT_SLUG)
@@ -236,16 +294,12 @@ class CLAService:
             )
 
     def revoke(self, login: str) -> None:
-        from undersign.agreements.service import SignatureService
-
         with self.database.session() as session:
             SignatureService(session, on_change=self.runtime.signature_hook(session)).revoke(
                 (AGREEMENT_SLUG, login), by="test", reason="testing revocation"
             )
 
-    def statuses(
-        self, repo: str, sha: str, context: str = "license/cla"
-    ) -> list[dict[str, object]]:
+    def statuses(self, repo: str, sha: str, context: str = "license/cla") -> list[dict[str, Any]]:
         """Our statuses on ``sha``, newest first."""
         return [
             s
@@ -253,25 +307,28 @@ class CLAService:
             if str(s["context"]).lower() == context
         ]
 
-    def status(self, repo: str, sha: str) -> dict[str, object] | None:
+    def status(self, repo: str, sha: str) -> dict[str, Any] | None:
         found = self.statuses(repo, sha)
         return found[0] if found else None
 
-    def wait_for(self, predicate: object, timeout: float = 15.0, what: str = "condition") -> None:
-        import time
+    def status_state(self, repo: str, sha: str) -> str | None:
+        """The state of our newest status on ``sha`` ("success", "failure", ...); None if
+        there is none yet (which no expected state equals)."""
+        found = self.status(repo, sha)
+        return None if found is None else str(found["state"])
 
+    def wait_for(
+        self, predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if predicate():  # type: ignore[operator]
+            if predicate():
                 return
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}")
 
     def wait_idle(self, timeout: float = 15.0) -> None:
         """Until every job row is done or failed."""
-        from sqlalchemy import func, select
-
-        from undersign.jobs.models import Job
 
         def idle() -> bool:
             with self.database.session() as session:
@@ -284,11 +341,7 @@ class CLAService:
 
         self.wait_for(idle, timeout, "the queue to drain")
 
-    def jobs(self) -> list[object]:
-        from sqlalchemy import select
-
-        from undersign.jobs.models import Job
-
+    def jobs(self) -> list[Job]:
         with self.database.session() as session:
             return list(session.scalars(select(Job).order_by(Job.id)))
 
@@ -330,8 +383,6 @@ def cla_repo(live: Live) -> str:
     for repo in ("octo-org/widgets", "octo-org/gadgets"):
         state.add_repo(repo)
         state.add_collaborator(repo, BOT_LOGIN, "write")
-    from undersign.agreements.service import AgreementService
-
     with live.database.session() as session:
         agreements = AgreementService(session)
         agreements.add_or_update(AGREEMENT_SLUG, "Individual CLA", "You agree to license it.")
@@ -339,16 +390,20 @@ def cla_repo(live: Live) -> str:
     return "octo-org/widgets"
 
 
-@pytest.fixture
-def cla_factory(live: Live, cla_repo: str) -> Iterator[object]:
-    """Build a ``CLAService`` with its embedded consumer (settings overridable); stops it."""
-    from undersign.jobs.queue import start_embedded_consumer
-    from undersign.runtime import build_runtime
+class CLAFactory(Protocol):
+    """Builds a ``CLAService``: ``start`` its embedded consumer or not; ``changes`` are
+    settings fields over ``cla_settings``' defaults."""
 
-    started: list[object] = []
+    def __call__(self, start: bool = True, **changes: Any) -> CLAService: ...
+
+
+@pytest.fixture
+def cla_factory(live: Live, cla_repo: str) -> Iterator[CLAFactory]:
+    """Build a ``CLAService`` with its embedded consumer (settings overridable); stops it."""
+    started: list[ConsumerHandle] = []
     runtimes: list[Runtime] = []
 
-    def build(start: bool = True, **changes: object) -> CLAService:
+    def build(start: bool = True, **changes: Any) -> CLAService:
         token = live.emulator.state.issue_token(BOT_LOGIN)
         settings = cla_settings(live, token, **changes)
         runtime = build_runtime(settings, live.database)
@@ -367,8 +422,8 @@ def cla_factory(live: Live, cla_repo: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def cla(cla_factory: object) -> CLAService:
-    return cla_factory()  # type: ignore[operator,no-any-return]
+def cla(cla_factory: CLAFactory) -> CLAService:
+    return cla_factory()
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

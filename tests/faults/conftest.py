@@ -3,16 +3,10 @@ timeouts, leases and backoffs so every fault resolves in seconds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import CLIENT_ID, CLAService, Live, make_settings
-from tests.support.live import LiveServer
-
-from undersign.db import Database
-from undersign.emulator import EmulatorServer
+from tests.conftest import CLAFactory, CLAService, Live, LiveFactory
 
 #: What the workers run with in this suite (production: 10 s, 2 s, 120 s, 60 s).
 FAST: dict[str, Any] = {
@@ -28,28 +22,13 @@ FAST: dict[str, Any] = {
 
 
 @pytest.fixture
-def live(tmp_path: Path, emulator: EmulatorServer, database: Database) -> Iterator[Live]:
+def live(live_factory: LiveFactory) -> Live:
     """The live app of tests/conftest.py, without the periodic reconciler (see FAST)."""
-    from tests.conftest import CLIENT_SECRET
-
-    from undersign.web import create_app
-
-    server = LiveServer()
-    settings = make_settings(
-        tmp_path,
-        server.url,
-        emulator,
-        UNDERSIGN_DATABASE_URL=database.url,
-        UNDERSIGN_RECONCILE_INTERVAL="0",
-    )
-    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
-    server.start(create_app(settings, database=database))
-    yield Live(server.url, server, emulator, settings, database)
-    server.stop()
+    return live_factory(UNDERSIGN_RECONCILE_INTERVAL="0")
 
 
 @pytest.fixture
-def fast_factory(cla_factory: Callable[..., CLAService]) -> Callable[..., CLAService]:
+def fast_factory(cla_factory: CLAFactory) -> CLAFactory:
     def build(start: bool = True, **changes: Any) -> CLAService:
         return cla_factory(start=start, **{**FAST, **changes})
 
@@ -57,6 +36,6 @@ def fast_factory(cla_factory: Callable[..., CLAService]) -> Callable[..., CLASer
 
 
 @pytest.fixture
-def fast(fast_factory: Callable[..., CLAService]) -> CLAService:
+def fast(fast_factory: CLAFactory) -> CLAService:
     """The CLA service with an embedded consumer (2 worker threads) and FAST settings."""
     return fast_factory()

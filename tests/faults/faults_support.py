@@ -50,48 +50,44 @@ def free_port() -> int:
 
 
 def open_pr(cla: CLAService, login: str, n_commits: int = 1, **kw: Any) -> dict[str, Any]:
-    pr: dict[str, Any] = cla.state.add_pull_request(  # type: ignore[attr-defined]
+    pr: dict[str, Any] = cla.state.add_pull_request(
         REPO, user_login=login, n_commits=n_commits, **kw
     )
     return pr
 
 
 def head(cla: CLAService, number: int) -> str:
-    return str(cla.state.pull_request(REPO, number)["head"]["sha"])  # type: ignore[attr-defined]
+    return str(cla.state.pull_request(REPO, number)["head"]["sha"])
 
 
 def event(cla: CLAService, number: int, action: str = "opened") -> dict[str, Any]:
     """The ``pull_request`` payload for the pull request as it is now."""
-    return cla.state.pull_request_event(REPO, number, action)  # type: ignore[attr-defined]
+    return cla.state.pull_request_event(REPO, number, action)
 
 
 def our_statuses(cla: CLAService, sha: str) -> list[dict[str, Any]]:
     """Every status undersign set on ``sha``, newest first (the emulator keeps them all)."""
     return [
         s
-        for s in cla.state.statuses(REPO, sha)  # type: ignore[attr-defined]
+        for s in cla.state.statuses(REPO, sha)
         if str(s["context"]).lower() == CONTEXT and s["creator"]["login"] == BOT_LOGIN
     ]
 
 
 def our_comments(cla: CLAService, number: int) -> list[dict[str, Any]]:
-    return [
-        c
-        for c in cla.state.comments(REPO, number)  # type: ignore[attr-defined]
-        if c["user"]["login"] == BOT_LOGIN
-    ]
+    return [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
 
 
 def status_posts(cla: CLAService, sha: str | None = None) -> list[Any]:
     """Status POSTs the emulator answered (any outcome), oldest first."""
     path = f"/repos/{REPO}/statuses/{sha or ''}"
-    return list(cla.state.api_calls("POST", path))  # type: ignore[attr-defined]
+    return list(cla.state.api_calls("POST", path))
 
 
 def fault_taken(cla: CLAService) -> bool:
     """True once every injected fault was used: a request hit it and, when it has a delay, is
     being held right now. (The emulator drops a fault when its last use starts.)"""
-    state: Any = cla.state
+    state = cla.state
     with state.lock:
         return not state._faults
 
@@ -108,7 +104,7 @@ def assert_final_verdict(
     assert [s["state"] for s in statuses] == [state] * len(statuses), statuses
     assert len(statuses) <= max_statuses, f"{len(statuses)} statuses on {sha[:7]}"
     assert len(our_comments(cla, number)) == comments
-    rows = [(j.id, j.status, j.last_error) for j in cla.jobs()]  # type: ignore[attr-defined]
+    rows = [(j.id, j.status, j.last_error) for j in cla.jobs()]
     assert rows and all(status == "done" for _, status, _ in rows), rows
     return sha
 

@@ -5,7 +5,6 @@ head's verdict never reaches the new one."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from faults_support import (
     REPO,
@@ -47,7 +46,7 @@ def test_the_same_delivery_five_times_at_once_makes_one_job(fast: CLAService) ->
     assert answers == [202] * 5
     fast.wait_idle()
     [job] = fast.jobs()
-    assert (job.delivery_id, job.hook_id) == (guid, "4242")  # type: ignore[attr-defined]
+    assert (job.delivery_id, job.hook_id) == (guid, "4242")
     assert_final_verdict(fast, pr["number"], "failure")
     # A sixth redelivery, after it was processed: a 2xx no-op.
     assert fast.live.emulator.state.redeliver(guid) == 202
@@ -64,7 +63,7 @@ def test_synchronize_before_opened_ends_on_the_current_head(fast: CLAService) ->
     pr = open_pr(fast, "alice")
     old = head(fast, pr["number"])
     opened = event(fast, pr["number"], "opened")
-    fast.state.push_commits(REPO, pr["number"], n_commits=1, author_login="bob")  # type: ignore[attr-defined]
+    fast.state.push_commits(REPO, pr["number"], n_commits=1, author_login="bob")
     synchronize = event(fast, pr["number"], "synchronize")
     assert fast.deliver("pull_request", synchronize)[0] == 202
     assert fast.deliver("pull_request", opened)[0] == 202
@@ -81,7 +80,7 @@ def test_force_push_during_the_commit_listing_gives_the_new_head_its_verdict(
     fast.sign("alice")
     pr = open_pr(fast, "alice")
     old = head(fast, pr["number"])
-    fast.state.add_fault("GET", r"/pulls/\d+/commits", status=None, delay=1.0, times=1)  # type: ignore[attr-defined]
+    fast.state.add_fault("GET", r"/pulls/\d+/commits", status=None, delay=1.0, times=1)
     fast.deliver("pull_request", event(fast, pr["number"]))
     wait_until(lambda: fault_taken(fast), 10, "the listing to be held")
     forced = _force_push(fast, pr["number"], "bob")
@@ -101,7 +100,7 @@ def test_force_push_while_the_old_heads_status_is_posted_never_greens_the_new_he
     fast.sign("alice")
     pr = open_pr(fast, "alice")
     old = head(fast, pr["number"])
-    fast.state.add_fault("POST", r"/statuses/", status=None, delay=1.0, times=1)  # type: ignore[attr-defined]
+    fast.state.add_fault("POST", r"/statuses/", status=None, delay=1.0, times=1)
     fast.deliver("pull_request", event(fast, pr["number"]))
     wait_until(lambda: fault_taken(fast), 10, "the old head's status to be held")
     forced = _force_push(fast, pr["number"], "bob")
@@ -114,7 +113,7 @@ def test_force_push_while_the_old_heads_status_is_posted_never_greens_the_new_he
 
 def _force_push(cla: CLAService, number: int, author_login: str) -> str:
     """Replace the pull request's commits by one new commit on its base (a force-push)."""
-    state: Any = cla.state
+    state = cla.state
     with state.lock:
         pr = state._require_pull(REPO, number)
         base = pr.base_sha

@@ -71,7 +71,7 @@ def test_database_down_during_a_job_the_job_finishes_after_the_restart(
 ) -> None:
     caplog.set_level(logging.INFO, logger="undersign.jobs")
     pr = open_pr(fast, "bob")
-    fast.state.add_fault("GET", r"/pulls/\d+/commits", status=None, delay=1.0, times=1)  # type: ignore[attr-defined]
+    fast.state.add_fault("GET", r"/pulls/\d+/commits", status=None, delay=1.0, times=1)
     assert fast.deliver("pull_request", event(fast, pr["number"]))[0] == 202
     wait_until(lambda: fault_taken(fast), 15, "the job to be listing commits")
     pg.stop()
@@ -83,5 +83,5 @@ def test_database_down_during_a_job_the_job_finishes_after_the_restart(
     pg.start()
     fast.wait_idle(30)
     [job] = fast.jobs()
-    assert job.attempts >= 2  # type: ignore[attr-defined]
+    assert job.attempts >= 2
     assert_final_verdict(fast, pr["number"], "failure")

@@ -19,7 +19,7 @@ from faults_support import (
     wait_until,
     worker_env,
 )
-from tests.conftest import CLAService
+from tests.conftest import CLAFactory
 
 from undersign.db import utcnow
 
@@ -33,15 +33,15 @@ KILL_POINTS = {
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_sigkill_mid_job_then_another_worker_finishes_it(
-    fast_factory: object, tmp_path: Path, point: str
+    fast_factory: CLAFactory, tmp_path: Path, point: str
 ) -> None:
-    cla: CLAService = fast_factory(start=False)  # type: ignore[operator]
+    cla = fast_factory(start=False)
     method, path, statuses_before, comments_before = KILL_POINTS[point]
     pr = open_pr(cla, "bob")
     sha = head(cla, pr["number"])
     env = worker_env(cla, tmp_path)
     # GitHub holds the call for 2 s, then carries it out (to a client that is gone by then).
-    cla.state.add_fault(method, path, status=None, delay=2.0, times=1)  # type: ignore[attr-defined]
+    cla.state.add_fault(method, path, status=None, delay=2.0, times=1)
     first = WorkerProcess(env, tmp_path / "worker-1.log")
     second: WorkerProcess | None = None
     try:
@@ -49,7 +49,7 @@ def test_sigkill_mid_job_then_another_worker_finishes_it(
         wait_until(lambda: fault_taken(cla), 30, f"the worker to be {point}")
         first.kill()
         [job] = cla.jobs()
-        assert job.status == "running"  # type: ignore[attr-defined]
+        assert job.status == "running"
         # What GitHub did with the call in flight, once its delay is over.
         wait_until(
             lambda: (
@@ -59,7 +59,7 @@ def test_sigkill_mid_job_then_another_worker_finishes_it(
             10,
             "the held call to finish",
         )
-        wait_until(lambda: job.lease_until < utcnow(), 10, "the lease to run out")  # type: ignore[attr-defined]
+        wait_until(lambda: job.lease_until < utcnow(), 10, "the lease to run out")
         second = WorkerProcess(env, tmp_path / "worker-2.log")
         cla.wait_idle(30)
     finally:
@@ -67,6 +67,6 @@ def test_sigkill_mid_job_then_another_worker_finishes_it(
         if second is not None:
             second.stop()
     [job] = cla.jobs()
-    assert (job.status, job.attempts) == ("done", 2), second.log() if second else ""  # type: ignore[attr-defined]
+    assert (job.status, job.attempts) == ("done", 2), second.log() if second else ""
     # At most one extra identical status (the re-run does not know the first one landed).
     assert_final_verdict(cla, pr["number"], "failure", comments=1, max_statuses=2)

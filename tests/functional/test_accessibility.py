@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import Route
 from tests.conftest import BrowserPage, Live
 
 from undersign.agreements.service import AgreementService
@@ -39,10 +40,10 @@ def test_the_scan_reports_an_unreachable_scrolling_box(live: Live, page: Browser
         AgreementService(session).add_or_update("cla", "Individual CLA", LONG_TEXT)
     tab = page.page
 
-    def without_tabindex(route: object) -> None:
-        response = route.fetch()  # type: ignore[attr-defined]
+    def without_tabindex(route: Route) -> None:
+        response = route.fetch()
         body = response.text().replace('tabindex="0" ', "")
-        route.fulfill(response=response, body=body)  # type: ignore[attr-defined]
+        route.fulfill(response=response, body=body)
 
     tab.route(f"{live.url}/sign/cla", without_tabindex)
     tab.goto(f"{live.url}/sign/cla")

@@ -5,7 +5,6 @@ the emulator; nothing is mocked."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +14,16 @@ from sqlalchemy import select, text
 from tests.conftest import (
     AGREEMENT_SLUG,
     CLAService,
-    Live,
-    make_settings,
+    LiveFactory,
     sign_in,
     sign_quietly,
 )
-from tests.support.live import LiveServer
 
+from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
+from undersign.jobs.queue import start_embedded_consumer
+from undersign.runtime import build_runtime
 
 APP_ID = 313131
 APP_SLUG = "undersign-cla"
@@ -48,15 +48,13 @@ def app_key() -> tuple[str, bytes]:
 
 @pytest.fixture
 def app_cla(
-    tmp_path: Path, emulator: EmulatorServer, database: Database, app_key: tuple[str, bytes]
+    live_factory: LiveFactory,
+    emulator: EmulatorServer,
+    database: Database,
+    app_key: tuple[str, bytes],
 ) -> Iterator[CLAService]:
     """undersign in app mode; octo-org (widgets, gadgets) covered by an org link; the app is
     registered on the emulator but not installed yet."""
-    from undersign.agreements.service import AgreementService
-    from undersign.jobs.queue import start_embedded_consumer
-    from undersign.runtime import build_runtime
-    from undersign.web import create_app
-
     state = emulator.state
     for login in ("dave", "maint"):
         state.add_user(login, name=login.title(), email=f"{login}@example.com")
@@ -67,12 +65,9 @@ def app_cla(
         agreements = AgreementService(session)
         agreements.add_or_update(AGREEMENT_SLUG, "Individual CLA", "You agree to license it.")
         agreements.link_org("octo-org", AGREEMENT_SLUG)
-    server = LiveServer()
-    settings = make_settings(
-        tmp_path,
-        server.url,
-        emulator,
-        UNDERSIGN_DATABASE_URL=database.url,
+    # The app, not an OAuth app, signs people in: registered below with the app's callback.
+    live = live_factory(
+        oauth_secret=None,
         UNDERSIGN_GITHUB_CLIENT_ID=APP_CLIENT_ID,
         UNDERSIGN_GITHUB_CLIENT_SECRET=APP_SECRET,
         UNDERSIGN_GITHUB_APP_ID=str(APP_ID),
@@ -85,22 +80,19 @@ def app_cla(
         app_id=APP_ID,
         client_id=APP_CLIENT_ID,
         client_secret=APP_SECRET,
-        callback_urls=[settings.callback_url],
+        callback_urls=[live.settings.callback_url],
     )
-    server.start(create_app(settings, database=database))
-    live = Live(server.url, server, emulator, settings, database)
-    workers = settings.replace(job_retry_base_ms=50, job_max_attempts=3, job_lease=30)
+    workers = live.settings.replace(job_retry_base_ms=50, job_max_attempts=3, job_lease=30)
     runtime = build_runtime(workers, database)
     consumer = start_embedded_consumer(runtime.queue, workers=2)
     yield CLAService(live, workers, consumer, runtime)
     consumer.stop()
     runtime.queue.huey.flush()  # no keys left in Redis
     runtime.close()
-    server.stop()
 
 
 def install(cla: CLAService, repositories: list[str] | None = None) -> int:
-    state: Any = cla.state
+    state = cla.state
     installation = int(state.apps.install(APP_ID, "octo-org", repositories=repositories)["id"])
     status, _ = cla.deliver(
         "installation",
@@ -114,7 +106,7 @@ def install(cla: CLAService, repositories: list[str] | None = None) -> int:
 
 
 def check_runs(cla: CLAService, sha: str) -> list[dict[str, Any]]:
-    state: Any = cla.state
+    state = cla.state
     return list(state.apps.list_check_runs(REPO, sha))
 
 
@@ -127,7 +119,7 @@ def quietly_sign(cla: CLAService, login: str) -> None:
 def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
     app_cla: CLAService,
 ) -> None:
-    state: Any = app_cla.state
+    state = app_cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=2)
     sha = pr["head"]["sha"]
     assert app_cla.status(REPO, sha) is None  # nobody told undersign yet
@@ -164,7 +156,7 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
 
     # Signing turns both green: the same check run, updated in place.
     app_cla.sign("alice")
-    app_cla.wait_for(lambda: app_cla.status(REPO, sha)["state"] == "success", what="green")  # type: ignore[index]
+    app_cla.wait_for(lambda: app_cla.status_state(REPO, sha) == "success", what="green")
     app_cla.wait_idle()
     [run] = check_runs(app_cla, sha)
     assert run["conclusion"] == "success"
@@ -173,7 +165,7 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
 
 
 def test_rerequested_and_recheck_action_re_evaluate(app_cla: CLAService) -> None:
-    state: Any = app_cla.state
+    state = app_cla.state
     installation = install(app_cla)
     first = state.add_pull_request(REPO, user_login="alice", n_commits=1, head_ref="a")
     second = state.add_pull_request(REPO, user_login="bob", n_commits=1, head_ref="b")
@@ -207,18 +199,18 @@ def test_rerequested_and_recheck_action_re_evaluate(app_cla: CLAService) -> None
     for pr in (first, second):
         [run] = check_runs(app_cla, pr["head"]["sha"])
         assert run["conclusion"] == "success"
-        assert app_cla.status(REPO, pr["head"]["sha"])["state"] == "success"  # type: ignore[index]
+        assert app_cla.status_state(REPO, pr["head"]["sha"]) == "success"
 
 
 def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
-    state: Any = app_cla.state
+    state = app_cla.state
     installation = install(app_cla, repositories=["octo-org/gadgets"])
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     state.apps.add_repositories(installation, [REPO])
     payload = state.apps.installation_repositories_event(installation, "added", [REPO])
     assert app_cla.deliver("installation_repositories", payload)[0] == 202
     app_cla.wait_idle()
-    assert app_cla.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+    assert app_cla.status_state(REPO, pr["head"]["sha"]) == "failure"
     state.apps.remove_repositories(installation, [REPO])
     payload = state.apps.installation_repositories_event(installation, "removed", [REPO])
     assert app_cla.deliver("installation_repositories", payload)[0] == 202
@@ -229,11 +221,11 @@ def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
 
 
 def test_token_mode_never_calls_the_checks_api(cla: CLAService) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     assert cla.deliver("pull_request", state.pull_request_event(REPO, pr["number"]))[0] == 202
     cla.wait_idle()
-    assert cla.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, pr["head"]["sha"]) == "failure"
     assert state.api_calls(path_prefix=f"/repos/{REPO}/check-runs") == []
     assert not any("check-runs" in r.path for r in state.requests)
 
@@ -244,7 +236,7 @@ def test_sign_in_through_the_github_app_with_expiring_tokens(app_cla: CLAService
         page = sign_in(live, client, "alice")
         assert page.status_code == 200
         assert "alice" in page.text
-    state: Any = app_cla.state
+    state = app_cla.state
     user_tokens = [t for t in state._tokens if t.startswith("ghu_")]
     assert len(user_tokens) == 1
     info = state.apps.tokens[user_tokens[0]]

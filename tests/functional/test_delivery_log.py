@@ -31,7 +31,7 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 def test_a_delivery_can_be_followed_to_its_verdict(cla: CLAService, json_log: io.StringIO) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     status, delivery = cla.deliver(
         "pull_request", state.pull_request_event(REPO, pr["number"], "opened")
@@ -66,7 +66,7 @@ def test_a_delivery_can_be_followed_to_its_verdict(cla: CLAService, json_log: io
 def test_a_failing_job_logs_its_error_with_the_delivery(
     cla: CLAService, json_log: io.StringIO
 ) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)
     status, delivery = cla.deliver(

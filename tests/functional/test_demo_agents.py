@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import make_settings, sign_quietly
+from tests.support.emulator import running_emulator
 
 from undersign.db import Database
 from undersign.demo import seed_demo
@@ -19,9 +20,8 @@ from undersign.jobs.context import JobContext
 
 @pytest.fixture
 def demo_github() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(build_demo_state(), host="127.0.0.1", port=0).start()
-    yield server
-    server.stop()
+    with running_emulator(build_demo_state()) as server:
+        yield server
 
 
 def test_the_demo_shows_both_agent_policies(
@@ -50,6 +50,7 @@ def test_the_demo_shows_both_agent_policies(
     sign_quietly(database, "handmade-cla", "alice", state.user("alice")["id"])
     refused = evaluate_pull_request(ctx, NO_AGENTS_REPO, 1)
     assert refused.state == "failure" and refused.verdict is not None
+    assert refused.head_sha is not None
     assert [c.email for c in refused.verdict.refused] == ["noreply@anthropic.com"]
     status = state.combined_status(NO_AGENTS_REPO, refused.head_sha)["statuses"][0]
     assert "accepts no AI agent commits" in status["description"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import BOT_LOGIN, CLAService
+from tests.conftest import BOT_LOGIN, CLAFactory, CLAService
 
 REPO = "octo-org/widgets"
 FIXTURE_MERGE_GROUP = (
@@ -18,7 +18,7 @@ FIXTURE_MERGE_GROUP = (
 def open_pr(
     cla: CLAService, login: str, n_commits: int = 1, repo: str = REPO, **kw: Any
 ) -> dict[str, Any]:
-    pr: dict[str, Any] = cla.state.add_pull_request(  # type: ignore[attr-defined]
+    pr: dict[str, Any] = cla.state.add_pull_request(
         repo, user_login=login, n_commits=n_commits, **kw
     )
     return pr
@@ -27,22 +27,18 @@ def open_pr(
 def deliver_pr(
     cla: CLAService, pr: dict[str, Any], action: str = "opened", repo: str = REPO
 ) -> str:
-    payload = cla.state.pull_request_event(repo, pr["number"], action)  # type: ignore[attr-defined]
+    payload = cla.state.pull_request_event(repo, pr["number"], action)
     status, guid = cla.deliver("pull_request", payload)
     assert status == 202
     return guid
 
 
 def head(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> str:
-    return str(cla.state.pull_request(repo, pr["number"])["head"]["sha"])  # type: ignore[attr-defined]
+    return str(cla.state.pull_request(repo, pr["number"])["head"]["sha"])
 
 
 def our_comments(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> list[dict[str, Any]]:
-    return [
-        c
-        for c in cla.state.comments(repo, pr["number"])  # type: ignore[attr-defined]
-        if c["user"]["login"] == BOT_LOGIN
-    ]
+    return [c for c in cla.state.comments(repo, pr["number"]) if c["user"]["login"] == BOT_LOGIN]
 
 
 def test_unsigned_author_goes_red_with_one_comment_then_green_when_signing(cla: CLAService) -> None:
@@ -61,7 +57,7 @@ def test_unsigned_author_goes_red_with_one_comment_then_green_when_signing(cla: 
     assert "@alice" in comment["body"]
 
     cla.sign("alice")
-    cla.wait_for(lambda: cla.status(REPO, sha)["state"] == "success", what="green")  # type: ignore[index]
+    cla.wait_for(lambda: cla.status_state(REPO, sha) == "success", what="green")
     cla.wait_idle()
     [comment] = our_comments(cla, pr)
     assert "Thank you" in comment["body"]
@@ -71,7 +67,7 @@ def test_unsigned_author_goes_red_with_one_comment_then_green_when_signing(cla: 
 def noreply(cla: CLAService, login: str) -> str:
     from undersign.enforcement.service import noreply_domain
 
-    user = cla.state.user(login)  # type: ignore[attr-defined]
+    user = cla.state.user(login)
     return f"{user['id']}+{login}@{noreply_domain(cla.settings.github_url)}"
 
 
@@ -86,13 +82,13 @@ def evaluate_now(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> dict[
 def test_300_commit_pull_request_with_one_unsigned_author_at_the_end(cla: CLAService) -> None:
     cla.sign("alice")
     pr = open_pr(cla, "alice", 299)
-    last = cla.state.add_commit(REPO, author_login="bob", message="The last one")  # type: ignore[attr-defined]
-    cla.state.push_commits(REPO, pr["number"], [last])  # type: ignore[attr-defined]
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    last = cla.state.add_commit(REPO, author_login="bob", message="The last one")
+    cla.state.push_commits(REPO, pr["number"], [last])
+    cla.state.clear_requests()
     status = evaluate_now(cla, pr)
     assert status["state"] == "failure"
     assert status["description"] == "1 of 2 contributors have signed the CLA."
-    paths = [r.rest_path for r in cla.state.api_calls("GET")]  # type: ignore[attr-defined]
+    paths = [r.rest_path for r in cla.state.api_calls("GET")]
     assert sum("/compare/" in p for p in paths) == 3  # 300 commits, 100 a page
     [comment] = our_comments(cla, pr)
     assert "@bob" in comment["body"] and "@alice" not in comment["body"]
@@ -100,27 +96,27 @@ def test_300_commit_pull_request_with_one_unsigned_author_at_the_end(cla: CLASer
 
 def test_co_author_must_sign_too(cla: CLAService) -> None:
     cla.sign("alice")
-    sha = cla.state.add_commit(  # type: ignore[attr-defined]
+    sha = cla.state.add_commit(
         REPO,
         author_login="alice",
         message=f"Pair on it\n\nCo-authored-by: Bob <{noreply(cla, 'bob')}>\n",
     )
-    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
     status = evaluate_now(cla, pr)
     assert status["state"] == "failure"
     assert status["description"] == "1 of 2 contributors have signed the CLA."
     cla.sign("bob")
     cla.wait_idle()
-    assert cla.status(REPO, sha)["state"] == "success"  # type: ignore[index]
+    assert cla.status_state(REPO, sha) == "success"
 
 
 def test_unknown_author_is_listed_with_the_fix(cla: CLAService) -> None:
-    sha = cla.state.add_commit(  # type: ignore[attr-defined]
+    sha = cla.state.add_commit(
         REPO,
         author={"name": "Nobody Known", "email": "nobody@elsewhere.example"},
         author_field="null",
     )
-    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
     status = evaluate_now(cla, pr)
     assert status["state"] == "failure"
     assert "link their commit email" in str(status["description"])
@@ -130,13 +126,13 @@ def test_unknown_author_is_listed_with_the_fix(cla: CLAService) -> None:
 
 
 def test_bot_author_is_exempt_by_id_from_the_default_list(cla: CLAService) -> None:
-    cla.state.add_user(  # type: ignore[attr-defined]
+    cla.state.add_user(
         "dependabot[bot]", type="Bot", email="bot@dependabot.invalid", user_id=49699333
     )
     cla.sign("alice")
-    bot_commit = cla.state.add_commit(REPO, author_login="dependabot[bot]")  # type: ignore[attr-defined]
-    mine = cla.state.add_commit(REPO, author_login="alice")  # type: ignore[attr-defined]
-    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[bot_commit, mine])  # type: ignore[attr-defined]
+    bot_commit = cla.state.add_commit(REPO, author_login="dependabot[bot]")
+    mine = cla.state.add_commit(REPO, author_login="alice")
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[bot_commit, mine])
     status = evaluate_now(cla, pr)
     assert status["state"] == "success"
     assert our_comments(cla, pr) == []
@@ -144,10 +140,10 @@ def test_bot_author_is_exempt_by_id_from_the_default_list(cla: CLAService) -> No
 
 def test_maintainer_rebase_does_not_sign_for_the_author(cla: CLAService) -> None:
     cla.sign("maint")
-    rebased = cla.state.add_commit(  # type: ignore[attr-defined]
+    rebased = cla.state.add_commit(
         REPO, author_login="alice", committer_login="maint", message="Rebased by a maintainer"
     )
-    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[rebased])  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[rebased])
     status = evaluate_now(cla, pr)
     assert status["state"] == "failure"
     assert status["description"] == "0 of 1 contributor has signed the CLA."
@@ -156,35 +152,35 @@ def test_maintainer_rebase_does_not_sign_for_the_author(cla: CLAService) -> None
 
 
 def test_one_signature_turns_three_pull_requests_in_two_repos_green(cla: CLAService) -> None:
-    cla.state.content_creation_limit_per_minute = 80  # type: ignore[attr-defined]
+    cla.state.content_creation_limit_per_minute = 80
     prs = [(REPO, open_pr(cla, "alice")), (REPO, open_pr(cla, "alice"))]
     prs.append(("octo-org/gadgets", open_pr(cla, "alice", repo="octo-org/gadgets")))
     other = open_pr(cla, "bob")
     for repo, pr in [*prs, (REPO, other)]:
         deliver_pr(cla, pr, repo=repo)
     cla.wait_idle()
-    assert all(cla.status(r, head(cla, p, r))["state"] == "failure" for r, p in prs)  # type: ignore[index]
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    assert all(cla.status_state(r, head(cla, p, r)) == "failure" for r, p in prs)
+    cla.state.clear_requests()
 
     cla.sign("alice")
     cla.wait_idle()
     for repo, pr in prs:
-        assert cla.status(repo, head(cla, pr, repo))["state"] == "success"  # type: ignore[index]
+        assert cla.status_state(repo, head(cla, pr, repo)) == "success"
         assert len(our_comments(cla, pr, repo)) == 1
     # bob's pull request was not looked at: no listing of its commits.
-    paths = [r.rest_path for r in cla.state.api_calls()]  # type: ignore[attr-defined]
+    paths = [r.rest_path for r in cla.state.api_calls()]
     assert not any(f"/pulls/{other['number']}/" in p for p in paths if REPO in p)
-    assert all(r.status != 403 for r in cla.state.api_calls())  # type: ignore[attr-defined]
+    assert all(r.status != 403 for r in cla.state.api_calls())
 
     cla.revoke("alice")
     cla.wait_idle()
     for repo, pr in prs:
-        assert cla.status(repo, head(cla, pr, repo))["state"] == "failure"  # type: ignore[index]
+        assert cla.status_state(repo, head(cla, pr, repo)) == "failure"
 
 
 def _write_order(cla: CLAService) -> tuple[list[int], list[int]]:
     """Positions, among the writes GitHub received, of the status posts and comment edits."""
-    writes = [r for r in cla.state.api_calls() if r.method in ("POST", "PATCH")]  # type: ignore[attr-defined]
+    writes = [r for r in cla.state.api_calls() if r.method in ("POST", "PATCH")]
     statuses = [i for i, r in enumerate(writes) if "/statuses/" in r.rest_path]
     edits = [i for i, r in enumerate(writes) if r.method == "PATCH"]
     return statuses, edits
@@ -199,7 +195,7 @@ def test_a_burst_posts_every_status_before_the_comment_edits(cla: CLAService) ->
         deliver_pr(cla, pr, repo=repo)
     cla.wait_idle()
     before = {pr["number"]: our_comments(cla, pr, repo)[0]["body"] for repo, pr in prs}
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.clear_requests()
 
     cla.sign("alice")
     cla.wait_idle()
@@ -207,11 +203,11 @@ def test_a_burst_posts_every_status_before_the_comment_edits(cla: CLAService) ->
     assert len(statuses) == len(prs) and len(edits) == len(prs)
     assert sum(1 for i in edits if i < max(statuses)) <= 1
     for repo, pr in prs:
-        assert cla.status(repo, head(cla, pr, repo))["state"] == "success"  # type: ignore[index]
+        assert cla.status_state(repo, head(cla, pr, repo)) == "success"
         [comment] = our_comments(cla, pr, repo)
         assert comment["body"] != before[pr["number"]] and "Thank you!" in comment["body"]
 
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.clear_requests()
     cla.revoke("alice")  # the same order the other way round
     cla.wait_idle()
     statuses, edits = _write_order(cla)
@@ -220,21 +216,21 @@ def test_a_burst_posts_every_status_before_the_comment_edits(cla: CLAService) ->
 
 
 def test_comment_is_edited_in_place_never_repeated(cla: CLAService) -> None:
-    sha = cla.state.add_commit(REPO, author_login="alice")  # type: ignore[attr-defined]
-    sha2 = cla.state.add_commit(REPO, author_login="bob")  # type: ignore[attr-defined]
-    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha, sha2])  # type: ignore[attr-defined]
+    sha = cla.state.add_commit(REPO, author_login="alice")
+    sha2 = cla.state.add_commit(REPO, author_login="bob")
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha, sha2])
     evaluate_now(cla, pr)
     [first] = our_comments(cla, pr)
     assert "@alice" in first["body"] and "@bob" in first["body"]
     cla.sign("alice")
     cla.wait_idle()
-    cla.state.push_commits(REPO, pr["number"], n_commits=1, author_login="bob")  # type: ignore[attr-defined]
+    cla.state.push_commits(REPO, pr["number"], n_commits=1, author_login="bob")
     evaluate_now(cla, pr)
     evaluate_now(cla, pr)
     [comment] = our_comments(cla, pr)
     assert comment["id"] == first["id"]
     assert "@bob" in comment["body"] and "@alice" not in comment["body"]
-    assert len(cla.state.api_calls("POST", f"/repos/{REPO}/issues/")) == 1  # type: ignore[attr-defined]
+    assert len(cla.state.api_calls("POST", f"/repos/{REPO}/issues/")) == 1
 
 
 def test_recheck_command_re_evaluates_and_bot_comments_are_ignored(cla: CLAService) -> None:
@@ -244,7 +240,7 @@ def test_recheck_command_re_evaluates_and_bot_comments_are_ignored(cla: CLAServi
     sha = head(cla, pr)
     evaluate_now(cla, pr)
     # Signed without the hook (e.g. by an admin import): only a recheck notices.
-    user = cla.state.user("alice")  # type: ignore[attr-defined]
+    user = cla.state.user("alice")
     with cla.database.session() as session:
         version = AgreementService(session).current_version("individual-cla")
         SignatureService(session).sign(
@@ -257,35 +253,29 @@ def test_recheck_command_re_evaluates_and_bot_comments_are_ignored(cla: CLAServi
             agreed=True,
         )
     for body, login in [("/cla check", BOT_LOGIN), ("looks fine\n/cla  check-ish", "bob")]:
-        payload = cla.state.issue_comment_event(REPO, pr["number"], body, login)  # type: ignore[attr-defined]
+        payload = cla.state.issue_comment_event(REPO, pr["number"], body, login)
         cla.deliver("issue_comment", payload)
     cla.wait_idle()
-    assert cla.status(REPO, sha)["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, sha) == "failure"
 
-    payload = cla.state.issue_comment_event(  # type: ignore[attr-defined]
-        REPO, pr["number"], "Signed it.\n/CLA check\n", "alice"
-    )
+    payload = cla.state.issue_comment_event(REPO, pr["number"], "Signed it.\n/CLA check\n", "alice")
     assert cla.deliver("issue_comment", payload)[0] == 202
     cla.wait_idle()
-    assert cla.status(REPO, sha)["state"] == "success"  # type: ignore[index]
+    assert cla.status_state(REPO, sha) == "success"
 
 
 def test_mention_of_the_bot_is_a_recheck(cla: CLAService) -> None:
     pr = open_pr(cla, "alice")
     sha = head(cla, pr)
     evaluate_now(cla, pr)
-    cla.state.add_status(  # type: ignore[attr-defined]
-        REPO, sha, state="pending", creator_login="carol", context="other"
-    )
+    cla.state.add_status(REPO, sha, state="pending", creator_login="carol", context="other")
     with cla.database.session() as session:
         from sqlalchemy import update
 
         from undersign.enforcement.models import PullRequestCheck
 
         session.execute(update(PullRequestCheck).values(status_state="forgotten"))
-    payload = cla.state.issue_comment_event(  # type: ignore[attr-defined]
-        REPO, pr["number"], f"@{BOT_LOGIN} check", "alice"
-    )
+    payload = cla.state.issue_comment_event(REPO, pr["number"], f"@{BOT_LOGIN} check", "alice")
     cla.deliver("issue_comment", payload)
     cla.wait_idle()
     assert len(cla.statuses(REPO, sha)) == 2  # re-evaluated and re-posted
@@ -295,9 +285,9 @@ def test_merge_group_head_gets_the_verdict_of_its_pull_request(cla: CLAService) 
     cla.sign("alice")
     signed, unsigned = open_pr(cla, "alice"), open_pr(cla, "bob")
     for pr, expected in ((signed, "success"), (unsigned, "failure")):
-        group_head = cla.state.add_commit(REPO, author_login="alice", message="Merge group")  # type: ignore[attr-defined]
+        group_head = cla.state.add_commit(REPO, author_login="alice", message="Merge group")
         payload = json.loads(FIXTURE_MERGE_GROUP.read_text())
-        payload["repository"] = cla.state.repo(REPO)  # type: ignore[attr-defined]
+        payload["repository"] = cla.state.repo(REPO)
         payload["merge_group"]["head_sha"] = group_head
         payload["merge_group"]["head_ref"] = (
             f"refs/heads/gh-readonly-queue/main/pr-{pr['number']}-{head(cla, pr)}"
@@ -311,25 +301,25 @@ def test_merge_group_head_gets_the_verdict_of_its_pull_request(cla: CLAService) 
 def test_call_budget_two_calls_then_one(cla: CLAService) -> None:
     cla.sign("alice")
     pr = open_pr(cla, "alice", 100)
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.clear_requests()
     evaluate_now(cla, pr)
-    calls = [(r.method, r.rest_path.split("?")[0]) for r in cla.state.api_calls()]  # type: ignore[attr-defined]
+    calls = [(r.method, r.rest_path.split("?")[0]) for r in cla.state.api_calls()]
     assert calls == [
         ("GET", f"/repos/{REPO}/pulls/{pr['number']}/commits"),
         ("POST", f"/repos/{REPO}/statuses/{head(cla, pr)}"),
     ]
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.clear_requests()
     evaluate_now(cla, pr)
-    [only] = cla.state.api_calls()  # type: ignore[attr-defined]
+    [only] = cla.state.api_calls()
     assert (only.method, only.status) == ("GET", 304)
     assert len(cla.statuses(REPO, head(cla, pr))) == 1
 
 
 def test_sign_page_costs_no_github_call(cla: CLAService) -> None:
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.clear_requests()
     with cla.live.client() as client:
         client.get("/sign/individual-cla", params={"repo": REPO, "pr": "1"})
-    assert cla.state.api_calls() == []  # type: ignore[attr-defined]
+    assert cla.state.api_calls() == []
 
 
 def test_primary_rate_limit_means_no_call_before_the_reset(cla: CLAService) -> None:
@@ -338,11 +328,11 @@ def test_primary_rate_limit_means_no_call_before_the_reset(cla: CLAService) -> N
     cla.sign("alice")
     pr = open_pr(cla, "alice")
     reset = time.time() + 3
-    cla.state.set_rate_limit(BOT_LOGIN, 0, reset_at=reset)  # type: ignore[attr-defined]
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.set_rate_limit(BOT_LOGIN, 0, reset_at=reset)
+    cla.state.clear_requests()
     status = evaluate_now(cla, pr)
     assert status["state"] == "success"
-    calls = cla.state.api_calls()  # type: ignore[attr-defined]
+    calls = cla.state.api_calls()
     assert calls[0].status == 403
     assert all(call.time >= int(reset) for call in calls[1:])
     # After the reset the evaluation completes once: one status, nothing refused again. (Not
@@ -353,34 +343,34 @@ def test_primary_rate_limit_means_no_call_before_the_reset(cla: CLAService) -> N
 
 def test_server_errors_are_retried(cla: CLAService) -> None:
     pr = open_pr(cla, "alice")
-    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=502, times=2)  # type: ignore[attr-defined]
+    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=502, times=2)
     status = evaluate_now(cla, pr)
     assert status["state"] == "failure"
-    [job] = [j for j in cla.jobs() if j.payload.get("action") == "synchronize"]  # type: ignore[attr-defined]
-    assert (job.status, job.attempts) == ("done", 3)  # type: ignore[attr-defined]
+    [job] = [j for j in cla.jobs() if j.payload.get("action") == "synchronize"]
+    assert (job.status, job.attempts) == ("done", 3)
 
 
 def test_a_job_that_keeps_failing_ends_failed_with_an_error_status(cla: CLAService) -> None:
     pr = open_pr(cla, "alice")
-    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)  # type: ignore[attr-defined]
+    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)
     deliver_pr(cla, pr)
     cla.wait_idle()
     [job] = cla.jobs()
-    assert job.status == "failed"  # type: ignore[attr-defined]
-    assert "503" in str(job.last_error)  # type: ignore[attr-defined]
+    assert job.status == "failed"
+    assert "503" in str(job.last_error)
     status = cla.status(REPO, head(cla, pr))
     assert status is not None and status["state"] == "error"
     assert len(str(status["description"])) <= 140
 
 
 def test_repository_without_agreement_is_left_alone(cla: CLAService) -> None:
-    cla.state.add_user("loner")  # type: ignore[attr-defined]
-    cla.state.add_repo("loner/solo")  # type: ignore[attr-defined]
-    pr = cla.state.add_pull_request("loner/solo", user_login="alice", n_commits=1)  # type: ignore[attr-defined]
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.add_user("loner")
+    cla.state.add_repo("loner/solo")
+    pr = cla.state.add_pull_request("loner/solo", user_login="alice", n_commits=1)
+    cla.state.clear_requests()
     deliver_pr(cla, pr, repo="loner/solo")
     cla.wait_idle()
-    assert cla.state.api_calls() == []  # type: ignore[attr-defined]
+    assert cla.state.api_calls() == []
 
 
 def test_recheck_command_line(cla: CLAService) -> None:
@@ -396,7 +386,7 @@ def test_recheck_command_line(cla: CLAService) -> None:
     assert f"{REPO}#{pr['number']}: failure" in result.output
     result = CliRunner().invoke(recheck, [REPO], obj=ctx)
     assert result.exit_code == 0, result.output
-    assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, head(cla, pr)) == "failure"
 
 
 def test_revoking_from_the_command_line_turns_pull_requests_red_again(cla: CLAService) -> None:
@@ -415,7 +405,7 @@ def test_revoking_from_the_command_line_turns_pull_requests_red_again(cla: CLASe
         obj=CLIContext(_settings=cla.settings, _database=cla.database),
     )
     assert result.exit_code == 0, result.output
-    cla.wait_for(lambda: cla.status(REPO, sha)["state"] == "failure", what="red again")  # type: ignore[index]
+    cla.wait_for(lambda: cla.status_state(REPO, sha) == "failure", what="red again")
 
 
 def test_opened_pr_beyond_the_cap_and_unsigned_costs_the_floor_plus_one_comment(
@@ -424,29 +414,29 @@ def test_opened_pr_beyond_the_cap_and_unsigned_costs_the_floor_plus_one_comment(
     """The payload's commit count sends a 300-commit PR straight to compare (no capped
     list pages); a PR just opened cannot hold our comment yet, so none is looked for."""
     pr = open_pr(cla, "bob", 300)
-    cla.state.clear_requests()  # type: ignore[attr-defined]
+    cla.state.clear_requests()
     deliver_pr(cla, pr, "opened")
     cla.wait_idle()
-    calls = [(r.method, r.rest_path.split("?")[0]) for r in cla.state.api_calls()]  # type: ignore[attr-defined]
+    calls = [(r.method, r.rest_path.split("?")[0]) for r in cla.state.api_calls()]
     number = pr["number"]
     assert [c for c in calls if c[1].endswith("/commits") and "/pulls/" in c[1]] == []
     assert calls.count(("GET", f"/repos/{REPO}/pulls/{number}")) == 1
     assert sum("/compare/" in path for _, path in calls) == 3
     assert [m for m, path in calls if "/comments" in path] == ["POST"]
-    assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, head(cla, pr)) == "failure"
 
 
 # --- the per pull request lock outlives long waits, and a job that lost it writes nothing ------
 
 
-def _contexts(cla_factory: Any) -> tuple[CLAService, Any, Any]:
+def _contexts(cla_factory: CLAFactory) -> tuple[CLAService, Any, Any]:
     """A service without workers, and two job contexts with tokens of their own (so one can
     wait in its pacer while the other writes freely)."""
     from undersign.jobs.context import JobContext
 
-    cla: CLAService = cla_factory(start=False, github_writes_per_minute=1)
+    cla = cla_factory(start=False, github_writes_per_minute=1)
     stale = JobContext.from_settings(cla.settings, cla.database)
-    token = cla.state.issue_token(BOT_LOGIN)  # type: ignore[attr-defined]
+    token = cla.state.issue_token(BOT_LOGIN)
     newer = JobContext.from_settings(
         cla.settings.replace(github_token=token, github_writes_per_minute=80), cla.database
     )
@@ -454,7 +444,7 @@ def _contexts(cla_factory: Any) -> tuple[CLAService, Any, Any]:
 
 
 def test_a_job_whose_lock_ran_out_while_pacing_does_not_post_its_stale_verdict(
-    cla_factory: Any,
+    cla_factory: CLAFactory,
 ) -> None:
     import datetime as dt
 
@@ -491,7 +481,9 @@ def test_a_job_whose_lock_ran_out_while_pacing_does_not_post_its_stale_verdict(
     assert our_comments(cla, pr) == []
 
 
-def test_a_long_wait_keeps_the_lock_so_no_one_else_evaluates_meanwhile(cla_factory: Any) -> None:
+def test_a_long_wait_keeps_the_lock_so_no_one_else_evaluates_meanwhile(
+    cla_factory: CLAFactory,
+) -> None:
     import pytest
     from sqlalchemy import delete, select
 
@@ -522,7 +514,9 @@ def test_a_long_wait_keeps_the_lock_so_no_one_else_evaluates_meanwhile(cla_facto
     assert [s["state"] for s in cla.statuses(REPO, sha)] == ["failure"]
 
 
-def test_a_job_that_lost_its_lock_during_a_slow_read_writes_no_comment(cla_factory: Any) -> None:
+def test_a_job_that_lost_its_lock_during_a_slow_read_writes_no_comment(
+    cla_factory: CLAFactory,
+) -> None:
     import threading
 
     from sqlalchemy import update
@@ -533,7 +527,7 @@ def test_a_job_that_lost_its_lock_during_a_slow_read_writes_no_comment(cla_facto
     cla, stale, _ = _contexts(cla_factory)
     pr = open_pr(cla, "alice")
     sha = head(cla, pr)
-    cla.state.add_fault("GET", r"/issues/\d+/comments", status=None, delay=1.5)  # type: ignore[attr-defined]
+    cla.state.add_fault("GET", r"/issues/\d+/comments", status=None, delay=1.5)
     raised: list[BaseException] = []
 
     def run() -> None:
@@ -552,7 +546,7 @@ def test_a_job_that_lost_its_lock_during_a_slow_read_writes_no_comment(cla_facto
     assert our_comments(cla, pr) == []
 
 
-def test_error_status_never_lands_over_a_newer_verdict(cla_factory: Any) -> None:
+def test_error_status_never_lands_over_a_newer_verdict(cla_factory: CLAFactory) -> None:
     import datetime as dt
 
     from sqlalchemy import update

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLIENT_ID, CLIENT_SECRET, REDIS_TEST_URL
+from tests.support.databases import throwaway_schema
 from tests.support.processes import (
     Process,
     clean_env,
@@ -36,23 +37,14 @@ from undersign.db import Database
 from undersign.emulator import EmulatorServer
 from undersign.jobs.models import Job
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REPO = "octo-org/widgets"
 WEBHOOK_SECRET = "many-processes-webhook-secret"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    schema = f"mp_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with throwaway_schema(prefix="mp") as url:
+        yield url
 
 
 @pytest.fixture
@@ -70,7 +62,7 @@ def queue_name() -> Iterator[str]:
 def cluster(
     tmp_path: Path, emulator: EmulatorServer, pg_url: str, queue_name: str
 ) -> Iterator[dict[str, Any]]:
-    state: Any = emulator.state
+    state = emulator.state
     state.add_user(BOT_LOGIN, name="undersign", email="bot@undersign.invalid")
     state.add_org("octo-org", members=[])
     state.add_repo(REPO)
@@ -144,7 +136,7 @@ def on(url: str, other: str) -> str:
 
 
 def deliver(state: Any, web: Process, event: str, payload: Any, **kwargs: Any) -> tuple[int, str]:
-    return state.deliver_webhook(  # type: ignore[no-any-return]
+    return state.deliver_webhook(
         f"{web.url}/webhooks/github", event, payload, secret=WEBHOOK_SECRET, **kwargs
     )
 

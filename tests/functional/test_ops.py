@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from tests.conftest import (
@@ -20,11 +18,10 @@ from tests.conftest import (
     CLIENT_SECRET,
     CLAService,
     Live,
-    make_settings,
+    LiveFactory,
     sign_in,
 )
 from tests.functional.test_signing import csrf_token, form_from, publish
-from tests.support.live import LiveServer
 from tests.support.processes import clean_env, free_port, run, start, start_serve, wait_ready
 
 from undersign.agreements.models import Signature
@@ -35,43 +32,17 @@ from undersign.emulator import EmulatorServer
 REPO = "octo-org/widgets"
 
 
-def serve_app(tmp_path: Path, emulator: EmulatorServer, database: Database, **env: str) -> Live:
-    from undersign.web import create_app
-
-    server = LiveServer()
-    settings = make_settings(
-        tmp_path, server.url, emulator, UNDERSIGN_DATABASE_URL=database.url, **env
-    )
-    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
-    server.start(create_app(settings, database=database))
-    return Live(server.url, server, emulator, settings, database)
-
-
-@pytest.fixture
-def app_factory(tmp_path: Path, emulator: EmulatorServer, database: Database) -> Iterator[Any]:
-    started: list[Live] = []
-
-    def build(**env: str) -> Live:
-        live = serve_app(tmp_path / f"app{len(started)}", emulator, database, **env)
-        started.append(live)
-        return live
-
-    yield build
-    for live in started:
-        live.server.stop()
-
-
 # -- readiness ---------------------------------------------------------------------------------
 
 
-def test_readyz_checks_the_database_and_the_queue(app_factory: Any) -> None:
-    live = app_factory()
+def test_readyz_checks_the_database_and_the_queue(live_factory: LiveFactory) -> None:
+    live = live_factory()
     with live.client() as client:
         ok = client.get("/readyz")
     assert ok.status_code == 200 and ok.json() == {"status": "ok"}
 
     # A Redis nobody listens on: the web process must not take traffic.
-    broken = app_factory(UNDERSIGN_QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")
+    broken = live_factory(UNDERSIGN_QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")
     with broken.client() as client:
         refused = client.get("/readyz")
         alive = client.get("/healthz")
@@ -81,15 +52,12 @@ def test_readyz_checks_the_database_and_the_queue(app_factory: Any) -> None:
 
 
 def test_readyz_names_the_database_when_it_is_down(
-    tmp_path: Path, emulator: EmulatorServer
+    tmp_path: Path, live_factory: LiveFactory
 ) -> None:
     missing = Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'db.sqlite3'}")
-    live = serve_app(tmp_path, emulator, missing)
-    try:
-        with live.client() as client:
-            response = client.get("/readyz")
-    finally:
-        live.server.stop()
+    live = live_factory(database=missing)
+    with live.client() as client:
+        response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failed"] == ["database"]
 
@@ -98,9 +66,9 @@ def test_readyz_names_the_database_when_it_is_down(
 
 
 def test_request_id_is_generated_and_a_client_supplied_one_is_ignored_without_proxies(
-    app_factory: Any,
+    live_factory: LiveFactory,
 ) -> None:
-    live = app_factory()
+    live = live_factory()
     with live.client() as client:
         first = client.get("/healthz").headers["X-Request-ID"]
         second = client.get("/healthz").headers["X-Request-ID"]
@@ -109,8 +77,8 @@ def test_request_id_is_generated_and_a_client_supplied_one_is_ignored_without_pr
     assert spoofed.headers["X-Request-ID"] != "attacker-chosen-id"
 
 
-def test_trusted_proxy_request_id_is_kept_only_when_well_formed(app_factory: Any) -> None:
-    live = app_factory(UNDERSIGN_TRUSTED_PROXIES="1")
+def test_trusted_proxy_request_id_is_kept_only_when_well_formed(live_factory: LiveFactory) -> None:
+    live = live_factory(UNDERSIGN_TRUSTED_PROXIES="1")
     with live.client() as client:
         kept = client.get("/healthz", headers={"X-Request-ID": "lb-7f3a.9:1"})
         bad = client.get("/healthz", headers={"X-Request-ID": "<script>" + "a" * 200})
@@ -142,7 +110,7 @@ def delivered(found: dict[tuple[str, frozenset[Any]], float], event: str, outcom
 
 
 def test_metrics_count_deliveries_jobs_github_calls_and_signatures(cla: CLAService) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     payload = state.pull_request_event(REPO, pr["number"], "opened")
     status, guid = cla.deliver("pull_request", payload)
@@ -181,8 +149,8 @@ def test_metrics_count_deliveries_jobs_github_calls_and_signatures(cla: CLAServi
     assert len(remaining) == 1 and 0 < remaining[0] <= 5000
 
 
-def test_metrics_token_is_required_when_set(app_factory: Any) -> None:
-    live = app_factory(UNDERSIGN_METRICS_TOKEN="scrape-token-0123456789")
+def test_metrics_token_is_required_when_set(live_factory: LiveFactory) -> None:
+    live = live_factory(UNDERSIGN_METRICS_TOKEN="scrape-token-0123456789")
     with live.client() as client:
         assert client.get("/metrics").status_code == 401
         wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
@@ -212,8 +180,10 @@ SPOOF = {
 }
 
 
-def test_without_trusted_proxies_forwarded_headers_change_nothing(app_factory: Any) -> None:
-    live = app_factory(UNDERSIGN_TRUSTED_PROXIES="0")
+def test_without_trusted_proxies_forwarded_headers_change_nothing(
+    live_factory: LiveFactory,
+) -> None:
+    live = live_factory(UNDERSIGN_TRUSTED_PROXIES="0")
     response = _sign_through(live, SPOOF)
     assert response.status_code == 303, response.text
     with live.database.session() as session:
@@ -221,8 +191,8 @@ def test_without_trusted_proxies_forwarded_headers_change_nothing(app_factory: A
     assert signature.ip_address == "127.0.0.1"  # the evidence is the real peer
 
 
-def test_with_one_trusted_proxy_forwarded_for_and_proto_count(app_factory: Any) -> None:
-    live = app_factory(UNDERSIGN_TRUSTED_PROXIES="1")
+def test_with_one_trusted_proxy_forwarded_for_and_proto_count(live_factory: LiveFactory) -> None:
+    live = live_factory(UNDERSIGN_TRUSTED_PROXIES="1")
     # Proto counts: the request is HTTPS now, so CSRF's strict referrer check applies and a
     # cross-site Referer is refused.
     refused = _sign_through(live, SPOOF)
@@ -243,7 +213,7 @@ def test_with_one_trusted_proxy_forwarded_for_and_proto_count(app_factory: Any) 
 def test_serve_and_worker_logs_are_json_lines_without_secrets(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
-    state: Any = emulator.state
+    state = emulator.state
     state.add_user(BOT_LOGIN, name="undersign", email="bot@undersign.invalid")
     state.add_org("octo-org", members=[])
     state.add_repo(REPO)

@@ -133,7 +133,7 @@ def test_linking_a_repository_to_another_agreement_reaches_only_that_repository(
     cla.wait_idle()
     new_jobs = cla.jobs()[jobs_before:]
     # The re-evaluation posts the status; its comment edit follows in a job of its own.
-    assert [(j.kind, j.payload["repo"], j.payload.get("comment", False)) for j in new_jobs] == [  # type: ignore[attr-defined]
+    assert [(j.kind, j.payload["repo"], j.payload.get("comment", False)) for j in new_jobs] == [
         ("evaluate", gadgets, False),
         ("evaluate", gadgets, True),
     ]

@@ -23,11 +23,11 @@ def run_reconcile(cla: CLAService, *args: str) -> str:
 
 
 def our_status(cla: CLAService, sha: str) -> dict[str, Any] | None:
-    return cla.status(REPO, sha)  # type: ignore[return-value]
+    return cla.status(REPO, sha)
 
 
 def test_a_pull_request_whose_webhook_never_came_gets_its_status(cla: CLAService) -> None:
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
     assert our_status(cla, sha) is None  # no delivery: nothing happened
@@ -46,18 +46,18 @@ def test_a_pull_request_whose_webhook_never_came_gets_its_status(cla: CLAService
     output = run_reconcile(cla, REPO)
     assert f"{REPO}#{pr['number']}: queued" in output
     cla.wait_idle()
-    assert our_status(cla, new_sha)["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, new_sha) == "failure"
 
 
 def test_an_up_to_date_pull_request_costs_no_write(cla: CLAService) -> None:
-    state: Any = cla.state
+    state = cla.state
     cla.sign("alice")
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     payload = state.pull_request_event(REPO, pr["number"], "opened")
     assert cla.deliver("pull_request", payload)[0] == 202
     cla.wait_idle()
     sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
-    assert our_status(cla, sha)["state"] == "success"  # type: ignore[index]
+    assert cla.status_state(REPO, sha) == "success"
 
     state.clear_requests()
     output = run_reconcile(cla)
@@ -78,7 +78,7 @@ def test_a_pull_request_closed_while_deliveries_were_lost_is_forgotten(cla: CLAS
 
     from undersign.enforcement.models import PullRequestCheck
 
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     run_reconcile(cla)
     cla.wait_idle()
@@ -108,7 +108,7 @@ def test_a_pull_request_opened_during_the_listing_stays_open(cla: CLAService) ->
     from undersign.enforcement.models import PullRequestCheck
     from undersign.enforcement.reconcile import ReconcileReport, _reconcile_repo
 
-    state: Any = cla.state
+    state = cla.state
     queue = cla.runtime.queue
     ctx = queue.context()
     listed_at = utcnow()
@@ -133,7 +133,7 @@ def test_an_open_pull_request_marked_closed_is_evaluated_again(cla: CLAService) 
     from undersign.enforcement.models import PullRequestCheck
     from undersign.enforcement.service import mark_closed
 
-    state: Any = cla.state
+    state = cla.state
     pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
     run_reconcile(cla)
     cla.wait_idle()
@@ -150,4 +150,4 @@ def test_an_open_pull_request_marked_closed_is_evaluated_again(cla: CLAService) 
     cla.sign("alice")  # signatures reach it again
     cla.wait_idle()
     sha = state.pull_request(REPO, pr["number"])["head"]["sha"]
-    assert our_status(cla, sha)["state"] == "success"  # type: ignore[index]
+    assert cla.status_state(REPO, sha) == "success"

@@ -8,8 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from sqlalchemy import update
-from tests.conftest import CLIENT_ID, Live, make_settings, sign_in
-from tests.support.live import LiveServer
+from tests.conftest import CLIENT_ID, Live, LiveFactory, sign_in
 
 from undersign.auth.models import WebSession
 from undersign.db import utcnow
@@ -229,26 +228,14 @@ def test_github_200_error_answers_each_get_a_page(live: Live, error: str, expect
     assert "Try again" in response.text
 
 
-def test_wrong_client_secret_is_reported(tmp_path, emulator, database):
-    from undersign.web import create_app
-
-    server = LiveServer()
-    settings = make_settings(
-        tmp_path,
-        server.url,
-        emulator,
-        UNDERSIGN_GITHUB_CLIENT_SECRET="not-the-secret",
+def test_wrong_client_secret_is_reported(live_factory: LiveFactory):
+    live = live_factory(
+        oauth_secret="the-real-secret", UNDERSIGN_GITHUB_CLIENT_SECRET="not-the-secret"
     )
-    emulator.state.add_oauth_client(CLIENT_ID, "the-real-secret", [settings.callback_url])
-    server.start(create_app(settings, database=database))
-    try:
-        live = Live(server.url, server, emulator, settings, database)
-        with live.client() as client:
-            response = client.get(_callback_path(_approve(live, _authorize_url(client))))
-        assert response.status_code == 400
-        assert "client credentials" in response.text
-    finally:
-        server.stop()
+    with live.client() as client:
+        response = client.get(_callback_path(_approve(live, _authorize_url(client))))
+    assert response.status_code == 400
+    assert "client credentials" in response.text
 
 
 def test_401_from_user_endpoint(live: Live):
@@ -271,22 +258,16 @@ def test_github_timeout_gives_502(live: Live):
     assert "could not be reached" in response.text
 
 
-def test_github_unreachable_gives_502(tmp_path, emulator, database):
-    from undersign.web import create_app
-
-    server = LiveServer()
-    settings = make_settings(tmp_path, server.url, emulator).replace(
-        github_url="http://127.0.0.1:9", github_api_url="http://127.0.0.1:9/api/v3"
+def test_github_unreachable_gives_502(live_factory: LiveFactory):
+    live = live_factory(
+        oauth_secret=None,
+        replace={"github_url": "http://127.0.0.1:9", "github_api_url": "http://127.0.0.1:9/api/v3"},
     )
-    server.start(create_app(settings, database=database))
-    try:
-        with httpx.Client(base_url=server.url, follow_redirects=False) as client:
-            url = client.get("/login").headers["location"]
-            state = parse_qs(urlsplit(url).query)["state"][0]
-            response = client.get("/login/callback", params={"code": "abc", "state": state})
-        assert response.status_code == 502
-    finally:
-        server.stop()
+    with httpx.Client(base_url=live.url, follow_redirects=False) as client:
+        url = client.get("/login").headers["location"]
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        response = client.get("/login/callback", params={"code": "abc", "state": state})
+    assert response.status_code == 502
 
 
 def test_session_that_expired_mid_flow(live: Live):

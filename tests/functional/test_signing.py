@@ -11,19 +11,17 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, Live, make_settings, sign_in
-from tests.support.live import LiveServer
+from tests.conftest import Live, LiveFactory, sign_in
 
 from undersign.agreements.models import AgreementVersion, Signature
-from undersign.agreements.service import AgreementService
+from undersign.agreements.service import AgreementService, ChangeType
 from undersign.db import Database
-from undersign.emulator import EmulatorServer
+from undersign.runtime import SIGNATURE_HOOK
 
 TEXT_V1 = (
     "# Individual CLA\n\n"
@@ -45,7 +43,7 @@ def publish(
     *,
     slug: str = "cla",
     fields: Any = None,
-    change_type: str = "material",
+    change_type: ChangeType = "material",
 ) -> AgreementVersion:
     with database.session() as session:
         _, version, _ = AgreementService(session).add_or_update(
@@ -53,7 +51,7 @@ def publish(
             "Individual CLA",
             text,
             fields,
-            change_type,  # type: ignore[arg-type]
+            change_type,
         )
         return version
 
@@ -410,25 +408,13 @@ def test_an_editorial_change_keeps_the_signature(live: Live, signed_in: SignedIn
 # The seam to enforcement.
 
 
-def test_signing_and_revoking_call_the_enforcement_hook(
-    tmp_path: Path, emulator: EmulatorServer, database: Database
-):
-    from undersign.runtime import SIGNATURE_HOOK
-    from undersign.web import create_app
-
+def test_signing_and_revoking_call_the_enforcement_hook(live_factory: LiveFactory):
     calls: list[tuple[int, str]] = []
-    server = LiveServer()
-    settings = make_settings(tmp_path, server.url, emulator, UNDERSIGN_DATABASE_URL=database.url)
-    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
-    app = create_app(
-        settings,
-        database=database,
-        extras={SIGNATURE_HOOK: lambda github_id, event: calls.append((github_id, event))},
+    live = live_factory(
+        extras={SIGNATURE_HOOK: lambda github_id, event: calls.append((github_id, event))}
     )
-    server.start(app)
-    client = httpx.Client(base_url=server.url, follow_redirects=False, timeout=10)
-    try:
-        live = Live(server.url, server, emulator, settings, database)
+    database = live.database
+    with live.client() as client:
         publish(database)
         page = sign_in(live, client, "alice", next_path=SIGN_PATH)
         while page.status_code in (302, 303):
@@ -440,7 +426,4 @@ def test_signing_and_revoking_call_the_enforcement_hook(
         client.post(
             f"/me/signatures/{row.id}/revoke", data={"csrf_token": csrf_token(confirm.text)}
         )
-        assert calls == [(row.github_id, "signed"), (row.github_id, "revoked")]
-    finally:
-        client.close()
-        server.stop()
+    assert calls == [(row.github_id, "signed"), (row.github_id, "revoked")]

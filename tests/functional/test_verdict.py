@@ -81,7 +81,7 @@ def test_authoring_as_a_signer_does_not_turn_green(cla: CLAService) -> None:
     [comment] = our_comments(cla, pr)
     assert "The account that opened this pull request has not signed" in comment["body"]
     cla.sign("mallory")
-    cla.wait_for(lambda: cla.status(REPO, head(cla, pr))["state"] == "success", what="green")  # type: ignore[index]
+    cla.wait_for(lambda: cla.status_state(REPO, head(cla, pr)) == "success", what="green")
 
 
 def test_authoring_as_an_exempt_org_member_does_not_turn_green(cla: CLAService) -> None:
@@ -156,7 +156,7 @@ def test_the_reconciler_notices_a_retarget_whose_delivery_was_lost(cla: CLAServi
     report = reconcile(cla.runtime.bot, cla.runtime.queue, [REPO])
     assert (REPO, pr["number"]) in report.queued
     cla.wait_idle()
-    assert cla.status(REPO, head(cla, pr))["state"] == "failure"  # type: ignore[index]
+    assert cla.status_state(REPO, head(cla, pr)) == "failure"
 
 
 def test_recheck_on_a_closed_pull_request_changes_nothing(cla: CLAService) -> None:
@@ -251,7 +251,7 @@ def test_agent_opened_pr_requires_the_human_who_asked(cla: CLAService) -> None:
     [comment] = our_comments(cla, pr)
     assert "GitHub account `alice`" in comment["body"] and "@Copilot" not in comment["body"]
     cla.sign("alice")
-    cla.wait_for(lambda: cla.status(REPO, head(cla, pr))["state"] == "success", what="green")  # type: ignore[index]
+    cla.wait_for(lambda: cla.status_state(REPO, head(cla, pr)) == "success", what="green")
 
 
 def test_agent_work_alone_never_passes(cla: CLAService) -> None:
@@ -281,7 +281,7 @@ def test_agent_co_author_needs_no_signature_unless_the_agreement_refuses(cla: CL
 
     _cli(cla, "agreement", "policy", "individual-cla", "--agents", "require-human")
     cla.wait_idle()
-    assert cla.status(REPO, head(cla, pr))["state"] == "success"  # type: ignore[index]
+    assert cla.status_state(REPO, head(cla, pr)) == "success"
 
 
 def test_refuse_fails_an_agent_opened_pull_request(cla: CLAService) -> None:

@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from tests.conftest import CLAService
+from tests.conftest import CLAFactory, CLAService, Live, LiveFactory
 
 from undersign.db import utcnow
 from undersign.jobs.models import Job
+from undersign.jobs.queue import start_embedded_consumer
+from undersign.runtime import build_runtime
 from undersign.web import create_app
 from undersign.web.webhooks import receive
 
@@ -59,8 +61,8 @@ def post(
 
 
 def pr_payload(cla: CLAService, login: str = "alice") -> tuple[dict[str, Any], dict[str, Any]]:
-    pr = cla.state.add_pull_request(REPO, user_login=login, n_commits=1)  # type: ignore[attr-defined]
-    payload = cla.state.pull_request_event(REPO, pr["number"], "opened")  # type: ignore[attr-defined]
+    pr = cla.state.add_pull_request(REPO, user_login=login, n_commits=1)
+    payload = cla.state.pull_request_event(REPO, pr["number"], "opened")
     return pr, payload
 
 
@@ -69,9 +71,9 @@ def encoded(payload: dict[str, Any]) -> bytes:
 
 
 @pytest.fixture
-def idle(cla_factory: Any) -> CLAService:
+def idle(cla_factory: CLAFactory) -> CLAService:
     """The service with no consumer running: what is queued stays visible."""
-    return cla_factory(start=False)  # type: ignore[no-any-return]
+    return cla_factory(start=False)
 
 
 # --- signature ---------------------------------------------------------------------------------
@@ -116,41 +118,37 @@ def test_uppercase_hex_and_reserialized_body_are_refused(idle: CLAService) -> No
     assert idle.jobs() == []
 
 
-def test_previous_secret_is_accepted_during_rotation(cla_factory: Any, live: Any) -> None:
-    from tests.support.live import LiveServer
-
-    from undersign.web import create_app
-
-    service: CLAService = cla_factory(start=False)
-    settings = live.settings.replace(
-        webhook_secret="new-secret", webhook_secret_previous=live.settings.webhook_secret
+def test_previous_secret_is_accepted_during_rotation(
+    cla_factory: CLAFactory, live: Live, live_factory: LiveFactory
+) -> None:
+    service = cla_factory(start=False)
+    rotated = live_factory(
+        replace={
+            "webhook_secret": "new-secret",
+            "webhook_secret_previous": live.settings.webhook_secret,
+        }
     )
-    server = LiveServer()
-    server.start(create_app(settings, database=live.database))
-    try:
-        _, payload = pr_payload(service)
-        body = encoded(payload)
-        for secret in ("new-secret", str(live.settings.webhook_secret)):
-            response = httpx.post(
-                f"{server.url}/webhooks/github",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-GitHub-Event": "pull_request",
-                    "X-GitHub-Delivery": str(uuid.uuid4()),
-                    "X-GitHub-Hook-ID": "1",
-                    "X-Hub-Signature-256": sign(secret, body),
-                },
-            )
-            assert response.status_code == 202, response.text
+    _, payload = pr_payload(service)
+    body = encoded(payload)
+    for secret in ("new-secret", str(live.settings.webhook_secret)):
         response = httpx.post(
-            f"{server.url}/webhooks/github",
+            f"{rotated.url}/webhooks/github",
             content=body,
-            headers={"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": sign("old", body)},
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "pull_request",
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-GitHub-Hook-ID": "1",
+                "X-Hub-Signature-256": sign(secret, body),
+            },
         )
-        assert response.status_code == 401
-    finally:
-        server.stop()
+        assert response.status_code == 202, response.text
+    response = httpx.post(
+        f"{rotated.url}/webhooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": sign("old", body)},
+    )
+    assert response.status_code == 401
 
 
 # --- limits and malformed bodies ---------------------------------------------------------------
@@ -221,7 +219,7 @@ def test_unused_events_and_actions_are_202_and_queue_no_evaluation(
     assert response.status_code == 202
     jobs = idle.jobs()
     if name == "pull_request__closed.json":
-        assert [j.payload["action"] for j in jobs] == ["closed"]  # type: ignore[attr-defined]
+        assert [j.payload["action"] for j in jobs] == ["closed"]
     else:
         assert jobs == []
         assert "ignored" in response.json()["message"]
@@ -248,12 +246,12 @@ def test_redelivery_of_a_recorded_delivery_does_nothing_again(cla: CLAService) -
     status, guid = cla.deliver("pull_request", payload)
     assert status == 202
     cla.wait_idle()
-    calls = len(cla.state.api_calls())  # type: ignore[attr-defined]
-    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
-    assert cla.state.deliveries[-1].response_body.find(b"duplicate") >= 0  # type: ignore[attr-defined]
+    calls = len(cla.state.api_calls())
+    assert cla.state.redeliver(guid) == 202
+    assert cla.state.deliveries[-1].response_body.find(b"duplicate") >= 0
     cla.wait_idle()
     assert len(cla.jobs()) == 1
-    assert len(cla.state.api_calls()) == calls  # type: ignore[attr-defined]
+    assert len(cla.state.api_calls()) == calls
 
 
 def test_same_delivery_sent_concurrently_is_one_job(idle: CLAService) -> None:
@@ -295,22 +293,22 @@ def test_delivery_refused_while_the_database_fails_is_processed_on_redelivery(
     with cla.database.engine.begin() as connection:
         connection.execute(text("ALTER TABLE jobs_offline RENAME TO jobs"))
     assert cla.jobs() == []
-    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
+    assert cla.state.redeliver(guid) == 202
     cla.wait_idle()
-    sha = cla.state.pull_request(REPO, pr["number"])["head"]["sha"]  # type: ignore[attr-defined]
-    assert cla.status(REPO, sha)["state"] == "failure"  # type: ignore[index]
-    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
+    sha = cla.state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert cla.status_state(REPO, sha) == "failure"
+    assert cla.state.redeliver(guid) == 202
     assert len(cla.jobs()) == 1
 
 
-def test_a_job_whose_worker_died_is_picked_up_by_the_sweeper(cla_factory: Any) -> None:
+def test_a_job_whose_worker_died_is_picked_up_by_the_sweeper(cla_factory: CLAFactory) -> None:
     """The durability rule: 202 was answered, the worker died mid-job (row left 'running',
     Huey's message gone); once the lease runs out the sweeper hands it to a worker again."""
     from datetime import timedelta
 
     from undersign.jobs.runner import sweep
 
-    idle: CLAService = cla_factory(start=False)
+    idle = cla_factory(start=False)
     pr, payload = pr_payload(idle)
     status, _ = idle.deliver("pull_request", payload)
     assert status == 202
@@ -321,7 +319,7 @@ def test_a_job_whose_worker_died_is_picked_up_by_the_sweeper(cla_factory: Any) -
         job = session.query(Job).one()
         job.status, job.attempts = "running", 1
         job.lease_until = utcnow() + timedelta(seconds=60)
-    worker: CLAService = cla_factory()
+    worker = cla_factory()
     worker_queue = worker.runtime.queue
     assert sweep(worker_queue) == 0  # still leased: maybe alive, leave it
     with idle.database.session() as session:
@@ -329,58 +327,56 @@ def test_a_job_whose_worker_died_is_picked_up_by_the_sweeper(cla_factory: Any) -
     assert sweep(worker_queue) == 1
     worker.wait_idle()
     [job] = worker.jobs()
-    assert job.status == "done"  # type: ignore[attr-defined]
-    assert job.attempts == 2  # type: ignore[attr-defined]
-    sha = worker.state.pull_request(REPO, pr["number"])["head"]["sha"]  # type: ignore[attr-defined]
-    assert worker.status(REPO, sha)["state"] == "failure"  # type: ignore[index]
+    assert job.status == "done"
+    assert job.attempts == 2
+    sha = worker.state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert worker.status_state(REPO, sha) == "failure"
 
 
-def test_queued_job_never_handed_to_huey_runs_after_a_restart(cla_factory: Any) -> None:
-    idle: CLAService = cla_factory(start=False)
+def test_queued_job_never_handed_to_huey_runs_after_a_restart(cla_factory: CLAFactory) -> None:
+    idle = cla_factory(start=False)
     pr, payload = pr_payload(idle)
     assert idle.deliver("pull_request", payload)[0] == 202
     idle.runtime.queue.huey.flush()  # the enqueue (to the live app's storage) was lost
-    worker: CLAService = cla_factory()  # start-up sweep
+    worker = cla_factory()  # start-up sweep
     worker.wait_idle()
-    sha = worker.state.pull_request(REPO, pr["number"])["head"]["sha"]  # type: ignore[attr-defined]
+    sha = worker.state.pull_request(REPO, pr["number"])["head"]["sha"]
     assert worker.status(REPO, sha) is not None
 
 
 @pytest.mark.redis
-def test_redis_queue(live: Any, cla_repo: str) -> None:
+def test_redis_queue(live: Live, live_factory: LiveFactory, cla_repo: str) -> None:
     import redis
-    from tests.support.live import LiveServer
-
-    from undersign.jobs.queue import start_embedded_consumer
-    from undersign.runtime import build_runtime
-    from undersign.web import create_app
 
     url = "redis://127.0.0.1:6379/13"
     client = redis.Redis.from_url(url)
     client.flushdb()
     state = live.emulator.state
-    settings = live.settings.replace(
-        queue_url=url,
-        github_token=state.issue_token("undersign-bot"),
-        job_retry_base_ms=50,
+    on_redis = live_factory(
+        replace={
+            "queue_url": url,
+            "github_token": state.issue_token("undersign-bot"),
+            "job_retry_base_ms": 50,
+        }
     )
-    server = LiveServer()
-    runtime = build_runtime(settings, live.database)
-    server.start(create_app(runtime=runtime))
+    settings = on_redis.settings
+    runtime = build_runtime(settings, live.database)  # its queue shares the app's Redis queue
     consumer = start_embedded_consumer(runtime.queue, workers=1)
     try:
         service = CLAService(live, settings, consumer, runtime)
         pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
         payload = state.pull_request_event(REPO, pr["number"], "opened")
         status, _ = state.deliver_webhook(
-            f"{server.url}/webhooks/github", "pull_request", payload, secret=settings.webhook_secret
+            f"{on_redis.url}/webhooks/github",
+            "pull_request",
+            payload,
+            secret=settings.webhook_secret,
         )
         assert status == 202
         service.wait_idle()
-        assert service.status(REPO, pr["head"]["sha"])["state"] == "failure"  # type: ignore[index]
+        assert service.status_state(REPO, pr["head"]["sha"]) == "failure"
     finally:
         consumer.stop()
-        server.stop()
         runtime.close()
         client.flushdb()
         client.close()
@@ -390,25 +386,25 @@ def test_redelivery_of_a_failed_delivery_runs_it_again(cla: CLAService) -> None:
     """GitHub's "Redeliver" keeps the GUID: after the job gave up (GitHub failing), an
     operator's redelivery must re-drive it, not be answered "duplicate"."""
     pr, payload = pr_payload(cla)
-    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)  # type: ignore[attr-defined]
+    cla.state.add_fault("GET", r"/pulls/\d+/commits", status=503, times=10)
     status, guid = cla.deliver("pull_request", payload)
     assert status == 202
     cla.wait_idle()
     [job] = cla.jobs()
-    assert job.status == "failed"  # type: ignore[attr-defined]
-    sha = cla.state.pull_request(REPO, pr["number"])["head"]["sha"]  # type: ignore[attr-defined]
-    assert cla.status(REPO, sha)["state"] == "error"  # type: ignore[index]
-    cla.state.clear_faults()  # type: ignore[attr-defined]
-    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
-    answer = json.loads(cla.state.deliveries[-1].response_body)  # type: ignore[attr-defined]
-    assert (answer["message"], answer["job"]) == ("requeued", job.id)  # type: ignore[attr-defined]
+    assert job.status == "failed"
+    sha = cla.state.pull_request(REPO, pr["number"])["head"]["sha"]
+    assert cla.status_state(REPO, sha) == "error"
+    cla.state.clear_faults()
+    assert cla.state.redeliver(guid) == 202
+    answer = json.loads(cla.state.deliveries[-1].response_body)
+    assert (answer["message"], answer["job"]) == ("requeued", job.id)
     cla.wait_idle()
     [job] = cla.jobs()
-    assert (job.status, job.attempts, job.finished_at is not None) == ("done", 1, True)  # type: ignore[attr-defined]
-    assert cla.status(REPO, sha)["state"] == "failure"  # type: ignore[index]
+    assert (job.status, job.attempts, job.finished_at is not None) == ("done", 1, True)
+    assert cla.status_state(REPO, sha) == "failure"
     # Done now: a further redelivery is a duplicate again.
-    assert cla.state.redeliver(guid) == 202  # type: ignore[attr-defined]
-    assert b"duplicate" in cla.state.deliveries[-1].response_body  # type: ignore[attr-defined]
+    assert cla.state.redeliver(guid) == 202
+    assert b"duplicate" in cla.state.deliveries[-1].response_body
     assert len(cla.jobs()) == 1
 
 
@@ -435,6 +431,7 @@ class ChunkAtATime(io.RawIOBase):
 
 def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(idle: CLAService) -> None:
     """The signature is over the whole body: reading only its first chunk gave a 401."""
+    from werkzeug.datastructures import Headers
     from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
     from werkzeug.wrappers import Request
 
@@ -444,33 +441,34 @@ def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(idle: CLAServic
     body = encoded(payload)
     assert len(body) > 3 * 512
     app = create_app(idle.live.settings, database=idle.database)
-    environ = EnvironBuilder(
-        path="/webhooks/github",
-        method="POST",
-        headers={
+    headers = Headers(
+        {
             "Content-Type": "application/json",
             "Transfer-Encoding": "chunked",
             "X-GitHub-Event": "pull_request",
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-GitHub-Hook-ID": "4242",
             "X-Hub-Signature-256": sign(str(idle.settings.webhook_secret), body),
-        },
-    ).get_environ()
+        }
+    )
+    environ = EnvironBuilder(path="/webhooks/github", method="POST", headers=headers).get_environ()
     environ.pop("CONTENT_LENGTH", None)
     environ.update({"wsgi.input": ChunkAtATime(body, 512), "wsgi.input_terminated": True})
     response = TestResponse(*run_wsgi_app(app, environ), request=Request(environ))
     assert response.status_code == 202, response.get_data(as_text=True)
     assert response.get_json()["message"] == "queued"
     [job] = idle.jobs()
-    assert job.payload["repo"] == REPO  # type: ignore[attr-defined]
+    assert job.payload["repo"] == REPO
 
 
-def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(cla_factory: Any) -> None:
+def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(
+    cla_factory: CLAFactory,
+) -> None:
     from datetime import timedelta
 
     from undersign.jobs.runner import sweep
 
-    idle: CLAService = cla_factory(start=False)
+    idle = cla_factory(start=False)
     for _ in range(3):
         _, payload = pr_payload(idle)
         assert idle.deliver("pull_request", payload)[0] == 202

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import Dialog, Route
 from tests.conftest import BrowserPage, Live
 
 from undersign.agreements.service import AgreementService
@@ -26,6 +27,12 @@ FIELDS = [
     {"name": "company", "label": "Company", "type": "text"},
     {"name": "website", "label": "Web site", "type": "url"},
 ]
+
+
+def _record_and_dismiss(dialog: Dialog, seen: list[str]) -> None:
+    """An injected ``alert()`` that ran: note its message, close it so the page goes on."""
+    seen.append(dialog.message)
+    dialog.dismiss()
 
 
 def _publish(live: Live, text: str) -> None:
@@ -45,7 +52,7 @@ def test_every_page_has_no_csp_violation_and_runs_no_injected_script(
     _publish(live, TEXT_V1)
     tab = page.page
     dialogs: list[str] = []
-    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.on("dialog", lambda dialog: _record_and_dismiss(dialog, dialogs))
     visited: list[str] = []
 
     def visit(path: str, status: int) -> None:
@@ -117,12 +124,12 @@ def test_an_injected_inline_script_is_blocked_and_reported(live: Live, page: Bro
     up as a violation, and does not run."""
     tab = page.page
     dialogs: list[str] = []
-    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.on("dialog", lambda dialog: _record_and_dismiss(dialog, dialogs))
 
-    def inject(route: object) -> None:
-        response = route.fetch()  # type: ignore[attr-defined]
+    def inject(route: Route) -> None:
+        response = route.fetch()
         body = response.text().replace("</main>", "<script>alert('xss')</script></main>")
-        route.fulfill(response=response, body=body)  # type: ignore[attr-defined]
+        route.fulfill(response=response, body=body)
 
     tab.route(live.url + "/", inject)
     tab.goto(live.url + "/")

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.conftest import Live, make_settings, sign_in
+from werkzeug.routing import Rule
 
 from undersign.agreements.models import Signature
 from undersign.agreements.service import AgreementService, SignatureService
@@ -113,11 +114,11 @@ def world(live: Live, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield World(live, anonymous, signed, signature_id)
 
 
-def _paths(rule: object, signature_id: int) -> list[str]:
+def _paths(rule: Rule, signature_id: int) -> list[str]:
     """Concrete paths for one url_map rule: the real one first, then each parameter in turn
     given every hostile value (the others keep their real value)."""
-    template = str(rule.rule)  # type: ignore[attr-defined]
-    converters = dict(rule._converters)  # type: ignore[attr-defined]
+    template = str(rule.rule)
+    converters = dict(rule._converters)
     patterns = {name: re.compile(r"<(?:[a-z]+:)?" + re.escape(name) + ">") for name in converters}
     values = {
         name: (
@@ -143,10 +144,8 @@ def _paths(rule: object, signature_id: int) -> list[str]:
     return paths
 
 
-def _rules(world: World) -> list[object]:
-    app = world.live.server.app
-    assert app is not None
-    return list(app.url_map.iter_rules())
+def _rules(world: World) -> list[Rule]:
+    return list(world.live.app.url_map.iter_rules())
 
 
 def assert_security_headers(response: httpx.Response, where: str) -> None:
@@ -223,9 +222,9 @@ def test_oversized_bodies_are_413_with_headers(world: World) -> None:
     """SECURITY 6.B.25/26, 5.2.1: a form over the cap is 413 on every unsafe route but the
     webhook (its own 25 MB cap is tested in tests/functional/test_webhooks.py)."""
     for rule in _rules(world):
-        if rule.endpoint in CSRF_EXEMPT:  # type: ignore[attr-defined]
+        if rule.endpoint in CSRF_EXEMPT:
             continue
-        for method in sorted(set(rule.methods or ()) & UNSAFE):  # type: ignore[attr-defined]
+        for method in sorted(set(rule.methods or ()) & UNSAFE):
             path = _paths(rule, world.signature_id)[0]
             for client in (world.anonymous, world.signed_in):
                 response = client.request(
@@ -282,16 +281,12 @@ def test_every_state_changing_route_but_the_webhook_needs_a_csrf_token(world: Wo
     """SECURITY 6.C.36 / 6.B.20: enumerate url_map; every POST/PUT/PATCH/DELETE rule except
     the webhook refuses a request without a CSRF token (400), signed in or not, also with a
     foreign Origin; and nothing changes (alice's signature survives a revoke attempt)."""
-    unsafe_rules = [
-        rule
-        for rule in _rules(world)
-        if set(rule.methods or ()) & UNSAFE  # type: ignore[attr-defined]
-    ]
+    unsafe_rules = [rule for rule in _rules(world) if set(rule.methods or ()) & UNSAFE]
     assert unsafe_rules, "no state-changing route found"
     checked = 0
     for rule in unsafe_rules:
-        exempt = rule.endpoint in CSRF_EXEMPT  # type: ignore[attr-defined]
-        for method in sorted(set(rule.methods or ()) & UNSAFE):  # type: ignore[attr-defined]
+        exempt = rule.endpoint in CSRF_EXEMPT
+        for method in sorted(set(rule.methods or ()) & UNSAFE):
             path = _paths(rule, world.signature_id)[0]
             for client in (world.anonymous, world.signed_in):
                 for headers in ({}, {"Origin": "https://evil.example"}):
@@ -392,13 +387,15 @@ def test_an_unexpected_error_is_a_generic_500_page_with_a_reference(
         tmp_path, "http://127.0.0.1:5000", emulator, UNDERSIGN_DATABASE_URL=database.url
     )
     app = create_app(settings, database=database)
+    secret_key = settings.secret_key
+    assert secret_key
 
     @app.get("/_test/explode")
     def explode() -> str:
         # What a failing query's message can hold: SQL, a path, a secret.
         raise RuntimeError(
             "SELECT * FROM users; secret="  # noqa: S608 - text of an error, not a query
-            + settings.secret_key
+            + secret_key
             + " at /srv/undersign/app.py"
         )
 
@@ -410,7 +407,7 @@ def test_an_unexpected_error_is_a_generic_500_page_with_a_reference(
     assert "Something went wrong" in body
     reference = re.search(r"reference ([0-9a-f]{12})", body)
     assert reference
-    for leak in ("Traceback", "RuntimeError", "SELECT", "/srv/", settings.secret_key, ".py"):
+    for leak in ("Traceback", "RuntimeError", "SELECT", "/srv/", secret_key, ".py"):
         assert leak not in body, leak
     csp = response.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp

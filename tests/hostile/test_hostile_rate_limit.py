@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from pathlib import Path
 
 import httpx
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, Live, make_settings
-from tests.support.live import LiveServer
+from tests.conftest import Live, LiveFactory
 
 from undersign.db import Database
-from undersign.emulator import EmulatorServer
 from undersign.web import ratelimit
 from undersign.web.ratelimit import SIGN_IN_LIMIT, count_hit
 
@@ -58,37 +55,21 @@ def test_the_count_is_shared_through_the_database(database: Database) -> None:
         other.dispose()
 
 
-def test_spoofed_forwarded_for_does_not_escape_the_limit(
-    tmp_path: Path, emulator: EmulatorServer, database: Database
-) -> None:
+def test_spoofed_forwarded_for_does_not_escape_the_limit(live_factory: LiveFactory) -> None:
     """SECURITY 6.B.31 / ASVS 15.3.4: behind one trusted proxy, a client rotating its own
     X-Forwarded-For values is still one client (ProxyFix takes only the proxy's entry)."""
-    from undersign.web import create_app
-
-    server = LiveServer()
-    settings = make_settings(
-        tmp_path,
-        server.url,
-        emulator,
-        UNDERSIGN_DATABASE_URL=database.url,
-        UNDERSIGN_TRUSTED_PROXIES="1",
-    )
-    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
-    server.start(create_app(settings, database=database))
-    try:
-        statuses = []
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            for n in range(SIGN_IN_LIMIT + 3):
-                # The proxy appends the real client (203.0.113.7) after what the client sent.
-                forwarded = f"198.51.100.{n % 250}, 203.0.113.7"
-                response = client.get(
-                    "/login/callback?code=x&state=y", headers={"X-Forwarded-For": forwarded}
-                )
-                statuses.append(response.status_code)
-            other_client = client.get(
-                "/login/callback?code=x&state=y", headers={"X-Forwarded-For": "203.0.113.8"}
+    live = live_factory(UNDERSIGN_TRUSTED_PROXIES="1")
+    statuses = []
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        for n in range(SIGN_IN_LIMIT + 3):
+            # The proxy appends the real client (203.0.113.7) after what the client sent.
+            forwarded = f"198.51.100.{n % 250}, 203.0.113.7"
+            response = client.get(
+                "/login/callback?code=x&state=y", headers={"X-Forwarded-For": forwarded}
             )
-        assert statuses[-1] == 429
-        assert other_client.status_code == 400  # a different real client has its own budget
-    finally:
-        server.stop()
+            statuses.append(response.status_code)
+        other_client = client.get(
+            "/login/callback?code=x&state=y", headers={"X-Forwarded-For": "203.0.113.8"}
+        )
+    assert statuses[-1] == 429
+    assert other_client.status_code == 400  # a different real client has its own budget

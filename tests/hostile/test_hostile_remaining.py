@@ -9,7 +9,6 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,41 +19,20 @@ from flask import Flask
 from sqlalchemy import select
 from tests.conftest import (
     AGREEMENT_SLUG,
-    CLIENT_ID,
     CLIENT_SECRET,
     BrowserPage,
     CLAService,
     Live,
-    make_settings,
+    LiveFactory,
     sign_in,
 )
 from tests.functional.test_signing import csrf_token, form_from, publish, signature_rows
-from tests.support.live import LiveServer
 
 from undersign.auth.models import RateLimitWindow
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
 
 SIGN_PATH = "/sign/cla?repo=acme/widgets&pr=7"
-
-
-def _serve(
-    tmp_path: Path,
-    emulator: EmulatorServer,
-    database: Database,
-    *,
-    host: str = "127.0.0.1",
-    **env: str,
-) -> tuple[LiveServer, Flask, str]:
-    """The app on a loopback port, its base URL naming ``host`` (the server binds 127.0.0.1)."""
-    from undersign.web import create_app
-
-    server = LiveServer()
-    base = f"http://{host}:{server.port}"
-    settings = make_settings(tmp_path, base, emulator, UNDERSIGN_DATABASE_URL=database.url, **env)
-    emulator.state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, [settings.callback_url])
-    app = create_app(settings, database=database)
-    return server, app, base
 
 
 def _signed_in_form(live: Live, client: httpx.Client, login: str) -> dict[str, str]:
@@ -71,9 +49,8 @@ def _signed_in_form(live: Live, client: httpx.Client, login: str) -> dict[str, s
 @pytest.mark.browser
 @pytest.mark.parametrize("samesite", ["Lax", "Strict"])
 def test_strict_session_cookie_would_break_the_redirect_back_from_github(
-    tmp_path: Path,
+    live_factory: LiveFactory,
     emulator: EmulatorServer,
-    database: Database,
     page: BrowserPage,
     monkeypatch: pytest.MonkeyPatch,
     samesite: str,
@@ -88,9 +65,10 @@ def test_strict_session_cookie_would_break_the_redirect_back_from_github(
     ``localhost`` and the emulator as ``127.0.0.1``: two different sites, as github.com is.
     ``web/sessions.py`` hard-codes ``samesite="Lax"`` in ``set_cookie``; for the Strict run
     this test rewrites that one argument on the app's session interface (test-only)."""
-    server, app, base = _serve(tmp_path, emulator, database, host="localhost")
+    live = live_factory(host="localhost")
+    base = live.url
     if samesite == "Strict":
-        sessions = app.session_interface
+        sessions = live.app.session_interface
         original_save = sessions.save_session
 
         def save_strict(app_: Flask, session: Any, response: Any) -> None:
@@ -104,32 +82,28 @@ def test_strict_session_cookie_would_break_the_redirect_back_from_github(
             original_save(app_, session, response)
 
         monkeypatch.setattr(sessions, "save_session", save_strict)
-    server.start(app)
-    try:
-        # The override really changes the header the browser gets.
-        with httpx.Client(base_url=base) as client:
-            set_cookie = client.get("/login").headers["set-cookie"]
-        assert f"SameSite={samesite}" in set_cookie, set_cookie
+    # The override really changes the header the browser gets.
+    with httpx.Client(base_url=base) as client:
+        set_cookie = client.get("/login").headers["set-cookie"]
+    assert f"SameSite={samesite}" in set_cookie, set_cookie
 
-        tab = page.page
-        tab.goto(base + "/")
-        tab.get_by_role("link", name="Sign in with GitHub").first.click()
-        tab.wait_for_url(f"{emulator.url}/login/oauth/authorize*")
-        tab.get_by_label("alice").check()
-        with tab.expect_response(lambda r: "/login/callback" in r.url) as callback:
-            tab.get_by_role("button", name="Authorize").click()
-        tab.wait_for_load_state()
-        assert urlsplit(callback.value.url).hostname == "localhost"
-        if samesite == "Lax":
-            assert callback.value.status == 302
-            tab.wait_for_url(base + "/")
-            assert tab.get_by_role("heading", name="Hello, alice!").is_visible()
-        else:
-            assert callback.value.status == 400
-            assert "Your sign-in session expired" in tab.content()
-        assert page.csp_violations == []
-    finally:
-        server.stop()
+    tab = page.page
+    tab.goto(base + "/")
+    tab.get_by_role("link", name="Sign in with GitHub").first.click()
+    tab.wait_for_url(f"{emulator.url}/login/oauth/authorize*")
+    tab.get_by_label("alice").check()
+    with tab.expect_response(lambda r: "/login/callback" in r.url) as callback:
+        tab.get_by_role("button", name="Authorize").click()
+    tab.wait_for_load_state()
+    assert urlsplit(callback.value.url).hostname == "localhost"
+    if samesite == "Lax":
+        assert callback.value.status == 302
+        tab.wait_for_url(base + "/")
+        assert tab.get_by_role("heading", name="Hello, alice!").is_visible()
+    else:
+        assert callback.value.status == 400
+        assert "Your sign-in session expired" in tab.content()
+    assert page.csp_violations == []
 
 
 # -- 6.B.20: stale and foreign CSRF tokens ---------------------------------------------------------
@@ -146,7 +120,7 @@ def test_a_csrf_token_past_the_time_limit_or_from_another_session_is_refused(
     ``time.time()`` in ``itsdangerous.timed``, not in ``flask_wtf.csrf``); the live server runs
     in this process, so shifting that module's clock ages the token."""
     publish(live.database)
-    limit = live.server.app.config["WTF_CSRF_TIME_LIMIT"]  # type: ignore[union-attr]
+    limit = live.app.config["WTF_CSRF_TIME_LIMIT"]
     assert limit == 3600
     real_time = time.time
 
@@ -334,10 +308,7 @@ def test_no_secret_in_any_log_line_or_page(
     thread) are left out: they are the browser's side and print the callback URL."""
     caplog.set_level(logging.DEBUG)
     live = cla.live
-    app = live.server.app
-    assert app is not None
-    recorder = _Recorder(app.wsgi_app)
-    app.wsgi_app = recorder  # type: ignore[method-assign]
+    recorder = live.server.wrap(_Recorder)
     state = live.emulator.state
     pr = state.add_pull_request("octo-org/widgets", user_login="alice", n_commits=1)
 
@@ -376,7 +347,7 @@ def test_no_secret_in_any_log_line_or_page(
         if r.path.endswith("/user") and r.headers.get("Authorization")
     }
     assert user_tokens, "the app never called GET /user with the user's token"
-    secrets_ = {
+    secrets_: dict[str, set[Any]] = {
         "OAuth code": {code},
         "OAuth state": {oauth_state},
         "user access token": user_tokens,
@@ -430,8 +401,7 @@ def test_no_secret_in_any_log_line_or_page(
     ],
 )
 def test_forwarded_for_counts_only_the_trusted_proxies_entries(
-    tmp_path: Path,
-    emulator: EmulatorServer,
+    live_factory: LiveFactory,
     database: Database,
     proxies: str,
     forwarded: str,
@@ -442,20 +412,15 @@ def test_forwarded_for_counts_only_the_trusted_proxies_entries(
     the left-most one a client can write; with 0 the header is ignored. Seen in both places
     that use ``remote_addr``: the signature's evidence IP and the sign-in rate-limit key.
     (tests/functional/test_ops.py covers single-valued headers and X-Forwarded-Proto.)"""
-    server, app, base = _serve(tmp_path, emulator, database, UNDERSIGN_TRUSTED_PROXIES=proxies)
-    server.start(app)
-    live = Live(base, server, emulator, app.extensions["undersign"].settings, database)
-    try:
-        publish(database)
-        with live.client() as client:
-            client.headers["X-Forwarded-For"] = forwarded
-            form = _signed_in_form(live, client, "alice")
-            response = client.post("/sign/cla", data=form)
-            assert response.status_code == 303, response.text
-        [row] = signature_rows(database)
-        assert row.ip_address == expected
-        with database.session() as session:
-            keys = set(session.scalars(select(RateLimitWindow.key)))
-        assert keys == {f"sign-in:{expected}"}
-    finally:
-        server.stop()
+    live = live_factory(UNDERSIGN_TRUSTED_PROXIES=proxies)
+    publish(database)
+    with live.client() as client:
+        client.headers["X-Forwarded-For"] = forwarded
+        form = _signed_in_form(live, client, "alice")
+        response = client.post("/sign/cla", data=form)
+        assert response.status_code == 303, response.text
+    [row] = signature_rows(database)
+    assert row.ip_address == expected
+    with database.session() as session:
+        keys = set(session.scalars(select(RateLimitWindow.key)))
+    assert keys == {f"sign-in:{expected}"}

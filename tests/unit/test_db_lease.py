@@ -62,6 +62,7 @@ def test_only_the_holder_renews_or_releases(database: Database) -> None:
     with database.session() as session:
         assert NAMED_LEASE.renew(session, row, ttl=TTL * 2, owner="a") == 1
     owner, renewed = holder(database, "work")
+    assert until is not None and renewed is not None
     assert owner == "a" and renewed > until + dt.timedelta(seconds=30)
     with database.session() as session:
         assert NAMED_LEASE.release(session, row, owner="a") == 1
@@ -91,6 +92,7 @@ def test_a_custom_free_condition_and_values_travel_in_the_same_update(database: 
     assert taken == 1
     assert holder(database, "a")[0] is None
     owner, until = holder(database, "b")
+    assert until is not None
     assert owner == "queued" and until > utcnow() + dt.timedelta(seconds=50)
 
 

@@ -8,23 +8,17 @@ transaction that is rolled back; CLI tests, which commit, use ``clean_database``
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
+from tests.support.databases import POSTGRES_URL, throwaway_schema
 
 from undersign.agreements.models import Agreement, AgreementVersion, Signature
-from undersign.agreements.service import AgreementService, SignatureService
+from undersign.agreements.service import AgreementService, ChangeType, SignatureService
 from undersign.db import Base, Database
 from undersign.migrations import load_models
-
-POSTGRES_URL = os.environ.get(
-    "UNDERSIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 TEXT_V1 = "# Contributor License Agreement\n\nYou grant us a licence to your contributions.\n"
 
@@ -47,22 +41,16 @@ def database(
 
     # The suite-wide ``--db`` option (tests/conftest.py) may name the PostgreSQL server.
     option = str(request.config.getoption("--db", default="sqlite"))
-    url = option if option.startswith("postgresql") else POSTGRES_URL
-    schema = f"test_agreements_{secrets.token_hex(6)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    server_url = option if option.startswith("postgresql") else POSTGRES_URL
     # No skip when the server is down: the PostgreSQL run is part of the suite (.ci/run
     # starts the server), so an unreachable server must fail loudly.
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        Base.metadata.create_all(db.engine)
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with throwaway_schema(server_url, prefix="test_agreements") as url:
+        db = Database(url)
+        try:
+            Base.metadata.create_all(db.engine)
+            yield db
+        finally:
+            db.dispose()
 
 
 @pytest.fixture
@@ -111,14 +99,17 @@ def make_agreement(
     agreements: AgreementService,
 ) -> Callable[..., tuple[Agreement, AgreementVersion]]:
     def make(
-        slug: str = "cla", text: str = TEXT_V1, fields: Any = None, change_type: str = "material"
+        slug: str = "cla",
+        text: str = TEXT_V1,
+        fields: Any = None,
+        change_type: ChangeType = "material",
     ) -> tuple[Agreement, AgreementVersion]:
         agreement, version, _ = agreements.add_or_update(
             slug,
             f"{slug.upper()} agreement",
             text,
             fields,
-            change_type,  # type: ignore[arg-type]
+            change_type,
         )
         return agreement, version
 

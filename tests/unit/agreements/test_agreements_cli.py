@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.cli.agreements import COMMANDS
 from undersign.db import Database
+from undersign.emulator import EmulatorServer
 
 
 @click.group()
@@ -56,7 +57,7 @@ def assert_clean_failure(result: Result, message: str) -> None:
 
 def test_agreement_add_creates_then_versions(
     run, text_file: Path, clean_database: Database
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     result = run("agreement", "add", "cla", "--title", "Our CLA", "--file", str(text_file))
     assert result.exit_code == 0, result.output
     assert result.stdout == "1\n"
@@ -89,7 +90,7 @@ def test_agreement_add_creates_then_versions(
 
 def test_agreement_add_reads_stdin_and_fields(
     run, tmp_path: Path, clean_database: Database
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fields = tmp_path / "fields.json"
     fields.write_text(json.dumps([{"name": "country", "label": "Country", "type": "country"}]))
     result = run(
@@ -124,7 +125,7 @@ def test_agreement_add_reads_stdin_and_fields(
 )
 def test_agreement_add_errors(
     run, tmp_path: Path, text_file: Path, args: list[str], message: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     files = {
         "BINARY": tmp_path / "bin.md",
         "TEXT": text_file,
@@ -141,12 +142,12 @@ def test_agreement_add_errors(
     assert_clean_failure(result, message)
 
 
-def test_bad_slug_is_refused(run, text_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_slug_is_refused(run, text_file: Path) -> None:
     result = run("agreement", "add", "Not A Slug", "--title", "CLA", "--file", str(text_file))
     assert_clean_failure(result, "not a valid slug")
 
 
-def test_repo_and_org_links(run, text_file: Path, clean_database: Database) -> None:  # type: ignore[no-untyped-def]
+def test_repo_and_org_links(run, text_file: Path, clean_database: Database) -> None:
     for slug in ("org-cla", "repo-cla"):
         assert (
             run("agreement", "add", slug, "--title", slug, "--file", str(text_file)).exit_code == 0
@@ -181,7 +182,7 @@ def test_repo_and_org_links(run, text_file: Path, clean_database: Database) -> N
         (["allowlist", "remove", "cla", "bot"], "is not on the allowlist"),
     ],
 )
-def test_bad_input_gives_a_clear_error(run, text_file: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_gives_a_clear_error(run, text_file: Path, args: list[str], message: str) -> None:
     assert run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file)).exit_code == 0
     assert_clean_failure(run(*args), message)
 
@@ -221,7 +222,7 @@ def _sign(
 
 def test_export_json_and_csv(
     run, text_file: Path, tmp_path: Path, clean_database: Database
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fields = tmp_path / "fields.json"
     fields.write_text(json.dumps([{"name": "team", "label": "Team"}]))
     run(
@@ -269,12 +270,12 @@ def test_export_json_and_csv(
     assert table[0]["version"] == "1"
 
 
-def test_empty_export_is_an_empty_array(run, text_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_empty_export_is_an_empty_array(run, text_file: Path) -> None:
     run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
     assert json.loads(run("signatures", "export", "cla").stdout) == []
 
 
-def test_revoke_by_login(run, text_file: Path, clean_database: Database) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_by_login(run, text_file: Path, clean_database: Database) -> None:
     run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
     _sign(clean_database, 7, "Alice", "Alice")
     result = run("signatures", "revoke", "cla", "ALICE", "--reason", "asked by email")
@@ -290,7 +291,7 @@ def test_revoke_by_login(run, text_file: Path, clean_database: Database) -> None
     assert_clean_failure(run("signatures", "revoke", "cla", "alice"), "--reason")
 
 
-def test_allowlist_commands(run, text_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_allowlist_commands(run, text_file: Path) -> None:
     run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
     assert run("allowlist", "add", "cla", "dependabot[bot]", "--note", "Dependabot").exit_code == 0
     assert run("allowlist", "add", "cla", "*-bot").exit_code == 0
@@ -304,14 +305,14 @@ def test_allowlist_commands(run, text_file: Path) -> None:  # type: ignore[no-un
 
 @pytest.fixture
 def run_with_settings(
-    clean_database: Database, tmp_path: Path, emulator: object
-) -> Iterator[object]:
+    clean_database: Database, tmp_path: Path, emulator: EmulatorServer
+) -> Iterator[Callable[..., Result]]:
     """Like ``run``, with the runtime the real command line has: changes queue jobs."""
     from tests.conftest import make_settings
 
     from undersign.runtime import build_runtime
 
-    settings = make_settings(tmp_path, "http://127.0.0.1:1", emulator)  # type: ignore[arg-type]
+    settings = make_settings(tmp_path, "http://127.0.0.1:1", emulator)
     runtime = build_runtime(settings, clean_database)
     runner = CliRunner()
 
@@ -352,7 +353,7 @@ def test_policy_changes_queue_the_open_pull_requests_they_affect(
     run_with_settings,
     text_file: Path,
     tmp_path: Path,
-    clean_database: Database,  # type: ignore[no-untyped-def]
+    clean_database: Database,
 ) -> None:
     run = run_with_settings
     other_text = tmp_path / "other.md"
@@ -400,7 +401,7 @@ def test_policy_changes_queue_the_open_pull_requests_they_affect(
     ]
 
 
-def test_without_settings_nothing_is_queued(run, text_file: Path, clean_database: Database) -> None:  # type: ignore[no-untyped-def]
+def test_without_settings_nothing_is_queued(run, text_file: Path, clean_database: Database) -> None:
     run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
     run("org", "link", "octo", "cla")
     _open_checks(clean_database, ("octo/widgets", 1, True))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from undersign.agreements.errors import InvalidInput, ValidationErrors
 from undersign.agreements.fields import (
+    CleanSubmission,
     FieldDefinition,
     clean_email,
     clean_person_name,
@@ -23,8 +26,8 @@ DEFINITIONS = [
 ]
 
 
-def submit(**overrides: object) -> object:
-    values: dict[str, object] = {
+def submit(**overrides: Any) -> CleanSubmission:
+    values: dict[str, Any] = {
         "name": "Alice Example",
         "email": "alice@example.org",
         "field_values": {
@@ -35,7 +38,7 @@ def submit(**overrides: object) -> object:
         "agreed": True,
     }
     values.update(overrides)
-    return validate_submission(DEFINITIONS, **values)  # type: ignore[arg-type]
+    return validate_submission(DEFINITIONS, **values)
 
 
 @pytest.mark.parametrize(
@@ -117,8 +120,8 @@ def test_invalid_emails(email: str) -> None:
 
 def test_valid_submission_is_normalized() -> None:
     clean = submit()
-    assert clean.name == "Alice Example"  # type: ignore[attr-defined]
-    assert clean.field_values == {  # type: ignore[attr-defined]
+    assert clean.name == "Alice Example"
+    assert clean.field_values == {
         "address": "1 Main St\nSpringfield",
         "website": "",
         "country": "DE",
@@ -172,8 +175,8 @@ def test_undefined_fields_are_ignored() -> None:
             "github_id": "999",
         }
     )
-    assert "is_admin" not in clean.field_values  # type: ignore[attr-defined]
-    assert "github_id" not in clean.field_values  # type: ignore[attr-defined]
+    assert "is_admin" not in clean.field_values
+    assert "github_id" not in clean.field_values
 
 
 def test_textarea_limit_and_newlines() -> None:
@@ -181,7 +184,7 @@ def test_textarea_limit_and_newlines() -> None:
         submit(field_values={"address": "x" * 4001, "country": "FR", "employer_ok": True})
     assert "4000" in caught.value.errors["address"]
     clean = submit(field_values={"address": "a\n\tb", "country": "FR", "employer_ok": True})
-    assert clean.field_values["address"] == "a\n\tb"  # type: ignore[attr-defined]
+    assert clean.field_values["address"] == "a\n\tb"
 
 
 def test_text_field_refuses_newlines() -> None:
@@ -196,9 +199,7 @@ def test_url_field_allows_only_web_addresses() -> None:
         with pytest.raises(ValidationErrors):
             submit(field_values={**base, "website": bad})
     assert (
-        submit(field_values={**base, "website": "https://example.org/x"}).field_values[  # type: ignore[attr-defined]
-            "website"
-        ]
+        submit(field_values={**base, "website": "https://example.org/x"}).field_values["website"]
         == "https://example.org/x"
     )
 

@@ -449,7 +449,7 @@ def test_covered_ids_uses_the_active_signature_index(
         # index is usable for this query at all (its predicate must match).
         session.execute(text("SET LOCAL enable_seqscan = off"))
         plan = session.execute(text(f"EXPLAIN {compiled}")).scalars().all()
-        details = " | ".join(plan)
+        details = " | ".join(str(line) for line in plan)
         assert "uq_signatures_active_version_github_id" in details, details
 
 

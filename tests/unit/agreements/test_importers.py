@@ -33,8 +33,16 @@ def read(source: str, name: str) -> ImportBatch:
     return parse(source, (FIXTURES / name).read_bytes(), now=NOW)
 
 
-def utc(*parts: int) -> dt.datetime:
-    return dt.datetime(*parts, tzinfo=dt.UTC)
+def utc(
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    microsecond: int = 0,
+) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=dt.UTC)
 
 
 def problems(batch: ImportBatch) -> list[tuple[int, str]]:

@@ -206,7 +206,9 @@ def _co_author(email: str, github_id: int | None = None, login: str | None = Non
 
 
 def test_an_unsigned_opener_fails_whatever_the_authors() -> None:
-    verdict = evaluate([ALICE, DEPENDABOT], {1}, Exemptions(bot_ids={49699333}), opener=MALLORY)
+    verdict = evaluate(
+        [ALICE, DEPENDABOT], {1}, Exemptions(bot_ids=frozenset({49699333})), opener=MALLORY
+    )
     assert verdict.state == "failure"
     assert verdict.opener_missing and verdict.unsigned[-1].sources == ("opener",)
 
@@ -238,7 +240,7 @@ def test_agent_opener_needs_a_covered_person() -> None:
     alone = evaluate([COPILOT], set(), opener=COPILOT)
     assert alone.needs_human and alone.state == "failure"
     with_bot = evaluate(
-        [COPILOT, DEPENDABOT], set(), Exemptions(bot_ids={49699333}), opener=COPILOT
+        [COPILOT, DEPENDABOT], set(), Exemptions(bot_ids=frozenset({49699333})), opener=COPILOT
     )
     assert with_bot.needs_human  # a bot is not the person who asked
     helped = evaluate([COPILOT, _co_author("1+alice@x", 1, "alice")], {1}, opener=COPILOT)
@@ -314,7 +316,10 @@ def test_no_authors_co_authors_or_exemptions_make_an_uncovered_opener_green(
     login = f"user{opener_id}[bot]" if opener_bot else f"user{opener_id}"
     opener = account(login, opener_id, "Bot" if opener_bot else "User")
     exemptions = Exemptions(
-        bot_ids=bot_ids, all_bots=all_bots, allowlist=tuple(allowlist), member_ids=member_ids
+        bot_ids=frozenset(bot_ids),
+        all_bots=all_bots,
+        allowlist=tuple(allowlist),
+        member_ids=frozenset(member_ids),
     )
     verdict = evaluate(
         [*people, *agents],

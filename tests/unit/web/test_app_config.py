@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
+
 from undersign.config import load_settings
 from undersign.db import Database
 from undersign.web import create_app
 
 
-def _app(tmp_path: Path, base_url: str):
+def _app(tmp_path: Path, base_url: str) -> Flask:
     settings = load_settings(
         {
             "UNDERSIGN_ENV": "test",
