@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from emulator_support import CALLBACK, CLIENT_ID, CLIENT_SECRET, SSL_CONTEXT, Receiver
+from tests.support.emulator import running_emulator
 
 from undersign.emulator import EmulatorServer, GitHubEmulator
 
@@ -20,11 +21,8 @@ def emulator() -> Iterator[EmulatorServer]:
     state.add_user("bob", name="Bob Builder", email="bob@example.com")
     state.add_user("carol", name="Carol Danvers", email="carol@example.com")
     state.add_oauth_client(CLIENT_ID, CLIENT_SECRET, CALLBACK)
-    server = EmulatorServer(state).start()
-    try:
+    with running_emulator(state) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

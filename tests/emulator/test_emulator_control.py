@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 from emulator_support import SSL_CONTEXT, Receiver
+from tests.support.emulator import running_emulator
 
 from undersign.emulator import EmulatorServer, GitHubEmulator
 from undersign.emulator.demo import build_demo_state
@@ -106,7 +107,7 @@ def test_inspect_page_escapes_and_refuses_script_links(
 
 def test_demo_state() -> None:
     state = build_demo_state("cid", "csecret", "http://127.0.0.1:5000/auth/callback")
-    with EmulatorServer(state) as server:
+    with running_emulator(state) as server:
         token = state.issue_token("alice")
         pr = httpx.get(
             server.api_url + "/repos/acme/widgets/pulls/1",

@@ -115,10 +115,10 @@ def _force_push(cla: CLAService, number: int, author_login: str) -> str:
     """Replace the pull request's commits by one new commit on its base (a force-push)."""
     state = cla.state
     with state.lock:
-        pr = state._require_pull(REPO, number)
+        pr = state.require_pull(REPO, number)
         base = pr.base_sha
     sha: str = state.add_commit(REPO, author_login=author_login, parents=[base])
     with state.lock:
         pr.before_sha, pr.head_sha = pr.head_sha, sha
-        state._repos[pr.head_repo_id].branches[pr.head_ref] = sha
+        state.repos[pr.head_repo_id].branches[pr.head_ref] = sha
     return sha

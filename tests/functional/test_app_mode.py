@@ -145,7 +145,7 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
     ]
     # One token for the installation, stored encrypted: the token itself is nowhere in it.
     assert state.apps.token_requests == {installation: 1}
-    tokens = [t for t in state._tokens if t.startswith("ghs_")]
+    tokens = [t for t in state.tokens if t.startswith("ghs_")]
     with app_cla.database.session() as session:
         stored = session.execute(text("SELECT token_encrypted FROM app_installation_tokens"))
         [encrypted] = [row[0] for row in stored]
@@ -237,7 +237,7 @@ def test_sign_in_through_the_github_app_with_expiring_tokens(app_cla: CLAService
         assert page.status_code == 200
         assert "alice" in page.text
     state = app_cla.state
-    user_tokens = [t for t in state._tokens if t.startswith("ghu_")]
+    user_tokens = [t for t in state.tokens if t.startswith("ghu_")]
     assert len(user_tokens) == 1
     info = state.apps.tokens[user_tokens[0]]
     assert info.refresh_token is not None and info.refresh_token.startswith("ghr_")

@@ -106,7 +106,7 @@ def test_a_pull_request_opened_during_the_listing_stays_open(cla: CLAService) ->
 
     from undersign.db import utcnow
     from undersign.enforcement.models import PullRequestCheck
-    from undersign.enforcement.reconcile import ReconcileReport, _reconcile_repo
+    from undersign.enforcement.reconcile import ReconcileReport, reconcile_repo
 
     state = cla.state
     queue = cla.runtime.queue
@@ -118,7 +118,7 @@ def test_a_pull_request_opened_during_the_listing_stays_open(cla: CLAService) ->
     assert cla.deliver("pull_request", payload)[0] == 202
     cla.wait_idle()
     report = ReconcileReport()
-    _reconcile_repo(ctx, queue, REPO, pulls, set(), report, listed_at)
+    reconcile_repo(ctx, queue, REPO, pulls, set(), report, listed_at)
     assert report.closed == []
     with cla.database.session() as session:
         check = session.scalar(

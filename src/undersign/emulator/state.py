@@ -127,18 +127,6 @@ class GitHubEmulator:
     def api_url(self) -> str:
         return self.base_url + "/api/v3"
 
-    # Old private names that tests outside the emulator still read; keep them working.
-    @property
-    def _tokens(self) -> dict[str, Token]:
-        return self.tokens
-
-    @property
-    def _repos(self) -> dict[int, Repo]:
-        return self.repos
-
-    def _require_pull(self, full_name: str, number: int) -> PullRec:
-        return self.require_pull(full_name, number)
-
     def next_id(self, kind: str) -> int:
         """The next id of a kind (``"user"``, ``"repo"``, ...): GitHub's ids only grow."""
         self._ids[kind] += 1

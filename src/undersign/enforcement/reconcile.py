@@ -152,7 +152,7 @@ def reconcile(
             continue
         report.repositories += 1
         report.open_pulls += len(pulls)
-        _reconcile_repo(ctx, queue, name, pulls, pending, report, listed_at)
+        reconcile_repo(ctx, queue, name, pulls, pending, report, listed_at)
     if report.queued or report.closed:
         log.info(
             "reconciler: %d to re-evaluate, %d closed, in %d repositories",
@@ -163,7 +163,7 @@ def reconcile(
     return report
 
 
-def _reconcile_repo(
+def reconcile_repo(
     ctx: JobContext,
     queue: JobQueue,
     name: str,

@@ -230,7 +230,7 @@ def test_revoked_token_is_replaced_after_a_401(
 ) -> None:
     ctx = contexts[0]
     ctx.github.get_pull("octo-org", "widgets", 1)
-    for token in [t for t in emulator.state._tokens if t.startswith("ghs_")]:
+    for token in [t for t in emulator.state.tokens if t.startswith("ghs_")]:
         emulator.state.revoke_token(token)
     assert ctx.github.get_pull("octo-org", "widgets", 1)["number"] == 1
     assert emulator.state.apps.token_requests == {installed: 2}
@@ -249,7 +249,7 @@ def test_long_stateless_tokens_are_used_as_they_are(
     state.apps.issue_installation_token = stateless  # type: ignore[method-assign]
     ctx = contexts[0]
     assert ctx.github.get_pull("octo-org", "widgets", 1)["number"] == 1
-    [token] = [t for t in state._tokens if t.startswith("ghs_")]
+    [token] = [t for t in state.tokens if t.startswith("ghs_")]
     assert "." in token and len(token) > 255
     assert contexts[1].github.get_pull("octo-org", "widgets", 1)["number"] == 1
     assert state.apps.token_requests == {installed: 1}
