@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from undersign.agreements.models import AuditEntry, Signature
 from undersign.agreements.service import AgreementService
 from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
 from undersign.jobs.models import Job
+from undersign.web import console as console_views
 
 BOT = "cla-bot"
 ALPHA, BETA = "alpha", "beta"
@@ -326,3 +328,25 @@ def test_a_failing_permission_lookup_denies_and_says_why(
             assert denied.status_code == 503, (method, path)
             assert "Alpha CLA" not in denied.text
     assert active(console, ALPHA) and recheck_jobs(console) == 0
+
+
+def test_github_is_asked_again_after_ten_minutes(
+    console: Console, clients: dict[str, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An owner demoted on GitHub keeps the cached answer for ten minutes, then loses it."""
+    client, _ = signed_in(console, clients, "owner")
+    state = console.live.emulator.state
+    owner_id = console.ids["owner"]
+    acme = state.orgs[int(state.user("acme")["id"])]
+    acme.admins.discard(owner_id)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+    start = time.time()
+    monkeypatch.setattr(console_views, "clock", lambda: start + 9 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+    monkeypatch.setattr(console_views, "clock", lambda: start + 11 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
+    acme.admins.add(owner_id)
+    # The new answer is itself kept: promoted again, they wait for the next ten minutes.
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
+    monkeypatch.setattr(console_views, "clock", lambda: start + 22 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -52,6 +53,8 @@ PAGE_SIZE = 50
 MAX_PAGE = 100_000
 MAX_ROW_ID = 2**63 - 1
 MAX_PR_NUMBER = 10**9
+#: The clock the ten-minute freshness of an answer is read from (tests move it forward).
+clock: Callable[[], float] = time.time
 
 
 class LookupFailed(Exception):
@@ -76,7 +79,7 @@ def refresh_scope(github_id: int, login: str, *, force: bool = False) -> AdminSc
     else GitHub is asked again. A failed answer is never reused."""
     admins = settings().admins
     stored = AdminScope.from_json(session.get(SCOPE_KEY), github_id, admins)
-    now = time.time()
+    now = clock()
     if stored is not None and not force and not stored.is_stale(now) and stored.failure is None:
         return stored
     scope = look_up_scope(
