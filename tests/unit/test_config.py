@@ -186,6 +186,6 @@ def test_admins_are_numeric_github_ids() -> None:
     assert load_settings({"UNDERSIGN_ENV": "test"}).admins == frozenset()
     for wrong in ("octocat", "42,octocat", "-3", "0", "4\u0662"):
         with pytest.raises(
-            ConfigError, match="UNDERSIGN_ADMINS: .* is not a numeric GitHub user id"
+            ConfigError, match=r"UNDERSIGN_ADMINS: .* is not a numeric GitHub user id"
         ):
             load_settings({"UNDERSIGN_ENV": "test", "UNDERSIGN_ADMINS": wrong})
