@@ -350,3 +350,13 @@ def test_github_is_asked_again_after_ten_minutes(
     assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
     monkeypatch.setattr(console_views, "clock", lambda: start + 22 * 60)
     assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+
+
+def test_without_bot_credentials_the_console_says_why(live: Live) -> None:
+    """The test app has no bot token: GitHub cannot be asked, so nobody but an instance
+    admin gets in, and the page says so (never a server error)."""
+    with live.client() as client:
+        landing = sign_in(live, client, "alice", next_path="/admin/")
+        assert landing.status_code == 503
+        assert "UNDERSIGN_GITHUB_TOKEN is not set" in landing.text
+        assert client.get("/admin/agreements/nope").status_code == 503

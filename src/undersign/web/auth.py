@@ -9,6 +9,7 @@ for exactly one call (``GET /user``) and then dropped: it is never stored or log
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -306,7 +307,9 @@ def callback() -> Response:
     if flow["next"].startswith(CONSOLE_PREFIX):
         # Coming to the console: ask GitHub what they administer now (contributors who only
         # sign are not asked: it costs one call per linked repository and organisation).
-        console.refresh_scope(identity.github_id, identity.login)
+        # A failed lookup is not kept: the console page they land on asks again and says why.
+        with contextlib.suppress(console.LookupFailed):
+            console.refresh_scope(identity.github_id, identity.login)
     return redirect(flow["next"])
 
 

@@ -82,13 +82,15 @@ def refresh_scope(github_id: int, login: str, *, force: bool = False) -> AdminSc
     now = clock()
     if stored is not None and not force and not stored.is_stale(now) and stored.failure is None:
         return stored
+    try:
+        github = runtime().bot.github
+    except RuntimeError as exc:  # no bot token and no App: GitHub cannot be asked at all
+        if github_id not in admins:
+            session[SCOPE_KEY] = None
+            raise LookupFailed(str(exc)) from None
+        return AdminScope(github_id=github_id, instance_admin=True, checked_at=now)
     scope = look_up_scope(
-        db_session(),
-        runtime().bot.github,
-        github_id=github_id,
-        login=login,
-        admins=admins,
-        now=now,
+        db_session(), github, github_id=github_id, login=login, admins=admins, now=now
     )
     if scope.failure:
         log.warning("admin lookup for github id %s failed: %s", github_id, scope.failure)
