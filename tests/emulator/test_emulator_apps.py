@@ -271,8 +271,6 @@ def test_installation_token_reads_org_memberships(
 ) -> None:
     """As GitHub: an installation with Members: read reads any member's membership (its
     role and state) though the bot is no member; a non-member is 404."""
-    if state.user_by_login("carol") is None:
-        state.add_user("carol")
     state.add_org_member("octo-org", "carol", admin=True)
     client = httpx.Client(
         base_url=emulator.api_url,
