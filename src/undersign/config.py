@@ -30,7 +30,7 @@ class ConfigError(Exception):
 class Variable:
     name: str
     attr: str
-    kind: str  # "str" | "url" | "int" | "bool" | "choice"
+    kind: str  # "str" | "url" | "int" | "bool" | "choice" | "ids"
     default: str | None
     meaning: str
     secret: bool = False
@@ -281,6 +281,14 @@ VARIABLES: tuple[Variable, ...] = (
         "status are re-evaluated); 0 turns it off",
     ),
     Variable(
+        "UNDERSIGN_ADMINS",
+        "admins",
+        "ids",
+        "",
+        "instance admins of the maintainers' console: comma-separated numeric GitHub user ids "
+        "(ids, not logins: a login can be renamed and taken by someone else)",
+    ),
+    Variable(
         "UNDERSIGN_QUEUE_NAME",
         "queue_name",
         "str",
@@ -328,6 +336,7 @@ class Settings:
     metrics_public: bool = False
     reconcile_interval: int = 15
     queue_name: str = "undersign"
+    admins: frozenset[int] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -383,7 +392,25 @@ def _parse_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def _parse_ids(name: str, raw: str) -> frozenset[int]:
+    """``"1, 42"`` -> ``{1, 42}``: numeric GitHub user ids only, so a login is refused."""
+    ids: set[int] = set()
+    for item in raw.split(","):
+        entry = item.strip()
+        if not entry:
+            continue
+        if not entry.isascii() or not entry.isdigit() or int(entry) <= 0:
+            raise ConfigError(
+                f"{name}: {entry!r} is not a numeric GitHub user id (use ids, not logins: "
+                "https://api.github.com/users/LOGIN shows a login's id)"
+            )
+        ids.add(int(entry))
+    return frozenset(ids)
+
+
 def _parse(var: Variable, raw: str) -> Any:
+    if var.kind == "ids":
+        return _parse_ids(var.name, raw)
     if var.kind == "url":
         return _parse_url(var.name, raw)
     if var.kind == "int":

@@ -169,5 +169,8 @@ def loop_steps(settings: Settings) -> str:
         f"     and its comment becomes a thank-you. No push needed.\n"
         f"  AI agents: {AGENT_REPO}#1 (opened by Copilot for carol) turns green once carol\n"
         f"  signs; {NO_AGENTS_REPO}#1 (co-authored by Claude) stays red: its CLA refuses agents.\n"
+        f"  The maintainers' console: {settings.base_url}/admin/ , signed in as alice (the\n"
+        f"  owner of acme on the emulator): signatures (revoke one: its pull requests go red\n"
+        f"  again), CSV and JSON exports, waiting pull requests, the audit log.\n"
         f"  undersign itself: {settings.base_url}   Stop with Ctrl-C.\n"
     )

@@ -159,6 +159,10 @@ class Runtime:
             self.queue, session, repos=repos, orgs=orgs, agreement_id=agreement_id
         )
 
+    def recheck_pull_request(self, session: Session, repo: str, number: int) -> int:
+        """Queue one evaluation of ``repo#number`` (after ``session`` commits); the job id."""
+        return triggers.requeue_pull_request(self.queue, session, repo, number)
+
     def render_metrics(self) -> bytes:
         """``/metrics``: the counters every process recorded, and the domain gauges."""
         return metrics.render(self.database, GAUGES)

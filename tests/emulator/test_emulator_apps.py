@@ -266,6 +266,28 @@ def test_installation_token_sees_private_org_members(
         assert client.get("/orgs/octo-org/members/alice").status_code == 404
 
 
+def test_installation_token_reads_org_memberships(
+    emulator: EmulatorServer, state: GitHubEmulator, installation_token: str
+) -> None:
+    """As GitHub: an installation with Members: read reads any member's membership (its
+    role and state) though the bot is no member; a non-member is 404."""
+    state.add_org_member("octo-org", "carol", admin=True)
+    client = httpx.Client(
+        base_url=emulator.api_url,
+        headers={"Authorization": f"token {installation_token}"},
+        follow_redirects=False,
+        verify=SSL_CONTEXT,
+    )
+    with client:
+        owner = client.get("/orgs/octo-org/memberships/carol")
+        member = client.get("/orgs/octo-org/memberships/bob")
+        outsider = client.get("/orgs/octo-org/memberships/alice")
+    assert owner.status_code == 200 and owner.json()["role"] == "admin"
+    assert owner.json()["state"] == "active"
+    assert member.status_code == 200 and member.json()["role"] == "member"
+    assert outsider.status_code == 404
+
+
 def test_stateless_token_format_on_request(app: int, as_app: httpx.Client, api: Api) -> None:
     response = as_app.post(
         f"/app/installations/{app}/access_tokens",

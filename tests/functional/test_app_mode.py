@@ -248,3 +248,26 @@ def test_sign_in_through_the_github_app_with_expiring_tokens(app_cla: CLAService
             for row in session.execute(select(table)):
                 flat = " ".join(str(value) for value in row)
                 assert not any(secret in flat for secret in secrets), table.name
+
+
+def test_the_console_asks_github_through_the_installation(app_cla: CLAService) -> None:
+    """App mode: who administers what is asked with the installation's token (an org
+    owner, a repository admin), not a personal token."""
+    state = app_cla.state
+    state.add_org_member("octo-org", "maint", admin=True)
+    state.add_collaborator("octo-org/gadgets", "dave", "admin")
+    with app_cla.database.session() as session:
+        agreements = AgreementService(session)
+        agreements.add_or_update("gadgets-cla", "Gadgets CLA", "You agree to gadgets.")
+        agreements.link_repo("octo-org/gadgets", "gadgets-cla")
+    install(app_cla)
+    live = app_cla.live
+    with live.client() as owner, live.client() as repo_admin:
+        page = sign_in(live, owner, "maint", next_path="/admin/")
+        assert page.status_code == 200, page.text
+        assert "Individual CLA" in page.text and "Gadgets CLA" in page.text
+        page = sign_in(live, repo_admin, "dave", next_path="/admin/")
+        assert page.status_code == 200, page.text
+        assert "Gadgets CLA" in page.text and "Individual CLA" not in page.text
+        assert repo_admin.get(f"/admin/agreements/{AGREEMENT_SLUG}").status_code == 404
+        assert repo_admin.get("/admin/agreements/gadgets-cla/signatures").status_code == 200

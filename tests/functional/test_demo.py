@@ -139,3 +139,15 @@ def test_red_then_sign_then_green(demo: Demo, audited_context: Callable[..., Bro
     assert time.monotonic() - signed_at < 15
     (comment,) = pull["comments"]  # edited in place, never a second one
     assert "thank" in comment["body"].lower()
+
+    # The demo's maintainer: alice owns acme on the emulator, so the console shows her both
+    # demo agreements, bob's signature among them.
+    assert f"The maintainers' console: {demo.app_url}/admin/" in told
+    console = audited_context().new_page()
+    console.goto(f"{demo.app_url}/admin/")
+    console.get_by_label("alice").check()
+    console.get_by_role("button", name="Authorize").click()
+    console.wait_for_url(f"{demo.app_url}/admin/")
+    console.get_by_role("link", name="Acme Individual CLA").click()
+    console.get_by_role("link", name="Signatures", exact=True).click()
+    assert "Bob Builder" in console.locator("table").inner_text()

@@ -178,3 +178,14 @@ def test_an_open_metrics_endpoint_is_an_explicit_choice(tmp_path: Path) -> None:
         {"UNDERSIGN_ENV": "development", "UNDERSIGN_INSTANCE_PATH": str(tmp_path)}
     )
     assert development.metrics_token is None and development.metrics_public is False
+
+
+def test_admins_are_numeric_github_ids() -> None:
+    env = {"UNDERSIGN_ENV": "test", "UNDERSIGN_ADMINS": " 42, 7,,42 "}
+    assert load_settings(env).admins == frozenset({7, 42})
+    assert load_settings({"UNDERSIGN_ENV": "test"}).admins == frozenset()
+    for wrong in ("octocat", "42,octocat", "-3", "0", "4\u0662"):
+        with pytest.raises(
+            ConfigError, match=r"UNDERSIGN_ADMINS: .* is not a numeric GitHub user id"
+        ):
+            load_settings({"UNDERSIGN_ENV": "test", "UNDERSIGN_ADMINS": wrong})

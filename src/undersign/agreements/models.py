@@ -195,3 +195,24 @@ class AllowlistEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agreement: Mapped[Agreement] = relationship()
+
+
+class AuditEntry(Base):
+    """One change to an agreement made through the console or the command line.
+
+    Append-only: rows are inserted by the services in the transaction of the change they
+    record, and nothing in undersign updates or deletes them. ``actor`` is a GitHub user id
+    (as text) for the console, or ``cli``.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_agreement_id_id", "agreement_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    actor: Mapped[str] = mapped_column(String(40))
+    # For example "version.publish", "repo.link", "allowlist.add", "signature.revoke".
+    action: Mapped[str] = mapped_column(String(40))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -40,6 +40,7 @@ from undersign.agreements.models import (
     Agreement,
     AgreementVersion,
     AllowlistEntry,
+    AuditEntry,
     OrgLink,
     RepoLink,
     Signature,
@@ -61,6 +62,8 @@ MAX_TEXT_LENGTH = 500_000
 MAX_TITLE_LENGTH = 200
 MAX_REASON_LENGTH = 1000
 MAX_USER_AGENT_LENGTH = 500
+#: The ``actor`` of changes made from the command line (the console records a GitHub id).
+CLI_ACTOR = "cli"
 # SQLite's default limit is 32,766 bound parameters; stay well below it per statement.
 IN_CHUNK = 5000
 
@@ -132,11 +135,59 @@ class Standing:
         return self.covering is not None
 
 
-class AgreementService:
-    """Agreements, their versions, and which repositories they cover."""
+def _link_state(link: RepoLink | OrgLink | None) -> dict[str, Any] | None:
+    """A link as the audit log records it."""
+    if link is None:
+        return None
+    return {
+        "agreement": link.agreement.slug if link.agreement is not None else None,
+        "exempt_org_members": link.exempt_org_members,
+        "exempt_collaborators": link.exempt_collaborators,
+    }
 
-    def __init__(self, session: Session) -> None:
+
+class AgreementService:
+    """Agreements, their versions, and which repositories they cover.
+
+    Every change is written to the audit log in the same transaction, by ``actor``: a
+    GitHub user id (as text) from the console, ``cli`` from the command line.
+    """
+
+    def __init__(self, session: Session, *, actor: str = CLI_ACTOR) -> None:
         self.session = session
+        self.actor = actor
+
+    def audit(
+        self,
+        agreement: Agreement,
+        action: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """Append one row to the audit log (flushed with the change it records)."""
+        self.session.add(
+            AuditEntry(
+                agreement_id=agreement.id,
+                actor=self.actor[:40],
+                action=action,
+                before=before,
+                after=after,
+                created_at=utcnow(),
+            )
+        )
+        self.session.flush()
+
+    def audit_log(self, ref: AgreementRef, *, limit: int = 200) -> list[AuditEntry]:
+        """The newest changes to one agreement first."""
+        agreement = self.resolve(ref)
+        return list(
+            self.session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.agreement_id == agreement.id)
+                .order_by(AuditEntry.id.desc())
+                .limit(limit)
+            )
+        )
 
     def get(self, slug: str) -> Agreement:
         agreement = self.session.scalar(select(Agreement).where(Agreement.slug == slug.lower()))
@@ -185,6 +236,7 @@ class AgreementService:
         definitions = None if fields is None else _parse_fields(fields)
 
         agreement = self.session.scalar(select(Agreement).where(Agreement.slug == slug))
+        previous_title = None if agreement is None else agreement.title
         if agreement is None:
             agreement = Agreement(slug=slug, title=title, kind="individual", field_definitions=[])
             self.session.add(agreement)
@@ -201,6 +253,10 @@ class AgreementService:
         )
         digest = text_sha256(text)
         if latest is not None and latest.text_sha256 == digest and latest.text == text:
+            if previous_title != title:
+                self.audit(
+                    agreement, "agreement.title", {"title": previous_title}, {"title": title}
+                )
             return agreement, latest, False
 
         now = utcnow()
@@ -215,6 +271,19 @@ class AgreementService:
         )
         self.session.add(version)
         self.session.flush()
+        self.audit(
+            agreement,
+            "version.publish",
+            None
+            if latest is None
+            else {"title": previous_title, "version": latest.number, "sha256": latest.text_sha256},
+            {
+                "title": title,
+                "version": version.number,
+                "sha256": digest,
+                "change_type": version.change_type,
+            },
+        )
         return agreement, version, True
 
     def current_version(self, ref: AgreementRef) -> AgreementVersion:
@@ -257,15 +326,19 @@ class AgreementService:
         """Cover a repository with an agreement (replacing any earlier repo link)."""
         name = normalize_repo_full_name(full_name)
         link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == name))
-        return self._set_link(
+        before = _link_state(link)
+        link = self._set_link(
             link or RepoLink(full_name=name), slug, exempt_org_members, exempt_collaborators
         )
+        self.audit(link.agreement, "repo.link", before, {"repo": name, **(_link_state(link) or {})})
+        return link
 
     def unlink_repo(self, full_name: str) -> bool:
         name = normalize_repo_full_name(full_name)
         link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == name))
         if link is None:
             return False
+        self.audit(link.agreement, "repo.unlink", {"repo": name, **(_link_state(link) or {})}, None)
         self.session.delete(link)
         self.session.flush()
         return True
@@ -281,9 +354,12 @@ class AgreementService:
         """Cover every repository of an organization (a repo link still wins)."""
         name = normalize_org(org)
         link = self.session.scalar(select(OrgLink).where(OrgLink.org == name))
-        return self._set_link(
+        before = _link_state(link)
+        link = self._set_link(
             link or OrgLink(org=name), slug, exempt_org_members, exempt_collaborators
         )
+        self.audit(link.agreement, "org.link", before, {"org": name, **(_link_state(link) or {})})
+        return link
 
     def _set_link(
         self, link: _LinkT, slug: str, exempt_org_members: bool, exempt_collaborators: bool
@@ -300,6 +376,7 @@ class AgreementService:
         link = self.session.scalar(select(OrgLink).where(OrgLink.org == name))
         if link is None:
             return False
+        self.audit(link.agreement, "org.unlink", {"org": name, **(_link_state(link) or {})}, None)
         self.session.delete(link)
         self.session.flush()
         return True
@@ -365,6 +442,7 @@ class AgreementService:
         added, removed = [int(i) for i in add], [int(i) for i in remove]
         if any(i <= 0 or i > 2**63 - 1 for i in (*added, *removed)):
             raise InvalidInput("a bot id is a positive integer (the account's numeric id)")
+        before = {"bot_ids": agreement.exempt_bot_ids, "all_bots": agreement.exempt_all_bots}
         if reset:
             agreement.exempt_bot_ids = None
         if added or removed:
@@ -375,6 +453,9 @@ class AgreementService:
         if all_bots is not None:
             agreement.exempt_all_bots = all_bots
         self.session.flush()
+        after = {"bot_ids": agreement.exempt_bot_ids, "all_bots": agreement.exempt_all_bots}
+        if after != before:
+            self.audit(agreement, "bots.set", before, after)
         return agreement
 
     def set_agent_policy(self, ref: AgreementRef, policy: str) -> Agreement:
@@ -382,8 +463,11 @@ class AgreementService:
         if policy not in ("require-human", "refuse"):
             raise InvalidInput("the agent policy is 'require-human' or 'refuse'")
         agreement = self.resolve(ref)
+        before = agreement.agent_policy
         agreement.agent_policy = policy
         self.session.flush()
+        if before != policy:
+            self.audit(agreement, "agents.policy", {"policy": before}, {"policy": policy})
         return agreement
 
     # Allowlist: logins that need no signature.
@@ -399,11 +483,14 @@ class AgreementService:
                 AllowlistEntry.agreement_id == agreement.id, AllowlistEntry.pattern == normalized
             )
         )
+        before = None if entry is None else {"pattern": normalized, "note": entry.note}
         if entry is None:
             entry = AllowlistEntry(agreement=agreement, pattern=normalized)
             self.session.add(entry)
         entry.note = note
         self.session.flush()
+        if before != {"pattern": normalized, "note": note}:
+            self.audit(agreement, "allowlist.add", before, {"pattern": normalized, "note": note})
         return entry
 
     def allowlist_remove(self, ref: AgreementRef, pattern: str) -> bool:
@@ -416,6 +503,7 @@ class AgreementService:
         )
         if entry is None:
             return False
+        self.audit(agreement, "allowlist.remove", {"pattern": normalized, "note": entry.note}, None)
         self.session.delete(entry)
         self.session.flush()
         return True
@@ -446,10 +534,13 @@ class SignatureService:
         self,
         session: Session,
         on_change: Callable[[int, str], None] | None = None,
+        *,
+        actor: str = CLI_ACTOR,
     ) -> None:
+        """``actor``: who the audit log names for a revocation (see ``AgreementService``)."""
         self.session = session
         self.on_change = on_change
-        self.agreements = AgreementService(session)
+        self.agreements = AgreementService(session, actor=actor)
 
     # Signing.
 
@@ -639,6 +730,43 @@ class SignatureService:
             query = query.where(Signature.revoked_at.is_(None))
         return list(self.session.scalars(query))
 
+    def search_signatures(
+        self, ref: AgreementRef, query: str = "", *, offset: int = 0, limit: int = 50
+    ) -> tuple[list[Signature], int]:
+        """One page of an agreement's signatures, newest first, and how many match.
+
+        ``query`` matches a part of the login, name or email, case-insensitively (``%`` and
+        ``_`` are taken literally).
+        """
+        agreement = self.agreements.resolve(ref)
+        condition: ColumnElement[bool] = AgreementVersion.agreement_id == agreement.id
+        needle = query.strip().lower()[:200]
+        if needle:
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+            condition = condition & (
+                func.lower(Signature.login).like(pattern, escape="\\")
+                | func.lower(Signature.name).like(pattern, escape="\\")
+                | func.lower(Signature.email).like(pattern, escape="\\")
+            )
+        total = int(
+            self.session.scalar(
+                select(func.count(Signature.id)).join(Signature.version).where(condition)
+            )
+            or 0
+        )
+        page = list(
+            self.session.scalars(
+                select(Signature)
+                .join(Signature.version)
+                .options(joinedload(Signature.version))
+                .where(condition)
+                .order_by(Signature.signed_at.desc(), Signature.id.desc())
+                .offset(max(offset, 0))
+                .limit(limit)
+            )
+        )
+        return page, total
+
     def github_id_for_login(self, login: str) -> int | None:
         """Who a login means *now*: the most recent signature or sign-in that used it.
 
@@ -724,6 +852,12 @@ class SignatureService:
             signature.revoked_by = by
             signature.revocation_reason = reason
         self.session.flush()
+        self.agreements.audit(
+            agreement,
+            "signature.revoke",
+            {"github_id": github_id, "signatures": [s.id for s in signatures], "active": True},
+            {"github_id": github_id, "active": False, "by": by, "reason": reason},
+        )
         self._notify(github_id, "revoked")
         return signatures
 

@@ -37,7 +37,7 @@ def build_demo_state(
     wildcard: bool = True,
     bot_login: str = "undersign-bot",
 ) -> GitHubEmulator:
-    """alice/bob/carol/dave, ``dependabot[bot]``, org ``acme`` (alice admin, carol member)
+    """alice/bob/carol/dave, ``dependabot[bot]``, org ``acme`` (alice owner, carol member)
     with ``acme/widgets`` and open PR #1 by bob, plus the OAuth app undersign signs in with.
 
     ``bot_login`` is the machine account whose token undersign posts statuses and comments
@@ -49,7 +49,9 @@ def build_demo_state(
     st.add_user("dependabot[bot]", type="Bot", user_id=49699333)
     st.add_user("Copilot", type="Bot", user_id=COPILOT_ID)
     st.add_user(bot_login, name="undersign", email="bot@undersign.invalid")
-    st.add_org("acme", admins=["alice"], members=["carol"], public_members=["alice"])
+    # The bot is a member so it may read memberships: the console asks GitHub who owns acme
+    # (alice, the demo's maintainer).
+    st.add_org("acme", admins=["alice"], members=["carol", bot_login], public_members=["alice"])
     st.add_repo("acme/widgets", description="Widgets, contributed under a CLA")
     st.add_collaborator("acme/widgets", "dave", "write")
     st.add_collaborator("acme/widgets", bot_login, "write")

@@ -99,3 +99,12 @@ def requeue_open_pull_requests(
         event.listen(session, "before_commit", _stamp, once=True)
         enqueue_after_commit(session, queue, [job.id for job in jobs])
     return len(jobs)
+
+
+def requeue_pull_request(queue: JobQueue, session: Session, repo: str, number: int) -> int:
+    """Queue one evaluation of a pull request (a maintainer's re-check); after commit."""
+    jobs = evaluate_jobs(
+        session, [Evaluate(repo.lower(), number, "re-check")], lease=queue.settings.job_lease
+    )
+    enqueue_after_commit(session, queue, [job.id for job in jobs])
+    return jobs[0].id

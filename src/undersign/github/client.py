@@ -252,6 +252,12 @@ class GitHubClient:
             return "none"
         return str(json_object(response).get("permission") or "none")
 
+    def org_membership(self, org: str, login: str) -> dict[str, Any]:
+        """``GET /orgs/{org}/memberships/{login}``: ``{"role": "admin" | "member", "state":
+        "active" | "pending", ...}``; ``NotFound`` when they are no member. Unlike the
+        members check it never redirects: a bot that may not see the answer gets a 403."""
+        return json_object(self._request("GET", f"/orgs/{org}/memberships/{login}"))
+
     def is_org_member(self, org: str, login: str) -> bool:
         """204 means member. When the bot is no member itself GitHub redirects to the
         public-members check (followed here), so private members are then invisible."""

@@ -9,6 +9,7 @@ for exactly one call (``GET /user``) and then dropped: it is never stored or log
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -32,10 +33,14 @@ from werkzeug.wrappers import Response
 from undersign.accounts.service import GitHubIdentity, record_sign_in
 from undersign.auth.redirects import safe_next_path
 from undersign.config import Settings
+from undersign.web import console
 from undersign.web.context import db_session, settings
 from undersign.web.ratelimit import sign_in_rate_limit
 
 log = logging.getLogger(__name__)
+
+#: Sign-ins that come back to a page under this prefix learn what the person administers.
+CONSOLE_PREFIX = "/admin/"
 
 bp = Blueprint("auth", __name__)
 
@@ -299,6 +304,12 @@ def callback() -> Response:
     db.commit()
     _start_signed_in_session(identity)
     log.info("sign-in succeeded for github id %s", identity.github_id)
+    if flow["next"].startswith(CONSOLE_PREFIX):
+        # Coming to the console: ask GitHub what they administer now (contributors who only
+        # sign are not asked: it costs one call per linked repository and organisation).
+        # A failed lookup is not kept: the console page they land on asks again and says why.
+        with contextlib.suppress(console.LookupFailed):
+            console.refresh_scope(identity.github_id, identity.login)
     return redirect(flow["next"])
 
 

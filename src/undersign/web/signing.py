@@ -89,7 +89,7 @@ def _return_to(values: Any) -> ReturnTo | None:
         return None
 
 
-def _signature_service(*, writing: bool = False) -> SignatureService:
+def _signature_service(*, writing: bool = False, actor: int | None = None) -> SignatureService:
     """The service for this request; when ``writing``, with the runtime's change hook.
 
     The hook adds a re-evaluation job to the same session, so it commits with the
@@ -98,7 +98,9 @@ def _signature_service(*, writing: bool = False) -> SignatureService:
     """
     session = db_session()
     hook = runtime().signature_hook(session) if writing else None
-    return SignatureService(session, on_change=hook)
+    if actor is None:
+        return SignatureService(session, on_change=hook)
+    return SignatureService(session, on_change=hook, actor=str(actor))
 
 
 def _agreement_or_404(slug: str) -> tuple[Agreement, AgreementVersion]:
@@ -344,7 +346,7 @@ def revoke(signature_id: int) -> Response | tuple[str, int]:
     user = _require_user()
     signature = _own_signature_or_404(signature_id, user)
     reason = request.form.get("reason", "").strip() or SELF_REVOKE_REASON
-    service = _signature_service(writing=True)
+    service = _signature_service(writing=True, actor=user.github_id)
     try:
         revoked = service.revoke(
             signature.id,

@@ -438,3 +438,50 @@ def test_agreement_agent_policy(run: Any, text_file: Path) -> None:
     assert "agents: refuse" in run("agreement", "list").stdout
     bad = run("agreement", "policy", "cla", "--agents", "maybe")
     assert bad.exit_code == 2 and "require-human" in bad.output
+
+
+def test_every_change_from_the_command_line_is_audited(
+    run, text_file: Path, clean_database: Database
+) -> None:
+    """Who (``cli``), what, before and after, in the transaction of the change."""
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    text_file.write_text("# CLA\n\nNew terms.\n", encoding="utf-8")
+    run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file), "--editorial")
+    assert run("repo", "link", "acme/widget", "cla").exit_code == 0
+    assert run("repo", "link", "acme/widget", "cla", "--exempt-org-members").exit_code == 0
+    assert run("org", "link", "acme", "cla").exit_code == 0
+    assert run("org", "unlink", "acme").exit_code == 0
+    assert run("allowlist", "add", "cla", "*-bot").exit_code == 0
+    assert run("allowlist", "remove", "cla", "*-bot").exit_code == 0
+    _sign(clean_database, 7, "alice", "Alice")
+    assert run("signatures", "revoke", "cla", "alice", "--reason", "left").exit_code == 0
+    # A command that changes nothing leaves no row.
+    assert run("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file)).exit_code == 0
+
+    with clean_database.session() as session:
+        log = list(reversed(AgreementService(session).audit_log("cla")))
+        rows = [(e.actor, e.action, e.before, e.after) for e in log]
+    assert [action for _, action, _, _ in rows] == [
+        "version.publish",
+        "version.publish",
+        "repo.link",
+        "repo.link",
+        "org.link",
+        "org.unlink",
+        "allowlist.add",
+        "allowlist.remove",
+        "signature.revoke",
+    ]
+    assert {actor for actor, _, _, _ in rows} == {"cli"}
+    assert rows[1][2] is not None and rows[1][2]["version"] == 1
+    assert rows[1][3] is not None and rows[1][3]["version"] == 2
+    assert rows[1][3]["change_type"] == "editorial"
+    assert rows[3][2] == {
+        "agreement": "cla",
+        "exempt_org_members": False,
+        "exempt_collaborators": False,
+    }
+    assert rows[3][3] is not None and rows[3][3]["exempt_org_members"] is True
+    assert rows[7] == ("cli", "allowlist.remove", {"pattern": "*-bot", "note": ""}, None)
+    assert rows[8][3] is not None and rows[8][3]["reason"] == "left"
+    assert rows[8][3]["active"] is False

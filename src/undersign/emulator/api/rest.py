@@ -777,7 +777,9 @@ def get_membership(org: str, login: str) -> Response:
     with st.lock:
         org_user, record = _org(st, org)
         user = st.user_by_login(login)
-        if requester.id not in record.members and (user is None or user.id != requester.id):
+        # An installation with Members: read (App mode) may read every membership.
+        may_read = requester.id in record.members or st.apps.reads_members(org_user.id)
+        if not may_read and (user is None or user.id != requester.id):
             raise ApiError(
                 403,
                 f"You must be a member of {org_user.login} to see membership information "

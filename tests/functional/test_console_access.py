@@ -1,0 +1,362 @@
+"""The maintainers' console: who may see and change what (issue 13), over real HTTP.
+
+The authorization walk visits every console URL, GET and POST, as an anonymous visitor, a
+contributor, the admin of another agreement, an agreement admin (an organisation owner, and
+a repository admin) and an instance admin, and asserts each answer. GitHub is the emulator,
+asked with the bot's token; a failing or slow permission lookup denies with a page that says
+why. Runs on SQLite and, with ``--db postgresql+...``, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.conftest import Live, LiveFactory, sign_in, sign_quietly
+
+from undersign.agreements.models import AuditEntry, Signature
+from undersign.agreements.service import AgreementService
+from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
+from undersign.jobs.models import Job
+from undersign.web import console as console_views
+
+BOT = "cla-bot"
+ALPHA, BETA = "alpha", "beta"
+
+
+@dataclass
+class Console:
+    """The app, and the ids the walk needs."""
+
+    live: Live
+    ids: dict[str, int]
+    signatures: dict[str, int]  # agreement slug -> the contributor's signature id
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return html.unescape(match.group(1))
+
+
+@pytest.fixture
+def console(live_factory: LiveFactory) -> Console:
+    """alpha covers the org ``acme`` (owned by ``owner``); beta covers the repository
+    ``betaorg/tools`` (``repoadmin`` has admin there); ``contrib`` signed both and waits on
+    an open pull request of acme/widgets; ``root`` is an instance admin."""
+    state = live_factory.emulator.state
+    for login in (BOT, "owner", "repoadmin", "contrib", "root", "member"):
+        state.add_user(login, name=login.title(), email=f"{login}@example.com")
+    state.add_org("acme", members=[BOT, "member"])
+    state.add_org_member("acme", "owner", admin=True)
+    state.add_org("betaorg", members=[])
+    state.add_repo("acme/widgets")
+    state.add_repo("betaorg/tools")
+    state.add_collaborator("betaorg/tools", BOT, "write")
+    state.add_collaborator("betaorg/tools", "repoadmin", "admin")
+    state.add_collaborator("betaorg/tools", "member", "maintain")
+    ids = {
+        login: int(state.user(login)["id"]) for login in ("owner", "repoadmin", "contrib", "root")
+    }
+    live = live_factory(
+        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT), UNDERSIGN_ADMINS=f"{ids['root']}"
+    )
+    with live.database.session() as session:
+        agreements = AgreementService(session)
+        agreements.add_or_update(ALPHA, "Alpha CLA", "You agree to alpha.")
+        agreements.add_or_update(BETA, "Beta CLA", "You agree to beta.")
+        agreements.link_org("acme", ALPHA)
+        agreements.link_repo("betaorg/tools", BETA)
+    for slug in (ALPHA, BETA):
+        sign_quietly(live.database, slug, "contrib", ids["contrib"])
+    with live.database.session() as session:
+        signatures = {
+            slug: session.scalars(
+                select(Signature.id).where(Signature.login == "contrib").order_by(Signature.id)
+            ).all()[index]
+            for index, slug in enumerate((ALPHA, BETA))
+        }
+        check = PullRequestCheck(
+            repo_full_name="acme/widgets",
+            number=7,
+            is_open=True,
+            head_sha="a" * 40,
+            verdict="failure",
+            status_description="waiting for contrib to sign",
+            contributors_cache=[
+                {"kind": "github", "github_id": ids["contrib"], "login": "contrib"}
+            ],
+        )
+        check.contributors = [PullRequestContributor(github_id=ids["contrib"], pending=True)]
+        session.add(check)
+    return Console(live, ids, signatures)
+
+
+@pytest.fixture
+def clients(console: Console) -> Iterator[dict[str, httpx.Client]]:
+    made: dict[str, httpx.Client] = {}
+    yield made
+    for client in made.values():
+        client.close()
+
+
+def signed_in(
+    console: Console, clients: dict[str, httpx.Client], login: str
+) -> tuple[httpx.Client, str]:
+    """A client signed in as ``login`` (coming to the console), and a CSRF token."""
+    client = console.live.client()
+    clients[login] = client
+    page = sign_in(console.live, client, login, next_path="/admin/")
+    assert page.status_code in (200, 503), page.text
+    return client, _csrf(page.text)
+
+
+def agreement_urls(console: Console, slug: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Every console URL of one agreement: (method, path, form)."""
+    base = f"/admin/agreements/{slug}"
+    signature = console.signatures.get(slug, 1)
+    return [
+        ("GET", base, {}),
+        ("GET", f"{base}/signatures", {}),
+        ("GET", f"{base}/signatures?q=contrib&page=1", {}),
+        ("GET", f"{base}/signatures.csv", {}),
+        ("GET", f"{base}/signatures.json", {}),
+        ("GET", f"{base}/pulls", {}),
+        ("POST", f"{base}/pulls/recheck", {"repo": "acme/widgets", "number": "7"}),
+        ("POST", f"{base}/signatures/{signature}/revoke", {"reason": "walk"}),
+    ]
+
+
+def visit(
+    client: httpx.Client, csrf: str | None, method: str, path: str, form: dict[str, str]
+) -> httpx.Response:
+    if method == "GET":
+        return client.get(path)
+    data = {**form, **({"csrf_token": csrf} if csrf else {})}
+    return client.post(path, data=data)
+
+
+def active(console: Console, slug: str) -> bool:
+    with console.live.database.session() as session:
+        signature = session.get(Signature, console.signatures[slug])
+        assert signature is not None
+        return signature.revoked_at is None
+
+
+def recheck_jobs(console: Console) -> int:
+    with console.live.database.session() as session:
+        return len(
+            [
+                job
+                for job in session.scalars(select(Job).where(Job.kind == "evaluate"))
+                if job.payload.get("repo") == "acme/widgets" and job.payload.get("number") == 7
+            ]
+        )
+
+
+def assert_denied(console: Console, client: httpx.Client, csrf: str | None, slug: str) -> None:
+    """Every URL of ``slug`` answers 404, exactly like an agreement that does not exist,
+    and nothing changes."""
+    jobs_before = recheck_jobs(console)
+    for method, path, form in agreement_urls(console, slug):
+        answer = visit(client, csrf, method, path, form)
+        assert answer.status_code == 404, (method, path, answer.status_code)
+        assert "Alpha CLA" not in answer.text and "Beta CLA" not in answer.text
+    assert recheck_jobs(console) == jobs_before
+    if slug in console.signatures:
+        assert active(console, slug)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_nothing_changes(console: Console) -> None:
+    with console.live.client() as client:
+        index = client.get("/admin/")
+        assert index.status_code == 302
+        assert index.headers["location"] == "/login?next=/admin/"
+        for slug in (ALPHA, BETA, "nope"):
+            for method, path, form in agreement_urls(console, slug):
+                answer = visit(client, None, method, path, form)
+                if method == "GET":
+                    assert answer.status_code == 302, path
+                    assert answer.headers["location"].startswith("/login?next=/admin/agreements/")
+                else:
+                    # No session, so no CSRF token: refused before the view runs.
+                    assert answer.status_code in (400, 401), (path, answer.status_code)
+    assert active(console, ALPHA) and active(console, BETA)
+    assert recheck_jobs(console) == 0
+
+
+def test_sign_in_comes_back_to_the_console_page_asked_for(console: Console) -> None:
+    with console.live.client() as client:
+        page = sign_in(console.live, client, "owner", next_path=f"/admin/agreements/{ALPHA}/pulls")
+        assert page.status_code == 200
+        assert "Pull requests waiting on Alpha CLA" in page.text
+        assert "acme/widgets#7" in page.text and "contrib" in page.text
+
+
+def test_a_contributor_administers_nothing(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "contrib")
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert "You administer no agreement" in index.text
+    for slug in (ALPHA, BETA, "nope"):
+        assert_denied(console, client, csrf, slug)
+
+
+def test_a_maintain_role_is_not_admin(console: Console, clients: dict[str, httpx.Client]) -> None:
+    """``member`` is an org member (not owner) of acme and has maintain on betaorg/tools."""
+    client, csrf = signed_in(console, clients, "member")
+    for slug in (ALPHA, BETA):
+        assert_denied(console, client, csrf, slug)
+
+
+@pytest.mark.parametrize(
+    ("login", "mine", "theirs"), [("owner", ALPHA, BETA), ("repoadmin", BETA, ALPHA)]
+)
+def test_an_agreement_admin_manages_theirs_and_sees_nothing_of_another(
+    console: Console, clients: dict[str, httpx.Client], login: str, mine: str, theirs: str
+) -> None:
+    client, csrf = signed_in(console, clients, login)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert ("Alpha CLA" in index.text) == (mine == ALPHA)
+    assert ("Beta CLA" in index.text) == (mine == BETA)
+    assert_denied(console, client, csrf, theirs)
+    assert_denied(console, client, csrf, "nope")
+
+    answers = {
+        (method, path): visit(client, csrf, method, path, form)
+        for method, path, form in agreement_urls(console, mine)
+    }
+    for (method, path), answer in answers.items():
+        expected = 303 if method == "POST" and "recheck" not in path else 200
+        if "recheck" in path:
+            # Only alpha covers acme/widgets: beta's admin may not queue work there.
+            expected = 303 if mine == ALPHA else 404
+        assert answer.status_code == expected, (method, path, answer.status_code, answer.text[:300])
+    assert not active(console, mine)
+    assert recheck_jobs(console) == (1 if mine == ALPHA else 0)
+    csv = answers[("GET", f"/admin/agreements/{mine}/signatures.csv")]
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.startswith('"github_id","login","name","email","version"')
+    assert '"contrib"' in csv.text
+    exported = answers[("GET", f"/admin/agreements/{mine}/signatures.json")].json()
+    assert [row["login"] for row in exported] == ["contrib"]
+    assert exported[0]["revoked_at"] is None  # exported before the revocation in the walk
+    with console.live.database.session() as session:
+        audit = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "signature.revoke")
+        ).all()
+    assert [(entry.actor, entry.after and entry.after["reason"]) for entry in audit] == [
+        (str(console.ids[login]), "walk")
+    ]
+    overview = client.get(f"/admin/agreements/{mine}")
+    assert (
+        "signature.revoke" in overview.text and f"GitHub id {console.ids[login]}" in overview.text
+    )
+
+
+def test_an_instance_admin_sees_every_agreement(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "root")
+    index = client.get("/admin/")
+    assert "Alpha CLA" in index.text and "Beta CLA" in index.text
+    for slug in (ALPHA, BETA):
+        for method, path, form in agreement_urls(console, slug):
+            if method == "POST":
+                continue
+            assert visit(client, csrf, method, path, form).status_code == 200, path
+    answer = client.post(
+        f"/admin/agreements/{BETA}/signatures/{console.signatures[BETA]}/revoke",
+        data={"csrf_token": csrf, "reason": "by root"},
+    )
+    assert answer.status_code == 303
+    assert not active(console, BETA) and active(console, ALPHA)
+    # A signature of another agreement, through this one's URL, is not found.
+    wrong = client.post(
+        f"/admin/agreements/{BETA}/signatures/{console.signatures[ALPHA]}/revoke",
+        data={"csrf_token": csrf, "reason": "wrong agreement"},
+    )
+    assert wrong.status_code == 404 and active(console, ALPHA)
+    assert_denied(console, client, csrf, "nope")
+
+
+def test_a_post_without_the_csrf_token_is_refused(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, _ = signed_in(console, clients, "owner")
+    answer = client.post(
+        f"/admin/agreements/{ALPHA}/signatures/{console.signatures[ALPHA]}/revoke",
+        data={"reason": "no token"},
+    )
+    assert answer.status_code == 400
+    assert active(console, ALPHA)
+
+
+@pytest.mark.parametrize("fault", ["error", "timeout"])
+def test_a_failing_permission_lookup_denies_and_says_why(
+    console: Console, clients: dict[str, httpx.Client], fault: str
+) -> None:
+    state = console.live.emulator.state
+    if fault == "error":
+        state.add_fault("GET", r"/memberships/", status=502, times=100)
+    else:  # the tests' UNDERSIGN_HTTP_TIMEOUT is 3 seconds: at sign-in and on the landing page
+        state.add_fault("GET", r"/memberships/", status=None, delay=4.0, times=2)
+    client = console.live.client()
+    clients["owner"] = client
+    landing = sign_in(console.live, client, "owner", next_path="/admin/")
+    assert landing.status_code == 503
+    assert "Cannot check your access" in landing.text
+    assert ("GitHub answered 502" if fault == "error" else "did not answer in time") in landing.text
+    assert "Alpha CLA" not in landing.text
+    csrf = _csrf(landing.text)
+    if fault == "timeout":
+        # A failed answer is never kept: the next page asks GitHub again (answering now).
+        assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+        return
+    for slug in (ALPHA, "nope"):
+        for method, path, form in agreement_urls(console, slug):
+            denied = visit(client, csrf, method, path, form)
+            assert denied.status_code == 503, (method, path)
+            assert "Alpha CLA" not in denied.text
+    assert active(console, ALPHA) and recheck_jobs(console) == 0
+
+
+def test_github_is_asked_again_after_ten_minutes(
+    console: Console, clients: dict[str, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An owner demoted on GitHub keeps the cached answer for ten minutes, then loses it."""
+    client, _ = signed_in(console, clients, "owner")
+    state = console.live.emulator.state
+    owner_id = console.ids["owner"]
+    acme = state.orgs[int(state.user("acme")["id"])]
+    acme.admins.discard(owner_id)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+    start = time.time()
+    monkeypatch.setattr(console_views, "clock", lambda: start + 9 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+    monkeypatch.setattr(console_views, "clock", lambda: start + 11 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
+    acme.admins.add(owner_id)
+    # The new answer is itself kept: promoted again, they wait for the next ten minutes.
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
+    monkeypatch.setattr(console_views, "clock", lambda: start + 22 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
+
+
+def test_without_bot_credentials_the_console_says_why(live: Live) -> None:
+    """The test app has no bot token: GitHub cannot be asked, so nobody but an instance
+    admin gets in, and the page says so (never a server error)."""
+    with live.client() as client:
+        landing = sign_in(live, client, "alice", next_path="/admin/")
+        assert landing.status_code == 503
+        assert "UNDERSIGN_GITHUB_TOKEN is not set" in landing.text
+        assert client.get("/admin/agreements/nope").status_code == 503
