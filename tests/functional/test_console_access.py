@@ -352,6 +352,24 @@ def test_github_is_asked_again_after_ten_minutes(
     assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200
 
 
+def test_a_login_taken_over_by_someone_else_gives_nothing(
+    console: Console, clients: dict[str, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub is asked by login, the login kept from the person's sign-in. contrib renames
+    their account and an owner of acme registers the freed login: when the answer is asked
+    again, it is about another account (its id says so), and contrib gets nothing of acme."""
+    client, _ = signed_in(console, clients, "contrib")
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
+    state = console.live.emulator.state
+    state.rename_user("contrib", "contrib-renamed")
+    state.add_user("contrib", name="Somebody Else", email="else@example.com")
+    state.add_org_member("acme", "contrib", admin=True)
+    start = time.time()
+    monkeypatch.setattr(console_views, "clock", lambda: start + 11 * 60)
+    assert client.get(f"/admin/agreements/{ALPHA}").status_code == 404
+    assert client.get(f"/admin/agreements/{BETA}").status_code == 404
+
+
 def test_without_bot_credentials_the_console_says_why(live: Live) -> None:
     """The test app has no bot token: GitHub cannot be asked, so nobody but an instance
     admin gets in, and the page says so (never a server error)."""

@@ -81,20 +81,34 @@ class AdminScope:
         )
 
 
-def repo_admin(github: GitHubClient, full_name: str, login: str) -> bool:
-    """``GET /repos/{owner}/{repo}/collaborators/{login}/permission`` says ``admin``."""
+def _about(answer: dict[str, Any], github_id: int) -> bool:
+    """The answer is about this person's account: GitHub looks people up by login, and a
+    login renamed since the person's last sign-in may now belong to someone else."""
+    user = answer.get("user")
+    return isinstance(user, dict) and user.get("id") == github_id
+
+
+def repo_admin(github: GitHubClient, full_name: str, login: str, github_id: int) -> bool:
+    """``GET /repos/{owner}/{repo}/collaborators/{login}/permission`` says ``admin``, about
+    the account ``github_id``."""
     owner, _, repo = full_name.partition("/")
-    return github.collaborator_permission(owner, repo, login) == "admin"
+    answer = github.collaborator_permission_record(owner, repo, login)
+    return answer.get("permission") == "admin" and _about(answer, github_id)
 
 
-def org_owner(github: GitHubClient, org: str, login: str) -> bool:
+def org_owner(github: GitHubClient, org: str, login: str, github_id: int) -> bool:
     """``GET /orgs/{org}/memberships/{login}``: role ``admin`` and state ``active`` (an
-    invitation not yet accepted is ``pending``); 404 means no member."""
+    invitation not yet accepted is ``pending``), about the account ``github_id``; 404 means
+    no member."""
     try:
         membership = github.org_membership(org, login)
     except NotFound:
         return False
-    return membership.get("role") == "admin" and membership.get("state") == "active"
+    return (
+        membership.get("role") == "admin"
+        and membership.get("state") == "active"
+        and _about(membership, github_id)
+    )
 
 
 def look_up_scope(
@@ -120,10 +134,10 @@ def look_up_scope(
     allowed: set[int] = set()
     try:
         for org, agreement_id in sorted(orgs):
-            if agreement_id not in allowed and org_owner(github, org, login):
+            if agreement_id not in allowed and org_owner(github, org, login, github_id):
                 allowed.add(agreement_id)
         for full_name, agreement_id in sorted(repos):
-            if agreement_id not in allowed and repo_admin(github, full_name, login):
+            if agreement_id not in allowed and repo_admin(github, full_name, login, github_id):
                 allowed.add(agreement_id)
     except GitHubError as exc:
         return AdminScope(

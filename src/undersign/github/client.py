@@ -244,13 +244,20 @@ class GitHubClient:
 
     def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
         """admin, write, read or none (maintain counts as write, triage as read)."""
+        answer = self.collaborator_permission_record(owner, repo, login)
+        return str(answer.get("permission") or "none")
+
+    def collaborator_permission_record(self, owner: str, repo: str, login: str) -> dict[str, Any]:
+        """The whole answer of ``GET /repos/{owner}/{repo}/collaborators/{login}/permission``
+        (``permission``, ``role_name`` and the ``user`` it is about, with its id); ``{}`` when
+        GitHub answers 404."""
         try:
             response = self._request(
                 "GET", f"/repos/{owner}/{repo}/collaborators/{login}/permission"
             )
         except NotFound:
-            return "none"
-        return str(json_object(response).get("permission") or "none")
+            return {}
+        return json_object(response)
 
     def org_membership(self, org: str, login: str) -> dict[str, Any]:
         """``GET /orgs/{org}/memberships/{login}``: ``{"role": "admin" | "member", "state":
