@@ -18,6 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+# httpx imports httpcore inside HTTPTransport(), on the first client it makes: two threads
+# making their first clients at once (a gthread worker's requests) could see a half-imported
+# module ("partially initialized module 'httpcore'"). Imported here, once, before any thread.
+import httpcore  # noqa: F401
 import httpx
 from githubkit import GitHub, TokenAuthStrategy
 from githubkit.auth.base import BaseAuthStrategy
