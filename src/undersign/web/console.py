@@ -358,7 +358,8 @@ def _after_link_change(agreement: Agreement, message: str) -> BaseResponse:
     return redirect(url_for("console.index"), 303)
 
 
-@bp.post("/agreements/<slug>/links/<any(repo, org):kind>")
+@bp.post("/agreements/<slug>/links/repo", defaults={"kind": "repo"})
+@bp.post("/agreements/<slug>/links/org", defaults={"kind": "org"})
 def link(slug: str, kind: str) -> BaseResponse:
     user, agreement = _administered(slug)
     _, scope = _scope()
@@ -381,7 +382,8 @@ def link(slug: str, kind: str) -> BaseResponse:
     )
 
 
-@bp.post("/agreements/<slug>/links/<any(repo, org):kind>/remove")
+@bp.post("/agreements/<slug>/links/repo/remove", defaults={"kind": "repo"})
+@bp.post("/agreements/<slug>/links/org/remove", defaults={"kind": "org"})
 def unlink(slug: str, kind: str) -> BaseResponse:
     user, agreement = _administered(slug)
     _, scope = _scope()
