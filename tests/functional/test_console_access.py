@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 from tests.conftest import Live, LiveFactory, sign_in, sign_quietly
 
-from undersign.agreements.models import AuditEntry, Signature
+from undersign.agreements.models import AllowlistEntry, AuditEntry, RepoLink, Signature
 from undersign.agreements.service import AgreementService
 from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
 from undersign.jobs.models import Job
@@ -121,7 +121,14 @@ def agreement_urls(console: Console, slug: str) -> list[tuple[str, str, dict[str
     """Every console URL of one agreement: (method, path, form)."""
     base = f"/admin/agreements/{slug}"
     signature = console.signatures.get(slug, 1)
+    # A repository this agreement's admin administers on GitHub (acme's owner is admin of
+    # acme/widgets), and an organisation neither agreement admin owns.
+    own_repo = "betaorg/tools" if slug == BETA else "acme/widgets"
     return [
+        ("POST", f"{base}/allowlist", {"pattern": "walk-bot", "note": "walk"}),
+        ("POST", f"{base}/allowlist/remove", {"pattern": "walk-bot"}),
+        ("POST", f"{base}/links/repo", {"name": own_repo}),
+        ("POST", f"{base}/links/org", {"name": "betaorg"}),
         ("GET", base, {}),
         ("GET", f"{base}/signatures", {}),
         ("GET", f"{base}/signatures?q=contrib&page=1", {}),
@@ -240,9 +247,22 @@ def test_an_agreement_admin_manages_theirs_and_sees_nothing_of_another(
         if "recheck" in path:
             # Only alpha covers acme/widgets: beta's admin may not queue work there.
             expected = 303 if mine == ALPHA else 404
+        if path.endswith("/links/org"):
+            expected = 403  # neither owns betaorg on GitHub
         assert answer.status_code == expected, (method, path, answer.status_code, answer.text[:300])
     assert not active(console, mine)
-    assert recheck_jobs(console) == (1 if mine == ALPHA else 0)
+    # The recheck, and the re-evaluations after the allowlist and link changes.
+    assert (recheck_jobs(console) > 0) == (mine == ALPHA)
+    with console.live.database.session() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == str(console.ids[login]))
+        ).all()
+    assert sorted(actions) == [
+        "allowlist.add",
+        "allowlist.remove",
+        "repo.link",
+        "signature.revoke",
+    ]
     csv = answers[("GET", f"/admin/agreements/{mine}/signatures.csv")]
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.startswith('"github_id","login","name","email","version"')
@@ -274,6 +294,11 @@ def test_an_instance_admin_sees_every_agreement(
             if method == "POST":
                 continue
             assert visit(client, csrf, method, path, form).status_code == 200, path
+    # An instance admin may link what no agreement admin here administers on GitHub.
+    linked = client.post(
+        f"/admin/agreements/{ALPHA}/links/org", data={"csrf_token": csrf, "name": "betaorg"}
+    )
+    assert linked.status_code == 303
     answer = client.post(
         f"/admin/agreements/{BETA}/signatures/{console.signatures[BETA]}/revoke",
         data={"csrf_token": csrf, "reason": "by root"},
@@ -378,3 +403,152 @@ def test_without_bot_credentials_the_console_says_why(live: Live) -> None:
         assert landing.status_code == 503
         assert "UNDERSIGN_GITHUB_TOKEN is not set" in landing.text
         assert client.get("/admin/agreements/nope").status_code == 503
+
+
+def failed_job(console: Console) -> int:
+    with console.live.database.session() as session:
+        job = Job(
+            kind="evaluate",
+            payload={"repo": "acme/widgets", "number": 7},
+            status="failed",
+            attempts=5,
+            last_error="gave up after 5 attempts: GitHub answered 502",
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def job_state(console: Console, job_id: int) -> tuple[str, int]:
+    with console.live.database.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.status, job.attempts
+
+
+@pytest.mark.parametrize("login", ["contrib", "owner", "repoadmin"])
+def test_only_an_instance_admin_sees_and_retries_failed_jobs(
+    console: Console, clients: dict[str, httpx.Client], login: str
+) -> None:
+    job_id = failed_job(console)
+    client, csrf = signed_in(console, clients, login)
+    page = client.get("/admin/jobs")
+    assert page.status_code == 404 and "GitHub answered 502" not in page.text
+    for target in (job_id, 999_999, 2**70):
+        answer = client.post(f"/admin/jobs/{target}/retry", data={"csrf_token": csrf})
+        assert answer.status_code == 404, target
+    assert job_state(console, job_id) == ("failed", 5)
+    with console.live.client() as anonymous:
+        assert anonymous.get("/admin/jobs").status_code == 302
+        assert anonymous.post(f"/admin/jobs/{job_id}/retry").status_code in (400, 401)
+    assert job_state(console, job_id) == ("failed", 5)
+
+
+def test_an_instance_admin_retries_a_failed_job(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    job_id = failed_job(console)
+    client, csrf = signed_in(console, clients, "root")
+    page = client.get("/admin/jobs")
+    assert page.status_code == 200
+    assert f'id="job-{job_id}"' in page.text and "GitHub answered 502" in page.text
+    answer = client.post(f"/admin/jobs/{job_id}/retry", data={"csrf_token": csrf})
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin/jobs"
+    assert job_state(console, job_id) == ("queued", 0)
+    # It is no longer failed: a second retry finds nothing to do.
+    again = client.post(f"/admin/jobs/{job_id}/retry", data={"csrf_token": csrf})
+    assert again.status_code == 404
+    assert f'id="job-{job_id}"' not in client.get("/admin/jobs").text
+
+
+def repo_link(console: Console, name: str) -> tuple[str, bool, bool] | None:
+    with console.live.database.session() as session:
+        link = session.scalar(select(RepoLink).where(RepoLink.full_name == name))
+        if link is None:
+            return None
+        return link.agreement.slug, link.exempt_org_members, link.exempt_collaborators
+
+
+def test_an_agreement_admin_links_only_what_they_administer_on_github(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "owner")
+    base = f"/admin/agreements/{ALPHA}"
+    linked = client.post(
+        f"{base}/links/repo",
+        data={"csrf_token": csrf, "name": "Acme/Widgets", "exempt_collaborators": "on"},
+    )
+    assert linked.status_code == 303
+    assert repo_link(console, "acme/widgets") == (ALPHA, False, True)
+    # betaorg/tools is beta's, and owner has no admin there: refused, nothing moves.
+    refused = client.post(f"{base}/links/repo", data={"csrf_token": csrf, "name": "betaorg/tools"})
+    assert refused.status_code == 403 and "administer the repository betaorg/tools" in refused.text
+    assert repo_link(console, "betaorg/tools") == (BETA, False, False)
+    # Nor may they unlink it through their own agreement (it is not alpha's link).
+    unlinked = client.post(
+        f"{base}/links/repo/remove", data={"csrf_token": csrf, "name": "betaorg/tools"}
+    )
+    assert unlinked.status_code == 404
+    bad = client.post(f"{base}/links/repo", data={"csrf_token": csrf, "name": "no slash"})
+    assert bad.status_code == 400
+    removed = client.post(
+        f"{base}/links/repo/remove", data={"csrf_token": csrf, "name": "acme/widgets"}
+    )
+    assert removed.status_code == 303
+    assert repo_link(console, "acme/widgets") is None
+    with console.live.database.session() as session:
+        audit = session.execute(
+            select(AuditEntry.action, AuditEntry.actor, AuditEntry.after).order_by(AuditEntry.id)
+        ).all()
+    owner = str(console.ids["owner"])
+    assert [(action, actor) for action, actor, _ in audit if actor == owner] == [
+        ("repo.link", owner),
+        ("repo.unlink", owner),
+    ]
+    assert audit[-2][2] == {
+        "repo": "acme/widgets",
+        "agreement": ALPHA,
+        "exempt_org_members": False,
+        "exempt_collaborators": True,
+    }
+
+
+def test_an_agreement_admin_who_unlinks_their_last_link_loses_the_agreement(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "repoadmin")
+    answer = client.post(
+        f"/admin/agreements/{BETA}/links/repo/remove",
+        data={"csrf_token": csrf, "name": "betaorg/tools"},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin/"
+    assert repo_link(console, "betaorg/tools") is None
+    assert client.get(f"/admin/agreements/{BETA}").status_code == 404
+
+
+def test_a_bad_allowlist_pattern_is_refused_and_nothing_is_written(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "owner")
+    base = f"/admin/agreements/{ALPHA}"
+    for pattern in ("", "not a login!", "**", "x" * 300):
+        answer = client.post(f"{base}/allowlist", data={"csrf_token": csrf, "pattern": pattern})
+        assert answer.status_code == 400, pattern
+        assert "is not an allowlist pattern" in html.unescape(answer.text), pattern
+    good = client.post(
+        f"{base}/allowlist", data={"csrf_token": csrf, "pattern": "Deploy-*", "note": "deploys"}
+    )
+    assert good.status_code == 303
+    missing = client.post(
+        f"{base}/allowlist/remove", data={"csrf_token": csrf, "pattern": "someone-else"}
+    )
+    assert missing.status_code == 404
+    with console.live.database.session() as session:
+        entries = session.execute(select(AllowlistEntry.pattern, AllowlistEntry.note)).all()
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == str(console.ids["owner"]))
+        ).all()
+    assert [tuple(row) for row in entries] == [("deploy-*", "deploys")]
+    assert actions == ["allowlist.add"]
+    page = client.get(base)
+    assert "deploy-*" in page.text and "needs no signature" in page.text

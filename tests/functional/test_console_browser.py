@@ -71,3 +71,44 @@ def test_a_maintainer_revokes_a_signature_and_the_pull_request_turns_red(
     ]
     assert rows[0]["revoked_by"].startswith("maintainer maint")
     assert page.csp_violations == []
+
+
+def test_a_maintainer_links_a_repository_of_their_organisation(
+    cla_factory: CLAFactory, live_factory: LiveFactory, page: BrowserPage
+) -> None:
+    """An owner of octo-org links one of its repositories, with collaborators exempt; the
+    audit log names them. A repository of another owner is refused and nothing changes."""
+    cla = cla_factory()
+    state = cla.state
+    state.add_org_member("octo-org", BOT_LOGIN)
+    state.add_org_member("octo-org", "maint", admin=True)
+    state.add_user("stranger", name="Stranger", email="stranger@example.com")
+    state.add_repo("stranger/tools")
+    console = live_factory(
+        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT_LOGIN),
+        replace={
+            "instance_path": cla.live.settings.instance_path,
+            "queue_name": cla.live.settings.queue_name,
+        },
+    )
+    tab = page.page
+    state.auto_approve_as = "maint"
+    tab.goto(f"{console.url}/admin/agreements/individual-cla")
+    tab.wait_for_url(f"{console.url}/admin/agreements/individual-cla")
+    tab.get_by_label("Repository (OWNER/REPO)").fill("octo-org/gadgets")
+    tab.get_by_label("Repository collaborators need not sign").first.check()
+    tab.get_by_role("button", name="Link repository").click()
+    tab.wait_for_url(f"{console.url}/admin/agreements/individual-cla")
+    assert "octo-org/gadgets is covered by individual-cla" in tab.locator(".notice").inner_text()
+    row = tab.locator("tr", has_text="repository octo-org/gadgets")
+    assert row.locator("td").nth(2).inner_text() == "yes"
+    assert "repo.link" in tab.locator("table", has_text="repo.link").inner_text()
+
+    tab.get_by_label("Repository (OWNER/REPO)").fill("stranger/tools")
+    tab.get_by_role("button", name="Link repository").click()
+    assert "GitHub does not say you administer the repository stranger/tools" in (
+        tab.locator("main").inner_text()
+    )
+    tab.goto(f"{console.url}/admin/agreements/individual-cla")
+    assert tab.locator("tr", has_text="stranger/tools").count() == 0
+    assert page.csp_violations == []

@@ -1,10 +1,10 @@
-"""What the maintainers' console shows about agreements: counts, waiting pull requests.
+"""What the maintainers' console shows: agreements' counts, waiting pull requests, failed jobs.
 
 Read-only queries over the agreements and the pull requests undersign last evaluated
 (``pull_request_checks``): nothing here asks GitHub. A pull request belongs to the
 agreement that covers its repository now (a repository link wins over an organisation's).
 
-Depends on agreements.models, enforcement.models.
+Depends on agreements.models, enforcement.models, jobs.models.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from undersign.agreements.models import (
     Signature,
 )
 from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
+from undersign.jobs.models import Job
+
+#: How many failed jobs the console lists (the newest first).
+FAILED_JOBS_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -178,3 +182,15 @@ def summaries(session: Session, agreements: Iterable[Agreement]) -> list[Agreeme
             )
         )
     return result
+
+
+def failed_jobs(session: Session, limit: int = FAILED_JOBS_SHOWN) -> list[Job]:
+    """Jobs that gave up, the most recently failed first (what an operator may re-drive)."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == "failed")
+            .order_by(Job.updated_at.desc(), Job.id.desc())
+            .limit(limit)
+        )
+    )

@@ -9,8 +9,14 @@ answer, every agreement page says so (503) instead of guessing. Anonymous visito
 to sign in and come back. Every change is a CSRF-checked POST (CSRFProtect in
 ``create_app``) and goes through the services, which write the audit log.
 
-Depends on accounts.models, agreements (admins, export, service), enforcement.console,
-web.context.
+Linking a repository or organisation from the console: an instance admin may link anything;
+an agreement admin only what GitHub says they administer (admin on the repository, owner of
+the organisation), asked with the same lookup as their scope, at the moment of the change.
+Unlinking asks the same, so one agreement admin cannot drop another's repository. The
+failed-jobs page (``/admin/jobs``) is for instance admins only; anyone else gets 404.
+
+Depends on accounts.models, agreements (admins, errors, export, service),
+enforcement.console, github.errors, jobs.queue, web.context.
 """
 
 from __future__ import annotations
@@ -35,12 +41,19 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from undersign.accounts.models import User
-from undersign.agreements.admins import AdminScope, look_up_scope
+from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
 from undersign.agreements.errors import InvalidInput, UnknownAgreement, UnknownSignature
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.models import Agreement
-from undersign.agreements.service import AgreementService, SignatureService
+from undersign.agreements.service import (
+    AgreementService,
+    SignatureService,
+    normalize_org,
+    normalize_repo_full_name,
+)
 from undersign.enforcement import console
+from undersign.github.errors import GitHubError, GitHubRequestError, NotFound
+from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.context import current_user, db_session, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -154,6 +167,8 @@ def agreement_page(slug: str) -> str:
         versions=list(reversed(agreement.versions)),
         repo_links=links,
         org_links=org_links,
+        links=[("repo", link.full_name, link) for link in links]
+        + [("org", link.org, link) for link in org_links],
         allowlist=service.allowlist(agreement),
         audit=service.audit_log(agreement),
     )
@@ -274,3 +289,185 @@ def recheck(slug: str) -> BaseResponse:
     db.commit()
     flash(f"{repo}#{number} will be checked again in a moment.")
     return redirect(url_for("console.pulls", slug=agreement.slug), 303)
+
+
+# Links and allowlist: the same service calls (and audit rows) as ``undersign repo link``,
+# ``org link`` and ``allowlist``, then the affected pull requests are re-evaluated.
+
+
+def _checkbox(name: str) -> bool:
+    return request.form.get(name) in ("on", "1", "true", "yes")
+
+
+def _github_confirms(ask: Callable[[], bool]) -> bool:
+    """GitHub's yes; a 404 or other 4xx (the bot may not see that repository or
+    organisation) is no, since asking again will not help. A 5xx, timeout or missing
+    credentials is ``LookupFailed`` (503, saying why), never a guess."""
+    try:
+        return ask()
+    except (NotFound, GitHubRequestError) as exc:
+        log.info("GitHub will not confirm an admin for a link: %s", exc)
+        return False
+    except GitHubError as exc:
+        raise LookupFailed(str(exc) or type(exc).__name__) from None
+
+
+def _may_link(scope: AdminScope, user: User, *, repo: str = "", org: str = "") -> None:
+    """An instance admin may link anything; anyone else only a repository they administer
+    or an organisation they own on GitHub (asked now, never from the cached scope). An
+    owner of the organisation owning a repository administers it."""
+    if scope.instance_admin:
+        return
+    try:
+        github = runtime().bot.github
+    except RuntimeError as exc:  # no bot token and no App: GitHub cannot be asked
+        raise LookupFailed(str(exc)) from None
+    owner = repo.partition("/")[0] if repo else org
+    allowed = _github_confirms(lambda: org_owner(github, owner, user.login, user.github_id))
+    if repo and not allowed:
+        allowed = _github_confirms(lambda: repo_admin(github, repo, user.login, user.github_id))
+    if not allowed:
+        what = f"the repository {repo}" if repo else f"the organisation {org}"
+        abort(
+            403,
+            description=f"GitHub does not say you administer {what} (or does not let "
+            "undersign see it); an instance admin can change its link.",
+        )
+
+
+def _linked_name(kind: str) -> str:
+    """The repository (``OWNER/REPO``) or organisation named in the form, normalized the
+    way the service stores it; a malformed name is a 400 that says why."""
+    raw = request.form.get("name", "").strip()[:200]
+    try:
+        return normalize_repo_full_name(raw) if kind == "repo" else normalize_org(raw)
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
+
+
+def _after_link_change(agreement: Agreement, message: str) -> BaseResponse:
+    """Commit, say what happened, and ask GitHub again for this person's scope (a link
+    changes what they administer); back to the agreement, or to the list when it is no
+    longer theirs."""
+    db_session().commit()
+    flash(message)
+    user = _require_user()
+    scope = refresh_scope(user.github_id, user.login, force=True)
+    if scope.failure is None and scope.administers(agreement.id):
+        return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+    return redirect(url_for("console.index"), 303)
+
+
+@bp.post("/agreements/<slug>/links/repo", defaults={"kind": "repo"})
+@bp.post("/agreements/<slug>/links/org", defaults={"kind": "org"})
+def link(slug: str, kind: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    _, scope = _scope()
+    name = _linked_name(kind)
+    _may_link(scope, user, **({"repo": name} if kind == "repo" else {"org": name}))
+    db = db_session()
+    service = AgreementService(db, actor=str(user.github_id))
+    options = {
+        "exempt_org_members": _checkbox("exempt_org_members"),
+        "exempt_collaborators": _checkbox("exempt_collaborators"),
+    }
+    if kind == "repo":
+        service.link_repo(name, agreement.slug, **options)
+        runtime().requeue_open_pull_requests(db, repos=(name,))
+        return _after_link_change(agreement, f"{name} is covered by {agreement.slug}.")
+    service.link_org(name, agreement.slug, **options)
+    runtime().requeue_open_pull_requests(db, orgs=(name,))
+    return _after_link_change(
+        agreement, f"Every repository of {name} is covered by {agreement.slug}."
+    )
+
+
+@bp.post("/agreements/<slug>/links/repo/remove", defaults={"kind": "repo"})
+@bp.post("/agreements/<slug>/links/org/remove", defaults={"kind": "org"})
+def unlink(slug: str, kind: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    _, scope = _scope()
+    name = _linked_name(kind)
+    service = AgreementService(db_session(), actor=str(user.github_id))
+    links = service.repo_links() if kind == "repo" else service.org_links()
+    mine = {
+        (getattr(item, "full_name", None) or getattr(item, "org", ""))
+        for item in links
+        if item.agreement_id == agreement.id
+    }
+    if name not in mine:
+        abort(404, description="This agreement has no such link.")
+    _may_link(scope, user, **({"repo": name} if kind == "repo" else {"org": name}))
+    db = db_session()
+    if kind == "repo":
+        service.unlink_repo(name)
+        runtime().requeue_open_pull_requests(db, repos=(name,))
+    else:
+        service.unlink_org(name)
+        runtime().requeue_open_pull_requests(db, orgs=(name,))
+    return _after_link_change(agreement, f"{name} is no longer linked to {agreement.slug}.")
+
+
+@bp.post("/agreements/<slug>/allowlist")
+def allowlist_add(slug: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    db = db_session()
+    service = AgreementService(db, actor=str(user.github_id))
+    pattern = request.form.get("pattern", "")[:200]
+    try:
+        entry = service.allowlist_add(agreement, pattern, request.form.get("note", "")[:600])
+    except InvalidInput as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    runtime().requeue_open_pull_requests(db, agreement_id=agreement.id)
+    db.commit()
+    flash(f"{entry.pattern} needs no signature on {agreement.slug}.")
+    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+
+
+@bp.post("/agreements/<slug>/allowlist/remove")
+def allowlist_remove(slug: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    db = db_session()
+    service = AgreementService(db, actor=str(user.github_id))
+    pattern = request.form.get("pattern", "")[:200]
+    try:
+        removed = service.allowlist_remove(agreement, pattern)
+    except InvalidInput as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    if not removed:
+        abort(404, description=f"{pattern!r} is not on the allowlist of {agreement.slug}.")
+    runtime().requeue_open_pull_requests(db, agreement_id=agreement.id)
+    db.commit()
+    flash(f"{pattern} is no longer allowlisted on {agreement.slug}.")
+    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+
+
+# Failed jobs: instance admins only (a job's payload names repositories of every agreement).
+
+
+def _instance_admin() -> User:
+    user, scope = _scope()
+    if not scope.instance_admin:
+        abort(404, description="There is nothing at this address.")
+    return user
+
+
+@bp.get("/jobs")
+def jobs() -> str:
+    _instance_admin()
+    return render_template("console/jobs.html", jobs=console.failed_jobs(db_session()))
+
+
+@bp.post("/jobs/<int:job_id>/retry")
+def retry_job(job_id: int) -> BaseResponse:
+    """Queue a failed job again from scratch, as GitHub's "Redeliver" does for a delivery."""
+    _instance_admin()
+    db = db_session()
+    if job_id > MAX_ROW_ID or not requeue_failed(db, job_id, lease=settings().job_lease):
+        abort(404, description="There is no failed job with this number.")
+    enqueue_after_commit(db, runtime().queue, [job_id])
+    db.commit()
+    flash(f"Job {job_id} is queued again.")
+    return redirect(url_for("console.jobs"), 303)
