@@ -58,41 +58,49 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate, one process at a time: every web unit may run this at start-up, and two
     processes creating the same tables at once would fail (or half-migrate)."""
     config = alembic_config(database_url)
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection, _migration_lock(connection, database_url):
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-            connection.commit()
-    finally:
-        engine.dispose()
+    # SQLite: the file lock comes before the first connection, whose pragmas (switching a
+    # fresh file to WAL) would otherwise race the other processes' ("database is locked").
+    with _sqlite_file_lock(database_url):
+        engine = make_engine(database_url)
+        try:
+            with engine.connect() as connection, _advisory_lock(connection, database_url):
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                connection.commit()
+        finally:
+            engine.dispose()
 
 
 @contextmanager
-def _migration_lock(connection: Connection, database_url: str) -> Iterator[None]:
-    """A PostgreSQL advisory lock (session level, so it outlives the migration's
-    transactions) or, for SQLite, an exclusive lock on a file beside the database. The
-    process that waited finds the schema up to date and does nothing."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+def _advisory_lock(connection: Connection, database_url: str) -> Iterator[None]:
+    """PostgreSQL: a session-level advisory lock (it outlives the migration's transactions).
+    The process that waited finds the schema up to date and does nothing."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        yield
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
         connection.commit()
+
+
+@contextmanager
+def _sqlite_file_lock(database_url: str) -> Iterator[None]:
+    """SQLite file databases: an exclusive lock on a file beside the database."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    with open(f"{url.database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            connection.rollback()
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            connection.commit()
-        return
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        with open(f"{url.database}.migrate-lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        return
-    yield
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def downgrade(database_url: str, revision: str) -> None:
