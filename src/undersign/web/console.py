@@ -54,7 +54,7 @@ from undersign.agreements.service import (
 from undersign.enforcement import console
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
-from undersign.web.context import current_user, db_session, runtime, settings
+from undersign.web.context import db_session, require_user, runtime, settings
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +111,8 @@ def refresh_scope(github_id: int, login: str, *, force: bool = False) -> AdminSc
     return scope
 
 
-def _require_user() -> User:
-    """The signed-in person; a page view without one goes to sign-in and comes back."""
-    user = current_user()
-    if user is None:
-        if request.method == "GET":
-            here = request.full_path.rstrip("?") if request.query_string else request.path
-            abort(redirect(url_for("auth.login", next=here)))
-        abort(401, description="Your sign-in has expired. Sign in with GitHub and try again.")
-    return user
-
-
 def _scope() -> tuple[User, AdminScope]:
-    user = _require_user()
+    user = require_user()
     scope = refresh_scope(user.github_id, user.login)
     if scope.failure is not None:
         raise LookupFailed(scope.failure)
@@ -351,7 +340,7 @@ def _after_link_change(agreement: Agreement, message: str) -> BaseResponse:
     longer theirs."""
     db_session().commit()
     flash(message)
-    user = _require_user()
+    user = require_user()
     scope = refresh_scope(user.github_id, user.login, force=True)
     if scope.failure is None and scope.administers(agreement.id):
         return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)

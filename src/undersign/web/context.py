@@ -6,7 +6,7 @@ call domain services with plain values. Depends on accounts.models, config, runt
 
 from __future__ import annotations
 
-from flask import current_app, g, session
+from flask import abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
@@ -48,4 +48,16 @@ def current_user() -> User | None:
         github_id = session.get("github_id")
         g.current_user = db_session().get(User, github_id) if github_id else None
     user: User | None = g.current_user
+    return user
+
+
+def require_user() -> User:
+    """The signed-in person (the sign page and the console); a page view without one goes
+    to sign-in and comes back, a form post answers 401."""
+    user = current_user()
+    if user is None:
+        if request.method == "GET":
+            here = request.full_path.rstrip("?") if request.query_string else request.path
+            abort(redirect(url_for("auth.login", next=here)))
+        abort(401, description="Your sign-in has expired. Sign in with GitHub and try again.")
     return user

@@ -44,7 +44,7 @@ from undersign.agreements.service import (
     Standing,
     normalize_repo_full_name,
 )
-from undersign.web.context import current_user, db_session, runtime, settings
+from undersign.web.context import current_user, db_session, require_user, runtime, settings
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,6 @@ def _agreement_or_404(slug: str) -> tuple[Agreement, AgreementVersion]:
         return agreement, agreements.current_version(agreement)
     except (UnknownAgreement, NoPublishedVersion):
         abort(404, description="There is no agreement at this address.")
-
-
-def _require_user() -> User:
-    """The signed-in person; a page view without one goes to sign-in and comes back."""
-    user = current_user()
-    if user is None:
-        if request.method == "GET":
-            here = request.full_path.rstrip("?") if request.query_string else request.path
-            abort(redirect(url_for("auth.login", next=here)))
-        abort(401, description="Your sign-in has expired. Sign in with GitHub and try again.")
-    return user
 
 
 def _own_signature_or_404(signature_id: int, user: User) -> Signature:
@@ -209,7 +198,7 @@ def sign_page(slug: str) -> tuple[str, int]:
 @bp.post("/sign/<slug>")
 def sign(slug: str) -> Response | tuple[str, int]:
     agreement, version = _agreement_or_404(slug)
-    user = _require_user()
+    user = require_user()
     form = request.form
     field_values: dict[str, object] = {
         field.name: form.get(FIELD_PREFIX + field.name) for field in agreement.fields
@@ -259,7 +248,7 @@ def sign(slug: str) -> Response | tuple[str, int]:
 
 @bp.get("/sign/<slug>/thanks/<int:signature_id>")
 def thanks(slug: str, signature_id: int) -> str:
-    user = _require_user()
+    user = require_user()
     signature = _own_signature_or_404(signature_id, user)
     if signature.version.agreement.slug != slug:
         abort(404)
@@ -276,7 +265,7 @@ def thanks(slug: str, signature_id: int) -> str:
 
 @bp.get("/me/signatures")
 def my_signatures() -> str:
-    user = _require_user()
+    user = require_user()
     service = _signature_service()
     standings: dict[int, Standing] = {}
     rows = []
@@ -302,7 +291,7 @@ def my_signatures() -> str:
 
 @bp.get("/me/signatures/<int:signature_id>/receipt")
 def receipt(signature_id: int) -> Response:
-    user = _require_user()
+    user = require_user()
     signature = _own_signature_or_404(signature_id, user)
     service = _signature_service()
     response = make_response(service.receipt_text(signature))
@@ -316,7 +305,7 @@ def receipt(signature_id: int) -> Response:
 
 @bp.get("/me/signatures/<int:signature_id>/changes")
 def changes(signature_id: int) -> str:
-    user = _require_user()
+    user = require_user()
     signature = _own_signature_or_404(signature_id, user)
     service = _signature_service()
     agreement = signature.version.agreement
@@ -331,7 +320,7 @@ def changes(signature_id: int) -> str:
 
 @bp.get("/me/signatures/<int:signature_id>/revoke")
 def revoke_confirm(signature_id: int) -> str:
-    user = _require_user()
+    user = require_user()
     signature = _own_signature_or_404(signature_id, user)
     return render_template(
         "signing/revoke.html",
@@ -343,7 +332,7 @@ def revoke_confirm(signature_id: int) -> str:
 
 @bp.post("/me/signatures/<int:signature_id>/revoke")
 def revoke(signature_id: int) -> Response | tuple[str, int]:
-    user = _require_user()
+    user = require_user()
     signature = _own_signature_or_404(signature_id, user)
     reason = request.form.get("reason", "").strip() or SELF_REVOKE_REASON
     service = _signature_service(writing=True, actor=user.github_id)
