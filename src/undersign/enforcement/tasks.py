@@ -130,7 +130,8 @@ class Delivery:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The keys ``github.webhooks.Event.to_json`` writes (rows of every version)."""
+        """The trigger as stored with the job (never the whole payload); the same keys in rows
+        of every version."""
         return {
             "kind": self.kind,
             "action": self.action,

@@ -112,29 +112,6 @@ class Event:
     # GitHub's shape; the job trusts the head only if the commits it lists agree.
     pull: Mapping[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The trigger as stored with the job (never the whole payload)."""
-        return {
-            "kind": self.kind,
-            "action": self.action,
-            "repo": self.repo_full_name,
-            "repo_id": self.repo_id,
-            "numbers": list(self.numbers),
-            "head_sha": self.head_sha,
-            "comment_id": self.comment_id,
-            "comment_body": self.comment_body,
-            "commenter_login": self.commenter_login,
-            "commenter_id": self.commenter_id,
-            "commenter_type": self.commenter_type,
-            "installation_id": self.installation_id,
-            "account_login": self.account_login,
-            "account_id": self.account_id,
-            "repository_selection": self.repository_selection,
-            "repositories": [list(r) for r in self.repositories],
-            "commit_count": self.commit_count,
-            "pull": dict(self.pull) if self.pull is not None else None,
-        }
-
 
 def _decode(body: bytes, content_type: str | None) -> Mapping[str, Any]:
     """The JSON object of a delivery sent as ``application/json`` or as a form (``payload=``);

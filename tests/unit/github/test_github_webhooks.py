@@ -105,7 +105,8 @@ def test_pull_request_opened() -> None:
     assert event.head_sha == payload["pull_request"]["head"]["sha"]
     assert event.installation_id == payload["installation"]["id"]
     pull = payload["pull_request"]
-    assert event.to_json()["pull"] == {
+    assert event.pull is not None
+    assert dict(event.pull) == {
         "head": {"sha": pull["head"]["sha"]},
         "base": {"ref": pull["base"]["ref"], "sha": pull["base"]["sha"]},
         "user": {k: pull["user"][k] for k in ("id", "login", "type")},
