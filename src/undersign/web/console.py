@@ -13,10 +13,17 @@ Linking a repository or organisation from the console: an instance admin may lin
 an agreement admin only what GitHub says they administer (admin on the repository, owner of
 the organisation), asked with the same lookup as their scope, at the moment of the change.
 Unlinking asks the same, so one agreement admin cannot drop another's repository. The
-failed-jobs page (``/admin/jobs``) is for instance admins only; anyone else gets 404.
+failed-jobs page (``/admin/jobs``) is for instance admins only; anyone else gets 404, as
+for creating an agreement (``POST /admin/agreements``).
 
-Depends on accounts.models, agreements (admins, errors, export, service),
-enforcement.console, github.errors, jobs.queue, web.context.
+A new version is previewed before it is published (the sign page's rendering and a diff
+against the current text), then published through the service ``undersign agreement add``
+uses; bots, the agent policy and custom fields are the services of ``agreement bots``,
+``agreement policy`` and ``agreement add --fields``. The audit log is paged on the
+agreement's page and exported as CSV or JSON.
+
+Depends on accounts.models, agreements (admins, errors, export, models, service),
+enforcement (agents, console), github.errors, jobs.queue, web.context, web.signing.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, descri
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.context import db_session, require_user, runtime, settings
-from undersign.web.signing import _agreement_html, _diff_lines
+from undersign.web.signing import agreement_html, diff_lines
 
 log = logging.getLogger(__name__)
 
@@ -634,8 +641,8 @@ def preview_version(slug: str) -> str:
         title=title,
         text=text,
         change_type=change,
-        html=_agreement_html(preview),
-        diff=_diff_lines(diff),
+        html=agreement_html(preview),
+        diff=diff_lines(diff),
     )
 
 
