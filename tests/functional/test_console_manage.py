@@ -128,6 +128,11 @@ def test_an_agreement_admin_previews_and_publishes_a_material_version(
         },
     )
     assert stale.status_code == 409 and "published another version" in stale.text
+    unpreviewed = client.post(
+        f"{base}/versions",
+        data={"csrf_token": csrf, "text": "Something else.", "change_type": "editorial"},
+    )
+    assert unpreviewed.status_code == 400 and "Preview the new version" in unpreviewed.text
     assert versions(console, ALPHA) == [(1, "material"), (2, "material")]
 
 
@@ -350,9 +355,10 @@ def test_the_audit_log_is_paged_newest_first(
     assert "Page 2 of 2" in second and "Newer changes" in second
     assert '"note": "note 0"' in second and '"note": "note 0"' not in first
     assert '"note": "note 29"' in first and '"note": "note 29"' not in second
-    # A page past the end, or not a number, is still a page, never an error.
-    assert client.get(f"{base}?audit_page=99").status_code == 200
-    assert client.get(f"{base}?audit_page=x").status_code == 200
+    # A page past the end is the last page; one that is not a number, the first.
+    past = html.unescape(client.get(f"{base}?audit_page=99").text)
+    assert "Page 2 of 2" in past and '"note": "note 0"' in past
+    assert "Page 1 of 2" in client.get(f"{base}?audit_page=x").text
 
 
 def test_signatures_export_by_version(console: Console, clients: dict[str, httpx.Client]) -> None:

@@ -171,6 +171,12 @@ def agreement_page(slug: str) -> str:
     audit, audit_total = service.audit_page(
         agreement, offset=(audit_page - 1) * AUDIT_PAGE_SIZE, limit=AUDIT_PAGE_SIZE
     )
+    audit_pages = max(1, -(-audit_total // AUDIT_PAGE_SIZE))
+    if audit_page > audit_pages:  # past the end (an old link): the last page instead
+        audit_page = audit_pages
+        audit, _ = service.audit_page(
+            agreement, offset=(audit_page - 1) * AUDIT_PAGE_SIZE, limit=AUDIT_PAGE_SIZE
+        )
     months = console.signatures_by_month(db, agreement.id, today=dt.datetime.now(dt.UTC).date())
     bot_ids = DEFAULT_BOT_IDS if agreement.exempt_bot_ids is None else agreement.exempt_bot_ids
     return render_template(
@@ -184,7 +190,7 @@ def agreement_page(slug: str) -> str:
         allowlist=service.allowlist(agreement),
         audit=audit,
         audit_page=audit_page,
-        audit_pages=max(1, -(-audit_total // AUDIT_PAGE_SIZE)),
+        audit_pages=audit_pages,
         chart=signature_chart(months),
         bots=list(zip(sorted(set(bot_ids)), describe_bots(bot_ids), strict=True)),
         agent_policies=AGENT_POLICIES,
@@ -653,7 +659,10 @@ def publish_version(slug: str) -> BaseResponse:
     title, text = _version_form(agreement)
     db = db_session()
     service = AgreementService(db, actor=str(user.github_id))
-    if request.form.get("base_sha256", "") != service.current_version(agreement).text_sha256:
+    base = request.form.get("base_sha256", "")
+    if not base:
+        abort(400, description="Preview the new version before publishing it.")
+    if base != service.current_version(agreement).text_sha256:
         abort(
             409,
             description="Someone published another version since your preview: preview "
