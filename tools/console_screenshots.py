@@ -2,8 +2,8 @@
 
 Starts ``undersign demo`` on free ports with a fresh instance directory, lets bob sign the
 demo agreement (so the signatures page has a row), signs in as alice (the owner of ``acme``
-on the emulator) and saves 1280x800 PNGs of ``/admin/``, the agreement page and its
-signatures page.
+on the emulator) and saves 1280x800 PNGs of ``/admin/``, the agreement page, its
+signatures page and the preview of a new version (nothing is published).
 
 Usage: .venv/bin/python tools/console_screenshots.py
 """
@@ -84,6 +84,13 @@ def shoot(app: str) -> None:
         page.screenshot(path=str(SHOTS / "console-agreement.png"))
         page.goto(f"{app}/admin/agreements/{AGREEMENT}/signatures")
         page.screenshot(path=str(SHOTS / "console-signatures.png"))
+        page.goto(f"{app}/admin/agreements/{AGREEMENT}/versions/new")
+        text = page.get_by_label("Text (Markdown)")
+        text.fill(text.input_value() + "\n## Patents\n\nYou also grant a **patent licence**.\n")
+        page.get_by_label("Material: everyone signs again", exact=False).check()
+        page.get_by_role("button", name="Preview").click()
+        page.wait_for_url(f"{app}/admin/agreements/{AGREEMENT}/versions/preview")
+        page.screenshot(path=str(SHOTS / "console-version-preview.png"))
         browser.close()
 
 

@@ -124,7 +124,22 @@ def agreement_urls(console: Console, slug: str) -> list[tuple[str, str, dict[str
     # A repository this agreement's admin administers on GitHub (acme's owner is admin of
     # acme/widgets), and an organisation neither agreement admin owns.
     own_repo = "betaorg/tools" if slug == BETA else "acme/widgets"
+    with console.live.database.session() as session:
+        agreements = AgreementService(session)
+        known = slug in (ALPHA, BETA)
+        base_sha = agreements.current_version(slug).text_sha256 if known else "0" * 64
+    version = {"title": "Walk CLA", "text": "You agree to the walk.", "change_type": "editorial"}
     return [
+        ("GET", f"{base}/versions/new", {}),
+        ("POST", f"{base}/versions/preview", version),
+        ("POST", f"{base}/versions", {**version, "base_sha256": base_sha}),
+        ("POST", f"{base}/bots", {"add": "4242"}),
+        ("POST", f"{base}/policy", {"agents": "refuse"}),
+        ("POST", f"{base}/fields", {"fields": '[{"name": "company", "label": "Company"}]'}),
+        ("GET", f"{base}?audit_page=2", {}),
+        ("GET", f"{base}/audit.csv", {}),
+        ("GET", f"{base}/audit.json", {}),
+        ("GET", f"{base}/signatures.csv?version=1", {}),
         ("POST", f"{base}/allowlist", {"pattern": "walk-bot", "note": "walk"}),
         ("POST", f"{base}/allowlist/remove", {"pattern": "walk-bot"}),
         ("POST", f"{base}/links/repo", {"name": own_repo}),
@@ -243,7 +258,7 @@ def test_an_agreement_admin_manages_theirs_and_sees_nothing_of_another(
         for method, path, form in agreement_urls(console, mine)
     }
     for (method, path), answer in answers.items():
-        expected = 303 if method == "POST" and "recheck" not in path else 200
+        expected = 303 if method == "POST" and not path.endswith(("recheck", "preview")) else 200
         if "recheck" in path:
             # Only alpha covers acme/widgets: beta's admin may not queue work there.
             expected = 303 if mine == ALPHA else 404
@@ -258,11 +273,33 @@ def test_an_agreement_admin_manages_theirs_and_sees_nothing_of_another(
             select(AuditEntry.action).where(AuditEntry.actor == str(console.ids[login]))
         ).all()
     assert sorted(actions) == [
+        "agents.policy",
         "allowlist.add",
         "allowlist.remove",
+        "bots.set",
+        "fields.set",
         "repo.link",
         "signature.revoke",
+        "version.publish",
     ]
+    preview = answers[("POST", f"/admin/agreements/{mine}/versions/preview")]
+    assert "You agree to the walk." in preview.text and "diff-added" in preview.text
+    # The audit export, taken after the walk's first four changes: the setup's rows (by the
+    # command line) first, then theirs, with who and the value before and after.
+    audit_json = answers[("GET", f"/admin/agreements/{mine}/audit.json")].json()
+    assert next(row["action"] for row in audit_json if row["actor"] == "cli") == "version.publish"
+    by_them = [row for row in audit_json if row["actor"] == str(console.ids[login])]
+    assert [row["action"] for row in by_them] == [
+        "version.publish",
+        "bots.set",
+        "agents.policy",
+        "fields.set",
+    ]
+    assert by_them[2]["before"] == {"policy": "require-human"}
+    assert by_them[2]["after"] == {"policy": "refuse"}
+    audit_csv = answers[("GET", f"/admin/agreements/{mine}/audit.csv")].text
+    assert audit_csv.startswith('"id","agreement","at","actor","action","before","after"')
+    assert audit_csv.count("\r\n") == len(audit_json) + 1
     csv = answers[("GET", f"/admin/agreements/{mine}/signatures.csv")]
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.startswith('"github_id","login","name","email","version"')
@@ -552,3 +589,30 @@ def test_a_bad_allowlist_pattern_is_refused_and_nothing_is_written(
     assert actions == ["allowlist.add"]
     page = client.get(base)
     assert "deploy-*" in page.text and "needs no signature" in page.text
+
+
+def agreement_slugs(console: Console) -> list[str]:
+    with console.live.database.session() as session:
+        return [agreement.slug for agreement in AgreementService(session).list_agreements()]
+
+
+def test_only_an_instance_admin_may_create_an_agreement(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    """``POST /admin/agreements`` answers 404 to everyone else (as if it did not exist),
+    and nobody else sees its form."""
+    form = {"slug": "gamma", "title": "Gamma CLA", "text": "You agree to gamma."}
+    with console.live.client() as anonymous:
+        assert anonymous.post("/admin/agreements", data=form).status_code in (400, 401)
+    for login in ("contrib", "member", "owner", "repoadmin"):
+        client, csrf = signed_in(console, clients, login)
+        assert "Create an agreement" not in client.get("/admin/").text
+        answer = client.post("/admin/agreements", data={"csrf_token": csrf, **form})
+        assert answer.status_code == 404, login
+    assert agreement_slugs(console) == [ALPHA, BETA]
+    client, csrf = signed_in(console, clients, "root")
+    assert "Create an agreement" in client.get("/admin/").text
+    assert client.post("/admin/agreements", data=form).status_code == 400  # no CSRF token
+    created = client.post("/admin/agreements", data={"csrf_token": csrf, **form})
+    assert created.status_code == 303
+    assert agreement_slugs(console) == [ALPHA, BETA, "gamma"]

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import BOT_LOGIN, BrowserPage, CLAFactory, LiveFactory
+from tests.conftest import BOT_LOGIN, BrowserPage, CLAFactory, CLAService, Live, LiveFactory
 
 pytestmark = pytest.mark.browser
 
 REPO = "octo-org/widgets"
 
 
-def test_a_maintainer_revokes_a_signature_and_the_pull_request_turns_red(
-    cla_factory: CLAFactory, live_factory: LiveFactory, page: BrowserPage
-) -> None:
+def console_for(cla_factory: CLAFactory, live_factory: LiveFactory) -> tuple[CLAService, Live]:
+    """The CLA of ``octo-org`` with its workers, and a console on the same database and
+    queue; the bot reads memberships as an org member, ``maint`` owns the org."""
     cla = cla_factory()
     state = cla.state
-    # The bot reads memberships as an org member; ``maint`` owns the org the CLA covers.
     state.add_org_member("octo-org", BOT_LOGIN)
     state.add_org_member("octo-org", "maint", admin=True)
     console = live_factory(
@@ -33,13 +33,29 @@ def test_a_maintainer_revokes_a_signature_and_the_pull_request_turns_red(
             "queue_name": cla.live.settings.queue_name,  # or their Redis queue
         },
     )
+    return cla, console
+
+
+def green_pull_request_of_dave(cla: CLAService) -> tuple[int, str]:
+    """dave signs and opens a pull request, which turns green: its number and head."""
+    state = cla.state
     cla.sign("dave")
     pr = state.add_pull_request(REPO, user_login="dave", n_commits=1)
-    status, _ = cla.deliver("pull_request", state.pull_request_event(REPO, pr["number"], "opened"))
+    number = int(pr["number"])
+    status, _ = cla.deliver("pull_request", state.pull_request_event(REPO, number, "opened"))
     assert status == 202
-    sha = str(state.pull_request(REPO, pr["number"])["head"]["sha"])
+    sha = str(state.pull_request(REPO, number)["head"]["sha"])
     cla.wait_for(lambda: cla.status_state(REPO, sha) == "success", what="green")
     cla.wait_idle()
+    return number, sha
+
+
+def test_a_maintainer_revokes_a_signature_and_the_pull_request_turns_red(
+    cla_factory: CLAFactory, live_factory: LiveFactory, page: BrowserPage
+) -> None:
+    cla, console = console_for(cla_factory, live_factory)
+    state = cla.state
+    number, sha = green_pull_request_of_dave(cla)
 
     tab = page.page
     state.auto_approve_as = "maint"
@@ -56,7 +72,7 @@ def test_a_maintainer_revokes_a_signature_and_the_pull_request_turns_red(
     cla.wait_for(lambda: cla.status_state(REPO, sha) == "failure", what="red")
     cla.wait_idle()
     tab.get_by_role("link", name="Waiting pull requests").click()
-    row = tab.locator("tr", has_text=f"{REPO}#{pr['number']}")
+    row = tab.locator("tr", has_text=f"{REPO}#{number}")
     assert "dave" in row.inner_text()
     assert "failure" in row.inner_text()
 
@@ -78,19 +94,10 @@ def test_a_maintainer_links_a_repository_of_their_organisation(
 ) -> None:
     """An owner of octo-org links one of its repositories, with collaborators exempt; the
     audit log names them. A repository of another owner is refused and nothing changes."""
-    cla = cla_factory()
+    cla, console = console_for(cla_factory, live_factory)
     state = cla.state
-    state.add_org_member("octo-org", BOT_LOGIN)
-    state.add_org_member("octo-org", "maint", admin=True)
     state.add_user("stranger", name="Stranger", email="stranger@example.com")
     state.add_repo("stranger/tools")
-    console = live_factory(
-        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT_LOGIN),
-        replace={
-            "instance_path": cla.live.settings.instance_path,
-            "queue_name": cla.live.settings.queue_name,
-        },
-    )
     tab = page.page
     state.auto_approve_as = "maint"
     tab.goto(f"{console.url}/admin/agreements/individual-cla")
@@ -111,4 +118,55 @@ def test_a_maintainer_links_a_repository_of_their_organisation(
     )
     tab.goto(f"{console.url}/admin/agreements/individual-cla")
     assert tab.locator("tr", has_text="stranger/tools").count() == 0
+    assert page.csp_violations == []
+
+
+def test_a_maintainer_publishes_a_new_version_after_a_preview_and_the_pull_request_turns_red(
+    cla_factory: CLAFactory, live_factory: LiveFactory, page: BrowserPage
+) -> None:
+    """A material change: the preview shows the text as signers will read it and the diff;
+    once published, the sign page shows version 2, dave's signature no longer counts and
+    his pull request turns red. The audit log names the maintainer and exports as JSON."""
+    cla, console = console_for(cla_factory, live_factory)
+    state = cla.state
+    number, sha = green_pull_request_of_dave(cla)
+
+    tab = page.page
+    state.auto_approve_as = "maint"
+    tab.goto(f"{console.url}/admin/agreements/individual-cla")
+    tab.wait_for_url(f"{console.url}/admin/agreements/individual-cla")
+    chart = tab.get_by_role("img", name="New signatures per month")
+    assert chart.locator("rect.bar").count() == 12
+    tab.get_by_role("link", name="Publish a new version").click()
+    text = tab.get_by_label("Text (Markdown)")
+    text.fill(text.input_value() + "\n## Patents\n\nYou also grant a **patent licence**.\n")
+    tab.get_by_label("Material: everyone signs again", exact=False).check()
+    tab.get_by_role("button", name="Preview").click()
+    assert tab.locator("main h1").inner_text() == "Preview of version 2 of Individual CLA"
+    assert "+You also grant a **patent licence**." in tab.locator("pre.diff").inner_text()
+    preview = tab.get_by_role("region", name="Preview of the new text")
+    assert preview.locator("strong", has_text="patent licence").count() == 1
+    tab.get_by_role("button", name="Publish version 2 (material)").click()
+    tab.wait_for_url(f"{console.url}/admin/agreements/individual-cla")
+    assert "Version 2 (material)" in tab.locator(".notice").inner_text()
+    versions = tab.locator("table", has_text="SHA-256")
+    assert versions.locator("tbody tr").first.locator("td").nth(1).inner_text() == "material"
+
+    cla.wait_for(lambda: cla.status_state(REPO, sha) == "failure", what="red")
+    cla.wait_idle()
+    tab.get_by_role("link", name="Waiting pull requests").click()
+    assert "dave" in tab.locator("tr", has_text=f"{REPO}#{number}").inner_text()
+
+    tab.get_by_role("link", name="Overview").click()
+    with tab.expect_download() as download_info:
+        tab.get_by_role("link", name="audit JSON").click()
+    download = download_info.value
+    assert download.suggested_filename == "individual-cla-audit.json"
+    rows = json.loads(Path(download.path()).read_text(encoding="utf-8"))
+    published = [row for row in rows if row["action"] == "version.publish"]
+    assert published[-1]["after"]["version"] == 2
+    assert published[-1]["actor"] == str(state.user("maint")["id"])
+
+    tab.goto(f"{console.url}/sign/individual-cla")
+    assert tab.get_by_role("heading", name="Patents").count() == 1
     assert page.csp_violations == []

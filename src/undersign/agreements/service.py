@@ -80,6 +80,24 @@ def normalize_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def checked_text(text: str) -> str:
+    """An agreement text as it would be stored (line endings unified), or ``InvalidInput``
+    saying why it cannot be (a preview refuses what publishing would)."""
+    text = normalize_text(text)
+    if not text.strip():
+        raise InvalidInput("the agreement text is empty")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInput(f"the agreement text is longer than {MAX_TEXT_LENGTH} characters")
+    if "\x00" in text:
+        raise InvalidInput("the agreement text contains a NUL character")
+    return text
+
+
+def text_diff(old: str, new: str, *, fromfile: str, tofile: str) -> str:
+    """A unified diff between two agreement texts ("" when they are the same)."""
+    return "".join(difflib.unified_diff(_lines(old), _lines(new), fromfile=fromfile, tofile=tofile))
+
+
 def normalize_repo_full_name(value: str) -> str:
     """``Owner/Repo`` -> ``owner/repo``; raises ``InvalidInput`` for anything else."""
     owner, slash, repo = value.strip().partition("/")
@@ -189,6 +207,64 @@ class AgreementService:
             )
         )
 
+    def audit_page(
+        self, ref: AgreementRef, *, offset: int = 0, limit: int = 50
+    ) -> tuple[list[AuditEntry], int]:
+        """One page of an agreement's audit log, newest first, and how many rows it has."""
+        agreement = self.resolve(ref)
+        condition = AuditEntry.agreement_id == agreement.id
+        total = int(self.session.scalar(select(func.count(AuditEntry.id)).where(condition)) or 0)
+        rows = self.session.scalars(
+            select(AuditEntry)
+            .where(condition)
+            .order_by(AuditEntry.id.desc())
+            .offset(max(offset, 0))
+            .limit(limit)
+        )
+        return list(rows), total
+
+    def audit_export(self, ref: AgreementRef) -> Iterator[dict[str, Any]]:
+        """Every audit row of one agreement, oldest first, streamed (for its export)."""
+        agreement = self.resolve(ref)
+        query = (
+            select(AuditEntry)
+            .where(AuditEntry.agreement_id == agreement.id)
+            .order_by(AuditEntry.id)
+            .execution_options(yield_per=1000)
+        )
+        for entry in self.session.scalars(query):
+            yield {
+                "id": entry.id,
+                "agreement": agreement.slug,
+                "at": format_utc(entry.created_at),
+                "actor": entry.actor,
+                "action": entry.action,
+                "before": entry.before,
+                "after": entry.after,
+            }
+
+    def create(
+        self, slug: str, title: str, text: str, fields: object = None
+    ) -> tuple[Agreement, AgreementVersion]:
+        """A new agreement with its first version; ``InvalidInput`` when the slug is taken
+        (``add_or_update`` would quietly publish a new version of that one instead)."""
+        if self.session.scalar(select(Agreement.id).where(Agreement.slug == slug)) is not None:
+            raise InvalidInput(f"an agreement {slug!r} already exists")
+        agreement, version, _ = self.add_or_update(slug, title, text, fields)
+        return agreement, version
+
+    def set_fields(self, ref: AgreementRef, fields: object) -> Agreement:
+        """Replace the custom fields the sign page asks for (as ``agreement add --fields``
+        does); audited when they change. Signatures already made keep their values."""
+        agreement = self.resolve(ref)
+        definitions = [d.to_json() for d in _parse_fields(fields)]
+        before = list(agreement.field_definitions or [])
+        if definitions != before:
+            agreement.field_definitions = definitions
+            self.session.flush()
+            self.audit(agreement, "fields.set", {"fields": before}, {"fields": definitions})
+        return agreement
+
     def get(self, slug: str) -> Agreement:
         agreement = self.session.scalar(select(Agreement).where(Agreement.slug == slug.lower()))
         if agreement is None:
@@ -226,13 +302,7 @@ class AgreementService:
             raise InvalidInput(f"invalid title: {problem}")
         if change_type not in ("material", "editorial"):
             raise InvalidInput("change type must be 'material' or 'editorial'")
-        text = normalize_text(text)
-        if not text.strip():
-            raise InvalidInput("the agreement text is empty")
-        if len(text) > MAX_TEXT_LENGTH:
-            raise InvalidInput(f"the agreement text is longer than {MAX_TEXT_LENGTH} characters")
-        if "\x00" in text:
-            raise InvalidInput("the agreement text contains a NUL character")
+        text = checked_text(text)
         definitions = None if fields is None else _parse_fields(fields)
 
         agreement = self.session.scalar(select(Agreement).where(Agreement.slug == slug))
@@ -241,9 +311,17 @@ class AgreementService:
             agreement = Agreement(slug=slug, title=title, kind="individual", field_definitions=[])
             self.session.add(agreement)
         agreement.title = title
+        previous_fields = list(agreement.field_definitions or [])
         if definitions is not None:
             agreement.field_definitions = [d.to_json() for d in definitions]
         self.session.flush()
+        if previous_title is not None and agreement.field_definitions != previous_fields:
+            self.audit(
+                agreement,
+                "fields.set",
+                {"fields": previous_fields},
+                {"fields": agreement.field_definitions},
+            )
 
         latest = self.session.scalar(
             select(AgreementVersion)
@@ -879,13 +957,11 @@ class SignatureService:
         if current.id == signed.id:
             return ""
         slug = signed.agreement.slug
-        return "".join(
-            difflib.unified_diff(
-                _lines(signed.text),
-                _lines(current.text),
-                fromfile=f"{slug} version {signed.number} (you signed)",
-                tofile=f"{slug} version {current.number} (current)",
-            )
+        return text_diff(
+            signed.text,
+            current.text,
+            fromfile=f"{slug} version {signed.number} (you signed)",
+            tofile=f"{slug} version {current.number} (current)",
         )
 
     def export(self, slug: str, version: int | None = None) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, String, func, select
 from sqlalchemy.orm import Session
 
 from undersign.agreements.models import (
@@ -29,6 +29,8 @@ from undersign.jobs.models import Job
 
 #: How many failed jobs the console lists (the newest first).
 FAILED_JOBS_SHOWN = 200
+#: How many calendar months the signatures chart covers (the current one last).
+CHART_MONTHS = 12
 
 
 @dataclass(frozen=True)
@@ -194,3 +196,46 @@ def failed_jobs(session: Session, limit: int = FAILED_JOBS_SHOWN) -> list[Job]:
             .limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class MonthCount:
+    """Signatures made in one calendar month (UTC), revoked ones included."""
+
+    month: str  # YYYY-MM
+    count: int
+
+
+def _month_of(session: Session) -> ColumnElement[str]:
+    """``signed_at`` as ``YYYY-MM`` in UTC, grouped by the database (no rows fetched)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", Signature.signed_at), "YYYY-MM")
+    # SQLite stores the UTC time as ISO text: its first seven characters are the month.
+    return func.substr(func.cast(Signature.signed_at, String), 1, 7)
+
+
+def _months_back(today: dt.date, count: int) -> list[str]:
+    year, month = today.year, today.month
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return list(reversed(months))
+
+
+def signatures_by_month(
+    session: Session, agreement_id: int, *, today: dt.date, months: int = CHART_MONTHS
+) -> list[MonthCount]:
+    """New signatures per month over the last ``months`` months, the oldest first; a month
+    without any is there with 0 (the chart's bars are the calendar, not the data)."""
+    wanted = _months_back(today, months)
+    month = _month_of(session)
+    counts = dict(
+        session.execute(
+            select(month, func.count(Signature.id))
+            .join(AgreementVersion, AgreementVersion.id == Signature.version_id)
+            .where(AgreementVersion.agreement_id == agreement_id, month >= wanted[0])
+            .group_by(month)
+        ).all()
+    )
+    return [MonthCount(name, int(counts.get(name, 0))) for name in wanted]

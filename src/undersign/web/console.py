@@ -13,18 +13,29 @@ Linking a repository or organisation from the console: an instance admin may lin
 an agreement admin only what GitHub says they administer (admin on the repository, owner of
 the organisation), asked with the same lookup as their scope, at the moment of the change.
 Unlinking asks the same, so one agreement admin cannot drop another's repository. The
-failed-jobs page (``/admin/jobs``) is for instance admins only; anyone else gets 404.
+failed-jobs page (``/admin/jobs``) is for instance admins only; anyone else gets 404, as
+for creating an agreement (``POST /admin/agreements``).
 
-Depends on accounts.models, agreements (admins, errors, export, service),
-enforcement.console, github.errors, jobs.queue, web.context.
+A new version is previewed before it is published (the sign page's rendering and a diff
+against the current text), then published through the service ``undersign agreement add``
+uses; bots, the agent policy and custom fields are the services of ``agreement bots``,
+``agreement policy`` and ``agreement add --fields``. The audit log is paged on the
+agreement's page and exported as CSV or JSON.
+
+Depends on accounts.models, agreements (admins, errors, export, models, service),
+enforcement (agents, console), github.errors, jobs.queue, web.context, web.signing.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import io
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -43,18 +54,22 @@ from werkzeug.wrappers import Response as BaseResponse
 from undersign.accounts.models import User
 from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
 from undersign.agreements.errors import InvalidInput, UnknownAgreement, UnknownSignature
-from undersign.agreements.export import write_csv, write_json
-from undersign.agreements.models import Agreement
+from undersign.agreements.export import neutralize_cell, write_csv, write_json
+from undersign.agreements.models import Agreement, AgreementVersion
 from undersign.agreements.service import (
     AgreementService,
     SignatureService,
+    checked_text,
     normalize_org,
     normalize_repo_full_name,
+    text_diff,
 )
 from undersign.enforcement import console
+from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.context import db_session, require_user, runtime, settings
+from undersign.web.signing import agreement_html, diff_lines
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +78,7 @@ bp = Blueprint("console", __name__, url_prefix="/admin")
 #: Where the person's admin scope lives in their server-side session.
 SCOPE_KEY = "console_scope"
 PAGE_SIZE = 50
+AUDIT_PAGE_SIZE = 25
 MAX_PAGE = 100_000
 MAX_ROW_ID = 2**63 - 1
 MAX_PR_NUMBER = 10**9
@@ -147,9 +163,22 @@ def index() -> str:
 @bp.get("/agreements/<slug>")
 def agreement_page(slug: str) -> str:
     _, agreement = _administered(slug)
-    service = AgreementService(db_session())
+    db = db_session()
+    service = AgreementService(db)
     links = [link for link in service.repo_links() if link.agreement_id == agreement.id]
     org_links = [link for link in service.org_links() if link.agreement_id == agreement.id]
+    audit_page = _page_number("audit_page")
+    audit, audit_total = service.audit_page(
+        agreement, offset=(audit_page - 1) * AUDIT_PAGE_SIZE, limit=AUDIT_PAGE_SIZE
+    )
+    audit_pages = max(1, -(-audit_total // AUDIT_PAGE_SIZE))
+    if audit_page > audit_pages:  # past the end (an old link): the last page instead
+        audit_page = audit_pages
+        audit, _ = service.audit_page(
+            agreement, offset=(audit_page - 1) * AUDIT_PAGE_SIZE, limit=AUDIT_PAGE_SIZE
+        )
+    months = console.signatures_by_month(db, agreement.id, today=dt.datetime.now(dt.UTC).date())
+    bot_ids = DEFAULT_BOT_IDS if agreement.exempt_bot_ids is None else agreement.exempt_bot_ids
     return render_template(
         "console/agreement.html",
         agreement=agreement,
@@ -159,13 +188,65 @@ def agreement_page(slug: str) -> str:
         links=[("repo", link.full_name, link) for link in links]
         + [("org", link.org, link) for link in org_links],
         allowlist=service.allowlist(agreement),
-        audit=service.audit_log(agreement),
+        audit=audit,
+        audit_page=audit_page,
+        audit_pages=audit_pages,
+        chart=signature_chart(months),
+        bots=list(zip(sorted(set(bot_ids)), describe_bots(bot_ids), strict=True)),
+        agent_policies=AGENT_POLICIES,
+        fields_json=json.dumps(agreement.field_definitions or [], indent=2, ensure_ascii=False),
     )
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
+def _page_number(name: str = "page") -> int:
+    raw = request.args.get(name, "1")
     return min(int(raw), MAX_PAGE) if raw.isascii() and raw.isdigit() and int(raw) >= 1 else 1
+
+
+# The signatures chart: inline SVG drawn here (no script; the CSP allows no inline script
+# and no inline style, so the bars are coloured by class from the stylesheet).
+
+CHART_WIDTH, CHART_HEIGHT, CHART_BASELINE = 600, 160, 130
+
+
+def signature_chart(months: Iterable[console.MonthCount]) -> dict[str, Any]:
+    """Bars (one per month, the geometry computed here) and a sentence saying the same for
+    people who do not see the chart."""
+    months = list(months)
+    highest = max((m.count for m in months), default=0)
+    slot = CHART_WIDTH / max(len(months), 1)
+    bars = []
+    for index, month in enumerate(months):
+        height = round((CHART_BASELINE - 20) * month.count / highest) if highest else 0
+        bars.append(
+            {
+                "month": month.month,
+                "count": month.count,
+                "x": round(index * slot + slot * 0.15, 1),
+                "width": round(slot * 0.7, 1),
+                "y": CHART_BASELINE - height,
+                "height": height,
+                "label_x": round(index * slot + slot / 2, 1),
+            }
+        )
+    total = sum(m.count for m in months)
+    if months and total:
+        busiest = max(months, key=lambda m: m.count)
+        summary = (
+            f"{total} signature{'s' if total != 1 else ''} from {months[0].month} to "
+            f"{months[-1].month}; the most in {busiest.month} ({busiest.count})."
+        )
+    elif months:
+        summary = f"No signature from {months[0].month} to {months[-1].month}."
+    else:
+        summary = "No signature."
+    return {
+        "bars": bars,
+        "summary": summary,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "baseline": CHART_BASELINE,
+    }
 
 
 @bp.get("/agreements/<slug>/signatures")
@@ -225,17 +306,28 @@ def _export(slug: str, kind: str) -> Response:
     _, agreement = _administered(slug)
     service = SignatureService(db_session())
     buffer = io.StringIO()
-    rows = service.export(agreement.slug)
-    if kind == "csv":
-        write_csv(rows, [f.name for f in agreement.fields], buffer.write)
-        mimetype = "text/csv"
-    else:
-        write_json(rows, buffer.write)
-        mimetype = "application/json"
-    response = Response(buffer.getvalue(), mimetype=mimetype)
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{agreement.slug}-signatures.{kind}"'
-    )
+    raw_version = request.args.get("version", "")
+    version = None
+    if raw_version:
+        if not (raw_version.isascii() and raw_version.isdigit() and 0 < int(raw_version) < 10**9):
+            abort(400, description="The version is a positive number (as in the versions table).")
+        version = int(raw_version)
+    rows = service.export(agreement.slug, version)
+    try:
+        if kind == "csv":
+            write_csv(rows, [f.name for f in agreement.fields], buffer.write)
+        else:
+            write_json(rows, buffer.write)
+    except InvalidInput as exc:  # no such version
+        abort(404, description=str(exc))
+    suffix = f"-v{version}" if version else ""
+    return _download(buffer.getvalue(), kind, f"{agreement.slug}-signatures{suffix}.{kind}")
+
+
+def _download(body: str, kind: str, filename: str) -> Response:
+    """An attachment nobody caches (it holds people's names and emails)."""
+    response = Response(body, mimetype="text/csv" if kind == "csv" else "application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -397,6 +489,17 @@ def unlink(slug: str, kind: str) -> BaseResponse:
     return _after_link_change(agreement, f"{name} is no longer linked to {agreement.slug}.")
 
 
+def _changed(agreement: Agreement, message: str, *, recheck: bool = True) -> BaseResponse:
+    """After a change to an agreement's policy: re-evaluate its open pull requests (queued
+    after commit, as the command line does), commit, say what happened, back to its page."""
+    db = db_session()
+    if recheck:
+        runtime().requeue_open_pull_requests(db, agreement_id=agreement.id)
+    db.commit()
+    flash(message)
+    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+
+
 @bp.post("/agreements/<slug>/allowlist")
 def allowlist_add(slug: str) -> BaseResponse:
     user, agreement = _administered(slug)
@@ -408,10 +511,7 @@ def allowlist_add(slug: str) -> BaseResponse:
     except InvalidInput as exc:
         db.rollback()
         abort(400, description=str(exc))
-    runtime().requeue_open_pull_requests(db, agreement_id=agreement.id)
-    db.commit()
-    flash(f"{entry.pattern} needs no signature on {agreement.slug}.")
-    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+    return _changed(agreement, f"{entry.pattern} needs no signature on {agreement.slug}.")
 
 
 @bp.post("/agreements/<slug>/allowlist/remove")
@@ -427,10 +527,7 @@ def allowlist_remove(slug: str) -> BaseResponse:
         abort(400, description=str(exc))
     if not removed:
         abort(404, description=f"{pattern!r} is not on the allowlist of {agreement.slug}.")
-    runtime().requeue_open_pull_requests(db, agreement_id=agreement.id)
-    db.commit()
-    flash(f"{pattern} is no longer allowlisted on {agreement.slug}.")
-    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+    return _changed(agreement, f"{pattern} is no longer allowlisted on {agreement.slug}.")
 
 
 # Failed jobs: instance admins only (a job's payload names repositories of every agreement).
@@ -460,3 +557,237 @@ def retry_job(job_id: int) -> BaseResponse:
     db.commit()
     flash(f"Job {job_id} is queued again.")
     return redirect(url_for("console.jobs"), 303)
+
+
+# The audit log, exported with the agreement (oldest first; before/after as JSON text in
+# the CSV, as they are stored).
+
+AUDIT_COLUMNS = ("id", "agreement", "at", "actor", "action", "before", "after")
+
+
+def _audit_csv(rows: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer.writerow(AUDIT_COLUMNS)
+    for row in rows:
+        cells = [
+            json.dumps(row[name], ensure_ascii=False, sort_keys=True)
+            if name in ("before", "after") and row[name] is not None
+            else row[name]
+            for name in AUDIT_COLUMNS
+        ]
+        writer.writerow([neutralize_cell(cell) for cell in cells])
+    return buffer.getvalue()
+
+
+@bp.get("/agreements/<slug>/audit.csv", defaults={"kind": "csv"})
+@bp.get("/agreements/<slug>/audit.json", defaults={"kind": "json"})
+def audit_export(slug: str, kind: str) -> Response:
+    _, agreement = _administered(slug)
+    rows = AgreementService(db_session()).audit_export(agreement)
+    if kind == "csv":
+        body = _audit_csv(rows)
+    else:
+        buffer = io.StringIO()
+        write_json(rows, buffer.write)
+        body = buffer.getvalue()
+    return _download(body, kind, f"{agreement.slug}-audit.{kind}")
+
+
+# New versions: a form, a preview (the text as the sign page renders it, and the diff
+# against the current version), then publishing through the service ``undersign agreement
+# add`` uses. The preview carries the current version's hash: when someone published in
+# between, publishing is refused rather than replacing a text the person never compared.
+
+
+def _change_type() -> str:
+    change = request.form.get("change_type", "")
+    if change not in ("material", "editorial"):
+        abort(400, description="Choose whether the change is material or editorial.")
+    return change
+
+
+def _version_form(agreement: Agreement) -> tuple[str, str]:
+    """The title and text of the form, checked as publishing would check them."""
+    title = " ".join(request.form.get("title", "").split())[:400] or agreement.title
+    try:
+        text = checked_text(request.form.get("text", ""))
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
+    return title, text
+
+
+@bp.get("/agreements/<slug>/versions/new")
+def new_version(slug: str) -> str:
+    _, agreement = _administered(slug)
+    current = AgreementService(db_session()).current_version(agreement)
+    return render_template(
+        "console/version_form.html", agreement=agreement, text=current.text, title=agreement.title
+    )
+
+
+@bp.post("/agreements/<slug>/versions/preview")
+def preview_version(slug: str) -> str:
+    """Shows what would be published; changes nothing."""
+    _, agreement = _administered(slug)
+    change = _change_type()
+    title, text = _version_form(agreement)
+    current = AgreementService(db_session()).current_version(agreement)
+    diff = text_diff(
+        current.text,
+        text,
+        fromfile=f"{agreement.slug} version {current.number} (current)",
+        tofile=f"{agreement.slug} version {current.number + 1} (new)",
+    )
+    preview = AgreementVersion(text=text)  # unsaved: rendered exactly as the sign page does
+    return render_template(
+        "console/version_preview.html",
+        agreement=agreement,
+        current=current,
+        title=title,
+        text=text,
+        change_type=change,
+        html=agreement_html(preview),
+        diff=diff_lines(diff),
+    )
+
+
+@bp.post("/agreements/<slug>/versions")
+def publish_version(slug: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    change = _change_type()
+    title, text = _version_form(agreement)
+    db = db_session()
+    service = AgreementService(db, actor=str(user.github_id))
+    base = request.form.get("base_sha256", "")
+    if not base:
+        abort(400, description="Preview the new version before publishing it.")
+    if base != service.current_version(agreement).text_sha256:
+        abort(
+            409,
+            description="Someone published another version since your preview: preview "
+            "your text again against the current one.",
+        )
+    try:
+        found, version, created = service.add_or_update(
+            agreement.slug,
+            title,
+            text,
+            change_type="material" if change == "material" else "editorial",
+        )
+    except InvalidInput as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    if not created:
+        return _changed(
+            found,
+            f"The text is unchanged: {found.slug} stays at version {version.number}.",
+            recheck=False,
+        )
+    return _changed(  # a material change: earlier signatures stop counting
+        found,
+        f"Version {version.number} ({version.change_type}) of {found.slug} is published.",
+        recheck=version.change_type == "material",
+    )
+
+
+# Creating agreements: instance admins only (the same service as ``undersign agreement
+# add``); anyone else finds nothing at these addresses.
+
+
+def _fields_from_form() -> object:
+    """The custom fields' JSON array from the form (as ``--fields FILE`` holds it)."""
+    raw = request.form.get("fields", "").strip()[:100_000]
+    if not raw:
+        return []
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        abort(
+            400,
+            description=f"The custom fields are not valid JSON: {exc.msg} (line {exc.lineno}).",
+        )
+
+
+@bp.post("/agreements")
+def create_agreement() -> BaseResponse:
+    user = _instance_admin()
+    slug = request.form.get("slug", "").strip()[:100]
+    title = request.form.get("title", "")[:400]
+    fields = _fields_from_form()
+    db = db_session()
+    service = AgreementService(db, actor=str(user.github_id))
+    try:
+        agreement, _ = service.create(slug, title, request.form.get("text", ""), fields)
+    except InvalidInput as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    db.commit()
+    # The new agreement is theirs to see at once (an instance admin sees every agreement).
+    flash(f"{agreement.slug} is created (version 1). Link a repository to put it to work.")
+    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
+
+
+# Bots, the AI agents' policy and the custom fields: ``undersign agreement bots``,
+# ``agreement policy`` and ``agreement add --fields``.
+
+
+def _bot_id(name: str) -> list[int]:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return []
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ROW_ID):
+        abort(400, description="A bot is named by its numeric account id (a positive number).")
+    return [int(raw)]
+
+
+@bp.post("/agreements/<slug>/bots")
+def bots(slug: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    choice = request.form.get("all_bots", "")
+    if choice not in ("", "all", "listed"):
+        abort(400, description="Choose every bot or only the listed ids.")
+    db = db_session()
+    service = AgreementService(db, actor=str(user.github_id))
+    try:
+        service.set_bot_policy(
+            agreement,
+            add=_bot_id("add"),
+            remove=_bot_id("remove"),
+            defaults=DEFAULT_BOT_IDS,
+            reset=request.form.get("reset") == "1",
+            all_bots=None if not choice else choice == "all",
+        )
+    except InvalidInput as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    if agreement.exempt_all_bots:
+        return _changed(
+            agreement, "Every account GitHub types Bot needs no signature: anyone can register one."
+        )
+    return _changed(agreement, f"The exempt bots of {agreement.slug} are saved.")
+
+
+@bp.post("/agreements/<slug>/policy")
+def agent_policy(slug: str) -> BaseResponse:
+    user, agreement = _administered(slug)
+    policy = request.form.get("agents", "")
+    if policy not in AGENT_POLICIES:
+        abort(400, description="The AI agents' policy is require-human or refuse.")
+    AgreementService(db_session(), actor=str(user.github_id)).set_agent_policy(agreement, policy)
+    return _changed(agreement, f"AI agents on {agreement.slug}: {policy}.")
+
+
+@bp.post("/agreements/<slug>/fields")
+def custom_fields(slug: str) -> BaseResponse:
+    """What the sign page asks besides name and email; signatures already made keep the
+    values they were given (coverage does not depend on fields, so nothing is re-checked)."""
+    user, agreement = _administered(slug)
+    fields = _fields_from_form()
+    db = db_session()
+    try:
+        AgreementService(db, actor=str(user.github_id)).set_fields(agreement, fields)
+    except InvalidInput as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    return _changed(agreement, f"The custom fields of {agreement.slug} are saved.", recheck=False)

@@ -123,13 +123,13 @@ def _own_signature_or_404(signature_id: int, user: User) -> Signature:
         abort(404, description="You have no signature with this number.")
 
 
-def _agreement_html(version: AgreementVersion) -> Markup:
+def agreement_html(version: AgreementVersion) -> Markup:
     # The one place raw HTML reaches a template: render_markdown escapes any HTML in the
     # text and sanitizes the result against an allowlist (see agreements/markdown.py).
     return Markup(render_markdown(version.text))  # noqa: S704
 
 
-def _diff_lines(diff: str) -> list[tuple[str, str]]:
+def diff_lines(diff: str) -> list[tuple[str, str]]:
     """Unified diff lines with a CSS class each (escaped by the template)."""
     lines: list[tuple[str, str]] = []
     for line in diff.splitlines():
@@ -164,7 +164,7 @@ def _render_sign_page(
         service = _signature_service()
         standing = service.standing(agreement, user.github_id)
         if standing.outdated is not None:
-            diff = _diff_lines(service.diff_since(standing.outdated))
+            diff = diff_lines(service.diff_since(standing.outdated))
     if values is None:
         # Prefilled from GitHub (the email only when it is public there).
         values = {"name": (user and user.name) or "", "email": (user and user.email) or ""}
@@ -173,7 +173,7 @@ def _render_sign_page(
             "signing/sign.html",
             agreement=agreement,
             version=version,
-            text_html=_agreement_html(version),
+            text_html=agreement_html(version),
             user=user,
             standing=standing,
             diff=diff,
@@ -314,7 +314,7 @@ def changes(signature_id: int) -> str:
         signature=signature,
         agreement=agreement,
         current=AgreementService(db_session()).current_version(agreement),
-        diff=_diff_lines(service.diff_since(signature)),
+        diff=diff_lines(service.diff_since(signature)),
     )
 
 
