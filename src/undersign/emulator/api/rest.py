@@ -293,7 +293,9 @@ def get_authenticated_user() -> Response:
 
 @bp.get("/user/emails")
 def list_emails() -> Response:
-    docs = "https://docs.github.com/rest/users/emails#list-email-addresses-for-the-authenticated-user"
+    docs = (
+        "https://docs.github.com/rest/users/emails#list-email-addresses-for-the-authenticated-user"
+    )
     user = require_auth(docs)
     accepted = {"X-Accepted-OAuth-Scopes": "user, user:email"}
     if not has_scope("user", "user:email"):
