@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext
-from tests.conftest import Live
+from tests.conftest import Live, page_errors
 
 pytestmark = pytest.mark.browser
 
@@ -22,14 +21,7 @@ def test_a_person_links_and_removes_their_verified_addresses(
     state.auto_approve_as = "alice"
     context = audited_context()
     page = context.new_page()
-    problems: list[str] = []
-
-    def on_console(message: Any) -> None:
-        if message.type == "error":
-            problems.append(f"{message.text} ({message.location.get('url')})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    problems = page_errors(page)
 
     page.goto(f"{live.url}/me/emails")  # signed out: sign-in first, then back here
     page.wait_for_url(f"{live.url}/me/emails")

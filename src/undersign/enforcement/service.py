@@ -546,13 +546,7 @@ def _sync_comment(
     if not comment_needed(verdict, comment_id):
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
-    body = comment_body(
-        verdict,
-        sign_url=url,
-        agreement_title=title,
-        bot_login=login,
-        emails_url=emails_url(ctx.settings.base_url),
-    )
+    body = _comment_text(ctx, verdict, url, title, login)
     digest = _sha256(body)
     gh = ctx.github
     if comment_id is None and look_for_existing:
@@ -578,6 +572,17 @@ def _sync_comment(
     return int(created["id"]), digest
 
 
+def _comment_text(ctx: JobContext, verdict: Verdict, url: str, title: str, login: str) -> str:
+    """The comment this verdict wants, as ``_sync_comment`` writes it."""
+    return comment_body(
+        verdict,
+        sign_url=url,
+        agreement_title=title,
+        bot_login=login,
+        emails_url=emails_url(ctx.settings.base_url),
+    )
+
+
 def _comment_outdated(
     ctx: JobContext, verdict: Verdict, snapshot: PullRequestSnapshot, url: str, title: str
 ) -> bool:
@@ -585,13 +590,7 @@ def _comment_outdated(
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
-    body = comment_body(
-        verdict,
-        sign_url=url,
-        agreement_title=title,
-        bot_login=login,
-        emails_url=emails_url(ctx.settings.base_url),
-    )
+    body = _comment_text(ctx, verdict, url, title, login)
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
 
