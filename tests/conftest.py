@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 from sqlalchemy import create_engine, func, select
 from tests.accessibility import AccessibilityAudit
 from tests.support.databases import throwaway_schema
@@ -220,6 +220,20 @@ def live_factory(
 def live(live_factory: LiveFactory) -> Live:
     """The real app served over HTTP on loopback, signed in through the emulator."""
     return live_factory()
+
+
+def page_errors(page: Page) -> list[str]:
+    """The errors a person would see in the browser console on ``page`` (a missing favicon
+    included) and the scripts' uncaught exceptions, collected as they happen."""
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"{message.text} ({message.location.get('url')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
 
 
 def sign_in(

@@ -23,7 +23,7 @@ from undersign.agreements.service import AgreementService
 from undersign.config import Settings, load_settings
 from undersign.db import Database
 from undersign.emulator import EmulatorServer, GitHubEmulator
-from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO, build_demo_state
+from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO, WORK_ADDRESS, build_demo_state
 from undersign.migrations import upgrade
 from undersign.serving import embedded_consumer, serve
 from undersign.web import create_app
@@ -167,6 +167,9 @@ def loop_steps(settings: Settings) -> str:
         f'     "Authorize" page (no password), and sign the Acme Individual CLA.\n'
         f"  3. Back on {github}/_emulator/ acme/widgets#1 turns green within seconds\n"
         f"     and its comment becomes a thank-you. No push needed.\n"
+        f"  Proven emails: acme/widgets#2 by dave carries his unlinked work address\n"
+        f"  {WORK_ADDRESS}: sign in as dave, sign, then on {settings.base_url}/me/emails\n"
+        f'  press "Link my verified addresses from GitHub": it turns green.\n'
         f"  AI agents: {AGENT_REPO}#1 (opened by Copilot for carol) turns green once carol\n"
         f"  signs; {NO_AGENTS_REPO}#1 (co-authored by Claude) stays red: its CLA refuses agents.\n"
         f"  The maintainers' console: {settings.base_url}/admin/ , signed in as alice (the\n"

@@ -10,7 +10,8 @@ What it wires, once:
   reconciler as a periodic task (when ``UNDERSIGN_RECONCILE_INTERVAL`` > 0), and expired web
   sessions for the periodic purge;
 * the hooks that make undersign look at pull requests again without a webhook: someone
-  signed or revoked (``signature_hook``), a policy changed (``requeue_open_pull_requests``);
+  signed or revoked (``signature_hook``), a proven email address changed owner
+  (``email_hook``), a policy changed (``requeue_open_pull_requests``);
 * the domain gauges ``/metrics`` reports (queue depth, active signatures), so that
   observability knows no domain table.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,12 @@ class Runtime:
         if replacement is not None:
             return replacement
         return triggers.on_signature_change(self.queue, session)
+
+    def email_hook(self, session: Session) -> Callable[[Sequence[str]], None]:
+        """The ``ProvenEmailService(session, on_change=...)`` callback: proven addresses
+        changed owner, so the open pull requests they authored are evaluated again (the
+        jobs commit with the change)."""
+        return triggers.on_email_change(self.queue, session)
 
     def requeue_open_pull_requests(
         self,

@@ -122,7 +122,10 @@ def test_unknown_author_is_listed_with_the_fix(cla: CLAService) -> None:
     assert "link their commit email" in str(status["description"])
     [comment] = our_comments(cla, pr)
     assert "`nobody@elsewhere.example`" in comment["body"]
-    assert "add `nobody@elsewhere.example` to your GitHub account" in comment["body"]
+    assert (
+        "if this address is yours, verify it on your GitHub account, then "
+        f"[link it to undersign]({cla.live.url}/me/emails) and sign."
+    ) in comment["body"]
 
 
 def test_bot_author_is_exempt_by_id_from_the_default_list(cla: CLAService) -> None:

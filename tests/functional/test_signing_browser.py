@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext
-from tests.conftest import Live
+from tests.conftest import Live, page_errors
 
 from undersign.agreements.service import AgreementService
 
@@ -42,15 +41,7 @@ def test_a_contributor_signs_from_a_clean_browser(
 
     context = audited_context(accept_downloads=True)  # no cookies, no storage
     page = context.new_page()
-    problems: list[str] = []
-
-    def on_console(message: Any) -> None:
-        # Any error, a missing favicon included, is something a person sees in the console.
-        if message.type == "error":
-            problems.append(f"{message.text} ({message.location.get('url')})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    problems = page_errors(page)
 
     page.goto(f"{live.url}/sign/cla?repo=acme/widgets&pr=7")
     assert page.locator("article > h1").inner_text() == "Individual CLA"

@@ -25,3 +25,20 @@ class User(Base):
     account_type: Mapped[str] = mapped_column(String(20), default="User")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProvenEmail(Base):
+    """An email address a person proved to be theirs: GitHub listed it as verified on their
+    account when they linked it (``GET /user/emails`` with the ``user:email`` scope).
+
+    ``address`` is case-folded and nothing else (no dot or ``+tag`` rewriting: a provider's
+    aliasing rules are its own) and belongs to at most one GitHub id. ``domain`` (the part
+    after the last ``@``) lets a company later cover "every address proven on its domain".
+    """
+
+    __tablename__ = "proven_emails"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    github_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    proven_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

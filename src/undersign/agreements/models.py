@@ -198,7 +198,8 @@ class AllowlistEntry(Base):
 
 
 class AuditEntry(Base):
-    """One change to an agreement made through the console or the command line.
+    """One change to an agreement made through the console or the command line, or to the
+    email addresses a person proved (``email.link``, ``email.move``, ``email.remove``).
 
     Append-only: rows are inserted by the services in the transaction of the change they
     record, and nothing in undersign updates or deletes them. ``actor`` is a GitHub user id
@@ -209,7 +210,8 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_log_agreement_id_id", "agreement_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    # None for a change that is a person's, not an agreement's (a proven email address).
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
     actor: Mapped[str] = mapped_column(String(40))
     # For example "version.publish", "repo.link", "allowlist.add", "signature.revoke".
     action: Mapped[str] = mapped_column(String(40))

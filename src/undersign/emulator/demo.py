@@ -11,6 +11,11 @@ Two more pull requests show the AI agent policy (docs/agents.md), both ways:
 * acme/handmade#1, by alice, carries ``Co-authored-by: Claude <noreply@anthropic.com>``; the
   agreement covering acme/handmade refuses agent-written code, so it stays red whatever
   alice signs.
+
+acme/widgets#2 shows proven email addresses (issue 14): dave opens it with a commit
+authored with his work address ``WORK_ADDRESS``, which GitHub verified on his account but
+did not link to the commit (``author: null``). It stays red until dave signs *and* proves
+the address on undersign's ``/me/emails``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from undersign.emulator.state import GitHubEmulator
 COPILOT_ID = 198982749  # the Copilot coding agent's account (enforcement/agents.py)
 AGENT_REPO = "acme/gadgets"  # covered by the org's agreement: agents require a human
 NO_AGENTS_REPO = "acme/handmade"  # its own agreement refuses agent-written code
+WORK_ADDRESS = "dave.lister@reddwarf.example"  # dave's work address, verified on GitHub
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("alice", "Alice Liddell", "alice@example.com"),
@@ -63,9 +69,29 @@ def build_demo_state(
         title="Make widgets faster",
         body="This speeds up widget assembly.",
     )
+    _work_address_pull_request(st)
     _agent_pull_requests(st, bot_login)
     st.add_oauth_client(client_id, client_secret, callback_url, wildcard=wildcard)
     return st
+
+
+def _work_address_pull_request(st: GitHubEmulator) -> None:
+    st.add_email("dave", WORK_ADDRESS, verified=True)
+    st.add_email("dave", "dave@old-job.example", verified=False)  # listed, proves nothing
+    work = st.add_commit(
+        "acme/widgets",
+        author={"name": "Dave Lister", "email": WORK_ADDRESS},
+        author_field="null",  # GitHub did not link this commit to an account
+        message="Polish the widget casing",
+    )
+    st.add_pull_request(
+        "acme/widgets",
+        user_login="dave",
+        commits=[work],
+        head_ref="dave/polish",
+        title="Polish the widget casing",
+        body="Written at work, with my work address.",
+    )
 
 
 def _agent_pull_requests(st: GitHubEmulator, bot_login: str) -> None:

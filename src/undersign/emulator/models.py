@@ -37,6 +37,8 @@ class User:
     public_email: bool
     type: str  # "User" | "Bot" | "Organization"
     created_at: float
+    #: Addresses added on the account besides ``email``: {address as typed: verified}.
+    extra_emails: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass

@@ -113,6 +113,8 @@ def noreply_email(user: User) -> str:
 
 
 def emails(user: User) -> list[JSON]:
+    """``GET /user/emails``: the primary address, the noreply one, then the others, each
+    with GitHub's ``verified`` (an unverified address is listed too)."""
     out: list[JSON] = []
     if user.email:
         out.append(
@@ -125,6 +127,10 @@ def emails(user: User) -> list[JSON]:
         )
     out.append(
         {"email": noreply_email(user), "primary": not out, "verified": True, "visibility": None}
+    )
+    out.extend(
+        {"email": address, "primary": False, "verified": verified, "visibility": None}
+        for address, verified in user.extra_emails.items()
     )
     return out
 

@@ -151,7 +151,36 @@ class GitHubEmulator:
                 objects.noreply_email(user).lower() == wanted
             ):
                 return user
+            if any(a.lower() == wanted and ok for a, ok in user.extra_emails.items()):
+                return user
         return None
+
+    def add_email(self, login: str, address: str, *, verified: bool = True) -> None:
+        """Add (or re-add, changing ``verified``) an address on ``login``'s account, as the
+        person does in Settings -> Emails. GitHub keeps an address on one account only: it
+        must be removed from another first (``remove_email``)."""
+        with self.lock:
+            user = self.require_user(login)
+            wanted = address.lower()
+            for other in self.users.values():
+                taken = (other.email or "").lower() == wanted or any(
+                    a.lower() == wanted for a in other.extra_emails
+                )
+                if other is not user and taken:
+                    raise ValueError(f"email already in use on another account: {address}")
+            user.extra_emails = {
+                a: ok for a, ok in user.extra_emails.items() if a.lower() != wanted
+            }
+            user.extra_emails[address] = verified
+
+    def remove_email(self, login: str, address: str) -> None:
+        """Take an address added with ``add_email`` off the account."""
+        with self.lock:
+            user = self.require_user(login)
+            wanted = address.lower()
+            user.extra_emails = {
+                a: ok for a, ok in user.extra_emails.items() if a.lower() != wanted
+            }
 
     def full_name(self, repo: Repo) -> str:
         """``owner/name`` as it reads now (a renamed owner renames every repository)."""

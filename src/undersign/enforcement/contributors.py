@@ -12,8 +12,12 @@ Rules, and why:
   is a ``SimpleUser`` dict, ``{}`` or ``None``; only a dict with an integer ``id`` is trusted.
   Otherwise the person comes from the git metadata (``commit.author`` name/email) and stays
   ``"unknown"`` unless the email identifies an account anyway (a noreply address with an id, an
-  email GitHub linked to an account on another commit of the same pull request, or the
-  ``resolve_email`` seam).
+  email GitHub linked to an account on another commit of the same pull request, or an
+  address a person proved to undersign: ``resolve_email``).
+* A proven address wins over GitHub's link to another account: GitHub links an address to
+  whichever account lists it now, undersign to the account that proved it (issue 14). The
+  opener still has to be covered (``policy``), so a commit written with a signer's proven
+  address never turns a pull request green on its own.
 * ``Co-authored-by`` trailers add co-authors. Their emails are resolved the same way.
 * GitHub accounts are identified by numeric id (logins can be renamed and reused); unknown
   people by their casefolded email.
@@ -39,6 +43,7 @@ __all__ = [
     "ContributorSource",
     "EmailResolver",
     "NoreplyAddress",
+    "commit_emails",
     "contributors_from_commits",
     "github_account",
     "is_valid_login",
@@ -406,19 +411,45 @@ def _from_email(
                 email=email,
                 sources=(source,),
             )
+        proven = _proven(email, name, source, resolve_email)
+        if proven is not None:
+            return proven
         account = linked.get(_normalize_email(email))
         if account is not None:
             return dataclasses.replace(account, name=name, email=email, sources=(source,))
-        if resolve_email is not None:
-            resolved = resolve_email(email)
-            if resolved is not None:
-                return dataclasses.replace(
-                    resolved,
-                    name=resolved.name or name,
-                    email=resolved.email or email,
-                    sources=(source,),
-                )
     return Contributor(kind="unknown", name=name, email=email, sources=(source,))
+
+
+def _proven(
+    email: str | None,
+    name: str | None,
+    source: ContributorSource,
+    resolve_email: EmailResolver | None,
+) -> Contributor | None:
+    """The account that proved ``email`` to undersign, as this sighting, or None."""
+    if email is None or resolve_email is None:
+        return None
+    resolved = resolve_email(email)
+    if resolved is None:
+        return None
+    return dataclasses.replace(resolved, name=resolved.name or name, email=email, sources=(source,))
+
+
+def commit_emails(commits: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every author and co-author address of these commits, case-folded, in order: what a
+    proven-address lookup needs to be asked about, and how a pull request is found again."""
+    seen: dict[str, None] = {}
+    for commit in commits:
+        if not isinstance(commit, Mapping):
+            continue
+        git = _mapping(commit.get("commit"))
+        email = _text(_mapping(git.get("author")).get("email"))
+        if email is not None:
+            seen.setdefault(_normalize_email(email), None)
+        message = git.get("message")
+        for _name, co_email in parse_co_authors(message if isinstance(message, str) else ""):
+            seen.setdefault(_normalize_email(co_email), None)
+    return list(seen)
 
 
 def _merge(first: Contributor, other: Contributor) -> Contributor:
@@ -451,9 +482,11 @@ def contributors_from_commits(
 
     Order is that of first appearance (commit order, author before co-authors). A person seen
     several times (author of one commit, co-author of another, under a renamed login) is one
-    `Contributor` whose ``sources`` lists every role. ``resolve_email`` is consulted for emails
-    that GitHub did not link to an account (authors and co-authors alike): it is the seam for
-    signers who proved an email to undersign. Exceptions from it propagate.
+    `Contributor` whose ``sources`` lists every role. ``resolve_email`` answers with the
+    account that proved an address to undersign (``agreements.emails``): an author or
+    co-author GitHub did not link to an account, or linked to another account, counts as
+    that owner. Noreply addresses with an id are not asked (the id is the account).
+    Exceptions from it propagate.
     """
     commit_list = [commit for commit in commits if isinstance(commit, Mapping)]
     linked = _linked_emails(commit_list)
@@ -468,7 +501,10 @@ def contributors_from_commits(
         git_author = _mapping(git.get("author"))
         name, email = _text(git_author.get("name")), _text(git_author.get("email"))
         author = _account(commit.get("author"), name=name, email=email)
-        if author is not None:
+        proven = _proven(email, name, "author", resolve_email) if author is not None else None
+        if proven is not None and author is not None and proven.key != author.key:
+            add(proven)  # GitHub links the address elsewhere now; its proven owner counts
+        elif author is not None:
             add(dataclasses.replace(author, sources=("author",)))
         else:
             add(

@@ -18,7 +18,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 
 from undersign.db import RowLease, new_lease_owner, utcnow
-from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
+from undersign.enforcement.models import (
+    PullRequestCheck,
+    PullRequestContributor,
+    PullRequestEmail,
+)
 from undersign.jobs.context import JobContext
 
 __all__ = [
@@ -28,6 +32,9 @@ __all__ = [
     "PullRequestSnapshot",
     "pr_lease",
 ]
+
+#: The longest address ``pull_request_emails`` keeps (as ``proven_emails``).
+MAX_EMAIL_LENGTH = 320
 
 #: Two workers never evaluate the same pull request at once.
 PR_LEASE = RowLease(PullRequestCheck.locked_until, PullRequestCheck.lock_owner)
@@ -52,6 +59,9 @@ class PullRequestSnapshot:
     opener: dict[str, Any] | None = None
     base_ref: str | None = None
     is_open: bool = True
+    #: {author address: the account that had proven it} as last evaluated; None when the
+    #: last evaluation recorded no address (the cached contributors cannot be trusted then).
+    author_emails: dict[str, int | None] | None = None
     # True when this evaluation created the PR's row: no earlier attempt can have posted
     # anything for it (an attempt that died mid-way would have left the row behind).
     first_sighting: bool = False
@@ -65,7 +75,8 @@ class HeldPullRequest:
     once the lease ran out and another evaluation took it (a newer verdict may have been
     published meanwhile, and ours must not land over it). ``values``: the
     ``pull_request_checks`` columns written when the lease is given back
-    (``contributor_ids``, {github_id: pending}, replaces the contributor rows).
+    (``contributor_ids``, {github_id: pending}, replaces the contributor rows;
+    ``author_emails``, {address: proven owner}, the address rows).
     """
 
     snapshot: PullRequestSnapshot
@@ -144,6 +155,7 @@ def _take(ctx: JobContext, name: str, number: int, owner: str) -> PullRequestSna
             opener=check.opener,
             base_ref=check.base_ref,
             is_open=check.is_open,
+            author_emails={row.email: row.owner_id for row in check.author_emails} or None,
             first_sighting=first_sighting,
         )
 
@@ -160,6 +172,7 @@ def _release(ctx: JobContext, name: str, number: int, owner: str, values: dict[s
         if check is None:  # the lease ran out and someone else owns it now
             return
         contributor_ids = values.pop("contributor_ids", None)
+        author_emails = values.pop("author_emails", None)
         for key, value in values.items():
             setattr(check, key, value)
         if contributor_ids is not None:
@@ -168,6 +181,16 @@ def _release(ctx: JobContext, name: str, number: int, owner: str, values: dict[s
             check.contributors.extend(
                 PullRequestContributor(github_id=github_id, pending=pending)
                 for github_id, pending in contributor_ids.items()
+            )
+        if author_emails is not None and author_emails != {
+            row.email: row.owner_id for row in check.author_emails
+        }:
+            check.author_emails.clear()
+            session.flush()
+            check.author_emails.extend(
+                PullRequestEmail(email=email, owner_id=owner)
+                for email, owner in author_emails.items()
+                if len(email) <= MAX_EMAIL_LENGTH  # longer ones cannot be proven
             )
         session.flush()
         PR_LEASE.release(

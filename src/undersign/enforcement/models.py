@@ -3,7 +3,8 @@
 Migration notes: ``pull_request_checks`` is unique on (repo_full_name, number) (lowercased
 name); ``pull_request_contributors`` is unique on (check_id, github_id) and indexed by
 github_id, which is how a new signature finds the pull requests waiting on that person
-without asking GitHub.
+without asking GitHub. ``pull_request_emails`` (check_id, email) does the same for a proven
+email address.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class PullRequestCheck(Base):
     contributors: Mapped[list[PullRequestContributor]] = relationship(
         back_populates="check", cascade="all, delete-orphan"
     )
+    author_emails: Mapped[list[PullRequestEmail]] = relationship(
+        back_populates="check", cascade="all, delete-orphan"
+    )
 
 
 class PullRequestContributor(Base):
@@ -89,6 +93,30 @@ class PullRequestContributor(Base):
     pending: Mapped[bool] = mapped_column(Boolean, default=False)
 
     check: Mapped[PullRequestCheck] = relationship(back_populates="contributors")
+
+
+class PullRequestEmail(Base):
+    """A commit author or co-author address of a pull request's current head (case-folded),
+    with the account that had proven it when the pull request was last evaluated.
+
+    Linking or removing a proven address finds the open pull requests to evaluate again
+    here; an evaluation answered from the cached contributors (a 304) compares ``owner_id``
+    with the proven owner now, so a cache never outlives a change of owner.
+    """
+
+    __tablename__ = "pull_request_emails"
+    __table_args__ = (
+        UniqueConstraint("check_id", "email", name="uq_pull_request_emails_check_email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    check_id: Mapped[int] = mapped_column(
+        ForeignKey("pull_request_checks.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    owner_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    check: Mapped[PullRequestCheck] = relationship(back_populates="author_emails")
 
 
 class BotIdentity(Base):

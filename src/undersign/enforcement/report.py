@@ -251,12 +251,18 @@ def _bounded_list(
     return lines, 0
 
 
-def unknown_line(contributor: Contributor) -> str:
-    """The list line for an author without a GitHub account, saying how to link one."""
+def unknown_line(contributor: Contributor, emails_url: str | None = None) -> str:
+    """The list line for an author without a GitHub account, saying how to link one;
+    with ``emails_url`` (undersign's ``/me/emails``), how to prove the address here."""
     name = _code(contributor.name, _NAME_LIMIT) if contributor.name else "An author"
     if not contributor.email:
         return f"- {name} (no email): amend the commit with an email linked to your GitHub account."
     email = _code(contributor.email, _EMAIL_LIMIT)
+    if emails_url is not None:
+        return (
+            f"- {name} ({email}): if this address is yours, verify it on your GitHub account, "
+            f"then [link it to undersign]({_safe_url(emails_url)}) and sign."
+        )
     return (
         f"- {name} ({email}): add {email} to your GitHub account (Settings \u2192 Emails), "
         "or amend the commit with an email linked to your account."
@@ -264,7 +270,12 @@ def unknown_line(contributor: Contributor) -> str:
 
 
 def comment_body(
-    verdict: Verdict, *, sign_url: str, agreement_title: str, bot_login: str | None
+    verdict: Verdict,
+    *,
+    sign_url: str,
+    agreement_title: str,
+    bot_login: str | None,
+    emails_url: str | None = None,
 ) -> str:
     """The Markdown of the single undersign comment on a pull request.
 
@@ -331,7 +342,9 @@ def comment_body(
             "These authors cannot sign until it is:"
         )
         budget -= _size(heading) + 2
-        lines, _ = _bounded_list(verdict.unknown, unknown_line, max(budget, 0))
+        lines, _ = _bounded_list(
+            verdict.unknown, lambda c: unknown_line(c, emails_url), max(budget, 0)
+        )
         parts.append(heading + "\n\n" + "\n".join(lines))
     parts.append(footer)
     return "\n\n".join(parts) + "\n"

@@ -27,6 +27,8 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from undersign.accounts.models import User
+from undersign.agreements.emails import ProvenEmailService
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import utcnow
 from undersign.enforcement.agents import DEFAULT_BOT_IDS, AgentPolicy
@@ -35,6 +37,7 @@ from undersign.enforcement.contributors import (
     DEFAULT_NOREPLY_DOMAIN,
     Contributor,
     EmailResolver,
+    commit_emails,
     contributors_from_commits,
     github_account,
 )
@@ -178,6 +181,11 @@ def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
     )
 
 
+def emails_url(base_url: str) -> str:
+    """Where an author proves the addresses GitHub verified for them (``/me/emails``)."""
+    return f"{base_url}/me/emails"
+
+
 def _split(repo_full_name: str) -> tuple[str, str]:
     owner, _, name = repo_full_name.partition("/")
     if not owner or not name:
@@ -193,9 +201,41 @@ def noreply_domain(github_url: str) -> str:
     return f"users.noreply.{host}"
 
 
-def _email_resolver(session: Session) -> EmailResolver | None:
-    """The seam for emails a signer proved to be theirs (a later issue); none yet."""
-    return None
+def _proven_owners(ctx: JobContext, emails: Sequence[str]) -> dict[str, int | None]:
+    """{address: the account that proved it, or None} for these author addresses."""
+    with ctx.database.session() as session:
+        owners = ProvenEmailService(session).owners(emails)
+    return {email: owners.get(email) for email in emails}
+
+
+def _email_resolver(ctx: JobContext, owners: Mapping[str, int | None]) -> EmailResolver:
+    """Proven addresses as the accounts that proved them. The login shown is the one
+    undersign last saw at sign-in: for display only (never verified, so it grants no
+    allowlist exemption)."""
+    ids = {owner for owner in owners.values() if owner is not None}
+    logins: dict[int, str] = {}
+    if ids:
+        with ctx.database.session() as session:
+            rows = session.execute(
+                select(User.github_id, User.login).where(User.github_id.in_(ids))
+            )
+            logins = {int(github_id): login for github_id, login in rows}
+
+    def resolve(email: str) -> Contributor | None:
+        owner = owners.get(email.strip().casefold())
+        if owner is None:
+            return None
+        return Contributor(kind="github", github_id=owner, login=logins.get(owner))
+
+    return resolve
+
+
+def _cache_still_proven(ctx: JobContext, snapshot: PullRequestSnapshot) -> bool:
+    """The cached contributors were resolved with the proven owners of today."""
+    if snapshot.author_emails is None:  # evaluated before addresses were recorded
+        return False
+    emails = list(snapshot.author_emails)
+    return _proven_owners(ctx, emails) == dict(snapshot.author_emails)
 
 
 def mark_closed(
@@ -354,8 +394,15 @@ def _read_contributors(
     snapshot: PullRequestSnapshot,
     commits_hint: int | None = None,
     known: PullFacts | None = None,
-) -> tuple[PullFacts | None, list[Contributor], str | None, list[dict[str, Any]] | None]:
-    """(the pull request, contributors, etag, cache) from its current commits.
+) -> tuple[
+    PullFacts | None,
+    list[Contributor],
+    str | None,
+    list[dict[str, Any]] | None,
+    dict[str, int | None] | None,
+]:
+    """(the pull request, contributors, etag, cache, {author address: proven owner}) from
+    its current commits.
 
     ``known``: what a trigger said about the pull request; its head is trusted only when it
     is the tip of the commits listed now (or, for a 304, the head those commits had). Else
@@ -365,7 +412,7 @@ def _read_contributors(
     if known is None:  # nothing to go by: read the pull request first (closed: stop here)
         fresh = known = _fetch_facts(ctx, owner, repo, number)
         if not fresh.is_open:
-            return fresh, [], None, None
+            return fresh, [], None, None, None
     given: PullFacts = known
 
     def confirm(head: str | None) -> PullFacts:
@@ -377,7 +424,11 @@ def _read_contributors(
             raise PullRequestMoved(f"{owner}/{repo}#{number} moved while it was read")
         return facts
 
-    cached = snapshot.contributors_cache is not None and snapshot.head_sha is not None
+    cached = (
+        snapshot.contributors_cache is not None
+        and snapshot.head_sha is not None
+        and _cache_still_proven(ctx, snapshot)
+    )
     if given.commits is not None:
         commits_hint = given.commits
     # The payload says the capped list cannot be complete: skip its pages.
@@ -392,7 +443,7 @@ def _read_contributors(
     if commits is None:  # 304: the same commits, so the same head, as last time
         facts = confirm(snapshot.head_sha)
         cache = snapshot.contributors_cache or []
-        return facts, _load(cache), etag, cache
+        return facts, _load(cache), etag, cache, snapshot.author_emails
     if skip_list or len(commits) >= PULL_COMMITS_CAP:
         # "Lists a maximum of 250 commits for a pull request": page through the compare
         # endpoint instead, and check the count against the pull request's own (fail closed).
@@ -408,15 +459,14 @@ def _read_contributors(
     elif commits:
         facts = confirm(_tip(commits))
     else:
-        return None, [], None, None
-    with ctx.database.session() as session:
-        resolver = _email_resolver(session)
+        return None, [], None, None, None
+    owners = _proven_owners(ctx, commit_emails(commits))
     contributors = contributors_from_commits(
         commits,
         noreply_domain=noreply_domain(ctx.settings.github_url),
-        resolve_email=resolver,
+        resolve_email=_email_resolver(ctx, owners),
     )
-    return facts, contributors, etag, _dump(contributors) if etag else None
+    return facts, contributors, etag, _dump(contributors) if etag else None, owners
 
 
 def _member_ids(
@@ -496,7 +546,7 @@ def _sync_comment(
     if not comment_needed(verdict, comment_id):
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
-    body = comment_body(verdict, sign_url=url, agreement_title=title, bot_login=login)
+    body = _comment_text(ctx, verdict, url, title, login)
     digest = _sha256(body)
     gh = ctx.github
     if comment_id is None and look_for_existing:
@@ -522,6 +572,17 @@ def _sync_comment(
     return int(created["id"]), digest
 
 
+def _comment_text(ctx: JobContext, verdict: Verdict, url: str, title: str, login: str) -> str:
+    """The comment this verdict wants, as ``_sync_comment`` writes it."""
+    return comment_body(
+        verdict,
+        sign_url=url,
+        agreement_title=title,
+        bot_login=login,
+        emails_url=emails_url(ctx.settings.base_url),
+    )
+
+
 def _comment_outdated(
     ctx: JobContext, verdict: Verdict, snapshot: PullRequestSnapshot, url: str, title: str
 ) -> bool:
@@ -529,7 +590,7 @@ def _comment_outdated(
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
-    body = comment_body(verdict, sign_url=url, agreement_title=title, bot_login=login)
+    body = _comment_text(ctx, verdict, url, title, login)
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
 
@@ -574,7 +635,7 @@ def evaluate_pull_request(
         started = utcnow()
         if known is None and reuse_stored:
             known = _stored_facts(snapshot)
-        facts, contributors, etag, cache = _read_contributors(
+        facts, contributors, etag, cache, author_emails = _read_contributors(
             ctx, owner, repo, number, snapshot, commits_hint, known
         )
         if facts is not None and not facts.is_open:
@@ -631,6 +692,7 @@ def evaluate_pull_request(
                 for c in verdict.contributors
                 if c.github_id is not None
             },
+            author_emails=author_emails,
         )
         return Outcome(verdict.state, head_sha, verdict, comment_deferred=deferred)
 

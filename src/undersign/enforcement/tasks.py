@@ -157,8 +157,9 @@ class Delivery:
 @dataclass(frozen=True)
 class Evaluate:
     """One pull request to evaluate again. ``because`` says why ("person 42", "policy
-    change", "reconcile", "app installed"); ``comment``: this is the deferred comment edit
-    of an earlier evaluation; ``pull``: the facts a listing just gave (head, base)."""
+    change", "email change", "reconcile", "app installed"); ``comment``: this is the
+    deferred comment edit of an earlier evaluation; ``pull``: the facts a listing just gave
+    (head, base)."""
 
     repo: str
     number: int
@@ -189,7 +190,10 @@ class Evaluate:
     @property
     def reuses_stored_facts(self) -> bool:
         """A signature or policy change did not touch the pull request itself."""
-        return self.because.startswith("person") or self.because == "policy change"
+        return self.because.startswith("person") or self.because in (
+            "policy change",
+            "email change",
+        )
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
-"""What makes undersign look at pull requests again, besides webhooks: signatures changing
-and policy changing (versions, allowlists, links). The runtime wires both to its queue.
+"""What makes undersign look at pull requests again, besides webhooks: signatures changing,
+proven email addresses changing and policy changing (versions, allowlists, links). The
+runtime wires them to its queue.
 
 Depends on agreements.models, enforcement (models, tasks), jobs.queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from undersign.agreements.models import OrgLink, RepoLink
 from undersign.db import utcnow
-from undersign.enforcement.models import PullRequestCheck
+from undersign.enforcement.models import PullRequestCheck, PullRequestEmail
 from undersign.enforcement.tasks import Evaluate, PersonChanged, evaluate_jobs, person_job
 from undersign.jobs.queue import JobQueue, enqueue_after_commit
 
@@ -84,6 +85,12 @@ def requeue_open_pull_requests(
         .order_by(PullRequestCheck.repo_full_name, PullRequestCheck.number)
     ).all()
     evaluations = [Evaluate(name, number, "policy change") for name, number in targets]
+    return _queue_at_commit(queue, session, evaluations)
+
+
+def _queue_at_commit(queue: JobQueue, session: Session, evaluations: list[Evaluate]) -> int:
+    """Add ``evaluate`` jobs to ``session``'s transaction, dated at its commit, and hand
+    them to Huey after it; returns how many."""
     jobs = evaluate_jobs(session, evaluations, lease=queue.settings.job_lease)
     if jobs:
 
@@ -91,7 +98,7 @@ def requeue_open_pull_requests(
             # An evaluation that *started* after a job's created_at counts as its answer
             # (service.evaluate_pull_request's not_before): stamp the jobs as late as
             # possible, so one running while this transaction was still open (reading the
-            # old policy) does not swallow them.
+            # old state) does not swallow them.
             now = utcnow()
             for job in jobs:
                 job.created_at = now
@@ -99,6 +106,29 @@ def requeue_open_pull_requests(
         event.listen(session, "before_commit", _stamp, once=True)
         enqueue_after_commit(session, queue, [job.id for job in jobs])
     return len(jobs)
+
+
+def on_email_change(queue: JobQueue, session: Session) -> Callable[[Sequence[str]], None]:
+    """The ``ProvenEmailService(session, on_change=...)`` callback: addresses were linked,
+    moved or removed, so exactly the open pull requests with one of them among their
+    authors and co-authors (``pull_request_emails``) are evaluated again, after commit."""
+
+    def changed(addresses: Sequence[str]) -> None:
+        wanted = sorted({address.casefold() for address in addresses})
+        if not wanted:
+            return
+        targets = session.execute(
+            select(PullRequestCheck.repo_full_name, PullRequestCheck.number)
+            .join(PullRequestEmail)
+            .where(PullRequestCheck.is_open.is_(True), PullRequestEmail.email.in_(wanted))
+            .distinct()
+            .order_by(PullRequestCheck.repo_full_name, PullRequestCheck.number)
+        ).all()
+        _queue_at_commit(
+            queue, session, [Evaluate(name, number, "email change") for name, number in targets]
+        )
+
+    return changed
 
 
 def requeue_pull_request(queue: JobQueue, session: Session, repo: str, number: int) -> int:

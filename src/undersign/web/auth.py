@@ -5,6 +5,11 @@ What Authlib leaves to us is checked here: the age of ``state`` (Authlib never l
 expiry), GitHub's ``iss`` callback parameter (RFC 9207, ignored by Authlib), duplicated
 parameters, and a friendly page for each way the flow can fail. The access token is used
 for exactly one call (``GET /user``) and then dropped: it is never stored or logged.
+
+Sign-in asks GitHub for no scope. Proving email addresses (``/me/emails``, issue 14) is a
+second authorization through the same code, state, PKCE and ``iss`` checks and the same
+callback, asking for ``user:email`` only then: its token reads ``GET /user`` (it must be the
+signed-in person's) and ``GET /user/emails`` once, and is dropped.
 """
 
 from __future__ import annotations
@@ -22,19 +27,22 @@ from flask import (
     Flask,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from undersign.accounts.service import GitHubIdentity, record_sign_in
+from undersign.agreements.emails import GitHubEmail, ProvenEmailService, parse_user_emails
 from undersign.auth.redirects import safe_next_path
 from undersign.config import Settings
 from undersign.web import console
-from undersign.web.context import db_session, settings
+from undersign.web.context import db_session, runtime, settings
 from undersign.web.ratelimit import sign_in_rate_limit
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,10 @@ bp = Blueprint("auth", __name__)
 STATE_MAX_AGE = 600  # seconds; also the lifetime of GitHub's authorization codes
 MAX_PENDING_FLOWS = 5  # sign-ins started in other tabs that may still come back
 FLOWS_KEY = "oauth_flows"
+#: The one scope undersign ever asks for, and only to prove email addresses.
+EMAIL_SCOPE = "user:email"
+#: Where proving email addresses starts and ends.
+EMAILS_PAGE = "/me/emails"
 
 
 def init_oauth(app: Flask, config: Settings) -> None:
@@ -111,9 +123,19 @@ def login() -> Response:
             "This undersign has no GitHub OAuth client configured. Tell its operator.",
             "no client id",
         )
-    next_path = safe_next_path(request.args.get("next"))
+    return start_authorization({"next": safe_next_path(request.args.get("next"))})
+
+
+def start_authorization(
+    flow: dict[str, Any], scope: str | None = None, *, code: int = 302
+) -> Response:
+    """Send the browser to GitHub's authorize page with a new ``state`` bound to this
+    session and a PKCE challenge; ``flow`` is what the callback needs afterwards (``next``;
+    ``purpose`` and ``github_id`` for proving email addresses). Sign-in asks for no scope."""
+    config = settings()
     client = _github()
-    authorization = client.create_authorization_url(config.callback_url)
+    extra = {} if scope is None else {"scope": scope}
+    authorization = client.create_authorization_url(config.callback_url, **extra)
     client.save_authorize_data(redirect_uri=config.callback_url, **authorization)
     flows: dict[str, dict[str, Any]] = dict(session.get(FLOWS_KEY, {}))
     now = time.time()
@@ -122,9 +144,9 @@ def login() -> Response:
         oldest = min(flows, key=lambda s: flows[s]["started"])
         flows.pop(oldest)
         session.pop(f"_state_github_{oldest}", None)
-    flows[authorization["state"]] = {"started": now, "next": next_path}
+    flows[authorization["state"]] = {**flow, "started": now}
     session[FLOWS_KEY] = flows
-    return redirect(authorization["url"])
+    return redirect(authorization["url"], code)
 
 
 def _single(name: str) -> str | None:
@@ -296,6 +318,8 @@ def callback() -> Response:
         raise SignInFailed(
             400, "Sign-in link is malformed", "GitHub's answer carried no code.", "missing code"
         )
+    if flow.get("purpose") == "emails":
+        return _finish_email_proof(state, flow)
     token = _exchange_code(state)
     identity = _fetch_identity(token)
     del token
@@ -311,6 +335,93 @@ def callback() -> Response:
         with contextlib.suppress(console.LookupFailed):
             console.refresh_scope(identity.github_id, identity.login)
     return redirect(flow["next"])
+
+
+def _fetch_emails(token: dict[str, Any]) -> list[GitHubEmail]:
+    """``GET /user/emails`` once (up to 100 addresses, GitHub's page maximum)."""
+    try:
+        response = _github().get(
+            "user/emails", token=token, params={"per_page": 100}, timeout=settings().http_timeout
+        )
+    except requests.Timeout:
+        raise _unreachable("GET /user/emails timed out") from None
+    except requests.RequestException as exc:
+        raise _unreachable(f"GET /user/emails failed: {type(exc).__name__}") from None
+    if response.status_code in (403, 404):  # GitHub's answer to a token without user:email
+        raise SignInFailed(
+            403,
+            "GitHub did not share your email addresses",
+            "undersign needs the permission to read your email addresses (user:email) to "
+            "prove them. Please try again and approve it on GitHub.",
+            f"GET /user/emails answered {response.status_code}",
+        )
+    if response.status_code != 200:
+        raise _unreachable(f"GET /user/emails answered {response.status_code}")
+    try:
+        return parse_user_emails(response.json())
+    except ValueError:
+        raise _unreachable("GET /user/emails answer unreadable") from None
+
+
+def _finish_email_proof(state: str, flow: dict[str, Any]) -> Response:
+    """The second authorization came back: keep the addresses GitHub verified for the
+    signed-in person, then drop the token."""
+    github_id = session.get("github_id")
+    if not github_id or github_id != flow.get("github_id"):
+        session.pop(f"_state_github_{state}", None)
+        raise SignInFailed(
+            401,
+            "Your sign-in has expired",
+            "Sign in with GitHub again, then link your email addresses from My email addresses.",
+            "email proof without the session that started it",
+        )
+    token = _exchange_code(state)
+    identity = _fetch_identity(token)
+    if identity.github_id != github_id:
+        raise SignInFailed(
+            403,
+            "That was another GitHub account",
+            f"You approved the request on GitHub as {identity.login}, not as the account "
+            "signed in here. Sign in to GitHub with the right account and try again.",
+            "email proof by another account",
+        )
+    emails = _fetch_emails(token)
+    del token
+    db = db_session()
+    service = ProvenEmailService(db, runtime().email_hook(db), actor=str(github_id))
+    try:
+        result = service.link_verified(github_id, emails)
+        db.commit()
+    except IntegrityError:  # someone proved the same address at the same moment
+        db.rollback()
+        raise SignInFailed(
+            409,
+            "Please try again",
+            "An address was being linked from another session at the same time.",
+            "proven email conflict",
+        ) from None
+    log.info(
+        "github id %s proved %d address(es), %d moved, %d unverified ignored",
+        github_id,
+        len(result.linked) + len(result.kept),
+        len(result.moved),
+        len(result.unverified),
+    )
+    flash(
+        _proof_summary(len(result.linked) + len(result.moved) + len(result.kept), result.unverified)
+    )
+    return redirect(EMAILS_PAGE, 303)
+
+
+def _proof_summary(proven: int, unverified: list[str]) -> str:
+    text = f"GitHub verified {proven} address{'es' if proven != 1 else ''} for you: linked."
+    if unverified:
+        count = len(unverified)
+        text += (
+            f" {count} more {'is' if count == 1 else 'are'} listed on GitHub without being "
+            "verified: verify them on GitHub, then link again."
+        )
+    return text
 
 
 def _start_signed_in_session(identity: GitHubIdentity) -> None:

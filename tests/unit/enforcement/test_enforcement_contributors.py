@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from undersign.enforcement.contributors import (
     Contributor,
+    commit_emails,
     contributors_from_commits,
     noreply_login,
     noreply_user_id,
@@ -206,7 +207,7 @@ def test_co_author_with_plain_email_is_unknown() -> None:
     assert carol.sources == ("co-author",)
 
 
-def test_resolve_email_seam_is_used_for_unlinked_emails_only() -> None:
+def test_resolve_email_is_asked_for_every_address_but_noreply_ones() -> None:
     asked: list[str] = []
     proven = Contributor(kind="github", github_id=3003, login="carol", login_verified=True)
 
@@ -224,7 +225,8 @@ def test_resolve_email_seam_is_used_for_unlinked_emails_only() -> None:
         make_commit("6" * 40, name="Eve", email="eve@example.com", author=None),
     ]
     people = contributors_from_commits(commits, resolve_email=resolve)
-    assert asked == ["carol@example.org", "dan@example.net", "eve@example.com"]
+    assert asked == ["a@example.com", "carol@example.org", "dan@example.net", "eve@example.com"]
+    assert by_key_of(people)[("github", ALICE["id"])].login_verified  # GitHub's link kept
     by_key = {p.key: p for p in people}
     carol = by_key[("github", 3003)]
     assert (carol.login, carol.name, carol.email, carol.sources) == (
@@ -235,6 +237,41 @@ def test_resolve_email_seam_is_used_for_unlinked_emails_only() -> None:
     )
     assert by_key[("email", "dan@example.net")].kind == "unknown"
     assert by_key[("email", "eve@example.com")].kind == "unknown"
+
+
+def by_key_of(people: list[Contributor]) -> dict[tuple[str, int | str], Contributor]:
+    return {p.key: p for p in people}
+
+
+def test_a_proven_address_wins_over_githubs_link_to_another_account() -> None:
+    """Issue 14: GitHub links the address to whoever lists it now; undersign counts the
+    account that proved it (the author, a co-author and another commit alike)."""
+    owner = Contributor(kind="github", github_id=4004, login="dana")
+
+    def resolve(email: str) -> Contributor | None:
+        return owner if email.casefold() == "work@corp.example" else None
+
+    message = _with_trailers("Co-authored-by: D <WORK@corp.example>")
+    commits = [
+        make_commit("7" * 40, name="D", email="work@corp.example", author=ALICE),
+        make_commit("8" * 40, name="A", email="a@example.com", author=ALICE, message=message),
+    ]
+    people = by_key_of(contributors_from_commits(commits, resolve_email=resolve))
+    dana = people[("github", 4004)]
+    assert (dana.email, dana.login_verified) == ("work@corp.example", False)
+    assert set(dana.sources) == {"author", "co-author"}
+    # Alice still counts for her own address on the second commit.
+    assert people[("github", ALICE["id"])].sources == ("author",)
+    assert len(people) == 2
+
+
+def test_commit_emails_lists_authors_and_co_authors_case_folded_once() -> None:
+    message = _with_trailers("Co-authored-by: C <Carol@Example.org>")
+    commits = [
+        make_commit("9" * 40, name="A", email="A@Example.com", author=ALICE, message=message),
+        make_commit("a" * 40, name="A", email="a@example.com", author=ALICE),
+    ]
+    assert commit_emails(commits) == ["a@example.com", "carol@example.org"]
 
 
 def test_co_author_email_linked_on_another_commit_is_that_account() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from undersign.agreements.allowlist import compile_login_pattern
 from undersign.enforcement.agents import DEFAULT_BOT_IDS, KNOWN_AGENTS
-from undersign.enforcement.contributors import Contributor
+from undersign.enforcement.contributors import Contributor, contributors_from_commits
 from undersign.enforcement.policy import Exemptions, Verdict, evaluate
 
 
@@ -332,3 +332,55 @@ def test_no_authors_co_authors_or_exemptions_make_an_uncovered_opener_green(
     if not opener_covered:
         assert verdict.state == "failure"
         assert verdict.opener_missing
+
+
+_ADDRESSES = [f"p{n}@corp.example" for n in range(1, 7)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    authored=st.lists(
+        st.tuples(st.sampled_from(_ADDRESSES), st.one_of(st.none(), _IDS)), max_size=6
+    ),
+    owners=st.dictionaries(st.sampled_from(_ADDRESSES), _IDS),
+    signed=st.sets(_IDS),
+    allowlist=st.lists(st.sampled_from(["user1", "user*", "*"]), max_size=2),
+    opener_id=st.integers(min_value=1, max_value=14),
+)
+def test_proven_addresses_never_cover_an_uncovered_opener(
+    authored: list[tuple[str, int | None]],
+    owners: dict[str, int],
+    signed: set[int],
+    allowlist: list[str],
+    opener_id: int,
+) -> None:
+    """Property (issue 14): commits written with anyone's proven address, linked by GitHub
+    to any account or to none, count as the proven owner, and still cannot turn a pull
+    request green for an opener who is not covered; a proven owner's login is never taken
+    as verified (so it can match no allowlist pattern)."""
+    commits = [
+        {
+            "sha": f"{i:040x}",
+            "commit": {"author": {"name": "X", "email": email}, "message": "m"},
+            "author": None
+            if linked is None
+            else {"id": linked, "login": f"user{linked}", "type": "User"},
+        }
+        for i, (email, linked) in enumerate(authored)
+    ]
+
+    def resolve(email: str) -> Contributor | None:
+        owner = owners.get(email.casefold())
+        return None if owner is None else Contributor(kind="github", github_id=owner)
+
+    people = contributors_from_commits(commits, resolve_email=resolve)
+    for person in people:
+        if person.email and person.email.casefold() in owners and person.sources == ("author",):
+            assert person.github_id == owners[person.email.casefold()]
+    opener = account(f"user{opener_id}", opener_id)
+    exemptions = Exemptions(allowlist=tuple(allowlist))
+    verdict = evaluate(people, signed, exemptions, opener=opener)
+    for person in verdict.exempt:
+        assert person.login_verified
+    if opener_id not in signed and exemptions.reason(opener) is None:
+        assert verdict.state == "failure" and verdict.opener_missing

@@ -406,3 +406,30 @@ def test_the_check_run_explains_the_agent_policy_too() -> None:
     )
     assert body["conclusion"] == "action_required"
     assert "This project accepts no code written by AI agents" in body["output"]["summary"]
+
+
+def test_an_unknown_authors_line_links_to_the_emails_page_in_one_sentence() -> None:
+    hostile = unknown("Mallory](https://evil.example) <b>", "m`al@corp.example")
+    body = comment_body(
+        verdict(unsigned=[BOB], unknowns=[unknown("Jane", "jane@corp.example"), hostile]),
+        sign_url=SIGN_URL,
+        agreement_title="Acme CLA",
+        bot_login=None,
+        emails_url="https://cla.example.com/me/emails",
+    )
+    line = next(x for x in body.splitlines() if "jane@corp.example" in x)
+    assert line == (
+        "- `Jane` (`jane@corp.example`): if this address is yours, verify it on your GitHub "
+        "account, then [link it to undersign](https://cla.example.com/me/emails) and sign."
+    )
+    # Attacker-written name and address stay inside code spans, before the one real link.
+    assert "- `Mallory](https://evil.example) <b>` (``m`al@corp.example``): if" in body
+    assert body.count("(https://cla.example.com/me/emails)") == 2
+    with pytest.raises(ValueError):
+        comment_body(
+            verdict(unknowns=[hostile]),
+            sign_url=SIGN_URL,
+            agreement_title="Acme CLA",
+            bot_login=None,
+            emails_url="javascript:alert(1)",
+        )

@@ -293,11 +293,17 @@ def get_authenticated_user() -> Response:
 
 @bp.get("/user/emails")
 def list_emails() -> Response:
-    user = require_auth("https://docs.github.com/rest/users/emails")
+    docs = (
+        "https://docs.github.com/rest/users/emails#list-email-addresses-for-the-authenticated-user"
+    )
+    user = require_auth(docs)
+    accepted = {"X-Accepted-OAuth-Scopes": "user, user:email"}
     if not has_scope("user", "user:email"):
-        raise ApiError(404, "Not Found", headers={"X-Accepted-OAuth-Scopes": "user, user:email"})
-    chunk, headers = paginate(objects.emails(user))
-    return api_json(chunk, headers=headers)
+        # GitHub hides what the token may not read: 404, not 403 (octokit/core.js#338).
+        raise ApiError(404, "Not Found", documentation_url=docs, headers=accepted)
+    with current_state().lock:
+        chunk, headers = paginate(objects.emails(user))
+    return api_json(chunk, headers={**headers, **accepted})
 
 
 @bp.get("/users/<login>")
