@@ -1,7 +1,7 @@
 """proven email addresses (``proven_emails``), the author addresses of each pull request
 (``pull_request_emails``), and ``audit_log`` rows that are a person's, not an agreement's
 
-Revision ID: 0007
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-30 05:40:00.000000
 
@@ -18,7 +18,7 @@ from alembic import op
 
 import undersign.db
 
-revision: str = "0007"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
