@@ -76,13 +76,19 @@ def _bash(script: str, db: Throwaway, calls: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_backup_then_restore_as_documented(throwaway: Throwaway, tmp_path: Path) -> None:
+def _migrated(db: Throwaway, tmp_path: Path) -> dict[str, str]:
+    """undersign's environment for the throwaway database, its schema brought up to date."""
     env = clean_env(
         UNDERSIGN_ENV="development",
         UNDERSIGN_INSTANCE_PATH=str(tmp_path / "instance"),
-        UNDERSIGN_DATABASE_URL=throwaway.url,
+        UNDERSIGN_DATABASE_URL=db.url,
     )
     _cli(env, "db", "upgrade")
+    return env
+
+
+def test_backup_then_restore_as_documented(throwaway: Throwaway, tmp_path: Path) -> None:
+    env = _migrated(throwaway, tmp_path)
     _cli(env, "agreement", "add", "cla", "--title", "Individual CLA", "--file", "-", stdin="Yes.")
     _cli(env, "repo", "link", "octo/before", "cla")
 
@@ -152,12 +158,7 @@ def _cron_command(line: str) -> str:
 
 
 def test_the_nightly_backup_line_runs_as_cron_would(throwaway: Throwaway, tmp_path: Path) -> None:
-    env = clean_env(
-        UNDERSIGN_ENV="development",
-        UNDERSIGN_INSTANCE_PATH=str(tmp_path / "instance"),
-        UNDERSIGN_DATABASE_URL=throwaway.url,
-    )
-    _cli(env, "db", "upgrade")
+    _migrated(throwaway, tmp_path)  # a database with tables to dump
     backups = tmp_path / "backups"
     backups.mkdir()
     expired = backups / "undersign-2000-01-01.dump"
