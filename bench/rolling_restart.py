@@ -6,7 +6,7 @@ Starts nginx (Debian's, installed when missing and root) with deploy/nginx.conf.
 loopback ports, in a folder of its own, in front of two ``undersign serve`` processes; probes
 it continuously over HTTPS (GET /healthz and signed ``pull_request`` webhook deliveries, each
 one a job row); and restarts the two upstreams one at a time exactly as docs/deploy.md
-section 5 does with systemd: stop (SIGTERM to the whole process group, as systemd's
+section 8 does with systemd: stop (SIGTERM to the whole process group, as systemd's
 ``KillMode=control-group`` does), start again on the same port, wait until its /readyz
 answers 200, then the next. Reports every request that did not get its normal answer (goal:
 0). Everything is bounded in time and count, on 127.0.0.1 only; it stops what it started.

@@ -64,6 +64,18 @@ def test_runtime_only_install_as_documented(tmp_path: Path) -> None:
     assert "undersign" in installed
     assert not installed & TEST_TOOLS, installed & TEST_TOOLS
 
+    # The code that runs is the release's copy, not the source folder (a later `git pull`
+    # there changes nothing that runs until the next release is built and migrated).
+    imported = subprocess.run(
+        [str(current / "bin" / "python"), "-c", "import undersign; print(undersign.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    assert Path(imported).resolve().is_relative_to(release.resolve()), imported
+
     # Package data made it in: the migrations run and the emulator starts.
     undersign = str(current / "bin" / "undersign")
     run_env = {**env, "UNDERSIGN_ENV": "development", "UNDERSIGN_INSTANCE_PATH": str(tmp_path)}

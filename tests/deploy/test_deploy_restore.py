@@ -1,6 +1,7 @@
 """The backup and restore runbooks of docs/deploy.md (sections 9 and 10), rehearsed: the
 documented commands, run on a throwaway PostgreSQL role and database, restore exactly what
-was backed up and keep the replaced database aside."""
+was backed up and keep the replaced database aside; the nightly crontab line runs as cron
+would run it and keeps 30 days of dumps."""
 
 from __future__ import annotations
 
@@ -75,13 +76,19 @@ def _bash(script: str, db: Throwaway, calls: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_backup_then_restore_as_documented(throwaway: Throwaway, tmp_path: Path) -> None:
+def _migrated(db: Throwaway, tmp_path: Path) -> dict[str, str]:
+    """undersign's environment for the throwaway database, its schema brought up to date."""
     env = clean_env(
         UNDERSIGN_ENV="development",
         UNDERSIGN_INSTANCE_PATH=str(tmp_path / "instance"),
-        UNDERSIGN_DATABASE_URL=throwaway.url,
+        UNDERSIGN_DATABASE_URL=db.url,
     )
     _cli(env, "db", "upgrade")
+    return env
+
+
+def test_backup_then_restore_as_documented(throwaway: Throwaway, tmp_path: Path) -> None:
+    env = _migrated(throwaway, tmp_path)
     _cli(env, "agreement", "add", "cla", "--title", "Individual CLA", "--file", "-", stdin="Yes.")
     _cli(env, "repo", "link", "octo/before", "cla")
 
@@ -138,3 +145,53 @@ def test_backup_then_restore_as_documented(throwaway: Throwaway, tmp_path: Path)
     [redis_call] = [line for line in recorded if line.startswith("redis-cli")]
     assert redis_call.split()[-2:] == [storage.queue_key, storage.schedule_key]
     assert dump.stat().st_size > 0
+
+
+def _cron_command(line: str) -> str:
+    """What cron runs (with /bin/sh) for a crontab line: the sixth field on, an unescaped ``%``
+    ending the command (the rest would be its standard input), ``\\%`` a plain ``%``."""
+    fields = line.split(None, 5)
+    assert len(fields) == 6 and all(f.isdigit() or f == "*" for f in fields[:5]), line
+    command = fields[5]
+    assert "%" not in command.replace("\\%", ""), f"an unescaped % cuts the command: {line}"
+    return command.replace("\\%", "%")
+
+
+def test_the_nightly_backup_line_runs_as_cron_would(throwaway: Throwaway, tmp_path: Path) -> None:
+    _migrated(throwaway, tmp_path)  # a database with tables to dump
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    expired = backups / "undersign-2000-01-01.dump"
+    expired.write_bytes(b"old")
+    subprocess.run(["touch", "-d", "31 days ago", str(expired)], check=True)
+    kept = backups / "undersign-recent.dump"
+    kept.write_bytes(b"recent")
+
+    block = shell_block("deploy.md", "backup-cron")
+    assert block.startswith("echo '") and block.endswith("' | sudo crontab -u undersign -")
+    line = block[len("echo '") : -len("' | sudo crontab -u undersign -")]
+    command = replace_all(
+        _cron_command(line),
+        [
+            ("/var/backups/undersign", str(backups)),
+            ("--dbname=undersign", f"--dbname={throwaway.database}"),
+        ],
+    )
+    result = subprocess.run(
+        ["/bin/sh", "-c", command],
+        env=clean_env(PGHOST="127.0.0.1", PGPORT="5432", PGUSER=throwaway.role),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    dumps = sorted(path.name for path in backups.iterdir())
+    assert not expired.exists()  # older than 30 days: removed
+    assert kept.exists()
+    [today] = [name for name in dumps if name not in {kept.name}]
+    assert today.startswith("undersign-20") and (backups / today).stat().st_size > 1000
+    listed = subprocess.run(
+        ["pg_restore", "--list", str(backups / today)], capture_output=True, text=True, check=True
+    )
+    assert "TABLE public alembic_version" in listed.stdout

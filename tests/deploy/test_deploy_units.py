@@ -88,3 +88,31 @@ def test_the_admin_wrapper_is_valid_sh() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _directives(name: str) -> dict[str, list[str]]:
+    """A unit's ``Key=value`` lines (comments and sections dropped), values by key."""
+    found: dict[str, list[str]] = {}
+    for line in (REPO_ROOT / "deploy" / name).read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def test_only_the_migrate_unit_runs_db_upgrade_and_the_others_start_after_it() -> None:
+    """Web processes restarted one at a time must not each migrate (racing, and putting the
+    schema ahead while the previous release still serves): migrating is its own unit."""
+    migrate = _directives("undersign-migrate.service")
+    assert migrate["ExecStart"] == [f"{INSTALLED_BINARY} db upgrade"]
+    assert migrate["Type"] == ["oneshot"]
+    for name in ("undersign-web@.service", "undersign-worker.service"):
+        unit = _directives(name)
+        commands = [
+            value for key, values in unit.items() if key.startswith("Exec") for value in values
+        ]
+        assert commands and not any("db upgrade" in command for command in commands), name
+        assert "undersign-migrate.service" in " ".join(unit["After"]), name
+        # Wants, not Requires: restarting the migration must not restart every process.
+        assert "undersign-migrate.service" in " ".join(unit["Wants"]), name
+        assert "Requires" not in unit and "BindsTo" not in unit, name

@@ -1,5 +1,6 @@
-"""`undersign db upgrade` from several processes at once (every web unit may run it at start,
-machines start together): one migrates, the others wait for it and find nothing to do."""
+"""`undersign db upgrade` from several processes at once (the undersign-migrate unit of every
+machine runs it at boot, and machines start together): one migrates, the others wait for it
+and find nothing to do."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
@@ -287,9 +288,12 @@ def bot_identity(ctx: JobContext) -> tuple[str, int | None]:
     login, github_id = str(user.get("login") or ""), user.get("id")
     if not login or not isinstance(github_id, int):
         raise GitHubUnavailable("GET /user did not say who the bot is")
-    with ctx.database.session() as session:
-        if session.get(BotIdentity, key) is None:
-            session.add(BotIdentity(token_key=key, github_id=github_id, login=login))
+    try:
+        with ctx.database.session() as session:
+            if session.get(BotIdentity, key) is None:
+                session.add(BotIdentity(token_key=key, github_id=github_id, login=login))
+    except IntegrityError:
+        pass  # another worker asked GitHub at the same time and wrote the same row first
     return login, github_id
 
 
