@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
-from undersign.agreements.models import Agreement
+from undersign.agreements.models import LINK_MODES, Agreement, OrgLink, RepoLink
 from undersign.agreements.service import (
     AgreementService,
     SignatureService,
@@ -277,6 +277,30 @@ def agreement_policy(slug: str, agents: str) -> None:
 # undersign repo ... / undersign org ...
 
 
+def _mode_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--mode enforce|report`` and ``--report-comments``, shared by both link commands."""
+    command = click.option(
+        "--report-comments",
+        is_flag=True,
+        help="In report mode, also comment on pull requests with someone left to sign "
+        "(without it, report mode only posts the status).",
+    )(command)
+    return click.option(
+        "--mode",
+        type=click.Choice(LINK_MODES),
+        default="enforce",
+        show_default=True,
+        help="enforce: the status fails until everyone signed. report: the status always "
+        "succeeds and says how many signed (a rollout).",
+    )(command)
+
+
+def _mode_note(link: RepoLink | OrgLink) -> str:
+    if link.mode != "report":
+        return ""
+    return " in report mode" + (" (with comments)" if link.report_comments else "")
+
+
 @click.group("repo")
 def repo() -> None:
     """Choose which agreement covers a repository (wins over its organization's)."""
@@ -289,18 +313,28 @@ def repo() -> None:
 @click.option(
     "--exempt-collaborators", is_flag=True, help="Repository collaborators need not sign."
 )
+@_mode_options
 def repo_link(
-    full_name: str, slug: str, exempt_org_members: bool, exempt_collaborators: bool
+    full_name: str,
+    slug: str,
+    exempt_org_members: bool,
+    exempt_collaborators: bool,
+    mode: str,
+    report_comments: bool,
 ) -> None:
-    """Cover OWNER/REPO with agreement SLUG."""
+    """Cover OWNER/REPO with agreement SLUG (replacing its earlier link and options)."""
     with _unit_of_work() as session:
         link = AgreementService(session).link_repo(
             full_name,
             slug,
             exempt_org_members=exempt_org_members,
             exempt_collaborators=exempt_collaborators,
+            mode=mode,
+            report_comments=report_comments,
         )
-        click.echo(f"{link.full_name} is covered by {link.agreement.slug}", err=True)
+        click.echo(
+            f"{link.full_name} is covered by {link.agreement.slug}{_mode_note(link)}", err=True
+        )
         _requeue(session, repos=(link.full_name,))
 
 
@@ -333,18 +367,26 @@ def org() -> None:
 @click.option(
     "--exempt-collaborators", is_flag=True, help="Repository collaborators need not sign."
 )
+@_mode_options
 def org_link(
-    org_name: str, slug: str, exempt_org_members: bool, exempt_collaborators: bool
+    org_name: str,
+    slug: str,
+    exempt_org_members: bool,
+    exempt_collaborators: bool,
+    mode: str,
+    report_comments: bool,
 ) -> None:
-    """Cover every repository of ORG with agreement SLUG."""
+    """Cover every repository of ORG with agreement SLUG (replacing its earlier link)."""
     with _unit_of_work() as session:
         link = AgreementService(session).link_org(
             org_name,
             slug,
             exempt_org_members=exempt_org_members,
             exempt_collaborators=exempt_collaborators,
+            mode=mode,
+            report_comments=report_comments,
         )
-        click.echo(f"{link.org}/* is covered by {link.agreement.slug}", err=True)
+        click.echo(f"{link.org}/* is covered by {link.agreement.slug}{_mode_note(link)}", err=True)
         _requeue(session, orgs=(link.org,))
 
 
@@ -370,8 +412,10 @@ def _flags(link: object) -> str:
         for attribute, label in (
             ("exempt_org_members", "exempt-org-members"),
             ("exempt_collaborators", "exempt-collaborators"),
+            ("report_only", "report"),
+            ("report_comments", "report-comments"),
         )
-        if getattr(link, attribute)
+        if getattr(link, attribute, False)
     ]
     return "\t" + ",".join(flags) if flags else ""
 
