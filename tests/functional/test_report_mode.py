@@ -17,7 +17,6 @@ from tests.functional.test_enforcement import REPO, deliver_pr, head, open_pr, o
 
 from undersign.agreements.service import AgreementService
 from undersign.cli.agreements import COMMANDS
-from undersign.cli.imports import import_command
 from undersign.enforcement.report import DESCRIPTION_LIMIT
 
 
@@ -26,7 +25,7 @@ def main() -> None:
     """Stands in for the ``undersign`` group."""
 
 
-for command in (*COMMANDS, import_command):
+for command in COMMANDS:
     main.add_command(command)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import click
 
 from undersign.cli import agreements as agreements_commands
-from undersign.cli import imports as import_commands
 from undersign.cli import jobs as jobs_commands
 from undersign.cli.context import CLIContext, database_errors, pass_cli
 from undersign.emulator.standalone import emulator_command
@@ -102,10 +101,5 @@ def demo(port: int, github_port: int) -> None:
     run_demo(port=port, github_port=github_port)
 
 
-for _command in [
-    *agreements_commands.COMMANDS,
-    import_commands.import_command,
-    *jobs_commands.COMMANDS,
-    emulator_command,
-]:
+for _command in [*agreements_commands.COMMANDS, *jobs_commands.COMMANDS, emulator_command]:
     main.add_command(_command)

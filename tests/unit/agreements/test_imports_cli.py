@@ -20,7 +20,6 @@ from undersign.agreements.importers import MAX_IMPORT_BYTES
 from undersign.agreements.models import AuditEntry, Signature
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.cli.agreements import COMMANDS
-from undersign.cli.imports import import_command
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
 from undersign.jobs.models import Job
@@ -38,7 +37,7 @@ def main() -> None:
     """Stands in for the ``undersign`` group."""
 
 
-for command in (*COMMANDS, import_command):
+for command in COMMANDS:
     main.add_command(command)
 
 Invoke = Callable[..., Result]
