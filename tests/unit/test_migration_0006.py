@@ -4,26 +4,14 @@ table copy (SQLite), and a downgrade refuses to drop imported signatures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
-from tests.support.databases import throwaway_schema
+from tests.unit.test_migrations import empty_database as empty_database  # the fixture
 
 from undersign.migrations import downgrade, upgrade
 
 BEFORE = "0004"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'm6.sqlite3'}"
-        return
-    with throwaway_schema(prefix="m6") as url:
-        yield url
 
 
 SEED = [
@@ -57,14 +45,14 @@ def signature(
     return {"github_id": github_id, "sha": sha, "source": source, "revoked_at": revoked_at}
 
 
-def test_upgrade_keeps_data_and_rules(database_url: str) -> None:
-    upgrade(database_url, BEFORE)
-    engine = create_engine(database_url)
+def test_upgrade_keeps_data_and_rules(empty_database: str) -> None:
+    upgrade(empty_database, BEFORE)
+    engine = create_engine(empty_database)
     try:
         with engine.begin() as connection:
             for statement in SEED:
                 connection.execute(text(statement))
-        upgrade(database_url)
+        upgrade(empty_database)
         with engine.begin() as connection:
             assert connection.execute(
                 text("SELECT mode, report_comments FROM repo_links")
@@ -87,10 +75,10 @@ def test_upgrade_keeps_data_and_rules(database_url: str) -> None:
             connection.execute(text("UPDATE repo_links SET mode = 'loud'"))
 
         with pytest.raises(RuntimeError, match="2 imported signature"):
-            downgrade(database_url, BEFORE)
+            downgrade(empty_database, BEFORE)
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM signatures WHERE import_source IS NOT NULL"))
-        downgrade(database_url, BEFORE)
+        downgrade(empty_database, BEFORE)
         with engine.begin() as connection:
             assert connection.execute(text("SELECT count(*) FROM signatures")).scalar() == 1
             with pytest.raises(IntegrityError):  # the partial index is back, still partial
