@@ -12,7 +12,11 @@ from types import SimpleNamespace
 
 import click
 from click.testing import CliRunner, Result
+from httpx import Client
 from tests.conftest import AGREEMENT_SLUG, CLAService
+from tests.functional.test_console_access import ALPHA, Console, signed_in
+from tests.functional.test_console_access import clients as clients  # a fixture
+from tests.functional.test_console_access import console as console  # a fixture
 from tests.functional.test_enforcement import REPO, deliver_pr, head, open_pr, our_comments
 
 from undersign.agreements.service import AgreementService
@@ -141,3 +145,23 @@ def test_the_description_stays_within_githubs_limit() -> None:
     assert report_description(Verdict([], [], [], [])) == (
         "report only: no contributor needs to sign"
     )
+
+
+def test_the_console_link_form_takes_the_mode(console: Console, clients: dict[str, Client]) -> None:
+    client, csrf = signed_in(console, clients, "root")
+    path = f"/admin/agreements/{ALPHA}/links/repo"
+    refused = client.post(path, data={"csrf_token": csrf, "name": "acme/widgets", "mode": "loud"})
+    assert refused.status_code == 400
+    assert "The mode is enforce or report." in refused.text
+    with console.live.database.session() as session:
+        assert AgreementService(session).coverage_for_repo("acme/widgets").source == "org"  # type: ignore[union-attr]
+
+    form = {"csrf_token": csrf, "name": "acme/widgets", "mode": "report", "report_comments": "on"}
+    assert client.post(path, data=form).status_code == 303
+    with console.live.database.session() as session:
+        coverage = AgreementService(session).coverage_for_repo("acme/widgets")
+        assert coverage is not None and coverage.source == "repo"
+        assert coverage.report_only and coverage.report_comments
+    page = client.get(f"/admin/agreements/{ALPHA}")
+    assert "report only, with comments" in page.text
+    assert "Switch to enforce" in page.text
