@@ -95,9 +95,11 @@ def import_batch(
     """Store ``batch``'s signatures on ``slug`` (its current version unless ``version``).
 
     Only flushes: the caller's transaction commits or rolls back the lot. On a dry run or a
-    malformed row nothing is added to ``session`` (logins are still resolved, so the report
-    names the accounts GitHub no longer knows). ``on_change(github_id, "signed")`` is called
-    for each person imported, so their open pull requests are looked at again.
+    malformed row nothing is added to ``session``; a file with a malformed row costs no
+    GitHub call either (its logins are looked up once it can be imported; a dry run of a
+    sound file does look them up, to name the accounts GitHub no longer knows).
+    ``on_change(github_id, "signed")`` is called for each person imported, so their open
+    pull requests are looked at again.
     """
     service = SignatureService(session, actor=actor)
     agreement = service.agreements.get(slug)
@@ -114,6 +116,8 @@ def import_batch(
         version=target.number,
     )
     report.problems.extend(_line_problem(problem) for problem in batch.problems)
+    if not batch.importable:
+        return report
     people = _resolve(batch.records, resolve_login, report)
     present = _present(session, target.id, [person.github_id for person in people])
     fresh: list[_Person] = []

@@ -215,7 +215,15 @@ def test_dry_run_reports_and_stores_nothing(run: Invoke, clean_database: Databas
     assert stored(clean_database) == []
 
 
-def test_a_malformed_row_imports_nothing(run: Invoke, clean_database: Database) -> None:
+def test_a_malformed_row_imports_nothing(
+    run: Invoke, runtime: Runtime, tmp_path: Path, clean_database: Database
+) -> None:
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("login,signed_at\nada-example,\ngrace-h,yesterday\n", encoding="utf-8")
+    refused = run("import", "csv", str(mixed), "--agreement", "cla")
+    assert refused.exit_code == 1
+    assert "line 3: malformed: date 'yesterday' is not an ISO 8601 date" in refused.stdout
+    assert lookups(runtime) == 0  # a file that cannot be imported costs no GitHub call
     result = run("import", "csv", str(HOSTILE / "malformed.csv"), "--agreement", "cla")
     assert result.exit_code == 1
     assert "line 2: malformed: GitHub id '12ab' is not a whole number" in result.stdout
