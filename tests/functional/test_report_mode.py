@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import click
 from click.testing import CliRunner, Result
 from httpx import Client
-from tests.conftest import AGREEMENT_SLUG, CLAService
+from tests.conftest import AGREEMENT_SLUG, CLAService, sign_in
 from tests.functional.test_console_access import ALPHA, Console, signed_in
 from tests.functional.test_console_access import clients as clients  # a fixture
 from tests.functional.test_console_access import console as console  # a fixture
@@ -165,3 +165,28 @@ def test_the_console_link_form_takes_the_mode(console: Console, clients: dict[st
     page = client.get(f"/admin/agreements/{ALPHA}")
     assert "report only, with comments" in page.text
     assert "Switch to enforce" in page.text
+
+
+def test_an_imported_signer_sees_it_marked_and_proving_no_text(
+    cla: CLAService, tmp_path: Path
+) -> None:
+    entry = {"name": "alice", "id": cla.state.user("alice")["id"], "comment_id": 9}
+    entry.update(created_at="2021-03-04T10:20:30Z", repoId=1, pullRequestNo=1)
+    lite = tmp_path / "cla.json"
+    lite.write_text(json.dumps({"signedContributors": [entry]}), encoding="utf-8")
+    result = cli(cla, "import", "cla-assistant-lite", str(lite), "--agreement", AGREEMENT_SLUG)
+    assert result.exit_code == 0, result.output
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "alice")
+        mine = client.get("/me/signatures")
+        assert "(imported from cla-assistant-lite)" in mine.text
+        signature_id = int(mine.text.split('id="signature-', 1)[1].split('"', 1)[0])
+        thanks = client.get(f"/sign/{AGREEMENT_SLUG}/thanks/{signature_id}")
+        assert thanks.status_code == 200
+        assert "none: imported from cla-assistant-lite" in thanks.text
+        receipt = client.get(f"/me/signatures/{signature_id}/receipt")
+        assert receipt.status_code == 200
+        assert "undersign did not witness it" in receipt.text
+        assert "- Text SHA-256: none (imported signature)" in receipt.text
+        page = client.get(f"/sign/{AGREEMENT_SLUG}")
+        assert 'id="already-signed"' in page.text  # covered: nothing more to sign
