@@ -9,6 +9,7 @@ Depends on agreements.service, config, db, emulator, migrations, serving, web.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -61,6 +62,7 @@ def run_demo(*, port: int, github_port: int) -> None:
     emulator = EmulatorServer(state, host="127.0.0.1", port=github_port).start()
     upgrade(settings.database_url or "")
     seed_demo(settings)
+    write_rollout_files(settings, state)
     click.echo(
         f"\n  undersign demo\n"
         f"  undersign:        {settings.base_url}\n"
@@ -116,6 +118,60 @@ def seed_demo(settings: Settings) -> None:
         database.dispose()
 
 
+#: What the demo writes into its instance folder for the rollout steps (loop_steps).
+DEMO_ENV_FILE = "demo.env"
+DEMO_IMPORTS = "imports"
+
+
+def write_rollout_files(settings: Settings, state: GitHubEmulator) -> Path:
+    """Sample files to import, and the settings a second shell needs to run ``undersign``
+    commands against this demo (its database, its queue, the emulator and the bot's token).
+
+    The files are written from the emulator's own accounts, so their ids are right: a CLA
+    Assistant Lite signatures file (carol and dave, with ids) and a CLA assistant CSV
+    export (logins only, resolved through the emulator; dave is in both, so the second
+    import reports him as already present). The env file holds the demo bot's token: it is
+    written readable by its owner only.
+    """
+    instance = Path(settings.instance_path)
+    folder = instance / DEMO_IMPORTS
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = [
+        {
+            "name": login,
+            "id": state.user(login)["id"],
+            "comment_id": 1_200_000_000 + number,
+            "created_at": f"2023-0{number}-14T09:12:33Z",
+            "repoId": 4_200_000,
+            "pullRequestNo": number,
+        }
+        for number, login in enumerate(("carol", "dave"), start=1)
+    ]
+    (folder / "cla-assistant-lite.json").write_text(
+        json.dumps({"signedContributors": entries}, indent=2) + "\n", encoding="utf-8"
+    )
+    header = "User Name;Repository Owner;Repository Name;CLA Title;Signed At\n"
+    rows = "".join(
+        f"{login};acme;widgets;ACME-CLA.md;2019-05-{day}T10:00:00.000Z\n"
+        for day, login in (("14", "alice"), ("15", "dave"))
+    )
+    (folder / "cla-assistant.csv").write_text(header + rows, encoding="utf-8")
+    variables = {
+        "UNDERSIGN_ENV": "demo",
+        "UNDERSIGN_INSTANCE_PATH": str(instance.resolve()),
+        "UNDERSIGN_BASE_URL": settings.base_url,
+        "UNDERSIGN_GITHUB_URL": settings.github_url,
+        "UNDERSIGN_GITHUB_API_URL": settings.github_api_url,
+        "UNDERSIGN_GITHUB_TOKEN": settings.github_token or "",
+    }
+    env_file = instance / DEMO_ENV_FILE
+    env_file.unlink(missing_ok=True)
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(f"{name}={value}\n" for name, value in variables.items())
+    return folder
+
+
 def _open_demo_pull_request(settings: Settings, state: GitHubEmulator) -> None:
     """Once the app answers, GitHub "sends" the demo PR's opened event: it goes red."""
     url = f"{settings.base_url}/webhooks/github"
@@ -159,6 +215,8 @@ def _wait_for_first_verdict(state: GitHubEmulator, timeout: float = 60.0) -> Non
 def loop_steps(settings: Settings) -> str:
     """The three steps of the demo loop: what a newcomer reads last in the terminal."""
     github = settings.github_url.rstrip("/")
+    instance = Path(settings.instance_path).resolve()
+    imports = instance / DEMO_IMPORTS
     return (
         f"\n  undersign demo is ready. Try the loop:\n"
         f"  1. Open the GitHub emulator: {github}/_emulator/\n"
@@ -175,5 +233,14 @@ def loop_steps(settings: Settings) -> str:
         f"  The maintainers' console: {settings.base_url}/admin/ , signed in as alice (the\n"
         f"  owner of acme on the emulator): signatures (revoke one: its pull requests go red\n"
         f"  again), CSV and JSON exports, waiting pull requests, the audit log.\n"
+        f"  Moving from another CLA tool (docs/importing.md), in a second shell:\n"
+        f"     set -a; . {instance}/{DEMO_ENV_FILE}; set +a\n"
+        f"     undersign import cla-assistant-lite {imports}/cla-assistant-lite.json "
+        f"--agreement individual-cla\n"
+        f"     undersign import cla-assistant {imports}/cla-assistant.csv "
+        f"--agreement individual-cla\n"
+        f"     undersign repo link acme/widgets individual-cla --mode report\n"
+        f"  acme/widgets#1 then passes, saying how many signed; --mode enforce (or the\n"
+        f"  console's Switch to enforce) turns it red again.\n"
         f"  undersign itself: {settings.base_url}   Stop with Ctrl-C.\n"
     )

@@ -271,3 +271,19 @@ def test_the_console_asks_github_through_the_installation(app_cla: CLAService) -
         assert "Gadgets CLA" in page.text and "Individual CLA" not in page.text
         assert repo_admin.get(f"/admin/agreements/{AGREEMENT_SLUG}").status_code == 404
         assert repo_admin.get("/admin/agreements/gadgets-cla/signatures").status_code == 200
+
+
+def test_report_mode_concludes_the_check_run_neutral(app_cla: CLAService) -> None:
+    with app_cla.database.session() as session:
+        AgreementService(session).link_org("octo-org", AGREEMENT_SLUG, mode="report")
+    pr = app_cla.state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    sha = pr["head"]["sha"]
+    install(app_cla)
+    status = app_cla.status(REPO, sha)
+    assert status is not None and status["state"] == "success"
+    assert status["description"] == "report only: 0 of 1 have signed"
+    [run] = check_runs(app_cla, sha)
+    assert run["conclusion"] == "neutral"  # never blocks a merge, even when required
+    assert run["output"]["title"] == status["description"]
+    assert "@alice" in run["output"]["summary"]
+    assert app_cla.state.comments(REPO, pr["number"]) == []

@@ -547,6 +547,8 @@ def test_an_agreement_admin_links_only_what_they_administer_on_github(
         "agreement": ALPHA,
         "exempt_org_members": False,
         "exempt_collaborators": True,
+        "mode": "enforce",
+        "report_comments": False,
     }
 
 

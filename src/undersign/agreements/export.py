@@ -26,6 +26,12 @@ EXPORT_COLUMNS = (
     "revocation_reason",
     "ip_address",
     "user_agent",
+    # Provenance of imported signatures (the JSON export also has ``import_record``).
+    "imported",
+    "import_source",
+    "import_file_sha256",
+    "original_signed_at",
+    "imported_at",
 )
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -15,6 +15,12 @@ Design notes a migration author needs:
   (version_id IN few versions, github_id IN some people, revoked_at IS NULL).
 - Repository and organization names are stored lowercased: GitHub names are
   case-insensitive, and a link must not be missed because a webhook spelled it differently.
+- An imported signature (``import_source`` set) came from another tool's file: it keeps the
+  file's SHA-256 and the row as read, and has no text hash, IP address or user agent: the
+  old tool never recorded which bytes the person saw, and undersign does not invent it. A
+  check constraint holds every signature to one of the two: a text hash, or a provenance.
+- A link's ``mode`` is ``enforce`` (the status fails until everyone signed) or ``report``
+  (the status always succeeds and says how many signed: for a rollout).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from undersign.agreements.fields import FieldDefinition
 from undersign.db import Base, UTCDateTime, utcnow
 
 KINDS = ("individual", "corporate")
+LINK_MODES = ("enforce", "report")
 CHANGE_TYPES = ("material", "editorial")
 
 
@@ -114,6 +121,9 @@ class Signature(Base):
             sqlite_where=text("revoked_at IS NULL"),
             postgresql_where=text("revoked_at IS NULL"),
         ),
+        CheckConstraint(
+            "text_sha256 IS NOT NULL OR import_source IS NOT NULL", name="text_or_provenance"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,20 +138,35 @@ class Signature(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     field_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Copied from the version at signing time: the hash of the exact text shown.
-    text_sha256: Mapped[str] = mapped_column(String(64))
+    # Copied from the version at signing time: the hash of the exact text shown. NULL only
+    # for an imported signature: the old tool never recorded the text the person saw.
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(500))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(200))
     revocation_reason: Mapped[str | None] = mapped_column(String(1000))
+    # Provenance of an imported signature (all NULL for one made in undersign): the tool
+    # (importers.SOURCES), when it was imported, the SHA-256 of the imported file, the time
+    # the old tool recorded (``signed_at`` repeats it, or the import time when it had none)
+    # and the row exactly as read.
+    import_source: Mapped[str | None] = mapped_column(String(40))
+    imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    import_file_sha256: Mapped[str | None] = mapped_column(String(64))
+    original_signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    import_record: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     version: Mapped[AgreementVersion] = relationship()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def imported(self) -> bool:
+        """Made by another tool and imported: no text hash and no evidence of its own."""
+        return self.import_source is not None
 
     def __repr__(self) -> str:
         return f"<Signature {self.id} github_id={self.github_id} version_id={self.version_id}>"
@@ -151,6 +176,7 @@ class RepoLink(Base):
     """An agreement covers this repository; wins over an organization link."""
 
     __tablename__ = "repo_links"
+    __table_args__ = (CheckConstraint("mode IN ('enforce', 'report')", name="mode"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # "owner/repo", lowercased.
@@ -158,15 +184,24 @@ class RepoLink(Base):
     agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
     exempt_org_members: Mapped[bool] = mapped_column(Boolean, default=False)
     exempt_collaborators: Mapped[bool] = mapped_column(Boolean, default=False)
+    # enforce: the status fails until everyone signed; report: always success, with the
+    # real count (a rollout), and a comment only when ``report_comments``.
+    mode: Mapped[str] = mapped_column(String(10), default="enforce")
+    report_comments: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agreement: Mapped[Agreement] = relationship()
+
+    @property
+    def report_only(self) -> bool:
+        return self.mode == "report"
 
 
 class OrgLink(Base):
     """An agreement covers every repository of this organization (or user) account."""
 
     __tablename__ = "org_links"
+    __table_args__ = (CheckConstraint("mode IN ('enforce', 'report')", name="mode"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The organization login, lowercased.
@@ -174,9 +209,17 @@ class OrgLink(Base):
     agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
     exempt_org_members: Mapped[bool] = mapped_column(Boolean, default=False)
     exempt_collaborators: Mapped[bool] = mapped_column(Boolean, default=False)
+    # enforce: the status fails until everyone signed; report: always success, with the
+    # real count (a rollout), and a comment only when ``report_comments``.
+    mode: Mapped[str] = mapped_column(String(10), default="enforce")
+    report_comments: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agreement: Mapped[Agreement] = relationship()
+
+    @property
+    def report_only(self) -> bool:
+        return self.mode == "report"
 
 
 class AllowlistEntry(Base):

@@ -42,6 +42,8 @@ def render_receipt(
     signature: Signature,
     fields: list[FieldDefinition],
 ) -> str:
+    if signature.import_source is not None:
+        return _imported_receipt(agreement, version, signature)
     lines = [
         f"# Signature receipt: {_one_line(agreement.title)}",
         "",
@@ -76,6 +78,43 @@ def render_receipt(
         version.text,
     ]
     return "\n".join(lines) + "\n" + END_MARKER + "\n"
+
+
+def _imported_receipt(agreement: Agreement, version: AgreementVersion, signature: Signature) -> str:
+    """An imported signature's record: what the old tool said, and nothing it did not.
+
+    There is no text hash to check and no agreement text between markers: the old tool
+    never recorded which text the person saw, so this receipt cannot prove it either.
+    """
+    original = signature.original_signed_at
+    lines = [
+        f"# Imported signature: {_one_line(agreement.title)}",
+        "",
+        f"This signature was imported from {signature.import_source}; undersign did not "
+        "witness it. The old tool recorded no hash of the text the person was shown, so this "
+        "file names the version it was imported onto and proves no text.",
+        "",
+        f"- Agreement: {_one_line(agreement.title)} ({agreement.slug})",
+        f"- Imported onto version: {version.number}",
+        "- Text SHA-256: none (imported signature)",
+        f"- Imported from: {signature.import_source}",
+        f"- Imported file SHA-256: {signature.import_file_sha256 or 'unknown'}",
+        "- Signed at (UTC, as the old tool recorded it): "
+        + (format_utc(original) if original is not None else "not recorded"),
+        "- Imported at (UTC): "
+        + (format_utc(signature.imported_at) if signature.imported_at else "unknown"),
+        f"- GitHub user id: {signature.github_id}",
+        f"- GitHub login: {signature.login}",
+    ]
+    if signature.name:
+        lines.append(f"- Full name: {_one_line(signature.name)}")
+    if signature.email:
+        lines.append(f"- Email: {signature.email}")
+    lines.append(f"- Receipt number: {signature.id}")
+    if signature.revoked_at is not None:
+        lines.append(f"- Revoked at (UTC): {format_utc(signature.revoked_at)}")
+        lines.append(f"- Revocation reason: {_indent(signature.revocation_reason or '')}")
+    return "\n".join(lines) + "\n"
 
 
 _BEGIN_LINE = re.compile(rf"^{re.escape(BEGIN_MARKER)}\n", re.MULTILINE)

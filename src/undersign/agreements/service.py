@@ -37,6 +37,7 @@ from undersign.agreements.fields import (
     validate_submission,
 )
 from undersign.agreements.models import (
+    LINK_MODES,
     Agreement,
     AgreementVersion,
     AllowlistEntry,
@@ -129,6 +130,13 @@ class Coverage:
     source: Literal["repo", "org"]
     exempt_org_members: bool
     exempt_collaborators: bool
+    # "enforce" or "report" (models.LINK_MODES); report mode comments only when asked to.
+    mode: str = "enforce"
+    report_comments: bool = False
+
+    @property
+    def report_only(self) -> bool:
+        return self.mode == "report"
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,8 @@ def _link_state(link: RepoLink | OrgLink | None) -> dict[str, Any] | None:
         "agreement": link.agreement.slug if link.agreement is not None else None,
         "exempt_org_members": link.exempt_org_members,
         "exempt_collaborators": link.exempt_collaborators,
+        "mode": link.mode,
+        "report_comments": link.report_comments,
     }
 
 
@@ -400,13 +410,23 @@ class AgreementService:
         *,
         exempt_org_members: bool = False,
         exempt_collaborators: bool = False,
+        mode: str = "enforce",
+        report_comments: bool = False,
     ) -> RepoLink:
-        """Cover a repository with an agreement (replacing any earlier repo link)."""
+        """Cover a repository with an agreement (replacing any earlier repo link).
+
+        ``mode`` "report" publishes a passing status with the real count (a rollout);
+        ``report_comments`` lets report mode comment on pull requests too."""
         name = normalize_repo_full_name(full_name)
         link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == name))
         before = _link_state(link)
         link = self._set_link(
-            link or RepoLink(full_name=name), slug, exempt_org_members, exempt_collaborators
+            link or RepoLink(full_name=name),
+            slug,
+            exempt_org_members,
+            exempt_collaborators,
+            mode,
+            report_comments,
         )
         self.audit(link.agreement, "repo.link", before, {"repo": name, **(_link_state(link) or {})})
         return link
@@ -428,23 +448,41 @@ class AgreementService:
         *,
         exempt_org_members: bool = False,
         exempt_collaborators: bool = False,
+        mode: str = "enforce",
+        report_comments: bool = False,
     ) -> OrgLink:
-        """Cover every repository of an organization (a repo link still wins)."""
+        """Cover every repository of an organization (a repo link still wins); ``mode`` and
+        ``report_comments`` as for ``link_repo``."""
         name = normalize_org(org)
         link = self.session.scalar(select(OrgLink).where(OrgLink.org == name))
         before = _link_state(link)
         link = self._set_link(
-            link or OrgLink(org=name), slug, exempt_org_members, exempt_collaborators
+            link or OrgLink(org=name),
+            slug,
+            exempt_org_members,
+            exempt_collaborators,
+            mode,
+            report_comments,
         )
         self.audit(link.agreement, "org.link", before, {"org": name, **(_link_state(link) or {})})
         return link
 
     def _set_link(
-        self, link: _LinkT, slug: str, exempt_org_members: bool, exempt_collaborators: bool
+        self,
+        link: _LinkT,
+        slug: str,
+        exempt_org_members: bool,
+        exempt_collaborators: bool,
+        mode: str,
+        report_comments: bool,
     ) -> _LinkT:
+        if mode not in LINK_MODES:
+            raise InvalidInput(f"a link's mode is {' or '.join(LINK_MODES)}, not {mode!r}")
         link.agreement = self.get(slug)
         link.exempt_org_members = exempt_org_members
         link.exempt_collaborators = exempt_collaborators
+        link.mode = mode
+        link.report_comments = report_comments
         self.session.add(link)
         self.session.flush()
         return link
@@ -479,6 +517,8 @@ class AgreementService:
                 "repo",
                 repo_link.exempt_org_members,
                 repo_link.exempt_collaborators,
+                repo_link.mode,
+                repo_link.report_comments,
             )
         org_link = self.session.scalar(
             select(OrgLink)
@@ -491,6 +531,8 @@ class AgreementService:
                 "org",
                 org_link.exempt_org_members,
                 org_link.exempt_collaborators,
+                org_link.mode,
+                org_link.report_comments,
             )
         return None
 
@@ -992,6 +1034,18 @@ class SignatureService:
                 "ip_address": signature.ip_address,
                 "user_agent": signature.user_agent,
                 "fields": dict(signature.field_values or {}),
+                # Provenance, added after the fields above (whose names never change): an
+                # imported signature has no text hash, IP address or user agent of its own.
+                "imported": signature.imported,
+                "import_source": signature.import_source,
+                "import_file_sha256": signature.import_file_sha256,
+                "original_signed_at": (
+                    format_utc(signature.original_signed_at)
+                    if signature.original_signed_at
+                    else None
+                ),
+                "imported_at": format_utc(signature.imported_at) if signature.imported_at else None,
+                "import_record": signature.import_record,
             }
 
     # Helpers.

@@ -24,6 +24,7 @@ from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
     agent_paragraphs,
     mention,
+    report_description,
     status_description,
     unknown_line,
 )
@@ -50,11 +51,28 @@ def check_run_body(
     details_url: str,
     external_id: str,
     error: str | None = None,
+    report_only: bool = False,
 ) -> dict[str, Any]:
-    """What the check run says for a verdict (or an error when there is none)."""
+    """What the check run says for a verdict (or an error when there is none).
+
+    ``report_only`` (a link in report mode): the conclusion is ``neutral``, which never
+    blocks a merge, and the summary still lists who has not signed."""
     if verdict is None:
         conclusion, title = "failure", (error or "undersign could not check the CLA")[:140]
         summary = f"{title}\n\nComment `/cla check` or press **Re-check** to try again."
+    elif report_only:
+        conclusion, title = "neutral", report_description(verdict)
+        lines = ["Report only: this repository does not require the CLA yet.", ""]
+        if verdict.unsigned or verdict.unknown:
+            lines += ["These contributors have not signed the CLA:", ""]
+            lines += [f"- {mention(c)}" for c in verdict.unsigned]
+            lines += [unknown_line(c) for c in verdict.unknown]
+            lines += ["", f"Sign here: {details_url}"]
+        else:
+            lines.append("Every contributor has signed the CLA (or needs not to).")
+        summary = "\n".join(lines)
+        if len(summary) > MAX_SUMMARY:
+            summary = summary[: MAX_SUMMARY - 20] + "\n\n(list truncated)"
     elif verdict.passed:
         conclusion, title = "success", status_description(verdict)
         summary = "Every contributor has signed the CLA (or needs not to)."
@@ -97,9 +115,11 @@ def publish_check_run(
     details_url: str,
     *,
     error: str | None = None,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Create or update the pull request's check run on ``head_sha``; returns the columns of
-    ``pull_request_checks`` to store. Token mode: nothing at all (GitHub would answer 403)."""
+    ``pull_request_checks`` to store. Token mode: nothing at all (GitHub would answer 403).
+    ``report_only``: a link in report mode (the check concludes neutral)."""
     if not ctx.settings.app_mode:
         return {}
     gh = ctx.github
@@ -121,6 +141,7 @@ def publish_check_run(
         details_url=details_url,
         external_id=f"{name}#{number}",
         error=error,
+        report_only=report_only,
     )
     digest = _digest(body)
     run_id, run_sha, run_digest = stored

@@ -43,6 +43,7 @@ __all__ = [
     "comment_needed",
     "is_own_comment",
     "mention",
+    "report_description",
     "status_description",
     "unknown_line",
 ]
@@ -106,6 +107,24 @@ def status_description(verdict: Verdict) -> str:
         text += f" {unknown} {_plural(unknown, 'needs', 'need')} to link their commit email."
         if len(text) > DESCRIPTION_LIMIT:
             text = f"{signed} of {total} signed the CLA; {unknown} must link their commit email."
+    return _fit(text)
+
+
+def report_description(verdict: Verdict) -> str:
+    """The status description of a link in report mode (a rollout): the state is always
+    success, so the description carries the real count, and what else would fail."""
+    signed, total = len(verdict.signed), verdict.total
+    text = (
+        f"report only: {signed} of {total} have signed"
+        if total
+        else "report only: no contributor needs to sign"
+    )
+    if verdict.unknown:
+        text += f"; {len(verdict.unknown)} must link their commit email"
+    if verdict.refused:
+        text += f"; {len(verdict.refused)} AI agent commit(s) the CLA refuses"
+    if verdict.needs_human:
+        text += "; opened by an AI agent without a covered person"
     return _fit(text)
 
 

@@ -56,6 +56,7 @@ from undersign.enforcement.report import (
     comment_body,
     comment_needed,
     is_own_comment,
+    report_description,
     status_description,
 )
 from undersign.github.client import PULL_COMMITS_CAP
@@ -171,6 +172,10 @@ class _Coverage:
     bot_ids: frozenset[int] = DEFAULT_BOT_IDS
     all_bots: bool = False
     agent_policy: AgentPolicy = "require-human"
+    # The link's mode: report publishes success with the real count (a rollout), and
+    # comments only when ``report_comments``.
+    report_only: bool = False
+    report_comments: bool = False
 
 
 def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
@@ -344,6 +349,8 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
             bot_ids=DEFAULT_BOT_IDS if bot_ids is None else frozenset(int(i) for i in bot_ids),
             all_bots=bool(agreement.exempt_all_bots),
             agent_policy="refuse" if agreement.agent_policy == "refuse" else "require-human",
+            report_only=coverage.report_only,
+            report_comments=coverage.report_comments,
         )
 
 
@@ -650,20 +657,33 @@ def evaluate_pull_request(
         head_sha = facts.head_sha
         verdict = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
-        description = status_description(verdict)[:DESCRIPTION_LIMIT]
-        status = (head_sha, verdict.state, description, url)
+        # Report mode (a rollout): never blocks, but says how many have signed.
+        state = "success" if coverage.report_only else verdict.state
+        description = (
+            report_description(verdict) if coverage.report_only else status_description(verdict)
+        )[:DESCRIPTION_LIMIT]
+        status = (head_sha, state, description, url)
         if status != snapshot.status:
             # Skipping an identical status matters: GitHub keeps at most 1000 per sha+context.
             confirm()
-            values.update(_post_status(ctx, owner, repo, head_sha, verdict.state, description, url))
-            log.info(
-                "%s#%s: %s on %s (%s)", name, number, verdict.state, head_sha[:12], description
-            )
+            values.update(_post_status(ctx, owner, repo, head_sha, state, description, url))
+            log.info("%s#%s: %s on %s (%s)", name, number, state, head_sha[:12], description)
         if ctx.settings.app_mode:  # the same verdict as this app's check run
             confirm()
-            values.update(publish_check_run(ctx, name, number, head_sha, verdict, url))
-        deferred = defer_comment and _comment_outdated(ctx, verdict, snapshot, url, coverage.title)
-        if deferred:  # stored as it is on GitHub: the later evaluation sees it is outdated
+            values.update(
+                publish_check_run(
+                    ctx, name, number, head_sha, verdict, url, report_only=coverage.report_only
+                )
+            )
+        silent = coverage.report_only and not coverage.report_comments
+        deferred = (
+            not silent
+            and defer_comment
+            and _comment_outdated(ctx, verdict, snapshot, url, coverage.title)
+        )
+        if deferred or silent:
+            # Deferred: stored as it is on GitHub, so the later evaluation sees it is
+            # outdated. Silent (report mode without comments): no comment is written or edited.
             comment_id, comment_hash = snapshot.comment_id, snapshot.comment_sha256
         else:
             comment_id, comment_hash = _sync_comment(
@@ -698,7 +718,7 @@ def evaluate_pull_request(
             },
             author_emails=author_emails,
         )
-        return Outcome(verdict.state, head_sha, verdict, comment_deferred=deferred)
+        return Outcome(state, head_sha, verdict, comment_deferred=deferred)
 
 
 def evaluate_merge_group(
@@ -720,6 +740,7 @@ def evaluate_merge_group(
         n
         for n in numbers
         if evaluate_pull_request(ctx, name, n, not_before=not_before).state != "success"
+        and not coverage.report_only  # report mode never blocks the merge queue either
     ]
     if failing:
         state = "failure"

@@ -246,6 +246,14 @@ class GitHubClient:
         """``GET /user``: who this token acts as."""
         return json_object(self._request("GET", "/user"))
 
+    def get_user(self, login: str) -> dict[str, Any] | None:
+        """``GET /users/{login}``: the account now holding ``login`` (``id``, ``login``), or
+        None when GitHub answers 404 (deleted, or renamed and not taken again)."""
+        try:
+            return json_object(self._request("GET", f"/users/{login}"))
+        except NotFound:
+            return None
+
     def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
         """admin, write, read or none (maintain counts as write, triage as read)."""
         answer = self.collaborator_permission_record(owner, repo, login)

@@ -55,7 +55,7 @@ from undersign.accounts.models import User
 from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
 from undersign.agreements.errors import InvalidInput, UnknownAgreement, UnknownSignature
 from undersign.agreements.export import neutralize_cell, write_csv, write_json
-from undersign.agreements.models import Agreement, AgreementVersion
+from undersign.agreements.models import LINK_MODES, Agreement, AgreementVersion
 from undersign.agreements.service import (
     AgreementService,
     SignatureService,
@@ -448,18 +448,25 @@ def link(slug: str, kind: str) -> BaseResponse:
     _may_link(scope, user, **({"repo": name} if kind == "repo" else {"org": name}))
     db = db_session()
     service = AgreementService(db, actor=str(user.github_id))
-    options = {
-        "exempt_org_members": _checkbox("exempt_org_members"),
-        "exempt_collaborators": _checkbox("exempt_collaborators"),
-    }
+    mode = request.form.get("mode") or "enforce"
+    if mode not in LINK_MODES:
+        abort(400, description="The mode is enforce or report.")
+    link_to = service.link_repo if kind == "repo" else service.link_org
+    link_to(
+        name,
+        agreement.slug,
+        exempt_org_members=_checkbox("exempt_org_members"),
+        exempt_collaborators=_checkbox("exempt_collaborators"),
+        mode=mode,
+        report_comments=_checkbox("report_comments"),
+    )
+    note = " (report only)" if mode == "report" else ""
     if kind == "repo":
-        service.link_repo(name, agreement.slug, **options)
         runtime().requeue_open_pull_requests(db, repos=(name,))
-        return _after_link_change(agreement, f"{name} is covered by {agreement.slug}.")
-    service.link_org(name, agreement.slug, **options)
+        return _after_link_change(agreement, f"{name} is covered by {agreement.slug}{note}.")
     runtime().requeue_open_pull_requests(db, orgs=(name,))
     return _after_link_change(
-        agreement, f"Every repository of {name} is covered by {agreement.slug}."
+        agreement, f"Every repository of {name} is covered by {agreement.slug}{note}."
     )
 
 

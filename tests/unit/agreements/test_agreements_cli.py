@@ -480,6 +480,8 @@ def test_every_change_from_the_command_line_is_audited(
         "agreement": "cla",
         "exempt_org_members": False,
         "exempt_collaborators": False,
+        "mode": "enforce",
+        "report_comments": False,
     }
     assert rows[3][3] is not None and rows[3][3]["exempt_org_members"] is True
     assert rows[7] == ("cli", "allowlist.remove", {"pattern": "*-bot", "note": ""}, None)

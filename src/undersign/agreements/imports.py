@@ -1,0 +1,244 @@
+"""Storing what ``importers.parse`` read: one file, one transaction, all or nothing.
+
+``importers`` stays pure (bytes in, records out); this module is the database side:
+
+- A login without a GitHub id is asked of GitHub through ``resolve_login`` (the caller passes
+  the GitHub client's ``GET /users/{login}``, paced like every other call), once per distinct
+  login in the run. A login GitHub no longer knows is a ``not-found`` problem on its line;
+  a login that turns out to be someone already in the file is a ``duplicate``.
+- Nothing is written when any row is malformed, or on a dry run: the report is the same,
+  only ``written`` says whether the signatures were stored.
+- The same file twice changes nothing: a person who already holds a signature on the version
+  (signed in undersign, or imported before, revoked or not) is ``already present``. A
+  revoked imported signature is not brought back by importing the file again.
+- An imported signature has no text hash, IP address or user agent (the old tool never
+  recorded them); its provenance is the source, the file's SHA-256, the time the old tool
+  recorded and the row as read (``models.Signature``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from undersign.agreements.importers import ImportBatch, ImportProblem, ImportRecord
+from undersign.agreements.models import AgreementVersion, Signature
+from undersign.agreements.service import CLI_ACTOR, IN_CHUNK, SignatureService
+from undersign.db import utcnow
+
+#: ``resolve_login(login)``: GitHub's ``(id, login)`` for a login, or None when GitHub
+#: answers 404 (the account is gone or renamed).
+LoginResolver = Callable[[str], "tuple[int, str] | None"]
+ReportKind = Literal["malformed", "duplicate", "revoked", "not-found"]
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """One line that is not imported, and why."""
+
+    line: int
+    kind: ReportKind
+    message: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, on a dry run or a malformed file, would have done)."""
+
+    source: str
+    format: str
+    sha256: str
+    agreement: str
+    version: int
+    imported: list[int] = field(default_factory=list)  # GitHub ids, in file order
+    already_present: int = 0
+    problems: list[LineProblem] = field(default_factory=list)
+    lookups: int = 0  # GitHub calls made to resolve logins
+    written: bool = False
+
+    @property
+    def malformed(self) -> bool:
+        return any(problem.kind == "malformed" for problem in self.problems)
+
+    def summary(self) -> str:
+        what = "imported" if self.written else "would import"
+        return (
+            f"{what} {len(self.imported)}, already present {self.already_present}, "
+            f"problems {len(self.problems)} ({self.lookups} GitHub lookup(s))"
+        )
+
+
+@dataclass(frozen=True)
+class _Person:
+    record: ImportRecord
+    github_id: int
+    login: str
+
+
+def import_batch(
+    session: Session,
+    batch: ImportBatch,
+    slug: str,
+    *,
+    version: int | None = None,
+    resolve_login: LoginResolver,
+    dry_run: bool = False,
+    actor: str = CLI_ACTOR,
+    on_change: Callable[[int, str], None] | None = None,
+    now: dt.datetime | None = None,
+) -> ImportReport:
+    """Store ``batch``'s signatures on ``slug`` (its current version unless ``version``).
+
+    Only flushes: the caller's transaction commits or rolls back the lot. On a dry run or a
+    malformed row nothing is added to ``session``; a file with a malformed row costs no
+    GitHub call either (its logins are looked up once it can be imported; a dry run of a
+    sound file does look them up, to name the accounts GitHub no longer knows).
+    ``on_change(github_id, "signed")`` is called for each person imported, so their open
+    pull requests are looked at again.
+    """
+    service = SignatureService(session, actor=actor)
+    agreement = service.agreements.get(slug)
+    target = (
+        service.agreements.version(agreement, version)
+        if version is not None
+        else service.agreements.current_version(agreement)
+    )
+    report = ImportReport(
+        source=batch.source,
+        format=batch.format,
+        sha256=batch.sha256,
+        agreement=agreement.slug,
+        version=target.number,
+    )
+    report.problems.extend(_line_problem(problem) for problem in batch.problems)
+    if not batch.importable:
+        return report
+    people = _resolve(batch.records, resolve_login, report)
+    present = _present(session, target.id, [person.github_id for person in people])
+    fresh: list[_Person] = []
+    for person in people:
+        if person.github_id in present:
+            report.already_present += 1
+        else:
+            fresh.append(person)
+    report.imported = [person.github_id for person in fresh]
+    report.problems.sort(key=lambda problem: problem.line)
+    if dry_run or report.malformed:
+        return report
+    moment = now or utcnow()
+    for person in fresh:
+        session.add(_signature(person, target, batch, moment))
+    session.flush()
+    service.agreements.audit(
+        agreement,
+        "signatures.import",
+        None,
+        {
+            "source": batch.source,
+            "format": batch.format,
+            "sha256": batch.sha256,
+            "version": target.number,
+            "imported": len(fresh),
+            "already_present": report.already_present,
+            "problems": len(report.problems),
+        },
+    )
+    report.written = True
+    if on_change is not None:
+        for person in fresh:
+            on_change(person.github_id, "signed")
+    return report
+
+
+def _line_problem(problem: ImportProblem) -> LineProblem:
+    return LineProblem(problem.line, problem.kind, problem.message)
+
+
+def _resolve(
+    records: Iterable[ImportRecord], resolve_login: LoginResolver, report: ImportReport
+) -> list[_Person]:
+    """Give every record a GitHub id: one call per distinct login that came without one."""
+    cache: dict[str, tuple[int, str] | None] = {}
+    seen: dict[int, int] = {}
+    people: list[_Person] = []
+    for record in records:
+        if record.github_id is not None:
+            github_id, login = record.github_id, record.login or ""
+        else:
+            key = (record.login or "").lower()
+            if key not in cache:
+                report.lookups += 1
+                cache[key] = resolve_login(record.login or "")
+            found = cache[key]
+            if found is None:
+                report.problems.append(
+                    LineProblem(
+                        record.line,
+                        "not-found",
+                        f"GitHub has no account {record.login!r} any more (renamed or "
+                        "deleted); not imported",
+                    )
+                )
+                continue
+            github_id, login = found
+        first = seen.get(github_id)
+        if first is not None:
+            report.problems.append(
+                LineProblem(
+                    record.line,
+                    "duplicate",
+                    f"GitHub id {github_id} ({login}) already appears on line {first}; "
+                    "not imported",
+                )
+            )
+            continue
+        seen[github_id] = record.line
+        people.append(_Person(record, github_id, login))
+    return people
+
+
+def _present(session: Session, version_id: int, github_ids: list[int]) -> set[int]:
+    """Who already holds a signature on the version: any active one, or an imported one
+    (even revoked: importing the file again must not undo a revocation)."""
+    found: set[int] = set()
+    for start in range(0, len(github_ids), IN_CHUNK):
+        chunk = github_ids[start : start + IN_CHUNK]
+        found.update(
+            session.scalars(
+                select(Signature.github_id).where(
+                    Signature.version_id == version_id,
+                    Signature.github_id.in_(chunk),
+                    Signature.revoked_at.is_(None) | Signature.import_source.is_not(None),
+                )
+            )
+        )
+    return found
+
+
+def _signature(
+    person: _Person, version: AgreementVersion, batch: ImportBatch, moment: dt.datetime
+) -> Signature:
+    record = person.record
+    original: dict[str, Any] = dict(record.original)
+    return Signature(
+        version_id=version.id,
+        github_id=person.github_id,
+        login=person.login[:100],
+        name=(record.name or "")[:200],
+        email=(record.email or "")[:320],
+        field_values={},
+        text_sha256=None,
+        signed_at=record.signed_at or moment,
+        ip_address=None,
+        user_agent=None,
+        import_source=batch.source,
+        imported_at=moment,
+        import_file_sha256=batch.sha256,
+        original_signed_at=record.signed_at,
+        import_record=original,
+    )
