@@ -158,7 +158,9 @@ def _bad_settings(d: Doctor) -> dict[str, str]:
 
 
 def _unmigrated(d: Doctor) -> dict[str, str]:
-    return {"UNDERSIGN_DATABASE_URL": f"sqlite:///{d.env['UNDERSIGN_INSTANCE_PATH']}/empty.db"}
+    folder = Path(d.env["UNDERSIGN_INSTANCE_PATH"])
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"UNDERSIGN_DATABASE_URL": f"sqlite:///{folder / 'empty.db'}"}
 
 
 def _hook(**changes: Any) -> Callable[[Doctor], dict[str, str]]:
