@@ -252,16 +252,18 @@ def forget(database: Database) -> None:
 def apply(settings: Settings, app: RegisteredApp) -> Settings:
     """``settings`` acting as ``app``: App mode, the app's sign-in client, its webhook secret
     (the configured one stays accepted as the previous secret)."""
-    previous = settings.webhook_secret_previous or settings.webhook_secret
+    if not app.webhook_secret:
+        hook_secrets = {"webhook_secret": settings.webhook_secret}
+    else:
+        # The configured secret is what repository hooks made in token mode still sign with.
+        kept = settings.webhook_secret or settings.webhook_secret_previous
+        hook_secrets = {"webhook_secret": app.webhook_secret, "webhook_secret_previous": kept}
     return settings.replace(
         github_app_id=str(app.app_id),
         github_app_private_key=app.private_key,
         github_client_id=app.client_id,
         github_client_secret=app.client_secret,
-        webhook_secret=app.webhook_secret or settings.webhook_secret,
-        webhook_secret_previous=previous
-        if app.webhook_secret
-        else settings.webhook_secret_previous,
+        **hook_secrets,
     )
 
 
