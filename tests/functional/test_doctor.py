@@ -87,6 +87,7 @@ def doctor(live_factory: LiveFactory, tmp_path: Path) -> Doctor:
         agreements = AgreementService(session)
         agreements.add_or_update(SLUG, "Individual CLA", "You agree.")
         agreements.link_repo(REPO, SLUG)
+        agreements.link_org("acme", SLUG)
     hook_id = state.add_hook(
         REPO,
         f"{live.url}/webhooks/github",
@@ -133,6 +134,7 @@ def test_a_healthy_instance_passes_every_check(doctor: Doctor) -> None:
         f"✓ {REPO}: statuses",
         f"✓ {REPO}: webhook",
         f"✓ {REPO}: last delivery",
+        "✓ org acme: repositories (1 visible)",
     ):
         assert expected in lines(result), result.output
     as_json = doctor.run("--json")
@@ -200,6 +202,12 @@ def _read_only_bot(d: Doctor) -> dict[str, str]:
     return {}
 
 
+def _unknown_org(d: Doctor) -> dict[str, str]:
+    with d.live.database.session() as session:
+        AgreementService(session).link_org("ghost-org", SLUG)
+    return {}
+
+
 def _all_bots(d: Doctor) -> dict[str, str]:
     with d.live.database.session() as session:
         AgreementService(session).set_bot_policy(SLUG, all_bots=True)
@@ -225,6 +233,7 @@ def _all_bots(d: Doctor) -> dict[str, str]:
         ),
         (_hook(secret=None), f"✗ {REPO}: webhook: it has no secret."),
         (_failed_delivery, f"✗ {REPO}: last delivery: pull_request at "),
+        (_unknown_org, "✗ org ghost-org: repositories: GitHub shows the bot no organisation"),
         (_all_bots, f"✗ agreement {SLUG}: bots: every bot is exempt (risky"),
     ],
 )
@@ -301,6 +310,19 @@ def test_app_mode_checks_the_jwt_installations_and_the_apps_webhook(
     for expected in ("✓ GitHub App (acme-cla, id", "✓ installation on acme", "✓ App webhook"):
         assert any(line.startswith(expected) for line in lines(result)), result.output
     assert f"✓ {REPO}: pull requests" in lines(result)
+    # An organisation link the app is not installed on.
+    with doctor.live.database.session() as session:
+        AgreementService(session).link_org("octo-org", SLUG)
+    doctor.state.add_org("octo-org", admins=["bob"])
+    uninstalled = doctor.run()
+    assert uninstalled.exit_code == 1
+    assert any(
+        f.startswith("✗ org octo-org: repositories: GitHub shows the bot no organisation")
+        and "install the app on octo-org" in f
+        for f in failed(uninstalled)
+    ), uninstalled.output
+    doctor.state.apps.install(app_id, "octo-org")
+    assert "✓ org octo-org: repositories (0 visible)" in lines(doctor.run())
 
 
 def test_app_mode_names_a_wrong_key_and_missing_permissions_and_events(

@@ -7,7 +7,8 @@ worker seen in the last few minutes); the GitHub credentials (token mode: the to
 scopes; App mode: the JWT, the installations, their permissions and events against what
 undersign needs, the app's webhook); for each linked repository: the bot reads its pull
 requests and may write statuses, its webhook (URL, content type, events, secret) and that
-webhook's last delivery; agreements that exempt every bot. Exit status 1 when any check fails;
+webhook's last delivery; for each linked organisation: the bot sees its repositories;
+agreements that exempt every bot. Exit status 1 when any check fails;
 ``--json`` prints the same as one JSON object, for monitoring.
 
 Depends on agreements.models, config, db, github (app, errors, registration), jobs.runner,
@@ -361,6 +362,28 @@ def repo_checks(settings: Settings, client: GitHubClient, full_name: str) -> Ite
     yield delivery_verdict(f"{full_name}: last delivery", last)
 
 
+def org_checks(settings: Settings, runtime: Runtime, org: str) -> Iterator[Check]:
+    """An organisation link: the app is installed there (App mode), and the bot can list
+    the organisation's repositories (their pull requests are enforced as webhooks arrive)."""
+    name = f"org {org}: repositories"
+    try:
+        if settings.app_mode:
+            runtime.bot.app.installation_for_account(org)
+        repos = runtime.bot.github.list_account_repos(org)
+    except NotFound:
+        fix = (
+            f"install the app on {org}: {settings.github_url}/apps/SLUG/installations/new."
+            if settings.app_mode
+            else f"check the name; for private repositories, make the bot a member of {org}."
+        )
+        yield fail(name, f"GitHub shows the bot no organisation or account {org}.", fix)
+        return
+    except GitHubError as exc:
+        yield fail(name, _refusal(exc), "see the message.")
+        return
+    yield ok(name, f"{len(repos)} visible")
+
+
 # --- agreements ----------------------------------------------------------------------------------
 
 
@@ -404,6 +427,7 @@ def run_checks(cli: CLIContext, now: dt.datetime) -> Iterator[Check]:
         yield fail("registered GitHub App", f"{exc}.", f"open {settings.base_url}/setup/.")
     with database.session() as session:
         repos = sorted(session.scalars(select(RepoLink.full_name)).all())
+        orgs = sorted(session.scalars(select(OrgLink.org)).all())
         needs_members = bool(
             session.scalar(select(RepoLink.id).where(RepoLink.exempt_org_members.is_(True)))
             or session.scalar(select(OrgLink.id).where(OrgLink.exempt_org_members.is_(True)))
@@ -419,6 +443,11 @@ def run_checks(cli: CLIContext, now: dt.datetime) -> Iterator[Check]:
             yield from repo_checks(settings, runtime.bot.github, full_name)
         else:
             yield skipped(full_name, "the GitHub credentials do not work")
+    for org in orgs:
+        if working:
+            yield from org_checks(settings, runtime, org)
+        else:
+            yield skipped(f"org {org}", "the GitHub credentials do not work")
     yield from agreement_checks(database)
 
 
