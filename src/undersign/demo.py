@@ -4,7 +4,8 @@ Nobody needs a GitHub account or a network: the emulator plays GitHub on another
 port, with demo users (alice, bob, ...), a repository and a pull request waiting on a
 signature. Everything runs in one process; state lives in ``instance/demo``.
 
-Depends on agreements.service, config, db, emulator, migrations, serving, web.
+Depends on agreements.service, config, db, emulator, github.registration, migrations, serving,
+web.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from undersign.config import Settings, load_settings
 from undersign.db import Database
 from undersign.emulator import EmulatorServer, GitHubEmulator
 from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO, WORK_ADDRESS, build_demo_state
+from undersign.github import registration
 from undersign.migrations import upgrade
 from undersign.serving import embedded_consumer, serve
 from undersign.web import create_app
@@ -58,7 +60,12 @@ def run_demo(*, port: int, github_port: int) -> None:
         client_secret=settings.github_client_secret or "",
         callback_url=settings.callback_url,
     )
-    settings = settings.replace(github_token=state.issue_token("undersign-bot"))
+    # alice (the owner of acme) is the demo's instance admin: she may register a GitHub App
+    # from /setup/ on the emulator.
+    settings = settings.replace(
+        github_token=state.issue_token("undersign-bot"),
+        admins=frozenset({int(state.user("alice")["id"])}),
+    )
     emulator = EmulatorServer(state, host="127.0.0.1", port=github_port).start()
     upgrade(settings.database_url or "")
     seed_demo(settings)
@@ -94,6 +101,8 @@ def seed_demo(settings: Settings) -> None:
     """The sample agreement covering the demo organisation (kept across demo restarts)."""
     database = Database(settings.database_url or "")
     try:
+        # The emulator starts afresh: an app registered from /setup/ in an earlier run is gone.
+        registration.forget(database)
         with database.session() as session:
             agreements = AgreementService(session)
             agreements.add_or_update(
@@ -242,5 +251,7 @@ def loop_steps(settings: Settings) -> str:
         f"     undersign repo link acme/widgets individual-cla --mode report\n"
         f"  acme/widgets#1 then passes, saying how many signed; --mode enforce (or the\n"
         f"  console's Switch to enforce) turns it red again.\n"
+        f"  First-run setup: {settings.base_url}/setup/ , signed in as alice (the demo's\n"
+        f"  instance admin), registers a GitHub App on the emulator from a manifest.\n"
         f"  undersign itself: {settings.base_url}   Stop with Ctrl-C.\n"
     )

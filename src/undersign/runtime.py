@@ -16,7 +16,7 @@ What it wires, once:
   observability knows no domain table.
 
 Depends on config, db, auth.models, agreements.models, enforcement (tasks, triggers,
-reconcile), jobs, observability.metrics.
+reconcile), github.registration, jobs, observability.metrics.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from undersign.auth.models import WebSession
 from undersign.config import Settings
 from undersign.db import Database
 from undersign.enforcement import reconcile, tasks, triggers
+from undersign.github.registration import with_registered_app
 from undersign.jobs.context import JobContext
 from undersign.jobs.handlers import Expiry, JobHandlers
 from undersign.jobs.models import Job
@@ -190,10 +191,14 @@ def build_runtime(
     *,
     extras: dict[str, Any] | None = None,
 ) -> Runtime:
-    """The one way to wire undersign: nothing connects anywhere until first used."""
+    """The one way to wire undersign: nothing connects anywhere until first used, except
+    one read of the GitHub App registered from the setup page when the environment names no
+    app (``github.registration.with_registered_app``): a registration takes effect at the
+    next start of ``serve`` / ``worker``."""
     owns_database = database is None
     if database is None:
         database = Database(settings.database_url or "")
+    settings = with_registered_app(settings, database)
     return Runtime(
         settings=settings,
         database=database,

@@ -2,8 +2,9 @@
 
 The root group and its context (``CLIContext``: settings, database and runtime, each made
 when a command first needs it). The commands live beside it: ``cli.agreements`` (the
-maintainers'), ``cli.jobs`` (worker, recheck, reconcile); ``undersign emulator`` is the
-emulator's own. Depends on config, db, runtime, serving, and, lazily, the heavy ones.
+maintainers'), ``cli.jobs`` (worker, recheck, reconcile), ``cli.doctor``; ``undersign
+emulator`` is the emulator's own. Depends on config, db, runtime, serving, and, lazily, the
+heavy ones.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from undersign.cli import agreements as agreements_commands
+from undersign.cli import doctor as doctor_commands
 from undersign.cli import jobs as jobs_commands
 from undersign.cli.context import CLIContext, database_errors, pass_cli
 from undersign.emulator.standalone import emulator_command
@@ -101,5 +103,10 @@ def demo(port: int, github_port: int) -> None:
     run_demo(port=port, github_port=github_port)
 
 
-for _command in [*agreements_commands.COMMANDS, *jobs_commands.COMMANDS, emulator_command]:
+for _command in [
+    *agreements_commands.COMMANDS,
+    *jobs_commands.COMMANDS,
+    *doctor_commands.COMMANDS,
+    emulator_command,
+]:
     main.add_command(_command)

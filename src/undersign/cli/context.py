@@ -28,11 +28,16 @@ class CLIContext:
 
     @property
     def settings(self) -> Settings:
+        try:
+            return self.settings_or_error()
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from None
+
+    def settings_or_error(self) -> Settings:
+        """The settings, or the ``ConfigError`` itself (``undersign doctor`` reports it as a
+        failed check rather than stopping)."""
         if self._settings is None:
-            try:
-                self._settings = load_settings()
-            except ConfigError as exc:
-                raise click.ClickException(f"configuration: {exc}") from None
+            self._settings = load_settings()
         return self._settings
 
     @property

@@ -23,6 +23,7 @@ the emulator's lock.  No Flask here: which installation is acting during a reque
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from undersign.emulator import objects
@@ -87,6 +89,8 @@ DEFAULT_PERMISSIONS = {
     "statuses": "write",
 }
 DEFAULT_EVENTS = ("check_run", "issue_comment", "merge_group", "pull_request")
+#: The manifest flow's temporary code: "exchanged ... within one hour", and only once.
+MANIFEST_CODE_TTL = 3600
 
 
 @dataclass
@@ -103,6 +107,27 @@ class AppRec:
     bot_user_id: int
     expiring_user_tokens: bool
     created_at: float
+
+
+@dataclass
+class ManifestCode:
+    """A manifest the person confirmed, waiting for ``POST /app-manifests/{code}/conversions``."""
+
+    code: str
+    manifest: JSON
+    owner_login: str
+    created_at: float
+    used: bool = False
+
+
+@dataclass
+class AppHook:
+    """An app's own webhook (``hook_attributes``; ``GET /app/hook/config``)."""
+
+    url: str
+    secret: str | None
+    active: bool
+    content_type: str = "json"
 
 
 @dataclass
@@ -171,6 +196,9 @@ class AppRegistry:
         self.tokens: dict[str, TokenInfo] = {}
         self.refresh_tokens: dict[str, RefreshRec] = {}
         self.check_runs: dict[int, CheckRunRec] = {}
+        #: Manifest codes by code (the manifest flow), and each app's webhook by app id.
+        self.manifest_codes: dict[str, ManifestCode] = {}
+        self.hooks: dict[int, AppHook] = {}
         #: Installation-token requests answered, per installation (tests count them).
         self.token_requests: dict[int, int] = {}
         #: The installation whose token made the request being answered, if any: an
@@ -234,6 +262,79 @@ class AppRegistry:
                     cid, secret, callback_urls, app_type="github_app", name=rec.name
                 )
             return self.app_json(rec)
+
+    def manifest_code(self, manifest: JSON, owner_login: str) -> str:
+        """The person confirmed ``manifest`` for ``owner_login``: the code GitHub redirects
+        back with (valid one hour, once)."""
+        with self.st.lock:
+            self.st.require_user(owner_login)
+            code = secrets.token_hex(20)
+            self.manifest_codes[code] = ManifestCode(
+                code, dict(manifest), owner_login, self.st.clock()
+            )
+            return code
+
+    def convert_manifest(self, code: str) -> JSON | None:
+        """``POST /app-manifests/{code}/conversions``: register the app the manifest describes,
+        with a new RSA key and webhook secret; None for an unknown, used or expired code."""
+        st = self.st
+        with st.lock:
+            rec = self.manifest_codes.get(code)
+            if rec is None or rec.used or st.clock() - rec.created_at > MANIFEST_CODE_TTL:
+                return None
+            rec.used = True
+            manifest = rec.manifest
+            name = str(manifest.get("name") or "").strip()
+            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
+            taken = {a.slug for a in self.apps.values()}
+            taken |= {u.login.lower() for u in st.users.values()}
+            base, n = slug, 1
+            while slug in taken or f"{slug}[bot]" in taken:
+                n += 1
+                slug = f"{base}-{n}"
+            requested = manifest.get("default_permissions")
+            permissions = {"metadata": "read"}
+            if isinstance(requested, dict):
+                permissions.update({str(k): str(v) for k, v in requested.items()})
+            events = [str(e) for e in manifest.get("default_events") or []]
+            callbacks = [str(u) for u in manifest.get("callback_urls") or []]
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,  # GitHub's .pem: BEGIN RSA PRIVATE KEY
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        body = self.register_app(
+            slug,
+            public,
+            owner_login=rec.owner_login,
+            name=name or slug,
+            permissions=permissions,
+            events=events,
+            callback_urls=callbacks or None,
+        )
+        with st.lock:
+            app = self.apps[int(body["id"])]
+            hook = manifest.get("hook_attributes")
+            webhook_secret = secrets.token_hex(20)
+            if isinstance(hook, dict) and hook.get("url"):
+                self.hooks[app.id] = AppHook(
+                    str(hook["url"]), webhook_secret, bool(hook.get("active", True))
+                )
+            body.update(
+                {
+                    "description": str(manifest.get("description") or ""),
+                    "external_url": str(manifest.get("url") or ""),
+                    "client_id": app.client_id,
+                    "client_secret": app.client_secret,
+                    "webhook_secret": webhook_secret if app.id in self.hooks else None,
+                    "pem": pem,
+                }
+            )
+            return body
 
     def _app(self, ref: int | str) -> AppRec:
         for app in self.apps.values():

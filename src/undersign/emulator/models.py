@@ -240,3 +240,17 @@ class Delivery:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass
+class HookRec:
+    """A repository webhook (``POST /repos/{o}/{r}/hooks``), as its settings page shows it."""
+
+    id: int
+    repo_id: int
+    url: str
+    content_type: str  # "json" | "form" (GitHub's default for repository hooks)
+    events: list[str]
+    secret: str | None
+    active: bool
+    created_at: float

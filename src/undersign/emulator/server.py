@@ -12,7 +12,7 @@ from flask import Flask, Response, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from undersign.emulator.api import apps as apps_api
-from undersign.emulator.api import control, oauth, rest
+from undersign.emulator.api import control, hooks, manifests, oauth, rest
 from undersign.emulator.http import current_state
 from undersign.emulator.models import RecordedRequest
 from undersign.emulator.state import GitHubEmulator
@@ -73,6 +73,8 @@ def create_app(state: GitHubEmulator) -> Flask:
     app.after_request(_record)
     rest.register(app)
     apps_api.register(app)  # after rest's hook: scopes installation tokens
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(manifests.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(control.pages)

@@ -34,6 +34,7 @@ from undersign.emulator.models import (
     CommitRec,
     Delivery,
     Fault,
+    HookRec,
     OAuthClient,
     Org,
     PendingAuthorization,
@@ -91,6 +92,7 @@ class GitHubEmulator:
             "status": 30_000_000_000,
             "comment": 2_400_000_000,
             "hook": 480_000_000,
+            "repo_hook": 470_000_000,  # hooks made with add_hook: never a default hook id
             "delivery": 0,
             "commit": 0,
         }
@@ -111,6 +113,8 @@ class GitHubEmulator:
         self._secondary: list[int | None] = []  # one retry-after per pending refusal
         self._requests: list[RecordedRequest] = []
         self._deliveries: list[Delivery] = []
+        #: Repository webhooks by id (``add_hook``); deliveries name them by ``hook_id``.
+        self.hooks: dict[int, HookRec] = {}
         self._apps: AppRegistry | None = None
 
     @property
@@ -971,6 +975,50 @@ class GitHubEmulator:
         """The latest delivery attempt with this ``X-GitHub-Delivery`` GUID."""
         with self.lock:
             return next((d for d in reversed(self._deliveries) if d.guid == guid), None)
+
+    def add_hook(
+        self,
+        full_name: str,
+        url: str,
+        *,
+        events: Sequence[str] = ("push",),
+        content_type: ContentType = "form",
+        secret: str | None = None,
+        active: bool = True,
+    ) -> int:
+        """A repository webhook as ``POST /repos/{o}/{r}/hooks`` makes it (GitHub's defaults:
+        the ``push`` event, ``form`` content type, no secret); returns its id."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            hook = HookRec(
+                id=self.next_id("repo_hook"),
+                repo_id=repo.id,
+                url=url,
+                content_type=content_type,
+                events=list(events),
+                secret=secret,
+                active=active,
+                created_at=self.clock(),
+            )
+            self.hooks[hook.id] = hook
+            return hook.id
+
+    def deliver_to_hook(
+        self, hook_id: int, event: str, payload: JSON, *, timeout: float = 10.0
+    ) -> tuple[int | None, str]:
+        """Send ``payload`` through a repository webhook: its URL, content type and secret."""
+        with self.lock:
+            hook = self.hooks[hook_id]
+            url, secret, content_type = hook.url, hook.secret, hook.content_type
+        kind: ContentType = "json" if content_type == "json" else "form"
+        return self.deliver_webhook(
+            url, event, payload, secret=secret, hook_id=hook_id, content_type=kind, timeout=timeout
+        )
+
+    def hook_deliveries(self, hook_id: int) -> list[Delivery]:
+        """A hook's deliveries, newest first (its "Recent Deliveries" tab)."""
+        with self.lock:
+            return [d for d in reversed(self._deliveries) if d.hook_id == hook_id]
 
     def default_hook_id(self) -> int:
         """The ``X-GitHub-Hook-ID`` of a delivery sent without one: the next hook id, never

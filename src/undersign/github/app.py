@@ -85,11 +85,17 @@ def app_jwt(issuer: int | str, key: RSAPrivateKey, now: float) -> str:
     return jwt.api_jws.PyJWS().encode(payload, key, algorithm="RS256", headers={"typ": "JWT"})
 
 
-def _fernet(secret_key: str) -> Fernet:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"undersign installation tokens"
-    ).derive(secret_key.encode("utf-8"))
+def secret_box(secret_key: str, purpose: bytes) -> Fernet:
+    """Encryption at rest with a key derived from UNDERSIGN_SECRET_KEY, one key per
+    ``purpose`` (installation tokens, the registered app's secrets)."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
+        secret_key.encode("utf-8")
+    )
     return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _fernet(secret_key: str) -> Fernet:
+    return secret_box(secret_key, b"undersign installation tokens")
 
 
 def _parse_expiry(value: object, fallback: float) -> float:
@@ -199,6 +205,22 @@ class GitHubApp:
         with self._lock:
             self._app = info
         return info
+
+    def installations(self) -> list[dict[str, Any]]:
+        """``GET /app/installations`` (first 100: more than ``undersign doctor`` lists)."""
+        response = self._app_request("GET", "/app/installations?per_page=100")
+        data = response.json()
+        return [i for i in data if isinstance(i, dict)] if isinstance(data, list) else []
+
+    def hook_config(self) -> dict[str, Any]:
+        """``GET /app/hook/config``: the app's webhook URL, content type, whether it has a
+        secret (GitHub shows ``********``, never the secret)."""
+        return json_object(self._app_request("GET", "/app/hook/config"))
+
+    def last_hook_delivery(self) -> dict[str, Any] | None:
+        """The newest delivery of the app's webhook, or None."""
+        data = self._app_request("GET", "/app/hook/deliveries?per_page=1").json()
+        return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else None
 
     def bot_login(self) -> str:
         """The account an installation token acts as: ``<slug>[bot]``."""

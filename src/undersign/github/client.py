@@ -254,6 +254,40 @@ class GitHubClient:
         except NotFound:
             return None
 
+    def token_scopes(self) -> tuple[dict[str, Any], list[str] | None]:
+        """``GET /user`` and the token's OAuth scopes (``X-OAuth-Scopes``); None when GitHub
+        sends no such header (fine-grained tokens, App tokens: they have permissions)."""
+        response = self._request("GET", "/user")
+        header = response.headers.get("x-oauth-scopes")
+        scopes = None if header is None else [s.strip() for s in header.split(",") if s.strip()]
+        return json_object(response), scopes
+
+    def get_repo(self, owner: str, repo: str) -> dict[str, Any]:
+        """``GET /repos/{owner}/{repo}`` (with ``permissions``: what this token may do)."""
+        return json_object(self._request("GET", f"/repos/{owner}/{repo}"))
+
+    def first_pulls(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        """One page of one pull request: enough to know the token may read them."""
+        response = self._request(
+            "GET", f"/repos/{owner}/{repo}/pulls", params={"state": "all", "per_page": 1}
+        )
+        return _json_list(response)
+
+    def list_repo_hooks(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        """The repository's webhooks (GitHub shows them to admins only: 404 otherwise)."""
+        hooks: list[dict[str, Any]] = []
+        for page in self._paginate(f"/repos/{owner}/{repo}/hooks", {}):
+            hooks.extend(page)
+        return hooks
+
+    def last_hook_delivery(self, owner: str, repo: str, hook_id: int) -> dict[str, Any] | None:
+        """The newest delivery of a repository webhook, or None when it never sent one."""
+        response = self._request(
+            "GET", f"/repos/{owner}/{repo}/hooks/{hook_id}/deliveries", params={"per_page": 1}
+        )
+        deliveries = _json_list(response)
+        return deliveries[0] if deliveries else None
+
     def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
         """admin, write, read or none (maintain counts as write, triage as read)."""
         answer = self.collaborator_permission_record(owner, repo, login)

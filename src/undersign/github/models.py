@@ -81,3 +81,23 @@ class WriteSlot(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppRegistration(Base):
+    """The GitHub App registered from this instance's setup page (the manifest flow). One
+    row: a new registration replaces it. The secrets are encrypted with a key derived from
+    UNDERSIGN_SECRET_KEY (as installation tokens are); ids and names are not secret."""
+
+    __tablename__ = "app_registrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    app_id: Mapped[int] = mapped_column(BigInteger)
+    slug: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[str] = mapped_column(String(100))
+    owner_login: Mapped[str] = mapped_column(String(100))
+    html_url: Mapped[str] = mapped_column(String(500))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    registered_by: Mapped[int | None] = mapped_column(BigInteger)  # GitHub id, when signed in
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -132,6 +132,8 @@ def _required_permission(method: str, rest_path: str) -> tuple[str, str] | None:
         return ("statuses", "write" if write else "read")
     if first in ("check-runs", "check-suites") or tail[-1:] == ["check-runs"]:
         return ("checks", "write" if write else "read")
+    if first == "hooks":  # the "Webhooks" repository permission
+        return ("repository_hooks", "write" if write else "read")
     if first == "pulls":
         return ("pull_requests", "write" if write else "read")
     if first == "issues":
@@ -176,7 +178,7 @@ def _enforce_installation() -> None:
                 raise ApiError(403, NOT_ACCESSIBLE)
 
 
-def _require_app() -> AppRec:
+def require_app() -> AppRec:
     app: AppRec | None = g.get("app")
     if app is None:
         # GitHub: these routes need the app JWT; a user or installation token cannot use them.
@@ -190,7 +192,7 @@ def _require_app() -> AppRec:
 
 @bp.get("/app")
 def get_app() -> Response:
-    app = _require_app()
+    app = require_app()
     st = current_state()
     with st.lock:
         return api_json(st.apps.app_json(app))
@@ -198,7 +200,7 @@ def get_app() -> Response:
 
 @bp.get("/app/installations")
 def list_installations() -> Response:
-    app = _require_app()
+    app = require_app()
     st = current_state()
     with st.lock:
         items = [
@@ -212,7 +214,7 @@ def list_installations() -> Response:
 
 @bp.get("/app/installations/<int:installation_id>")
 def get_installation(installation_id: int) -> Response:
-    app = _require_app()
+    app = require_app()
     st = current_state()
     with st.lock:
         inst = st.apps.installations.get(installation_id)
@@ -223,7 +225,7 @@ def get_installation(installation_id: int) -> Response:
 
 @bp.post("/app/installations/<int:installation_id>/access_tokens")
 def create_access_token(installation_id: int) -> Response:
-    app = _require_app()
+    app = require_app()
     st = current_state()
     docs = APPS_DOCS + "#create-an-installation-access-token-for-an-app"
     with st.lock:
@@ -251,7 +253,7 @@ def _installation_for(
 
 @bp.get("/repos/<owner>/<name>/installation")
 def repo_installation(owner: str, name: str) -> Response:
-    app = _require_app()
+    app = require_app()
     st = current_state()
     with st.lock:
         repo = st.find_repo(f"{owner}/{name}")
@@ -264,7 +266,7 @@ def repo_installation(owner: str, name: str) -> Response:
 @bp.get("/orgs/<org>/installation")
 @bp.get("/users/<org>/installation")
 def account_installation(org: str) -> Response:
-    app = _require_app()
+    app = require_app()
     st = current_state()
     with st.lock:
         account = st.user_by_login(org)

@@ -1,0 +1,164 @@
+"""First-run setup (``/setup/``): register undersign's GitHub App with GitHub's manifest flow.
+
+Who sees it: in development, anyone while the environment configures no GitHub credentials
+(no token, no app of its own: nobody can sign in yet); otherwise an instance admin
+(``UNDERSIGN_ADMINS``), signed in. Everyone else gets 404, as if the page did not exist.
+
+The flow: the admin names the app (and, optionally, the organisation that will own it); the
+page posts the manifest to GitHub with a ``state`` kept in the server-side session (one use,
+one hour); GitHub sends the browser back to ``/setup/callback`` with ``code`` and ``state``;
+the code is exchanged and the credentials stored encrypted (``github.registration``); the
+page then shows the link that installs the app. The credentials take effect at the next start
+of ``serve`` / ``worker``.
+
+Depends on github (registration, errors), web.context.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import time
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from undersign.github import registration
+from undersign.github.errors import GitHubError
+from undersign.github.registration import RegisteredApp, RegistrationError
+from undersign.web.context import current_user, runtime, settings
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("setup", __name__, url_prefix="/setup")
+
+#: Session key of the pending registration's ``state``; it lives as long as GitHub's code.
+STATE_KEY = "setup_state"
+STATE_TTL = 3600
+
+
+def _registered() -> RegisteredApp | None:
+    config = settings()
+    try:
+        return registration.load(runtime().database, config.secret_key or "")
+    except RegistrationError:
+        return None  # the page offers to register again
+
+
+def _unconfigured_development(app: RegisteredApp | None) -> bool:
+    """Development with no GitHub credentials of the environment's own (a registered app
+    the runtime put in the settings does not count)."""
+    config = settings()
+    if config.env != "development" or config.github_token:
+        return False
+    if not config.github_app_id:
+        return True
+    return app is not None and config.github_app_id == str(app.app_id)
+
+
+def _allowed(app: RegisteredApp | None) -> bool:
+    if _unconfigured_development(app):
+        return True
+    user = current_user()
+    return user is not None and user.github_id in settings().admins
+
+
+def _guard() -> RegisteredApp | None:
+    app = _registered()
+    if not _allowed(app):
+        abort(404)
+    return app
+
+
+def _page(
+    app: RegisteredApp | None, *, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    config = settings()
+    return (
+        render_template(
+            "setup/index.html",
+            app=app,
+            install_url=app.install_url(config.github_url) if app else None,
+            in_use=app is not None and config.github_app_id == str(app.app_id),
+            error=error,
+            name=request.form.get("name", "undersign"),
+            org=request.form.get("org", ""),
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+def index() -> tuple[str, int]:
+    return _page(_guard())
+
+
+@bp.post("/")
+def start() -> tuple[str, int]:
+    """Build the manifest and the form that posts it to GitHub (the browser carries it)."""
+    app = _guard()
+    try:
+        name = registration.check_name(request.form.get("name", ""))
+        org = registration.check_org(request.form.get("org", ""))
+    except RegistrationError as exc:
+        return _page(app, error=str(exc), status=400)
+    config = settings()
+    state = secrets.token_urlsafe(32)
+    session[STATE_KEY] = {"value": state, "at": time.time()}
+    action = registration.new_app_url(config, org) + "?" + urlencode({"state": state})
+    manifest = registration.manifest(config, name)
+    return (
+        render_template(
+            "setup/continue.html",
+            action=action,
+            manifest=manifest,
+            manifest_json=json.dumps(manifest),
+            org=org,
+        ),
+        200,
+    )
+
+
+def _refused(message: str, status: int = 400) -> tuple[str, int]:
+    return render_template("setup/failed.html", message=message), status
+
+
+@bp.get("/callback")
+def callback() -> BaseResponse | tuple[str, int]:
+    """GitHub sends the browser back here with ``code`` and ``state``."""
+    _guard()
+    pending = session.pop(STATE_KEY, None)
+    args = request.args
+    if any(len(args.getlist(key)) > 1 for key in ("code", "state")):
+        return _refused("The answer from GitHub was malformed. Start the registration again.")
+    state, code = args.get("state", ""), args.get("code", "")
+    if (
+        not isinstance(pending, dict)
+        or not isinstance(pending.get("value"), str)
+        or not state
+        or not hmac.compare_digest(pending["value"].encode(), state.encode())
+        or time.time() - float(pending.get("at") or 0) > STATE_TTL
+    ):
+        return _refused(
+            "This answer from GitHub does not belong to a registration started in this "
+            "browser in the last hour. Start the registration again."
+        )
+    config = settings()
+    try:
+        data = registration.convert(config, code)
+    except RegistrationError as exc:
+        return _refused(str(exc))
+    except GitHubError as exc:
+        return _refused(f"GitHub could not complete the registration: {exc}", 502)
+    user = current_user()
+    registration.store(
+        runtime().database, config.secret_key or "", data, user.github_id if user else None
+    )
+    return redirect(url_for("setup.index"))
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)

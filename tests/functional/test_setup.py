@@ -1,0 +1,218 @@
+"""First-run setup (``/setup/``): registering the GitHub App with GitHub's manifest flow,
+end to end over HTTP against the emulator, and who may see the page.
+
+The registration is used at the next start: the test starts a second app on the same
+database and finds it acting as the registered app (App mode, the app's sign-in client and
+webhook secret), with a JWT the emulator accepts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.conftest import Live, LiveFactory, sign_in
+
+from undersign.github import registration
+from undersign.github.models import AppRegistration
+from undersign.web.context import RUNTIME
+
+
+def _field(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert match, f"no {name} field on the page"
+    return html.unescape(match.group(1))
+
+
+def _form_action(page: str) -> str:
+    actions = re.findall(r'<form method="post" action="([^"]+)"', page)
+    return html.unescape(actions[-1])
+
+
+def start(client: httpx.Client, name: str = "Acme CLA", org: str = "") -> httpx.Response:
+    """Open /setup/ and submit the form: the page that posts the manifest to GitHub."""
+    page = client.get("/setup/")
+    assert page.status_code == 200, page.text
+    return client.post(
+        "/setup/", data={"csrf_token": _field(page.text, "csrf_token"), "name": name, "org": org}
+    )
+
+
+def through_github(live: Live, page: httpx.Response, login: str = "alice") -> str:
+    """What the browser does on GitHub: post the manifest, confirm as ``login``; returns the
+    URL GitHub sends the browser back to."""
+    assert page.status_code == 200, page.text
+    action = _form_action(page.text)
+    assert action.startswith(live.emulator.url + "/")
+    with httpx.Client(timeout=10, follow_redirects=False) as browser:
+        shown = browser.post(action, data={"manifest": _field(page.text, "manifest")})
+        assert shown.status_code == 200, shown.text
+        form = {
+            key: _field(shown.text, key)
+            for key in ("manifest", "state")
+            if f'name="{key}"' in shown.text
+        }
+        if 'name="org"' in shown.text:
+            form["org"] = _field(shown.text, "org")
+        form.update({"login": login, "name": _field(shown.text, "name")})
+        back = browser.post(live.emulator.url + "/settings/apps/new/confirm", data=form)
+    assert back.status_code == 302, back.text
+    return back.headers["location"]
+
+
+@pytest.fixture
+def fresh(live_factory: LiveFactory) -> Live:
+    """Development with no bot credentials: the setup page is open."""
+    return live_factory(UNDERSIGN_ENV="development")
+
+
+def test_registering_the_app_end_to_end_takes_effect_at_the_next_start(
+    fresh: Live, live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = fresh.client()
+    page = start(client)
+    manifest = json.loads(_field(page.text, "manifest"))
+    assert manifest["hook_attributes"] == {"url": f"{fresh.url}/webhooks/github", "active": True}
+    assert manifest["redirect_url"] == f"{fresh.url}/setup/callback"
+    assert manifest["callback_urls"] == [f"{fresh.url}/login/callback"]
+    assert manifest["default_permissions"] == registration.REQUIRED_PERMISSIONS
+    assert manifest["default_events"] == list(registration.REQUIRED_EVENTS)
+    back = through_github(fresh, page)
+    assert back.startswith(f"{fresh.url}/setup/callback?")
+    done = client.get(back)
+    assert done.status_code == 302 and done.headers["location"] == "/setup/"
+    shown = client.get("/setup/")
+    assert "Registered: acme-cla" in shown.text
+    install = f"{fresh.emulator.url}/apps/acme-cla/installations/new"
+    assert f'href="{install}"' in shown.text
+    assert "Restart undersign" in shown.text
+
+    state = fresh.emulator.state
+    [app] = [a for a in state.apps.apps.values() if a.slug == "acme-cla"]
+    with fresh.database.session() as session:
+        row = session.scalars(select(AppRegistration)).one()
+        stored = " ".join(
+            [
+                row.client_secret_encrypted,
+                row.private_key_encrypted,
+                row.webhook_secret_encrypted or "",
+            ]
+        )
+    assert row.app_id == app.id and row.client_id == app.client_id
+    assert app.client_secret not in stored and "PRIVATE KEY" not in stored
+    hook = state.apps.hooks[app.id]
+    assert hook.secret and hook.secret not in stored
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert app.client_secret not in logged and hook.secret not in logged
+    assert "PRIVATE KEY" not in logged
+
+    # The next start acts as the app: App mode, its sign-in client, its webhook secret.
+    restarted = live_factory(UNDERSIGN_ENV="development", oauth_secret=None)
+    settings = restarted.app.extensions[RUNTIME].settings
+    assert settings.app_mode and settings.github_app_id == str(app.id)
+    assert settings.github_client_id == app.client_id
+    assert settings.webhook_secret == hook.secret
+    assert restarted.app.extensions[RUNTIME].bot.app.app_info()["slug"] == "acme-cla"
+    # GitHub's installation webhook reaches it signed with the app's secret.
+    state.apps.install(app.id, "bob")
+    installation = next(i for i in state.apps.installations.values() if i.app_id == app.id)
+    status, _ = state.apps.deliver(
+        app.id,
+        f"{restarted.url}/webhooks/github",
+        "installation",
+        state.apps.installation_event(installation.id, "created"),
+        secret=hook.secret,
+    )
+    assert status == 202
+    # An app named by the environment wins over the registered one.
+    assert registration.with_registered_app(settings, fresh.database) is settings
+
+
+def test_the_state_is_checked_once_and_bound_to_the_browser(fresh: Live) -> None:
+    client = fresh.client()
+    back = through_github(fresh, start(client))
+    query = parse_qs(urlsplit(back).query)
+    forged = client.get("/setup/callback", params={"code": query["code"][0], "state": "forged"})
+    assert forged.status_code == 400 and "Start the registration again" in forged.text
+    # The forged attempt used up the pending state: the real answer is refused too.
+    assert client.get(back).status_code == 400
+    # Another browser never started one.
+    with fresh.client() as stranger:
+        assert stranger.get(back).status_code == 400
+    duplicated = client.get(
+        "/setup/callback", params=[("code", "a"), ("code", "b"), ("state", "x")]
+    )
+    assert duplicated.status_code == 400
+    with fresh.database.session() as session:
+        assert session.scalars(select(AppRegistration)).first() is None
+
+
+def test_a_used_or_unknown_code_is_refused_with_nothing_stored(fresh: Live) -> None:
+    client = fresh.client()
+    first = through_github(fresh, start(client))
+    assert client.get(first).status_code == 302
+    code = parse_qs(urlsplit(first).query)["code"][0]
+    second = through_github(fresh, start(client, name="Other CLA"))
+    reused = second.replace(parse_qs(urlsplit(second).query)["code"][0], code)
+    refused = client.get(reused)
+    assert refused.status_code == 400 and "used already" in refused.text
+    with fresh.database.session() as session:
+        assert session.scalars(select(AppRegistration.slug)).all() == ["acme-cla"]
+    third = through_github(fresh, start(client, name="Third CLA"))
+    odd = third.replace(parse_qs(urlsplit(third).query)["code"][0], "../../user")
+    assert client.get(odd).status_code == 400
+
+
+def test_bad_input_and_missing_csrf_are_4xx(fresh: Live) -> None:
+    client = fresh.client()
+    token = _field(client.get("/setup/").text, "csrf_token")
+    assert client.post("/setup/", data={"name": "Acme"}).status_code == 400
+    bad = client.post("/setup/", data={"csrf_token": token, "name": "<script>", "org": ""})
+    assert bad.status_code == 400 and "app name" in bad.text and "<script>" not in bad.text
+    bad_org = client.post("/setup/", data={"csrf_token": token, "name": "Acme", "org": "a/b"})
+    assert bad_org.status_code == 400 and "organisation" in bad_org.text
+
+
+def test_an_organisation_owns_the_app_when_named(fresh: Live) -> None:
+    state = fresh.emulator.state
+    state.add_org("acme", admins=["bob"])
+    client = fresh.client()
+    page = start(client, org="acme")
+    assert _form_action(page.text).startswith(
+        f"{fresh.emulator.url}/organizations/acme/settings/apps/new?state="
+    )
+    assert client.get(through_github(fresh, page, login="bob")).status_code == 302
+    assert "<dd>acme</dd>" in client.get("/setup/").text
+
+
+def test_who_may_see_the_setup_page(live_factory: LiveFactory) -> None:
+    state = live_factory.emulator.state
+    admin_id = int(state.user("carol")["id"])
+    configured = live_factory(
+        UNDERSIGN_GITHUB_TOKEN=state.issue_token("alice"), UNDERSIGN_ADMINS=str(admin_id)
+    )
+    with configured.client() as anonymous:
+        assert anonymous.get("/setup/").status_code == 404
+        assert (
+            anonymous.get("/setup/callback", params={"code": "x", "state": "y"}).status_code == 404
+        )
+    with configured.client() as bob:
+        sign_in(configured, bob, "bob")
+        assert bob.get("/setup/").status_code == 404
+    with configured.client() as carol:
+        sign_in(configured, carol, "carol")
+        page = carol.get("/setup/")
+        assert page.status_code == 200 and "Register a GitHub App" in page.text
+    # Development counts as unconfigured only without the bot's credentials.
+    developing = live_factory(
+        UNDERSIGN_ENV="development", UNDERSIGN_GITHUB_TOKEN=state.issue_token("alice")
+    )
+    with developing.client() as anonymous:
+        assert anonymous.get("/setup/").status_code == 404
