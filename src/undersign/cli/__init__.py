@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from undersign.cli import agreements as agreements_commands
+from undersign.cli import companies as companies_commands
 from undersign.cli import jobs as jobs_commands
 from undersign.cli.context import CLIContext, database_errors, pass_cli
 from undersign.emulator.standalone import emulator_command
@@ -101,5 +102,10 @@ def demo(port: int, github_port: int) -> None:
     run_demo(port=port, github_port=github_port)
 
 
-for _command in [*agreements_commands.COMMANDS, *jobs_commands.COMMANDS, emulator_command]:
+for _command in [
+    *agreements_commands.COMMANDS,
+    *companies_commands.COMMANDS,
+    *jobs_commands.COMMANDS,
+    emulator_command,
+]:
     main.add_command(_command)

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 # httpx imports httpcore inside HTTPTransport(), on the first client it makes: two threads
 # making their first clients at once (a gthread worker's requests) could see a half-imported
@@ -245,6 +246,13 @@ class GitHubClient:
     def authenticated_user(self) -> dict[str, Any]:
         """``GET /user``: who this token acts as."""
         return json_object(self._request("GET", "/user"))
+
+    def get_user(self, login: str) -> dict[str, Any] | None:
+        """``GET /users/{login}``: the account now holding this login, or None."""
+        try:
+            return json_object(self._request("GET", f"/users/{quote(login, safe='')}"))
+        except NotFound:
+            return None
 
     def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
         """admin, write, read or none (maintain counts as write, triage as read)."""
