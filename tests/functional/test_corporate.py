@@ -4,8 +4,12 @@ email stays red. The live app, the GitHub emulator and a real queue consumer; no
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
 from sqlalchemy import select
 from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService, sign_in
 from tests.functional.test_proven_emails import link_emails
@@ -13,6 +17,7 @@ from tests.functional.test_proven_emails import link_emails
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import AuditEntry, Company
+from undersign.cli import CLIContext, main
 
 REPO = "octo-org/widgets"
 CORPORATE = "corporate-cla"
@@ -150,3 +155,64 @@ def test_account_and_org_approvals(cla: CLAService) -> None:
     _state(cla, dave_sha, "success")
     _approve(cla, company_id, "org", "bigcorp", undo=True)
     _state(cla, erin_sha, "failure")
+
+
+def _cli(cla: CLAService, *args: str, ok: bool = True) -> Result:
+    result = CliRunner().invoke(
+        main, list(args), obj=CLIContext(_settings=cla.settings, _database=cla.database)
+    )
+    assert (result.exit_code == 0) is ok, result.output
+    return result
+
+
+def test_the_command_line_records_a_paper_company_and_its_approvals(
+    cla: CLAService, tmp_path: Path
+) -> None:
+    text, pdf = tmp_path / "corporate.md", tmp_path / "signed.pdf"
+    text.write_text("Your company licenses it.\n")
+    pdf.write_bytes(b"%PDF-1.4 signed")
+    add = ["agreement", "add", CORPORATE, "--title", "Corporate CLA", "--file", str(text)]
+    assert "--kind corporate and --for" in _cli(cla, *add, "--kind", "corporate", ok=False).output
+    unknown = _cli(cla, *add, "--kind", "corporate", "--for", "nope", ok=False)
+    assert "no agreement with slug 'nope'" in unknown.output
+    _cli(cla, *add, "--kind", "corporate", "--for", AGREEMENT_SLUG)
+    add[2] = "second-corporate"
+    chained = _cli(cla, *add, "--kind", "corporate", "--for", CORPORATE, ok=False)
+    assert "is not an individual agreement" in chained.output
+    name = "BigCorp Ltd"
+    missing = _cli(cla, "company", "add", CORPORATE, name, "--manager", "no-such-person", ok=False)
+    assert "GitHub has no user account" in missing.output
+    _cli(cla, "company", "add", CORPORATE, name, "--manager", "maint", "--document", str(pdf))
+    again = _cli(cla, "company", "add", CORPORATE, "bigcorp  ltd", "--manager", "maint", ok=False)
+    assert "has signed" in again.output
+
+    _number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
+    _state(cla, sha, "failure")
+    both = _cli(
+        cla, "company", "approve", CORPORATE, name, "--login", "dave", "--org", "x", ok=False
+    )
+    assert "exactly one of" in both.output
+    assert (
+        "no company"
+        in _cli(cla, "company", "approve", CORPORATE, "Nobody", "--domain", DOMAIN, ok=False).output
+    )
+    assert (
+        "not an email domain"
+        in _cli(
+            cla, "company", "approve", CORPORATE, name, "--domain", "bad domain", ok=False
+        ).output
+    )
+    _cli(cla, "company", "approve", CORPORATE, name, "--login", "dave")
+    _state(cla, sha, "success")
+    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    [company] = listed
+    assert company["name"] == name and company["source"] == "paper"
+    assert company["document_sha256"] == hashlib.sha256(b"%PDF-1.4 signed").hexdigest()
+    assert company["managers"] == [{"github_id": cla.state.user("maint")["id"], "login": "maint"}]
+    dave = str(cla.state.user("dave")["id"])
+    assert [(a["kind"], a["value"], a["label"]) for a in company["approvals"]] == [
+        ("account", dave, "dave")
+    ]
+    _cli(cla, "company", "unapprove", CORPORATE, name, "--login", "dave")
+    _state(cla, sha, "failure")
+    assert "BigCorp Ltd" in _cli(cla, "company", "list", CORPORATE).output
