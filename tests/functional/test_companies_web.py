@@ -181,5 +181,7 @@ def test_a_manager_of_one_company_cannot_see_or_change_another(world: World) -> 
     with live.client() as client:  # an instance admin may look after any company
         sign_in(live, client, "root")
         assert client.get(f"/companies/{world.other_company}").status_code == 200
+        listed = client.get("/companies").text
+        assert "BigCorp" in listed and "Rival Inc" in listed
     with live.client() as anonymous:
         assert anonymous.get(f"/companies/{own}").status_code in (302, 401)

@@ -353,6 +353,10 @@ class CompanyService:
             return company
         raise UnknownCompany()
 
+    def all_companies(self) -> list[Company]:
+        """Every company of every corporate agreement (for instance admins)."""
+        return list(self.session.scalars(select(Company).order_by(Company.name_key)))
+
     def managed_by(self, github_id: int) -> list[Company]:
         return list(
             self.session.scalars(

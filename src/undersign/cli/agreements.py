@@ -505,3 +505,7 @@ def allowlist_list(slug: str) -> None:
 
 
 COMMANDS = (agreement, repo, org, signatures, allowlist)
+
+#: The same unit of work and runtime, for the other command modules (``cli.companies``).
+unit_of_work = _unit_of_work
+command_runtime = _runtime

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.companies import ApprovalHook, CompanyService
 from undersign.agreements.export import write_json
-from undersign.cli.agreements import _runtime, _unit_of_work
+from undersign.cli.agreements import command_runtime, unit_of_work
 from undersign.github.errors import GitHubError
 
 
 def _resolve_login(login: str) -> tuple[int, str]:
     """The GitHub id and login of an account, asked of GitHub (a login can be reused)."""
-    runtime = _runtime()
+    runtime = command_runtime()
     if runtime is None:
         raise click.ClickException("looking up a login needs the GitHub settings")
     try:
@@ -36,7 +36,7 @@ def _resolve_login(login: str) -> tuple[int, str]:
 
 
 def _hook(session: Session) -> ApprovalHook | None:
-    runtime = _runtime()
+    runtime = command_runtime()
     return runtime.approval_hook(session) if runtime is not None else None
 
 
@@ -64,7 +64,7 @@ def company_add(slug: str, name: str, managers: tuple[str, ...], document: str |
                 data = stream.read()
         except OSError as exc:
             raise click.ClickException(f"cannot read {document!r}: {exc.strerror}") from exc
-    with _unit_of_work() as session:
+    with unit_of_work() as session:
         added = CompanyService(session).add_paper(
             slug, name, people, document=data, document_name=document
         )
@@ -87,7 +87,7 @@ def _change(
     slug: str, name: str, login: str | None, org: str | None, domain: str | None, *, undo: bool
 ) -> None:
     kind, value, label = _approval(login, org, domain)
-    with _unit_of_work() as session:
+    with unit_of_work() as session:
         service = CompanyService(session, on_change=_hook(session))
         found = service.find(slug, name)
         if undo:
@@ -141,7 +141,7 @@ def company_unapprove(
 @click.option("--json", "as_json", is_flag=True, help="The export: managers and approvals too.")
 def company_list(slug: str, as_json: bool) -> None:
     """The companies that signed corporate agreement SLUG."""
-    with _unit_of_work() as session:
+    with unit_of_work() as session:
         service = CompanyService(session)
         if as_json:
             write_json(service.export(slug), click.get_text_stream("stdout").write)

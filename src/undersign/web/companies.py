@@ -138,9 +138,12 @@ def _render_company(
 
 @bp.get("/companies")
 def my_companies() -> str:
+    """The companies this person manages; every company for an instance admin."""
     user = require_user()
-    companies = CompanyService(db_session()).managed_by(user.github_id)
-    return render_template("companies/index.html", companies=companies)
+    service = CompanyService(db_session())
+    admin = user.github_id in settings().admins
+    companies = service.all_companies() if admin else service.managed_by(user.github_id)
+    return render_template("companies/index.html", companies=companies, admin=admin)
 
 
 @bp.get("/companies/<int:company_id>")
