@@ -21,11 +21,19 @@ from pathlib import Path
 import click
 import httpx
 
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.service import AgreementService
 from undersign.config import Settings, load_settings
 from undersign.db import Database
 from undersign.emulator import EmulatorServer, GitHubEmulator
-from undersign.emulator.demo import AGENT_REPO, NO_AGENTS_REPO, WORK_ADDRESS, build_demo_state
+from undersign.emulator.demo import (
+    AGENT_REPO,
+    CORPORATE_ADDRESS,
+    CORPORATE_DOMAIN,
+    NO_AGENTS_REPO,
+    WORK_ADDRESS,
+    build_demo_state,
+)
 from undersign.github import registration
 from undersign.migrations import upgrade
 from undersign.serving import embedded_consumer, serve
@@ -33,6 +41,7 @@ from undersign.web import create_app
 
 DEMO_CLIENT_ID = "Ov23liDemoUndersign01"
 DEMO_AGREEMENT = Path(__file__).parent / "demo_data" / "individual-cla.md"
+DEMO_CORPORATE_AGREEMENT = Path(__file__).parent / "demo_data" / "corporate-cla.md"
 
 
 def demo_settings(port: int, github_port: int, instance: Path) -> Settings:
@@ -70,6 +79,7 @@ def run_demo(*, port: int, github_port: int) -> None:
     upgrade(settings.database_url or "")
     seed_demo(settings)
     write_rollout_files(settings, state)
+    seed_company(settings, (int(state.user("frank")["id"]), "frank"))
     click.echo(
         f"\n  undersign demo\n"
         f"  undersign:        {settings.base_url}\n"
@@ -181,6 +191,25 @@ def write_rollout_files(settings: Settings, state: GitHubEmulator) -> Path:
     return folder
 
 
+def seed_company(settings: Settings, manager: tuple[int, str]) -> None:
+    """The corporate CLA beside the individual one, and BigCorp, which signed it on paper
+    with ``manager`` as its CLA manager (kept across demo restarts)."""
+    database = Database(settings.database_url or "")
+    try:
+        with database.session() as session:
+            companies = CompanyService(session)
+            companies.add_corporate_agreement(
+                "corporate-cla",
+                "Acme Corporate CLA",
+                DEMO_CORPORATE_AGREEMENT.read_text(encoding="utf-8"),
+                "individual-cla",
+            )
+            if not companies.list_companies("corporate-cla"):
+                companies.add_paper("corporate-cla", "BigCorp Ltd", [manager])
+    finally:
+        database.dispose()
+
+
 def _open_demo_pull_request(settings: Settings, state: GitHubEmulator) -> None:
     """Once the app answers, GitHub "sends" the demo PR's opened event: it goes red."""
     url = f"{settings.base_url}/webhooks/github"
@@ -237,6 +266,11 @@ def loop_steps(settings: Settings) -> str:
         f"  Proven emails: acme/widgets#2 by dave carries his unlinked work address\n"
         f"  {WORK_ADDRESS}: sign in as dave, sign, then on {settings.base_url}/me/emails\n"
         f'  press "Link my verified addresses from GitHub": it turns green.\n'
+        f"  Corporate CLA: acme/widgets#3 by erin carries her BigCorp address\n"
+        f"  {CORPORATE_ADDRESS}. Sign in as frank (BigCorp's CLA manager) at\n"
+        f"  {settings.base_url}/companies , open BigCorp Ltd and approve the email domain\n"
+        f"  {CORPORATE_DOMAIN}: still red (nobody proved an address there). Sign in as erin,\n"
+        f'  press "Link my verified addresses from GitHub" on /me/emails: it turns green.\n'
         f"  AI agents: {AGENT_REPO}#1 (opened by Copilot for carol) turns green once carol\n"
         f"  signs; {NO_AGENTS_REPO}#1 (co-authored by Claude) stays red: its CLA refuses agents.\n"
         f"  The maintainers' console: {settings.base_url}/admin/ , signed in as alice (the\n"

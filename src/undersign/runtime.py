@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from undersign.agreements.companies import ApprovalChange
 from undersign.agreements.models import Agreement, AgreementVersion, Signature
 from undersign.auth.models import WebSession
 from undersign.config import Settings
@@ -152,6 +153,11 @@ class Runtime:
         changed owner, so the open pull requests they authored are evaluated again (the
         jobs commit with the change)."""
         return triggers.on_email_change(self.queue, session)
+
+    def approval_hook(self, session: Session) -> Callable[[ApprovalChange], None]:
+        """The ``CompanyService(session, on_change=...)`` callback: a company's approvals
+        changed, so the open pull requests they can affect are evaluated again."""
+        return triggers.on_approval_change(self.queue, session)
 
     def requeue_open_pull_requests(
         self,

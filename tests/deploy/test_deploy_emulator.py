@@ -33,7 +33,7 @@ def test_the_emulator_runs_alone_and_prints_working_settings(name: str) -> None:
         assert me.status_code == 200
         assert me.json()["login"] == settings["UNDERSIGN_BOT_LOGIN"] == "undersign-bot"
         pulls = httpx.get(f"{api}/repos/acme/widgets/pulls", headers=auth, timeout=10).json()
-        assert sorted(p["user"]["login"] for p in pulls) == ["bob", "dave"]
+        assert sorted(p["user"]["login"] for p in pulls) == ["bob", "dave", "erin"]
         # The OAuth app is registered for the default callback.
         authorize = httpx.get(
             settings["UNDERSIGN_GITHUB_URL"] + "/login/oauth/authorize",

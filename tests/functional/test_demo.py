@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext
 
-from undersign.emulator.demo import WORK_ADDRESS
+from undersign.emulator.demo import CORPORATE_ADDRESS, CORPORATE_DOMAIN, WORK_ADDRESS
 
 pytestmark = pytest.mark.browser
 
@@ -212,4 +212,62 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
         lambda: _pull_two(demo)["combined_state"] == "success",
         15,
         "acme/widgets#2 to turn green once dave proved the address",
+    )
+
+
+def _pull_three(demo: Demo) -> dict[str, Any]:
+    pulls = httpx.get(f"{demo.github_url}/_emulator/pulls").json()
+    found: dict[str, Any] = next(
+        p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == 3
+    )
+    return found
+
+
+def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_green(
+    demo: Demo,
+    audited_context: Callable[..., BrowserContext],
+) -> None:
+    """Issue 14: acme/widgets#3 by erin (of BigCorp, which signed the corporate CLA) stays
+    red when frank, its CLA manager, approves bigcorp.example, and turns green once erin
+    proves her address there."""
+    pull = _wait_for(
+        lambda: (p := _pull_three(demo))["combined_state"] == "failure" and p["comments"] and p,
+        60,
+        "acme/widgets#3 to go red",
+    )
+    (comment,) = pull["comments"]
+    assert "ask your company's CLA manager" in comment["body"]
+    _wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
+    assert "acme/widgets#3" in demo.log.read_text().split("Try the loop", 1)[1]
+
+    context = audited_context()
+    page = context.new_page()
+    page.goto(f"{demo.app_url}/companies")
+    page.get_by_label("frank").check()
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{demo.app_url}/companies")
+    page.get_by_role("link", name="BigCorp Ltd").click()
+    page.get_by_label("Kind").select_option("domain")
+    page.get_by_label("Login, organisation or domain").fill(CORPORATE_DOMAIN)
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_url(f"{demo.app_url}/companies/*")
+    assert CORPORATE_DOMAIN in page.locator("#approvals").inner_text()
+    time.sleep(2)  # the re-evaluation has nothing to change: nobody proved an address there
+    assert _pull_three(demo)["combined_state"] == "failure"
+    context.close()
+
+    page = audited_context().new_page()
+    page.goto(f"{demo.app_url}/me/emails")
+    page.get_by_label("erin").check()
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{demo.app_url}/me/emails")
+    page.get_by_role("button", name="Link my verified addresses from GitHub").click()
+    page.get_by_label("erin").check()
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{demo.app_url}/me/emails")
+    assert CORPORATE_ADDRESS in page.locator("main table").inner_text()
+    _wait_for(
+        lambda: _pull_three(demo)["combined_state"] == "success",
+        15,
+        "acme/widgets#3 to turn green once erin proved her BigCorp address",
     )

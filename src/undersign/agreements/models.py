@@ -70,6 +70,9 @@ class Agreement(Base):
     exempt_all_bots: Mapped[bool] = mapped_column(Boolean, default=False)
     # What AI agents' work needs: 'require-human' (default) or 'refuse'.
     agent_policy: Mapped[str] = mapped_column(String(20), default="require-human")
+    # A corporate agreement stands beside this individual one: a company that signed it
+    # covers the people it approves wherever the individual agreement applies.
+    for_agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     versions: Mapped[list[AgreementVersion]] = relationship(
@@ -261,3 +264,87 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+APPROVAL_KINDS = ("account", "org", "domain")
+
+
+class Company(Base):
+    """A company that signed a corporate agreement (on the web or on paper) for its people.
+
+    The signatory and managers are GitHub ids (logins kept as seen, for display). Who is
+    covered is the company's approvals, kept by its managers; signing alone covers nobody.
+    """
+
+    __tablename__ = "companies"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "name_key", name="uq_companies_agreement_name"),
+        CheckConstraint("source IN ('web', 'paper')", name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The corporate agreement it signed.
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The name case-folded with its spaces collapsed: one company per agreement.
+    name_key: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(1000), default="")
+    source: Mapped[str] = mapped_column(String(10), default="web")
+    # The version signed (None for a paper agreement recorded from the command line).
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("agreement_versions.id"))
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
+    signatory_github_id: Mapped[int | None] = mapped_column(BigInteger)
+    signatory_login: Mapped[str | None] = mapped_column(String(100))
+    signatory_name: Mapped[str | None] = mapped_column(String(200))
+    signatory_title: Mapped[str | None] = mapped_column(String(200))
+    # SHA-256 and file name of the signed paper document, when one was given.
+    document_sha256: Mapped[str | None] = mapped_column(String(64))
+    document_name: Mapped[str | None] = mapped_column(String(255))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+
+    agreement: Mapped[Agreement] = relationship()
+    managers: Mapped[list[CompanyManager]] = relationship(
+        back_populates="company", order_by="CompanyManager.login"
+    )
+    approvals: Mapped[list[CompanyApproval]] = relationship(
+        back_populates="company", order_by="CompanyApproval.id"
+    )
+
+
+class CompanyManager(Base):
+    """A CLA manager of a company, by GitHub id."""
+
+    __tablename__ = "company_managers"
+    __table_args__ = (
+        UniqueConstraint("company_id", "github_id", name="uq_company_managers_company_github"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    github_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    login: Mapped[str] = mapped_column(String(100))
+
+    company: Mapped[Company] = relationship(back_populates="managers")
+
+
+class CompanyApproval(Base):
+    """Who a company covers: an account (``value`` is its id), an organisation's members
+    (the org login, lowercased) or an email domain (lowercased; only through addresses a
+    person proved)."""
+
+    __tablename__ = "company_approvals"
+    __table_args__ = (
+        UniqueConstraint("company_id", "kind", "value", name="uq_company_approvals_kind_value"),
+        CheckConstraint("kind IN ('account', 'org', 'domain')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(255), index=True)
+    # The login an account approval was given by, for display.
+    label: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    company: Mapped[Company] = relationship(back_populates="approvals")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from undersign.cli import agreements as agreements_commands
+from undersign.cli import companies as companies_commands
 from undersign.cli import doctor as doctor_commands
 from undersign.cli import jobs as jobs_commands
 from undersign.cli.context import CLIContext, database_errors, pass_cli
@@ -105,6 +106,7 @@ def demo(port: int, github_port: int) -> None:
 
 for _command in [
     *agreements_commands.COMMANDS,
+    *companies_commands.COMMANDS,
     *jobs_commands.COMMANDS,
     *doctor_commands.COMMANDS,
     emulator_command,

@@ -22,6 +22,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
@@ -138,14 +139,46 @@ def agreement() -> None:
     show_default=True,
     help="For a changed text: must earlier signers sign again (material) or not (editorial)?",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["individual", "corporate"]),
+    default="individual",
+    show_default=True,
+    help="corporate: companies sign it for their people (needs --for).",
+)
+@click.option(
+    "--for",
+    "for_slug",
+    metavar="INDIVIDUAL_SLUG",
+    help="The individual agreement a corporate one stands beside.",
+)
 def agreement_add(
-    slug: str, title: str, path: str, fields_path: str | None, material: bool
+    slug: str,
+    title: str,
+    path: str,
+    fields_path: str | None,
+    material: bool,
+    kind: str,
+    for_slug: str | None,
 ) -> None:
     """Create agreement SLUG, or a new version of it when the text changed.
 
     Prints the current version number.
     """
+    if (kind == "corporate") != (for_slug is not None):
+        raise click.UsageError("--kind corporate and --for INDIVIDUAL_SLUG go together")
+    if kind == "corporate" and fields_path is not None:
+        raise click.UsageError("a corporate agreement has no custom fields")
     text = _read_file(path, "agreement text")
+    if for_slug is not None:
+        with _unit_of_work() as session:
+            found, version, created = CompanyService(session).add_corporate_agreement(
+                slug, title, text, for_slug
+            )
+            state = f"version {version.number}" if created else "text unchanged"
+            click.echo(f"{found.slug}: corporate, beside {for_slug}, {state}", err=True)
+            click.echo(str(version.number))
+        return
     fields = None
     if fields_path is not None:
         raw = _read_file(fields_path, "fields file")
@@ -651,3 +684,7 @@ def import_command(
 
 
 COMMANDS = (agreement, repo, org, signatures, allowlist, import_command)
+
+#: The same unit of work and runtime, for the other command modules (``cli.companies``).
+unit_of_work = _unit_of_work
+command_runtime = _runtime

@@ -16,6 +16,12 @@ acme/widgets#2 shows proven email addresses (issue 14): dave opens it with a com
 authored with his work address ``WORK_ADDRESS``, which GitHub verified on his account but
 did not link to the commit (``author: null``). It stays red until dave signs *and* proves
 the address on undersign's ``/me/emails``.
+
+acme/widgets#3 shows corporate agreements: erin works at BigCorp, which signed the
+corporate CLA on paper with frank as its CLA manager. Her commit carries her work address
+``CORPORATE_ADDRESS`` (verified on GitHub, not linked to the commit). It stays red until
+frank approves the ``bigcorp.example`` domain at ``/companies`` *and* erin proves the
+address on ``/me/emails``: a domain covers nobody through an address nobody proved.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ COPILOT_ID = 198982749  # the Copilot coding agent's account (enforcement/agents
 AGENT_REPO = "acme/gadgets"  # covered by the org's agreement: agents require a human
 NO_AGENTS_REPO = "acme/handmade"  # its own agreement refuses agent-written code
 WORK_ADDRESS = "dave.lister@reddwarf.example"  # dave's work address, verified on GitHub
+CORPORATE_DOMAIN = "bigcorp.example"
+CORPORATE_ADDRESS = f"erin@{CORPORATE_DOMAIN}"  # erin's address at BigCorp, verified on GitHub
+#: BigCorp's employee and its CLA manager.
+CORPORATE_USERS: tuple[tuple[str, str, str], ...] = (
+    ("erin", "Erin Example", "erin@example.com"),
+    ("frank", "Frank Manager", "frank@example.com"),
+)
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("alice", "Alice Liddell", "alice@example.com"),
@@ -70,6 +83,7 @@ def build_demo_state(
         body="This speeds up widget assembly.",
     )
     _work_address_pull_request(st)
+    _corporate_pull_request(st)
     _agent_pull_requests(st, bot_login)
     st.add_oauth_client(client_id, client_secret, callback_url, wildcard=wildcard)
     return st
@@ -91,6 +105,26 @@ def _work_address_pull_request(st: GitHubEmulator) -> None:
         head_ref="dave/polish",
         title="Polish the widget casing",
         body="Written at work, with my work address.",
+    )
+
+
+def _corporate_pull_request(st: GitHubEmulator) -> None:
+    for login, name, email in CORPORATE_USERS:
+        st.add_user(login, name=name, email=email)
+    st.add_email("erin", CORPORATE_ADDRESS, verified=True)
+    work = st.add_commit(
+        "acme/widgets",
+        author={"name": "Erin Example", "email": CORPORATE_ADDRESS},
+        author_field="null",
+        message="Document the widget sizes",
+    )
+    st.add_pull_request(
+        "acme/widgets",
+        user_login="erin",
+        commits=[work],
+        head_ref="erin/sizes",
+        title="Document the widget sizes",
+        body="From BigCorp, which signed the corporate CLA.",
     )
 
 

@@ -288,6 +288,21 @@ def unknown_line(contributor: Contributor, emails_url: str | None = None) -> str
     )
 
 
+def corporate_paragraph(emails_url: str | None) -> str:
+    """The second way out for an uncovered contributor: their company's CLA."""
+    prove = (
+        f"[prove your work email address]({_safe_url(emails_url)})"
+        if emails_url
+        else "prove your work email address"
+    )
+    return (
+        "**Contributing for your employer?** Instead of signing for yourself, ask your "
+        "company's CLA manager to cover you (by your GitHub account, your organisation or "
+        f"your work email domain), and {prove}: a commit email on your company's domain "
+        "counts only once you have proved it is yours."
+    )
+
+
 def comment_body(
     verdict: Verdict,
     *,
@@ -295,6 +310,7 @@ def comment_body(
     agreement_title: str,
     bot_login: str | None,
     emails_url: str | None = None,
+    corporate: bool = False,
 ) -> str:
     """The Markdown of the single undersign comment on a pull request.
 
@@ -302,7 +318,8 @@ def comment_body(
     sign (with the sign link) and which authors must first link their commit email; once
     everyone is covered it becomes a short thank-you. ``bot_login`` (undersign's GitHub App bot,
     if known) is named in the re-check hint. Raises ValueError for a non-http(s) ``sign_url``
-    (a configuration error, not data).
+    (a configuration error, not data). ``corporate``: companies can sign for their people
+    here, so an uncovered contributor is told both ways out.
     """
     url = _safe_url(sign_url)
     title = _escape_text(agreement_title or "Contributor License Agreement")
@@ -355,6 +372,8 @@ def comment_body(
         block = heading + "\n\n" + "\n".join(lines)
         budget -= _size(block) - _size(heading)
         parts.append(block)
+        if corporate:
+            parts.append(corporate_paragraph(emails_url))
     if verdict.unknown:
         heading = (
             "**Commits whose author email is not linked to a GitHub account.** "

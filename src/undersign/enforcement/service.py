@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.emails import ProvenEmailService
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import utcnow
@@ -176,6 +177,8 @@ class _Coverage:
     # comments only when ``report_comments``.
     report_only: bool = False
     report_comments: bool = False
+    #: A corporate agreement stands beside this one: companies may cover people.
+    corporate: bool = False
 
 
 def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
@@ -351,6 +354,7 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
             agent_policy="refuse" if agreement.agent_policy == "refuse" else "require-human",
             report_only=coverage.report_only,
             report_comments=coverage.report_comments,
+            corporate=bool(CompanyService(session).corporate_for(agreement.id)),
         )
 
 
@@ -517,6 +521,8 @@ def _verdict(
     ids = [c.github_id for c in people if c.github_id is not None]
     with ctx.database.session() as session:
         signed = SignatureService(session).covered_ids(coverage.agreement_id, ids)
+    if coverage.corporate:
+        signed |= _company_covered(ctx, coverage, [c for c in people if c.github_id not in signed])
     exemptions = Exemptions(
         bot_ids=coverage.bot_ids, all_bots=coverage.all_bots, allowlist=coverage.allowlist
     )
@@ -535,6 +541,25 @@ def _verdict(
     return judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
 
 
+def _company_covered(
+    ctx: JobContext, coverage: _Coverage, people: Iterable[Contributor]
+) -> set[int]:
+    """People a company that signed the corporate agreement covers. Only logins GitHub's API
+    gave count for org membership (a noreply address's login is anyone's to write), and
+    GitHub is asked only when some company approves an org."""
+    candidates = {
+        c.github_id: (c.login if c.login_verified else None)
+        for c in people
+        if c.github_id is not None and c.kind == "github"
+    }
+    if not candidates:
+        return set()
+    with ctx.database.session() as session:
+        return CompanyService(session).covered_ids(
+            coverage.agreement_id, candidates.items(), ctx.github.is_org_member
+        )
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -551,13 +576,14 @@ def _sync_comment(
     confirm: Callable[[], None],
     *,
     look_for_existing: bool = True,
+    corporate: bool = False,
 ) -> tuple[int | None, str | None]:
     """Create, edit in place or leave the one undersign comment; returns (id, body hash)."""
     comment_id, stored_hash = snapshot.comment_id, snapshot.comment_sha256
     if not comment_needed(verdict, comment_id):
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
-    body = _comment_text(ctx, verdict, url, title, login)
+    body = _comment_text(ctx, verdict, url, title, login, corporate=corporate)
     digest = _sha256(body)
     gh = ctx.github
     if comment_id is None and look_for_existing:
@@ -583,7 +609,9 @@ def _sync_comment(
     return int(created["id"]), digest
 
 
-def _comment_text(ctx: JobContext, verdict: Verdict, url: str, title: str, login: str) -> str:
+def _comment_text(
+    ctx: JobContext, verdict: Verdict, url: str, title: str, login: str, *, corporate: bool = False
+) -> str:
     """The comment this verdict wants, as ``_sync_comment`` writes it."""
     return comment_body(
         verdict,
@@ -591,17 +619,24 @@ def _comment_text(ctx: JobContext, verdict: Verdict, url: str, title: str, login
         agreement_title=title,
         bot_login=login,
         emails_url=emails_url(ctx.settings.base_url),
+        corporate=corporate,
     )
 
 
 def _comment_outdated(
-    ctx: JobContext, verdict: Verdict, snapshot: PullRequestSnapshot, url: str, title: str
+    ctx: JobContext,
+    verdict: Verdict,
+    snapshot: PullRequestSnapshot,
+    url: str,
+    title: str,
+    *,
+    corporate: bool = False,
 ) -> bool:
     """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
-    body = _comment_text(ctx, verdict, url, title, login)
+    body = _comment_text(ctx, verdict, url, title, login, corporate=corporate)
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
 
@@ -679,7 +714,9 @@ def evaluate_pull_request(
         deferred = (
             not silent
             and defer_comment
-            and _comment_outdated(ctx, verdict, snapshot, url, coverage.title)
+            and _comment_outdated(
+                ctx, verdict, snapshot, url, coverage.title, corporate=coverage.corporate
+            )
         )
         if deferred or silent:
             # Deferred: stored as it is on GitHub, so the later evaluation sees it is
@@ -698,6 +735,7 @@ def evaluate_pull_request(
                 confirm,
                 # A PR GitHub has just opened and undersign never saw cannot hold our comment.
                 look_for_existing=not (just_opened and snapshot.first_sighting),
+                corporate=coverage.corporate,
             )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from undersign.agreements.companies import ApprovalChange, CompanyService
 from undersign.agreements.models import OrgLink, RepoLink
 from undersign.db import utcnow
 from undersign.enforcement.models import PullRequestCheck, PullRequestEmail
@@ -127,6 +128,33 @@ def on_email_change(queue: JobQueue, session: Session) -> Callable[[Sequence[str
         _queue_at_commit(
             queue, session, [Evaluate(name, number, "email change") for name, number in targets]
         )
+
+    return changed
+
+
+def on_approval_change(queue: JobQueue, session: Session) -> Callable[[ApprovalChange], None]:
+    """The ``CompanyService(session, on_change=...)`` callback: a company approved or stopped
+    approving someone. Exactly the open pull requests it can affect are evaluated again, after
+    commit: an account's, those of everyone who proved an address on a domain, and, for an
+    organisation (whose members only GitHub knows), every open pull request the individual
+    agreement covers."""
+
+    def changed(change: ApprovalChange) -> None:
+        if change.kind == "org":
+            requeue_open_pull_requests(queue, session, agreement_id=change.individual_agreement_id)
+            return
+        if change.kind == "account":
+            people = [int(change.value)]
+        else:
+            people = CompanyService(session).people_on_domain(change.value)
+        jobs = [
+            person_job(
+                session, PersonChanged(github_id, "approval"), lease=queue.settings.job_lease
+            )
+            for github_id in people
+        ]
+        if jobs:
+            enqueue_after_commit(session, queue, [job.id for job in jobs])
 
     return changed
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 # httpx imports httpcore inside HTTPTransport(), on the first client it makes: two threads
 # making their first clients at once (a gthread worker's requests) could see a half-imported
@@ -250,7 +251,7 @@ class GitHubClient:
         """``GET /users/{login}``: the account now holding ``login`` (``id``, ``login``), or
         None when GitHub answers 404 (deleted, or renamed and not taken again)."""
         try:
-            return json_object(self._request("GET", f"/users/{login}"))
+            return json_object(self._request("GET", f"/users/{quote(login, safe='')}"))
         except NotFound:
             return None
 

@@ -15,7 +15,7 @@ from undersign.config import Settings, load_settings
 from undersign.db import Database
 from undersign.migrations import load_models
 from undersign.runtime import Runtime, build_runtime
-from undersign.web import auth, console, emails, main, ops, setup, signing, webhooks
+from undersign.web import auth, companies, console, emails, main, ops, setup, signing, webhooks
 from undersign.web.bodylimit import SizedChunkedBodies
 from undersign.web.context import RUNTIME, close_db_session, current_user
 from undersign.web.errors import install_error_handlers
@@ -83,6 +83,7 @@ def create_app(
     app.register_blueprint(auth.bp)
     signing.register(app)
     emails.register(app)
+    companies.register(app)
     console.register(app)
     setup.register(app)
     webhooks.register(app)

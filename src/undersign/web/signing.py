@@ -44,6 +44,7 @@ from undersign.agreements.service import (
     Standing,
     normalize_repo_full_name,
 )
+from undersign.web import companies
 from undersign.web.context import current_user, db_session, require_user, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -192,12 +193,16 @@ def _render_sign_page(
 @bp.get("/sign/<slug>")
 def sign_page(slug: str) -> tuple[str, int]:
     agreement, version = _agreement_or_404(slug)
+    if agreement.kind == "corporate":  # a company signs, for its people
+        return companies.render_sign_page(agreement, version)
     return _render_sign_page(agreement, version)
 
 
 @bp.post("/sign/<slug>")
 def sign(slug: str) -> Response | tuple[str, int]:
     agreement, version = _agreement_or_404(slug)
+    if agreement.kind == "corporate":
+        return companies.sign(agreement, version)
     user = require_user()
     form = request.form
     field_values: dict[str, object] = {

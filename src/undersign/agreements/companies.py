@@ -1,0 +1,515 @@
+"""Corporate agreements: companies sign once, their CLA managers say whom they cover.
+
+A corporate agreement stands beside one individual agreement (``Agreement.for_agreement_id``).
+A contributor is covered where the individual agreement applies if they signed it, or if a
+company that signed the corporate one approves them:
+
+* an **account**, by GitHub id;
+* an **organisation**'s members, as GitHub answers for that org (private membership only
+  when the bot can see it); the caller asks GitHub, paced, and only for verified logins;
+* an email **domain**, only through an address the person *proved* at ``/me/emails``
+  (``accounts.models.ProvenEmail``). The email in a commit proves nothing: anyone can
+  author a commit as someone@bigcorp.com, and GitHub attributes a commit to an account that
+  merely lists the address. So a commit address on an approved domain that nobody proved
+  covers nobody, and an address covers only the account that proved it.
+
+Every company, its signatory, managers and approval change is an ``audit_log`` row of the
+corporate agreement, in the transaction of the change; ``on_change`` hears each approval
+change so exactly the open pull requests it can affect are evaluated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from undersign.accounts.models import ProvenEmail
+from undersign.agreements.errors import (
+    AgreementError,
+    InvalidInput,
+    ValidationErrors,
+    VersionChanged,
+)
+from undersign.agreements.fields import clean_person_name, text_problem
+from undersign.agreements.models import (
+    APPROVAL_KINDS,
+    Agreement,
+    AgreementVersion,
+    Company,
+    CompanyApproval,
+    CompanyManager,
+)
+from undersign.agreements.receipts import format_utc
+from undersign.agreements.service import CLI_ACTOR, AgreementService, normalize_org
+from undersign.db import utcnow
+
+__all__ = [
+    "MAX_MANAGERS",
+    "ApprovalChange",
+    "ApprovalHook",
+    "CompanyService",
+    "LoginResolver",
+    "UnknownCompany",
+    "normalize_domain",
+]
+
+MAX_MANAGERS = 20
+MAX_ADDRESS_LENGTH = 1000
+_DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
+_LOGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
+
+#: login -> (GitHub id, login as GitHub spells it), or None when no such account exists.
+LoginResolver = Callable[[str], tuple[int, str] | None]
+
+
+class UnknownCompany(AgreementError):
+    """No such company, or not one this person manages: the same answer (no existence leak)."""
+
+    def __init__(self) -> None:
+        super().__init__("no such company")
+
+
+@dataclass(frozen=True)
+class ApprovalChange:
+    """One approval added or removed; what re-evaluation needs to find the pull requests."""
+
+    individual_agreement_id: int
+    kind: str
+    value: str
+
+
+ApprovalHook = Callable[[ApprovalChange], None]
+
+
+def normalize_domain(raw: str) -> str:
+    """``@BigCorp.com`` -> ``bigcorp.com``; ``InvalidInput`` when it is no domain name."""
+    domain = raw.strip().lstrip("@").rstrip(".").casefold()
+    if len(domain) > 253 or not _DOMAIN_RE.fullmatch(domain):
+        raise InvalidInput(f"{raw!r} is not an email domain (for example: example.com)")
+    return domain
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _clean_text(value: str | None, limit: int, *, allow: str = "") -> tuple[str, str | None]:
+    text = (value or "").strip()
+    if allow:
+        text = "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    else:
+        text = " ".join(text.split())
+    return text, text_problem(text, limit, allow)
+
+
+def _parse_logins(raw: str | Sequence[str]) -> list[str]:
+    items = raw.replace(",", " ").split() if isinstance(raw, str) else list(raw)
+    seen: dict[str, str] = {}
+    for item in items:
+        login = item.strip().lstrip("@")
+        if login:
+            seen.setdefault(login.casefold(), login)
+    return list(seen.values())
+
+
+class CompanyService:
+    """Companies, their managers and approvals; the coverage they give."""
+
+    def __init__(
+        self,
+        session: Session,
+        on_change: ApprovalHook | None = None,
+        *,
+        actor: str = CLI_ACTOR,
+    ) -> None:
+        self.session = session
+        self.on_change = on_change
+        self.agreements = AgreementService(session, actor=actor)
+
+    # Corporate agreements.
+
+    def add_corporate_agreement(
+        self, slug: str, title: str, text: str, for_slug: str
+    ) -> tuple[Agreement, AgreementVersion, bool]:
+        """Create or update corporate agreement ``slug`` standing beside individual
+        agreement ``for_slug``."""
+        individual = self.agreements.get(for_slug)
+        if individual.kind != "individual":
+            raise InvalidInput(f"{for_slug!r} is not an individual agreement")
+        existing = self.session.scalar(select(Agreement).where(Agreement.slug == slug))
+        if existing is not None and existing.kind != "corporate":
+            raise InvalidInput(f"{slug!r} is an individual agreement already")
+        if existing is not None and existing.for_agreement_id != individual.id:
+            raise InvalidInput(f"{slug!r} stands beside another individual agreement")
+        agreement, version, created = self.agreements.add_or_update(slug, title, text)
+        if existing is None:
+            agreement.kind = "corporate"
+            agreement.for_agreement_id = individual.id
+            self.session.flush()
+            self.agreements.audit(agreement, "agreement.corporate", None, {"for": individual.slug})
+        return agreement, version, created
+
+    def corporate_for(self, individual_id: int) -> list[Agreement]:
+        """The corporate agreements standing beside one individual agreement."""
+        return list(
+            self.session.scalars(
+                select(Agreement)
+                .where(Agreement.for_agreement_id == individual_id, Agreement.kind == "corporate")
+                .order_by(Agreement.slug)
+            )
+        )
+
+    # Companies.
+
+    def sign(
+        self,
+        slug: str,
+        *,
+        github_id: int,
+        login: str,
+        version_sha256: str,
+        agreed: bool,
+        company_name: str | None,
+        address: str | None,
+        signatory_name: str | None,
+        signatory_title: str | None,
+        managers: str | Sequence[str],
+        resolve_login: LoginResolver,
+        ip_address: str | None = None,
+    ) -> Company:
+        """A company signs on the web. Every field is checked before anything is stored;
+        ``ValidationErrors`` names each bad field. The signatory is a manager too."""
+        agreement = self._corporate(slug)
+        current = self.agreements.current_version(agreement)
+        if version_sha256 != current.text_sha256:
+            raise VersionChanged(current)
+        errors: dict[str, str] = {}
+        name, problem = _clean_text(company_name, 200)
+        if problem:
+            errors["company_name"] = problem
+        elif self._by_name(agreement, name) is not None:
+            errors["company_name"] = "This company has signed already; ask its CLA managers."
+        clean_address, problem = _clean_text(address, MAX_ADDRESS_LENGTH, allow="\n")
+        if problem:
+            errors["address"] = problem
+        person = ""
+        try:
+            person = clean_person_name(signatory_name)
+        except ValueError as exc:
+            errors["signatory_name"] = str(exc)
+        title, problem = _clean_text(signatory_title, 200)
+        if problem:
+            errors["signatory_title"] = problem
+        people: list[tuple[int, str]] = [(github_id, login)]
+        logins = _parse_logins(managers)
+        bad = [item for item in logins if not _LOGIN_RE.fullmatch(item)]
+        if bad:
+            errors["managers"] = f"Not a GitHub login: {bad[0][:40]}"
+        elif len(logins) > MAX_MANAGERS:
+            errors["managers"] = f"Name at most {MAX_MANAGERS} managers."
+        else:
+            for item in logins:
+                found = resolve_login(item)
+                if found is None:
+                    errors["managers"] = f"GitHub has no account {item}."
+                    break
+                people.append(found)
+        if agreed is not True:
+            errors["agree"] = "You must tick this box to sign."
+        if errors:
+            raise ValidationErrors(errors)
+        company = Company(
+            agreement_id=agreement.id,
+            name=name,
+            name_key=_name_key(name),
+            address=clean_address,
+            source="web",
+            version_id=current.id,
+            text_sha256=current.text_sha256,
+            signatory_github_id=github_id,
+            signatory_login=login[:100],
+            signatory_name=person,
+            signatory_title=title,
+            signed_at=utcnow(),
+            ip_address=(ip_address or None) and ip_address[:45],
+        )
+        return self._store(agreement, company, people, "company.sign")
+
+    def add_paper(
+        self,
+        slug: str,
+        name: str,
+        managers: Sequence[tuple[int, str]],
+        *,
+        document: bytes | None = None,
+        document_name: str | None = None,
+    ) -> Company:
+        """Record a company that signed on paper (the command line)."""
+        agreement = self._corporate(slug)
+        clean, problem = _clean_text(name, 200)
+        if problem:
+            raise InvalidInput(f"invalid company name: {problem}")
+        if self._by_name(agreement, clean) is not None:
+            raise InvalidInput(f"{clean!r} has signed {slug!r} already")
+        if not managers:
+            raise InvalidInput("name at least one manager (--manager LOGIN)")
+        company = Company(
+            agreement_id=agreement.id,
+            name=clean,
+            name_key=_name_key(clean),
+            address="",
+            source="paper",
+            document_sha256=hashlib.sha256(document).hexdigest() if document is not None else None,
+            document_name=(document_name or None) and document_name[-255:],
+            signed_at=utcnow(),
+        )
+        return self._store(agreement, company, list(managers), "company.add")
+
+    def _store(
+        self,
+        agreement: Agreement,
+        company: Company,
+        managers: Sequence[tuple[int, str]],
+        action: str,
+    ) -> Company:
+        self.session.add(company)
+        self.session.flush()
+        seen: set[int] = set()
+        for manager_id, manager_login in managers:
+            if manager_id in seen:
+                continue
+            seen.add(manager_id)
+            self.session.add(
+                CompanyManager(company_id=company.id, github_id=manager_id, login=manager_login)
+            )
+        self.session.flush()
+        self.session.refresh(company)
+        self.agreements.audit(agreement, action, None, self.describe(company))
+        return company
+
+    def describe(self, company: Company) -> dict[str, Any]:
+        """The company as the audit log and the export record it."""
+        return {
+            "company_id": company.id,
+            "agreement": company.agreement.slug,
+            "name": company.name,
+            "address": company.address,
+            "source": company.source,
+            "text_sha256": company.text_sha256,
+            "signatory_github_id": company.signatory_github_id,
+            "signatory_login": company.signatory_login,
+            "signatory_name": company.signatory_name,
+            "signatory_title": company.signatory_title,
+            "document_sha256": company.document_sha256,
+            "document_name": company.document_name,
+            "signed_at": format_utc(company.signed_at),
+            "managers": [{"github_id": m.github_id, "login": m.login} for m in company.managers],
+        }
+
+    def _corporate(self, slug: str) -> Agreement:
+        agreement = self.agreements.get(slug)
+        if agreement.kind != "corporate" or agreement.for_agreement_id is None:
+            raise InvalidInput(f"{slug!r} is not a corporate agreement")
+        return agreement
+
+    def _by_name(self, agreement: Agreement, name: str) -> Company | None:
+        return self.session.scalar(
+            select(Company).where(
+                Company.agreement_id == agreement.id, Company.name_key == _name_key(name)
+            )
+        )
+
+    def find(self, slug: str, name: str) -> Company:
+        """The company of this corporate agreement with this name (any case)."""
+        company = self._by_name(self._corporate(slug), name)
+        if company is None:
+            raise InvalidInput(f"no company {name!r} signed {slug!r}")
+        return company
+
+    def list_companies(self, slug: str) -> list[Company]:
+        agreement = self._corporate(slug)
+        return list(
+            self.session.scalars(
+                select(Company)
+                .where(Company.agreement_id == agreement.id)
+                .options(selectinload(Company.managers), selectinload(Company.approvals))
+                .order_by(Company.name_key)
+            )
+        )
+
+    def for_manager(self, company_id: int, github_id: int, *, admin: bool = False) -> Company:
+        """The company if this person manages it (or is an instance admin); otherwise
+        ``UnknownCompany``, the same as for a company that does not exist."""
+        company = self.session.get(Company, company_id)
+        if company is None:
+            raise UnknownCompany()
+        if admin or any(m.github_id == github_id for m in company.managers):
+            return company
+        raise UnknownCompany()
+
+    def all_companies(self) -> list[Company]:
+        """Every company of every corporate agreement (for instance admins)."""
+        return list(self.session.scalars(select(Company).order_by(Company.name_key)))
+
+    def managed_by(self, github_id: int) -> list[Company]:
+        return list(
+            self.session.scalars(
+                select(Company)
+                .join(CompanyManager)
+                .where(CompanyManager.github_id == github_id)
+                .order_by(Company.name_key)
+            )
+        )
+
+    # Approvals.
+
+    def approve(self, company: Company, kind: str, value: str, *, label: str = "") -> bool:
+        """Cover an account (``value``: its GitHub id; ``label``: its login), an org's
+        members or a domain; False when it was approved already."""
+        kind, clean = self._clean_approval(kind, value)
+        existing = self._approval(company, kind, clean)
+        if existing is not None:
+            return False
+        row = CompanyApproval(
+            company_id=company.id, kind=kind, value=clean, label=label[:255], created_at=utcnow()
+        )
+        self.session.add(row)
+        self.session.flush()
+        self._changed(company, "company.approve", None, self._approval_state(company, row))
+        return True
+
+    def unapprove(self, company: Company, kind: str, value: str) -> bool:
+        """Stop covering; False when it was not approved."""
+        kind, clean = self._clean_approval(kind, value)
+        row = self._approval(company, kind, clean)
+        if row is None:
+            return False
+        before = self._approval_state(company, row)
+        self.session.delete(row)
+        self.session.flush()
+        self._changed(company, "company.unapprove", before, None)
+        return True
+
+    def _clean_approval(self, kind: str, value: str) -> tuple[str, str]:
+        if kind not in APPROVAL_KINDS:
+            raise InvalidInput(f"approve an account, org or domain, not {kind!r}")
+        if kind == "account":
+            if not value.isascii() or not value.isdigit() or not 0 < int(value) < 2**63:
+                raise InvalidInput("an account is approved by its GitHub id")
+            return kind, str(int(value))
+        if kind == "org":
+            return kind, normalize_org(value)
+        return kind, normalize_domain(value)
+
+    def _approval(self, company: Company, kind: str, value: str) -> CompanyApproval | None:
+        return self.session.scalar(
+            select(CompanyApproval).where(
+                CompanyApproval.company_id == company.id,
+                CompanyApproval.kind == kind,
+                CompanyApproval.value == value,
+            )
+        )
+
+    @staticmethod
+    def _approval_state(company: Company, row: CompanyApproval) -> dict[str, Any]:
+        return {
+            "company_id": company.id,
+            "company": company.name,
+            "kind": row.kind,
+            "value": row.value,
+            "label": row.label,
+        }
+
+    def _changed(
+        self,
+        company: Company,
+        action: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        agreement = company.agreement
+        self.agreements.audit(agreement, action, before, after)
+        state = after or before or {}
+        if self.on_change is not None and agreement.for_agreement_id is not None:
+            self.on_change(
+                ApprovalChange(agreement.for_agreement_id, str(state["kind"]), str(state["value"]))
+            )
+
+    # Coverage.
+
+    def covered_ids(
+        self,
+        individual_id: int,
+        people: Iterable[tuple[int, str | None]],
+        is_org_member: Callable[[str, str], bool],
+    ) -> set[int]:
+        """Which of these people (GitHub id, *verified* login or None) a company that signed
+        a corporate agreement beside ``individual_id`` covers. Org membership is asked of
+        GitHub (``is_org_member(org, login)``) only for those not covered otherwise."""
+        wanted = {int(github_id): login for github_id, login in people}
+        if not wanted:
+            return set()
+        companies = (
+            select(Company.id)
+            .join(Agreement, Company.agreement_id == Agreement.id)
+            .where(Agreement.for_agreement_id == individual_id, Agreement.kind == "corporate")
+        )
+        approvals = self.session.execute(
+            select(CompanyApproval.kind, CompanyApproval.value).where(
+                CompanyApproval.company_id.in_(companies)
+            )
+        ).all()
+        if not approvals:
+            return set()
+        accounts = {int(value) for kind, value in approvals if kind == "account"}
+        domains = sorted({value for kind, value in approvals if kind == "domain"})
+        orgs = sorted({value for kind, value in approvals if kind == "org"})
+        covered = {github_id for github_id in wanted if github_id in accounts}
+        rest = sorted(set(wanted) - covered)
+        if domains and rest:
+            covered.update(
+                int(github_id)
+                for github_id in self.session.scalars(
+                    select(ProvenEmail.github_id)
+                    .where(ProvenEmail.github_id.in_(rest), ProvenEmail.domain.in_(domains))
+                    .distinct()
+                )
+            )
+        for github_id in sorted(set(wanted) - covered):
+            login = wanted[github_id]
+            if login and any(is_org_member(org, login) for org in orgs):
+                covered.add(github_id)
+        return covered
+
+    def people_on_domain(self, domain: str) -> list[int]:
+        """Everyone who proved an address on this domain."""
+        return [
+            int(github_id)
+            for github_id in self.session.scalars(
+                select(ProvenEmail.github_id).where(ProvenEmail.domain == domain).distinct()
+            )
+        ]
+
+    # Export.
+
+    def export(self, slug: str) -> Iterator[dict[str, Any]]:
+        """Every company of a corporate agreement with its managers and approvals."""
+        for company in self.list_companies(slug):
+            yield {
+                **self.describe(company),
+                "approvals": [
+                    {
+                        "kind": row.kind,
+                        "value": row.value,
+                        "label": row.label,
+                        "approved_at": format_utc(row.created_at),
+                    }
+                    for row in company.approvals
+                ],
+            }

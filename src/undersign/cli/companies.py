@@ -1,0 +1,155 @@
+"""``undersign company ...``: companies that signed a corporate agreement, and whom they cover.
+
+``company add`` records a company that signed on paper; ``approve``/``unapprove`` keep who
+it covers (``--login`` an account, by the id GitHub gives for it now; ``--org`` an
+organisation's members; ``--domain`` addresses people proved on it); ``list`` prints the
+companies (``--json``: the export, with managers and approvals). Logins are looked up on
+GitHub with the bot's token; each approval change re-evaluates the open pull requests it can
+affect. Depends on agreements, cli.agreements, runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from sqlalchemy.orm import Session
+
+from undersign.agreements.companies import ApprovalHook, CompanyService
+from undersign.agreements.export import write_json
+from undersign.cli.agreements import command_runtime, unit_of_work
+from undersign.github.errors import GitHubError
+
+
+def _resolve_login(login: str) -> tuple[int, str]:
+    """The GitHub id and login of an account, asked of GitHub (a login can be reused)."""
+    runtime = command_runtime()
+    if runtime is None:
+        raise click.ClickException("looking up a login needs the GitHub settings")
+    try:
+        user = runtime.bot.github.get_user(login.strip().lstrip("@"))
+    except GitHubError as exc:
+        raise click.ClickException(f"cannot ask GitHub about {login!r}: {exc}") from exc
+    if user is None or not isinstance(user.get("id"), int) or user.get("type") != "User":
+        raise click.ClickException(f"GitHub has no user account {login!r}")
+    return int(user["id"]), str(user.get("login") or login)
+
+
+def _hook(session: Session) -> ApprovalHook | None:
+    runtime = command_runtime()
+    return runtime.approval_hook(session) if runtime is not None else None
+
+
+@click.group("company")
+def company() -> None:
+    """Companies that signed a corporate agreement, and whom they cover."""
+
+
+@company.command("add")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--manager", "managers", multiple=True, required=True, metavar="LOGIN")
+@click.option(
+    "--document",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The signed document (its SHA-256 and file name are kept).",
+)
+def company_add(slug: str, name: str, managers: tuple[str, ...], document: str | None) -> None:
+    """Record company NAME, which signed corporate agreement SLUG on paper."""
+    people = [_resolve_login(login) for login in managers]
+    data = None
+    if document is not None:
+        try:
+            with open(document, "rb") as stream:
+                data = stream.read()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {document!r}: {exc.strerror}") from exc
+    with unit_of_work() as session:
+        added = CompanyService(session).add_paper(
+            slug, name, people, document=data, document_name=document
+        )
+        click.echo(f"{added.name}: recorded, managers {', '.join(p[1] for p in people)}", err=True)
+        click.echo(str(added.id))
+
+
+def _approval(login: str | None, org: str | None, domain: str | None) -> tuple[str, str, str]:
+    given = [(k, v) for k, v in (("login", login), ("org", org), ("domain", domain)) if v]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --login, --org, --domain")
+    kind, value = given[0]
+    if kind == "login":
+        github_id, spelled = _resolve_login(value)
+        return "account", str(github_id), spelled
+    return kind, value, ""
+
+
+def _change(
+    slug: str, name: str, login: str | None, org: str | None, domain: str | None, *, undo: bool
+) -> None:
+    kind, value, label = _approval(login, org, domain)
+    with unit_of_work() as session:
+        service = CompanyService(session, on_change=_hook(session))
+        found = service.find(slug, name)
+        if undo:
+            changed = service.unapprove(found, kind, value)
+        else:
+            changed = service.approve(found, kind, value, label=label)
+        if undo:
+            verb = "no longer covers" if changed else "did not cover"
+        else:
+            verb = "now covers" if changed else "already covered"
+        click.echo(f"{found.name}: {verb} {kind} {label or value}", err=True)
+
+
+_OPTIONS = (
+    click.option("--login", help="A GitHub account (stored by its id)."),
+    click.option("--org", help="A GitHub organisation: its members, as GitHub answers."),
+    click.option("--domain", help="An email domain: addresses people proved at /me/emails."),
+)
+
+
+def _with_options(fn: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@company.command("approve")
+@click.argument("slug")
+@click.argument("name")
+@_with_options
+def company_approve(
+    slug: str, name: str, login: str | None, org: str | None, domain: str | None
+) -> None:
+    """Company NAME (of corporate agreement SLUG) covers an account, org or domain."""
+    _change(slug, name, login, org, domain, undo=False)
+
+
+@company.command("unapprove")
+@click.argument("slug")
+@click.argument("name")
+@_with_options
+def company_unapprove(
+    slug: str, name: str, login: str | None, org: str | None, domain: str | None
+) -> None:
+    """Company NAME stops covering an account, org or domain."""
+    _change(slug, name, login, org, domain, undo=True)
+
+
+@company.command("list")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="The export: managers and approvals too.")
+def company_list(slug: str, as_json: bool) -> None:
+    """The companies that signed corporate agreement SLUG."""
+    with unit_of_work() as session:
+        service = CompanyService(session)
+        if as_json:
+            write_json(service.export(slug), click.get_text_stream("stdout").write)
+            return
+        for found in service.list_companies(slug):
+            managers = ",".join(m.login for m in found.managers)
+            approvals = ",".join(f"{a.kind}:{a.label or a.value}" for a in found.approvals)
+            click.echo(f"{found.id}\t{found.name}\t{found.source}\t{managers}\t{approvals}")
+
+
+COMMANDS = (company,)

@@ -1,0 +1,195 @@
+"""Corporate agreements on the web: a company signs at ``/sign/<corporate-slug>``, and its CLA
+managers keep whom it covers at ``/companies/<id>``.
+
+Thin views over ``agreements.companies.CompanyService``. A company page answers 404 to
+anyone who is not one of its managers or an instance admin, exactly as for a company that
+does not exist (no existence leak). Every change is a POST checked by CSRFProtect; every
+approval change goes through the runtime's approval hook, so the open pull requests it can
+affect are evaluated again after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from undersign.agreements.companies import CompanyService, UnknownCompany
+from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
+from undersign.agreements.markdown import render_markdown
+from undersign.agreements.models import Agreement, AgreementVersion, Company
+from undersign.github.errors import GitHubError
+from undersign.web.context import current_user, db_session, require_user, runtime, settings
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("companies", __name__)
+
+MAX_ROW_ID = 2**63 - 1
+FORM_FIELDS = ("company_name", "address", "signatory_name", "signatory_title", "managers")
+APPROVE_KINDS = {"login": "account", "org": "org", "domain": "domain"}
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def render_sign_page(
+    agreement: Agreement,
+    version: AgreementVersion,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    changed: bool = False,
+) -> tuple[str, int]:
+    """The signing page of a corporate agreement (``signing.sign_page`` hands it over)."""
+    user = current_user()
+    if values is None:
+        values = {"signatory_name": (user and user.name) or ""}
+    managed = CompanyService(db_session()).managed_by(user.github_id) if user else []
+    return (
+        render_template(
+            "companies/sign.html",
+            agreement=agreement,
+            version=version,
+            # render_markdown escapes any HTML in the text and sanitizes the result.
+            text_html=Markup(render_markdown(version.text)),  # noqa: S704
+            user=user,
+            values=values,
+            errors=errors or {},
+            changed=changed,
+            managed=[c for c in managed if c.agreement_id == agreement.id],
+        ),
+        status,
+    )
+
+
+def _resolver() -> Any:
+    """login -> (id, login) as GitHub answers the bot now; None for no such user."""
+    github = runtime().bot.github
+
+    def resolve(login: str) -> tuple[int, str] | None:
+        user = github.get_user(login)
+        if user is None or user.get("type") != "User" or not isinstance(user.get("id"), int):
+            return None
+        return int(user["id"]), str(user.get("login") or login)
+
+    return resolve
+
+
+def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[str, int]:
+    """A company signs (``signing.sign`` hands a corporate agreement's POST over)."""
+    user = require_user()
+    form = request.form
+    values = {key: form.get(key, "") for key in FORM_FIELDS}
+    service = CompanyService(db_session(), actor=str(user.github_id))
+    try:
+        company = service.sign(
+            agreement.slug,
+            github_id=user.github_id,
+            login=user.login,
+            version_sha256=form.get("version_sha256", ""),
+            agreed=form.get("agree") == "yes",
+            company_name=values["company_name"],
+            address=values["address"],
+            signatory_name=values["signatory_name"],
+            signatory_title=values["signatory_title"],
+            managers=values["managers"],
+            resolve_login=_resolver(),
+            ip_address=request.remote_addr,
+        )
+    except VersionChanged as exc:
+        return render_sign_page(agreement, exc.current, status=409, values=values, changed=True)
+    except ValidationErrors as exc:
+        return render_sign_page(agreement, version, status=400, values=values, errors=exc.errors)
+    except (GitHubError, RuntimeError) as exc:
+        log.warning("looking up managers for a company failed: %s", exc)
+        errors = {"managers": "GitHub could not be asked about these logins; try again."}
+        return render_sign_page(agreement, version, status=503, values=values, errors=errors)
+    db_session().commit()
+    log.info("company %s signed %s (github id %s)", company.id, agreement.slug, user.github_id)
+    flash(f"{company.name} has signed {agreement.title}.")
+    return redirect(url_for("companies.company_page", company_id=company.id), 303)
+
+
+def _company_or_404(company_id: int, *, writing: bool = False) -> tuple[CompanyService, Company]:
+    user = require_user()
+    if company_id > MAX_ROW_ID:
+        abort(404)
+    session = db_session()
+    hook = runtime().approval_hook(session) if writing else None
+    service = CompanyService(session, on_change=hook, actor=str(user.github_id))
+    try:
+        admin = user.github_id in settings().admins
+        return service, service.for_manager(company_id, user.github_id, admin=admin)
+    except UnknownCompany:
+        abort(404, description="There is no company at this address.")
+
+
+def _render_company(
+    company: Company, *, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    return render_template("companies/company.html", company=company, error=error), status
+
+
+@bp.get("/companies")
+def my_companies() -> str:
+    """The companies this person manages; every company for an instance admin."""
+    user = require_user()
+    service = CompanyService(db_session())
+    admin = user.github_id in settings().admins
+    companies = service.all_companies() if admin else service.managed_by(user.github_id)
+    return render_template("companies/index.html", companies=companies, admin=admin)
+
+
+@bp.get("/companies/<int:company_id>")
+def company_page(company_id: int) -> tuple[str, int]:
+    _service, company = _company_or_404(company_id)
+    return _render_company(company)
+
+
+@bp.post("/companies/<int:company_id>/approve")
+def approve(company_id: int) -> Response | tuple[str, int]:
+    service, company = _company_or_404(company_id, writing=True)
+    kind = APPROVE_KINDS.get(request.form.get("kind", ""))
+    value = request.form.get("value", "").strip()
+    if kind is None or not value:
+        return _render_company(company, error="Choose what to approve and fill it in.", status=400)
+    label = ""
+    if kind == "account":
+        try:
+            found = _resolver()(value.lstrip("@"))
+        except (GitHubError, RuntimeError) as exc:
+            log.warning("looking up a login for company %s failed: %s", company.id, exc)
+            return _render_company(
+                company, error="GitHub could not be asked; try again.", status=503
+            )
+        if found is None:
+            return _render_company(company, error="GitHub has no such user account.", status=400)
+        value, label = str(found[0]), found[1]
+    try:
+        changed = service.approve(company, kind, value, label=label)
+    except InvalidInput as exc:
+        return _render_company(company, error=str(exc), status=400)
+    db_session().commit()
+    flash("Approved." if changed else "That was approved already.")
+    return redirect(url_for("companies.company_page", company_id=company.id), 303)
+
+
+@bp.post("/companies/<int:company_id>/unapprove")
+def unapprove(company_id: int) -> Response | tuple[str, int]:
+    service, company = _company_or_404(company_id, writing=True)
+    kind = request.form.get("kind", "")
+    try:
+        changed = service.unapprove(company, kind, request.form.get("value", ""))
+    except InvalidInput as exc:
+        return _render_company(company, error=str(exc), status=400)
+    if not changed:
+        return _render_company(company, error="That is not approved.", status=404)
+    db_session().commit()
+    flash("No longer approved.")
+    return redirect(url_for("companies.company_page", company_id=company.id), 303)

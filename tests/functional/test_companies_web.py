@@ -1,0 +1,187 @@
+"""A company signs a corporate agreement at /sign/<slug> and its managers keep whom it covers
+at /companies/<id>, over HTTP against the GitHub emulator: per-field errors, CSRF, escaping,
+and a manager of one company getting exactly the 404 of a missing company for another."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.conftest import Live, LiveFactory, sign_in
+
+from undersign.agreements.companies import CompanyService
+from undersign.agreements.models import AuditEntry, Company, CompanyApproval
+from undersign.agreements.service import AgreementService
+
+BOT = "undersign-bot"
+CORPORATE = "corporate-cla"
+
+
+@dataclass
+class World:
+    live: Live
+    ids: dict[str, int]
+    other_company: int
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match is not None, "no CSRF token on the page"
+    return match.group(1)
+
+
+def _sha(page: str) -> str:
+    match = re.search(r'name="version_sha256" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.fixture
+def world(live_factory: LiveFactory) -> World:
+
+    state = live_factory.emulator.state
+    state.add_user(BOT, name="undersign", email="bot@undersign.invalid")
+    for login in ("boss", "deputy", "rival", "root"):
+        state.add_user(login, name=login.title(), email=f"{login}@example.com")
+    ids = {login: int(state.user(login)["id"]) for login in ("boss", "deputy", "rival", "root")}
+    live = live_factory(
+        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT), UNDERSIGN_ADMINS=str(ids["root"])
+    )
+    with live.database.session() as session:
+        AgreementService(session).add_or_update("individual-cla", "Individual CLA", "I agree.")
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            CORPORATE, "Corporate CLA", "The company agrees.", "individual-cla"
+        )
+        other = companies.add_paper(CORPORATE, "Rival Inc", [(ids["rival"], "rival")]).id
+    return World(live, ids, other)
+
+
+def _form(page: str, **changes: str) -> dict[str, str]:
+    data = {
+        "csrf_token": _csrf(page),
+        "version_sha256": _sha(page),
+        "company_name": "BigCorp <b>Ltd</b>",
+        "address": "1 Main Street\nSpringfield",
+        "signatory_name": "Boss Person",
+        "signatory_title": "CTO",
+        "managers": "deputy",
+        "agree": "yes",
+    }
+    data.update(changes)
+    return data
+
+
+def _companies(live: Live) -> list[Company]:
+    with live.database.session() as session:
+        rows = list(session.scalars(select(Company).order_by(Company.id)))
+        for row in rows:
+            _ = row.managers, row.approvals
+        session.expunge_all()
+        return rows
+
+
+def _sign(world: World, client: httpx.Client, **changes: str) -> httpx.Response:
+    page = client.get(f"/sign/{CORPORATE}")
+    assert page.status_code == 200
+    assert 'id="company-sign-form"' in page.text
+    return client.post(f"/sign/{CORPORATE}", data=_form(page.text, **changes))
+
+
+def test_a_company_signs_and_its_managers_approve(world: World) -> None:
+    live = world.live
+    with live.client() as client:
+        sign_in(live, client, "boss")
+        bad = _sign(world, client, company_name="", managers="deputy nobody-here", agree="")
+        assert bad.status_code == 400
+        assert 'id="company_name-error"' in bad.text
+        assert 'id="managers-error"' in bad.text and "nobody-here" in bad.text
+        assert 'id="agree-error"' in bad.text
+        assert len(_companies(live)) == 1  # nothing half written
+        assert client.post(f"/sign/{CORPORATE}", data={"company_name": "X"}).status_code == 400
+
+        signed = _sign(world, client)
+        assert signed.status_code == 303, signed.text
+        page = client.get(signed.headers["location"])
+    assert page.status_code == 200
+    assert "BigCorp &lt;b&gt;Ltd&lt;/b&gt;" in page.text and "<b>Ltd</b>" not in page.text
+    company = _companies(live)[-1]
+    assert company.signatory_github_id == world.ids["boss"]
+    assert company.signatory_title == "CTO" and company.address == "1 Main Street\nSpringfield"
+    assert {m.github_id for m in company.managers} == {world.ids["boss"], world.ids["deputy"]}
+
+    with live.client() as client:
+        sign_in(live, client, "deputy")
+        page = client.get(f"/companies/{company.id}")
+        assert page.status_code == 200
+        token = _csrf(page.text)
+        url = f"/companies/{company.id}"
+        bad = client.post(
+            f"{url}/approve", data={"csrf_token": token, "kind": "domain", "value": "not a domain"}
+        )
+        assert bad.status_code == 400 and "is not an email domain" in bad.text
+        nobody = client.post(
+            f"{url}/approve", data={"csrf_token": token, "kind": "login", "value": "ghost-user"}
+        )
+        assert nobody.status_code == 400
+        for kind, value in (("domain", "@BigCorp.example"), ("login", "boss"), ("org", "bigcorp")):
+            done = client.post(
+                f"{url}/approve", data={"csrf_token": token, "kind": kind, "value": value}
+            )
+            assert done.status_code == 303, done.text
+        removed = client.post(
+            f"{url}/unapprove", data={"csrf_token": token, "kind": "org", "value": "bigcorp"}
+        )
+        assert removed.status_code == 303
+        again = client.post(
+            f"{url}/unapprove", data={"csrf_token": token, "kind": "org", "value": "bigcorp"}
+        )
+        assert again.status_code == 404
+    approvals = {(a.kind, a.value, a.label) for a in _companies(live)[-1].approvals}
+    assert approvals == {
+        ("domain", "bigcorp.example", ""),
+        ("account", str(world.ids["boss"]), "boss"),
+    }
+    with live.database.session() as session:
+        actions = [
+            (r.action, r.actor)
+            for r in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+            if r.action.startswith("company.")
+        ]
+    assert actions[0] == ("company.add", "cli")
+    assert actions[1] == ("company.sign", str(world.ids["boss"]))
+    assert [a for a, _ in actions[2:]] == ["company.approve"] * 3 + ["company.unapprove"]
+    assert {actor for _, actor in actions[2:]} == {str(world.ids["deputy"])}
+
+
+def test_a_manager_of_one_company_cannot_see_or_change_another(world: World) -> None:
+    live = world.live
+    with live.client() as client:
+        sign_in(live, client, "boss")
+        assert _sign(world, client).status_code == 303
+        own = _companies(live)[-1].id
+        token = _csrf(client.get(f"/companies/{own}").text)
+        missing = client.get("/companies/999999")
+        foreign = client.get(f"/companies/{world.other_company}")
+        assert missing.status_code == foreign.status_code == 404
+        assert missing.text == foreign.text  # no existence leak
+        for path in ("approve", "unapprove"):
+            response = client.post(
+                f"/companies/{world.other_company}/{path}",
+                data={"csrf_token": token, "kind": "domain", "value": "rival.example"},
+            )
+            assert response.status_code == 404
+        mine = client.get("/companies").text
+        assert "BigCorp" in mine and "Rival Inc" not in mine
+    with live.database.session() as session:
+        assert session.scalars(select(CompanyApproval)).all() == []
+    with live.client() as client:  # an instance admin may look after any company
+        sign_in(live, client, "root")
+        assert client.get(f"/companies/{world.other_company}").status_code == 200
+        listed = client.get("/companies").text
+        assert "BigCorp" in listed and "Rival Inc" in listed
+    with live.client() as anonymous:
+        assert anonymous.get(f"/companies/{own}").status_code in (302, 401)

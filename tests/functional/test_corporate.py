@@ -1,0 +1,218 @@
+"""Corporate agreements (issue 14), end to end: a company's approvals cover its people by
+account, organisation membership or a *proven* email domain, and every spoof of a commit
+email stays red. The live app, the GitHub emulator and a real queue consumer; no mocks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService, sign_in
+from tests.functional.test_proven_emails import link_emails
+
+from undersign.accounts.models import ProvenEmail
+from undersign.agreements.companies import CompanyService
+from undersign.agreements.models import AuditEntry, Company
+from undersign.cli import CLIContext, main
+
+REPO = "octo-org/widgets"
+CORPORATE = "corporate-cla"
+DOMAIN = "bigcorp.example"
+
+
+def _setup_company(cla: CLAService, *approvals: tuple[str, str]) -> int:
+    """BigCorp signs the corporate agreement on paper, with ``maint`` as its manager."""
+    maint = cla.state.user("maint")
+    with cla.database.session() as session:
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            CORPORATE, "Corporate CLA", "Your company licenses it.", AGREEMENT_SLUG
+        )
+        company = companies.add_paper(CORPORATE, "BigCorp Ltd", [(maint["id"], "maint")])
+        company_id = company.id
+    for kind, value in approvals:
+        _approve(cla, company_id, kind, value)
+    return company_id
+
+
+def _approve(
+    cla: CLAService, company_id: int, kind: str, value: str, *, undo: bool = False
+) -> None:
+    with cla.database.session() as session:
+        companies = CompanyService(session, on_change=cla.runtime.approval_hook(session))
+        company = session.get(Company, company_id)
+        assert company is not None
+        if undo:
+            assert companies.unapprove(company, kind, value)
+        else:
+            assert companies.approve(company, kind, value)
+
+
+def _pr(cla: CLAService, opener: str, email: str, *, linked: bool = False) -> tuple[int, str]:
+    """A pull request by ``opener`` with one commit authored as ``email``; GitHub links the
+    commit to an account only when ``linked``."""
+    sha = cla.state.add_commit(
+        REPO,
+        author={"name": "Someone", "email": email},
+        author_login=opener if linked else None,
+        author_field="user" if linked else "null",
+        message="Fix the widget",
+    )
+    pr: dict[str, Any] = cla.state.add_pull_request(REPO, user_login=opener, commits=[sha])
+    status, _ = cla.deliver("pull_request", cla.state.pull_request_event(REPO, pr["number"]))
+    assert status == 202
+    head = str(cla.state.pull_request(REPO, pr["number"])["head"]["sha"])
+    return int(pr["number"]), head
+
+
+def _state(cla: CLAService, sha: str, expected: str) -> None:
+    cla.wait_for(lambda: cla.status_state(REPO, sha) == expected, what=expected)
+    cla.wait_idle()
+    assert cla.status_state(REPO, sha) == expected
+
+
+def test_domain_covers_only_through_a_proven_address(cla: CLAService) -> None:
+    """The demo's story: red, the manager approves the domain (still red: nothing proven),
+    the employee proves the address: green. Unapproving turns it red again."""
+    company_id = _setup_company(cla)
+    cla.state.add_email("dave", f"dave@{DOMAIN}", verified=True)
+    number, sha = _pr(cla, "dave", f"dave@{DOMAIN}")
+    _state(cla, sha, "failure")
+    [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
+    assert "Please sign the" in comment["body"]
+    assert "ask your company's CLA manager" in comment["body"]
+    assert f"]({cla.live.url}/me/emails)" in comment["body"]
+
+    _approve(cla, company_id, "domain", f"@{DOMAIN.upper()}")
+    _state(cla, sha, "failure")  # the domain alone proves nothing
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "dave")
+        link_emails(cla.live, client, "dave")
+    _state(cla, sha, "success")
+
+    _approve(cla, company_id, "domain", DOMAIN, undo=True)
+    _state(cla, sha, "failure")
+    with cla.database.session() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.action.like("company.%")))
+        actions = [(r.action, (r.after or r.before or {}).get("value")) for r in rows]
+    assert actions == [
+        ("company.add", None),
+        ("company.approve", DOMAIN),
+        ("company.unapprove", DOMAIN),
+    ]
+
+
+def test_a_commit_on_the_domain_that_nobody_proved_stays_red(cla: CLAService) -> None:
+    _setup_company(cla, ("domain", DOMAIN))
+    _number, sha = _pr(cla, "erin", f"ceo@{DOMAIN}")
+    _state(cla, sha, "failure")
+
+
+def test_an_address_listed_but_unverified_on_github_proves_nothing(cla: CLAService) -> None:
+    """GitHub attributes the commit to erin (her settings list the address) although she
+    never verified it; proving at /me/emails stores nothing, so the domain covers nobody."""
+    _setup_company(cla, ("domain", DOMAIN))
+    cla.state.add_email("erin", f"erin@{DOMAIN}", verified=False)
+    _number, sha = _pr(cla, "erin", f"erin@{DOMAIN}", linked=True)
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "erin")
+        link_emails(cla.live, client, "erin")
+    with cla.database.session() as session:
+        domains = {row.domain for row in session.scalars(select(ProvenEmail))}
+    assert domains and DOMAIN not in domains  # her verified addresses only
+    _state(cla, sha, "failure")
+
+
+def test_an_address_proven_by_one_account_does_not_cover_another(cla: CLAService) -> None:
+    """dave proved his work address; erin authors a commit with it and opens the pull
+    request. The commit counts as dave's (covered), but erin, the opener, is not."""
+    _setup_company(cla, ("domain", DOMAIN))
+    cla.state.add_email("dave", f"dave@{DOMAIN}", verified=True)
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "dave")
+        link_emails(cla.live, client, "dave")
+    _number, sha = _pr(cla, "erin", f"dave@{DOMAIN}")
+    _state(cla, sha, "failure")
+    _number, own = _pr(cla, "dave", f"dave@{DOMAIN}")
+    _state(cla, own, "success")
+
+
+def test_account_and_org_approvals(cla: CLAService) -> None:
+    cla.state.add_org("bigcorp", members=["erin", BOT_LOGIN])
+    company_id = _setup_company(cla)
+    _number, erin_sha = _pr(cla, "erin", "erin@example.com", linked=True)
+    _number, dave_sha = _pr(cla, "dave", "dave@example.com", linked=True)
+    _state(cla, erin_sha, "failure")
+    _state(cla, dave_sha, "failure")
+    _approve(cla, company_id, "org", "BigCorp")
+    _state(cla, erin_sha, "success")  # a private member: the bot is asked and answers
+    assert cla.status_state(REPO, dave_sha) == "failure"
+    _approve(cla, company_id, "account", str(cla.state.user("dave")["id"]))
+    _state(cla, dave_sha, "success")
+    _approve(cla, company_id, "org", "bigcorp", undo=True)
+    _state(cla, erin_sha, "failure")
+
+
+def _cli(cla: CLAService, *args: str, ok: bool = True) -> Result:
+    result = CliRunner().invoke(
+        main, list(args), obj=CLIContext(_settings=cla.settings, _database=cla.database)
+    )
+    assert (result.exit_code == 0) is ok, result.output
+    return result
+
+
+def test_the_command_line_records_a_paper_company_and_its_approvals(
+    cla: CLAService, tmp_path: Path
+) -> None:
+    text, pdf = tmp_path / "corporate.md", tmp_path / "signed.pdf"
+    text.write_text("Your company licenses it.\n")
+    pdf.write_bytes(b"%PDF-1.4 signed")
+    add = ["agreement", "add", CORPORATE, "--title", "Corporate CLA", "--file", str(text)]
+    assert "--kind corporate and --for" in _cli(cla, *add, "--kind", "corporate", ok=False).output
+    unknown = _cli(cla, *add, "--kind", "corporate", "--for", "nope", ok=False)
+    assert "no agreement with slug 'nope'" in unknown.output
+    _cli(cla, *add, "--kind", "corporate", "--for", AGREEMENT_SLUG)
+    add[2] = "second-corporate"
+    chained = _cli(cla, *add, "--kind", "corporate", "--for", CORPORATE, ok=False)
+    assert "is not an individual agreement" in chained.output
+    name = "BigCorp Ltd"
+    missing = _cli(cla, "company", "add", CORPORATE, name, "--manager", "no-such-person", ok=False)
+    assert "GitHub has no user account" in missing.output
+    _cli(cla, "company", "add", CORPORATE, name, "--manager", "maint", "--document", str(pdf))
+    again = _cli(cla, "company", "add", CORPORATE, "bigcorp  ltd", "--manager", "maint", ok=False)
+    assert "has signed" in again.output
+
+    _number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
+    _state(cla, sha, "failure")
+    both = _cli(
+        cla, "company", "approve", CORPORATE, name, "--login", "dave", "--org", "x", ok=False
+    )
+    assert "exactly one of" in both.output
+    assert (
+        "no company"
+        in _cli(cla, "company", "approve", CORPORATE, "Nobody", "--domain", DOMAIN, ok=False).output
+    )
+    assert (
+        "not an email domain"
+        in _cli(
+            cla, "company", "approve", CORPORATE, name, "--domain", "bad domain", ok=False
+        ).output
+    )
+    _cli(cla, "company", "approve", CORPORATE, name, "--login", "dave")
+    _state(cla, sha, "success")
+    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    [company] = listed
+    assert company["name"] == name and company["source"] == "paper"
+    assert company["document_sha256"] == hashlib.sha256(b"%PDF-1.4 signed").hexdigest()
+    assert company["managers"] == [{"github_id": cla.state.user("maint")["id"], "login": "maint"}]
+    dave = str(cla.state.user("dave")["id"])
+    assert [(a["kind"], a["value"], a["label"]) for a in company["approvals"]] == [
+        ("account", dave, "dave")
+    ]
+    _cli(cla, "company", "unapprove", CORPORATE, name, "--login", "dave")
+    _state(cla, sha, "failure")
+    assert "BigCorp Ltd" in _cli(cla, "company", "list", CORPORATE).output
