@@ -205,6 +205,14 @@ VARIABLES: tuple[Variable, ...] = (
         "attempts before a job is marked failed and the pull request gets an error status",
     ),
     Variable(
+        "UNDERSIGN_JOB_RETENTION_DAYS",
+        "job_retention_days",
+        "int",
+        "7",
+        "days a finished job (one per webhook delivery) is kept before it is purged; at least 3, "
+        "as GitHub lets a delivery be redelivered for 3 days (its key dedupes the redelivery)",
+    ),
+    Variable(
         "UNDERSIGN_JOB_RETRY_BASE_MS",
         "job_retry_base_ms",
         "int",
@@ -325,6 +333,7 @@ class Settings:
     trusted_proxies: int = 0
     http_timeout: int = 10
     job_max_attempts: int = 8
+    job_retention_days: int = 7
     job_retry_base_ms: int = 2000
     job_lease: int = 120
     github_writes_per_minute: int = 70
@@ -448,6 +457,8 @@ def _development_secret(instance_path: Path) -> str:
 
 
 MIN_SECRET_KEY_LENGTH = 32
+#: Finished jobs dedupe redeliveries: GitHub allows them for 3 days (Enterprise Server 7).
+MIN_JOB_RETENTION_DAYS = 3
 
 
 def load_settings(
@@ -500,6 +511,11 @@ def load_settings(
     _check_database_url(values["database_url"])
     if values["session_lifetime"] == 0:
         raise ConfigError("UNDERSIGN_SESSION_LIFETIME: must be at least 1 second")
+    if values["job_retention_days"] < MIN_JOB_RETENTION_DAYS:
+        raise ConfigError(
+            f"UNDERSIGN_JOB_RETENTION_DAYS: must be at least {MIN_JOB_RETENTION_DAYS} (GitHub "
+            "redelivers a delivery for 3 days; a purged job would be processed again)"
+        )
     return Settings(**values)
 
 

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 600.0
 MAX_ERROR_LENGTH = 1000
 #: Finished jobs outlive GitHub's redelivery window (3 days; 7 on GitHub Enterprise Server).
-JOB_RETENTION = dt.timedelta(days=7)
 PURGE_INTERVAL = 600.0
 PURGE_BATCH = 500
 #: The named lease (``leases`` table) that lets one process purge per interval.
@@ -243,15 +242,17 @@ def sweep(queue: JobQueue, *, everything: bool = False) -> int:
 
 def purge(ctx: JobContext, *, batch: int = PURGE_BATCH, batches: int = 10) -> tuple[int, ...]:
     """Delete the rows of every registered ``Expiry`` (web sessions: the runtime's), then
-    jobs finished more than ``JOB_RETENTION`` ago; returns how many of each, in that order.
+    jobs finished more than ``UNDERSIGN_JOB_RETENTION_DAYS`` ago; returns how many of each, in
+    that order.
     At most ``batches`` deletes of ``batch`` rows per table, so one run never holds a long
     lock; the next run goes on.
 
-    Finished jobs are kept a week: their (hook, delivery) key dedupes redeliveries, which
-    GitHub allows for 3 days and GitHub Enterprise Server for 7.
+    Finished jobs are kept a week by default: their (hook, delivery) key dedupes redeliveries,
+    which GitHub allows for 3 days and GitHub Enterprise Server for 7.
     """
     now = utcnow()
-    old_jobs = and_(Job.status.in_(("done", "failed")), Job.finished_at < now - JOB_RETENTION)
+    retention = dt.timedelta(days=ctx.settings.job_retention_days)
+    old_jobs = and_(Job.status.in_(("done", "failed")), Job.finished_at < now - retention)
     targets = [(e.what, e.key, e.expired(ctx.settings, now)) for e in ctx.handlers.expiries]
     targets.append(("finished job(s)", Job.id, old_jobs))
     counts = [0] * len(targets)

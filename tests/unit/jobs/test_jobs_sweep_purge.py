@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from undersign.auth.models import WebSession
+from undersign.config import ConfigError, load_settings
 from undersign.db import Database, utcnow
 from undersign.github.pacing import WritePacer
 from undersign.jobs.models import Job
 from undersign.jobs.queue import JobQueue
 from undersign.jobs.runner import periodic_purge, purge, sweep
+from undersign.runtime import job_handlers
 
 
 def add_job(database: Database, status: str, **values: object) -> int:
@@ -90,6 +93,24 @@ def test_purge_deletes_dead_sessions_and_week_old_finished_jobs(
     assert keys == {"live".ljust(64, "0")}
     assert jobs == {recent, unfinished}
     assert old_done not in jobs and old_failed not in jobs
+
+
+def test_job_retention_is_a_setting_of_at_least_three_days(
+    queue_environment: dict[str, str], database: Database
+) -> None:
+    settings = load_settings(queue_environment | {"UNDERSIGN_JOB_RETENTION_DAYS": "4"})
+    queue = JobQueue(settings, database, job_handlers(settings))
+    try:
+        now = utcnow()
+        add_job(database, "done", finished_at=now - dt.timedelta(days=4, minutes=1))
+        younger = add_job(database, "done", finished_at=now - dt.timedelta(days=3, hours=23))
+        assert purge(queue.context()) == (0, 1)
+        with database.session() as session:
+            assert set(session.scalars(select(Job.id))) == {younger}
+    finally:
+        queue.close()
+    with pytest.raises(ConfigError, match="UNDERSIGN_JOB_RETENTION_DAYS: must be at least 3"):
+        load_settings(queue_environment | {"UNDERSIGN_JOB_RETENTION_DAYS": "2"})
 
 
 def test_purge_is_bounded_per_run_and_once_per_interval(
