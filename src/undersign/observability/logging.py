@@ -87,6 +87,16 @@ _STANDARD = frozenset(
 )
 
 
+#: Every pattern above needs one of these characters to match (``://``, a quote, ``_``,
+#: white space, ``.``, ``?``, ``=`` or ``:``, ``-``, ``@``): text with none of them can only
+#: hold a configured secret value, so the patterns are not run on it.
+_PATTERN_CHARS = re.compile(r"[:\"_?=@.\s-]")
+#: Short texts come back again and again (an access line's method, path and message): their
+#: redacted form is remembered, up to this many, to spare a dozen regex passes per line.
+_MEMO_SIZE = 2048
+_MEMO_TEXT = 200
+
+
 class Redactor:
     """Removes secrets from text: the configured secret values, then the patterns."""
 
@@ -94,11 +104,26 @@ class Redactor:
         values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
         # Longest first, so a secret containing another is removed whole.
         self.secrets = sorted(values, key=len, reverse=True)
+        self._memo: dict[str, str] = {}
 
     def __call__(self, text: str) -> str:
+        if len(text) > _MEMO_TEXT:
+            return self.redact(text)
+        done = self._memo.get(text)
+        if done is None:
+            done = self.redact(text)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # a plain reset: a few misses, no bookkeeping per hit
+            self._memo[text] = done
+        return done
+
+    def redact(self, text: str) -> str:
+        """The redacted text, computed (``__call__`` remembers short ones)."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        if _PATTERN_CHARS.search(text) is None:
+            return text
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text
