@@ -19,6 +19,7 @@ recorder, the row), observability, runtime, and web's own helpers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -76,10 +77,15 @@ class Answer:
     job: int | None = None
 
     def body(self) -> bytes:
-        content: dict[str, Any] = {"message": self.message}
-        if self.job is not None:
-            content["job"] = self.job
-        return json.dumps(content, separators=(",", ":")).encode() + b"\n"
+        """``{"message":...,"job":N}``: the message part is encoded once per message."""
+        head = _message_json(self.message)
+        return head + (b"}\n" if self.job is None else b',"job":%d}\n' % self.job)
+
+
+@functools.lru_cache(maxsize=64)
+def _message_json(message: str) -> bytes:
+    """``{"message":"..."`` (the object left open for the job id)."""
+    return json.dumps({"message": message}, separators=(",", ":")).encode()[:-1]
 
 
 def _hook_key(header: Header) -> str | None:
