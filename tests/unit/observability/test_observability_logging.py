@@ -138,3 +138,46 @@ def test_loggers_that_print_credentials_at_debug_are_held_at_info() -> None:
             assert logging.getLogger(name).getEffectiveLevel() == logging.INFO
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+REDACTOR_TEXTS = [
+    "POST /webhooks/github 202",
+    "POST",
+    "/webhooks/github",
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "plainhook-secret-xyz-98765text",
+    "token ghp_AbCdEf0123456789AbCdEf0123456789abcd used",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+    "Authorization: Bearer abc.def-123_xyz",
+    "Authorization: token abcdef0123456789",
+    "jwt eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOjEyM30.c2lnbmF0dXJl here",
+    "GET /login/callback?code=9f8e7d6c5b4a&state=QwErTy123 302",
+    "password=hunter2222",
+    'body {"access_token": "opaque-value-123", "x": 1}',
+    "signed by alice@example.com today",
+    "queue redis://:s3cretpass@10.0.0.5:6379/0",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+]
+
+
+def test_the_redactor_fast_paths_give_the_full_passes_answer() -> None:
+    """Remembered texts and the skip of texts no pattern can match change no output: each
+    text redacts exactly as every secret and every pattern applied in turn would, twice."""
+    from undersign.observability.logging import _PATTERNS, REDACTED, Redactor
+
+    secrets = sorted(SECRETS.values(), key=len, reverse=True)
+    redactor = Redactor(secrets)
+
+    def full_pass(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, REDACTED)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    for text in REDACTOR_TEXTS:
+        assert redactor(text) == full_pass(text) == redactor(text), text
+    assert redactor("plainhook-secret-xyz-98765text") == f"plain{REDACTED}text"
+    # Every pattern is exercised above, so the characters the skip relies on are checked.
+    for pattern, _ in _PATTERNS:
+        assert any(pattern.search(text) for text in REDACTOR_TEXTS), pattern.pattern
