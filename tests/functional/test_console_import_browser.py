@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from playwright.sync_api import FilePayload
 from tests.conftest import BrowserPage, CLAFactory, LiveFactory
 from tests.functional.test_console_browser import console_for
 
@@ -21,7 +22,7 @@ def test_a_maintainer_checks_then_imports_a_file(
 ) -> None:
     cla, console = console_for(cla_factory, live_factory)
     cla.state.add_user("erin-old", name="Erin", email="erin@example.org")
-    upload = {"name": "old-cla.csv", "mimeType": "text/csv", "buffer": FILE}
+    upload: FilePayload = {"name": "old-cla.csv", "mimeType": "text/csv", "buffer": FILE}
     tab = page.page
     cla.state.auto_approve_as = "maint"
     tab.goto(f"{console.url}/admin/agreements/individual-cla")
