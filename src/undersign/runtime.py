@@ -51,6 +51,9 @@ SIGNATURE_HOOK = "on_signature_change"
 QUEUE_STATUSES = ("queued", "running", "failed")
 
 SignatureHook = Callable[[int, str], None]
+#: After an import, above this many people one re-evaluation of every open pull request the
+#: agreement covers is cheaper than one job per person.
+PER_PERSON_LIMIT = 200
 
 
 def _stale_sessions(settings: Settings, now: dt.datetime) -> ColumnElement[bool]:
@@ -172,6 +175,22 @@ class Runtime:
         return triggers.requeue_open_pull_requests(
             self.queue, session, repos=repos, orgs=orgs, agreement_id=agreement_id
         )
+
+    def reevaluate_signers(
+        self, session: Session, github_ids: Sequence[int], *, agreement_id: int
+    ) -> str:
+        """After signatures were imported (the command line and the console), evaluate the
+        open pull requests of the people imported again (queued after ``session`` commits);
+        a sentence saying what was queued, empty when nothing was."""
+        if not github_ids:
+            return ""
+        if len(github_ids) > PER_PERSON_LIMIT:
+            count = self.requeue_open_pull_requests(session, agreement_id=agreement_id)
+            return f"re-evaluating {count} open pull request(s)" if count else ""
+        hook = self.signature_hook(session)
+        for github_id in github_ids:
+            hook(github_id, "signed")
+        return f"re-evaluating the open pull requests of {len(github_ids)} person(s)"
 
     def recheck_pull_request(self, session: Session, repo: str, number: int) -> int:
         """Queue one evaluation of ``repo#number`` (after ``session`` commits); the job id."""

@@ -152,6 +152,8 @@ def agreement_urls(console: Console, slug: str) -> list[tuple[str, str, dict[str
         ("GET", f"{base}/pulls", {}),
         ("POST", f"{base}/pulls/recheck", {"repo": "acme/widgets", "number": "7"}),
         ("POST", f"{base}/signatures/{signature}/revoke", {"reason": "walk"}),
+        # A check of a file (its form's ``file`` is sent as the upload): it stores nothing.
+        ("POST", f"{base}/import", {"source": "csv", "file": "github_id,name\n4242,Walk\n"}),
     ]
 
 
@@ -161,6 +163,9 @@ def visit(
     if method == "GET":
         return client.get(path)
     data = {**form, **({"csrf_token": csrf} if csrf else {})}
+    upload = data.pop("file", None)
+    if upload is not None:
+        return client.post(path, data=data, files={"file": ("walk.csv", upload, "text/csv")})
     return client.post(path, data=data)
 
 
@@ -258,7 +263,9 @@ def test_an_agreement_admin_manages_theirs_and_sees_nothing_of_another(
         for method, path, form in agreement_urls(console, mine)
     }
     for (method, path), answer in answers.items():
-        expected = 303 if method == "POST" and not path.endswith(("recheck", "preview")) else 200
+        expected = (
+            303 if method == "POST" and not path.endswith(("recheck", "preview", "import")) else 200
+        )
         if "recheck" in path:
             # Only alpha covers acme/widgets: beta's admin may not queue work there.
             expected = 303 if mine == ALPHA else 404
@@ -282,6 +289,8 @@ def test_an_agreement_admin_manages_theirs_and_sees_nothing_of_another(
         "signature.revoke",
         "version.publish",
     ]
+    checked = answers[("POST", f"/admin/agreements/{mine}/import")]
+    assert "would import 1, already present 0" in checked.text
     preview = answers[("POST", f"/admin/agreements/{mine}/versions/preview")]
     assert "You agree to the walk." in preview.text and "diff-added" in preview.text
     # The audit export, taken after the walk's first four changes: the setup's rows (by the

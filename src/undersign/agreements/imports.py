@@ -155,6 +155,17 @@ def import_batch(
     return report
 
 
+def formula_notes(batch: ImportBatch) -> list[str]:
+    """One note per line whose cells start like a spreadsheet formula: stored as text, said
+    so that the person importing knows (the command line and the console show them)."""
+    return [
+        f"line {record.line}: note: {', '.join(record.formula_like)} starts like a "
+        "spreadsheet formula; kept as text (CSV exports neutralise it)"
+        for record in batch.records
+        if record.formula_like
+    ]
+
+
 def _line_problem(problem: ImportProblem) -> LineProblem:
     return LineProblem(problem.line, problem.kind, problem.message)
 

@@ -26,7 +26,7 @@ from undersign.agreements.companies import CompanyService
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
-from undersign.agreements.imports import ImportReport, LoginResolver, import_batch
+from undersign.agreements.imports import ImportReport, LoginResolver, formula_notes, import_batch
 from undersign.agreements.models import LINK_MODES, Agreement, OrgLink, RepoLink
 from undersign.agreements.service import (
     AgreementService,
@@ -560,10 +560,6 @@ def allowlist_list(slug: str) -> None:
 # when the file had no problem at all; a malformed row (or --dry-run) stores nothing.
 # Afterwards the open pull requests of the people imported are evaluated again.
 
-#: Above this many people, one re-evaluation of every open pull request the agreement
-#: covers is cheaper than one job per person.
-PER_PERSON_LIMIT = 200
-
 
 def _read_limited(path: str) -> bytes:
     """The file's bytes, refusing (without reading it all) one above the import limit."""
@@ -616,18 +612,12 @@ def _print_report(report: ImportReport, notes: list[str]) -> None:
 
 
 def _reevaluate(session: Session, report: ImportReport, agreement_id: int) -> None:
-    if not report.imported or _runtime() is None:
+    runtime = _runtime()
+    if runtime is None:
         return
-    if len(report.imported) > PER_PERSON_LIMIT:
-        _requeue(session, agreement_id=agreement_id)
-        return
-    hook: Callable[[int, str], None] | None = _change_hook(session)
-    if hook is not None:
-        for github_id in report.imported:
-            hook(github_id, "signed")
-        click.echo(
-            f"re-evaluating the open pull requests of {len(report.imported)} person(s)", err=True
-        )
+    message = runtime.reevaluate_signers(session, report.imported, agreement_id=agreement_id)
+    if message:
+        click.echo(message, err=True)
 
 
 @click.command("import")
@@ -657,12 +647,7 @@ def import_command(
         batch = parse(source, data)
     except ImportRefused as exc:
         raise click.ClickException(f"{path}: {exc}; nothing was imported") from None
-    notes = [
-        f"line {record.line}: note: {', '.join(record.formula_like)} starts like a "
-        "spreadsheet formula; kept as text (CSV exports neutralise it)"
-        for record in batch.records
-        if record.formula_like
-    ]
+    notes = formula_notes(batch)
     with _unit_of_work() as session:
         report = import_batch(
             session,

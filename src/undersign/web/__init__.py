@@ -72,6 +72,8 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=0
         )
+    # Before the CSRF check, which is the first to read the form: the import's larger cap.
+    app.before_request(console.raise_upload_limit)
     csrf.init_app(app)
     app.teardown_appcontext(close_db_session)
     install_security_headers(app, config)

@@ -4,7 +4,9 @@ Werkzeug enforces ``MAX_CONTENT_LENGTH`` on a ``Transfer-Encoding: chunked`` bod
 silently truncating it, so a form past the cap was parsed from its first megabyte and acted
 on. This middleware reads such a body up to one byte past the cap and hands Flask a sized
 body instead: within the cap it is parsed as usual, past it Flask answers its own 413 page.
-The webhook reads its body itself (with its larger cap), so its path is left alone.
+The webhook reads its body itself (with its larger cap), so its path is left alone. Such a
+body is marked (``CHUNKED``): a route with a larger cap of its own (the console's signature
+import) keeps the forms' cap for it rather than parse a body cut at that cap.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 from typing import Any
+
+#: ``environ`` key set on a chunked body this middleware read (up to the forms' cap).
+CHUNKED = "undersign.chunked_body"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -34,6 +39,7 @@ class SizedChunkedBodies:
             environ["CONTENT_LENGTH"] = str(len(body))  # past the cap: Flask's 413
             environ.pop("wsgi.input_terminated", None)
             environ.pop("HTTP_TRANSFER_ENCODING", None)  # now a sized body
+            environ[CHUNKED] = True
         return self.app(environ, start_response)
 
 

@@ -22,7 +22,13 @@ uses; bots, the agent policy and custom fields are the services of ``agreement b
 ``agreement policy`` and ``agreement add --fields``. The audit log is paged on the
 agreement's page and exported as CSV or JSON.
 
-Depends on accounts.models, agreements (admins, errors, export, models, service),
+Importing another CLA tool's signatures (``undersign import``) is two uploads of the same
+file: the first is always a dry run that shows the report and writes nothing; its page asks
+for the file again, with the dry run's SHA-256 in the form, and imports only a file with that
+hash. No uploaded byte is kept after the request (no file, no session), and no script runs.
+
+Depends on accounts.models, agreements (admins, errors, export, importers, imports, models,
+service),
 enforcement (agents, console), github.errors, jobs.queue, web.context, web.signing.
 """
 
@@ -53,8 +59,15 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from undersign.accounts.models import User
 from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
-from undersign.agreements.errors import InvalidInput, UnknownAgreement, UnknownSignature
+from undersign.agreements.errors import (
+    AgreementError,
+    InvalidInput,
+    UnknownAgreement,
+    UnknownSignature,
+)
 from undersign.agreements.export import neutralize_cell, write_csv, write_json
+from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
+from undersign.agreements.imports import formula_notes, import_batch
 from undersign.agreements.models import LINK_MODES, Agreement, AgreementVersion
 from undersign.agreements.service import (
     AgreementService,
@@ -68,7 +81,8 @@ from undersign.enforcement import console
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
 from undersign.github.errors import GitHubError, GitHubRequestError, NotFound
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
-from undersign.web.context import db_session, require_user, runtime, settings
+from undersign.web.bodylimit import CHUNKED
+from undersign.web.context import current_user, db_session, require_user, runtime, settings
 from undersign.web.signing import agreement_html, diff_lines
 
 log = logging.getLogger(__name__)
@@ -194,6 +208,8 @@ def agreement_page(slug: str) -> str:
         chart=signature_chart(months),
         bots=list(zip(sorted(set(bot_ids)), describe_bots(bot_ids), strict=True)),
         agent_policies=AGENT_POLICIES,
+        import_sources=SOURCES,
+        max_import_mb=MAX_IMPORT_BYTES // (1024 * 1024),
         fields_json=json.dumps(agreement.field_definitions or [], indent=2, ensure_ascii=False),
     )
 
@@ -798,3 +814,126 @@ def custom_fields(slug: str) -> BaseResponse:
         db.rollback()
         abort(400, description=str(exc))
     return _changed(agreement, f"The custom fields of {agreement.slug} are saved.", recheck=False)
+
+
+# Importing signatures: ``undersign import`` from the browser (the same parser, service,
+# limits, audit row and re-evaluation). The first upload is a dry run; the report's form asks
+# for the same file again and carries its SHA-256, and only that file is imported.
+
+#: The body an import may send: the file (at most ``MAX_IMPORT_BYTES``) and a few small fields.
+IMPORT_BODY = MAX_IMPORT_BYTES + 64 * 1024
+IMPORT_ENDPOINT = "console.import_signatures"
+
+
+def raise_upload_limit() -> None:
+    """Registered before the CSRF check (the first to read the form): a signed-in person's
+    upload (multipart) may be as large as the command line's file. A chunked body keeps the
+    forms' cap (it was read only up to that cap), so does anyone not signed in."""
+    if (
+        request.endpoint == IMPORT_ENDPOINT
+        and request.mimetype == "multipart/form-data"
+        and not request.environ.get(CHUNKED)
+        and current_user() is not None
+    ):
+        request.max_content_length = IMPORT_BODY
+
+
+def _import_version() -> int | None:
+    raw = request.form.get("version", "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**9):
+        abort(400, description="The version is a positive number (as in the versions table).")
+    return int(raw)
+
+
+def _github_resolver() -> Callable[[str], tuple[int, str] | None]:
+    """``GET /users/{login}`` through the bot's client, as ``undersign import`` asks; GitHub
+    failing is a 503 before anything is written."""
+
+    def resolve(login: str) -> tuple[int, str] | None:
+        try:
+            user = runtime().bot.github.get_user(login)
+        except RuntimeError as exc:  # no bot token and no App
+            abort(
+                503,
+                description=f"The file has logins without a GitHub id ({login!r}); resolving "
+                f"them needs GitHub ({exc}). Nothing was imported.",
+            )
+        except GitHubError as exc:
+            abort(
+                503,
+                description=f"Could not look up {login!r} on GitHub ({exc}). Nothing was "
+                "imported; try again later.",
+            )
+        if user is None:
+            return None
+        return int(user["id"]), str(user.get("login") or login)
+
+    return resolve
+
+
+@bp.post("/agreements/<slug>/import")
+def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
+    user, agreement = _administered(slug)
+    source = request.form.get("source", "")
+    if source not in SOURCES:
+        abort(400, description=f"Choose what made the file: one of {', '.join(SOURCES)}.")
+    version = _import_version()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        abort(400, description="Choose the file to import.")
+    data = upload.stream.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        abort(
+            413,
+            description=f"The file is larger than the import limit of {MAX_IMPORT_BYTES:,} "
+            "bytes: split it and import the parts one after the other.",
+        )
+    expected = request.form.get("sha256", "")
+    try:
+        batch = parse(source, data)
+    except ImportRefused as exc:
+        abort(400, description=f"{upload.filename}: {exc}. Nothing was imported.")
+    if expected and batch.sha256 != expected:
+        abort(
+            409,
+            description="This is not the file you checked (its SHA-256 differs). Nothing was "
+            "imported: check the file again, then import it.",
+        )
+    db = db_session()
+    try:
+        report = import_batch(
+            db,
+            batch,
+            agreement.slug,
+            version=version,
+            resolve_login=_github_resolver(),
+            dry_run=not expected,
+            actor=str(user.github_id),
+        )
+    except AgreementError as exc:  # no such version
+        db.rollback()
+        abort(400, description=str(exc))
+    if not report.written:
+        db.rollback()
+        page = render_template(
+            "console/import_report.html",
+            agreement=agreement,
+            report=report,
+            notes=formula_notes(batch),
+            filename=upload.filename,
+        )
+        return page, 400 if report.malformed else 200
+    requeued = runtime().reevaluate_signers(db, report.imported, agreement_id=agreement.id)
+    db.commit()
+    problems = (
+        f" {len(report.problems)} line(s) were not imported, as the check showed."
+        if report.problems
+        else ""
+    )
+    flash(
+        f"Signatures from {report.source} into version {report.version}: {report.summary()}."
+        f"{problems}{' (' + requeued + ')' if requeued else ''}"
+    )
+    return redirect(url_for("console.signatures", slug=agreement.slug), 303)

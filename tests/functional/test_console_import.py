@@ -1,0 +1,237 @@
+"""Importing signatures from the console (``POST /admin/agreements/<slug>/import``), over real
+HTTP with GitHub's logins resolved by the emulator: a check that stores nothing, then the
+same file again to import it, all or nothing, with the audit row and the re-evaluations of
+``undersign import``. Who may import is in the authorization walk (test_console_access)."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from tests.functional import test_console_access as access
+from tests.functional.test_console_access import ALPHA, Console, signed_in
+
+from undersign.agreements.models import AuditEntry, Signature
+from undersign.jobs.models import Job
+from undersign.web import console as console_views
+
+# The authorization walk's world: alpha (acme's, owned by ``owner``), beta, an instance admin.
+console = access.console
+clients = access.clients
+
+#: Two people: one by id, one by login (GitHub is asked for the id).
+GOOD = (
+    b"github_id,login,name,email,signed_at\n"
+    b"583231,ada-example,Ada Example,ada@example.org,2019-05-14T09:12:33Z\n"
+    b",grace-h,Grace Example,,2020-02-03T18:45:00+01:00\n"
+)
+MALFORMED = (
+    b"github_id,login,name,email,signed_at\n"
+    b"583231,ada-example,Ada Example,,\n"
+    b"12ab,bad-id,Bad Id,,\n"
+    b"2001,bad-date,,,14/05/2019\n"
+)
+
+
+@pytest.fixture
+def owner(console: Console, clients: dict[str, httpx.Client]) -> tuple[httpx.Client, str]:
+    """acme's owner (alpha's admin), signed in; ada and grace exist on GitHub."""
+    state = console.live.emulator.state
+    state.add_user("ada-example", user_id=583231)
+    state.add_user("grace-h", user_id=1024025)
+    return signed_in(console, clients, "owner")
+
+
+def upload(
+    client: httpx.Client, csrf: str | None, data: bytes, *, sha256: str = "", **form: str
+) -> httpx.Response:
+    fields = {"source": "csv", **form, **({"sha256": sha256} if sha256 else {})}
+    if csrf:
+        fields["csrf_token"] = csrf
+    return client.post(
+        f"/admin/agreements/{ALPHA}/import",
+        data=fields,
+        files={"file": ("people.csv", data, "text/csv")},
+    )
+
+
+def stored(console: Console) -> tuple[int, int]:
+    """Imported signatures, and import audit rows."""
+    with console.live.database.session() as session:
+        signatures = session.scalar(
+            select(func.count()).select_from(Signature).where(Signature.import_source.is_not(None))
+        )
+        audits = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "signatures.import")
+        )
+    return int(signatures or 0), int(audits or 0)
+
+
+def person_jobs(console: Console) -> list[int]:
+    """Whose open pull requests are queued to be evaluated again (as after signing)."""
+    with console.live.database.session() as session:
+        jobs = session.scalars(select(Job).where(Job.kind == "person")).all()
+        return sorted(int(job.payload["github_id"]) for job in jobs)
+
+
+def test_the_check_stores_nothing_and_shows_the_report(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = owner
+    answer = upload(client, csrf, GOOD)
+    assert answer.status_code == 200, answer.text[:500]
+    assert hashlib.sha256(GOOD).hexdigest() in answer.text
+    assert "would import 2, already present 0, problems 0 (1 GitHub lookup(s))" in answer.text
+    assert "Import 2 signatures" in answer.text
+    assert stored(console) == (0, 0)
+    assert person_jobs(console) == []
+
+
+def test_the_same_file_again_imports_it_once(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = owner
+    sha = hashlib.sha256(GOOD).hexdigest()
+    answer = upload(client, csrf, GOOD, sha256=sha, version="1")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/admin/agreements/{ALPHA}/signatures"
+    assert stored(console) == (2, 1)
+    listing = client.get(answer.headers["location"]).text
+    assert "imported 2, already present 0" in listing
+    assert "Ada Example" in listing and "(imported from csv)" in listing
+    with console.live.database.session() as session:
+        audit = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "signatures.import")
+        ).one()
+        assert audit.actor == str(console.ids["owner"])
+        assert audit.after is not None and audit.after["sha256"] == sha
+        grace = session.scalars(select(Signature).where(Signature.github_id == 1024025)).one()
+        assert grace.login == "grace-h" and grace.import_file_sha256 == sha
+    # Their open pull requests are evaluated again, as when someone signs.
+    assert person_jobs(console) == [583231, 1024025]
+
+    again = upload(client, csrf, GOOD)
+    assert "would import 0, already present 2" in again.text
+    assert "Nothing new to import" in again.text and "Import 0" not in again.text
+    repeat = upload(client, csrf, GOOD, sha256=sha)
+    assert repeat.status_code == 303
+    assert stored(console) == (2, 2)  # no new signature; the attempt is audited
+
+
+def test_a_malformed_file_stores_nothing_and_names_its_lines(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = owner
+    answer = upload(client, csrf, MALFORMED)
+    assert answer.status_code == 400
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\w[\w-]*)</td>", answer.text)
+    assert rows == [("3", "malformed"), ("4", "malformed")]
+    assert "Nothing can be imported" in answer.text and "Import 1" not in answer.text
+    forced = upload(client, csrf, MALFORMED, sha256=hashlib.sha256(MALFORMED).hexdigest())
+    assert forced.status_code == 400
+    assert stored(console) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "form", "status", "says"),
+    [
+        (GOOD, {"sha256": "0" * 64}, 409, "not the file you checked"),
+        (GOOD, {"source": "svn"}, 400, "Choose what made the file"),
+        (GOOD, {"version": "7"}, 400, "has no version 7"),
+        (GOOD, {"version": "-1"}, 400, "positive number"),
+        (b"\xff\xfe\x00garbage", {}, 400, "Nothing was imported"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx_and_stores_nothing(
+    console: Console,
+    owner: tuple[httpx.Client, str],
+    data: bytes,
+    form: dict[str, str],
+    status: int,
+    says: str,
+) -> None:
+    client, csrf = owner
+    answer = upload(client, csrf, data, **form)
+    assert answer.status_code == status, answer.text[:500]
+    assert says in html.unescape(answer.text)
+    assert stored(console) == (0, 0)
+
+
+def test_no_file_is_a_400(owner: tuple[httpx.Client, str]) -> None:
+    client, csrf = owner
+    answer = client.post(
+        f"/admin/agreements/{ALPHA}/import", data={"csrf_token": csrf, "source": "csv"}
+    )
+    assert answer.status_code == 400 and "Choose the file" in answer.text
+
+
+def test_too_big_is_refused(
+    console: Console, owner: tuple[httpx.Client, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the import limit: the view says so; over the body the route allows, or a
+    chunked body over the forms' cap: Flask's 413 before the view."""
+    client, csrf = owner
+    monkeypatch.setattr(console_views, "MAX_IMPORT_BYTES", len(GOOD) - 1)
+    answer = upload(client, csrf, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    assert answer.status_code == 413
+    assert "larger than the import limit" in answer.text
+    monkeypatch.setattr(console_views, "IMPORT_BODY", 2000)
+    assert upload(client, csrf, GOOD + b"9," * 1000).status_code == 413
+    monkeypatch.undo()
+    # Chunked (no Content-Length): held to the forms' 1 MiB, never parsed cut short.
+    big = GOOD + b"".join(b"%d,,,,\n" % n for n in range(10**6, 10**6 + 200_000))
+    assert len(big) > 1024 * 1024
+    built = httpx.Request(
+        "POST",
+        "http://undersign.invalid/",
+        data={"csrf_token": csrf, "source": "csv"},
+        files={"file": ("people.csv", big, "text/csv")},
+    )
+    body = built.read()
+    chunked = client.post(
+        f"/admin/agreements/{ALPHA}/import",
+        content=iter([body[n : n + 65536] for n in range(0, len(body), 65536)]),
+        headers={"content-type": built.headers["content-type"]},
+    )
+    assert chunked.status_code == 413
+    assert stored(console) == (0, 0)
+
+
+def test_without_the_csrf_token_nothing_is_stored(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    client, _ = owner
+    answer = upload(client, None, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    assert answer.status_code == 400 and "Form expired" in answer.text
+    assert stored(console) == (0, 0)
+
+
+def test_github_failing_is_a_503_and_stores_nothing(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = owner
+    console.live.emulator.state.add_fault("GET", r"/users/grace-h", status=502, times=10)
+    answer = upload(client, csrf, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    assert answer.status_code == 503
+    assert "Could not look up" in html.unescape(answer.text)
+    assert stored(console) == (0, 0)
+
+
+def test_an_instance_admin_checks_files_for_any_agreement(
+    console: Console,
+    clients: dict[str, httpx.Client],
+) -> None:
+    client, csrf = signed_in(console, clients, "root")
+    answer = client.post(
+        "/admin/agreements/beta/import",
+        data={"csrf_token": csrf, "source": "csv"},
+        files={"file": ("walk.csv", b"github_id\n4242\n", "text/csv")},
+    )
+    assert answer.status_code == 200 and "would import 1" in answer.text
+    assert stored(console) == (0, 0)
