@@ -63,7 +63,11 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     with _sqlite_file_lock(database_url):
         engine = make_engine(database_url)
         try:
-            with engine.connect() as connection, _advisory_lock(connection, database_url):
+            with (
+                engine.connect() as connection,
+                _advisory_lock(connection, database_url),
+                _sqlite_references_checked_after(connection),
+            ):
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
                 connection.commit()
@@ -103,8 +107,40 @@ def _sqlite_file_lock(database_url: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _sqlite_references_checked_after(connection: Connection) -> Iterator[None]:
+    """On SQLite, foreign keys are not enforced while migrating, and every reference is
+    checked before they are again: batch mode rebuilds a table by copying it and dropping
+    the old one, which SQLite refuses while other tables' rows reference it (0008 rebuilds
+    ``agreements``). The pragma only takes effect outside a transaction."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+        dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.commit()
+        if dangling:
+            raise RuntimeError(f"the migration left rows with dangling references: {dangling[:5]}")
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
 def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+    config = alembic_config(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection, _sqlite_references_checked_after(connection):
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
 
 
 def head_revision() -> str | None:

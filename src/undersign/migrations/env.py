@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy.engine import Connection
 
 from undersign.db import Base, make_engine
 from undersign.migrations import load_models
@@ -37,33 +36,16 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-def _run(connection: Connection) -> None:
+def _run(connection: object) -> None:
     context.configure(
-        connection=connection,
+        connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=True,
         compare_type=True,
     )
-    if connection.dialect.name != "sqlite":
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    # Batch mode rebuilds a table by copying it and dropping the old one, which SQLite
-    # refuses while other tables' rows reference it and foreign keys are enforced. So they
-    # are off while migrating (the pragma only takes effect outside a transaction), every
-    # reference is checked before they are on again, and a dangling one fails the upgrade.
-    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    connection.commit()
-    try:
-        with context.begin_transaction():
-            context.run_migrations()
-            dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-            if dangling:
-                raise RuntimeError(f"the migration left dangling references: {dangling[:5]}")
-    finally:
-        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-        connection.commit()
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 if context.is_offline_mode():
