@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from tests.support.databases import throwaway_schema
 
 from undersign.db import Base
@@ -48,3 +48,24 @@ def test_downgrade_to_empty_and_up_again(empty_database: str):
     finally:
         engine.dispose()
     upgrade(empty_database)
+
+
+def test_a_sqlite_upgrade_that_leaves_a_dangling_reference_fails(tmp_path: Path) -> None:
+    """SQLite migrates with foreign keys off (batch mode rebuilds tables that others
+    reference); the check before they are on again refuses a dangling reference."""
+    url = f"sqlite:///{tmp_path / 'dangling.sqlite3'}"
+    upgrade(url, "0007")
+    engine = create_engine(url)  # a plain engine: SQLite does not enforce foreign keys
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO agreement_versions (id, agreement_id, number, text, text_sha256,"
+                    " change_type, created_at, published_at) VALUES (1, 999, 1, 'T', 'abc',"
+                    " 'material', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+                )
+            )
+    finally:
+        engine.dispose()
+    with pytest.raises(RuntimeError, match="dangling references"):
+        upgrade(url)
