@@ -213,17 +213,17 @@ class CompanyService:
             errors["managers"] = f"Not a GitHub login: {bad[0][:40]}"
         elif len(logins) > MAX_MANAGERS:
             errors["managers"] = f"Name at most {MAX_MANAGERS} managers."
-        else:
-            for item in logins:
-                found = resolve_login(item)
-                if found is None:
-                    errors["managers"] = f"GitHub has no account {item}."
-                    break
-                people.append(found)
         if agreed is not True:
             errors["agree"] = "You must tick this box to sign."
         if errors:
             raise ValidationErrors(errors)
+        # GitHub is asked only about a form that is otherwise right: an invalid one costs
+        # the bot's rate limit nothing.
+        for item in logins:
+            found = resolve_login(item)
+            if found is None:
+                raise ValidationErrors({"managers": f"GitHub has no account {item}."})
+            people.append(found)
         company = Company(
             agreement_id=agreement.id,
             name=name,

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from undersign.agreements.companies import CompanyService, UnknownCompany
@@ -110,7 +111,12 @@ def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[st
         log.warning("looking up managers for a company failed: %s", exc)
         errors = {"managers": "GitHub could not be asked about these logins; try again."}
         return render_sign_page(agreement, version, status=503, values=values, errors=errors)
-    db_session().commit()
+    try:
+        db_session().commit()
+    except IntegrityError:  # the same company signing twice at the same moment
+        db_session().rollback()
+        errors = {"company_name": "This company has signed already; ask its CLA managers."}
+        return render_sign_page(agreement, version, status=409, values=values, errors=errors)
     log.info("company %s signed %s (github id %s)", company.id, agreement.slug, user.github_id)
     flash(f"{company.name} has signed {agreement.title}.")
     return redirect(url_for("companies.company_page", company_id=company.id), 303)
@@ -173,9 +179,12 @@ def approve(company_id: int) -> Response | tuple[str, int]:
         value, label = str(found[0]), found[1]
     try:
         changed = service.approve(company, kind, value, label=label)
+        db_session().commit()
     except InvalidInput as exc:
         return _render_company(company, error=str(exc), status=400)
-    db_session().commit()
+    except IntegrityError:  # the same approval sent twice at the same moment
+        db_session().rollback()
+        changed = False
     flash("Approved." if changed else "That was approved already.")
     return redirect(url_for("companies.company_page", company_id=company.id), 303)
 
