@@ -46,9 +46,13 @@ class Demo:
         self.github_url = github_url
         self.log = log
 
-    def pull(self) -> dict[str, Any]:
+    def pull(self, number: int = 1) -> dict[str, Any]:
+        """acme/widgets#number as the emulator holds it."""
         pulls = httpx.get(f"{self.github_url}/_emulator/pulls").json()
-        return next(p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == 1)
+        found: dict[str, Any] = next(
+            p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == number
+        )
+        return found
 
 
 @pytest.fixture
@@ -155,14 +159,6 @@ def test_red_then_sign_then_green(demo: Demo, audited_context: Callable[..., Bro
     assert "Bob Builder" in console.locator("table").inner_text()
 
 
-def _pull_two(demo: Demo) -> dict[str, Any]:
-    pulls = httpx.get(f"{demo.github_url}/_emulator/pulls").json()
-    found: dict[str, Any] = next(
-        p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == 2
-    )
-    return found
-
-
 def test_proving_the_work_address_turns_the_demo_pull_request_green(
     demo: Demo,
     audited_context: Callable[..., BrowserContext],
@@ -170,7 +166,7 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
     """Issue 14: acme/widgets#2 by dave carries his work address, which GitHub did not
     link; it turns green once dave has signed and proved the address on /me/emails."""
     pull = _wait_for(
-        lambda: (p := _pull_two(demo))["combined_state"] == "failure" and p["comments"] and p,
+        lambda: (p := demo.pull(2))["combined_state"] == "failure" and p["comments"] and p,
         60,
         "acme/widgets#2 to go red",
     )
@@ -194,11 +190,11 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
     page.get_by_role("link", name="Back to pull request #2 in acme/widgets").wait_for()
     # Signed, but the commit's author is still nobody undersign knows: red.
     _wait_for(
-        lambda: "@dave" not in (p := _pull_two(demo))["comments"][0]["body"] and p,
+        lambda: "@dave" not in (p := demo.pull(2))["comments"][0]["body"] and p,
         15,
         "the comment to drop dave's signature request",
     )
-    assert _pull_two(demo)["combined_state"] == "failure"
+    assert demo.pull(2)["combined_state"] == "failure"
 
     page.goto(f"{demo.app_url}/me/emails")
     page.get_by_role("button", name="Link my verified addresses from GitHub").click()
@@ -209,18 +205,10 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
     assert WORK_ADDRESS in page.locator("main table").inner_text()
     assert "dave@old-job.example" not in page.locator("main table").inner_text()
     _wait_for(
-        lambda: _pull_two(demo)["combined_state"] == "success",
+        lambda: demo.pull(2)["combined_state"] == "success",
         15,
         "acme/widgets#2 to turn green once dave proved the address",
     )
-
-
-def _pull_three(demo: Demo) -> dict[str, Any]:
-    pulls = httpx.get(f"{demo.github_url}/_emulator/pulls").json()
-    found: dict[str, Any] = next(
-        p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == 3
-    )
-    return found
 
 
 def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_green(
@@ -231,7 +219,7 @@ def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_gre
     red when frank, its CLA manager, approves bigcorp.example, and turns green once erin
     proves her address there."""
     pull = _wait_for(
-        lambda: (p := _pull_three(demo))["combined_state"] == "failure" and p["comments"] and p,
+        lambda: (p := demo.pull(3))["combined_state"] == "failure" and p["comments"] and p,
         60,
         "acme/widgets#3 to go red",
     )
@@ -253,7 +241,7 @@ def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_gre
     page.wait_for_url(f"{demo.app_url}/companies/*")
     assert CORPORATE_DOMAIN in page.locator("#approvals").inner_text()
     time.sleep(2)  # the re-evaluation has nothing to change: nobody proved an address there
-    assert _pull_three(demo)["combined_state"] == "failure"
+    assert demo.pull(3)["combined_state"] == "failure"
     context.close()
 
     page = audited_context().new_page()
@@ -267,7 +255,7 @@ def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_gre
     page.wait_for_url(f"{demo.app_url}/me/emails")
     assert CORPORATE_ADDRESS in page.locator("main table").inner_text()
     _wait_for(
-        lambda: _pull_three(demo)["combined_state"] == "success",
+        lambda: demo.pull(3)["combined_state"] == "success",
         15,
         "acme/widgets#3 to turn green once erin proved her BigCorp address",
     )
