@@ -203,6 +203,35 @@ def test_too_big_is_refused(
     assert stored(console) == (0, 0)
 
 
+def test_only_who_may_import_may_send_a_large_file(
+    console: Console, clients: dict[str, httpx.Client], owner: tuple[httpx.Client, str]
+) -> None:
+    """Over the forms' 1 MiB cap: the agreement's admin (and an instance admin) get the
+    import's larger cap; anyone else, signed in or not, is refused (413) before the body is
+    read, never read whole and then answered 404."""
+    large = b"\xff\xfe\x00garbage" + b"x" * (1024 * 1024 + 4096)
+    member, member_csrf = signed_in(console, clients, "member")
+    other_admin, other_csrf = signed_in(console, clients, "repoadmin")
+    for client, csrf in ((member, member_csrf), (other_admin, other_csrf)):
+        refused = upload(client, csrf, large)
+        assert refused.status_code == 413, refused.text[:300]
+    with console.live.client() as anonymous:
+        assert upload(anonymous, None, large).status_code == 413
+    # Small, the same people get the console's usual answer (404: not their agreement).
+    assert upload(member, member_csrf, GOOD).status_code == 404
+    client, csrf = owner
+    accepted = upload(client, csrf, large)
+    assert accepted.status_code == 400 and "Nothing was imported" in accepted.text
+    root, root_csrf = signed_in(console, clients, "root")
+    answer = root.post(
+        "/admin/agreements/beta/import",
+        data={"csrf_token": root_csrf, "source": "csv"},
+        files={"file": ("walk.csv", large, "text/csv")},
+    )
+    assert answer.status_code == 400 and "Nothing was imported" in answer.text
+    assert stored(console) == (0, 0)
+
+
 def test_without_the_csrf_token_nothing_is_stored(
     console: Console, owner: tuple[httpx.Client, str]
 ) -> None:

@@ -826,16 +826,36 @@ IMPORT_ENDPOINT = "console.import_signatures"
 
 
 def raise_upload_limit() -> None:
-    """Registered before the CSRF check (the first to read the form): a signed-in person's
-    upload (multipart) may be as large as the command line's file. A chunked body keeps the
-    forms' cap (it was read only up to that cap), so does anyone not signed in."""
+    """Registered before the CSRF check (the first to read the form): an upload (multipart)
+    by someone who may import into this agreement (an instance admin, or an admin of the
+    agreement at the address, by the admin check the route itself makes, from the session
+    while it is fresh) may be as large as the command line's file. Anyone else keeps the
+    forms' cap, so their large body is refused (413) before it is read, not read whole to be
+    answered 404. A chunked body keeps the forms' cap too (it was read only up to that cap)."""
     if (
-        request.endpoint == IMPORT_ENDPOINT
-        and request.mimetype == "multipart/form-data"
-        and not request.environ.get(CHUNKED)
-        and current_user() is not None
+        request.endpoint != IMPORT_ENDPOINT
+        or request.mimetype != "multipart/form-data"
+        or request.environ.get(CHUNKED)
     ):
-        request.max_content_length = IMPORT_BODY
+        return
+    user = current_user()
+    slug = (request.view_args or {}).get("slug")
+    if user is None or not isinstance(slug, str):
+        return
+    try:
+        scope = refresh_scope(user.github_id, user.login)
+    except LookupFailed:  # the route answers 503 and says why; the body stays small
+        return
+    if not scope.instance_admin:
+        if scope.failure is not None:
+            return
+        try:
+            agreement = AgreementService(db_session()).get(slug)
+        except UnknownAgreement:
+            return
+        if not scope.administers(agreement.id):
+            return
+    request.max_content_length = IMPORT_BODY
 
 
 def _import_version() -> int | None:
