@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -250,6 +251,58 @@ def test_github_failing_is_a_503_and_stores_nothing(
     assert answer.status_code == 503
     assert "Could not look up" in html.unescape(answer.text)
     assert stored(console) == (0, 0)
+
+
+def test_github_not_answering_in_time_is_a_503_and_stores_nothing(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    """A lookup that times out (the tests' UNDERSIGN_HTTP_TIMEOUT is 3 s): a clean 503."""
+    client, csrf = owner
+    console.live.emulator.state.add_fault("GET", r"/users/grace-h", status=None, delay=4, times=1)
+    answer = upload(client, csrf, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    assert answer.status_code == 503
+    assert "Could not look up 'grace-h'" in html.unescape(answer.text)
+    assert "Nothing was imported" in answer.text
+    assert stored(console) == (0, 0)
+    assert person_jobs(console) == []
+
+
+def _logins(count: int, start: int = 0) -> bytes:
+    rows = b"".join(b",someone-%d,,,\n" % n for n in range(start, start + count))
+    return b"github_id,login,name,email,signed_at\n" + rows
+
+
+def test_an_upload_looks_up_at_most_the_cap_of_logins(
+    console: Console, owner: tuple[httpx.Client, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More distinct logins without an id than the console's cap: refused with the cap named,
+    before any GitHub call, on the check and on the import alike."""
+    client, csrf = owner
+    asked = console.live.emulator.state
+    cap = console_views.MAX_IMPORT_LOOKUPS
+    assert cap == 2_000
+    # The same login twice (any case) is one lookup; ids need none.
+    data = _logins(cap + 1) + b",SOMEONE-0,,,\n4242,,,,\n"
+    before = _user_lookups(asked)
+    for sha in ("", hashlib.sha256(data).hexdigest()):
+        answer = upload(client, csrf, data, sha256=sha)
+        assert answer.status_code == 413, answer.text[:300]
+        said = html.unescape(answer.text)
+        assert "2,001 distinct logins without a GitHub id" in said
+        assert "at most 2,000 per upload" in said and "Nothing was imported" in said
+    assert _user_lookups(asked) == before
+    assert stored(console) == (0, 0)
+    # At the cap, the lookups go ahead (a small cap, to keep the test quick).
+    monkeypatch.setattr(console_views, "MAX_IMPORT_LOOKUPS", 2)
+    for login in ("someone-0", "someone-1"):
+        asked.add_user(login)
+    answer = upload(client, csrf, _logins(2) + b",Someone-1,,,\n")
+    assert answer.status_code == 200 and "2 GitHub lookup(s)" in answer.text
+    assert upload(client, csrf, _logins(3)).status_code == 413
+
+
+def _user_lookups(state: Any) -> int:
+    return len(state.api_calls("GET", "/users/"))
 
 
 def test_an_instance_admin_checks_files_for_any_agreement(

@@ -58,3 +58,15 @@ class VersionChanged(AgreementError):
             "is now current"
         )
         self.current = current
+
+
+class TooManyLookups(AgreementError):
+    """A file names more logins without a GitHub id than the caller lets one run look up."""
+
+    def __init__(self, logins: int, cap: int) -> None:
+        super().__init__(
+            f"the file has {logins:,} distinct logins without a GitHub id; at most {cap:,} "
+            "are looked up on GitHub in one run"
+        )
+        self.logins = logins
+        self.cap = cap

@@ -4,8 +4,10 @@
 
 - A login without a GitHub id is asked of GitHub through ``resolve_login`` (the caller passes
   the GitHub client's ``GET /users/{login}``, paced like every other call), once per distinct
-  login in the run. A login GitHub no longer knows is a ``not-found`` problem on its line;
-  a login that turns out to be someone already in the file is a ``duplicate``.
+  login in the run, and at most ``max_lookups`` of them (the console caps them, as they are
+  asked inside a web request; the command line does not). A login GitHub no longer knows is
+  a ``not-found`` problem on its line; a login that turns out to be someone already in the
+  file is a ``duplicate``.
 - Nothing is written when any row is malformed, or on a dry run: the report is the same,
   only ``written`` says whether the signatures were stored.
 - The same file twice changes nothing: a person who already holds a signature on the version
@@ -26,6 +28,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from undersign.agreements.errors import TooManyLookups
 from undersign.agreements.importers import ImportBatch, ImportProblem, ImportRecord
 from undersign.agreements.models import AgreementVersion, Signature
 from undersign.agreements.service import CLI_ACTOR, IN_CHUNK, SignatureService
@@ -88,6 +91,7 @@ def import_batch(
     version: int | None = None,
     resolve_login: LoginResolver,
     dry_run: bool = False,
+    max_lookups: int | None = None,
     actor: str = CLI_ACTOR,
     on_change: Callable[[int, str], None] | None = None,
     now: dt.datetime | None = None,
@@ -100,6 +104,9 @@ def import_batch(
     sound file does look them up, to name the accounts GitHub no longer knows).
     ``on_change(github_id, "signed")`` is called for each person imported, so their open
     pull requests are looked at again.
+
+    ``max_lookups``: more distinct logins to look up than this raises ``TooManyLookups``
+    before any GitHub call.
     """
     service = SignatureService(session, actor=actor)
     agreement = service.agreements.get(slug)
@@ -118,6 +125,10 @@ def import_batch(
     report.problems.extend(_line_problem(problem) for problem in batch.problems)
     if not batch.importable:
         return report
+    if max_lookups is not None:
+        logins = len(_logins_to_look_up(batch.records))
+        if logins > max_lookups:
+            raise TooManyLookups(logins, max_lookups)
     people = _resolve(batch.records, resolve_login, report)
     present = _present(session, target.id, [person.github_id for person in people])
     fresh: list[_Person] = []
@@ -168,6 +179,11 @@ def formula_notes(batch: ImportBatch) -> list[str]:
 
 def _line_problem(problem: ImportProblem) -> LineProblem:
     return LineProblem(problem.line, problem.kind, problem.message)
+
+
+def _logins_to_look_up(records: Iterable[ImportRecord]) -> set[str]:
+    """The distinct logins (as GitHub compares them) that came without a GitHub id."""
+    return {(record.login or "").lower() for record in records if record.github_id is None}
 
 
 def _resolve(

@@ -62,6 +62,7 @@ from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, re
 from undersign.agreements.errors import (
     AgreementError,
     InvalidInput,
+    TooManyLookups,
     UnknownAgreement,
     UnknownSignature,
 )
@@ -823,6 +824,9 @@ def custom_fields(slug: str) -> BaseResponse:
 #: The body an import may send: the file (at most ``MAX_IMPORT_BYTES``) and a few small fields.
 IMPORT_BODY = MAX_IMPORT_BYTES + 64 * 1024
 IMPORT_ENDPOINT = "console.import_signatures"
+#: Logins without a GitHub id one upload may ask GitHub about: each is a call made inside
+#: the web request (paced like every other). ``undersign import`` has no such cap.
+MAX_IMPORT_LOOKUPS = 2_000
 
 
 def raise_upload_limit() -> None:
@@ -930,7 +934,16 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
             version=version,
             resolve_login=_github_resolver(),
             dry_run=not expected,
+            max_lookups=MAX_IMPORT_LOOKUPS,
             actor=str(user.github_id),
+        )
+    except TooManyLookups as exc:
+        db.rollback()
+        abort(
+            413,
+            description=f"The file has {exc.logins:,} distinct logins without a GitHub id; the "
+            f"console looks up at most {exc.cap:,} per upload. Nothing was imported: split "
+            "the file, add the GitHub ids, or use undersign import on the command line.",
         )
     except AgreementError as exc:  # no such version
         db.rollback()
