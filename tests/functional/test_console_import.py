@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import threading
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+from tests.conftest import sign_in, sign_quietly
 from tests.functional import test_console_access as access
 from tests.functional.test_console_access import ALPHA, Console, signed_in
 
@@ -303,6 +306,76 @@ def test_an_upload_looks_up_at_most_the_cap_of_logins(
 
 def _user_lookups(state: Any) -> int:
     return len(state.api_calls("GET", "/users/"))
+
+
+def test_a_confirm_beaten_to_the_same_rows_is_a_409_and_stores_nothing(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    """The conflict forced: grace gets a signature (another request at the same moment)
+    after this confirm checked who holds one and before it writes. A 409 that says so, and
+    nothing of this import is stored (ada neither)."""
+    client, csrf = owner
+    database = console.live.database
+    fired: list[bool] = []
+
+    def meanwhile(session: Session, _context: object, _instances: object) -> None:
+        if fired or not any(
+            isinstance(row, Signature) and row.import_source for row in session.new
+        ):
+            return
+        fired.append(True)
+        sign_quietly(database, ALPHA, "grace-h", 1024025)
+
+    event.listen(database.sessionmaker, "before_flush", meanwhile)
+    try:
+        answer = upload(client, csrf, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    finally:
+        event.remove(database.sessionmaker, "before_flush", meanwhile)
+    assert fired
+    assert answer.status_code == 409, answer.text[:500]
+    assert "at the same moment" in html.unescape(answer.text)
+    assert "Nothing was imported" in answer.text
+    assert stored(console) == (0, 0)
+    assert person_jobs(console) == []
+    with database.session() as session:
+        holders = session.scalars(
+            select(Signature.github_id).where(Signature.github_id.in_([583231, 1024025]))
+        ).all()
+    assert holders == [1024025]
+
+
+def test_two_identical_confirms_at_the_same_moment_never_fail_with_a_500(
+    console: Console, owner: tuple[httpx.Client, str], clients: dict[str, httpx.Client]
+) -> None:
+    """Two browsers confirm the same file together (grace's lookup holds both until each is
+    waiting on it): each answer is the import (303) or the 409, and the file is stored once."""
+    client, csrf = owner
+    other = console.live.client()
+    clients["owner-2"] = other
+    page = sign_in(console.live, other, "owner", next_path="/admin/")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match
+    other_csrf = html.unescape(match.group(1))
+    console.live.emulator.state.add_fault("GET", r"/users/grace-h", status=None, delay=0.5, times=2)
+    sha = hashlib.sha256(GOOD).hexdigest()
+    answers: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def confirm(browser: httpx.Client, token: str) -> None:
+        barrier.wait()
+        answers.append(upload(browser, token, GOOD, sha256=sha).status_code)
+
+    threads = [
+        threading.Thread(target=confirm, args=pair)
+        for pair in ((client, csrf), (other, other_csrf))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) in ([303, 303], [303, 409]), answers
+    signatures, _ = stored(console)
+    assert signatures == 2
 
 
 def test_an_instance_admin_checks_files_for_any_agreement(

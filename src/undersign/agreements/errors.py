@@ -60,6 +60,11 @@ class VersionChanged(AgreementError):
         self.current = current
 
 
+class ImportConflict(AgreementError):
+    """Some of an import's people got a signature on the version between the check and the
+    write (the same file imported at the same moment): nothing of this run is stored."""
+
+
 class TooManyLookups(AgreementError):
     """A file names more logins without a GitHub id than the caller lets one run look up."""
 

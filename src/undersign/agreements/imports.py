@@ -10,6 +10,9 @@
   file is a ``duplicate``.
 - Nothing is written when any row is malformed, or on a dry run: the report is the same,
   only ``written`` says whether the signatures were stored.
+- The same file imported twice at the same moment: the second to write finds the first's
+  signatures in the way (the unique index) and raises ``ImportConflict``; nothing of it is
+  stored (the caller rolls back).
 - The same file twice changes nothing: a person who already holds a signature on the version
   (signed in undersign, or imported before, revoked or not) is ``already present``. A
   revoked imported signature is not brought back by importing the file again.
@@ -26,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from undersign.agreements.errors import TooManyLookups
+from undersign.agreements.errors import ImportConflict, TooManyLookups
 from undersign.agreements.importers import ImportBatch, ImportProblem, ImportRecord
 from undersign.agreements.models import AgreementVersion, Signature
 from undersign.agreements.service import CLI_ACTOR, IN_CHUNK, SignatureService
@@ -106,7 +110,9 @@ def import_batch(
     pull requests are looked at again.
 
     ``max_lookups``: more distinct logins to look up than this raises ``TooManyLookups``
-    before any GitHub call.
+    before any GitHub call. ``ImportConflict``: someone in the file got a signature on the
+    version after it was checked here (another import at the same moment); the session must
+    be rolled back.
     """
     service = SignatureService(session, actor=actor)
     agreement = service.agreements.get(slug)
@@ -144,7 +150,13 @@ def import_batch(
     moment = now or utcnow()
     for person in fresh:
         session.add(_signature(person, target, batch, moment))
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ImportConflict(
+            "some of these people got a signature on this version while the file was being "
+            "imported (the same file imported at the same moment?)"
+        ) from None
     service.agreements.audit(
         agreement,
         "signatures.import",

@@ -55,12 +55,14 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
 from undersign.accounts.models import User
 from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
 from undersign.agreements.errors import (
     AgreementError,
+    ImportConflict,
     InvalidInput,
     TooManyLookups,
     UnknownAgreement,
@@ -827,6 +829,12 @@ IMPORT_ENDPOINT = "console.import_signatures"
 #: Logins without a GitHub id one upload may ask GitHub about: each is a call made inside
 #: the web request (paced like every other). ``undersign import`` has no such cap.
 MAX_IMPORT_LOOKUPS = 2_000
+#: What a confirm answers when the same rows were written by another at the same moment.
+IMPORT_CONFLICT = (
+    "Some of these people got a signature on this version while this file was being "
+    "imported (the same file imported twice at the same moment?). Nothing was imported by "
+    "this request: check the file again to see what is there now."
+)
 
 
 def raise_upload_limit() -> None:
@@ -945,6 +953,9 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
             f"console looks up at most {exc.cap:,} per upload. Nothing was imported: split "
             "the file, add the GitHub ids, or use undersign import on the command line.",
         )
+    except ImportConflict:
+        db.rollback()
+        abort(409, description=IMPORT_CONFLICT)
     except AgreementError as exc:  # no such version
         db.rollback()
         abort(400, description=str(exc))
@@ -959,7 +970,11 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
         )
         return page, 400 if report.malformed else 200
     requeued = runtime().reevaluate_signers(db, report.imported, agreement_id=agreement.id)
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:  # what the flush could not see (a write at the same moment)
+        db.rollback()
+        abort(409, description=IMPORT_CONFLICT)
     problems = (
         f" {len(report.problems)} line(s) were not imported, as the check showed."
         if report.problems
