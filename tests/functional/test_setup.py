@@ -12,6 +12,8 @@ import html
 import json
 import logging
 import re
+import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -245,6 +247,32 @@ def test_once_an_app_is_registered_only_an_instance_admin_may_use_setup(
     assert restarted.app.extensions[RUNTIME].settings.github_app_id
     with restarted.client() as stranger:
         assert stranger.get("/setup/").status_code == 404
+
+
+def test_a_visitor_whose_answer_from_github_arrives_after_a_registration_stores_nothing(
+    live_factory: LiveFactory,
+) -> None:
+    """A visitor's code is being exchanged when an admin's registration is stored: the
+    visitor's answer is refused (404) and the admin's app stays registered."""
+    state = live_factory.emulator.state
+    fresh = live_factory(
+        UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(int(state.user("carol")["id"]))
+    )
+    visitor = fresh.client()
+    back = through_github(fresh, start(visitor, name="Late CLA"))
+    state.add_fault("POST", r"/app-manifests/", status=None, delay=1.5, times=1)
+    answers: list[int] = []
+    exchanging = threading.Thread(target=lambda: answers.append(visitor.get(back).status_code))
+    exchanging.start()
+    time.sleep(0.3)  # the visitor's exchange is now held by GitHub
+    with fresh.client() as admin:
+        sign_in(fresh, admin, "carol")
+        assert admin.get(through_github(fresh, start(admin, name="Admin CLA"))).status_code == 302
+    exchanging.join(10)
+    visitor.close()
+    assert answers == [404]
+    with fresh.database.session() as session:
+        assert session.scalars(select(AppRegistration.slug)).all() == ["admin-cla"]
 
 
 def test_who_may_see_the_setup_page(live_factory: LiveFactory) -> None:

@@ -176,6 +176,8 @@ def callback() -> BaseResponse | tuple[str, int]:
         return _refused(str(exc))
     except GitHubError as exc:
         return _refused(f"GitHub could not complete the registration: {exc}", 502)
+    if not _instance_admin() and registration.exists(runtime().database):
+        abort(404)  # another browser's registration was stored while GitHub answered this one
     user = current_user()
     app = registration.store(
         runtime().database, config.secret_key or "", data, user.github_id if user else None
