@@ -8,10 +8,14 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import threading
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+from tests.conftest import sign_in, sign_quietly
 from tests.functional import test_console_access as access
 from tests.functional.test_console_access import ALPHA, Console, signed_in
 
@@ -203,6 +207,35 @@ def test_too_big_is_refused(
     assert stored(console) == (0, 0)
 
 
+def test_only_who_may_import_may_send_a_large_file(
+    console: Console, clients: dict[str, httpx.Client], owner: tuple[httpx.Client, str]
+) -> None:
+    """Over the forms' 1 MiB cap: the agreement's admin (and an instance admin) get the
+    import's larger cap; anyone else, signed in or not, is refused (413) before the body is
+    read, never read whole and then answered 404."""
+    large = b"\xff\xfe\x00garbage" + b"x" * (1024 * 1024 + 4096)
+    member, member_csrf = signed_in(console, clients, "member")
+    other_admin, other_csrf = signed_in(console, clients, "repoadmin")
+    for client, csrf in ((member, member_csrf), (other_admin, other_csrf)):
+        refused = upload(client, csrf, large)
+        assert refused.status_code == 413, refused.text[:300]
+    with console.live.client() as anonymous:
+        assert upload(anonymous, None, large).status_code == 413
+    # Small, the same people get the console's usual answer (404: not their agreement).
+    assert upload(member, member_csrf, GOOD).status_code == 404
+    client, csrf = owner
+    accepted = upload(client, csrf, large)
+    assert accepted.status_code == 400 and "Nothing was imported" in accepted.text
+    root, root_csrf = signed_in(console, clients, "root")
+    answer = root.post(
+        "/admin/agreements/beta/import",
+        data={"csrf_token": root_csrf, "source": "csv"},
+        files={"file": ("walk.csv", large, "text/csv")},
+    )
+    assert answer.status_code == 400 and "Nothing was imported" in answer.text
+    assert stored(console) == (0, 0)
+
+
 def test_without_the_csrf_token_nothing_is_stored(
     console: Console, owner: tuple[httpx.Client, str]
 ) -> None:
@@ -221,6 +254,128 @@ def test_github_failing_is_a_503_and_stores_nothing(
     assert answer.status_code == 503
     assert "Could not look up" in html.unescape(answer.text)
     assert stored(console) == (0, 0)
+
+
+def test_github_not_answering_in_time_is_a_503_and_stores_nothing(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    """A lookup that times out (the tests' UNDERSIGN_HTTP_TIMEOUT is 3 s): a clean 503."""
+    client, csrf = owner
+    console.live.emulator.state.add_fault("GET", r"/users/grace-h", status=None, delay=4, times=1)
+    answer = upload(client, csrf, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    assert answer.status_code == 503
+    assert "Could not look up 'grace-h'" in html.unescape(answer.text)
+    assert "Nothing was imported" in answer.text
+    assert stored(console) == (0, 0)
+    assert person_jobs(console) == []
+
+
+def _logins(count: int, start: int = 0) -> bytes:
+    rows = b"".join(b",someone-%d,,,\n" % n for n in range(start, start + count))
+    return b"github_id,login,name,email,signed_at\n" + rows
+
+
+def test_an_upload_looks_up_at_most_the_cap_of_logins(
+    console: Console, owner: tuple[httpx.Client, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More distinct logins without an id than the console's cap: refused with the cap named,
+    before any GitHub call, on the check and on the import alike."""
+    client, csrf = owner
+    asked = console.live.emulator.state
+    cap = console_views.MAX_IMPORT_LOOKUPS
+    assert cap == 2_000
+    # The same login twice (any case) is one lookup; ids need none.
+    data = _logins(cap + 1) + b",SOMEONE-0,,,\n4242,,,,\n"
+    before = _user_lookups(asked)
+    for sha in ("", hashlib.sha256(data).hexdigest()):
+        answer = upload(client, csrf, data, sha256=sha)
+        assert answer.status_code == 413, answer.text[:300]
+        said = html.unescape(answer.text)
+        assert "2,001 distinct logins without a GitHub id" in said
+        assert "at most 2,000 per upload" in said and "Nothing was imported" in said
+    assert _user_lookups(asked) == before
+    assert stored(console) == (0, 0)
+    # At the cap, the lookups go ahead (a small cap, to keep the test quick).
+    monkeypatch.setattr(console_views, "MAX_IMPORT_LOOKUPS", 2)
+    for login in ("someone-0", "someone-1"):
+        asked.add_user(login)
+    answer = upload(client, csrf, _logins(2) + b",Someone-1,,,\n")
+    assert answer.status_code == 200 and "2 GitHub lookup(s)" in answer.text
+    assert upload(client, csrf, _logins(3)).status_code == 413
+
+
+def _user_lookups(state: Any) -> int:
+    return len(state.api_calls("GET", "/users/"))
+
+
+def test_a_confirm_beaten_to_the_same_rows_is_a_409_and_stores_nothing(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    """The conflict forced: grace gets a signature (another request at the same moment)
+    after this confirm checked who holds one and before it writes. A 409 that says so, and
+    nothing of this import is stored (ada neither)."""
+    client, csrf = owner
+    database = console.live.database
+    fired: list[bool] = []
+
+    def meanwhile(session: Session, _context: object, _instances: object) -> None:
+        if fired or not any(
+            isinstance(row, Signature) and row.import_source for row in session.new
+        ):
+            return
+        fired.append(True)
+        sign_quietly(database, ALPHA, "grace-h", 1024025)
+
+    event.listen(database.sessionmaker, "before_flush", meanwhile)
+    try:
+        answer = upload(client, csrf, GOOD, sha256=hashlib.sha256(GOOD).hexdigest())
+    finally:
+        event.remove(database.sessionmaker, "before_flush", meanwhile)
+    assert fired
+    assert answer.status_code == 409, answer.text[:500]
+    assert "at the same moment" in html.unescape(answer.text)
+    assert "Nothing was imported" in answer.text
+    assert stored(console) == (0, 0)
+    assert person_jobs(console) == []
+    with database.session() as session:
+        holders = session.scalars(
+            select(Signature.github_id).where(Signature.github_id.in_([583231, 1024025]))
+        ).all()
+    assert holders == [1024025]
+
+
+def test_two_identical_confirms_at_the_same_moment_never_fail_with_a_500(
+    console: Console, owner: tuple[httpx.Client, str], clients: dict[str, httpx.Client]
+) -> None:
+    """Two browsers confirm the same file together (grace's lookup holds both until each is
+    waiting on it): each answer is the import (303) or the 409, and the file is stored once."""
+    client, csrf = owner
+    other = console.live.client()
+    clients["owner-2"] = other
+    page = sign_in(console.live, other, "owner", next_path="/admin/")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match
+    other_csrf = html.unescape(match.group(1))
+    console.live.emulator.state.add_fault("GET", r"/users/grace-h", status=None, delay=0.5, times=2)
+    sha = hashlib.sha256(GOOD).hexdigest()
+    answers: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def confirm(browser: httpx.Client, token: str) -> None:
+        barrier.wait()
+        answers.append(upload(browser, token, GOOD, sha256=sha).status_code)
+
+    threads = [
+        threading.Thread(target=confirm, args=pair)
+        for pair in ((client, csrf), (other, other_csrf))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) in ([303, 303], [303, 409]), answers
+    signatures, _ = stored(console)
+    assert signatures == 2
 
 
 def test_an_instance_admin_checks_files_for_any_agreement(

@@ -12,11 +12,13 @@ import html
 import json
 import logging
 import re
+import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from tests.conftest import Live, LiveFactory, sign_in
 
 from undersign.github import registration
@@ -154,11 +156,18 @@ def test_the_state_is_checked_once_and_bound_to_the_browser(fresh: Live) -> None
         assert session.scalars(select(AppRegistration)).first() is None
 
 
-def test_a_used_or_unknown_code_is_refused_with_nothing_stored(fresh: Live) -> None:
+def test_a_used_or_unknown_code_is_refused_with_nothing_stored(
+    live_factory: LiveFactory,
+) -> None:
+    state = live_factory.emulator.state
+    fresh = live_factory(
+        UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(int(state.user("alice")["id"]))
+    )
     client = fresh.client()
     first = through_github(fresh, start(client))
     assert client.get(first).status_code == 302
     code = parse_qs(urlsplit(first).query)["code"][0]
+    sign_in(fresh, client, "alice")  # once an app is registered, only an admin registers again
     second = through_github(fresh, start(client, name="Other CLA"))
     reused = second.replace(parse_qs(urlsplit(second).query)["code"][0], code)
     refused = client.get(reused)
@@ -190,6 +199,80 @@ def test_an_organisation_owns_the_app_when_named(fresh: Live) -> None:
     )
     assert client.get(through_github(fresh, page, login="bob")).status_code == 302
     assert "<dd>acme</dd>" in client.get("/setup/").text
+
+
+def test_once_an_app_is_registered_only_an_instance_admin_may_use_setup(
+    live_factory: LiveFactory,
+) -> None:
+    """Development without credentials: open to anyone until an app is registered, then
+    closed (404) to everyone but an instance admin, so a visitor cannot replace the app. The
+    browser that registered it still sees the result page (and nothing more), for the app it
+    registered only."""
+    state = live_factory.emulator.state
+    admin_id = int(state.user("carol")["id"])
+    fresh = live_factory(UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(admin_id))
+    registrant = fresh.client()
+    token = _field(registrant.get("/setup/").text, "csrf_token")
+    assert registrant.get(through_github(fresh, start(registrant))).status_code == 302
+    with fresh.client() as stranger:
+        assert stranger.get("/setup/").status_code == 404
+        assert (
+            stranger.get("/setup/callback", params={"code": "x", "state": "y"}).status_code == 404
+        )
+    shown = registrant.get("/setup/")
+    assert shown.status_code == 200 and "Registered: acme-cla" in shown.text
+    assert "Register a GitHub App" not in shown.text and "Only an instance admin" in shown.text
+    again = registrant.post("/setup/", data={"csrf_token": token, "name": "Evil", "org": ""})
+    assert again.status_code == 404
+    with fresh.client() as bob:
+        sign_in(fresh, bob, "bob")
+        assert bob.get("/setup/").status_code == 404
+    # A visitor who started before the registration cannot finish after it.
+    with fresh.database.session() as session:
+        session.execute(delete(AppRegistration))
+    with fresh.client() as late:
+        started = start(late, name="Late CLA")
+        with fresh.client() as admin:
+            sign_in(fresh, admin, "carol")
+            done = admin.get(through_github(fresh, start(admin, name="Admin CLA")))
+            assert done.status_code == 302
+            assert "Registered: admin-cla" in admin.get("/setup/").text
+        assert late.get(through_github(fresh, started)).status_code == 404
+    with fresh.database.session() as session:
+        assert session.scalars(select(AppRegistration.slug)).all() == ["admin-cla"]
+    # The first browser's result page is gone with the app it registered.
+    assert registrant.get("/setup/").status_code == 404
+    # The next start, acting as the registered app: still closed to visitors.
+    restarted = live_factory(UNDERSIGN_ENV="development", oauth_secret=None)
+    assert restarted.app.extensions[RUNTIME].settings.github_app_id
+    with restarted.client() as stranger:
+        assert stranger.get("/setup/").status_code == 404
+
+
+def test_a_visitor_whose_answer_from_github_arrives_after_a_registration_stores_nothing(
+    live_factory: LiveFactory,
+) -> None:
+    """A visitor's code is being exchanged when an admin's registration is stored: the
+    visitor's answer is refused (404) and the admin's app stays registered."""
+    state = live_factory.emulator.state
+    fresh = live_factory(
+        UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(int(state.user("carol")["id"]))
+    )
+    visitor = fresh.client()
+    back = through_github(fresh, start(visitor, name="Late CLA"))
+    state.add_fault("POST", r"/app-manifests/", status=None, delay=1.5, times=1)
+    answers: list[int] = []
+    exchanging = threading.Thread(target=lambda: answers.append(visitor.get(back).status_code))
+    exchanging.start()
+    time.sleep(0.3)  # the visitor's exchange is now held by GitHub
+    with fresh.client() as admin:
+        sign_in(fresh, admin, "carol")
+        assert admin.get(through_github(fresh, start(admin, name="Admin CLA"))).status_code == 302
+    exchanging.join(10)
+    visitor.close()
+    assert answers == [404]
+    with fresh.database.session() as session:
+        assert session.scalars(select(AppRegistration.slug)).all() == ["admin-cla"]
 
 
 def test_who_may_see_the_setup_page(live_factory: LiveFactory) -> None:

@@ -58,3 +58,20 @@ class VersionChanged(AgreementError):
             "is now current"
         )
         self.current = current
+
+
+class ImportConflict(AgreementError):
+    """Some of an import's people got a signature on the version between the check and the
+    write (the same file imported at the same moment): nothing of this run is stored."""
+
+
+class TooManyLookups(AgreementError):
+    """A file names more logins without a GitHub id than the caller lets one run look up."""
+
+    def __init__(self, logins: int, cap: int) -> None:
+        super().__init__(
+            f"the file has {logins:,} distinct logins without a GitHub id; at most {cap:,} "
+            "are looked up on GitHub in one run"
+        )
+        self.logins = logins
+        self.cap = cap

@@ -4,10 +4,15 @@
 
 - A login without a GitHub id is asked of GitHub through ``resolve_login`` (the caller passes
   the GitHub client's ``GET /users/{login}``, paced like every other call), once per distinct
-  login in the run. A login GitHub no longer knows is a ``not-found`` problem on its line;
-  a login that turns out to be someone already in the file is a ``duplicate``.
+  login in the run, and at most ``max_lookups`` of them (the console caps them, as they are
+  asked inside a web request; the command line does not). A login GitHub no longer knows is
+  a ``not-found`` problem on its line; a login that turns out to be someone already in the
+  file is a ``duplicate``.
 - Nothing is written when any row is malformed, or on a dry run: the report is the same,
   only ``written`` says whether the signatures were stored.
+- The same file imported twice at the same moment: the second to write finds the first's
+  signatures in the way (the unique index) and raises ``ImportConflict``; nothing of it is
+  stored (the caller rolls back).
 - The same file twice changes nothing: a person who already holds a signature on the version
   (signed in undersign, or imported before, revoked or not) is ``already present``. A
   revoked imported signature is not brought back by importing the file again.
@@ -24,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from undersign.agreements.errors import ImportConflict, TooManyLookups
 from undersign.agreements.importers import ImportBatch, ImportProblem, ImportRecord
 from undersign.agreements.models import AgreementVersion, Signature
 from undersign.agreements.service import CLI_ACTOR, IN_CHUNK, SignatureService
@@ -88,6 +95,7 @@ def import_batch(
     version: int | None = None,
     resolve_login: LoginResolver,
     dry_run: bool = False,
+    max_lookups: int | None = None,
     actor: str = CLI_ACTOR,
     on_change: Callable[[int, str], None] | None = None,
     now: dt.datetime | None = None,
@@ -100,6 +108,11 @@ def import_batch(
     sound file does look them up, to name the accounts GitHub no longer knows).
     ``on_change(github_id, "signed")`` is called for each person imported, so their open
     pull requests are looked at again.
+
+    ``max_lookups``: more distinct logins to look up than this raises ``TooManyLookups``
+    before any GitHub call. ``ImportConflict``: someone in the file got a signature on the
+    version after it was checked here (another import at the same moment); the session must
+    be rolled back.
     """
     service = SignatureService(session, actor=actor)
     agreement = service.agreements.get(slug)
@@ -118,6 +131,10 @@ def import_batch(
     report.problems.extend(_line_problem(problem) for problem in batch.problems)
     if not batch.importable:
         return report
+    if max_lookups is not None:
+        logins = len(_logins_to_look_up(batch.records))
+        if logins > max_lookups:
+            raise TooManyLookups(logins, max_lookups)
     people = _resolve(batch.records, resolve_login, report)
     present = _present(session, target.id, [person.github_id for person in people])
     fresh: list[_Person] = []
@@ -133,7 +150,13 @@ def import_batch(
     moment = now or utcnow()
     for person in fresh:
         session.add(_signature(person, target, batch, moment))
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ImportConflict(
+            "some of these people got a signature on this version while the file was being "
+            "imported (the same file imported at the same moment?)"
+        ) from None
     service.agreements.audit(
         agreement,
         "signatures.import",
@@ -168,6 +191,11 @@ def formula_notes(batch: ImportBatch) -> list[str]:
 
 def _line_problem(problem: ImportProblem) -> LineProblem:
     return LineProblem(problem.line, problem.kind, problem.message)
+
+
+def _logins_to_look_up(records: Iterable[ImportRecord]) -> set[str]:
+    """The distinct logins (as GitHub compares them) that came without a GitHub id."""
+    return {(record.login or "").lower() for record in records if record.github_id is None}
 
 
 def _resolve(

@@ -208,6 +208,15 @@ def store(
     return app
 
 
+def exists(database: Database) -> bool:
+    """Whether an app was registered here (whether or not its secrets still decrypt)."""
+    with database.session() as session:
+        return (
+            session.scalar(select(AppRegistration.id).where(AppRegistration.id == ROW_ID))
+            is not None
+        )
+
+
 def load(database: Database, secret_key: str) -> RegisteredApp | None:
     """The registered app, or None; RegistrationError when UNDERSIGN_SECRET_KEY changed since
     (the secrets no longer decrypt)."""

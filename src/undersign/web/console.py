@@ -55,13 +55,16 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
 from undersign.accounts.models import User
 from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
 from undersign.agreements.errors import (
     AgreementError,
+    ImportConflict,
     InvalidInput,
+    TooManyLookups,
     UnknownAgreement,
     UnknownSignature,
 )
@@ -823,19 +826,48 @@ def custom_fields(slug: str) -> BaseResponse:
 #: The body an import may send: the file (at most ``MAX_IMPORT_BYTES``) and a few small fields.
 IMPORT_BODY = MAX_IMPORT_BYTES + 64 * 1024
 IMPORT_ENDPOINT = "console.import_signatures"
+#: Logins without a GitHub id one upload may ask GitHub about: each is a call made inside
+#: the web request (paced like every other). ``undersign import`` has no such cap.
+MAX_IMPORT_LOOKUPS = 2_000
+#: What a confirm answers when the same rows were written by another at the same moment.
+IMPORT_CONFLICT = (
+    "Some of these people got a signature on this version while this file was being "
+    "imported (the same file imported twice at the same moment?). Nothing was imported by "
+    "this request: check the file again to see what is there now."
+)
 
 
 def raise_upload_limit() -> None:
-    """Registered before the CSRF check (the first to read the form): a signed-in person's
-    upload (multipart) may be as large as the command line's file. A chunked body keeps the
-    forms' cap (it was read only up to that cap), so does anyone not signed in."""
+    """Registered before the CSRF check (the first to read the form): an upload (multipart)
+    by someone who may import into this agreement (an instance admin, or an admin of the
+    agreement at the address, by the admin check the route itself makes, from the session
+    while it is fresh) may be as large as the command line's file. Anyone else keeps the
+    forms' cap, so their large body is refused (413) before it is read, not read whole to be
+    answered 404. A chunked body keeps the forms' cap too (it was read only up to that cap)."""
     if (
-        request.endpoint == IMPORT_ENDPOINT
-        and request.mimetype == "multipart/form-data"
-        and not request.environ.get(CHUNKED)
-        and current_user() is not None
+        request.endpoint != IMPORT_ENDPOINT
+        or request.mimetype != "multipart/form-data"
+        or request.environ.get(CHUNKED)
     ):
-        request.max_content_length = IMPORT_BODY
+        return
+    user = current_user()
+    slug = (request.view_args or {}).get("slug")
+    if user is None or not isinstance(slug, str):
+        return
+    try:
+        scope = refresh_scope(user.github_id, user.login)
+    except LookupFailed:  # the route answers 503 and says why; the body stays small
+        return
+    if not scope.instance_admin:
+        if scope.failure is not None:
+            return
+        try:
+            agreement = AgreementService(db_session()).get(slug)
+        except UnknownAgreement:
+            return
+        if not scope.administers(agreement.id):
+            return
+    request.max_content_length = IMPORT_BODY
 
 
 def _import_version() -> int | None:
@@ -910,8 +942,20 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
             version=version,
             resolve_login=_github_resolver(),
             dry_run=not expected,
+            max_lookups=MAX_IMPORT_LOOKUPS,
             actor=str(user.github_id),
         )
+    except TooManyLookups as exc:
+        db.rollback()
+        abort(
+            413,
+            description=f"The file has {exc.logins:,} distinct logins without a GitHub id; the "
+            f"console looks up at most {exc.cap:,} per upload. Nothing was imported: split "
+            "the file, add the GitHub ids, or use undersign import on the command line.",
+        )
+    except ImportConflict:
+        db.rollback()
+        abort(409, description=IMPORT_CONFLICT)
     except AgreementError as exc:  # no such version
         db.rollback()
         abort(400, description=str(exc))
@@ -926,7 +970,11 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
         )
         return page, 400 if report.malformed else 200
     requeued = runtime().reevaluate_signers(db, report.imported, agreement_id=agreement.id)
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:  # what the flush could not see (a write at the same moment)
+        db.rollback()
+        abort(409, description=IMPORT_CONFLICT)
     problems = (
         f" {len(report.problems)} line(s) were not imported, as the check showed."
         if report.problems

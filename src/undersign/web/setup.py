@@ -1,8 +1,12 @@
 """First-run setup (``/setup/``): register undersign's GitHub App with GitHub's manifest flow.
 
 Who sees it: in development, anyone while the environment configures no GitHub credentials
-(no token, no app of its own: nobody can sign in yet); otherwise an instance admin
-(``UNDERSIGN_ADMINS``), signed in. Everyone else gets 404, as if the page did not exist.
+(no token, no app of its own: nobody can sign in yet) and no app has been registered here;
+otherwise an instance admin (``UNDERSIGN_ADMINS``), signed in. Everyone else gets 404, as if
+the page did not exist, so that once an app is registered no visitor can replace it. One
+exception: the browser that just registered the app still sees the page that shows it (for
+an hour, and only while that app is the one registered): the callback that stored it puts
+the app's id in that browser's server-side session, beside the ``state`` it checked.
 
 The flow: the admin names the app (and, optionally, the organisation that will own it); the
 page posts the manifest to GitHub with a ``state`` kept in the server-side session (one use,
@@ -38,6 +42,8 @@ bp = Blueprint("setup", __name__, url_prefix="/setup")
 #: Session key of the pending registration's ``state``; it lives as long as GitHub's code.
 STATE_KEY = "setup_state"
 STATE_TTL = 3600
+#: Session key of the registration this browser just made: ``{"app_id", "at"}``.
+RESULT_KEY = "setup_result"
 
 
 def _registered() -> RegisteredApp | None:
@@ -48,39 +54,53 @@ def _registered() -> RegisteredApp | None:
         return None  # the page offers to register again
 
 
-def _unconfigured_development(app: RegisteredApp | None) -> bool:
-    """Development with no GitHub credentials of the environment's own (a registered app
-    the runtime put in the settings does not count)."""
+def _unconfigured_development() -> bool:
+    """Development with no GitHub credentials in the environment (nobody can sign in yet)."""
     config = settings()
-    if config.env != "development" or config.github_token:
-        return False
-    if not config.github_app_id:
-        return True
-    return app is not None and config.github_app_id == str(app.app_id)
+    return config.env == "development" and not config.github_token and not config.github_app_id
 
 
-def _allowed(app: RegisteredApp | None) -> bool:
-    if _unconfigured_development(app):
-        return True
+def _instance_admin() -> bool:
     user = current_user()
     return user is not None and user.github_id in settings().admins
 
 
+def _shows_own_result(app: RegisteredApp | None) -> bool:
+    """This browser registered ``app`` in the last hour (see the module docstring)."""
+    result = session.get(RESULT_KEY)
+    return (
+        app is not None
+        and isinstance(result, dict)
+        and result.get("app_id") == app.app_id
+        and isinstance(result.get("at"), int | float)
+        and time.time() - float(result["at"]) <= STATE_TTL
+    )
+
+
 def _guard() -> RegisteredApp | None:
+    """The registered app, if the person may use the setup page; 404 otherwise. Once an app
+    is registered (even one whose secrets no longer decrypt), only an instance admin may."""
     app = _registered()
-    if not _allowed(app):
+    if _instance_admin():
+        return app
+    if registration.exists(runtime().database) or not _unconfigured_development():
         abort(404)
     return app
 
 
 def _page(
-    app: RegisteredApp | None, *, error: str | None = None, status: int = 200
+    app: RegisteredApp | None,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    may_register: bool = True,
 ) -> tuple[str, int]:
     config = settings()
     return (
         render_template(
             "setup/index.html",
             app=app,
+            may_register=may_register,
             install_url=app.install_url(config.github_url) if app else None,
             in_use=app is not None and config.github_app_id == str(app.app_id),
             error=error,
@@ -93,6 +113,9 @@ def _page(
 
 @bp.get("/")
 def index() -> tuple[str, int]:
+    app = _registered()
+    if app is not None and not _instance_admin() and _shows_own_result(app):
+        return _page(app, may_register=False)  # what this browser just registered
     return _page(_guard())
 
 
@@ -153,10 +176,13 @@ def callback() -> BaseResponse | tuple[str, int]:
         return _refused(str(exc))
     except GitHubError as exc:
         return _refused(f"GitHub could not complete the registration: {exc}", 502)
+    if not _instance_admin() and registration.exists(runtime().database):
+        abort(404)  # another browser's registration was stored while GitHub answered this one
     user = current_user()
-    registration.store(
+    app = registration.store(
         runtime().database, config.secret_key or "", data, user.github_id if user else None
     )
+    session[RESULT_KEY] = {"app_id": app.app_id, "at": time.time()}
     return redirect(url_for("setup.index"))
 
 
