@@ -387,7 +387,9 @@ def comment_body(
             parts.append(corporate_paragraph(emails_url))
             waiting = [c for c in verdict.unsigned if c.github_id in awaiting_review]
             if waiting:
-                parts.append(awaiting_review_paragraph(waiting))
+                paragraph = awaiting_review_paragraph(waiting)
+                budget -= _size(paragraph) + 2
+                parts.append(paragraph)
     if verdict.unknown:
         heading = (
             "**Commits whose author email is not linked to a GitHub account.** "

@@ -14,6 +14,7 @@ from undersign.agreements.companies import (
     MAX_ORG_APPROVALS,
     ApprovalChange,
     CompanyService,
+    UnknownCompany,
     normalize_domain,
 )
 from undersign.agreements.errors import InvalidInput
@@ -177,3 +178,19 @@ def test_a_company_approves_at_most_200_and_20_organisations(session: Session) -
     assert not companies.approve(company, "account", "1000")  # approved already: no error
     assert companies.unapprove(company, "account", "1000")
     assert companies.approve(company, "domain", "more.example")
+
+
+def test_an_admin_reviews_only_the_companies_beside_their_agreement(session: Session) -> None:
+    companies, _, _ = _setup(session)
+    squat = _web_company(companies, "Squat Inc")
+    elsewhere = companies.find("other-corporate", "Elsewhere")
+    individual = companies.agreements.get("individual-cla")
+    assert companies.for_review(individual, squat.id) is squat
+    assert companies.for_review(companies.agreements.get("corporate-cla"), squat.id) is squat
+    for agreement, company_id in (
+        (individual, elsewhere.id),
+        (companies.agreements.get("other-cla"), squat.id),
+        (individual, 999_999),
+    ):
+        with pytest.raises(UnknownCompany):
+            companies.for_review(agreement, company_id)
