@@ -111,6 +111,12 @@ def test_a_pending_company_covers_nobody_until_an_agreement_admin_accepts_it(
         assert "awaiting review" in erin.get("/companies").text
         # A manager cannot accept their own company: the console answers 404.
         assert _review(erin, company_id, "accept").status_code == 404
+    # A pending company's approvals wake no pull request; the next evaluation (a push, a
+    # re-check) tells the contributor their company awaits review.
+    cla.wait_idle()
+    assert "Awaiting review" not in _bot_comment(cla, number)
+    status, _ = cla.deliver("pull_request", cla.state.pull_request_event(REPO, number))
+    assert status == 202
     cla.wait_for(lambda: "Awaiting review" in _bot_comment(cla, number), what="the comment")
     _state(cla, sha, "failure")  # a pending company covers nobody
     assert "@dave" in _bot_comment(cla, number).split("Awaiting review")[1]

@@ -24,8 +24,7 @@ Every company, its signatory, managers, review and approval change is an ``audit
 the corporate agreement, in the transaction of the change; ``on_change`` hears each change
 to what an accepted company covers (all of its approvals when it is accepted or rejected),
 so exactly the open pull requests it can affect are evaluated again. A pending company's
-account and domain approvals are heard too (the comment says they await review); its
-organisations are not.
+approval changes are not heard: they cover nobody, and cost the bot nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from undersign.accounts.models import ProvenEmail
@@ -396,6 +395,8 @@ class CompanyService:
         existing = self._approval(company, kind, clean)
         if existing is not None:
             return False
+        if company.status == "rejected":
+            raise InvalidInput(f"{company.name} was rejected by the maintainers; it covers nobody")
         self._check_room(company, kind)
         row = CompanyApproval(
             company_id=company.id, kind=kind, value=clean, label=label[:255], created_at=utcnow()
@@ -477,12 +478,10 @@ class CompanyService:
         agreement = company.agreement
         self.agreements.audit(agreement, action, before, after)
         state = after or before or {}
-        kind, value = str(state["kind"]), str(state["value"])
-        # A pending company covers nobody, but the comment of an account or a domain it
-        # approves says so (a cheap re-evaluation); an organisation it approves changes
-        # nothing until it is accepted (re-evaluating every open pull request is not).
-        if company.status == "accepted" or (company.status == "pending" and kind != "org"):
-            self._notify(company, [(kind, value)])
+        # A pending company's approvals cover nobody, so they wake no pull request: anyone
+        # signed in can make a company, and its approvals must cost the bot nothing.
+        if company.status == "accepted":
+            self._notify(company, [(str(state["kind"]), str(state["value"]))])
 
     def _notify(self, company: Company, approvals: Iterable[tuple[str, str]]) -> None:
         """Tell ``on_change`` what coverage changed; one org change stands for all (it
@@ -532,7 +531,7 @@ class CompanyService:
         return True
 
     @staticmethod
-    def _reviewed_by(agreement: Agreement) -> Any:
+    def _reviewed_by(agreement: Agreement) -> ColumnElement[bool]:
         """Which companies an admin of ``agreement`` reviews: those that signed it (a
         corporate agreement) or a corporate agreement beside it (an individual one)."""
         if agreement.kind == "corporate":
