@@ -1,6 +1,6 @@
-"""A company signs a corporate agreement and its manager approves a domain, from a clean
-browser (headless Chromium, every page scanned by axe-core, no CSP violation, no script
-error)."""
+"""A company signs a corporate agreement and its manager approves a domain, and an instance
+admin accepts a company in the console, from a clean browser (headless Chromium, every page
+scanned by axe-core, no CSP violation, no script error)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def test_a_company_signs_and_approves_its_domain(
     assert page.locator("main h1").inner_text() == "BigCorp Ltd"
     assert "has signed Corporate CLA" in page.get_by_role("status").inner_text()
     assert "deputy" in page.locator("main").inner_text()
+    assert "Awaiting review" in page.locator("#company-status").inner_text()
 
     page.get_by_label("Kind").select_option("domain")
     page.get_by_label("Login, organisation or domain").fill("BigCorp.example")
@@ -72,3 +73,53 @@ def test_a_company_signs_and_approves_its_domain(
     # The one refused form answered 400 (Chromium logs every 4xx document); nothing else.
     assert [p for p in problems if "status of 400" not in p] == []
     assert len(problems) == 1
+
+
+def test_an_instance_admin_accepts_a_company_in_the_console(
+    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
+) -> None:
+    state = live_factory.emulator.state
+    state.add_user(BOT, name="undersign", email="bot@undersign.invalid")
+    state.add_user("root", name="Root", email="root@example.com")
+    state.add_user("boss", name="Boss Person", email="boss@example.com")
+    root, boss = int(state.user("root")["id"]), int(state.user("boss")["id"])
+    live = live_factory(UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT), UNDERSIGN_ADMINS=str(root))
+    with live.database.session() as session:
+        AgreementService(session).add_or_update("individual-cla", "Individual CLA", "I agree.")
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "The company agrees.", "individual-cla"
+        )
+        company = companies.sign(
+            "corporate-cla",
+            github_id=boss,
+            login="boss",
+            version_sha256=companies.agreements.current_version("corporate-cla").text_sha256,
+            agreed=True,
+            company_name="BigCorp Ltd",
+            address="1 Main Street",
+            signatory_name="Boss Person",
+            signatory_title="CTO",
+            managers="",
+            resolve_login=lambda login: None,
+        )
+        companies.approve(company, "domain", "bigcorp.example")
+        company_id = company.id
+    state.auto_approve_as = "root"
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+
+    page.goto(f"{live.url}/admin/")
+    page.wait_for_url(f"{live.url}/admin/")
+    page.get_by_role("link", name="Individual CLA").click()
+    table = page.locator("#pending-companies")
+    assert "BigCorp Ltd" in table.inner_text() and "bigcorp.example" in table.inner_text()
+    page.get_by_role("button", name="Accept BigCorp Ltd").click()
+    page.wait_for_url(f"{live.url}/admin/agreements/individual-cla")
+    assert "BigCorp Ltd is accepted" in page.locator(".notice").first.inner_text()
+    assert page.locator("#pending-companies").count() == 0
+    page.goto(f"{live.url}/companies/{company_id}")
+    assert page.locator("#company-status").count() == 0
+    context.close()
+    assert problems == []

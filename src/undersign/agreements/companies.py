@@ -13,9 +13,18 @@ company that signed the corporate one approves them:
   merely lists the address. So a commit address on an approved domain that nobody proved
   covers nobody, and an address covers only the account that proved it.
 
-Every company, its signatory, managers and approval change is an ``audit_log`` row of the
-corporate agreement, in the transaction of the change; ``on_change`` hears each approval
-change so exactly the open pull requests it can affect are evaluated again.
+A company that signs on the web is **pending**: its managers may keep its approvals, but they
+cover nobody until an instance admin or an admin of the individual agreement accepts it
+(anyone signed in can sign under any name, and an unchecked org approval would make the bot
+ask GitHub about every uncovered person). A rejected company covers nobody and frees its name.
+A paper signature recorded from the command line is accepted at once. A company holds at most
+``MAX_APPROVALS`` approvals, ``MAX_ORG_APPROVALS`` of them organisations.
+
+Every company, its signatory, managers, review and approval change is an ``audit_log`` row of
+the corporate agreement, in the transaction of the change; ``on_change`` hears each change
+to what an accepted company covers (all of its approvals when it is accepted or rejected),
+so exactly the open pull requests it can affect are evaluated again. A pending company's
+approval changes are not heard: they cover nobody, and cost the bot nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from undersign.accounts.models import ProvenEmail
@@ -50,7 +59,9 @@ from undersign.agreements.service import CLI_ACTOR, AgreementService, normalize_
 from undersign.db import utcnow
 
 __all__ = [
+    "MAX_APPROVALS",
     "MAX_MANAGERS",
+    "MAX_ORG_APPROVALS",
     "ApprovalChange",
     "ApprovalHook",
     "CompanyService",
@@ -60,6 +71,8 @@ __all__ = [
 ]
 
 MAX_MANAGERS = 20
+MAX_APPROVALS = 200
+MAX_ORG_APPROVALS = 20
 MAX_ADDRESS_LENGTH = 1000
 _DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
 _LOGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
@@ -230,6 +243,7 @@ class CompanyService:
             name_key=_name_key(name),
             address=clean_address,
             source="web",
+            status="pending",
             version_id=current.id,
             text_sha256=current.text_sha256,
             signatory_github_id=github_id,
@@ -265,6 +279,8 @@ class CompanyService:
             name_key=_name_key(clean),
             address="",
             source="paper",
+            status="accepted",
+            reviewed_at=utcnow(),
             document_sha256=hashlib.sha256(document).hexdigest() if document is not None else None,
             document_name=(document_name or None) and document_name[-255:],
             signed_at=utcnow(),
@@ -301,6 +317,7 @@ class CompanyService:
             "name": company.name,
             "address": company.address,
             "source": company.source,
+            "status": company.status,
             "text_sha256": company.text_sha256,
             "signatory_github_id": company.signatory_github_id,
             "signatory_login": company.signatory_login,
@@ -321,12 +338,14 @@ class CompanyService:
     def _by_name(self, agreement: Agreement, name: str) -> Company | None:
         return self.session.scalar(
             select(Company).where(
-                Company.agreement_id == agreement.id, Company.name_key == _name_key(name)
+                Company.agreement_id == agreement.id,
+                Company.name_key == _name_key(name),
+                Company.status != "rejected",
             )
         )
 
     def find(self, slug: str, name: str) -> Company:
-        """The company of this corporate agreement with this name (any case)."""
+        """The company of this corporate agreement with this name (any case), not rejected."""
         company = self._by_name(self._corporate(slug), name)
         if company is None:
             raise InvalidInput(f"no company {name!r} signed {slug!r}")
@@ -376,6 +395,9 @@ class CompanyService:
         existing = self._approval(company, kind, clean)
         if existing is not None:
             return False
+        if company.status == "rejected":
+            raise InvalidInput(f"{company.name} was rejected by the maintainers; it covers nobody")
+        self._check_room(company, kind)
         row = CompanyApproval(
             company_id=company.id, kind=kind, value=clean, label=label[:255], created_at=utcnow()
         )
@@ -395,6 +417,26 @@ class CompanyService:
         self.session.flush()
         self._changed(company, "company.unapprove", before, None)
         return True
+
+    def _check_room(self, company: Company, kind: str) -> None:
+        """``InvalidInput`` when one more approval of ``kind`` would pass a cap."""
+        counts = dict(
+            self.session.execute(
+                select(CompanyApproval.kind, func.count())
+                .where(CompanyApproval.company_id == company.id)
+                .group_by(CompanyApproval.kind)
+            ).all()
+        )
+        if sum(counts.values()) >= MAX_APPROVALS:
+            raise InvalidInput(
+                f"{company.name} has {MAX_APPROVALS} approvals, the most a company may have: "
+                "remove one first, or approve an organisation or domain instead of accounts"
+            )
+        if kind == "org" and counts.get("org", 0) >= MAX_ORG_APPROVALS:
+            raise InvalidInput(
+                f"{company.name} approves {MAX_ORG_APPROVALS} organisations, the most a "
+                "company may: remove one first"
+            )
 
     def _clean_approval(self, kind: str, value: str) -> tuple[str, str]:
         if kind not in APPROVAL_KINDS:
@@ -436,10 +478,90 @@ class CompanyService:
         agreement = company.agreement
         self.agreements.audit(agreement, action, before, after)
         state = after or before or {}
-        if self.on_change is not None and agreement.for_agreement_id is not None:
-            self.on_change(
-                ApprovalChange(agreement.for_agreement_id, str(state["kind"]), str(state["value"]))
+        # A pending company's approvals cover nobody, so they wake no pull request: anyone
+        # signed in can make a company, and its approvals must cost the bot nothing.
+        if company.status == "accepted":
+            self._notify(company, [(str(state["kind"]), str(state["value"]))])
+
+    def _notify(self, company: Company, approvals: Iterable[tuple[str, str]]) -> None:
+        """Tell ``on_change`` what coverage changed; one org change stands for all (it
+        re-evaluates every open pull request of the individual agreement)."""
+        individual_id = company.agreement.for_agreement_id
+        if self.on_change is None or individual_id is None:
+            return
+        seen_org = False
+        for kind, value in approvals:
+            if kind == "org":
+                if seen_org:
+                    continue
+                seen_org = True
+            self.on_change(ApprovalChange(individual_id, kind, value))
+
+    # Review.
+
+    def accept(self, company: Company) -> bool:
+        """A pending company's approvals start to cover; the open pull requests they can
+        affect are evaluated again. False when it was accepted already; ``InvalidInput``
+        for a rejected one (its name may belong to another company now)."""
+        if company.status == "accepted":
+            return False
+        if company.status != "pending":
+            raise InvalidInput(f"{company.name} was rejected; it may sign again")
+        return self._review(company, "accepted", "company.accept")
+
+    def reject(self, company: Company) -> bool:
+        """The company covers nobody from now on and its name is free again. False when it
+        was rejected already; an accepted company's coverage ends (pull requests are
+        evaluated again)."""
+        if company.status == "rejected":
+            return False
+        return self._review(company, "rejected", "company.reject")
+
+    def _review(self, company: Company, status: str, action: str) -> bool:
+        before = {"company_id": company.id, "company": company.name, "status": company.status}
+        covered = company.status == "accepted" or status == "accepted"
+        company.status = status
+        company.reviewed_at = utcnow()
+        self.session.flush()
+        self.agreements.audit(company.agreement, action, before, {**before, "status": status})
+        approvals = [(row.kind, row.value) for row in company.approvals]
+        # Coverage changes with every approval; a pending company rejected covered nobody,
+        # but the comments that said its accounts and domains await review are now wrong.
+        self._notify(company, approvals if covered else [a for a in approvals if a[0] != "org"])
+        return True
+
+    @staticmethod
+    def _reviewed_by(agreement: Agreement) -> ColumnElement[bool]:
+        """Which companies an admin of ``agreement`` reviews: those that signed it (a
+        corporate agreement) or a corporate agreement beside it (an individual one)."""
+        if agreement.kind == "corporate":
+            return Company.agreement_id == agreement.id
+        beside = select(Agreement.id).where(
+            Agreement.for_agreement_id == agreement.id, Agreement.kind == "corporate"
+        )
+        return Company.agreement_id.in_(beside)
+
+    def pending_review(self, agreement: Agreement) -> list[Company]:
+        """The companies awaiting review that an admin of ``agreement`` reviews, oldest
+        first."""
+        return list(
+            self.session.scalars(
+                select(Company)
+                .where(self._reviewed_by(agreement), Company.status == "pending")
+                .options(selectinload(Company.managers), selectinload(Company.approvals))
+                .order_by(Company.signed_at, Company.id)
             )
+        )
+
+    def for_review(self, agreement: Agreement, company_id: int) -> Company:
+        """Company ``company_id`` if an admin of ``agreement`` reviews it; otherwise
+        ``UnknownCompany``, the same as for a company that does not exist."""
+        company = self.session.scalar(
+            select(Company).where(Company.id == company_id, self._reviewed_by(agreement))
+        )
+        if company is None:
+            raise UnknownCompany()
+        return company
 
     # Coverage.
 
@@ -451,14 +573,37 @@ class CompanyService:
     ) -> set[int]:
         """Which of these people (GitHub id, *verified* login or None) a company that signed
         a corporate agreement beside ``individual_id`` covers. Org membership is asked of
-        GitHub (``is_org_member(org, login)``) only for those not covered otherwise."""
+        GitHub (``is_org_member(org, login)``) only for those not covered otherwise, once per
+        distinct organisation however many companies approve it."""
+        return self._covered(individual_id, people, is_org_member, status="accepted")
+
+    def awaiting_review_ids(
+        self, individual_id: int, people: Iterable[tuple[int, str | None]]
+    ) -> set[int]:
+        """Which of these people a *pending* company would cover by account or proven email
+        domain (what the pull request comment says awaits review). Organisations are not
+        asked about: a company nobody accepted costs the bot no GitHub call."""
+        return self._covered(individual_id, people, None, status="pending")
+
+    def _covered(
+        self,
+        individual_id: int,
+        people: Iterable[tuple[int, str | None]],
+        is_org_member: Callable[[str, str], bool] | None,
+        *,
+        status: str,
+    ) -> set[int]:
         wanted = {int(github_id): login for github_id, login in people}
         if not wanted:
             return set()
         companies = (
             select(Company.id)
             .join(Agreement, Company.agreement_id == Agreement.id)
-            .where(Agreement.for_agreement_id == individual_id, Agreement.kind == "corporate")
+            .where(
+                Agreement.for_agreement_id == individual_id,
+                Agreement.kind == "corporate",
+                Company.status == status,
+            )
         )
         approvals = self.session.execute(
             select(CompanyApproval.kind, CompanyApproval.value).where(
@@ -481,6 +626,8 @@ class CompanyService:
                     .distinct()
                 )
             )
+        if is_org_member is None:
+            return covered
         for github_id in sorted(set(wanted) - covered):
             login = wanted[github_id]
             if login and any(is_org_member(org, login) for org in orgs):

@@ -267,6 +267,7 @@ class AuditEntry(Base):
 
 
 APPROVAL_KINDS = ("account", "org", "domain")
+COMPANY_STATUSES = ("pending", "accepted", "rejected")
 
 
 class Company(Base):
@@ -274,12 +275,26 @@ class Company(Base):
 
     The signatory and managers are GitHub ids (logins kept as seen, for display). Who is
     covered is the company's approvals, kept by its managers; signing alone covers nobody.
+
+    ``status``: a company that signed on the web is ``pending`` until an instance admin or an
+    admin of the individual agreement accepts it (``accepted``) or rejects it (``rejected``);
+    only an accepted company's approvals cover anyone. A paper signature is ``accepted`` when
+    recorded (an operator recorded it). A rejected company keeps its row (the audit trail)
+    but not its name: another may sign under it (the partial unique index).
     """
 
     __tablename__ = "companies"
     __table_args__ = (
-        UniqueConstraint("agreement_id", "name_key", name="uq_companies_agreement_name"),
+        Index(
+            "uq_companies_agreement_live_name",
+            "agreement_id",
+            "name_key",
+            unique=True,
+            sqlite_where=text("status <> 'rejected'"),
+            postgresql_where=text("status <> 'rejected'"),
+        ),
         CheckConstraint("source IN ('web', 'paper')", name="source"),
+        CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -302,6 +317,10 @@ class Company(Base):
     document_name: Mapped[str | None] = mapped_column(String(255))
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(String(45))
+    # The server default is for the previous release's code, which inserts no status: what
+    # it records then waits for a review instead of covering anyone.
+    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     agreement: Mapped[Agreement] = relationship()
     managers: Mapped[list[CompanyManager]] = relationship(

@@ -1,11 +1,13 @@
 """``undersign company ...``: companies that signed a corporate agreement, and whom they cover.
 
-``company add`` records a company that signed on paper; ``approve``/``unapprove`` keep who
-it covers (``--login`` an account, by the id GitHub gives for it now; ``--org`` an
-organisation's members; ``--domain`` addresses people proved on it); ``list`` prints the
-companies (``--json``: the export, with managers and approvals). Logins are looked up on
-GitHub with the bot's token; each approval change re-evaluates the open pull requests it can
-affect. Depends on agreements, cli.agreements, runtime.
+``company add`` records a company that signed on paper (accepted at once: an operator
+recorded it); ``accept``/``reject`` review a company that signed on the web (pending until
+then, covering nobody); ``approve``/``unapprove`` keep who it covers (``--login`` an account,
+by the id GitHub gives for it now; ``--org`` an organisation's members; ``--domain``
+addresses people proved on it); ``list`` prints the companies, their status last
+(``--json``: the export, with status, managers and approvals). Logins are looked up on
+GitHub with the bot's token; each change to what an accepted company covers re-evaluates the
+open pull requests it can affect. Depends on agreements, cli.agreements, runtime.
 """
 
 from __future__ import annotations
@@ -136,6 +138,36 @@ def company_unapprove(
     _change(slug, name, login, org, domain, undo=True)
 
 
+def _review(slug: str, name: str, *, accept: bool) -> None:
+    with unit_of_work() as session:
+        service = CompanyService(session, on_change=_hook(session))
+        found = service.find(slug, name)
+        changed = service.accept(found) if accept else service.reject(found)
+        if accept:
+            verb = "accepted: its approvals cover people" if changed else "was accepted already"
+        else:
+            verb = "rejected: it covers nobody, its name is free" if changed else "unchanged"
+        click.echo(f"{found.name}: {verb}", err=True)
+
+
+@company.command("accept")
+@click.argument("slug")
+@click.argument("name")
+def company_accept(slug: str, name: str) -> None:
+    """Accept company NAME, which signed corporate agreement SLUG on the web: its approvals
+    start to cover people (open pull requests are evaluated again)."""
+    _review(slug, name, accept=True)
+
+
+@company.command("reject")
+@click.argument("slug")
+@click.argument("name")
+def company_reject(slug: str, name: str) -> None:
+    """Reject company NAME of corporate agreement SLUG: it covers nobody, and another
+    company may sign under its name."""
+    _review(slug, name, accept=False)
+
+
 @company.command("list")
 @click.argument("slug")
 @click.option("--json", "as_json", is_flag=True, help="The export: managers and approvals too.")
@@ -149,7 +181,9 @@ def company_list(slug: str, as_json: bool) -> None:
         for found in service.list_companies(slug):
             managers = ",".join(m.login for m in found.managers)
             approvals = ",".join(f"{a.kind}:{a.label or a.value}" for a in found.approvals)
-            click.echo(f"{found.id}\t{found.name}\t{found.source}\t{managers}\t{approvals}")
+            click.echo(
+                f"{found.id}\t{found.name}\t{found.source}\t{managers}\t{approvals}\t{found.status}"
+            )
 
 
 COMMANDS = (company,)

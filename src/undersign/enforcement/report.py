@@ -303,6 +303,15 @@ def corporate_paragraph(emails_url: str | None) -> str:
     )
 
 
+def awaiting_review_paragraph(people: Sequence[Contributor]) -> str:
+    """Some unsigned people's company signed on the web and waits for the maintainers."""
+    names = ", ".join(mention(c) for c in people[:10]) + (", \u2026" if len(people) > 10 else "")
+    return (
+        f"**Awaiting review:** a company that signed the corporate agreement would cover {names}, "
+        "but its signature awaits the maintainers' review; it covers nobody until they accept it."
+    )
+
+
 def comment_body(
     verdict: Verdict,
     *,
@@ -311,6 +320,7 @@ def comment_body(
     bot_login: str | None,
     emails_url: str | None = None,
     corporate: bool = False,
+    awaiting_review: frozenset[int] = frozenset(),
 ) -> str:
     """The Markdown of the single undersign comment on a pull request.
 
@@ -319,7 +329,8 @@ def comment_body(
     everyone is covered it becomes a short thank-you. ``bot_login`` (undersign's GitHub App bot,
     if known) is named in the re-check hint. Raises ValueError for a non-http(s) ``sign_url``
     (a configuration error, not data). ``corporate``: companies can sign for their people
-    here, so an uncovered contributor is told both ways out.
+    here, so an uncovered contributor is told both ways out; ``awaiting_review``: the GitHub
+    ids among the unsigned that a company awaiting the maintainers' review would cover.
     """
     url = _safe_url(sign_url)
     title = _escape_text(agreement_title or "Contributor License Agreement")
@@ -374,6 +385,11 @@ def comment_body(
         parts.append(block)
         if corporate:
             parts.append(corporate_paragraph(emails_url))
+            waiting = [c for c in verdict.unsigned if c.github_id in awaiting_review]
+            if waiting:
+                paragraph = awaiting_review_paragraph(waiting)
+                budget -= _size(paragraph) + 2
+                parts.append(paragraph)
     if verdict.unknown:
         heading = (
             "**Commits whose author email is not linked to a GitHub account.** "

@@ -66,6 +66,7 @@ from undersign.jobs.context import JobContext
 
 __all__ = [
     "IncompleteCommits",
+    "OrgMembership",
     "Outcome",
     "PullFacts",
     "PullRequestBusy",
@@ -484,8 +485,31 @@ def _read_contributors(
     return facts, contributors, etag, _dump(contributors) if etag else None, owners
 
 
+class OrgMembership:
+    """``is_org_member(org, login)`` asked of GitHub at most once per (org, login) for the
+    life of one evaluation, shared by the org-member exemption and the companies' org
+    approvals: however many companies approve the same organisation, one evaluation costs
+    one call per person. Kept no longer than the evaluation (membership changes)."""
+
+    def __init__(self, ask: Callable[[str, str], bool]) -> None:
+        self._ask = ask
+        self._answers: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, org: str, login: str) -> bool:
+        # GitHub logins and org names are case-insensitive.
+        key = (org.casefold(), login.casefold())
+        if key not in self._answers:
+            self._answers[key] = self._ask(org, login)
+        return self._answers[key]
+
+
 def _member_ids(
-    ctx: JobContext, coverage: _Coverage, owner: str, repo: str, people: Iterable[Contributor]
+    ctx: JobContext,
+    coverage: _Coverage,
+    owner: str,
+    repo: str,
+    people: Iterable[Contributor],
+    is_org_member: OrgMembership,
 ) -> set[int]:
     """Org members / write collaborators, asked only for people not covered otherwise."""
     if not (coverage.exempt_org_members or coverage.exempt_collaborators):
@@ -494,15 +518,22 @@ def _member_ids(
     for person in people:
         if person.github_id is None or not person.login or not person.login_verified:
             continue
-        if _is_member(ctx, coverage, owner, repo, person.login):
+        if _is_member(ctx, coverage, owner, repo, person.login, is_org_member):
             members.add(person.github_id)
     return members
 
 
-def _is_member(ctx: JobContext, coverage: _Coverage, owner: str, repo: str, login: str) -> bool:
+def _is_member(
+    ctx: JobContext,
+    coverage: _Coverage,
+    owner: str,
+    repo: str,
+    login: str,
+    is_org_member: OrgMembership,
+) -> bool:
     # Private org membership is visible only when the bot itself is a member; otherwise
     # GitHub redirects to the public-members check (REFERENCE.md §2.2).
-    if coverage.exempt_org_members and ctx.github.is_org_member(owner, login):
+    if coverage.exempt_org_members and is_org_member(owner, login):
         return True
     if coverage.exempt_collaborators:
         return ctx.github.collaborator_permission(owner, repo, login) in ("admin", "write")
@@ -516,13 +547,17 @@ def _verdict(
     repo: str,
     contributors: list[Contributor],
     opener: Contributor | None,
-) -> Verdict:
+) -> tuple[Verdict, frozenset[int]]:
+    """The verdict, and who among the unsigned a company awaiting review would cover."""
     people = [*contributors, *([opener] if opener is not None else [])]
     ids = [c.github_id for c in people if c.github_id is not None]
     with ctx.database.session() as session:
         signed = SignatureService(session).covered_ids(coverage.agreement_id, ids)
+    membership = OrgMembership(ctx.github.is_org_member)
     if coverage.corporate:
-        signed |= _company_covered(ctx, coverage, [c for c in people if c.github_id not in signed])
+        signed |= _company_covered(
+            ctx, coverage, [c for c in people if c.github_id not in signed], membership
+        )
     exemptions = Exemptions(
         bot_ids=coverage.bot_ids, all_bots=coverage.all_bots, allowlist=coverage.allowlist
     )
@@ -532,17 +567,28 @@ def _verdict(
             contributors, signed, exempt, opener=opener, agent_policy=coverage.agent_policy
         )
 
-    first = judge(exemptions)
-    if not first.unsigned:
-        return first
-    members = _member_ids(ctx, coverage, owner, repo, first.unsigned)
-    if not members:
-        return first
-    return judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
+    verdict = judge(exemptions)
+    if verdict.unsigned:
+        members = _member_ids(ctx, coverage, owner, repo, verdict.unsigned, membership)
+        if members:
+            verdict = judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
+    awaiting: frozenset[int] = frozenset()
+    if coverage.corporate and verdict.unsigned:
+        with ctx.database.session() as session:
+            awaiting = frozenset(
+                CompanyService(session).awaiting_review_ids(
+                    coverage.agreement_id,
+                    [(c.github_id, None) for c in verdict.unsigned if c.github_id is not None],
+                )
+            )
+    return verdict, awaiting
 
 
 def _company_covered(
-    ctx: JobContext, coverage: _Coverage, people: Iterable[Contributor]
+    ctx: JobContext,
+    coverage: _Coverage,
+    people: Iterable[Contributor],
+    is_org_member: OrgMembership,
 ) -> set[int]:
     """People a company that signed the corporate agreement covers. Only logins GitHub's API
     gave count for org membership (a noreply address's login is anyone's to write), and
@@ -556,7 +602,7 @@ def _company_covered(
         return set()
     with ctx.database.session() as session:
         return CompanyService(session).covered_ids(
-            coverage.agreement_id, candidates.items(), ctx.github.is_org_member
+            coverage.agreement_id, candidates.items(), is_org_member
         )
 
 
@@ -577,13 +623,16 @@ def _sync_comment(
     *,
     look_for_existing: bool = True,
     corporate: bool = False,
+    awaiting_review: frozenset[int] = frozenset(),
 ) -> tuple[int | None, str | None]:
     """Create, edit in place or leave the one undersign comment; returns (id, body hash)."""
     comment_id, stored_hash = snapshot.comment_id, snapshot.comment_sha256
     if not comment_needed(verdict, comment_id):
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
-    body = _comment_text(ctx, verdict, url, title, login, corporate=corporate)
+    body = _comment_text(
+        ctx, verdict, url, title, login, corporate=corporate, awaiting_review=awaiting_review
+    )
     digest = _sha256(body)
     gh = ctx.github
     if comment_id is None and look_for_existing:
@@ -610,7 +659,14 @@ def _sync_comment(
 
 
 def _comment_text(
-    ctx: JobContext, verdict: Verdict, url: str, title: str, login: str, *, corporate: bool = False
+    ctx: JobContext,
+    verdict: Verdict,
+    url: str,
+    title: str,
+    login: str,
+    *,
+    corporate: bool = False,
+    awaiting_review: frozenset[int] = frozenset(),
 ) -> str:
     """The comment this verdict wants, as ``_sync_comment`` writes it."""
     return comment_body(
@@ -620,6 +676,7 @@ def _comment_text(
         bot_login=login,
         emails_url=emails_url(ctx.settings.base_url),
         corporate=corporate,
+        awaiting_review=awaiting_review,
     )
 
 
@@ -631,12 +688,15 @@ def _comment_outdated(
     title: str,
     *,
     corporate: bool = False,
+    awaiting_review: frozenset[int] = frozenset(),
 ) -> bool:
     """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
-    body = _comment_text(ctx, verdict, url, title, login, corporate=corporate)
+    body = _comment_text(
+        ctx, verdict, url, title, login, corporate=corporate, awaiting_review=awaiting_review
+    )
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
 
@@ -690,7 +750,7 @@ def evaluate_pull_request(
         if facts is None:
             return Outcome(None, skipped="the pull request has no commits")
         head_sha = facts.head_sha
-        verdict = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
+        verdict, awaiting = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         # Report mode (a rollout): never blocks, but says how many have signed.
         state = "success" if coverage.report_only else verdict.state
@@ -715,7 +775,13 @@ def evaluate_pull_request(
             not silent
             and defer_comment
             and _comment_outdated(
-                ctx, verdict, snapshot, url, coverage.title, corporate=coverage.corporate
+                ctx,
+                verdict,
+                snapshot,
+                url,
+                coverage.title,
+                corporate=coverage.corporate,
+                awaiting_review=awaiting,
             )
         )
         if deferred or silent:
@@ -736,6 +802,7 @@ def evaluate_pull_request(
                 # A PR GitHub has just opened and undersign never saw cannot hold our comment.
                 look_for_existing=not (just_opened and snapshot.first_sighting),
                 corporate=coverage.corporate,
+                awaiting_review=awaiting,
             )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(

@@ -1,7 +1,9 @@
 """Corporate agreements on the web: a company signs at ``/sign/<corporate-slug>``, and its CLA
 managers keep whom it covers at ``/companies/<id>``.
 
-Thin views over ``agreements.companies.CompanyService``. A company page answers 404 to
+Thin views over ``agreements.companies.CompanyService``. A company signed here awaits review
+(its page says so); its managers may keep its approvals meanwhile, which cover nobody until
+an admin accepts it in the console. A company page answers 404 to
 anyone who is not one of its managers or an instance admin, exactly as for a company that
 does not exist (no existence leak). Every change is a POST checked by CSRFProtect; every
 approval change goes through the runtime's approval hook, so the open pull requests it can
@@ -118,7 +120,10 @@ def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[st
         errors = {"company_name": "This company has signed already; ask its CLA managers."}
         return render_sign_page(agreement, version, status=409, values=values, errors=errors)
     log.info("company %s signed %s (github id %s)", company.id, agreement.slug, user.github_id)
-    flash(f"{company.name} has signed {agreement.title}.")
+    flash(
+        f"{company.name} has signed {agreement.title}. The maintainers review the signature "
+        "before the company's approvals cover anyone."
+    )
     return redirect(url_for("companies.company_page", company_id=company.id), 303)
 
 

@@ -27,8 +27,8 @@ file: the first is always a dry run that shows the report and writes nothing; it
 for the file again, with the dry run's SHA-256 in the form, and imports only a file with that
 hash. No uploaded byte is kept after the request (no file, no session), and no script runs.
 
-Depends on accounts.models, agreements (admins, errors, export, importers, imports, models,
-service),
+Depends on accounts.models, agreements (admins, companies, errors, export, importers, imports,
+models, service),
 enforcement (agents, console), github.errors, jobs.queue, web.context, web.signing.
 """
 
@@ -60,6 +60,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from undersign.accounts.models import User
 from undersign.agreements.admins import AdminScope, look_up_scope, org_owner, repo_admin
+from undersign.agreements.companies import CompanyService, UnknownCompany
 from undersign.agreements.errors import (
     AgreementError,
     ImportConflict,
@@ -214,6 +215,7 @@ def agreement_page(slug: str) -> str:
         import_sources=SOURCES,
         max_import_mb=MAX_IMPORT_BYTES // (1024 * 1024),
         fields_json=json.dumps(agreement.field_definitions or [], indent=2, ensure_ascii=False),
+        pending_companies=CompanyService(db).pending_review(agreement),
     )
 
 
@@ -554,6 +556,51 @@ def allowlist_remove(slug: str) -> BaseResponse:
     if not removed:
         abort(404, description=f"{pattern!r} is not on the allowlist of {agreement.slug}.")
     return _changed(agreement, f"{pattern} is no longer allowlisted on {agreement.slug}.")
+
+
+# Company review: a company that signed a corporate agreement on the web covers nobody until an
+# admin of the individual agreement beside it (or an instance admin) accepts it.
+
+
+@bp.post("/agreements/<slug>/companies/<int:company_id>/accept", defaults={"accept": True})
+@bp.post("/agreements/<slug>/companies/<int:company_id>/reject", defaults={"accept": False})
+def review_company(slug: str, company_id: int, accept: bool) -> BaseResponse:
+    user, agreement = _administered(slug)
+    if company_id > MAX_ROW_ID:
+        abort(404, description="There is no company at this address.")
+    db = db_session()
+    service = CompanyService(db, on_change=runtime().approval_hook(db), actor=str(user.github_id))
+    try:
+        company = service.for_review(agreement, company_id)
+    except UnknownCompany:
+        abort(404, description="There is no company at this address.")
+    try:
+        changed = service.accept(company) if accept else service.reject(company)
+    except InvalidInput as exc:
+        db.rollback()
+        abort(409, description=str(exc))
+    db.commit()
+    if accept:
+        message = (
+            f"{company.name} is accepted: its approvals cover people now."
+            if changed
+            else f"{company.name} was accepted already."
+        )
+    else:
+        message = (
+            f"{company.name} is rejected: it covers nobody, and its name may be signed again."
+            if changed
+            else f"{company.name} was rejected already."
+        )
+    log.info(
+        "company %s %s on %s by github id %s",
+        company.id,
+        "accepted" if accept else "rejected",
+        agreement.slug,
+        user.github_id,
+    )
+    flash(message)
+    return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
 
 
 # Failed jobs: instance admins only (a job's payload names repositories of every agreement).

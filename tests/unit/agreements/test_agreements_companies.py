@@ -5,11 +5,20 @@ a company of an unrelated corporate agreement)."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import ProvenEmail
-from undersign.agreements.companies import CompanyService, normalize_domain
+from undersign.agreements.companies import (
+    MAX_APPROVALS,
+    MAX_ORG_APPROVALS,
+    ApprovalChange,
+    CompanyService,
+    UnknownCompany,
+    normalize_domain,
+)
 from undersign.agreements.errors import InvalidInput
+from undersign.agreements.models import AuditEntry, Company
 from undersign.agreements.service import AgreementService
 from undersign.db import utcnow
 
@@ -77,3 +86,113 @@ def test_names_are_checked(session: Session) -> None:
     with pytest.raises(InvalidInput, match="has signed"):
         companies.add_paper("corporate-cla", "BIGCORP", [(MANAGER, "boss")])
     assert normalize_domain(" @Mail.BigCorp.Example ") == "mail.bigcorp.example"
+
+
+def _web_company(companies: CompanyService, name: str, login: str = "boss") -> Company:
+    """A company that signs on the web (no managers besides the signatory, so GitHub is
+    never asked)."""
+    version = companies.agreements.current_version("corporate-cla")
+
+    def no_lookup(login: str) -> tuple[int, str] | None:
+        raise AssertionError(f"GitHub asked about {login}")
+
+    return companies.sign(
+        "corporate-cla",
+        github_id=MANAGER,
+        login=login,
+        version_sha256=version.text_sha256,
+        agreed=True,
+        company_name=name,
+        address="1 Main Street",
+        signatory_name="Boss Person",
+        signatory_title="CTO",
+        managers="",
+        resolve_login=no_lookup,
+    )
+
+
+def test_a_company_signed_on_the_web_covers_nobody_until_accepted(session: Session) -> None:
+    companies, individual, _ = _setup(session)
+    heard: list[ApprovalChange] = []
+    companies.on_change = heard.append
+    squat = _web_company(companies, "Squat Inc")
+    assert squat.status == "pending"
+    assert companies.find("corporate-cla", "BigCorp").status == "accepted"  # paper
+    companies.approve(squat, "account", str(CAROL))
+    companies.approve(squat, "org", "everyone")
+    companies.approve(squat, "org", "everyone-else")
+    assert heard == []  # a pending company's approvals wake no pull request
+
+    def is_member(org: str, login: str) -> bool:
+        assert org == "bigcorp", f"a pending company's org {org} was asked about"
+        return False
+
+    people = [(CAROL, "carol")]
+    assert companies.covered_ids(individual, people, is_member) == set()
+    assert companies.awaiting_review_ids(individual, people) == {CAROL}
+    heard.clear()
+    assert companies.accept(squat)
+    assert not companies.accept(squat)
+    assert companies.covered_ids(individual, people, is_member) == {CAROL}
+    assert companies.awaiting_review_ids(individual, people) == set()
+    # One org change stands for both (it re-evaluates every open pull request already).
+    assert [c.kind for c in heard] == ["account", "org"]
+
+
+def test_a_rejected_company_covers_nobody_and_frees_its_name(session: Session) -> None:
+    companies, individual, _ = _setup(session)
+    squat = _web_company(companies, "Rival Ltd")
+    companies.approve(squat, "account", str(CAROL))
+    assert companies.pending_review(companies.agreements.get("individual-cla")) == [squat]
+    assert companies.reject(squat)
+    assert not companies.reject(squat)
+    with pytest.raises(InvalidInput, match="was rejected"):
+        companies.accept(squat)
+    assert companies.covered_ids(individual, [(CAROL, None)], lambda org, login: False) == set()
+    with pytest.raises(InvalidInput, match="was rejected by the maintainers"):
+        companies.approve(squat, "domain", "rival.example")
+    assert companies.unapprove(squat, "account", str(CAROL))  # removing is still allowed
+    assert companies.pending_review(companies.agreements.get("individual-cla")) == []
+    with pytest.raises(InvalidInput, match="no company"):
+        companies.find("corporate-cla", "rival ltd")
+    again = _web_company(companies, "RIVAL LTD")  # someone else may sign under the name
+    assert companies.find("corporate-cla", "Rival Ltd").id == again.id != squat.id
+    session.flush()
+    actions = [
+        row.action
+        for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        if row.action in ("company.accept", "company.reject")
+    ]
+    assert actions == ["company.reject"]
+
+
+def test_a_company_approves_at_most_200_and_20_organisations(session: Session) -> None:
+    companies, _, _ = _setup(session)
+    company = companies.find("corporate-cla", "BigCorp")  # one domain and one org already
+    for number in range(MAX_ORG_APPROVALS - 1):
+        assert companies.approve(company, "org", f"org-{number}")
+    with pytest.raises(InvalidInput, match="approves 20 organisations, the most"):
+        companies.approve(company, "org", "one-too-many")
+    for number in range(MAX_APPROVALS - MAX_ORG_APPROVALS - 1):
+        assert companies.approve(company, "account", str(1000 + number))
+    with pytest.raises(InvalidInput, match="has 200 approvals, the most"):
+        companies.approve(company, "domain", "more.example")
+    assert not companies.approve(company, "account", "1000")  # approved already: no error
+    assert companies.unapprove(company, "account", "1000")
+    assert companies.approve(company, "domain", "more.example")
+
+
+def test_an_admin_reviews_only_the_companies_beside_their_agreement(session: Session) -> None:
+    companies, _, _ = _setup(session)
+    squat = _web_company(companies, "Squat Inc")
+    elsewhere = companies.find("other-corporate", "Elsewhere")
+    individual = companies.agreements.get("individual-cla")
+    assert companies.for_review(individual, squat.id) is squat
+    assert companies.for_review(companies.agreements.get("corporate-cla"), squat.id) is squat
+    for agreement, company_id in (
+        (individual, elsewhere.id),
+        (companies.agreements.get("other-cla"), squat.id),
+        (individual, 999_999),
+    ):
+        with pytest.raises(UnknownCompany):
+            companies.for_review(agreement, company_id)

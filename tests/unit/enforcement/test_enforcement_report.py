@@ -433,3 +433,28 @@ def test_an_unknown_authors_line_links_to_the_emails_page_in_one_sentence() -> N
             bot_login=None,
             emails_url="javascript:alert(1)",
         )
+
+
+def test_who_a_company_awaiting_review_would_cover_is_named_within_the_cap() -> None:
+    people = [account(f"user{n}", 100 + n) for n in range(3000)]
+    body = comment_body(
+        verdict(unsigned=people, unknowns=[unknown("J", f"j{n}@x.io") for n in range(3000)]),
+        sign_url=SIGN_URL,
+        agreement_title="Acme CLA",
+        bot_login="undersign[bot]",
+        corporate=True,
+        awaiting_review=frozenset(range(100, 112)),
+    )
+    assert len(body) <= COMMENT_LIMIT
+    [paragraph] = [p for p in body.split("\n\n") if p.startswith("**Awaiting review:**")]
+    assert "@user0" in paragraph and "@user9," in paragraph and "@user10" not in paragraph
+    assert "\u2026" in paragraph and "until they accept it" in paragraph
+    plain = comment_body(
+        verdict(unsigned=[ALICE]),
+        sign_url=SIGN_URL,
+        agreement_title="Acme CLA",
+        bot_login=None,
+        corporate=True,
+        awaiting_review=frozenset({BOB.github_id or 0}),
+    )
+    assert "Awaiting review" not in plain  # only for the people still unsigned
