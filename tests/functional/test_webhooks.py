@@ -22,7 +22,7 @@ from undersign.jobs.models import Job
 from undersign.jobs.queue import start_embedded_consumer
 from undersign.runtime import build_runtime
 from undersign.web import create_app
-from undersign.web.webhooks import receive
+from undersign.web.webhooks import RECORDER, receive
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "github"
 REPO = "octo-org/widgets"
@@ -473,6 +473,7 @@ def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(
         _, payload = pr_payload(idle)
         assert idle.deliver("pull_request", payload)[0] == 202
     queue = idle.runtime.queue  # the live app's storage
+    assert idle.live.app.extensions[RECORDER].flush()  # the messages went out: now lose them
     queue.huey.flush()  # the enqueues were lost
     with idle.database.session() as session:
         session.query(Job).update({"lease_until": utcnow() - timedelta(seconds=1)})

@@ -17,9 +17,10 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qs
 
+import msgspec
 from pydantic_core import from_json
 
 __all__ = [
@@ -111,6 +112,79 @@ class Event:
     # The few facts of the pull request the payload carried (head, base, opener, state), in
     # GitHub's shape; the job trusts the head only if the commits it lists agree.
     pull: Mapping[str, Any] | None = None
+
+
+class _Part(TypedDict, total=False):
+    sha: Any
+    ref: Any
+    id: Any
+    login: Any
+    type: Any
+
+
+class _Pull(TypedDict, total=False):
+    number: Any
+    head: _Part
+    base: _Part
+    user: _Part
+    state: Any
+    commits: Any
+
+
+class _Repository(TypedDict, total=False):
+    full_name: Any
+    id: Any
+
+
+class _Installation(TypedDict, total=False):
+    id: Any
+
+
+class _Changes(TypedDict, total=False):
+    base: Any
+
+
+class _PullRequestFields(TypedDict, total=False):
+    """What ``_pull_request`` reads of a ``pull_request`` delivery, and nothing else."""
+
+    action: Any
+    number: Any
+    changes: _Changes
+    repository: _Repository
+    pull_request: _Pull
+    installation: _Installation
+
+
+_PULL_REQUEST_FIELDS = msgspec.json.Decoder(_PullRequestFields)
+
+
+def _pull_request_fields(body: bytes, content_type: str | None) -> Mapping[str, Any] | None:
+    """The fields a ``pull_request`` delivery is read for, skipping the rest of its ~22 KB
+    without building it (msgspec: 10 us against 37 us for the whole object, and no garbage for
+    the collector); None when this fast path cannot tell, and the whole body is read as any
+    other (same answer, same messages for anything malformed: a wrong type, a number
+    from_json reads differently, a form body, bad UTF-8 all go that way). Accepted here but
+    not there: numbers over 4,300 digits and nesting deeper than 200 levels, and only in
+    fields undersign never reads (the cap is there against crashes; msgspec refuses
+    recursion on its own, and that refusal falls back too)."""
+    mime = (content_type or "application/json").split(";")[0].strip().lower()
+    if mime != "application/json":
+        return None
+    try:
+        data = _PULL_REQUEST_FIELDS.decode(body.decode("utf-8"))
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+        return None
+    pull = data.get("pull_request", {})
+    if any(isinstance(value, float) for value in _leaves(data, pull)):
+        return None  # from_json may read it as an int, or refuse it: let it decide
+    return data
+
+
+def _leaves(data: Mapping[str, Any], pull: Mapping[str, Any]) -> list[Any]:
+    values = [data.get("number"), pull.get("number"), pull.get("commits")]
+    values += [data.get(key, {}).get("id") for key in ("repository", "installation")]
+    values += [pull.get(key, {}).get("id") for key in ("head", "base", "user")]
+    return values
 
 
 def _decode(body: bytes, content_type: str | None) -> Mapping[str, Any]:
@@ -220,7 +294,8 @@ def parse_delivery(
     ``installation``, ``installation_repositories`` and ``check_run`` too."""
     if not event_name or len(event_name) > 100:
         raise MalformedPayload("the X-GitHub-Event header is missing")
-    data = _decode(body, content_type)
+    fields = _pull_request_fields(body, content_type) if event_name == "pull_request" else None
+    data = fields if fields is not None else _decode(body, content_type)
     raw_action = data.get("action")
     action = raw_action if isinstance(raw_action, str) else None
     if event_name == "ping":

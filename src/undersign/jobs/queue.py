@@ -11,21 +11,28 @@ Depends on config, db, jobs (models, handlers, context, runner).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer, Scheduler, Worker, WorkerRecycle
 from huey.storage import RedisStorage, SqliteStorage
-from sqlalchemy import event, update
+from pydantic_core import to_json
+from sqlalchemy import event, make_url, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -99,6 +106,7 @@ class JobQueue:
         self._database = database
         self._context: JobContext | None = None
         self._lock = threading.Lock()
+        self._template: Any = None
         self._run = self.huey.task(name=RUN_TASK)(self._run_job)
         self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._periodic_sweep)
         for periodic in self.handlers.periodic:
@@ -127,7 +135,11 @@ class JobQueue:
         if not ids:
             return
         try:
-            messages = [self.huey.serialize_task(self._run.s(job_id)) for job_id in ids]
+            message = self._message()
+            serialize = self.huey.serializer.serialize
+            messages = [
+                serialize(message._replace(id=str(uuid.uuid4()), args=(job_id,))) for job_id in ids
+            ]
             storage = self.huey.storage
             if isinstance(storage, RedisStorage):
                 storage.conn.lpush(storage.queue_key, *messages)
@@ -142,6 +154,13 @@ class JobQueue:
                 ids[:20],
                 _one_line(exc),
             )
+
+    def _message(self) -> Any:
+        """The run task's Huey message for job 0, built once: each push copies it with a new
+        task id and its job id (building a ``Task`` for each cost more than the push)."""
+        if self._template is None:
+            self._template = self.huey._registry.create_message(self._run.s(0))
+        return self._template
 
     def close(self) -> None:
         if self._context is not None and self._database is None:
@@ -219,6 +238,10 @@ class DeliveryNotRecorded(Exception):
     """The database refused or could not take the rows (the webhook answers 503)."""
 
 
+def _json_text(value: Any) -> str:
+    return to_json(value).decode()
+
+
 class _RawInsert:
     """``INSERT INTO jobs ... VALUES (...), (...) ON CONFLICT (hook_id, delivery_id) DO
     NOTHING RETURNING id, hook_id, delivery_id`` on one DBAPI connection kept for it.
@@ -236,6 +259,9 @@ class _RawInsert:
         processors = [
             columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _RECORDED
         ]
+        # The payload as JSON by pydantic-core (a quarter of json.dumps' time on a trigger);
+        # any JSON of the same value reads back the same.
+        processors[_RECORDED.index("payload")] = _json_text
         self.processors = list(zip(_RECORDED, processors, strict=True))
         self._connection: Any = None
 
@@ -250,12 +276,16 @@ class _RawInsert:
         tail = " ON CONFLICT (hook_id, delivery_id) DO NOTHING RETURNING id, hook_id, delivery_id"
         return head + ", ".join([row] * rows) + tail
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-        params: list[Any] = []
-        for values in rows:
-            for name, process in self.processors:
-                value = values[name]
-                params.append(process(value) if process is not None else value)
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        """One row's values through the columns' types (done by each request thread before it
+        queues for the writer: the pile's writer holds the lock for the statement only)."""
+        return [
+            process(values[name]) if process is not None else values[name]
+            for name, process in self.processors
+        ]
+
+    def insert(self, rows: list[list[Any]]) -> dict[tuple[str, str], int]:
+        params = [value for row in rows for value in row]
         deadline = time.monotonic() + SQLITE_BUSY_SECONDS
         pause = 0.0002
         reconnected = False
@@ -303,22 +333,110 @@ class _RawInsert:
 @dataclass
 class _Delivery:
     values: dict[str, Any]
+    params: list[Any]  # the row's values as the driver takes them, ready before any lock
     job_id: int | None = None
     error: BaseException | None = None
     written: bool = False  # committed (or failed); set under the writer lock
-    queued: threading.Event = field(default_factory=threading.Event)  # its push is done
+
+
+class _Pusher:
+    """Hands committed job ids to the queue on a thread of its own, so no delivery waits for
+    its message: the row is the durable record, and a message lost with the process (between
+    the commit and the push) only delays the job until the sweeper re-queues it.
+
+    The ids that arrive while one push is out go together in the next (one Redis ``LPUSH``,
+    one SQLite transaction). A ``SimpleQueue`` (C, no Python-level lock) between the threads:
+    with a ``Condition``, waking the pusher cost each delivery more than its INSERT's Python.
+    The thread starts with the first push of this process.
+    """
+
+    def __init__(self, queue: Callable[[], JobQueue]) -> None:
+        self.queue = queue
+        self._handed: SimpleQueue[list[int] | threading.Event] = SimpleQueue()
+        self._starting = threading.Lock()
+        self._pid = 0
+
+    def push(self, ids: list[int]) -> None:
+        if self._pid != os.getpid():  # not started in this process yet (or a fork left it)
+            self._start()
+        self._handed.put(ids)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every id handed over so far has been pushed (tests, shutdown)."""
+        if self._pid != os.getpid():
+            return True
+        done = threading.Event()
+        self._handed.put(done)
+        return done.wait(timeout)
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._pid != os.getpid():
+                threading.Thread(
+                    target=self._run, name="undersign-delivery-push", daemon=True
+                ).start()
+                self._pid = os.getpid()
+                # A graceful stop (a deploy) pushes what its last requests handed over.
+                atexit.register(self.flush, 2.0)
+
+    def _run(self) -> None:
+        while True:
+            ids: list[int] = []
+            flushed: list[threading.Event] = []
+            item = self._handed.get()
+            while True:
+                if isinstance(item, threading.Event):
+                    flushed.append(item)
+                else:
+                    ids.extend(item)
+                try:
+                    item = self._handed.get_nowait()
+                except Empty:
+                    break
+            if ids:
+                try:
+                    self.queue().enqueue_quietly(ids)  # logs what it cannot push
+                except Exception:  # the thread must outlive any error: the sweeper has the rows
+                    log.exception("could not push the messages of job(s) %s", ids[:20])
+            for done in flushed:
+                done.set()
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file beside the SQLite database, taken by the web
+    processes around their delivery INSERTs. SQLite has no queue for its write lock: a
+    writer that finds it taken sleeps and retries, so two processes recording deliveries
+    lost time in those sleeps. Blocked on the flock, a process wakes the moment the other
+    one is done (the kernel releases it if the holder dies), and the deliveries its threads
+    bring meanwhile join its pile. Other writers (the queue worker, web sessions) do not take
+    it; the INSERT still retries a database they have locked."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class DeliveryRecorder:
     """Records webhook deliveries as queued jobs, with group commit.
 
-    Each delivery waits for the statement that commits its row and for its message on the
-    queue, as before; but while one thread writes, the deliveries other threads of this
-    process bring meanwhile pile up, and the next writer takes them all: one multi-row
-    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (the dedupe check, the durable record
-    and the ids: one round trip, one commit, one fsync on PostgreSQL) and one push of their
-    messages, for the whole pile. A pile's push overlaps the next pile's INSERT. Under no
-    load a pile is one delivery.
+    Each delivery waits for the statement that commits its row, and no longer: while one
+    thread writes, the deliveries other threads of this process bring meanwhile pile up,
+    and the next writer takes them all: one multi-row ``INSERT ... ON CONFLICT DO NOTHING
+    RETURNING`` (the dedupe check, the durable record and the ids: one round trip, one
+    commit, one fsync on PostgreSQL). The queue messages follow on ``_Pusher``'s thread.
+    On a SQLite file the web processes take turns through ``_FileLock``. Under no load a
+    pile is one delivery.
     """
 
     def __init__(self, database: Database, queue: Callable[[], JobQueue]) -> None:
@@ -328,7 +446,11 @@ class DeliveryRecorder:
         self._pending: list[_Delivery] = []
         self._pending_lock = threading.Lock()
         self._writer = threading.Lock()
-        self._pusher = threading.Lock()
+        self._pusher = _Pusher(queue)
+        path = _sqlite_file(database.url)
+        self._between_processes: Any = (
+            _FileLock(path + "-ingest.lock") if path else contextlib.nullcontext()
+        )
 
     def record(
         self,
@@ -339,51 +461,53 @@ class DeliveryRecorder:
         delivery_id: str,
         event_name: str,
     ) -> int | None:
-        """The new job's id once its row is committed and queued; None when this (hook,
-        delivery) was recorded before. Raises ``DeliveryNotRecorded`` (the view: 503)."""
+        """The new job's id once its row is committed (its queue message follows); None when
+        this (hook, delivery) was recorded before. Raises ``DeliveryNotRecorded`` (the view:
+        503)."""
         now = utcnow()
-        delivery = _Delivery(
-            {
-                "kind": "delivery",
-                "payload": trigger,
-                "hook_id": hook_id,
-                "delivery_id": delivery_id,
-                "event": event_name,
-                "status": "queued",
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                "lease_until": now + dt.timedelta(seconds=lease),
-            }
-        )
+        values = {
+            "kind": "delivery",
+            "payload": trigger,
+            "hook_id": hook_id,
+            "delivery_id": delivery_id,
+            "event": event_name,
+            "status": "queued",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            "lease_until": now + dt.timedelta(seconds=lease),
+        }
+        try:
+            delivery = _Delivery(values, self._inserter().params(values))
+        except Exception as exc:
+            raise DeliveryNotRecorded(f"{type(exc).__name__}: {exc}") from exc
         with self._pending_lock:
             self._pending.append(delivery)
-        pile: list[_Delivery] = []
-        created: list[int] = []
         with self._writer:
             if not delivery.written:  # nobody took it along: write the pile, this one in it
-                with self._pending_lock:
-                    pile, self._pending = self._pending, []
-                created = self._write(pile)
-        if pile:
-            # The next pile's INSERT may start while this one's messages go out.
-            try:
-                with self._pusher:  # the rows are committed: a lost message only delays them
-                    self.queue().enqueue_quietly(created)
-            finally:
-                for each in pile:
-                    each.queued.set()
-        delivery.queued.wait()
+                with self._between_processes:
+                    with self._pending_lock:
+                        pile, self._pending = self._pending, []
+                    created = self._write(pile)
+                if created:
+                    self._pusher.push(created)
         if delivery.error is not None:
             raise delivery.error
         return delivery.job_id
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the queue messages of every row recorded so far are pushed."""
+        return self._pusher.flush(timeout)
+
+    def _inserter(self) -> _RawInsert:
+        if self._insert is None:
+            self._insert = _RawInsert(self.database.ingest_engine)
+        return self._insert
+
     def _write(self, pile: list[_Delivery]) -> list[int]:
         """INSERT the pile (one statement, committed); the ids of the rows it created."""
         try:
-            if self._insert is None:
-                self._insert = _RawInsert(self.database.ingest_engine)
-            rows = self._insert([d.values for d in pile])
+            rows = self._inserter().insert([d.params for d in pile])
         except Exception as exc:
             for delivery in pile:
                 delivery.error, delivery.written = exc, True
@@ -396,6 +520,14 @@ class DeliveryRecorder:
             if delivery.job_id is not None:
                 created.append(delivery.job_id)
         return created
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a ``sqlite:///path`` URL; None for a server or memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(parsed.database)
 
 
 def requeue_failed(session: Session, job_id: int, *, lease: int) -> bool:

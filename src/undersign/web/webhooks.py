@@ -102,7 +102,9 @@ def _hook_key(header: Header) -> str | None:
 
 def accept(svc: Runtime, recorder: DeliveryRecorder, header: Header, body: bytes | None) -> Answer:
     """Everything the endpoint decides, from the headers and the raw body (None: over the cap).
-    A delivery answered 202 "queued" or "requeued" is committed and on the queue."""
+    A delivery answered 202 "queued" is committed (its queue message follows on the recorder's
+    pusher thread; the sweeper re-queues a row whose message was lost with the process); one
+    answered "requeued" is committed and on the queue."""
     if body is None:
         return Answer(413, "the body is over 25 MB", MALFORMED)
     settings = svc.settings
@@ -161,7 +163,7 @@ def accept(svc: Runtime, recorder: DeliveryRecorder, header: Header, body: bytes
     except (SQLAlchemyError, DeliveryNotRecorded):
         log.exception("webhook %s could not be recorded", delivery_id)
         return Answer(503, "cannot record the delivery now; redeliver it later", UNAVAILABLE)
-    # The row is committed and queued: from here on the delivery will be processed even if
+    # The row is committed: from here on the delivery will be processed even if
     # this process dies (the sweeper re-enqueues rows nobody picked up).
     return Answer(202, "queued", ACCEPTED, job_id)
 

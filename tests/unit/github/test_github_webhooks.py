@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from undersign.github.webhooks import (
     MalformedPayload,
+    _decode,
+    _pull_request,
+    _pull_request_fields,
     has_recheck_command,
     merge_group_pull_numbers,
     parse_delivery,
@@ -257,3 +260,112 @@ def test_a_deeply_nested_body_is_malformed_not_a_crash(event_name: str, opener: 
 def test_unknown_event_is_ignored_without_validation() -> None:
     event = parse_delivery("star", b'{"action": "created"}', None)
     assert not event.relevant and event.ignored_because
+
+
+# --- the pull_request fast path (msgspec) --------------------------------------------------------
+
+
+def _full_path(body: bytes, content_type: str | None) -> object:
+    """What the whole-body parse makes of a pull_request delivery (the reference)."""
+    try:
+        data = _decode(body, content_type)
+        raw = data.get("action")
+        return _pull_request(data, raw if isinstance(raw, str) else None)
+    except MalformedPayload as exc:
+        return ("malformed", exc.reason)
+
+
+def _either_path(body: bytes, content_type: str | None = None) -> object:
+    try:
+        return parse_delivery("pull_request", body, content_type)
+    except MalformedPayload as exc:
+        return ("malformed", exc.reason)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(FIXTURES.glob("pull_request__*.json")), ids=lambda p: p.stem
+)
+def test_githubs_pull_request_payloads_take_the_fast_path_to_the_same_event(path: Path) -> None:
+    body = path.read_bytes()
+    assert _pull_request_fields(body, "application/json") is not None
+    assert _either_path(body, "application/json") == _full_path(body, "application/json")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"action": "opened", "number": 1.0, "repository": {"full_name": "a/b", "id": 1}}', None),
+        (b'{"action": "opened", "repository": null}', None),
+        (b'{"action": "opened", "pull_request": {"head": "x"}}', None),
+        (b'{"action": "opened", "x": "\xff"}', None),
+        (b'{"action": "opened", "x": NaN, "repository": {"full_name": "a/b", "id": 1}}', None),
+        (b'{"action": "opened", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),
+        (b'["opened"]', None),
+        (
+            urlencode({"payload": '{"action": "opened"}'}).encode(),
+            "application/x-www-form-urlencoded",
+        ),
+    ],
+)
+def test_what_the_fast_path_cannot_tell_goes_the_whole_way(
+    body: bytes, content_type: str | None
+) -> None:
+    assert _pull_request_fields(body, content_type) is None
+    assert _either_path(body, content_type) == _full_path(body, content_type)
+
+
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+)
+_part = st.one_of(
+    _leaf,
+    st.dictionaries(st.sampled_from(["sha", "ref", "id", "login", "type", "other"]), _leaf),
+)
+
+
+@given(
+    action=st.one_of(_leaf, st.sampled_from(["opened", "synchronize", "edited", "closed"])),
+    top=st.dictionaries(st.sampled_from(["number", "sender", "zzz"]), _leaf),
+    repository=st.one_of(_leaf, st.dictionaries(st.sampled_from(["full_name", "id", "x"]), _leaf)),
+    pull=st.one_of(
+        _leaf,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "number": _leaf,
+                "state": _leaf,
+                "commits": _leaf,
+                "head": _part,
+                "base": _part,
+                "user": _part,
+                "body": _part,
+            },
+        ),
+    ),
+    installation=st.one_of(_leaf, st.dictionaries(st.sampled_from(["id", "x"]), _leaf)),
+    changes=st.one_of(_leaf, st.dictionaries(st.sampled_from(["base", "title"]), _part)),
+)
+def test_the_fast_path_and_the_whole_parse_agree_on_any_pull_request_shape(
+    action: object,
+    top: dict[str, object],
+    repository: object,
+    pull: object,
+    installation: object,
+    changes: object,
+) -> None:
+    """Hypothesis: whatever the shape and types of the fields undersign reads (and of those
+    around them), the event (or the 400's reason) is the one the whole parse gives."""
+    payload = {
+        "action": action,
+        **top,
+        "repository": repository,
+        "pull_request": pull,
+        "installation": installation,
+        "changes": changes,
+    }
+    body = json.dumps(payload).encode()
+    assert _either_path(body) == _full_path(body, None)

@@ -3,7 +3,9 @@ pile of concurrent deliveries), on the real database of the run (SQLite or Postg
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -41,6 +43,7 @@ def test_each_delivery_gets_its_committed_queued_row_and_a_redelivery_none(
         )
         assert job.payload["repo"] == "octo-org/widgets"
         assert job.created_at.tzinfo is not None and job.lease_until > job.created_at
+    assert recorder.flush()  # the messages follow the commit on a thread of their own
     assert queue.huey.pending_count() == 2  # one message per new row, none for the duplicate
 
 
@@ -70,4 +73,72 @@ def test_concurrent_deliveries_share_piles_and_lose_nothing(
     with database.session() as session:
         ids = set(session.scalars(select(Job.id)))
     assert ids == {*unique, *(v for v in shared if v is not None)}
+    assert recorder.flush()
     assert queue.huey.pending_count() == 81
+
+
+def test_a_delivery_does_not_wait_for_its_queue_message(
+    database: Database, queue: JobQueue
+) -> None:
+    """The row is committed when ``record`` returns; the message follows on the pusher's
+    thread. A queue that hangs holds up the messages, never the deliveries."""
+    release = threading.Event()
+    pushed: list[list[int]] = []
+
+    class SlowQueue:
+        def enqueue_quietly(self, job_ids: list[int]) -> None:
+            release.wait(10)
+            pushed.append(list(job_ids))
+
+    recorder = DeliveryRecorder(database, lambda: SlowQueue())  # type: ignore[arg-type, return-value]
+    first = record(recorder, "slow-1")
+    second = record(recorder, "slow-2")  # answered while the first push hangs
+    assert first is not None and second is not None
+    with database.session() as session:
+        assert set(session.scalars(select(Job.id))) == {first, second}
+    assert not recorder.flush(timeout=0.2)  # the push is still out
+    release.set()
+    assert recorder.flush()
+    assert sorted(i for batch in pushed for i in batch) == sorted([first, second])
+
+
+def _record_in_a_process(url: str, prefix: str, count: int) -> None:  # pragma: no cover
+    """A second web process: its own ``Database`` and recorder on the same SQLite file."""
+    from undersign.db import Database as ProcessDatabase
+
+    class NoQueue:
+        def enqueue_quietly(self, job_ids: list[int]) -> None:
+            pass
+
+    recorder = DeliveryRecorder(ProcessDatabase(url), lambda: NoQueue())  # type: ignore[arg-type, return-value]
+    threads = [
+        threading.Thread(
+            target=lambda n=n: [record(recorder, f"{prefix}-{n}-{i}") for i in range(count)]
+        )
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+def test_two_processes_record_at_once_and_lose_nothing(database: Database, tmp_path: Path) -> None:
+    """Two web processes, four threads each, record at once: every delivery gets its row.
+    On SQLite they take turns through a file lock beside the database (SQLite has no queue
+    for its write lock); PostgreSQL takes concurrent writers itself."""
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_record_in_a_process, args=(database.url, f"p{n}", 50))
+        for n in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    with database.session() as session:
+        guids = list(session.scalars(select(Job.delivery_id)))
+    assert len(guids) == len(set(guids)) == 2 * 4 * 50
+    if database.url.startswith("sqlite:///"):
+        assert Path(database.url.removeprefix("sqlite:///") + "-ingest.lock").exists()
