@@ -10,6 +10,7 @@ this module, never the reverse (``migrations.load_models`` gathers them).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -123,6 +126,7 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._ingest_engine: Engine | None = None
+        self._kept: list[Any] = []  # raw connections the delivery recorder keeps checked out
 
     @property
     def ingest_engine(self) -> Engine:
@@ -165,7 +169,21 @@ class Database:
             return False
         return True
 
+    def kept_ingest_connection(self) -> Any:
+        """A raw DBAPI connection of ``ingest_engine`` that its taker keeps checked out (the
+        delivery recorder's); ``dispose`` closes it. Left to the garbage collector, such a
+        connection went back to a pool nobody used any more and stayed open on the server."""
+        connection = self.ingest_engine.raw_connection()
+        self._kept = [kept for kept in self._kept if kept.is_valid] + [connection]
+        return connection
+
     def dispose(self) -> None:
+        kept, self._kept = self._kept, []
+        for connection in kept:
+            try:
+                connection.invalidate()  # closes the DBAPI connection
+            except Exception:  # already closed by the server: nothing to let go
+                log.debug("closing a kept ingest connection failed", exc_info=True)
         if self._ingest_engine is not None and self._ingest_engine.pool is not self.engine.pool:
             self._ingest_engine.dispose()
         self.engine.dispose()

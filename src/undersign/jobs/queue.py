@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,8 +252,9 @@ class _RawInsert:
     SQLAlchemy types (UTC datetimes, JSON), so the rows read back exactly like ORM ones.
     """
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, connect: Callable[[], Any] | None = None) -> None:
         self.engine = engine
+        self.connect = connect or engine.raw_connection
         dialect = engine.dialect
         self.sqlite = dialect.name == "sqlite"
         columns = Job.__table__.columns
@@ -293,7 +295,7 @@ class _RawInsert:
         while True:
             if self._connection is None:
                 try:
-                    self._connection = self.engine.raw_connection()
+                    self._connection = self.connect()
                 except (error, SQLAlchemyError) as exc:  # the server is down
                     raise DeliveryNotRecorded(f"{type(exc).__name__}: {exc}") from exc
             connection = self._connection
@@ -347,12 +349,14 @@ class _Pusher:
     The ids that arrive while one push is out go together in the next (one Redis ``LPUSH``,
     one SQLite transaction). A ``SimpleQueue`` (C, no Python-level lock) between the threads:
     with a ``Condition``, waking the pusher cost each delivery more than its INSERT's Python.
-    The thread starts with the first push of this process.
+    The thread starts with the first push of this process and holds the pusher only weakly,
+    so an app that is let go (tests build hundreds) takes its connections with it; its
+    thread then stops.
     """
 
     def __init__(self, queue: Callable[[], JobQueue]) -> None:
         self.queue = queue
-        self._handed: SimpleQueue[list[int] | threading.Event] = SimpleQueue()
+        self._handed: SimpleQueue[list[int] | threading.Event | None] = SimpleQueue()
         self._starting = threading.Lock()
         self._pid = 0
 
@@ -373,33 +377,59 @@ class _Pusher:
         with self._starting:
             if self._pid != os.getpid():
                 threading.Thread(
-                    target=self._run, name="undersign-delivery-push", daemon=True
+                    target=_push_loop,
+                    args=(self._handed, weakref.ref(self)),
+                    name="undersign-delivery-push",
+                    daemon=True,
                 ).start()
+                weakref.finalize(self, self._handed.put, None)  # the thread's end
+                _PUSHERS.add(self)
                 self._pid = os.getpid()
-                # A graceful stop (a deploy) pushes what its last requests handed over.
-                atexit.register(self.flush, 2.0)
 
-    def _run(self) -> None:
+
+#: The pushers of this process: a graceful stop (a deploy) pushes what their last requests
+#: handed over.
+_PUSHERS: weakref.WeakSet[_Pusher] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_pushers() -> None:
+    for pusher in list(_PUSHERS):
+        pusher.flush(2.0)
+
+
+def _push_loop(
+    handed: SimpleQueue[list[int] | threading.Event | None], owner: weakref.ref[_Pusher]
+) -> None:
+    """The pusher's thread: everything handed over since the last push, in one push. Holds
+    its pusher only while pushing; ``None`` (the pusher is gone) ends it."""
+    while True:
+        ids: list[int] = []
+        flushed: list[threading.Event] = []
+        stop = False
+        item = handed.get()
         while True:
-            ids: list[int] = []
-            flushed: list[threading.Event] = []
-            item = self._handed.get()
-            while True:
-                if isinstance(item, threading.Event):
-                    flushed.append(item)
-                else:
-                    ids.extend(item)
-                try:
-                    item = self._handed.get_nowait()
-                except Empty:
-                    break
-            if ids:
-                try:
-                    self.queue().enqueue_quietly(ids)  # logs what it cannot push
-                except Exception:  # the thread must outlive any error: the sweeper has the rows
-                    log.exception("could not push the messages of job(s) %s", ids[:20])
-            for done in flushed:
-                done.set()
+            if item is None:
+                stop = True
+            elif isinstance(item, threading.Event):
+                flushed.append(item)
+            else:
+                ids.extend(item)
+            try:
+                item = handed.get_nowait()
+            except Empty:
+                break
+        pusher = owner()
+        if ids and pusher is not None:
+            try:
+                pusher.queue().enqueue_quietly(ids)  # logs what it cannot push
+            except Exception:  # the thread must outlive any error: the sweeper has the rows
+                log.exception("could not push the messages of job(s) %s", ids[:20])
+        del pusher
+        for done in flushed:
+            done.set()
+        if stop:
+            return
 
 
 class _FileLock:
@@ -501,7 +531,8 @@ class DeliveryRecorder:
 
     def _inserter(self) -> _RawInsert:
         if self._insert is None:
-            self._insert = _RawInsert(self.database.ingest_engine)
+            database = self.database
+            self._insert = _RawInsert(database.ingest_engine, database.kept_ingest_connection)
         return self._insert
 
     def _write(self, pile: list[_Delivery]) -> list[int]:

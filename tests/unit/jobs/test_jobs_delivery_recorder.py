@@ -3,8 +3,10 @@ pile of concurrent deliveries), on the real database of the run (SQLite or Postg
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import threading
+import weakref
 from pathlib import Path
 
 from sqlalchemy import select
@@ -142,3 +144,39 @@ def test_two_processes_record_at_once_and_lose_nothing(database: Database, tmp_p
     assert len(guids) == len(set(guids)) == 2 * 4 * 50
     if database.url.startswith("sqlite:///"):
         assert Path(database.url.removeprefix("sqlite:///") + "-ingest.lock").exists()
+
+
+def test_a_recorder_let_go_keeps_nothing_alive_and_its_thread_ends(
+    database: Database, queue: JobQueue
+) -> None:
+    """The pusher's thread must not hold the app: tests build hundreds, and each kept its
+    database connections open (PostgreSQL ran out of connection slots)."""
+    before = {t for t in threading.enumerate() if t.name == "undersign-delivery-push"}
+    recorder = DeliveryRecorder(database, lambda: queue)
+    assert record(recorder, "let-go") is not None
+    assert recorder.flush()
+    [thread] = [
+        t for t in threading.enumerate() if t.name == "undersign-delivery-push" and t not in before
+    ]
+    gone = weakref.ref(recorder)
+    del recorder
+    gc.collect()
+    assert gone() is None
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_disposing_the_database_closes_the_connection_the_recorder_keeps(
+    database_url: str, queue: JobQueue
+) -> None:
+    """The recorder keeps one raw connection checked out; left to the garbage collector it
+    went back to a pool nobody used any more and stayed open on the server (a run of the
+    PostgreSQL suite ran out of connection slots)."""
+    database = Database(database_url)
+    recorder = DeliveryRecorder(database, lambda: queue)
+    assert record(recorder, "kept") is not None
+    assert recorder.flush()
+    [kept] = database._kept
+    assert kept.is_valid and kept.dbapi_connection is not None
+    database.dispose()
+    assert kept.dbapi_connection is None and not kept.is_valid
