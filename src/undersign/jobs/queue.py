@@ -252,9 +252,10 @@ class _RawInsert:
     SQLAlchemy types (UTC datetimes, JSON), so the rows read back exactly like ORM ones.
     """
 
-    def __init__(self, engine: Any, connect: Callable[[], Any] | None = None) -> None:
+    def __init__(self, database: Database) -> None:
+        engine: Any = database.ingest_engine
         self.engine = engine
-        self.connect = connect or engine.raw_connection
+        self.connect = database.kept_ingest_connection  # closed by ``database.dispose()``
         dialect = engine.dialect
         self.sqlite = dialect.name == "sqlite"
         columns = Job.__table__.columns
@@ -531,8 +532,7 @@ class DeliveryRecorder:
 
     def _inserter(self) -> _RawInsert:
         if self._insert is None:
-            database = self.database
-            self._insert = _RawInsert(database.ingest_engine, database.kept_ingest_connection)
+            self._insert = _RawInsert(self.database)
         return self._insert
 
     def _write(self, pile: list[_Delivery]) -> list[int]:
