@@ -247,3 +247,88 @@ def test_hook_deliveries_newest_first_with_their_outcome(state: GitHubEmulator, 
         assert headers["X-Hub-Signature-256"] == signatures("s3cret", body)[0]
     finally:
         receiver.close()
+
+
+def test_organisation_hooks_are_listed_to_owners_whose_token_has_admin_org_hook(
+    state: GitHubEmulator, api: Api
+) -> None:
+    state.add_org("acme", admins=["alice"], members=["bob"])
+    state.add_repo("acme/widgets")
+    hook_id = state.add_org_hook(
+        "acme", HOOK_URL, events=["pull_request"], content_type="json", secret="s3cret"
+    )
+    bare = state.add_org_hook("acme", "http://example.invalid/hook")
+    state.add_hook("acme/widgets", "http://example.invalid/repo-hook")  # not the org's
+    owner = api(state.issue_token("alice", scopes=["admin:org_hook"]))
+    hooks = owner.get("/orgs/acme/hooks")
+    assert hooks.status_code == 200
+    by_id = {h["id"]: h for h in hooks.json()}
+    assert set(by_id) == {hook_id, bare}
+    assert by_id[hook_id]["type"] == "Organization"
+    assert by_id[hook_id]["url"].endswith(f"/orgs/acme/hooks/{hook_id}")
+    assert by_id[hook_id]["config"] == {
+        "content_type": "json",
+        "insecure_ssl": "0",
+        "url": HOOK_URL,
+        "secret": "********",
+    }
+    assert by_id[bare]["events"] == ["push"] and by_id[bare]["config"]["content_type"] == "form"
+    assert "s3cret" not in hooks.text
+    assert owner.get(f"/orgs/acme/hooks/{hook_id}").json()["id"] == hook_id
+    assert owner.get("/orgs/acme/hooks/1").status_code == 404
+    # An owner whose token has only repo, or a member with the scope: 404, as if nothing.
+    assert api(state.issue_token("alice", scopes=["repo"])).get("/orgs/acme/hooks").status_code == (
+        404
+    )
+    member = api(state.issue_token("bob", scopes=["admin:org_hook"]))
+    assert member.get("/orgs/acme/hooks").status_code == 404
+    assert owner.get("/orgs/alice/hooks").status_code == 404  # a user has no org hooks
+
+
+def test_organisation_hook_deliveries_name_the_organisation(
+    state: GitHubEmulator, api: Api
+) -> None:
+    receiver = Receiver()
+    try:
+        org = state.add_org("acme", admins=["alice"])
+        hook_id = state.add_org_hook("acme", receiver.url, content_type="json", secret="s3cret")
+        state.deliver_to_hook(hook_id, "ping", {"zen": "Keep it logically awesome."})
+        receiver.status = 500
+        state.deliver_to_hook(hook_id, "pull_request", {"action": "opened"})
+        owner = api(state.issue_token("alice", scopes=["admin:org_hook"]))
+        answer = owner.get(f"/orgs/acme/hooks/{hook_id}/deliveries", params={"per_page": 1})
+        [last] = answer.json()
+        assert last["event"] == "pull_request" and last["status_code"] == 500
+        both = owner.get(f"/orgs/acme/hooks/{hook_id}/deliveries").json()
+        assert [d["status"] for d in both] == ["Invalid HTTP Response: 500", "OK"]
+        headers, body = receiver.received[-1]
+        assert headers["X-GitHub-Hook-Installation-Target-Type"] == "organization"
+        assert headers["X-GitHub-Hook-Installation-Target-ID"] == str(org["id"])
+        assert headers["X-Hub-Signature-256"] == signatures("s3cret", body)[0]
+    finally:
+        receiver.close()
+
+
+def test_an_installation_reads_organisation_hooks_with_the_webhooks_permission(
+    state: GitHubEmulator, api: Api
+) -> None:
+    state.add_org("acme", admins=["alice"])
+    state.add_org("other", admins=["alice"])
+    state.add_org_hook("acme", HOOK_URL)
+    public = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    tokens = {}
+    for slug, permissions in (
+        ("plain", {"metadata": "read"}),
+        ("hooked", {"metadata": "read", "organization_hooks": "read"}),
+    ):
+        app = state.apps.register_app(slug, public, owner_login="alice", permissions=permissions)
+        installation = int(state.apps.install(int(app["id"]), "acme")["id"])
+        tokens[slug] = str(state.apps.issue_installation_token(installation)["token"])
+    assert api(tokens["plain"]).get("/orgs/acme/hooks").status_code == 403
+    hooked = api(tokens["hooked"])
+    assert [h["config"]["url"] for h in hooked.get("/orgs/acme/hooks").json()] == [HOOK_URL]
+    assert hooked.get("/orgs/other/hooks").status_code == 404  # not installed there

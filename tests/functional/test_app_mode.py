@@ -287,3 +287,26 @@ def test_report_mode_concludes_the_check_run_neutral(app_cla: CLAService) -> Non
     assert run["output"]["title"] == status["description"]
     assert "@alice" in run["output"]["summary"]
     assert app_cla.state.comments(REPO, pr["number"]) == []
+
+
+def test_the_check_run_tells_an_unknown_author_where_to_prove_the_email(
+    app_cla: CLAService,
+) -> None:
+    """An author whose commit email GitHub links to no account reads, in the check run as in
+    the token mode comment, where to prove the address to undersign."""
+    state = app_cla.state
+    sha = state.add_commit(
+        REPO,
+        author={"name": "Nobody Known", "email": "nobody@elsewhere.example"},
+        author_field="null",
+    )
+    pr = state.add_pull_request(REPO, user_login="alice", commits=[sha])
+    install(app_cla)
+    [run] = check_runs(app_cla, pr["head"]["sha"])
+    assert run["conclusion"] == "action_required"
+    summary = run["output"]["summary"]
+    assert "`nobody@elsewhere.example`" in summary
+    assert (
+        "if this address is yours, verify it on your GitHub account, then "
+        f"[link it to undersign]({app_cla.live.url}/me/emails) and sign."
+    ) in summary

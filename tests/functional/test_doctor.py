@@ -2,9 +2,11 @@
 self-hoster makes, planted one at a time; the doctor must name it and exit 1.
 
 The baseline: token mode, the bot ``cla-bot`` (admin of ``acme/widgets``, so GitHub shows it
-the hooks) with a classic token (``repo``, ``read:org``), the repository linked to an
-agreement, its webhook pointing at the running app with the right content type, events and
-secret, its last delivery answered 2xx, and a worker that swept the queue a moment ago.
+the hooks) with a classic token (``repo``, ``read:org``), the repository and the organisation
+``acme`` linked to an agreement, the repository's webhook pointing at the running app with the
+right content type, events and secret, its last delivery answered 2xx, and a worker that swept
+the queue a moment ago. The bot is no owner of ``acme``: its webhooks are checked with
+``org_doctor``.
 """
 
 from __future__ import annotations
@@ -140,7 +142,9 @@ def test_a_healthy_instance_passes_every_check(doctor: Doctor) -> None:
     as_json = doctor.run("--json")
     report = json.loads(as_json.output)
     assert as_json.exit_code == 0 and report["ok"] is True
-    assert {c["status"] for c in report["checks"]} == {"ok"}
+    # Only the org webhook goes unchecked: the bot is no owner of acme (see below).
+    assert [c["name"] for c in report["checks"] if c["status"] != "ok"] == ["org acme: webhook"]
+    assert all(c["status"] in ("ok", "skipped") for c in report["checks"])
 
 
 def _bad_token(d: Doctor) -> dict[str, str]:
@@ -266,6 +270,78 @@ def test_hooks_the_bot_may_not_see_are_not_checked_not_failed(doctor: Doctor) ->
     assert f"- {REPO}: webhook: not checked: GitHub shows webhooks to repository admins only" in (
         result.output
     )
+    # The baseline token has no admin:org_hook: GitHub shows it no organisation webhook.
+    assert (
+        "- org acme: webhook: not checked: the token lacks the admin:org_hook scope, without "
+        "which GitHub shows no organisation webhook; check it by hand"
+    ) in result.output
+    # With the scope but not an owner: 404 too, said so.
+    owner_scopes = doctor.state.issue_token(BOT, scopes=["repo", "read:org", "admin:org_hook"])
+    result = doctor.run(UNDERSIGN_GITHUB_TOKEN=owner_scopes)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"- org acme: webhook: not checked: GitHub shows acme's webhooks to its owners only, "
+        f"and {BOT} is not one"
+    ) in result.output
+
+
+# --- organisation webhooks (token mode) -------------------------------------------------------
+
+
+@pytest.fixture
+def org_doctor(doctor: Doctor) -> Doctor:
+    """The baseline, with the bot an owner of acme, a token that may read its webhooks
+    (``admin:org_hook``) and an organisation webhook that delivered a ping."""
+    state = doctor.state
+    state.add_org_member("acme", BOT, admin=True)
+    doctor.env["UNDERSIGN_GITHUB_TOKEN"] = state.issue_token(
+        BOT, scopes=["repo", "read:org", "admin:org_hook"]
+    )
+    doctor.hook_id = state.add_org_hook(
+        "acme",
+        f"{doctor.live.url}/webhooks/github",
+        events=["pull_request", "issue_comment"],
+        content_type="json",
+        secret=WEBHOOK_SECRET,
+    )
+    status, _ = state.deliver_to_hook(doctor.hook_id, "ping", {"zen": "Speak like a human."})
+    assert status == 200
+    return doctor
+
+
+def test_an_organisations_webhook_is_checked_like_a_repositorys(org_doctor: Doctor) -> None:
+    result = org_doctor.run()
+    assert result.exit_code == 0, result.output
+    assert "✓ org acme: webhook" in lines(result), result.output
+    assert "✓ org acme: last delivery" in lines(result), result.output
+
+
+def _org_hook_failed_delivery(d: Doctor) -> dict[str, str]:
+    d.state.hooks[d.hook_id].secret = "another-secret"  # the app answers 401
+    d.state.deliver_to_hook(d.hook_id, "pull_request", {"action": "opened"})
+    d.state.hooks[d.hook_id].secret = WEBHOOK_SECRET
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("plant", "line"),
+    [
+        (_no_hook, "✗ org acme: webhook: the organisation has no webhook: undersign hears only"),
+        (_hook(url="https://old.example.com/hook"), "✗ org acme: webhook: its URL is https://old"),
+        (_hook(events=["push"]), "✗ org acme: webhook: it does not send issue_comment, pull_re"),
+        (_hook(secret=None), "✗ org acme: webhook: it has no secret."),
+        (_org_hook_failed_delivery, "✗ org acme: last delivery: pull_request at "),
+    ],
+)
+def test_each_organisation_webhook_fault_is_named_with_its_fix(
+    org_doctor: Doctor, plant: Callable[[Doctor], dict[str, str]], line: str
+) -> None:
+    plant(org_doctor)
+    result = org_doctor.run()
+    assert result.exit_code == 1, result.output
+    assert [f for f in failed(result) if f.startswith(line) and " Fix: " in f], result.output
+    if plant is _no_hook:
+        assert "add one (acme's Settings → Webhooks, as an owner)" in result.output
 
 
 # --- App mode ------------------------------------------------------------------------------------

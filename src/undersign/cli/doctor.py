@@ -1,14 +1,16 @@
 """``undersign doctor``: what a self-hoster gets wrong, checked one line at a time.
 
 Each line is ``✓ name``, or ``✗ name: what is wrong. Fix: what to do``, or ``- name: not
-checked: why`` (GitHub shows the bot no webhooks on a repository it does not administer).
+checked: why`` (GitHub shows the bot no webhooks on a repository it does not administer, nor on
+an organisation it does not own or with a classic token lacking ``admin:org_hook``).
 Checks: the settings; the database (reachable, migrated to head); the queue (reachable, a
 worker seen in the last few minutes); the GitHub credentials (token mode: the token's user and
 scopes; App mode: the JWT, the installations, their permissions and events against what
 undersign needs, the app's webhook); for each linked repository: the bot reads its pull
 requests and may write statuses, its webhook (URL, content type, events, secret) and that
-webhook's last delivery; for each linked organisation: the bot sees its repositories;
-agreements that exempt every bot. Exit status 1 when any check fails;
+webhook's last delivery; for each linked organisation: the bot sees its repositories, and (token
+mode) the organisation's webhook and its last delivery, the same way; agreements that exempt
+every bot. Exit status 1 when any check fails;
 ``--json`` prints the same as one JSON object, for monitoring.
 
 Depends on agreements.models, config, db, github (app, errors, registration), jobs.runner,
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -332,11 +334,35 @@ def repo_checks(settings: Settings, client: GitHubClient, full_name: str) -> Ite
         )
     else:
         yield ok(f"{full_name}: statuses")
-    name = f"{full_name}: webhook"
+    yield from webhook_checks(
+        settings,
+        full_name,
+        lambda: client.list_repo_hooks(owner, repo),
+        lambda hook_id: client.last_hook_delivery(owner, repo, hook_id),
+        hidden=lambda: "GitHub shows webhooks to repository admins only; check it by hand",
+        missing="the repository has no webhook.",
+        where="Settings → Webhooks",
+    )
+
+
+def webhook_checks(
+    settings: Settings,
+    label: str,
+    list_hooks: Callable[[], list[dict[str, Any]]],
+    last_delivery: Callable[[int], dict[str, Any] | None],
+    *,
+    hidden: Callable[[], str],
+    missing: str,
+    where: str,
+) -> Iterator[Check]:
+    """A repository's or organisation's webhooks (``label``: its name): the one pointing at
+    this instance (else the first) against what undersign needs, and its last delivery.
+    GitHub answers 404 to whoever may not see them: skipped, saying ``hidden()``."""
+    name = f"{label}: webhook"
     try:
-        hooks = client.list_repo_hooks(owner, repo)
+        hooks = list_hooks()
     except (NotFound, GitHubRequestError):
-        yield skipped(name, "GitHub shows webhooks to repository admins only; check it by hand")
+        yield skipped(name, hidden())
         return
     except GitHubError as exc:
         yield skipped(name, _refusal(exc))
@@ -346,8 +372,8 @@ def repo_checks(settings: Settings, client: GitHubClient, full_name: str) -> Ite
     if not ours and not hooks:
         yield fail(
             name,
-            "the repository has no webhook.",
-            f"add one (Settings → Webhooks): Payload URL {expected}, Content type "
+            missing,
+            f"add one ({where}): Payload URL {expected}, Content type "
             f"application/json, the secret of UNDERSIGN_WEBHOOK_SECRET, the events "
             f"{', '.join(HOOK_EVENTS)}.",
         )
@@ -355,11 +381,11 @@ def repo_checks(settings: Settings, client: GitHubClient, full_name: str) -> Ite
     hook = (ours or hooks)[0]
     yield hook_verdict(name, hook.get("config") or {}, list(hook.get("events") or []), settings)
     try:
-        last = client.last_hook_delivery(owner, repo, int(hook["id"]))
+        last = last_delivery(int(hook["id"]))
     except GitHubError as exc:
-        yield skipped(f"{full_name}: last delivery", _refusal(exc))
+        yield skipped(f"{label}: last delivery", _refusal(exc))
         return
-    yield delivery_verdict(f"{full_name}: last delivery", last)
+    yield delivery_verdict(f"{label}: last delivery", last)
 
 
 def org_checks(settings: Settings, runtime: Runtime, org: str) -> Iterator[Check]:
@@ -382,6 +408,39 @@ def org_checks(settings: Settings, runtime: Runtime, org: str) -> Iterator[Check
         yield fail(name, _refusal(exc), "see the message.")
         return
     yield ok(name, f"{len(repos)} visible")
+    if not settings.app_mode:  # App mode: deliveries come through the app's webhook
+        yield from org_hook_checks(settings, runtime.bot.github, org)
+
+
+def org_hook_checks(settings: Settings, client: GitHubClient, org: str) -> Iterator[Check]:
+    """Token mode: an organisation webhook is how every repository's events arrive."""
+    yield from webhook_checks(
+        settings,
+        f"org {org}",
+        lambda: client.list_org_hooks(org),
+        lambda hook_id: client.last_org_hook_delivery(org, hook_id),
+        hidden=lambda: _org_hooks_hidden(client, org),
+        missing="the organisation has no webhook: undersign hears only those of its "
+        "repositories that have one of their own.",
+        where=f"{org}'s Settings → Webhooks, as an owner",
+    )
+
+
+def _org_hooks_hidden(client: GitHubClient, org: str) -> str:
+    """Why GitHub answered 404 for an organisation's webhooks: it shows them to the owners
+    only, and to a classic token only with the ``admin:org_hook`` scope."""
+    try:
+        user, scopes = client.token_scopes()
+    except GitHubError:
+        scopes, user = None, {}
+    tail = "; check it by hand (the organisation's Settings → Webhooks)"
+    if scopes is not None and "admin:org_hook" not in scopes:
+        return (
+            "the token lacks the admin:org_hook scope, without which GitHub shows no "
+            f"organisation webhook{tail}"
+        )
+    login = user.get("login") or "the bot"
+    return f"GitHub shows {org}'s webhooks to its owners only, and {login} is not one{tail}"
 
 
 # --- agreements ----------------------------------------------------------------------------------

@@ -244,13 +244,15 @@ class Delivery:
 
 @dataclass
 class HookRec:
-    """A repository webhook (``POST /repos/{o}/{r}/hooks``), as its settings page shows it."""
+    """A repository webhook (``POST /repos/{o}/{r}/hooks``) or, with ``org_id`` instead of
+    ``repo_id``, an organisation's (``POST /orgs/{org}/hooks``), as its settings page shows it."""
 
     id: int
-    repo_id: int
+    repo_id: int | None
     url: str
-    content_type: str  # "json" | "form" (GitHub's default for repository hooks)
+    content_type: str  # "json" | "form" (GitHub's default for repository and org hooks)
     events: list[str]
     secret: str | None
     active: bool
     created_at: float
+    org_id: int | None = None

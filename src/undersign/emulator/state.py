@@ -92,7 +92,7 @@ class GitHubEmulator:
             "status": 30_000_000_000,
             "comment": 2_400_000_000,
             "hook": 480_000_000,
-            "repo_hook": 470_000_000,  # hooks made with add_hook: never a default hook id
+            "repo_hook": 470_000_000,  # add_hook, add_org_hook: never a default hook id
             "delivery": 0,
             "commit": 0,
         }
@@ -990,29 +990,72 @@ class GitHubEmulator:
         the ``push`` event, ``form`` content type, no secret); returns its id."""
         with self.lock:
             repo = self.require_repo(full_name)
-            hook = HookRec(
-                id=self.next_id("repo_hook"),
-                repo_id=repo.id,
-                url=url,
-                content_type=content_type,
-                events=list(events),
-                secret=secret,
-                active=active,
-                created_at=self.clock(),
-            )
-            self.hooks[hook.id] = hook
-            return hook.id
+            return self._new_hook(repo.id, None, url, events, content_type, secret, active)
+
+    def add_org_hook(
+        self,
+        org: str,
+        url: str,
+        *,
+        events: Sequence[str] = ("push",),
+        content_type: ContentType = "form",
+        secret: str | None = None,
+        active: bool = True,
+    ) -> int:
+        """An organisation webhook as ``POST /orgs/{org}/hooks`` makes it (the same defaults
+        as a repository's); it hears the events of every repository of the organisation.
+        Returns its id, from the same sequence as repository hooks' (GitHub's hook ids are
+        one sequence)."""
+        with self.lock:
+            org_user = self.require_user(org)
+            if org_user.id not in self.orgs:
+                raise ValueError(f"{org} is not an organisation")
+            return self._new_hook(None, org_user.id, url, events, content_type, secret, active)
+
+    def _new_hook(
+        self,
+        repo_id: int | None,
+        org_id: int | None,
+        url: str,
+        events: Sequence[str],
+        content_type: ContentType,
+        secret: str | None,
+        active: bool,
+    ) -> int:
+        hook = HookRec(
+            id=self.next_id("repo_hook"),
+            repo_id=repo_id,
+            org_id=org_id,
+            url=url,
+            content_type=content_type,
+            events=list(events),
+            secret=secret,
+            active=active,
+            created_at=self.clock(),
+        )
+        self.hooks[hook.id] = hook
+        return hook.id
 
     def deliver_to_hook(
         self, hook_id: int, event: str, payload: JSON, *, timeout: float = 10.0
     ) -> tuple[int | None, str]:
-        """Send ``payload`` through a repository webhook: its URL, content type and secret."""
+        """Send ``payload`` through a repository or organisation webhook: its URL, content
+        type and secret (an org hook's deliveries name the organisation as their target)."""
         with self.lock:
             hook = self.hooks[hook_id]
             url, secret, content_type = hook.url, hook.secret, hook.content_type
+            target = ("organization", hook.org_id) if hook.org_id is not None else (None, None)
         kind: ContentType = "json" if content_type == "json" else "form"
         return self.deliver_webhook(
-            url, event, payload, secret=secret, hook_id=hook_id, content_type=kind, timeout=timeout
+            url,
+            event,
+            payload,
+            secret=secret,
+            hook_id=hook_id,
+            content_type=kind,
+            target_type=target[0],
+            target_id=target[1],
+            timeout=timeout,
         )
 
     def hook_deliveries(self, hook_id: int) -> list[Delivery]:

@@ -23,6 +23,7 @@ from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.policy import Verdict
 from undersign.enforcement.report import (
     agent_paragraphs,
+    corporate_paragraph,
     mention,
     report_description,
     status_description,
@@ -52,11 +53,17 @@ def check_run_body(
     external_id: str,
     error: str | None = None,
     report_only: bool = False,
+    emails_url: str | None = None,
+    corporate: bool = False,
 ) -> dict[str, Any]:
     """What the check run says for a verdict (or an error when there is none).
 
     ``report_only`` (a link in report mode): the conclusion is ``neutral``, which never
-    blocks a merge, and the summary still lists who has not signed."""
+    blocks a merge, and the summary still lists who has not signed. ``emails_url`` and
+    ``corporate`` as for the pull request comment (``report.comment_body``): an author whose
+    commit email is not linked is told where to prove it, and with a corporate agreement the
+    unsigned are told their company may cover them. In App mode the check run is what
+    authors read first, so it gives the comment's guidance."""
     if verdict is None:
         conclusion, title = "failure", (error or "undersign could not check the CLA")[:140]
         summary = f"{title}\n\nComment `/cla check` or press **Re-check** to try again."
@@ -66,7 +73,8 @@ def check_run_body(
         if verdict.unsigned or verdict.unknown:
             lines += ["These contributors have not signed the CLA:", ""]
             lines += [f"- {mention(c)}" for c in verdict.unsigned]
-            lines += [unknown_line(c) for c in verdict.unknown]
+            lines += [unknown_line(c, emails_url) for c in verdict.unknown]
+            lines += _corporate_lines(verdict, emails_url, corporate)
             lines += ["", f"Sign here: {details_url}"]
         else:
             lines.append("Every contributor has signed the CLA (or needs not to).")
@@ -82,7 +90,8 @@ def check_run_body(
         conclusion, title = "action_required", status_description(verdict)
         lines = ["These contributors must sign the CLA before this can be merged:", ""]
         lines += [f"- {mention(c)}" for c in verdict.unsigned]
-        lines += [unknown_line(c) for c in verdict.unknown]
+        lines += [unknown_line(c, emails_url) for c in verdict.unknown]
+        lines += _corporate_lines(verdict, emails_url, corporate)
         for paragraph in agent_paragraphs(verdict):  # the agreement's AI agent policy
             lines += ["", paragraph]
         lines += ["", f"Sign here: {details_url}"]
@@ -102,6 +111,13 @@ def check_run_body(
     return body
 
 
+def _corporate_lines(verdict: Verdict, emails_url: str | None, corporate: bool) -> list[str]:
+    """The comment's second way out for the unsigned, when companies can sign here."""
+    if not (corporate and verdict.unsigned):
+        return []
+    return ["", corporate_paragraph(emails_url)]
+
+
 def _digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -116,10 +132,13 @@ def publish_check_run(
     *,
     error: str | None = None,
     report_only: bool = False,
+    emails_url: str | None = None,
+    corporate: bool = False,
 ) -> dict[str, Any]:
     """Create or update the pull request's check run on ``head_sha``; returns the columns of
     ``pull_request_checks`` to store. Token mode: nothing at all (GitHub would answer 403).
-    ``report_only``: a link in report mode (the check concludes neutral)."""
+    ``report_only``: a link in report mode (the check concludes neutral); ``emails_url``
+    and ``corporate``: see `check_run_body`."""
     if not ctx.settings.app_mode:
         return {}
     gh = ctx.github
@@ -142,6 +161,8 @@ def publish_check_run(
         external_id=f"{name}#{number}",
         error=error,
         report_only=report_only,
+        emails_url=emails_url,
+        corporate=corporate,
     )
     digest = _digest(body)
     run_id, run_sha, run_digest = stored

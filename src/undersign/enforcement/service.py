@@ -767,7 +767,15 @@ def evaluate_pull_request(
             confirm()
             values.update(
                 publish_check_run(
-                    ctx, name, number, head_sha, verdict, url, report_only=coverage.report_only
+                    ctx,
+                    name,
+                    number,
+                    head_sha,
+                    verdict,
+                    url,
+                    report_only=coverage.report_only,
+                    emails_url=emails_url(ctx.settings.base_url),
+                    corporate=coverage.corporate,
                 )
             )
         silent = coverage.report_only and not coverage.report_comments

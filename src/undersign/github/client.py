@@ -289,6 +289,22 @@ class GitHubClient:
         deliveries = _json_list(response)
         return deliveries[0] if deliveries else None
 
+    def list_org_hooks(self, org: str) -> list[dict[str, Any]]:
+        """The organisation's webhooks. GitHub shows them to owners only, and a classic token
+        needs the ``admin:org_hook`` scope (``repo`` is not enough): 404 otherwise."""
+        hooks: list[dict[str, Any]] = []
+        for page in self._paginate(f"/orgs/{org}/hooks", {}):
+            hooks.extend(page)
+        return hooks
+
+    def last_org_hook_delivery(self, org: str, hook_id: int) -> dict[str, Any] | None:
+        """The newest delivery of an organisation webhook, or None when it never sent one."""
+        response = self._request(
+            "GET", f"/orgs/{org}/hooks/{hook_id}/deliveries", params={"per_page": 1}
+        )
+        deliveries = _json_list(response)
+        return deliveries[0] if deliveries else None
+
     def collaborator_permission(self, owner: str, repo: str, login: str) -> str:
         """admin, write, read or none (maintain counts as write, triage as read)."""
         answer = self.collaborator_permission_record(owner, repo, login)

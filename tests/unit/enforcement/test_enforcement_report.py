@@ -435,6 +435,43 @@ def test_an_unknown_authors_line_links_to_the_emails_page_in_one_sentence() -> N
         )
 
 
+@pytest.mark.parametrize("report_only", [False, True])
+def test_the_check_run_tells_unknown_authors_where_to_prove_their_email(report_only: bool) -> None:
+    """In App mode the check run is what authors read: it gives the comment's guidance."""
+    emails = "https://cla.example.com/me/emails"
+    v = verdict(unsigned=[BOB], unknowns=[unknown("Jane", "jane@corp.example")])
+
+    def summary_of(corporate: bool) -> str:
+        body = check_run_body(
+            v,
+            name="license/cla",
+            head_sha="a" * 40,
+            details_url=SIGN_URL,
+            external_id="x",
+            report_only=report_only,
+            emails_url=emails,
+            corporate=corporate,
+        )
+        return str(body["output"]["summary"])
+
+    summary = summary_of(corporate=True)
+    comment = comment_body(
+        v,
+        sign_url=SIGN_URL,
+        agreement_title="Acme CLA",
+        bot_login=None,
+        emails_url=emails,
+        corporate=True,
+    )
+    line = next(x for x in summary.splitlines() if "jane@corp.example" in x)
+    assert line in comment.splitlines()
+    assert f"[link it to undersign]({emails})" in line
+    assert f"[prove your work email address]({emails})" in summary
+    # Without a corporate agreement, nothing is said about companies.
+    plain = summary_of(corporate=False)
+    assert "CLA manager" not in plain and f"[link it to undersign]({emails})" in plain
+
+
 def test_who_a_company_awaiting_review_would_cover_is_named_within_the_cap() -> None:
     people = [account(f"user{n}", 100 + n) for n in range(3000)]
     body = comment_body(
