@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from undersign.accounts.models import ProvenEmail
@@ -392,11 +392,15 @@ class CompanyService:
         """Cover an account (``value``: its GitHub id; ``label``: its login), an org's
         members or a domain; False when it was approved already."""
         kind, clean = self._clean_approval(kind, value)
-        existing = self._approval(company, kind, clean)
-        if existing is not None:
+        if self._approval(company, kind, clean) is not None:
             return False
         if company.status == "rejected":
             raise InvalidInput(f"{company.name} was rejected by the maintainers; it covers nobody")
+        # Count only once no other transaction can add to this company: two managers
+        # approving at the same moment at 199 would otherwise both see room and reach 201.
+        self._lock(company)
+        if self._approval(company, kind, clean) is not None:
+            return False  # approved meanwhile by the transaction we waited for
         self._check_room(company, kind)
         row = CompanyApproval(
             company_id=company.id, kind=kind, value=clean, label=label[:255], created_at=utcnow()
@@ -417,6 +421,23 @@ class CompanyService:
         self.session.flush()
         self._changed(company, "company.unapprove", before, None)
         return True
+
+    def _lock(self, company: Company) -> None:
+        """Hold the company against other writers until this transaction ends.
+
+        PostgreSQL locks the company's row (``SELECT ... FOR UPDATE``); a concurrent
+        approval of the same company waits here, then counts what the first committed.
+        SQLite has one writer per database: a write that changes nothing takes that lock
+        for the rest of the transaction, so the count that follows cannot go stale."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(
+                update(Company).where(Company.id == company.id).values(id=Company.id),
+                execution_options={"synchronize_session": False},
+            )
+        else:
+            self.session.execute(
+                select(Company.id).where(Company.id == company.id).with_for_update()
+            )
 
     def _check_room(self, company: Company, kind: str) -> None:
         """``InvalidInput`` when one more approval of ``kind`` would pass a cap."""

@@ -4,8 +4,11 @@ a company of an unrelated corporate agreement)."""
 
 from __future__ import annotations
 
+import threading
+from unittest import mock
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import ProvenEmail
@@ -18,9 +21,9 @@ from undersign.agreements.companies import (
     normalize_domain,
 )
 from undersign.agreements.errors import InvalidInput
-from undersign.agreements.models import AuditEntry, Company
+from undersign.agreements.models import AuditEntry, Company, CompanyApproval
 from undersign.agreements.service import AgreementService
-from undersign.db import utcnow
+from undersign.db import Database, utcnow
 
 ALICE, BOB, CAROL, MANAGER = 101, 102, 103, 900
 
@@ -180,6 +183,83 @@ def test_a_company_approves_at_most_200_and_20_organisations(session: Session) -
     assert not companies.approve(company, "account", "1000")  # approved already: no error
     assert companies.unapprove(company, "account", "1000")
     assert companies.approve(company, "domain", "more.example")
+
+
+def _race(
+    database: Database, company_id: int, approvals: list[tuple[str, str]]
+) -> list[bool | str]:
+    """Each approval in its own thread and transaction, all counting before any inserts
+    when nothing stops them (the gate after the count waits for every thread, or one
+    second when a lock holds the others back)."""
+    gate = threading.Barrier(len(approvals))
+    count = CompanyService._check_room
+
+    def counted_then_wait(self: CompanyService, company: Company, kind: str) -> None:
+        count(self, company, kind)
+        try:
+            gate.wait(timeout=1)
+        except threading.BrokenBarrierError:
+            pass  # the others wait on the lock: exactly what the fix does
+
+    results: list[bool | str] = [False] * len(approvals)
+
+    def approve(index: int, kind: str, value: str) -> None:
+        try:
+            with database.session() as session:
+                company = session.get(Company, company_id)
+                assert company is not None
+                results[index] = CompanyService(session).approve(company, kind, value)
+        except InvalidInput as exc:
+            results[index] = str(exc)
+
+    with mock.patch.object(CompanyService, "_check_room", counted_then_wait):
+        threads = [
+            threading.Thread(target=approve, args=(i, kind, value))
+            for i, (kind, value) in enumerate(approvals)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    return results
+
+
+def test_concurrent_approvals_never_pass_the_caps(clean_database: Database) -> None:
+    """Three managers approve at the same moment, each in their own transaction, once at
+    19 organisations and once at 199 approvals: one wins each time (SQLite and PostgreSQL)."""
+    with clean_database.session() as session:
+        companies, _, _ = _setup(session)  # one domain and one org approved
+        company = companies.find("corporate-cla", "BigCorp")
+        for number in range(MAX_ORG_APPROVALS - 2):
+            companies.approve(company, "org", f"org-{number}")
+        for number in range(MAX_APPROVALS - MAX_ORG_APPROVALS - 2):
+            companies.approve(company, "account", str(1000 + number))
+        company_id = company.id
+
+    def counts() -> dict[str, int]:
+        with clean_database.session() as session:
+            rows = session.execute(
+                select(CompanyApproval.kind, func.count())
+                .where(CompanyApproval.company_id == company_id)
+                .group_by(CompanyApproval.kind)
+            ).all()
+        return {str(kind): int(number) for kind, number in rows}
+
+    orgs = _race(clean_database, company_id, [("org", f"late-{n}") for n in range(3)])
+    assert orgs.count(True) == 1, orgs
+    assert counts()["org"] == MAX_ORG_APPROVALS
+    accounts = _race(clean_database, company_id, [("account", str(5000 + n)) for n in range(3)])
+    assert accounts.count(True) == 1, accounts
+    assert all("has 200 approvals" in str(r) for r in accounts if r is not True)
+    assert sum(counts().values()) == MAX_APPROVALS
+
+
+def test_the_same_approval_at_the_same_moment_is_recorded_once(clean_database: Database) -> None:
+    with clean_database.session() as session:
+        companies, _, _ = _setup(session)
+        company_id = companies.find("corporate-cla", "BigCorp").id
+    results = _race(clean_database, company_id, [("domain", "new.example")] * 3)
+    assert sorted(results, key=str) == [False, False, True]
 
 
 def test_an_admin_reviews_only_the_companies_beside_their_agreement(session: Session) -> None:
