@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
-from sqlalchemy import select
-from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService, sign_in
+from sqlalchemy import event, select
+from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAFactory, CLAService, sign_in
 from tests.functional.test_proven_emails import link_emails
 
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import AuditEntry, Company
+from undersign.agreements.service import AgreementService
 from undersign.cli import CLIContext, main
+from undersign.enforcement import service
+from undersign.enforcement.contributors import Contributor
+from undersign.jobs.context import JobContext
 
 REPO = "octo-org/widgets"
 CORPORATE = "corporate-cla"
@@ -216,3 +220,76 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     _cli(cla, "company", "unapprove", CORPORATE, name, "--login", "dave")
     _state(cla, sha, "failure")
     assert "BigCorp Ltd" in _cli(cla, "company", "list", CORPORATE).output
+
+
+def test_one_evaluation_reads_signatures_and_companies_in_one_session(
+    cla_factory: CLAFactory,
+) -> None:
+    """Who is covered, by a signature, an accepted company or (for the comment) a pending
+    one, costs one session of three statements; which agreement applies, and whether
+    companies may cover anyone there, one session of three. Counted on the engine, so a new
+    query or session per evaluation shows up here."""
+    cla = cla_factory(start=False)
+    cla.state.add_org("bigcorp", members=["erin", BOT_LOGIN])
+    _setup_company(cla, ("domain", DOMAIN), ("org", "bigcorp"))
+    users = {login: cla.state.user(login) for login in ("dave", "erin", "maint")}
+    with cla.database.session() as session:
+        pending = CompanyService(session).sign(
+            CORPORATE,
+            github_id=users["maint"]["id"],
+            login="maint",
+            version_sha256=AgreementService(session).current_version(CORPORATE).text_sha256,
+            agreed=True,
+            company_name="Small Startup",
+            address="1 Road",
+            signatory_name="Mae Maint",
+            signatory_title="CEO",
+            managers="",
+            resolve_login=lambda login: None,
+        )
+        CompanyService(session).approve(pending, "account", str(users["dave"]["id"]))
+    cla.sign("alice")
+    people = [
+        Contributor(
+            kind="github",
+            github_id=int(users[login]["id"]) if login != "alice" else cla.state.user(login)["id"],
+            login=login,
+            login_verified=True,
+        )
+        for login in ("alice", "dave", "erin")
+    ]
+    ctx = JobContext.from_settings(cla.settings, cla.database)
+    log: list[str] = []  # "checkout" for each connection taken, else the statement
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        log.append(" ".join(statement.split()))
+
+    def checked_out(*_args: Any) -> None:
+        log.append("checkout")
+
+    engine = cla.database.engine
+    event.listen(engine, "before_cursor_execute", executed)
+    event.listen(engine.pool, "checkout", checked_out)
+    try:
+        coverage = service._coverage(ctx, REPO)
+        assert coverage is not None and coverage.corporate
+        # One session: no repo link, the org link (with whether a corporate agreement
+        # stands beside its agreement), the allowlist.
+        assert log[0] == "checkout" and len(log) == 4, log
+        assert "FROM org_links" in log[2] and "FROM allowlist_entries" in log[3]
+        log.clear()
+        verdict, awaiting = service._verdict(ctx, coverage, "octo-org", "widgets", people, None)
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+        event.remove(engine.pool, "checkout", checked_out)
+    assert [c.login for c in verdict.signed] == ["alice", "erin"]  # erin: the approved org
+    assert [c.login for c in verdict.unsigned] == ["dave"]
+    assert awaiting == {users["dave"]["id"]}  # Small Startup awaits review
+    # One session reads signatures, every company approval (accepted and pending at once)
+    # and proven addresses; it is closed before GitHub is asked whether erin is in bigcorp
+    # (the client's own rate bookkeeping is all that follows).
+    reads, rest = log[:4], log[4:]
+    assert reads[0] == "checkout", log
+    assert ["FROM signatures" in reads[1], "FROM company_approvals" in reads[2]] == [True, True]
+    assert "FROM proven_emails" in reads[3], log
+    assert rest and all(item == "checkout" or "github_" in item for item in rest), rest

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,7 @@ __all__ = [
     "MAX_ORG_APPROVALS",
     "ApprovalChange",
     "ApprovalHook",
+    "CompanyCoverage",
     "CompanyService",
     "LoginResolver",
     "UnknownCompany",
@@ -98,6 +99,32 @@ class ApprovalChange:
 
 
 ApprovalHook = Callable[[ApprovalChange], None]
+
+
+@dataclass(frozen=True)
+class CompanyCoverage:
+    """What companies say about some people before GitHub is asked anything: who an
+    accepted company covers by account or proven domain, who a pending one would (the pull
+    request comment says so), and the organisations accepted companies approve."""
+
+    covered: frozenset[int] = frozenset()
+    awaiting_review: frozenset[int] = frozenset()
+    orgs: tuple[str, ...] = ()
+
+    def with_org_members(
+        self, people: Mapping[int, str | None], is_org_member: Callable[[str, str], bool]
+    ) -> set[int]:
+        """``covered``, and those of ``people`` (GitHub id -> *verified* login or None) not
+        covered otherwise who belong to an approved organisation; GitHub is asked only for
+        them, and not at all when no accepted company approves an organisation."""
+        covered = set(self.covered)
+        if not self.orgs:
+            return covered
+        for github_id in sorted(set(people) - covered):
+            login = people[github_id]
+            if login and any(is_org_member(org, login) for org in self.orgs):
+                covered.add(github_id)
+        return covered
 
 
 def normalize_domain(raw: str) -> str:
@@ -596,7 +623,8 @@ class CompanyService:
         a corporate agreement beside ``individual_id`` covers. Org membership is asked of
         GitHub (``is_org_member(org, login)``) only for those not covered otherwise, once per
         distinct organisation however many companies approve it."""
-        return self._covered(individual_id, people, is_org_member, status="accepted")
+        wanted = {int(github_id): login for github_id, login in people}
+        return self.coverage(individual_id, wanted).with_org_members(wanted, is_org_member)
 
     def awaiting_review_ids(
         self, individual_id: int, people: Iterable[tuple[int, str | None]]
@@ -604,56 +632,59 @@ class CompanyService:
         """Which of these people a *pending* company would cover by account or proven email
         domain (what the pull request comment says awaits review). Organisations are not
         asked about: a company nobody accepted costs the bot no GitHub call."""
-        return self._covered(individual_id, people, None, status="pending")
+        wanted = [int(github_id) for github_id, _ in people]
+        return set(self.coverage(individual_id, wanted, everyone=True).awaiting_review)
 
-    def _covered(
-        self,
-        individual_id: int,
-        people: Iterable[tuple[int, str | None]],
-        is_org_member: Callable[[str, str], bool] | None,
-        *,
-        status: str,
-    ) -> set[int]:
-        wanted = {int(github_id): login for github_id, login in people}
+    def coverage(
+        self, individual_id: int, github_ids: Iterable[int], *, everyone: bool = False
+    ) -> CompanyCoverage:
+        """What accepted and pending companies beside ``individual_id`` say about these
+        people, in one query for the approvals and at most one for proven addresses, and
+        without asking GitHub (the caller asks about ``orgs`` once its session is closed).
+        ``awaiting_review`` leaves out people an accepted company covers already, unless
+        ``everyone``."""
+        wanted = set(github_ids)
         if not wanted:
-            return set()
-        companies = (
-            select(Company.id)
+            return CompanyCoverage()
+        approvals = self.session.execute(
+            select(Company.status, CompanyApproval.kind, CompanyApproval.value)
+            .join(Company, CompanyApproval.company_id == Company.id)
             .join(Agreement, Company.agreement_id == Agreement.id)
             .where(
                 Agreement.for_agreement_id == individual_id,
                 Agreement.kind == "corporate",
-                Company.status == status,
-            )
-        )
-        approvals = self.session.execute(
-            select(CompanyApproval.kind, CompanyApproval.value).where(
-                CompanyApproval.company_id.in_(companies)
+                Company.status.in_(("accepted", "pending")),
             )
         ).all()
         if not approvals:
-            return set()
-        accounts = {int(value) for kind, value in approvals if kind == "account"}
-        domains = sorted({value for kind, value in approvals if kind == "domain"})
-        orgs = sorted({value for kind, value in approvals if kind == "org"})
-        covered = {github_id for github_id in wanted if github_id in accounts}
-        rest = sorted(set(wanted) - covered)
-        if domains and rest:
-            covered.update(
-                int(github_id)
-                for github_id in self.session.scalars(
-                    select(ProvenEmail.github_id)
-                    .where(ProvenEmail.github_id.in_(rest), ProvenEmail.domain.in_(domains))
-                    .distinct()
+            return CompanyCoverage()
+        accepted = [(kind, value) for status, kind, value in approvals if status == "accepted"]
+        pending = [(kind, value) for status, kind, value in approvals if status == "pending"]
+        covered = wanted & {int(value) for kind, value in accepted if kind == "account"}
+        awaiting = wanted & {int(value) for kind, value in pending if kind == "account"}
+        accepted_domains = {value for kind, value in accepted if kind == "domain"}
+        pending_domains = {value for kind, value in pending if kind == "domain"}
+        rest = sorted(wanted - covered if not everyone else wanted)
+        if rest and (accepted_domains or pending_domains):
+            for github_id, domain in self.session.execute(
+                select(ProvenEmail.github_id, ProvenEmail.domain)
+                .where(
+                    ProvenEmail.github_id.in_(rest),
+                    ProvenEmail.domain.in_(sorted(accepted_domains | pending_domains)),
                 )
-            )
-        if is_org_member is None:
-            return covered
-        for github_id in sorted(set(wanted) - covered):
-            login = wanted[github_id]
-            if login and any(is_org_member(org, login) for org in orgs):
-                covered.add(github_id)
-        return covered
+                .distinct()
+            ):
+                if domain in accepted_domains:
+                    covered.add(int(github_id))
+                if domain in pending_domains:
+                    awaiting.add(int(github_id))
+        if not everyone:
+            awaiting -= covered
+        return CompanyCoverage(
+            covered=frozenset(covered),
+            awaiting_review=frozenset(awaiting),
+            orgs=tuple(sorted({value for kind, value in accepted if kind == "org"})),
+        )
 
     def people_on_domain(self, domain: str) -> list[int]:
         """Everyone who proved an address on this domain."""

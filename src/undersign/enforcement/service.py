@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
-from undersign.agreements.companies import CompanyService
+from undersign.agreements.companies import CompanyCoverage, CompanyService
 from undersign.agreements.emails import ProvenEmailService
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import utcnow
@@ -355,7 +355,7 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
             agent_policy="refuse" if agreement.agent_policy == "refuse" else "require-human",
             report_only=coverage.report_only,
             report_comments=coverage.report_comments,
-            corporate=bool(CompanyService(session).corporate_for(agreement.id)),
+            corporate=coverage.corporate,
         )
 
 
@@ -548,16 +548,20 @@ def _verdict(
     contributors: list[Contributor],
     opener: Contributor | None,
 ) -> tuple[Verdict, frozenset[int]]:
-    """The verdict, and who among the unsigned a company awaiting review would cover."""
+    """The verdict, and who among the unsigned a company awaiting review would cover.
+
+    One session reads the signatures and what the companies say (accepted and pending at
+    once); it is closed before GitHub is asked about organisations or collaborators, so no
+    connection waits on the network."""
     people = [*contributors, *([opener] if opener is not None else [])]
     ids = [c.github_id for c in people if c.github_id is not None]
+    companies = CompanyCoverage()
     with ctx.database.session() as session:
         signed = SignatureService(session).covered_ids(coverage.agreement_id, ids)
+        if coverage.corporate:
+            companies = CompanyService(session).coverage(coverage.agreement_id, set(ids) - signed)
     membership = OrgMembership(ctx.github.is_org_member)
-    if coverage.corporate:
-        signed |= _company_covered(
-            ctx, coverage, [c for c in people if c.github_id not in signed], membership
-        )
+    signed |= companies.with_org_members(_org_candidates(people, signed), membership)
     exemptions = Exemptions(
         bot_ids=coverage.bot_ids, all_bots=coverage.all_bots, allowlist=coverage.allowlist
     )
@@ -572,38 +576,19 @@ def _verdict(
         members = _member_ids(ctx, coverage, owner, repo, verdict.unsigned, membership)
         if members:
             verdict = judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
-    awaiting: frozenset[int] = frozenset()
-    if coverage.corporate and verdict.unsigned:
-        with ctx.database.session() as session:
-            awaiting = frozenset(
-                CompanyService(session).awaiting_review_ids(
-                    coverage.agreement_id,
-                    [(c.github_id, None) for c in verdict.unsigned if c.github_id is not None],
-                )
-            )
-    return verdict, awaiting
+    unsigned = {c.github_id for c in verdict.unsigned if c.github_id is not None}
+    return verdict, companies.awaiting_review & unsigned
 
 
-def _company_covered(
-    ctx: JobContext,
-    coverage: _Coverage,
-    people: Iterable[Contributor],
-    is_org_member: OrgMembership,
-) -> set[int]:
-    """People a company that signed the corporate agreement covers. Only logins GitHub's API
-    gave count for org membership (a noreply address's login is anyone's to write), and
-    GitHub is asked only when some company approves an org."""
-    candidates = {
+def _org_candidates(people: Iterable[Contributor], signed: set[int]) -> dict[int, str | None]:
+    """Who an approved organisation may cover: people not signed, by GitHub id. Only logins
+    GitHub's API gave count for org membership (a noreply address's login is anyone's to
+    write)."""
+    return {
         c.github_id: (c.login if c.login_verified else None)
         for c in people
-        if c.github_id is not None and c.kind == "github"
+        if c.github_id is not None and c.kind == "github" and c.github_id not in signed
     }
-    if not candidates:
-        return set()
-    with ctx.database.session() as session:
-        return CompanyService(session).covered_ids(
-            coverage.agreement_id, candidates.items(), is_org_member
-        )
 
 
 def _sha256(text: str) -> str:
