@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -278,13 +279,13 @@ def test_one_evaluation_reads_signatures_and_companies_in_one_session(
         assert log[0] == "checkout" and len(log) == 4, log
         assert "FROM org_links" in log[2] and "FROM allowlist_entries" in log[3]
         log.clear()
-        verdict, awaiting = service._verdict(ctx, coverage, "octo-org", "widgets", people, None)
+        verdict, notes = service._verdict(ctx, coverage, "octo-org", "widgets", people, None)
     finally:
         event.remove(engine, "before_cursor_execute", executed)
         event.remove(engine.pool, "checkout", checked_out)
     assert [c.login for c in verdict.signed] == ["alice", "erin"]  # erin: the approved org
     assert [c.login for c in verdict.unsigned] == ["dave"]
-    assert awaiting == {users["dave"]["id"]}  # Small Startup awaits review
+    assert notes.awaiting_review == {users["dave"]["id"]}  # Small Startup awaits review
     # One session reads signatures, every company approval (accepted and pending at once)
     # and proven addresses; it is closed before GitHub is asked whether erin is in bigcorp
     # (the client's own rate bookkeeping is all that follows).
@@ -293,3 +294,61 @@ def test_one_evaluation_reads_signatures_and_companies_in_one_session(
     assert ["FROM signatures" in reads[1], "FROM company_approvals" in reads[2]] == [True, True]
     assert "FROM proven_emails" in reads[3], log
     assert rest and all(item == "checkout" or "github_" in item for item in rest), rest
+
+
+def test_a_material_version_asks_companies_to_sign_again(cla: CLAService, tmp_path: Path) -> None:
+    """BigCorp (on paper) covers dave. An editorial version of the corporate agreement
+    changes nothing; a material one turns his pull request red, its comment says his
+    company must sign again, and it is green once BigCorp's manager signs on its page."""
+    company_id = _setup_company(cla)
+    _approve(cla, company_id, "account", str(cla.state.user("dave")["id"]))
+    number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
+    _state(cla, sha, "success")
+    text = tmp_path / "corporate.md"
+    add = ["agreement", "add", CORPORATE, "--title", "Corporate CLA", "--file", str(text)]
+    add += ["--kind", "corporate", "--for", AGREEMENT_SLUG]
+    text.write_text("Your company licenses it (typo fixed).\n")
+    assert "(editorial)" in _cli(cla, *add, "--editorial").output
+    cla.wait_idle()
+    assert cla.status_state(REPO, sha) == "success"
+
+    text.write_text("Your company licenses it, patents included.\n")
+    published = _cli(cla, *add).output
+    assert "cover nobody until they sign this one" in published
+    assert "re-evaluating 1 open pull request" in published
+    _state(cla, sha, "failure")
+    [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
+    assert "**Your company must sign again:**" in comment["body"]
+    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    assert [c["must_sign_again"] for c in listed] == [True]
+
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "dave")  # not a manager: sees no form, may not sign
+        assert client.get(f"/companies/{company_id}").status_code == 404
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "maint")
+        page = client.get(f"/companies/{company_id}").text
+        assert 'id="sign-again-form"' in page and "Sign version 3 for the company" in page
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        digest = re.search(r'name="version_sha256" value="([0-9a-f]{64})"', page)
+        assert token and digest
+        form = {
+            "csrf_token": token.group(1),
+            "version_sha256": digest.group(1),
+            "signatory_name": "Mae Maint",
+            "signatory_title": "CTO",
+        }
+        refused = client.post(f"/companies/{company_id}/sign", data=form)
+        assert refused.status_code == 400 and "tick this box" in refused.text
+        signed = client.post(f"/companies/{company_id}/sign", data={**form, "agree": "yes"})
+        assert signed.status_code == 303, signed.text
+        assert 'id="sign-again-form"' not in client.get(f"/companies/{company_id}").text
+    _state(cla, sha, "success")
+    with cla.database.session() as session:
+        company = session.get(Company, company_id)
+        assert company is not None
+        assert (company.source, company.signatory_login, company.status) == (
+            "web",
+            "maint",
+            "accepted",
+        )

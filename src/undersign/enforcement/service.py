@@ -547,8 +547,9 @@ def _verdict(
     repo: str,
     contributors: list[Contributor],
     opener: Contributor | None,
-) -> tuple[Verdict, frozenset[int]]:
-    """The verdict, and who among the unsigned a company awaiting review would cover.
+) -> tuple[Verdict, CompanyCoverage]:
+    """The verdict, and who among the unsigned a company would cover once the maintainers
+    accept it (``awaiting_review``) or once it signs the current version (``outdated``).
 
     One session reads the signatures and what the companies say (accepted and pending at
     once); it is closed before GitHub is asked about organisations or collaborators, so no
@@ -577,7 +578,10 @@ def _verdict(
         if members:
             verdict = judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
     unsigned = {c.github_id for c in verdict.unsigned if c.github_id is not None}
-    return verdict, companies.awaiting_review & unsigned
+    return verdict, CompanyCoverage(
+        awaiting_review=companies.awaiting_review & unsigned,
+        outdated=companies.outdated & unsigned,
+    )
 
 
 def _org_candidates(people: Iterable[Contributor], signed: set[int]) -> dict[int, str | None]:
@@ -609,6 +613,7 @@ def _sync_comment(
     look_for_existing: bool = True,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> tuple[int | None, str | None]:
     """Create, edit in place or leave the one undersign comment; returns (id, body hash)."""
     comment_id, stored_hash = snapshot.comment_id, snapshot.comment_sha256
@@ -616,7 +621,14 @@ def _sync_comment(
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
     body = _comment_text(
-        ctx, verdict, url, title, login, corporate=corporate, awaiting_review=awaiting_review
+        ctx,
+        verdict,
+        url,
+        title,
+        login,
+        corporate=corporate,
+        awaiting_review=awaiting_review,
+        signed_earlier=signed_earlier,
     )
     digest = _sha256(body)
     gh = ctx.github
@@ -652,6 +664,7 @@ def _comment_text(
     *,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> str:
     """The comment this verdict wants, as ``_sync_comment`` writes it."""
     return comment_body(
@@ -662,6 +675,7 @@ def _comment_text(
         emails_url=emails_url(ctx.settings.base_url),
         corporate=corporate,
         awaiting_review=awaiting_review,
+        signed_earlier=signed_earlier,
     )
 
 
@@ -674,13 +688,21 @@ def _comment_outdated(
     *,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> bool:
     """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
     body = _comment_text(
-        ctx, verdict, url, title, login, corporate=corporate, awaiting_review=awaiting_review
+        ctx,
+        verdict,
+        url,
+        title,
+        login,
+        corporate=corporate,
+        awaiting_review=awaiting_review,
+        signed_earlier=signed_earlier,
     )
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
@@ -735,7 +757,7 @@ def evaluate_pull_request(
         if facts is None:
             return Outcome(None, skipped="the pull request has no commits")
         head_sha = facts.head_sha
-        verdict, awaiting = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
+        verdict, companies = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         # Report mode (a rollout): never blocks, but says how many have signed.
         state = "success" if coverage.report_only else verdict.state
@@ -766,7 +788,8 @@ def evaluate_pull_request(
                 url,
                 coverage.title,
                 corporate=coverage.corporate,
-                awaiting_review=awaiting,
+                awaiting_review=companies.awaiting_review,
+                signed_earlier=companies.outdated,
             )
         )
         if deferred or silent:
@@ -787,7 +810,8 @@ def evaluate_pull_request(
                 # A PR GitHub has just opened and undersign never saw cannot hold our comment.
                 look_for_existing=not (just_opened and snapshot.first_sighting),
                 corporate=coverage.corporate,
-                awaiting_review=awaiting,
+                awaiting_review=companies.awaiting_review,
+                signed_earlier=companies.outdated,
             )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(

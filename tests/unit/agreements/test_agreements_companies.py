@@ -4,6 +4,7 @@ a company of an unrelated corporate agreement)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from unittest import mock
 
@@ -20,9 +21,9 @@ from undersign.agreements.companies import (
     UnknownCompany,
     normalize_domain,
 )
-from undersign.agreements.errors import InvalidInput
+from undersign.agreements.errors import InvalidInput, VersionChanged
 from undersign.agreements.models import AuditEntry, Company, CompanyApproval
-from undersign.agreements.service import AgreementService
+from undersign.agreements.service import AgreementService, ChangeType
 from undersign.db import Database, utcnow
 
 ALICE, BOB, CAROL, MANAGER = 101, 102, 103, 900
@@ -196,10 +197,9 @@ def _race(
 
     def counted_then_wait(self: CompanyService, company: Company, kind: str) -> None:
         count(self, company, kind)
-        try:
+        # Broken when the others wait on the lock instead: exactly what the fix does.
+        with contextlib.suppress(threading.BrokenBarrierError):
             gate.wait(timeout=1)
-        except threading.BrokenBarrierError:
-            pass  # the others wait on the lock: exactly what the fix does
 
     results: list[bool | str] = [False] * len(approvals)
 
@@ -276,3 +276,92 @@ def test_an_admin_reviews_only_the_companies_beside_their_agreement(session: Ses
     ):
         with pytest.raises(UnknownCompany):
             companies.for_review(agreement, company_id)
+
+
+def _publish(companies: CompanyService, text: str, change: ChangeType) -> None:
+    companies.add_corporate_agreement("corporate-cla", "Corporate", text, "individual-cla", change)
+
+
+def test_a_material_version_stops_companies_that_signed_before_from_covering(
+    session: Session,
+) -> None:
+    """The rule individual signatures follow: an editorial version changes nothing; after a
+    material one, a company covers nobody until it signs the current version (a paper one
+    until it is recorded again), and says whom it would cover meanwhile."""
+    companies, individual, _ = _setup(session)
+    paper = companies.find("corporate-cla", "BigCorp")  # covers alice by her proven domain
+    web = _web_company(companies, "WebCorp")
+    companies.approve(web, "account", str(BOB))
+    assert companies.accept(web)
+    heard: list[ApprovalChange] = []
+    companies.on_change = heard.append
+    people = {ALICE: "alice", BOB: "bob"}
+
+    def nobody(org: str, login: str) -> bool:
+        return False
+
+    assert companies.covered_ids(individual, people.items(), nobody) == {ALICE, BOB}
+    _publish(companies, "We agree (typo fixed).", "editorial")
+    assert companies.covered_ids(individual, people.items(), nobody) == {ALICE, BOB}
+    assert companies.must_sign_again(paper) is None
+
+    _publish(companies, "We agree, and more.", "material")
+    current = companies.agreements.current_version("corporate-cla")
+    assert companies.covered_ids(individual, people.items(), nobody) == set()
+    # A company that signs the new version covers at once (each company is judged by the
+    # version it signed, not another's).
+    later = _web_company(companies, "LaterCorp")
+    companies.approve(later, "account", str(CAROL))
+    assert companies.accept(later)
+    assert companies.covered_ids(individual, [(CAROL, None)], nobody) == {CAROL}
+    assert companies.must_sign_again(later) is None
+    heard.clear()
+    assert companies.coverage(individual, people).outdated == {ALICE, BOB}
+    assert companies.must_sign_again(web) == companies.must_sign_again(paper) == current
+    admin_view = companies.agreements.get("individual-cla")
+    assert companies.signed_an_earlier_version(admin_view) == [paper, web]
+    assert companies.must_sign_again_ids([paper, web]) == {paper.id, web.id}
+
+    with pytest.raises(VersionChanged):
+        companies.sign_again(
+            web,
+            github_id=MANAGER,
+            login="boss",
+            version_sha256="0" * 64,
+            agreed=True,
+            signatory_name="Boss Person",
+            signatory_title="CTO",
+        )
+    companies.sign_again(
+        web,
+        github_id=MANAGER,
+        login="boss",
+        version_sha256=current.text_sha256,
+        agreed=True,
+        signatory_name="Boss Person",
+        signatory_title="CEO",
+    )
+    assert (web.version_id, web.status) == (current.id, "accepted")
+    assert companies.covered_ids(individual, people.items(), nobody) == {BOB}
+    assert [(c.kind, c.value) for c in heard] == [("account", str(BOB))]
+    with pytest.raises(InvalidInput, match="signed the current version already"):
+        companies.sign_again(
+            web,
+            github_id=MANAGER,
+            login="boss",
+            version_sha256=current.text_sha256,
+            agreed=True,
+            signatory_name="Boss Person",
+            signatory_title="CEO",
+        )
+    # The operator records BigCorp's new paper signature under the same name.
+    again = companies.add_paper("corporate-cla", "bigcorp", [(MANAGER, "boss"), (CAROL, "carol")])
+    assert again.id == paper.id and len(again.approvals) == 2
+    assert {m.login for m in again.managers} == {"boss", "carol"}
+    assert companies.covered_ids(individual, people.items(), nobody) == {ALICE, BOB}
+    with pytest.raises(InvalidInput, match="has signed 'corporate-cla' already"):
+        companies.add_paper("corporate-cla", "BigCorp", [(MANAGER, "boss")])
+    actions = session.scalars(
+        select(AuditEntry.action).where(AuditEntry.action == "company.sign_again")
+    ).all()
+    assert len(actions) == 2
