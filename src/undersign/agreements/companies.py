@@ -35,6 +35,7 @@ approval changes are not heard: they cover nobody, and cost the bot nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -160,11 +161,13 @@ def normalize_domain(raw: str) -> str:
     return domain
 
 
+@functools.cache
 def signature_current() -> ColumnElement[bool]:
     """Whether a company's signature still counts, the rule individual signatures follow:
     no *material* version of its corporate agreement was published after the one it
     signed (editorial versions change nothing). A paper signature names no version: it
-    counts if it was recorded after the last material version was published."""
+    counts if it was recorded after the last material version was published. Built once
+    per process (an immutable expression): its aliases cost more to build than to run."""
     material = aliased(AgreementVersion)
     signed = aliased(AgreementVersion)
     # Correlated by name: two levels down, automatic correlation does not reach the

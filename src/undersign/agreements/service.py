@@ -8,6 +8,7 @@ did or nothing.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import ipaddress
 import re
@@ -163,10 +164,12 @@ class Standing:
         return self.covering is not None
 
 
-def _has_corporate(agreement_id: Any) -> Exists:
-    """Whether a corporate agreement stands beside agreement ``agreement_id`` (a column)."""
+@functools.cache
+def _has_corporate(link: type[RepoLink] | type[OrgLink]) -> Exists:
+    """Whether a corporate agreement stands beside the agreement of a ``link``. Built once
+    per process: an alias costs more to build than the query costs to run."""
     beside = aliased(Agreement)
-    return exists().where(beside.for_agreement_id == agreement_id, beside.kind == "corporate")
+    return exists().where(beside.for_agreement_id == link.agreement_id, beside.kind == "corporate")
 
 
 def _link_state(link: RepoLink | OrgLink | None) -> dict[str, Any] | None:
@@ -518,13 +521,13 @@ class AgreementService:
         name = normalize_repo_full_name(full_name)
         link: RepoLink | OrgLink | None
         link, corporate = self.session.execute(
-            select(RepoLink, _has_corporate(RepoLink.agreement_id))
+            select(RepoLink, _has_corporate(RepoLink))
             .options(joinedload(RepoLink.agreement))
             .where(RepoLink.full_name == name)
         ).first() or (None, False)
         if link is None:
             link, corporate = self.session.execute(
-                select(OrgLink, _has_corporate(OrgLink.agreement_id))
+                select(OrgLink, _has_corporate(OrgLink))
                 .options(joinedload(OrgLink.agreement))
                 .where(OrgLink.org == name.split("/", 1)[0])
             ).first() or (None, False)
