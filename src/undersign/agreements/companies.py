@@ -636,7 +636,7 @@ class CompanyService:
         for the rest of the transaction, so the count that follows cannot go stale."""
         if self.session.get_bind().dialect.name == "sqlite":
             self.session.execute(
-                update(Company).where(Company.id == company.id).values(id=Company.id),
+                update(Company).where(Company.id == company.id).values(status=Company.status),
                 execution_options={"synchronize_session": False},
             )
         else:
