@@ -123,3 +123,43 @@ def test_an_instance_admin_accepts_a_company_in_the_console(
     assert page.locator("#company-status").count() == 0
     context.close()
     assert problems == []
+
+
+def test_a_manager_signs_a_material_version_again(
+    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
+) -> None:
+    state = live_factory.emulator.state
+    state.add_user(BOT, name="undersign", email="bot@undersign.invalid")
+    boss = state.add_user("boss", name="Boss Person", email="boss@example.com")
+    live = live_factory(UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT))
+    with live.database.session() as session:
+        AgreementService(session).add_or_update("individual-cla", "Individual CLA", "I agree.")
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "The company agrees.", "individual-cla"
+        )
+        company = companies.add_paper("corporate-cla", "BigCorp Ltd", [(boss["id"], "boss")])
+        company_id = company.id
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "# Corporate CLA\n\nPatents too.", "individual-cla"
+        )
+    state.auto_approve_as = "boss"
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+
+    page.goto(f"{live.url}/companies")
+    page.get_by_role("link", name="BigCorp Ltd").click()
+    section = page.locator("#sign-again")
+    assert "Version 2 changed it materially" in section.inner_text()
+    page.get_by_text("Read version 2").click()
+    assert "Patents too." in page.locator("#agreement-text").inner_text()
+    page.get_by_label("Your full name").fill("Boss Person")
+    page.get_by_label("Your title").fill("CEO")
+    page.get_by_label("I am authorised to sign for this company").check()
+    page.get_by_role("button", name="Sign version 2 for the company").click()
+    page.wait_for_url(f"{live.url}/companies/{company_id}")
+    assert "has signed the current version" in page.get_by_role("status").inner_text()
+    assert page.locator("#sign-again").count() == 0
+    context.close()
+    assert problems == []

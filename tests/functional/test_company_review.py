@@ -283,3 +283,28 @@ def test_one_evaluation_asks_github_once_per_org_and_person(cla: CLAService) -> 
     _state(cla, sha, "failure")
     asked = [r.rest_path for r in cla.state.api_calls("GET", "/orgs/")]
     assert asked == ["/orgs/octo-org/members/dave"]
+
+
+def test_the_console_lists_the_companies_that_must_sign_again(
+    cla_factory: CLAFactory, live_factory: LiveFactory
+) -> None:
+    cla, console = console_for(cla_factory, live_factory)
+    _corporate(cla)
+    with cla.database.session() as session:
+        companies = CompanyService(session)
+        companies.add_paper(CORPORATE, "BigCorp Ltd", [(cla.state.user("dave")["id"], "dave")])
+        companies.add_paper(CORPORATE, "Later Inc", [(cla.state.user("dave")["id"], "dave")])
+    with console.client() as maint:
+        sign_in(console, maint, "maint")
+        assert 'id="companies-signed-earlier"' not in maint.get(CONSOLE_PAGE).text
+        with cla.database.session() as session:
+            CompanyService(session).add_corporate_agreement(
+                CORPORATE, "Corporate CLA", "Patents too.", AGREEMENT_SLUG, "material"
+            )
+        with cla.database.session() as session:  # recorded again on paper: it counts
+            CompanyService(session).add_paper(
+                CORPORATE, "Later Inc", [(cla.state.user("dave")["id"], "dave")]
+            )
+        page = maint.get(CONSOLE_PAGE).text
+        listed = page.split('id="companies-signed-earlier"')[1].split("</table>")[0]
+        assert "BigCorp Ltd" in listed and "Later Inc" not in listed

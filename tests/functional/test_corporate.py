@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
-from sqlalchemy import select
-from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService, sign_in
+from sqlalchemy import event, select
+from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAFactory, CLAService, sign_in
 from tests.functional.test_proven_emails import link_emails
 
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import AuditEntry, Company
+from undersign.agreements.service import AgreementService
 from undersign.cli import CLIContext, main
+from undersign.enforcement import service
+from undersign.enforcement.contributors import Contributor
+from undersign.jobs.context import JobContext
 
 REPO = "octo-org/widgets"
 CORPORATE = "corporate-cla"
@@ -216,3 +221,134 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     _cli(cla, "company", "unapprove", CORPORATE, name, "--login", "dave")
     _state(cla, sha, "failure")
     assert "BigCorp Ltd" in _cli(cla, "company", "list", CORPORATE).output
+
+
+def test_one_evaluation_reads_signatures_and_companies_in_one_session(
+    cla_factory: CLAFactory,
+) -> None:
+    """Who is covered, by a signature, an accepted company or (for the comment) a pending
+    one, costs one session of three statements; which agreement applies, and whether
+    companies may cover anyone there, one session of three. Counted on the engine, so a new
+    query or session per evaluation shows up here."""
+    cla = cla_factory(start=False)
+    cla.state.add_org("bigcorp", members=["erin", BOT_LOGIN])
+    _setup_company(cla, ("domain", DOMAIN), ("org", "bigcorp"))
+    users = {login: cla.state.user(login) for login in ("dave", "erin", "maint")}
+    with cla.database.session() as session:
+        pending = CompanyService(session).sign(
+            CORPORATE,
+            github_id=users["maint"]["id"],
+            login="maint",
+            version_sha256=AgreementService(session).current_version(CORPORATE).text_sha256,
+            agreed=True,
+            company_name="Small Startup",
+            address="1 Road",
+            signatory_name="Mae Maint",
+            signatory_title="CEO",
+            managers="",
+            resolve_login=lambda login: None,
+        )
+        CompanyService(session).approve(pending, "account", str(users["dave"]["id"]))
+    cla.sign("alice")
+    people = [
+        Contributor(
+            kind="github",
+            github_id=int(users[login]["id"]) if login != "alice" else cla.state.user(login)["id"],
+            login=login,
+            login_verified=True,
+        )
+        for login in ("alice", "dave", "erin")
+    ]
+    ctx = JobContext.from_settings(cla.settings, cla.database)
+    log: list[str] = []  # "checkout" for each connection taken, else the statement
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        log.append(" ".join(statement.split()))
+
+    def checked_out(*_args: Any) -> None:
+        log.append("checkout")
+
+    engine = cla.database.engine
+    event.listen(engine, "before_cursor_execute", executed)
+    event.listen(engine.pool, "checkout", checked_out)
+    try:
+        coverage = service._coverage(ctx, REPO)
+        assert coverage is not None and coverage.corporate
+        # One session: no repo link, the org link (with whether a corporate agreement
+        # stands beside its agreement), the allowlist.
+        assert log[0] == "checkout" and len(log) == 4, log
+        assert "FROM org_links" in log[2] and "FROM allowlist_entries" in log[3]
+        log.clear()
+        verdict, notes = service._verdict(ctx, coverage, "octo-org", "widgets", people, None)
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+        event.remove(engine.pool, "checkout", checked_out)
+    assert [c.login for c in verdict.signed] == ["alice", "erin"]  # erin: the approved org
+    assert [c.login for c in verdict.unsigned] == ["dave"]
+    assert notes.awaiting_review == {users["dave"]["id"]}  # Small Startup awaits review
+    # One session reads signatures, every company approval (accepted and pending at once)
+    # and proven addresses; it is closed before GitHub is asked whether erin is in bigcorp
+    # (the client's own rate bookkeeping is all that follows).
+    reads, rest = log[:4], log[4:]
+    assert reads[0] == "checkout", log
+    assert ["FROM signatures" in reads[1], "FROM company_approvals" in reads[2]] == [True, True]
+    assert "FROM proven_emails" in reads[3], log
+    assert rest and all(item == "checkout" or "github_" in item for item in rest), rest
+
+
+def test_a_material_version_asks_companies_to_sign_again(cla: CLAService, tmp_path: Path) -> None:
+    """BigCorp (on paper) covers dave. An editorial version of the corporate agreement
+    changes nothing; a material one turns his pull request red, its comment says his
+    company must sign again, and it is green once BigCorp's manager signs on its page."""
+    company_id = _setup_company(cla)
+    _approve(cla, company_id, "account", str(cla.state.user("dave")["id"]))
+    number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
+    _state(cla, sha, "success")
+    text = tmp_path / "corporate.md"
+    add = ["agreement", "add", CORPORATE, "--title", "Corporate CLA", "--file", str(text)]
+    add += ["--kind", "corporate", "--for", AGREEMENT_SLUG]
+    text.write_text("Your company licenses it (typo fixed).\n")
+    assert "(editorial)" in _cli(cla, *add, "--editorial").output
+    cla.wait_idle()
+    assert cla.status_state(REPO, sha) == "success"
+
+    text.write_text("Your company licenses it, patents included.\n")
+    published = _cli(cla, *add).output
+    assert "cover nobody until they sign this one" in published
+    assert "re-evaluating 1 open pull request" in published
+    _state(cla, sha, "failure")
+    [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
+    assert "**Your company must sign again:**" in comment["body"]
+    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    assert [c["must_sign_again"] for c in listed] == [True]
+
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "dave")  # not a manager: sees no form, may not sign
+        assert client.get(f"/companies/{company_id}").status_code == 404
+    with cla.live.client() as client:
+        sign_in(cla.live, client, "maint")
+        page = client.get(f"/companies/{company_id}").text
+        assert 'id="sign-again-form"' in page and "Sign version 3 for the company" in page
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        digest = re.search(r'name="version_sha256" value="([0-9a-f]{64})"', page)
+        assert token and digest
+        form = {
+            "csrf_token": token.group(1),
+            "version_sha256": digest.group(1),
+            "signatory_name": "Mae Maint",
+            "signatory_title": "CTO",
+        }
+        refused = client.post(f"/companies/{company_id}/sign", data=form)
+        assert refused.status_code == 400 and "tick this box" in refused.text
+        signed = client.post(f"/companies/{company_id}/sign", data={**form, "agree": "yes"})
+        assert signed.status_code == 303, signed.text
+        assert 'id="sign-again-form"' not in client.get(f"/companies/{company_id}").text
+    _state(cla, sha, "success")
+    with cla.database.session() as session:
+        company = session.get(Company, company_id)
+        assert company is not None
+        assert (company.source, company.signatory_login, company.status) == (
+            "web",
+            "maint",
+            "accepted",
+        )

@@ -20,6 +20,12 @@ ask GitHub about every uncovered person). A rejected company covers nobody and f
 A paper signature recorded from the command line is accepted at once. A company holds at most
 ``MAX_APPROVALS`` approvals, ``MAX_ORG_APPROVALS`` of them organisations.
 
+A company's signature follows the rule individual signatures follow: after a *material*
+version of the corporate agreement, a company that signed an earlier one (a paper signature:
+one recorded before that version was published) covers nobody until one of its CLA managers
+signs the current version (``sign_again``) or the operator records a new paper signature;
+its approvals and review are kept. An *editorial* version changes nothing.
+
 Every company, its signatory, managers, review and approval change is an ``audit_log`` row of
 the corporate agreement, in the transaction of the change; ``on_change`` hears each change
 to what an accepted company covers (all of its approvals when it is accepted or rejected),
@@ -29,14 +35,25 @@ approval changes are not heard: they cover nobody, and cost the bot nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.errors import (
@@ -55,7 +72,12 @@ from undersign.agreements.models import (
     CompanyManager,
 )
 from undersign.agreements.receipts import format_utc
-from undersign.agreements.service import CLI_ACTOR, AgreementService, normalize_org
+from undersign.agreements.service import (
+    CLI_ACTOR,
+    AgreementService,
+    ChangeType,
+    normalize_org,
+)
 from undersign.db import utcnow
 
 __all__ = [
@@ -64,10 +86,12 @@ __all__ = [
     "MAX_ORG_APPROVALS",
     "ApprovalChange",
     "ApprovalHook",
+    "CompanyCoverage",
     "CompanyService",
     "LoginResolver",
     "UnknownCompany",
     "normalize_domain",
+    "signature_current",
 ]
 
 MAX_MANAGERS = 20
@@ -100,12 +124,69 @@ class ApprovalChange:
 ApprovalHook = Callable[[ApprovalChange], None]
 
 
+@dataclass(frozen=True)
+class CompanyCoverage:
+    """What companies say about some people before GitHub is asked anything: who an
+    accepted company covers by account or proven domain, who a pending one would (the pull
+    request comment says so), and the organisations accepted companies approve."""
+
+    covered: frozenset[int] = frozenset()
+    awaiting_review: frozenset[int] = frozenset()
+    orgs: tuple[str, ...] = ()
+    #: Whom a company would cover (by account or proven domain) had it signed the current
+    #: version: its signature predates a material change, so it covers nobody now.
+    outdated: frozenset[int] = frozenset()
+
+    def with_org_members(
+        self, people: Mapping[int, str | None], is_org_member: Callable[[str, str], bool]
+    ) -> set[int]:
+        """``covered``, and those of ``people`` (GitHub id -> *verified* login or None) not
+        covered otherwise who belong to an approved organisation; GitHub is asked only for
+        them, and not at all when no accepted company approves an organisation."""
+        covered = set(self.covered)
+        if not self.orgs:
+            return covered
+        for github_id in sorted(set(people) - covered):
+            login = people[github_id]
+            if login and any(is_org_member(org, login) for org in self.orgs):
+                covered.add(github_id)
+        return covered
+
+
 def normalize_domain(raw: str) -> str:
     """``@BigCorp.com`` -> ``bigcorp.com``; ``InvalidInput`` when it is no domain name."""
     domain = raw.strip().lstrip("@").rstrip(".").casefold()
     if len(domain) > 253 or not _DOMAIN_RE.fullmatch(domain):
         raise InvalidInput(f"{raw!r} is not an email domain (for example: example.com)")
     return domain
+
+
+@functools.cache
+def signature_current() -> ColumnElement[bool]:
+    """Whether a company's signature still counts, the rule individual signatures follow:
+    no *material* version of its corporate agreement was published after the one it
+    signed (editorial versions change nothing). A paper signature names no version: it
+    counts if it was recorded after the last material version was published. Built once
+    per process (an immutable expression): its aliases cost more to build than to run."""
+    material = aliased(AgreementVersion)
+    signed = aliased(AgreementVersion)
+    # Correlated by name: two levels down, automatic correlation does not reach the
+    # enclosing query's company, and the subquery would read every company.
+    signed_number = (
+        select(signed.number)
+        .where(signed.id == Company.version_id)
+        .correlate(Company)
+        .scalar_subquery()
+    )
+    return ~exists().where(
+        material.agreement_id == Company.agreement_id,
+        material.published_at.is_not(None),
+        material.change_type == "material",
+        or_(
+            and_(Company.version_id.is_not(None), material.number > signed_number),
+            and_(Company.version_id.is_(None), material.published_at > Company.signed_at),
+        ),
+    )
 
 
 def _name_key(name: str) -> str:
@@ -148,10 +229,17 @@ class CompanyService:
     # Corporate agreements.
 
     def add_corporate_agreement(
-        self, slug: str, title: str, text: str, for_slug: str
+        self,
+        slug: str,
+        title: str,
+        text: str,
+        for_slug: str,
+        change_type: ChangeType = "material",
     ) -> tuple[Agreement, AgreementVersion, bool]:
         """Create or update corporate agreement ``slug`` standing beside individual
-        agreement ``for_slug``."""
+        agreement ``for_slug``. A changed text is ``material`` (companies that signed
+        before must sign again, as people must for an individual agreement) or
+        ``editorial``."""
         individual = self.agreements.get(for_slug)
         if individual.kind != "individual":
             raise InvalidInput(f"{for_slug!r} is not an individual agreement")
@@ -160,7 +248,9 @@ class CompanyService:
             raise InvalidInput(f"{slug!r} is an individual agreement already")
         if existing is not None and existing.for_agreement_id != individual.id:
             raise InvalidInput(f"{slug!r} stands beside another individual agreement")
-        agreement, version, created = self.agreements.add_or_update(slug, title, text)
+        agreement, version, created = self.agreements.add_or_update(
+            slug, title, text, change_type=change_type
+        )
         if existing is None:
             agreement.kind = "corporate"
             agreement.for_agreement_id = individual.id
@@ -269,10 +359,13 @@ class CompanyService:
         clean, problem = _clean_text(name, 200)
         if problem:
             raise InvalidInput(f"invalid company name: {problem}")
-        if self._by_name(agreement, clean) is not None:
-            raise InvalidInput(f"{clean!r} has signed {slug!r} already")
         if not managers:
             raise InvalidInput("name at least one manager (--manager LOGIN)")
+        existing = self._by_name(agreement, clean)
+        if existing is not None and self.must_sign_again(existing) is None:
+            raise InvalidInput(f"{clean!r} has signed {slug!r} already")
+        if existing is not None:
+            return self._paper_again(existing, managers, document, document_name)
         company = Company(
             agreement_id=agreement.id,
             name=clean,
@@ -308,6 +401,118 @@ class CompanyService:
         self.session.refresh(company)
         self.agreements.audit(agreement, action, None, self.describe(company))
         return company
+
+    def _paper_again(
+        self,
+        company: Company,
+        managers: Sequence[tuple[int, str]],
+        document: bytes | None,
+        document_name: str | None,
+    ) -> Company:
+        """A company whose signature predates a material change signed the current text on
+        paper: recorded as ``add_paper`` records one (accepted: an operator recorded it),
+        keeping its approvals and managers; new managers are added."""
+        before = self.describe(company)
+        company.source = "paper"
+        company.status = "accepted"
+        company.reviewed_at = company.reviewed_at or utcnow()
+        company.version_id = None
+        company.text_sha256 = None
+        company.document_sha256 = (
+            hashlib.sha256(document).hexdigest() if document is not None else None
+        )
+        company.document_name = (document_name or None) and document_name[-255:]
+        company.signed_at = utcnow()
+        known = {m.github_id for m in company.managers}
+        for manager_id, manager_login in managers:
+            if manager_id not in known:
+                known.add(manager_id)
+                self.session.add(
+                    CompanyManager(company_id=company.id, github_id=manager_id, login=manager_login)
+                )
+        return self._signed_again(company, before)
+
+    def sign_again(
+        self,
+        company: Company,
+        *,
+        github_id: int,
+        login: str,
+        version_sha256: str,
+        agreed: bool,
+        signatory_name: str | None,
+        signatory_title: str | None,
+        ip_address: str | None = None,
+    ) -> Company:
+        """One of its CLA managers signs the current version for a company whose signature
+        predates a material change (``InvalidInput`` when it does not, or it was rejected).
+        Its review stands: an accepted company covers again at once, a pending one still
+        waits for the maintainers."""
+        if company.status == "rejected":
+            raise InvalidInput(f"{company.name} was rejected; it may sign again as a new company")
+        if self.must_sign_again(company) is None:
+            raise InvalidInput(f"{company.name} has signed the current version already")
+        current = self.agreements.current_version(company.agreement)
+        if version_sha256 != current.text_sha256:
+            raise VersionChanged(current)
+        errors: dict[str, str] = {}
+        person = ""
+        try:
+            person = clean_person_name(signatory_name)
+        except ValueError as exc:
+            errors["signatory_name"] = str(exc)
+        title, problem = _clean_text(signatory_title, 200)
+        if problem:
+            errors["signatory_title"] = problem
+        if agreed is not True:
+            errors["agree"] = "You must tick this box to sign."
+        if errors:
+            raise ValidationErrors(errors)
+        before = self.describe(company)
+        # Signed on the web now, whatever it was before (the audit keeps the paper record).
+        company.source = "web"
+        company.document_sha256 = company.document_name = None
+        company.version_id = current.id
+        company.text_sha256 = current.text_sha256
+        company.signatory_github_id = github_id
+        company.signatory_login = login[:100]
+        company.signatory_name = person
+        company.signatory_title = title
+        company.signed_at = utcnow()
+        company.ip_address = (ip_address or None) and ip_address[:45]
+        return self._signed_again(company, before)
+
+    def _signed_again(self, company: Company, before: dict[str, Any]) -> Company:
+        self.session.flush()
+        self.session.refresh(company)
+        after = self.describe(company)
+        self.agreements.audit(company.agreement, "company.sign_again", before, after)
+        approvals = [(row.kind, row.value) for row in company.approvals]
+        # An accepted company covers again: every pull request its approvals can affect is
+        # looked at. A pending one covers nobody yet, but the comments that said it must
+        # sign again should now say it awaits review (organisations are never named there).
+        accepted = company.status == "accepted"
+        self._notify(company, approvals if accepted else [a for a in approvals if a[0] != "org"])
+        return company
+
+    def must_sign_again(self, company: Company) -> AgreementVersion | None:
+        """The version to sign when the company's signature predates a material change of
+        its corporate agreement (it covers nobody until it signs); None when it counts."""
+        current = self.session.scalar(select(signature_current()).where(Company.id == company.id))
+        if current:
+            return None
+        return self.agreements.current_version(company.agreement)
+
+    def must_sign_again_ids(self, companies: Iterable[Company]) -> set[int]:
+        """Of these companies, the ids of those whose signature predates a material change."""
+        ids = [company.id for company in companies]
+        if not ids:
+            return set()
+        return set(
+            self.session.scalars(
+                select(Company.id).where(Company.id.in_(ids), ~signature_current())
+            )
+        )
 
     def describe(self, company: Company) -> dict[str, Any]:
         """The company as the audit log and the export record it."""
@@ -392,11 +597,15 @@ class CompanyService:
         """Cover an account (``value``: its GitHub id; ``label``: its login), an org's
         members or a domain; False when it was approved already."""
         kind, clean = self._clean_approval(kind, value)
-        existing = self._approval(company, kind, clean)
-        if existing is not None:
+        if self._approval(company, kind, clean) is not None:
             return False
         if company.status == "rejected":
             raise InvalidInput(f"{company.name} was rejected by the maintainers; it covers nobody")
+        # Count only once no other transaction can add to this company: two managers
+        # approving at the same moment at 199 would otherwise both see room and reach 201.
+        self._lock(company)
+        if self._approval(company, kind, clean) is not None:
+            return False  # approved meanwhile by the transaction we waited for
         self._check_room(company, kind)
         row = CompanyApproval(
             company_id=company.id, kind=kind, value=clean, label=label[:255], created_at=utcnow()
@@ -417,6 +626,23 @@ class CompanyService:
         self.session.flush()
         self._changed(company, "company.unapprove", before, None)
         return True
+
+    def _lock(self, company: Company) -> None:
+        """Hold the company against other writers until this transaction ends.
+
+        PostgreSQL locks the company's row (``SELECT ... FOR UPDATE``); a concurrent
+        approval of the same company waits here, then counts what the first committed.
+        SQLite has one writer per database: a write that changes nothing takes that lock
+        for the rest of the transaction, so the count that follows cannot go stale."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(
+                update(Company).where(Company.id == company.id).values(status=Company.status),
+                execution_options={"synchronize_session": False},
+            )
+        else:
+            self.session.execute(
+                select(Company.id).where(Company.id == company.id).with_for_update()
+            )
 
     def _check_room(self, company: Company, kind: str) -> None:
         """``InvalidInput`` when one more approval of ``kind`` would pass a cap."""
@@ -553,6 +779,23 @@ class CompanyService:
             )
         )
 
+    def signed_an_earlier_version(self, agreement: Agreement) -> list[Company]:
+        """The companies an admin of ``agreement`` reviews whose signature predates a
+        material change of their corporate agreement: they cover nobody until they sign
+        the current version."""
+        return list(
+            self.session.scalars(
+                select(Company)
+                .where(
+                    self._reviewed_by(agreement),
+                    Company.status != "rejected",
+                    ~signature_current(),
+                )
+                .options(selectinload(Company.managers))
+                .order_by(Company.name_key)
+            )
+        )
+
     def for_review(self, agreement: Agreement, company_id: int) -> Company:
         """Company ``company_id`` if an admin of ``agreement`` reviews it; otherwise
         ``UnknownCompany``, the same as for a company that does not exist."""
@@ -575,7 +818,8 @@ class CompanyService:
         a corporate agreement beside ``individual_id`` covers. Org membership is asked of
         GitHub (``is_org_member(org, login)``) only for those not covered otherwise, once per
         distinct organisation however many companies approve it."""
-        return self._covered(individual_id, people, is_org_member, status="accepted")
+        wanted = {int(github_id): login for github_id, login in people}
+        return self.coverage(individual_id, wanted).with_org_members(wanted, is_org_member)
 
     def awaiting_review_ids(
         self, individual_id: int, people: Iterable[tuple[int, str | None]]
@@ -583,56 +827,72 @@ class CompanyService:
         """Which of these people a *pending* company would cover by account or proven email
         domain (what the pull request comment says awaits review). Organisations are not
         asked about: a company nobody accepted costs the bot no GitHub call."""
-        return self._covered(individual_id, people, None, status="pending")
+        wanted = [int(github_id) for github_id, _ in people]
+        return set(self.coverage(individual_id, wanted, everyone=True).awaiting_review)
 
-    def _covered(
-        self,
-        individual_id: int,
-        people: Iterable[tuple[int, str | None]],
-        is_org_member: Callable[[str, str], bool] | None,
-        *,
-        status: str,
-    ) -> set[int]:
-        wanted = {int(github_id): login for github_id, login in people}
+    def coverage(
+        self, individual_id: int, github_ids: Iterable[int], *, everyone: bool = False
+    ) -> CompanyCoverage:
+        """What accepted and pending companies beside ``individual_id`` say about these
+        people, in one query for the approvals and at most one for proven addresses, and
+        without asking GitHub (the caller asks about ``orgs`` once its session is closed).
+        A company whose signature a material version outdated covers nobody: whom it would
+        cover is ``outdated``. ``awaiting_review`` and ``outdated`` leave out people an
+        accepted company covers already, unless ``everyone``."""
+        wanted = set(github_ids)
         if not wanted:
-            return set()
-        companies = (
-            select(Company.id)
+            return CompanyCoverage()
+        current = signature_current()
+        approvals = self.session.execute(
+            select(
+                # "outdated" whatever the review: signing again comes first either way.
+                case((current, Company.status), else_=literal("outdated")),
+                CompanyApproval.kind,
+                CompanyApproval.value,
+            )
+            .join(Company, CompanyApproval.company_id == Company.id)
             .join(Agreement, Company.agreement_id == Agreement.id)
             .where(
                 Agreement.for_agreement_id == individual_id,
                 Agreement.kind == "corporate",
-                Company.status == status,
-            )
-        )
-        approvals = self.session.execute(
-            select(CompanyApproval.kind, CompanyApproval.value).where(
-                CompanyApproval.company_id.in_(companies)
+                Company.status.in_(("accepted", "pending")),
             )
         ).all()
         if not approvals:
-            return set()
-        accounts = {int(value) for kind, value in approvals if kind == "account"}
-        domains = sorted({value for kind, value in approvals if kind == "domain"})
-        orgs = sorted({value for kind, value in approvals if kind == "org"})
-        covered = {github_id for github_id in wanted if github_id in accounts}
-        rest = sorted(set(wanted) - covered)
-        if domains and rest:
-            covered.update(
-                int(github_id)
-                for github_id in self.session.scalars(
-                    select(ProvenEmail.github_id)
-                    .where(ProvenEmail.github_id.in_(rest), ProvenEmail.domain.in_(domains))
-                    .distinct()
+            return CompanyCoverage()
+        accounts: dict[str, set[int]] = {"accepted": set(), "pending": set(), "outdated": set()}
+        domains: dict[str, set[str]] = {"accepted": set(), "pending": set(), "outdated": set()}
+        for state, kind, value in approvals:
+            if kind == "account":
+                accounts[state].add(int(value))
+            elif kind == "domain":
+                domains[state].add(value)
+        found = {state: wanted & ids for state, ids in accounts.items()}
+        rest = sorted(wanted if everyone else wanted - found["accepted"])
+        every_domain = set().union(*domains.values())
+        if rest and every_domain:
+            for github_id, domain in self.session.execute(
+                select(ProvenEmail.github_id, ProvenEmail.domain)
+                .where(
+                    ProvenEmail.github_id.in_(rest), ProvenEmail.domain.in_(sorted(every_domain))
                 )
-            )
-        if is_org_member is None:
-            return covered
-        for github_id in sorted(set(wanted) - covered):
-            login = wanted[github_id]
-            if login and any(is_org_member(org, login) for org in orgs):
-                covered.add(github_id)
-        return covered
+                .distinct()
+            ):
+                for state, names in domains.items():
+                    if domain in names:
+                        found[state].add(int(github_id))
+        covered = found["accepted"]
+        awaiting, outdated = found["pending"], found["outdated"]
+        if not everyone:
+            awaiting -= covered
+            outdated -= covered
+        orgs = {value for state, kind, value in approvals if state == "accepted" and kind == "org"}
+        return CompanyCoverage(
+            covered=frozenset(covered),
+            awaiting_review=frozenset(awaiting),
+            orgs=tuple(sorted(orgs)),
+            outdated=frozenset(outdated),
+        )
 
     def people_on_domain(self, domain: str) -> list[int]:
         """Everyone who proved an address on this domain."""
@@ -647,9 +907,13 @@ class CompanyService:
 
     def export(self, slug: str) -> Iterator[dict[str, Any]]:
         """Every company of a corporate agreement with its managers and approvals."""
-        for company in self.list_companies(slug):
+        companies = self.list_companies(slug)
+        outdated = self.must_sign_again_ids(companies)
+        for company in companies:
             yield {
                 **self.describe(company),
+                # Its signature predates a material change: it covers nobody until it signs.
+                "must_sign_again": company.id in outdated,
                 "approvals": [
                     {
                         "kind": row.kind,

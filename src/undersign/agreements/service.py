@@ -8,6 +8,7 @@ did or nothing.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import ipaddress
 import re
@@ -16,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Exists, Select, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from undersign.accounts.models import User
 from undersign.agreements.allowlist import allowlist_matches, normalize_allowlist_pattern
@@ -133,6 +134,8 @@ class Coverage:
     # "enforce" or "report" (models.LINK_MODES); report mode comments only when asked to.
     mode: str = "enforce"
     report_comments: bool = False
+    #: A corporate agreement stands beside the agreement: companies may cover people.
+    corporate: bool = False
 
     @property
     def report_only(self) -> bool:
@@ -159,6 +162,14 @@ class Standing:
     @property
     def covered(self) -> bool:
         return self.covering is not None
+
+
+@functools.cache
+def _has_corporate(link: type[RepoLink] | type[OrgLink]) -> Exists:
+    """Whether a corporate agreement stands beside the agreement of a ``link``. Built once
+    per process: an alias costs more to build than the query costs to run."""
+    beside = aliased(Agreement)
+    return exists().where(beside.for_agreement_id == link.agreement_id, beside.kind == "corporate")
 
 
 def _link_state(link: RepoLink | OrgLink | None) -> dict[str, Any] | None:
@@ -504,37 +515,33 @@ class AgreementService:
         return list(self.session.scalars(select(OrgLink).order_by(OrgLink.org)))
 
     def coverage_for_repo(self, full_name: str) -> Coverage | None:
-        """The agreement for ``owner/repo`` and its exemptions; a repo link wins."""
+        """The agreement for ``owner/repo`` and its exemptions; a repo link wins. Whether a
+        corporate agreement stands beside it comes with the link (no query of its own: this
+        runs for every evaluation)."""
         name = normalize_repo_full_name(full_name)
-        repo_link = self.session.scalar(
-            select(RepoLink)
+        link: RepoLink | OrgLink | None
+        link, corporate = self.session.execute(
+            select(RepoLink, _has_corporate(RepoLink))
             .options(joinedload(RepoLink.agreement))
             .where(RepoLink.full_name == name)
+        ).first() or (None, False)
+        if link is None:
+            link, corporate = self.session.execute(
+                select(OrgLink, _has_corporate(OrgLink))
+                .options(joinedload(OrgLink.agreement))
+                .where(OrgLink.org == name.split("/", 1)[0])
+            ).first() or (None, False)
+        if link is None:
+            return None
+        return Coverage(
+            link.agreement,
+            "repo" if isinstance(link, RepoLink) else "org",
+            link.exempt_org_members,
+            link.exempt_collaborators,
+            link.mode,
+            link.report_comments,
+            bool(corporate),
         )
-        if repo_link is not None:
-            return Coverage(
-                repo_link.agreement,
-                "repo",
-                repo_link.exempt_org_members,
-                repo_link.exempt_collaborators,
-                repo_link.mode,
-                repo_link.report_comments,
-            )
-        org_link = self.session.scalar(
-            select(OrgLink)
-            .options(joinedload(OrgLink.agreement))
-            .where(OrgLink.org == name.split("/", 1)[0])
-        )
-        if org_link is not None:
-            return Coverage(
-                org_link.agreement,
-                "org",
-                org_link.exempt_org_members,
-                org_link.exempt_collaborators,
-                org_link.mode,
-                org_link.report_comments,
-            )
-        return None
 
     def agreement_for_repo(self, full_name: str) -> Agreement | None:
         coverage = self.coverage_for_repo(full_name)

@@ -173,10 +173,20 @@ def agreement_add(
     if for_slug is not None:
         with _unit_of_work() as session:
             found, version, created = CompanyService(session).add_corporate_agreement(
-                slug, title, text, for_slug
+                slug, title, text, for_slug, "material" if material else "editorial"
             )
             state = f"version {version.number}" if created else "text unchanged"
+            if created and version.number > 1:
+                state += f" ({version.change_type})"
             click.echo(f"{found.slug}: corporate, beside {for_slug}, {state}", err=True)
+            if created and version.number > 1 and version.change_type == "material":
+                # Companies that signed before cover nobody until they sign this version.
+                click.echo(
+                    f"{found.slug}: companies that signed an earlier version cover nobody "
+                    "until they sign this one",
+                    err=True,
+                )
+                _requeue(session, agreement_id=found.id)
             click.echo(str(version.number))
         return
     fields = None

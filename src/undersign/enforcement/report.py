@@ -312,6 +312,17 @@ def awaiting_review_paragraph(people: Sequence[Contributor]) -> str:
     )
 
 
+def signed_earlier_paragraph(people: Sequence[Contributor]) -> str:
+    """Some unsigned people's company signed a version of the corporate agreement that a
+    material change has since replaced."""
+    names = ", ".join(mention(c) for c in people[:10]) + (", \u2026" if len(people) > 10 else "")
+    return (
+        f"**Your company must sign again:** a company would cover {names}, but it signed an "
+        "earlier version of the corporate agreement, and the current version changed it "
+        "materially; it covers nobody until one of its CLA managers signs the current version."
+    )
+
+
 def comment_body(
     verdict: Verdict,
     *,
@@ -321,6 +332,7 @@ def comment_body(
     emails_url: str | None = None,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> str:
     """The Markdown of the single undersign comment on a pull request.
 
@@ -330,7 +342,8 @@ def comment_body(
     if known) is named in the re-check hint. Raises ValueError for a non-http(s) ``sign_url``
     (a configuration error, not data). ``corporate``: companies can sign for their people
     here, so an uncovered contributor is told both ways out; ``awaiting_review``: the GitHub
-    ids among the unsigned that a company awaiting the maintainers' review would cover.
+    ids among the unsigned that a company awaiting the maintainers' review would cover;
+    ``signed_earlier``: those a company would cover had it signed the current version.
     """
     url = _safe_url(sign_url)
     title = _escape_text(agreement_title or "Contributor License Agreement")
@@ -388,6 +401,11 @@ def comment_body(
             waiting = [c for c in verdict.unsigned if c.github_id in awaiting_review]
             if waiting:
                 paragraph = awaiting_review_paragraph(waiting)
+                budget -= _size(paragraph) + 2
+                parts.append(paragraph)
+            outdated = [c for c in verdict.unsigned if c.github_id in signed_earlier]
+            if outdated:
+                paragraph = signed_earlier_paragraph(outdated)
                 budget -= _size(paragraph) + 2
                 parts.append(paragraph)
     if verdict.unknown:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
-from undersign.agreements.companies import CompanyService
+from undersign.agreements.companies import CompanyCoverage, CompanyService
 from undersign.agreements.emails import ProvenEmailService
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.db import utcnow
@@ -355,7 +355,7 @@ def _coverage(ctx: JobContext, name: str) -> _Coverage | None:
             agent_policy="refuse" if agreement.agent_policy == "refuse" else "require-human",
             report_only=coverage.report_only,
             report_comments=coverage.report_comments,
-            corporate=bool(CompanyService(session).corporate_for(agreement.id)),
+            corporate=coverage.corporate,
         )
 
 
@@ -547,17 +547,22 @@ def _verdict(
     repo: str,
     contributors: list[Contributor],
     opener: Contributor | None,
-) -> tuple[Verdict, frozenset[int]]:
-    """The verdict, and who among the unsigned a company awaiting review would cover."""
+) -> tuple[Verdict, CompanyCoverage]:
+    """The verdict, and who among the unsigned a company would cover once the maintainers
+    accept it (``awaiting_review``) or once it signs the current version (``outdated``).
+
+    One session reads the signatures and what the companies say (accepted and pending at
+    once); it is closed before GitHub is asked about organisations or collaborators, so no
+    connection waits on the network."""
     people = [*contributors, *([opener] if opener is not None else [])]
     ids = [c.github_id for c in people if c.github_id is not None]
+    companies = CompanyCoverage()
     with ctx.database.session() as session:
         signed = SignatureService(session).covered_ids(coverage.agreement_id, ids)
+        if coverage.corporate:
+            companies = CompanyService(session).coverage(coverage.agreement_id, set(ids) - signed)
     membership = OrgMembership(ctx.github.is_org_member)
-    if coverage.corporate:
-        signed |= _company_covered(
-            ctx, coverage, [c for c in people if c.github_id not in signed], membership
-        )
+    signed |= companies.with_org_members(_org_candidates(people, signed), membership)
     exemptions = Exemptions(
         bot_ids=coverage.bot_ids, all_bots=coverage.all_bots, allowlist=coverage.allowlist
     )
@@ -572,38 +577,22 @@ def _verdict(
         members = _member_ids(ctx, coverage, owner, repo, verdict.unsigned, membership)
         if members:
             verdict = judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
-    awaiting: frozenset[int] = frozenset()
-    if coverage.corporate and verdict.unsigned:
-        with ctx.database.session() as session:
-            awaiting = frozenset(
-                CompanyService(session).awaiting_review_ids(
-                    coverage.agreement_id,
-                    [(c.github_id, None) for c in verdict.unsigned if c.github_id is not None],
-                )
-            )
-    return verdict, awaiting
+    unsigned = {c.github_id for c in verdict.unsigned if c.github_id is not None}
+    return verdict, CompanyCoverage(
+        awaiting_review=companies.awaiting_review & unsigned,
+        outdated=companies.outdated & unsigned,
+    )
 
 
-def _company_covered(
-    ctx: JobContext,
-    coverage: _Coverage,
-    people: Iterable[Contributor],
-    is_org_member: OrgMembership,
-) -> set[int]:
-    """People a company that signed the corporate agreement covers. Only logins GitHub's API
-    gave count for org membership (a noreply address's login is anyone's to write), and
-    GitHub is asked only when some company approves an org."""
-    candidates = {
+def _org_candidates(people: Iterable[Contributor], signed: set[int]) -> dict[int, str | None]:
+    """Who an approved organisation may cover: people not signed, by GitHub id. Only logins
+    GitHub's API gave count for org membership (a noreply address's login is anyone's to
+    write)."""
+    return {
         c.github_id: (c.login if c.login_verified else None)
         for c in people
-        if c.github_id is not None and c.kind == "github"
+        if c.github_id is not None and c.kind == "github" and c.github_id not in signed
     }
-    if not candidates:
-        return set()
-    with ctx.database.session() as session:
-        return CompanyService(session).covered_ids(
-            coverage.agreement_id, candidates.items(), is_org_member
-        )
 
 
 def _sha256(text: str) -> str:
@@ -624,6 +613,7 @@ def _sync_comment(
     look_for_existing: bool = True,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> tuple[int | None, str | None]:
     """Create, edit in place or leave the one undersign comment; returns (id, body hash)."""
     comment_id, stored_hash = snapshot.comment_id, snapshot.comment_sha256
@@ -631,7 +621,14 @@ def _sync_comment(
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
     body = _comment_text(
-        ctx, verdict, url, title, login, corporate=corporate, awaiting_review=awaiting_review
+        ctx,
+        verdict,
+        url,
+        title,
+        login,
+        corporate=corporate,
+        awaiting_review=awaiting_review,
+        signed_earlier=signed_earlier,
     )
     digest = _sha256(body)
     gh = ctx.github
@@ -667,6 +664,7 @@ def _comment_text(
     *,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> str:
     """The comment this verdict wants, as ``_sync_comment`` writes it."""
     return comment_body(
@@ -677,6 +675,7 @@ def _comment_text(
         emails_url=emails_url(ctx.settings.base_url),
         corporate=corporate,
         awaiting_review=awaiting_review,
+        signed_earlier=signed_earlier,
     )
 
 
@@ -689,13 +688,21 @@ def _comment_outdated(
     *,
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
+    signed_earlier: frozenset[int] = frozenset(),
 ) -> bool:
     """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
     body = _comment_text(
-        ctx, verdict, url, title, login, corporate=corporate, awaiting_review=awaiting_review
+        ctx,
+        verdict,
+        url,
+        title,
+        login,
+        corporate=corporate,
+        awaiting_review=awaiting_review,
+        signed_earlier=signed_earlier,
     )
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
@@ -750,7 +757,7 @@ def evaluate_pull_request(
         if facts is None:
             return Outcome(None, skipped="the pull request has no commits")
         head_sha = facts.head_sha
-        verdict, awaiting = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
+        verdict, companies = _verdict(ctx, coverage, owner, repo, contributors, facts.opener)
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         # Report mode (a rollout): never blocks, but says how many have signed.
         state = "success" if coverage.report_only else verdict.state
@@ -789,7 +796,8 @@ def evaluate_pull_request(
                 url,
                 coverage.title,
                 corporate=coverage.corporate,
-                awaiting_review=awaiting,
+                awaiting_review=companies.awaiting_review,
+                signed_earlier=companies.outdated,
             )
         )
         if deferred or silent:
@@ -810,7 +818,8 @@ def evaluate_pull_request(
                 # A PR GitHub has just opened and undersign never saw cannot hold our comment.
                 look_for_existing=not (just_opened and snapshot.first_sighting),
                 corporate=coverage.corporate,
-                awaiting_review=awaiting,
+                awaiting_review=companies.awaiting_review,
+                signed_earlier=companies.outdated,
             )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from undersign.agreements.companies import ApprovalChange, CompanyService
-from undersign.agreements.models import OrgLink, RepoLink
+from undersign.agreements.models import Agreement, OrgLink, RepoLink
 from undersign.db import utcnow
 from undersign.enforcement.models import PullRequestCheck, PullRequestEmail
 from undersign.enforcement.tasks import Evaluate, PersonChanged, evaluate_jobs, person_job
@@ -52,12 +52,22 @@ def requeue_open_pull_requests(
     changes verdicts without any push, so no webhook will come: the open pull requests
     undersign knows of (``pull_request_checks``) must be looked at again. Affected are those
     of ``repos``, of every repository of ``orgs`` that has no repository link of its own
-    (that link wins over the org's), and of every repository ``agreement_id`` covers now.
+    (that link wins over the org's), and of every repository ``agreement_id`` covers now
+    (for a corporate agreement: the individual agreement beside it).
     The jobs join ``session``'s transaction and reach Huey only after it commits, so a
     worker reads the new policy; call this last in the transaction. Returns how many.
     """
     wanted_repos = {name.lower() for name in repos}
     wanted_orgs = {org.lower() for org in orgs}
+    if agreement_id is not None:
+        # A corporate agreement covers no repository itself: its companies cover people
+        # where the individual agreement beside it applies (a material version of it).
+        beside = session.scalar(
+            select(Agreement.for_agreement_id).where(
+                Agreement.id == agreement_id, Agreement.kind == "corporate"
+            )
+        )
+        agreement_id = beside if beside is not None else agreement_id
     open_repos = set(
         session.scalars(
             select(PullRequestCheck.repo_full_name)

@@ -142,9 +142,34 @@ def _company_or_404(company_id: int, *, writing: bool = False) -> tuple[CompanyS
 
 
 def _render_company(
-    company: Company, *, error: str | None = None, status: int = 200
+    company: Company,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    values: dict[str, str] | None = None,
 ) -> tuple[str, int]:
-    return render_template("companies/company.html", company=company, error=error), status
+    """The company page; when its signature predates a material change of the corporate
+    agreement, the current text and the form a CLA manager signs it again with."""
+    again = CompanyService(db_session()).must_sign_again(company)
+    user = current_user()
+    return (
+        render_template(
+            "companies/company.html",
+            company=company,
+            error=error,
+            again=again,
+            # render_markdown escapes any HTML in the text and sanitizes the result.
+            again_html=Markup(render_markdown(again.text)) if again else None,  # noqa: S704
+            is_manager=user is not None
+            and any(m.github_id == user.github_id for m in company.managers),
+            values=values
+            or {
+                "signatory_name": company.signatory_name or "",
+                "signatory_title": company.signatory_title or "",
+            },
+        ),
+        status,
+    )
 
 
 @bp.get("/companies")
@@ -206,4 +231,51 @@ def unapprove(company_id: int) -> Response | tuple[str, int]:
         return _render_company(company, error="That is not approved.", status=404)
     db_session().commit()
     flash("No longer approved.")
+    return redirect(url_for("companies.company_page", company_id=company.id), 303)
+
+
+@bp.post("/companies/<int:company_id>/sign")
+def sign_again(company_id: int) -> Response | tuple[str, int]:
+    """A CLA manager signs the current version for a company whose signature a material
+    change of the corporate agreement outdated (an instance admin may not sign for it)."""
+    service, company = _company_or_404(company_id, writing=True)
+    user = require_user()
+    if not any(m.github_id == user.github_id for m in company.managers):
+        return _render_company(
+            company, error="Only one of the company's CLA managers may sign for it.", status=403
+        )
+    form = request.form
+    values = {key: form.get(key, "") for key in ("signatory_name", "signatory_title")}
+    try:
+        service.sign_again(
+            company,
+            github_id=user.github_id,
+            login=user.login,
+            version_sha256=form.get("version_sha256", ""),
+            agreed=form.get("agree") == "yes",
+            signatory_name=values["signatory_name"],
+            signatory_title=values["signatory_title"],
+            ip_address=request.remote_addr,
+        )
+    except VersionChanged as exc:
+        error = (
+            f"The agreement changed while you read it: please read version {exc.current.number}."
+        )
+        return _render_company(company, error=error, status=409, values=values)
+    except ValidationErrors as exc:
+        error = " ".join(exc.errors.values())
+        return _render_company(company, error=error, status=400, values=values)
+    except InvalidInput as exc:
+        return _render_company(company, error=str(exc), status=400, values=values)
+    db_session().commit()
+    log.info(
+        "company %s signed %s again (github id %s)",
+        company.id,
+        company.agreement.slug,
+        user.github_id,
+    )
+    flash(
+        f"{company.name} has signed the current version."
+        + ("" if company.status == "accepted" else " It still awaits the maintainers' review.")
+    )
     return redirect(url_for("companies.company_page", company_id=company.id), 303)

@@ -216,6 +216,7 @@ def agreement_page(slug: str) -> str:
         max_import_mb=MAX_IMPORT_BYTES // (1024 * 1024),
         fields_json=json.dumps(agreement.field_definitions or [], indent=2, ensure_ascii=False),
         pending_companies=CompanyService(db).pending_review(agreement),
+        companies_signed_earlier=CompanyService(db).signed_an_earlier_version(agreement),
     )
 
 
@@ -757,10 +758,11 @@ def publish_version(slug: str) -> BaseResponse:
             f"The text is unchanged: {found.slug} stays at version {version.number}.",
             recheck=False,
         )
+    message = f"Version {version.number} ({version.change_type}) of {found.slug} is published."
+    if found.kind == "corporate" and version.change_type == "material":
+        message += " Companies that signed an earlier version cover nobody until they sign it."
     return _changed(  # a material change: earlier signatures stop counting
-        found,
-        f"Version {version.number} ({version.change_type}) of {found.slug} is published.",
-        recheck=version.change_type == "material",
+        found, message, recheck=version.change_type == "material"
     )
 
 

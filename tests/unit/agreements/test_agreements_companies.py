@@ -4,8 +4,12 @@ a company of an unrelated corporate agreement)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from unittest import mock
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import ProvenEmail
@@ -17,10 +21,10 @@ from undersign.agreements.companies import (
     UnknownCompany,
     normalize_domain,
 )
-from undersign.agreements.errors import InvalidInput
-from undersign.agreements.models import AuditEntry, Company
-from undersign.agreements.service import AgreementService
-from undersign.db import utcnow
+from undersign.agreements.errors import InvalidInput, VersionChanged
+from undersign.agreements.models import AuditEntry, Company, CompanyApproval
+from undersign.agreements.service import AgreementService, ChangeType
+from undersign.db import Database, utcnow
 
 ALICE, BOB, CAROL, MANAGER = 101, 102, 103, 900
 
@@ -182,6 +186,82 @@ def test_a_company_approves_at_most_200_and_20_organisations(session: Session) -
     assert companies.approve(company, "domain", "more.example")
 
 
+def _race(
+    database: Database, company_id: int, approvals: list[tuple[str, str]]
+) -> list[bool | str]:
+    """Each approval in its own thread and transaction, all counting before any inserts
+    when nothing stops them (the gate after the count waits for every thread, or one
+    second when a lock holds the others back)."""
+    gate = threading.Barrier(len(approvals))
+    count = CompanyService._check_room
+
+    def counted_then_wait(self: CompanyService, company: Company, kind: str) -> None:
+        count(self, company, kind)
+        # Broken when the others wait on the lock instead: exactly what the fix does.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(timeout=1)
+
+    results: list[bool | str] = [False] * len(approvals)
+
+    def approve(index: int, kind: str, value: str) -> None:
+        try:
+            with database.session() as session:
+                company = session.get(Company, company_id)
+                assert company is not None
+                results[index] = CompanyService(session).approve(company, kind, value)
+        except InvalidInput as exc:
+            results[index] = str(exc)
+
+    with mock.patch.object(CompanyService, "_check_room", counted_then_wait):
+        threads = [
+            threading.Thread(target=approve, args=(i, kind, value))
+            for i, (kind, value) in enumerate(approvals)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    return results
+
+
+def test_concurrent_approvals_never_pass_the_caps(clean_database: Database) -> None:
+    """Three managers approve at the same moment, each in their own transaction, once at
+    19 organisations and once at 199 approvals: one wins each time (SQLite and PostgreSQL)."""
+    with clean_database.session() as session:
+        companies, _, _ = _setup(session)  # one domain and one org approved
+        company = companies.find("corporate-cla", "BigCorp")
+        for number in range(MAX_ORG_APPROVALS - 2):
+            companies.approve(company, "org", f"org-{number}")
+        for number in range(MAX_APPROVALS - MAX_ORG_APPROVALS - 2):
+            companies.approve(company, "account", str(1000 + number))
+        company_id = company.id
+
+    def counts() -> dict[str, int]:
+        with clean_database.session() as session:
+            rows = session.execute(
+                select(CompanyApproval.kind, func.count())
+                .where(CompanyApproval.company_id == company_id)
+                .group_by(CompanyApproval.kind)
+            ).all()
+        return {str(kind): int(number) for kind, number in rows}
+
+    orgs = _race(clean_database, company_id, [("org", f"late-{n}") for n in range(3)])
+    assert orgs.count(True) == 1, orgs
+    assert counts()["org"] == MAX_ORG_APPROVALS
+    accounts = _race(clean_database, company_id, [("account", str(5000 + n)) for n in range(3)])
+    assert accounts.count(True) == 1, accounts
+    assert all("has 200 approvals" in str(r) for r in accounts if r is not True)
+    assert sum(counts().values()) == MAX_APPROVALS
+
+
+def test_the_same_approval_at_the_same_moment_is_recorded_once(clean_database: Database) -> None:
+    with clean_database.session() as session:
+        companies, _, _ = _setup(session)
+        company_id = companies.find("corporate-cla", "BigCorp").id
+    results = _race(clean_database, company_id, [("domain", "new.example")] * 3)
+    assert sorted(results, key=str) == [False, False, True]
+
+
 def test_an_admin_reviews_only_the_companies_beside_their_agreement(session: Session) -> None:
     companies, _, _ = _setup(session)
     squat = _web_company(companies, "Squat Inc")
@@ -196,3 +276,92 @@ def test_an_admin_reviews_only_the_companies_beside_their_agreement(session: Ses
     ):
         with pytest.raises(UnknownCompany):
             companies.for_review(agreement, company_id)
+
+
+def _publish(companies: CompanyService, text: str, change: ChangeType) -> None:
+    companies.add_corporate_agreement("corporate-cla", "Corporate", text, "individual-cla", change)
+
+
+def test_a_material_version_stops_companies_that_signed_before_from_covering(
+    session: Session,
+) -> None:
+    """The rule individual signatures follow: an editorial version changes nothing; after a
+    material one, a company covers nobody until it signs the current version (a paper one
+    until it is recorded again), and says whom it would cover meanwhile."""
+    companies, individual, _ = _setup(session)
+    paper = companies.find("corporate-cla", "BigCorp")  # covers alice by her proven domain
+    web = _web_company(companies, "WebCorp")
+    companies.approve(web, "account", str(BOB))
+    assert companies.accept(web)
+    heard: list[ApprovalChange] = []
+    companies.on_change = heard.append
+    people = {ALICE: "alice", BOB: "bob"}
+
+    def nobody(org: str, login: str) -> bool:
+        return False
+
+    assert companies.covered_ids(individual, people.items(), nobody) == {ALICE, BOB}
+    _publish(companies, "We agree (typo fixed).", "editorial")
+    assert companies.covered_ids(individual, people.items(), nobody) == {ALICE, BOB}
+    assert companies.must_sign_again(paper) is None
+
+    _publish(companies, "We agree, and more.", "material")
+    current = companies.agreements.current_version("corporate-cla")
+    assert companies.covered_ids(individual, people.items(), nobody) == set()
+    # A company that signs the new version covers at once (each company is judged by the
+    # version it signed, not another's).
+    later = _web_company(companies, "LaterCorp")
+    companies.approve(later, "account", str(CAROL))
+    assert companies.accept(later)
+    assert companies.covered_ids(individual, [(CAROL, None)], nobody) == {CAROL}
+    assert companies.must_sign_again(later) is None
+    heard.clear()
+    assert companies.coverage(individual, people).outdated == {ALICE, BOB}
+    assert companies.must_sign_again(web) == companies.must_sign_again(paper) == current
+    admin_view = companies.agreements.get("individual-cla")
+    assert companies.signed_an_earlier_version(admin_view) == [paper, web]
+    assert companies.must_sign_again_ids([paper, web]) == {paper.id, web.id}
+
+    with pytest.raises(VersionChanged):
+        companies.sign_again(
+            web,
+            github_id=MANAGER,
+            login="boss",
+            version_sha256="0" * 64,
+            agreed=True,
+            signatory_name="Boss Person",
+            signatory_title="CTO",
+        )
+    companies.sign_again(
+        web,
+        github_id=MANAGER,
+        login="boss",
+        version_sha256=current.text_sha256,
+        agreed=True,
+        signatory_name="Boss Person",
+        signatory_title="CEO",
+    )
+    assert (web.version_id, web.status) == (current.id, "accepted")
+    assert companies.covered_ids(individual, people.items(), nobody) == {BOB}
+    assert [(c.kind, c.value) for c in heard] == [("account", str(BOB))]
+    with pytest.raises(InvalidInput, match="signed the current version already"):
+        companies.sign_again(
+            web,
+            github_id=MANAGER,
+            login="boss",
+            version_sha256=current.text_sha256,
+            agreed=True,
+            signatory_name="Boss Person",
+            signatory_title="CEO",
+        )
+    # The operator records BigCorp's new paper signature under the same name.
+    again = companies.add_paper("corporate-cla", "bigcorp", [(MANAGER, "boss"), (CAROL, "carol")])
+    assert again.id == paper.id and len(again.approvals) == 2
+    assert {m.login for m in again.managers} == {"boss", "carol"}
+    assert companies.covered_ids(individual, people.items(), nobody) == {ALICE, BOB}
+    with pytest.raises(InvalidInput, match="has signed 'corporate-cla' already"):
+        companies.add_paper("corporate-cla", "BigCorp", [(MANAGER, "boss")])
+    actions = session.scalars(
+        select(AuditEntry.action).where(AuditEntry.action == "company.sign_again")
+    ).all()
+    assert len(actions) == 2
