@@ -258,16 +258,6 @@ class CompanyService:
             self.agreements.audit(agreement, "agreement.corporate", None, {"for": individual.slug})
         return agreement, version, created
 
-    def corporate_for(self, individual_id: int) -> list[Agreement]:
-        """The corporate agreements standing beside one individual agreement."""
-        return list(
-            self.session.scalars(
-                select(Agreement)
-                .where(Agreement.for_agreement_id == individual_id, Agreement.kind == "corporate")
-                .order_by(Agreement.slug)
-            )
-        )
-
     # Companies.
 
     def sign(
