@@ -34,6 +34,7 @@ from undersign.jobs.queue import ConsumerHandle, start_embedded_consumer
 from undersign.migrations import load_models
 from undersign.runtime import Runtime, build_runtime
 from undersign.web import create_app
+from undersign.web.context import RUNTIME
 
 CLIENT_ID = "Ov23liTestClient0001"
 CLIENT_SECRET = "test-client-secret-0123456789abcdef0123"
@@ -202,8 +203,12 @@ class LiveFactory:
         return live
 
     def stop(self) -> None:
+        """Stop every server, then close its app's runtime (the queue's connections); the
+        database is the test's, which the ``database`` fixture disposes."""
         for live in reversed(self.started):
             live.server.stop()
+            runtime: Runtime = live.app.extensions[RUNTIME]
+            runtime.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -127,6 +127,7 @@ class Database:
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._ingest_engine: Engine | None = None
         self._kept: list[Any] = []  # raw connections the delivery recorder keeps checked out
+        self._on_dispose: list[Callable[[], None]] = []
 
     @property
     def ingest_engine(self) -> Engine:
@@ -177,7 +178,21 @@ class Database:
         self._kept = [kept for kept in self._kept if kept.is_valid] + [connection]
         return connection
 
+    def on_dispose(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` at the start of the next ``dispose``, while the pool still
+        works: a background writer for this database (the metrics buffer) writes what it
+        holds and stops. Left running, it opened a new connection on the engine after
+        ``dispose``, which stayed open on the server until the garbage collector came."""
+        self._on_dispose.append(callback)
+
     def dispose(self) -> None:
+        """Close every connection of this database, its background writers stopped first."""
+        callbacks, self._on_dispose = self._on_dispose, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # letting go must not fail: what was not written is lost
+                log.warning("a dispose callback failed", exc_info=True)
         kept, self._kept = self._kept, []
         for connection in kept:
             try:

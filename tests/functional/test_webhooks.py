@@ -22,6 +22,7 @@ from undersign.jobs.models import Job
 from undersign.jobs.queue import start_embedded_consumer
 from undersign.runtime import build_runtime
 from undersign.web import create_app
+from undersign.web.context import RUNTIME
 from undersign.web.webhooks import RECORDER, receive
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "github"
@@ -429,7 +430,9 @@ class ChunkAtATime(io.RawIOBase):
         return len(piece)
 
 
-def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(idle: CLAService) -> None:
+def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(
+    idle: CLAService, request: pytest.FixtureRequest
+) -> None:
     """The signature is over the whole body: reading only its first chunk gave a 401."""
     from werkzeug.datastructures import Headers
     from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
@@ -441,6 +444,7 @@ def test_chunked_delivery_read_one_chunk_at_a_time_is_read_whole(idle: CLAServic
     body = encoded(payload)
     assert len(body) > 3 * 512
     app = create_app(idle.live.settings, database=idle.database)
+    request.addfinalizer(app.extensions[RUNTIME].close)
     headers = Headers(
         {
             "Content-Type": "application/json",
@@ -483,7 +487,9 @@ def test_the_sweeper_does_not_hand_out_the_same_backlog_every_minute(
     assert queue.huey.pending_count() == 3
 
 
-def test_a_repeated_signature_header_is_refused_on_both_paths(idle: CLAService) -> None:
+def test_a_repeated_signature_header_is_refused_on_both_paths(
+    idle: CLAService, request: pytest.FixtureRequest
+) -> None:
     """One valid and one extra ``X-Hub-Signature-256``: refused, whether the delivery is
     answered by the WSGI front (the live server) or by the Flask view behind it. (WSGI joins
     a repeated header into one value, which no signature matches.)"""
@@ -500,7 +506,8 @@ def test_a_repeated_signature_header_is_refused_on_both_paths(idle: CLAService) 
     ]
     with idle.live.client() as client:
         assert client.post("/webhooks/github", content=body, headers=headers).status_code == 401
-    app = create_app(idle.settings)
+    app = create_app(idle.settings)  # a database of its own, which its runtime disposes
+    request.addfinalizer(app.extensions[RUNTIME].close)
     with app.test_request_context("/webhooks/github", method="POST", data=body, headers=headers):
         assert receive().status_code == 401
     assert idle.jobs() == []

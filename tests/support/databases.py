@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool, QueuePool
 
 #: The server the PostgreSQL tests use unless ``--db`` (or the variable) names another.
 POSTGRES_URL = os.environ.get(
@@ -41,3 +41,10 @@ def throwaway_schema(server_url: str = POSTGRES_URL, prefix: str = "t") -> Itera
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def idle_connections(engine: Engine) -> int:
+    """How many connections ``engine``'s pool holds open while nobody uses them."""
+    pool = engine.pool
+    assert isinstance(pool, QueuePool), pool
+    return pool.checkedin()

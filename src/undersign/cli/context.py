@@ -25,6 +25,7 @@ class CLIContext:
     _database: Database | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     _runtime: Runtime | None = None
+    _owns_database: bool = False  # made here (not handed in): ``close`` disposes it
 
     @property
     def settings(self) -> Settings:
@@ -44,6 +45,7 @@ class CLIContext:
     def database(self) -> Database:
         if self._database is None:
             self._database = Database(self.settings.database_url or "")
+            self._owns_database = True
         return self._database
 
     @property
@@ -54,10 +56,16 @@ class CLIContext:
         return self._runtime
 
     def close(self) -> None:
-        """Let go of the runtime's queue connections, if a command built it."""
+        """Let go of the runtime's queue connections, if a command built it, and of the
+        database's, if this context made it. A command run in-process (tests, one command
+        calling another) otherwise left its connections open on the server."""
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
+        if self._owns_database and self._database is not None:
+            self._database.dispose()
+            self._database = None
+            self._owns_database = False
 
 
 pass_cli = click.make_pass_decorator(CLIContext, ensure=True)

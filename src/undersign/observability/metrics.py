@@ -160,6 +160,16 @@ class MetricsBuffer:
     def stop(self) -> None:
         self._wake.set()
 
+    def close(self) -> None:
+        """Write what is buffered and stop the thread (``Database.dispose`` calls it); the
+        next count for this database starts a new buffer."""
+        self.stop()
+        self.flush()
+        database = self._database()
+        with _buffers_lock:
+            if database is not None and _buffers.get(id(database)) is self:
+                del _buffers[id(database)]
+
     def flush(self) -> bool:
         """Write the buffered counts in one transaction; on failure keep them for next time."""
         database = self._database()
@@ -232,6 +242,7 @@ def buffer_for(database: Database) -> MetricsBuffer:
         if buffer is None or buffer._database() is not database:
             buffer = MetricsBuffer(database)
             _buffers[id(database)] = buffer
+            database.on_dispose(buffer.close)
         return buffer
 
 

@@ -36,9 +36,8 @@ def create_app(
     ``runtime``: one already built (its settings and database win); else one is built."""
     if runtime is None:
         config = config or load_settings()
-        runtime = build_runtime(
-            config, database or Database(config.database_url or ""), extras=extras
-        )
+        # A database made here is the runtime's own, which its close() disposes.
+        runtime = build_runtime(config, database, extras=extras)
     config, database = runtime.settings, runtime.database
     # Every model imported and the mappers configured before the first request: left to
     # the first requests, threads configuring them while others were still importing model

@@ -4,11 +4,13 @@ every process, whichever process is scraped."""
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support.databases import idle_connections
 
 from undersign.db import Database
 from undersign.observability.metrics import (
     GitHubObserver,
     MetricsBuffer,
+    buffer_for,
     metric_route,
     record_webhook,
     render,
@@ -45,10 +47,12 @@ def test_two_processes_counts_add_up_and_gauges_keep_the_last_value(database_url
         assert b.flush()
         a.inc("undersign_webhook_deliveries_total", labels)  # not flushed: not visible yet
         # With the domain gauges the runtime registers (queue depth, signatures).
-        found = samples(render(Database(database_url), GAUGES))
+        reader = Database(database_url)
+        found = samples(render(reader, GAUGES))
     finally:
         one.dispose()
         two.dispose()
+        reader.dispose()
     key = (("event", "pull_request"), ("outcome", "accepted"))
     assert found[("undersign_webhook_deliveries_total", key)] == 5
     assert found[("undersign_github_rate_limit_remaining", (("token", "abcd1234"),))] == 4980
@@ -63,6 +67,32 @@ def test_two_processes_counts_add_up_and_gauges_keep_the_last_value(database_url
         == 1
     )
     assert found[("undersign_queue_jobs", (("status", "queued"),))] == 0
+
+
+def test_dispose_writes_the_buffered_counts_and_stops_the_flushing_thread(
+    database_url: str,
+) -> None:
+    """Left running, the buffer's thread flushed on the disposed engine, which opened a
+    new connection that stayed open on the server (and failed once the test's schema was
+    gone): the PostgreSQL suite held dozens of connections nobody used."""
+    database = Database(database_url)
+    record_webhook(database, "ping", "accepted")
+    buffer = buffer_for(database)
+    thread = buffer._thread
+    assert thread is not None and thread.is_alive()
+    database.dispose()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    assert idle_connections(database.engine) == 0  # nothing opened again after dispose
+    assert buffer_for(database) is not buffer  # counts from now on: a new buffer
+    reader = Database(database_url)
+    try:
+        found = samples(render(reader))
+    finally:
+        database.dispose()
+        reader.dispose()
+    key = (("event", "ping"), ("outcome", "accepted"))
+    assert found[("undersign_webhook_deliveries_total", key)] == 1
 
 
 def test_unknown_event_names_are_one_label_value(database: Database) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from tests.support.databases import idle_connections
 
 from undersign.config import load_settings
 from undersign.db import Database
@@ -50,3 +51,22 @@ def test_explicit_limits(tmp_path: Path):
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.debug is False
+
+
+def test_closing_the_runtime_disposes_the_database_the_app_made(tmp_path: Path) -> None:
+    """An app built without a database makes its own; its runtime owns it, so closing the
+    runtime closes its connections (before, nothing did: tests building such apps left
+    their PostgreSQL connections open)."""
+    settings = load_settings(
+        {
+            "UNDERSIGN_ENV": "test",
+            "UNDERSIGN_INSTANCE_PATH": str(tmp_path),
+            "UNDERSIGN_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "UNDERSIGN_SECRET_KEY": "s" * 40,
+        }
+    )
+    runtime = create_app(settings).extensions["undersign"]
+    assert runtime.database.ping()
+    assert idle_connections(runtime.database.engine) == 1
+    runtime.close()
+    assert idle_connections(runtime.database.engine) == 0
