@@ -18,9 +18,9 @@ import fcntl
 import functools
 import logging
 import os
+import random
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -136,11 +136,7 @@ class JobQueue:
         if not ids:
             return
         try:
-            message = self._message()
-            serialize = self.huey.serializer.serialize
-            messages = [
-                serialize(message._replace(id=str(uuid.uuid4()), args=(job_id,))) for job_id in ids
-            ]
+            messages = self.messages(ids)
             storage = self.huey.storage
             if isinstance(storage, RedisStorage):
                 storage.conn.lpush(storage.queue_key, *messages)
@@ -155,6 +151,20 @@ class JobQueue:
                 ids[:20],
                 _one_line(exc),
             )
+
+    def messages(self, job_ids: Iterable[int]) -> list[bytes]:
+        """The run task's serialized Huey messages for these jobs, one each."""
+        message = self._message()
+        serialize = self.huey.serializer.serialize
+        return [serialize(message._replace(id=_task_id(), args=(job_id,))) for job_id in job_ids]
+
+    def sqlite_file(self) -> tuple[str, str] | None:
+        """(file, queue name) when the queue is a SQLite file, for a writer that puts its
+        messages in the same transaction as its rows (``DeliveryRecorder``); else None."""
+        storage = self.huey.storage
+        if isinstance(storage, _SqliteQueueStorage):
+            return str(storage.filename), str(storage.name)
+        return None
 
     def _message(self) -> Any:
         """The run task's Huey message for job 0, built once: each push copies it with a new
@@ -185,6 +195,13 @@ class JobQueue:
     def _periodic_sweep(self) -> None:
         sweep(self)
         periodic_purge(self)
+
+
+def _task_id() -> str:
+    """A Huey task id: unique, not secret (it names the message in Huey's logs). 128 random
+    bits from ``random``, which CPython reseeds in a forked child; ``uuid4`` asks the kernel
+    for every id, a system call per message."""
+    return f"{random.getrandbits(128):032x}"  # nosec B311
 
 
 def new_job(
@@ -220,6 +237,9 @@ def new_job(
 SQLITE_BUSY_SECONDS = 5.0
 
 
+#: The name the queue's SQLite file is attached under on the delivery connection.
+_QUEUE_SCHEMA = "undersign_queue"
+
 #: The columns a delivery's row is written with (the others are NULL: finished_at, ...).
 _RECORDED = (
     "kind",
@@ -252,7 +272,7 @@ class _RawInsert:
     SQLAlchemy types (UTC datetimes, JSON), so the rows read back exactly like ORM ones.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, queue: JobQueue | None = None) -> None:
         engine: Any = database.ingest_engine
         self.engine = engine
         self.connect = database.kept_ingest_connection  # closed by ``database.dispose()``
@@ -267,6 +287,67 @@ class _RawInsert:
         processors[_RECORDED.index("payload")] = _json_text
         self.processors = list(zip(_RECORDED, processors, strict=True))
         self._connection: Any = None
+        # A SQLite database with a SQLite queue: the queue file is attached to the kept
+        # connection and the rows' messages are written in the rows' own transaction. No
+        # second transaction, no pusher thread; measured, that push cost each delivery
+        # about as much CPU as its INSERT (bench/RESULTS.md, section 1).
+        queue_file = queue.sqlite_file() if queue is not None and self.sqlite else None
+        self.queue = queue if queue_file is not None else None
+        self.queue_file, self.queue_name = queue_file or ("", "")
+        same = bool(queue_file) and _same_file(self.queue_file, _sqlite_file(database.url))
+        self.attach = self.queue is not None and not same
+        self.task_table = f"{_QUEUE_SCHEMA}.task" if self.attach else "task"
+
+    def _connect(self) -> Any:
+        connection = self.connect()
+        if self.attach:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(f"ATTACH DATABASE ? AS {_QUEUE_SCHEMA}", (self.queue_file,))
+                # A message only wakes a worker for a durable row (as _SqliteQueueStorage).
+                cursor.execute(f"PRAGMA {_QUEUE_SCHEMA}.synchronous=NORMAL")
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                # The rows are the record: without the queue file, their messages follow
+                # on the pusher (which logs what it cannot push) and the sweeper has them.
+                log.warning("queue file not attached (%s); messages follow the commit", exc)
+                self.queue, self.attach = None, False
+            finally:
+                cursor.close()
+        return connection
+
+    def _write_messages(self, cursor: Any, job_ids: list[int]) -> bool:
+        """The created rows' queue messages, in the rows' transaction; False (the rows still
+        commit, their messages are pushed after) when the queue file refuses them for any
+        reason but a lock, which retries the whole transaction."""
+        if self.queue is None:
+            return False
+        if not job_ids:
+            return True
+        try:
+            messages = [(self.queue_name, message) for message in self.queue.messages(job_ids)]
+        except Exception as exc:  # a message that cannot be built: the rows still commit
+            log.warning("queue messages of job(s) %s not built (%s)", job_ids[:20], _one_line(exc))
+            return False
+        cursor.execute("SAVEPOINT undersign_messages")
+        try:
+            cursor.executemany(
+                f"INSERT INTO {self.task_table} (queue, data, priority) "  # noqa: S608  # nosec B608
+                "VALUES (?, ?, 0)",
+                messages,
+            )
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            if "locked" in str(exc):
+                raise
+            cursor.execute("ROLLBACK TO undersign_messages")
+            cursor.execute("RELEASE undersign_messages")
+            log.warning(
+                "queue messages of job(s) %s not written (%s); pushed after the commit",
+                job_ids[:20],
+                _one_line(exc),
+            )
+            return False
+        cursor.execute("RELEASE undersign_messages")
+        return True
 
     @functools.cache  # noqa: B019 - a handful of pile sizes, one instance per process
     def _sql(self, rows: int) -> str:
@@ -287,7 +368,9 @@ class _RawInsert:
             for name, process in self.processors
         ]
 
-    def insert(self, rows: list[list[Any]]) -> dict[tuple[str, str], int]:
+    def insert(self, rows: list[list[Any]]) -> tuple[dict[tuple[str, str], int], bool]:
+        """The ids of the rows created, by (hook, delivery); and whether their queue messages
+        were written in the same transaction (else the caller pushes them)."""
         params = [value for row in rows for value in row]
         deadline = time.monotonic() + SQLITE_BUSY_SECONDS
         pause = 0.0002
@@ -296,18 +379,25 @@ class _RawInsert:
         while True:
             if self._connection is None:
                 try:
-                    self._connection = self.connect()
+                    self._connection = self._connect()
                 except (error, SQLAlchemyError) as exc:  # the server is down
                     raise DeliveryNotRecorded(f"{type(exc).__name__}: {exc}") from exc
             connection = self._connection
             cursor = connection.cursor()
             try:
+                if self.queue is not None:
+                    cursor.execute("BEGIN IMMEDIATE")
                 cursor.execute(self._sql(len(rows)), params)
                 result = {(hook, guid): int(job) for job, hook, guid in cursor.fetchall()}
+                queued = self._write_messages(cursor, list(result.values()))
                 connection.commit()
-                return result
-            except error as exc:
+                return result, queued
+            except Exception as exc:
+                # Never leave a transaction open on the kept connection (it would hold the
+                # write lock): roll back, or let the connection go if it is broken.
                 self._discard_if_broken(exc, cursor)
+                if not isinstance(exc, error):
+                    raise DeliveryNotRecorded(f"{type(exc).__name__}: {exc}") from exc
                 if self._connection is None and not reconnected:
                     reconnected = True  # a connection the server closed: once more
                     continue
@@ -519,8 +609,8 @@ class DeliveryRecorder:
                 with self._between_processes:
                     with self._pending_lock:
                         pile, self._pending = self._pending, []
-                    created = self._write(pile)
-                if created:
+                    created, queued = self._write(pile)
+                if created and not queued:
                     self._pusher.push(created)
         if delivery.error is not None:
             raise delivery.error
@@ -532,17 +622,18 @@ class DeliveryRecorder:
 
     def _inserter(self) -> _RawInsert:
         if self._insert is None:
-            self._insert = _RawInsert(self.database)
+            self._insert = _RawInsert(self.database, self.queue())
         return self._insert
 
-    def _write(self, pile: list[_Delivery]) -> list[int]:
-        """INSERT the pile (one statement, committed); the ids of the rows it created."""
+    def _write(self, pile: list[_Delivery]) -> tuple[list[int], bool]:
+        """INSERT the pile (one statement, committed); the ids of the rows it created, and
+        whether their queue messages went in the same transaction."""
         try:
-            rows = self._inserter().insert([d.params for d in pile])
+            rows, queued = self._inserter().insert([d.params for d in pile])
         except Exception as exc:
             for delivery in pile:
                 delivery.error, delivery.written = exc, True
-            return []
+            return [], False
         created: list[int] = []
         for delivery in pile:
             key = (delivery.values["hook_id"], delivery.values["delivery_id"])
@@ -550,7 +641,14 @@ class DeliveryRecorder:
             delivery.written = True
             if delivery.job_id is not None:
                 created.append(delivery.job_id)
-        return created
+        return created, queued
+
+
+def _same_file(path: str, other: str | None) -> bool:
+    try:
+        return other is not None and os.path.samefile(path, other)
+    except OSError:
+        return False
 
 
 def _sqlite_file(url: str) -> str | None:

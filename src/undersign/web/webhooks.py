@@ -176,8 +176,12 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
     is there. A dechunking stream's read() may return a single chunk: read until EOF or cap.
     """
     length = environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > MAX_BODY:
-        return None
+    if length.isdigit():
+        if int(length) > MAX_BODY:
+            return None
+        # A sized body, as GitHub sends: exactly its length from the server's stream, so
+        # never into a next request (what Werkzeug's limited stream is for), in one read.
+        return read_up_to(environ["wsgi.input"], int(length))
     body = read_up_to(get_input_stream(environ, safe_fallback=True), MAX_BODY + 1)
     return None if len(body) > MAX_BODY else body
 
@@ -228,8 +232,7 @@ class WebhookEndpoint:
 
     def _answer(self, environ: dict[str, Any]) -> Answer:
         def header(name: str) -> str | None:
-            key = name.upper().replace("-", "_")
-            value = environ.get(key if key in ("CONTENT_TYPE",) else f"HTTP_{key}")
+            value = environ.get(_environ_key(name))
             return value if isinstance(value, str) else None
 
         try:
@@ -238,6 +241,13 @@ class WebhookEndpoint:
             incident = uuid.uuid4().hex[:12]
             log.exception("unhandled error %s on POST %s", incident, PATH)
             return Answer(500, f"an unexpected error happened (reference {incident})", UNAVAILABLE)
+
+
+@functools.lru_cache(maxsize=64)
+def _environ_key(name: str) -> str:
+    """Where a request header is in a WSGI environ (``Content-Type`` has no ``HTTP_``)."""
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
 
 
 @csrf.exempt

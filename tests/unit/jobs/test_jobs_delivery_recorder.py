@@ -1,19 +1,43 @@
-"""``DeliveryRecorder``: deliveries recorded with group commit (one INSERT and one queue push per
-pile of concurrent deliveries), on the real database of the run (SQLite or PostgreSQL)."""
+"""``DeliveryRecorder``: deliveries recorded with group commit (one INSERT per pile of concurrent
+deliveries; their queue messages in the same transaction on SQLite with a SQLite queue, else one
+push after it), on the real database of the run (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import shutil
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from undersign.config import load_settings
 from undersign.db import Database
 from undersign.jobs.models import Job
 from undersign.jobs.queue import DeliveryRecorder, JobQueue
+from undersign.runtime import job_handlers
+
+
+class ServerQueue:
+    """A queue whose messages cannot share the rows' transaction (as Redis): the pusher's."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+
+    def sqlite_file(self) -> None:
+        return None
+
+    def enqueue_quietly(self, job_ids: list[int]) -> None:
+        self.queue.enqueue_quietly(job_ids)
 
 
 def record(recorder: DeliveryRecorder, guid: str, hook: str = "4242") -> int | None:
@@ -88,6 +112,9 @@ def test_a_delivery_does_not_wait_for_its_queue_message(
     pushed: list[list[int]] = []
 
     class SlowQueue:
+        def sqlite_file(self) -> None:
+            return None  # a server queue: messages go through the pusher
+
         def enqueue_quietly(self, job_ids: list[int]) -> None:
             release.wait(10)
             pushed.append(list(job_ids))
@@ -109,6 +136,9 @@ def _record_in_a_process(url: str, prefix: str, count: int) -> None:  # pragma: 
     from undersign.db import Database as ProcessDatabase
 
     class NoQueue:
+        def sqlite_file(self) -> None:
+            return None
+
         def enqueue_quietly(self, job_ids: list[int]) -> None:
             pass
 
@@ -152,7 +182,7 @@ def test_a_recorder_let_go_keeps_nothing_alive_and_its_thread_ends(
     """The pusher's thread must not hold the app: tests build hundreds, and each kept its
     database connections open (PostgreSQL ran out of connection slots)."""
     before = {t for t in threading.enumerate() if t.name == "undersign-delivery-push"}
-    recorder = DeliveryRecorder(database, lambda: queue)
+    recorder = DeliveryRecorder(database, lambda: ServerQueue(queue))  # type: ignore[arg-type, return-value]
     assert record(recorder, "let-go") is not None
     assert recorder.flush()
     [thread] = [
@@ -180,3 +210,124 @@ def test_disposing_the_database_closes_the_connection_the_recorder_keeps(
     assert kept.is_valid and kept.dbapi_connection is not None
     database.dispose()
     assert kept.dbapi_connection is None and not kept.is_valid
+
+
+@pytest.fixture
+def sqlite_setup(
+    sqlite_template: Path, queue_environment: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[Database, JobQueue]]:
+    """A SQLite database and a SQLite queue file, whatever ``--db`` the run has."""
+    path = tmp_path / "sqlite-queue-test.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    settings = load_settings(queue_environment)
+    queue = JobQueue(settings, database, job_handlers(settings))
+    yield database, queue
+    queue.close()
+    database.dispose()
+
+
+def _pushers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "undersign-delivery-push"}
+
+
+def test_on_sqlite_the_messages_are_written_in_the_rows_own_transaction(
+    sqlite_setup: tuple[Database, JobQueue],
+) -> None:
+    """A SQLite database with a SQLite queue: the queue file is attached to the delivery
+    connection, so a row and its message commit together, with no pusher thread."""
+    database, queue = sqlite_setup
+    before = _pushers()
+    recorder = DeliveryRecorder(database, lambda: queue)
+    first = record(recorder, "together-1")
+    assert record(recorder, "together-1") is None  # a duplicate: no second message
+    second = record(recorder, "together-2")
+    assert first is not None and second is not None
+    assert queue.huey.pending_count() == 2  # at once, no flush
+    assert sorted(task.args[0] for task in queue.huey.pending()) == sorted([first, second])
+    assert _pushers() == before
+
+
+def test_a_locked_queue_file_delays_the_delivery_and_loses_nothing(
+    sqlite_setup: tuple[Database, JobQueue],
+) -> None:
+    """A Huey worker holds the queue file's write lock while it takes a message: the row's
+    transaction is retried until it can write both."""
+    database, queue = sqlite_setup
+    recorder = DeliveryRecorder(database, lambda: queue)
+    assert record(recorder, "warm-up") is not None  # the queue file attached
+    storage: Any = queue.huey.storage
+    holder = sqlite3.connect(storage.filename, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.3, holder.rollback)
+    release.start()
+    started = time.monotonic()
+    job = record(recorder, "behind-a-lock")
+    waited = time.monotonic() - started
+    release.join()
+    holder.close()
+    assert job is not None and waited >= 0.25
+    assert job in {task.args[0] for task in queue.huey.pending()}
+
+
+def test_a_queue_file_that_refuses_messages_still_records_the_rows(
+    sqlite_setup: tuple[Database, JobQueue], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything but a lock (here the queue's table is gone) must not cost the delivery: the
+    row commits, and its message is left to the pusher (and, failing that, the sweeper)."""
+    database, queue = sqlite_setup
+    recorder = DeliveryRecorder(database, lambda: queue)
+    assert record(recorder, "warm-up") is not None
+    storage: Any = queue.huey.storage
+    with sqlite3.connect(storage.filename) as broken:
+        broken.execute("DROP TABLE task")
+    job = record(recorder, "queue-broken")
+    assert job is not None
+    with database.session() as session:
+        assert session.get(Job, job) is not None
+    assert recorder.flush()
+    assert "not written" in caplog.text and "the sweeper will pick them up" in caplog.text
+
+
+_GRACEFUL_STOP = """
+import sys, time
+from undersign.db import Database
+from undersign.jobs.queue import DeliveryRecorder
+
+url, out = sys.argv[1], sys.argv[2]
+
+class SlowServerQueue:
+    def sqlite_file(self):
+        return None
+
+    def enqueue_quietly(self, job_ids):
+        time.sleep(0.05)  # a queue slower than the deliveries: messages pile up
+        with open(out, "a") as f:
+            f.write("".join(f"{i}\\n" for i in job_ids))
+
+recorder = DeliveryRecorder(Database(url), lambda: SlowServerQueue())
+for n in range(20):
+    recorder.record({"kind": "pull_request"}, lease=60, hook_id="h", delivery_id=f"stop-{n}",
+                    event_name="pull_request")
+print("recorded", flush=True)
+# The process ends here, as a web worker does on a graceful stop: no explicit flush.
+"""
+
+
+def test_a_graceful_stop_pushes_the_messages_still_waiting(
+    database: Database, tmp_path: Path
+) -> None:
+    """The messages handed to the pusher by the last requests are pushed when the process
+    ends normally (a deploy's graceful stop), not lost with the pusher's daemon thread."""
+    out = tmp_path / "pushed.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", _GRACEFUL_STOP, database.url, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    pushed = [int(line) for line in out.read_text().split()]
+    with database.session() as session:
+        recorded = set(session.scalars(select(Job.id).where(Job.hook_id == "h")))
+    assert len(recorded) == 20 and sorted(pushed) == sorted(recorded)
