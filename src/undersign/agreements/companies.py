@@ -193,6 +193,22 @@ def _name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+def _clean_signatory(
+    name: str | None, title: str | None, errors: dict[str, str]
+) -> tuple[str, str]:
+    """The signatory's cleaned name and title; what is wrong with either goes into
+    ``errors`` under its form field."""
+    person = ""
+    try:
+        person = clean_person_name(name)
+    except ValueError as exc:
+        errors["signatory_name"] = str(exc)
+    clean_title, problem = _clean_text(title, 200)
+    if problem:
+        errors["signatory_title"] = problem
+    return person, clean_title
+
+
 def _clean_text(value: str | None, limit: int, *, allow: str = "") -> tuple[str, str | None]:
     text = (value or "").strip()
     if allow:
@@ -291,14 +307,7 @@ class CompanyService:
         clean_address, problem = _clean_text(address, MAX_ADDRESS_LENGTH, allow="\n")
         if problem:
             errors["address"] = problem
-        person = ""
-        try:
-            person = clean_person_name(signatory_name)
-        except ValueError as exc:
-            errors["signatory_name"] = str(exc)
-        title, problem = _clean_text(signatory_title, 200)
-        if problem:
-            errors["signatory_title"] = problem
+        person, title = _clean_signatory(signatory_name, signatory_title, errors)
         people: list[tuple[int, str]] = [(github_id, login)]
         logins = _parse_logins(managers)
         bad = [item for item in logins if not _LOGIN_RE.fullmatch(item)]
@@ -446,14 +455,7 @@ class CompanyService:
         if version_sha256 != current.text_sha256:
             raise VersionChanged(current)
         errors: dict[str, str] = {}
-        person = ""
-        try:
-            person = clean_person_name(signatory_name)
-        except ValueError as exc:
-            errors["signatory_name"] = str(exc)
-        title, problem = _clean_text(signatory_title, 200)
-        if problem:
-            errors["signatory_title"] = problem
+        person, title = _clean_signatory(signatory_name, signatory_title, errors)
         if agreed is not True:
             errors["agree"] = "You must tick this box to sign."
         if errors:
