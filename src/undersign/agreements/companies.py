@@ -302,8 +302,13 @@ class CompanyService:
         name, problem = _clean_text(company_name, 200)
         if problem:
             errors["company_name"] = problem
-        elif self._by_name(agreement, name) is not None:
-            errors["company_name"] = "This company has signed already; ask its CLA managers."
+        elif (existing := self._by_name(agreement, name)) is not None:
+            errors["company_name"] = (
+                "This company signed an earlier version; one of its CLA managers signs the "
+                "current one on the company's page."
+                if self.must_sign_again(existing) is not None
+                else "This company has signed already; ask its CLA managers."
+            )
         clean_address, problem = _clean_text(address, MAX_ADDRESS_LENGTH, allow="\n")
         if problem:
             errors["address"] = problem

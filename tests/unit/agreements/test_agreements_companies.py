@@ -21,7 +21,7 @@ from undersign.agreements.companies import (
     UnknownCompany,
     normalize_domain,
 )
-from undersign.agreements.errors import InvalidInput, VersionChanged
+from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
 from undersign.agreements.models import AuditEntry, Company, CompanyApproval
 from undersign.agreements.service import AgreementService, ChangeType
 from undersign.db import Database, utcnow
@@ -365,3 +365,19 @@ def test_a_material_version_stops_companies_that_signed_before_from_covering(
         select(AuditEntry.action).where(AuditEntry.action == "company.sign_again")
     ).all()
     assert len(actions) == 2
+
+
+def test_signing_again_as_a_new_company_points_to_the_company_page(session: Session) -> None:
+    """After a material version, the sign form's "signed already" would send a manager in a
+    circle: it says where the current version is signed instead."""
+    companies, _, _ = _setup(session)
+    _web_company(companies, "WebCorp")
+    with pytest.raises(ValidationErrors) as signed:
+        _web_company(companies, "WebCorp")
+    assert signed.value.errors["company_name"] == (
+        "This company has signed already; ask its CLA managers."
+    )
+    _publish(companies, "We agree, and more.", "material")
+    with pytest.raises(ValidationErrors) as outdated:
+        _web_company(companies, "WebCorp")
+    assert "signs the current one on the company's page" in outdated.value.errors["company_name"]
