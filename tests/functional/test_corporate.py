@@ -296,6 +296,21 @@ def test_one_evaluation_reads_signatures_and_companies_in_one_session(
     assert rest and all(item == "checkout" or "github_" in item for item in rest), rest
 
 
+def test_a_deferred_comment_is_judged_with_what_companies_say(cla_factory: CLAFactory) -> None:
+    """An evaluation that defers comment writes (a burst) compares the stored comment with
+    the one companies' notes make: a comment naming both ways out is current, so nothing is
+    left for a later evaluation."""
+    cla = cla_factory(start=False)
+    _setup_company(cla)
+    number, _sha = _pr(cla, "dave", f"dave@{DOMAIN}")
+    ctx = JobContext.from_settings(cla.settings, cla.database)
+    assert service.evaluate_pull_request(ctx, REPO, number).state == "failure"
+    [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
+    assert "ask your company's CLA manager" in comment["body"]
+    again = service.evaluate_pull_request(ctx, REPO, number, defer_comment=True)
+    assert (again.state, again.comment_deferred) == ("failure", False)
+
+
 def test_a_material_version_asks_companies_to_sign_again(cla: CLAService, tmp_path: Path) -> None:
     """BigCorp (on paper) covers dave. An editorial version of the corporate agreement
     changes nothing; a material one turns his pull request red, its comment says his
