@@ -182,6 +182,20 @@ class _Coverage:
     corporate: bool = False
 
 
+@dataclass(frozen=True)
+class _CompanyNotes:
+    """What the pull request comment says about companies, learnt with the verdict: one
+    value, so a new note travels from ``_verdict`` to the comment without touching the
+    functions in between."""
+
+    #: A corporate agreement stands beside this one: the comment names both ways out.
+    corporate: bool = False
+    #: The unsigned a company would cover once the maintainers accept it.
+    awaiting_review: frozenset[int] = frozenset()
+    #: The unsigned a company would cover once it signs the current version.
+    signed_earlier: frozenset[int] = frozenset()
+
+
 def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
     """Where a contributor signs; it brings them back to their pull request afterwards.
     Opening it costs no GitHub call."""
@@ -547,9 +561,9 @@ def _verdict(
     repo: str,
     contributors: list[Contributor],
     opener: Contributor | None,
-) -> tuple[Verdict, CompanyCoverage]:
+) -> tuple[Verdict, _CompanyNotes]:
     """The verdict, and who among the unsigned a company would cover once the maintainers
-    accept it (``awaiting_review``) or once it signs the current version (``outdated``).
+    accept it (``awaiting_review``) or once it signs the current version (``signed_earlier``).
 
     One session reads the signatures and what the companies say (accepted and pending at
     once); it is closed before GitHub is asked about organisations or collaborators, so no
@@ -578,9 +592,10 @@ def _verdict(
         if members:
             verdict = judge(dataclasses.replace(exemptions, member_ids=frozenset(members)))
     unsigned = {c.github_id for c in verdict.unsigned if c.github_id is not None}
-    return verdict, CompanyCoverage(
+    return verdict, _CompanyNotes(
+        corporate=coverage.corporate,
         awaiting_review=companies.awaiting_review & unsigned,
-        outdated=companies.outdated & unsigned,
+        signed_earlier=companies.outdated & unsigned,
     )
 
 
@@ -611,25 +626,14 @@ def _sync_comment(
     confirm: Callable[[], None],
     *,
     look_for_existing: bool = True,
-    corporate: bool = False,
-    awaiting_review: frozenset[int] = frozenset(),
-    signed_earlier: frozenset[int] = frozenset(),
+    companies: _CompanyNotes,
 ) -> tuple[int | None, str | None]:
     """Create, edit in place or leave the one undersign comment; returns (id, body hash)."""
     comment_id, stored_hash = snapshot.comment_id, snapshot.comment_sha256
     if not comment_needed(verdict, comment_id):
         return comment_id, stored_hash
     login, bot_id = bot_identity(ctx)
-    body = _comment_text(
-        ctx,
-        verdict,
-        url,
-        title,
-        login,
-        corporate=corporate,
-        awaiting_review=awaiting_review,
-        signed_earlier=signed_earlier,
-    )
+    body = _comment_text(ctx, verdict, url, title, login, companies)
     digest = _sha256(body)
     gh = ctx.github
     if comment_id is None and look_for_existing:
@@ -661,10 +665,7 @@ def _comment_text(
     url: str,
     title: str,
     login: str,
-    *,
-    corporate: bool = False,
-    awaiting_review: frozenset[int] = frozenset(),
-    signed_earlier: frozenset[int] = frozenset(),
+    companies: _CompanyNotes,
 ) -> str:
     """The comment this verdict wants, as ``_sync_comment`` writes it."""
     return comment_body(
@@ -673,9 +674,9 @@ def _comment_text(
         agreement_title=title,
         bot_login=login,
         emails_url=emails_url(ctx.settings.base_url),
-        corporate=corporate,
-        awaiting_review=awaiting_review,
-        signed_earlier=signed_earlier,
+        corporate=companies.corporate,
+        awaiting_review=companies.awaiting_review,
+        signed_earlier=companies.signed_earlier,
     )
 
 
@@ -685,25 +686,13 @@ def _comment_outdated(
     snapshot: PullRequestSnapshot,
     url: str,
     title: str,
-    *,
-    corporate: bool = False,
-    awaiting_review: frozenset[int] = frozenset(),
-    signed_earlier: frozenset[int] = frozenset(),
+    companies: _CompanyNotes,
 ) -> bool:
     """Whether ``_sync_comment`` would write (create or edit), judged from what is stored."""
     if not comment_needed(verdict, snapshot.comment_id):
         return False
     login, _ = bot_identity(ctx)
-    body = _comment_text(
-        ctx,
-        verdict,
-        url,
-        title,
-        login,
-        corporate=corporate,
-        awaiting_review=awaiting_review,
-        signed_earlier=signed_earlier,
-    )
+    body = _comment_text(ctx, verdict, url, title, login, companies)
     return snapshot.comment_id is None or snapshot.comment_sha256 != _sha256(body)
 
 
@@ -789,16 +778,7 @@ def evaluate_pull_request(
         deferred = (
             not silent
             and defer_comment
-            and _comment_outdated(
-                ctx,
-                verdict,
-                snapshot,
-                url,
-                coverage.title,
-                corporate=coverage.corporate,
-                awaiting_review=companies.awaiting_review,
-                signed_earlier=companies.outdated,
-            )
+            and _comment_outdated(ctx, verdict, snapshot, url, coverage.title, companies)
         )
         if deferred or silent:
             # Deferred: stored as it is on GitHub, so the later evaluation sees it is
@@ -817,9 +797,7 @@ def evaluate_pull_request(
                 confirm,
                 # A PR GitHub has just opened and undersign never saw cannot hold our comment.
                 look_for_existing=not (just_opened and snapshot.first_sighting),
-                corporate=coverage.corporate,
-                awaiting_review=companies.awaiting_review,
-                signed_earlier=companies.outdated,
+                companies=companies,
             )
         pending = {c.github_id for c in verdict.unsigned if c.github_id is not None}
         values.update(
