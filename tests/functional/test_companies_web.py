@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from click.testing import CliRunner
+from sqlalchemy import event, select
 from tests.conftest import Live, LiveFactory, sign_in
 
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import AuditEntry, Company, CompanyApproval
 from undersign.agreements.service import AgreementService
+from undersign.cli import CLIContext, main
 
 BOT = "undersign-bot"
 CORPORATE = "corporate-cla"
@@ -189,3 +192,77 @@ def test_a_manager_of_one_company_cannot_see_or_change_another(world: World) -> 
         assert "BigCorp" in listed and "Rival Inc" in listed
     with live.client() as anonymous:
         assert anonymous.get(f"/companies/{own}").status_code in (302, 401)
+
+
+def test_the_lists_say_which_companies_must_sign_again(world: World) -> None:
+    """After a material version of the corporate agreement, ``company list`` and /companies
+    mark each company that signed before with the version it must sign; not one recorded
+    again on paper since, nor a rejected one. One query finds them for the whole list."""
+    live, ids = world.live, world.ids
+    with live.database.session() as session:
+        companies = CompanyService(session)
+        companies.add_paper(CORPORATE, "BigCorp Ltd", [(ids["boss"], "boss")])
+        gone = companies.add_paper(CORPORATE, "Gone Co", [(ids["boss"], "boss")])
+        companies.reject(gone)
+        version = AgreementService(session).current_version(CORPORATE)
+        web = companies.sign(
+            CORPORATE,
+            github_id=ids["deputy"],
+            login="deputy",
+            version_sha256=version.text_sha256,
+            agreed=True,
+            company_name="Web Co",
+            address="1 Main Street",
+            signatory_name="Deputy",
+            signatory_title="CEO",
+            managers="boss",
+            resolve_login=lambda login: (ids[login], login),
+        ).id
+        companies.add_corporate_agreement(
+            CORPORATE, "Corporate CLA", "The company agrees, patents too.", "individual-cla"
+        )
+        companies.add_paper(CORPORATE, "BigCorp Ltd", [(ids["boss"], "boss")])  # counts again
+
+    listed = CliRunner().invoke(
+        main,
+        ["company", "list", CORPORATE],
+        obj=CLIContext(_settings=live.settings, _database=live.database),
+    )
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split("\t")[1]: line.split("\t")[5:] for line in listed.output.splitlines()}
+    assert lines == {
+        "BigCorp Ltd": ["accepted"],
+        "Gone Co": ["rejected"],
+        "Rival Inc": ["accepted", "must sign version 2 again"],
+        "Web Co": ["pending", "must sign version 2 again"],
+    }
+
+    statements: list[str] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = live.database.engine
+    with live.client() as client:  # an instance admin sees every company
+        sign_in(live, client, "root")
+        event.listen(engine, "before_cursor_execute", executed)
+        try:
+            page = client.get("/companies")
+        finally:
+            event.remove(engine, "before_cursor_execute", executed)
+    assert page.status_code == 200
+    items = {
+        re.sub(r"<[^>]+>", "", item).split(" (")[0]: re.sub(r"<[^>]+>", "", item)
+        for item in re.findall(r"<li>(.*?)</li>", page.text)
+        if "/companies/" in item
+    }
+    assert items["Rival Inc"].endswith("(Corporate CLA) — must sign version 2 again")
+    assert items["Web Co"].endswith("— awaiting review — must sign version 2 again")
+    assert items["BigCorp Ltd"].endswith("(Corporate CLA)")
+    assert items["Gone Co"].endswith("— rejected")
+    assert len([s for s in statements if "agreement_versions" in s]) == 1, statements
+    with live.client() as client:  # a manager sees the mark on the companies they manage
+        sign_in(live, client, "boss")
+        mine = client.get("/companies").text
+    assert f'href="/companies/{web}">Web Co</a>' in mine
+    assert mine.count("must sign version 2 again") == 1

@@ -323,10 +323,19 @@ def _org_hook_failed_delivery(d: Doctor) -> dict[str, str]:
     return {}
 
 
+def _no_org_hook_and_a_repository_without_one(d: Doctor) -> dict[str, str]:
+    _no_hook(d)
+    _gadgets(d)
+    return {}
+
+
 @pytest.mark.parametrize(
     ("plant", "line"),
     [
-        (_no_hook, "✗ org acme: webhook: the organisation has no webhook: undersign hears only"),
+        (
+            _no_org_hook_and_a_repository_without_one,
+            "✗ org acme: webhook: the organisation has no webhook: undersign hears only",
+        ),
         (_hook(url="https://old.example.com/hook"), "✗ org acme: webhook: its URL is https://old"),
         (_hook(events=["push"]), "✗ org acme: webhook: it does not send issue_comment, pull_re"),
         (_hook(secret=None), "✗ org acme: webhook: it has no secret."),
@@ -340,8 +349,108 @@ def test_each_organisation_webhook_fault_is_named_with_its_fix(
     result = org_doctor.run()
     assert result.exit_code == 1, result.output
     assert [f for f in failed(result) if f.startswith(line) and " Fix: " in f], result.output
-    if plant is _no_hook:
+    if plant is _no_org_hook_and_a_repository_without_one:
         assert "add one (acme's Settings → Webhooks, as an owner)" in result.output
+
+
+def _gadgets(d: Doctor, **hook: Any) -> None:
+    """A second repository of acme, not linked on its own; with ``hook``, a webhook of its
+    own (right, but for what ``hook`` changes)."""
+    d.state.add_repo("acme/gadgets")
+    d.state.add_collaborator("acme/gadgets", BOT, "admin")
+    if hook:
+        right: dict[str, Any] = {
+            "url": f"{d.live.url}/webhooks/github",
+            "events": ["pull_request", "issue_comment"],
+            "content_type": "json",
+            "secret": WEBHOOK_SECRET,
+        }
+        d.state.add_hook("acme/gadgets", **{**right, **hook})
+
+
+def _archived(d: Doctor, full_name: str) -> None:
+    repo = d.state.find_repo(full_name)
+    assert repo is not None
+    repo.archived = True
+
+
+def test_an_organisation_without_a_webhook_warns_when_each_repository_has_its_own(
+    org_doctor: Doctor,
+) -> None:
+    """No organisation webhook, but every repository of acme that takes pull requests (an
+    archived one takes none) has its own: only their events arrive. A warning, not a
+    failure; with no such repository left, nothing would be heard: a failure again."""
+    _no_hook(org_doctor)
+    _gadgets(org_doctor, secret=WEBHOOK_SECRET)
+    org_doctor.state.add_repo("acme/attic")  # no webhook, and archived
+    _archived(org_doctor, "acme/attic")
+    result = org_doctor.run()
+    assert result.exit_code == 0, result.output
+    assert (
+        "✓ org acme: webhook (warning: no organisation webhook, but each of its 2 repositories "
+        "(acme/gadgets, acme/widgets) has its own: only their events arrive; a new repository "
+        "of acme is not heard until it gets a webhook or acme gets one)"
+    ) in lines(result), result.output
+    assert not any("org acme: last delivery" in line for line in lines(result))
+    report = json.loads(org_doctor.run("--json").output)
+    assert report["ok"] is True
+    [check] = [c for c in report["checks"] if c["name"] == "org acme: webhook"]
+    assert check["status"] == "ok" and check["problem"].startswith("warning: ")
+
+    _archived(org_doctor, "acme/gadgets")
+    assert (
+        "✓ org acme: webhook (warning: no organisation webhook, but its only repository, "
+        "acme/widgets, has its own: only its events arrive; a new repository of acme is not "
+        "heard until it gets a webhook or acme gets one)"
+    ) in lines(org_doctor.run())
+    _archived(org_doctor, "acme/widgets")
+    nothing = org_doctor.run()
+    assert nothing.exit_code == 1
+    assert (
+        "✗ org acme: webhook: the organisation has no webhook: undersign hears only those of "
+        "its repositories that have one of their own. Fix: add one"
+    ) in nothing.output
+
+
+@pytest.mark.parametrize(
+    ("plant", "named"),
+    [
+        pytest.param(
+            lambda d: _gadgets(d),
+            "acme/gadgets (no webhook of its own points at this instance)",
+            id="none",
+        ),
+        pytest.param(
+            lambda d: _gadgets(d, url="https://old.example.com/hook"),
+            "acme/gadgets (no webhook of its own points at this instance)",
+            id="elsewhere",
+        ),
+        pytest.param(
+            lambda d: _gadgets(d, secret=None),
+            "acme/gadgets (its webhook: it has no secret)",
+            id="no-secret",
+        ),
+        pytest.param(
+            lambda d: _gadgets(d, events=["push"]),
+            "acme/gadgets (its webhook: it does not send issue_comment, pull_request)",
+            id="events",
+        ),
+    ],
+)
+def test_an_organisation_without_a_webhook_fails_naming_each_repository_without_one(
+    org_doctor: Doctor, plant: Callable[[Doctor], None], named: str
+) -> None:
+    _no_hook(org_doctor)
+    plant(org_doctor)
+    result = org_doctor.run()
+    assert result.exit_code == 1, result.output
+    [line] = [f for f in failed(result) if f.startswith("✗ org acme: webhook: ")]
+    assert line.startswith(
+        "✗ org acme: webhook: the organisation has no webhook: undersign hears only those of "
+        f"its repositories that have one of their own, and not every one does: {named}. Fix: "
+    ), line
+    assert "acme/widgets" not in line  # its own webhook is right
+    assert line.endswith(" Or give each of those repositories its own.")
 
 
 # --- App mode ------------------------------------------------------------------------------------

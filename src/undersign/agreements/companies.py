@@ -502,14 +502,29 @@ class CompanyService:
 
     def must_sign_again_ids(self, companies: Iterable[Company]) -> set[int]:
         """Of these companies, the ids of those whose signature predates a material change."""
+        return set(self.versions_to_sign_again(companies))
+
+    def versions_to_sign_again(self, companies: Iterable[Company]) -> dict[int, int]:
+        """Of these companies, those whose signature predates a material change, each with
+        the number of the version one of its CLA managers must sign now. One query for the
+        whole list, however many companies and corporate agreements it holds: listings
+        show it beside every company."""
         ids = [company.id for company in companies]
         if not ids:
-            return set()
-        return set(
-            self.session.scalars(
-                select(Company.id).where(Company.id.in_(ids), ~signature_current())
+            return {}
+        current = (
+            select(func.max(AgreementVersion.number))
+            .where(
+                AgreementVersion.agreement_id == Company.agreement_id,
+                AgreementVersion.published_at.is_not(None),
             )
+            .correlate(Company)
+            .scalar_subquery()
         )
+        rows = self.session.execute(
+            select(Company.id, current).where(Company.id.in_(ids), ~signature_current())
+        )
+        return {int(company_id): int(number) for company_id, number in rows}
 
     def describe(self, company: Company) -> dict[str, Any]:
         """The company as the audit log and the export record it."""

@@ -4,10 +4,13 @@
 recorded it); ``accept``/``reject`` review a company that signed on the web (pending until
 then, covering nobody); ``approve``/``unapprove`` keep who it covers (``--login`` an account,
 by the id GitHub gives for it now; ``--org`` an organisation's members; ``--domain``
-addresses people proved on it); ``list`` prints the companies, their status last
-(``--json``: the export, with status, managers and approvals). Logins are looked up on
-GitHub with the bot's token; each change to what an accepted company covers re-evaluates the
-open pull requests it can affect. Depends on agreements, cli.agreements, runtime.
+addresses people proved on it); ``list`` prints a tab-separated line per company (id, name,
+source, managers, approvals, status; then ``must sign version N again`` only when its
+signature predates a material version and it is not rejected, as link listings add their
+flags) or, with ``--json``, the export (status, managers, approvals, ``must_sign_again``).
+Logins are looked up on GitHub with the bot's token; each change to what an accepted company
+covers re-evaluates the open pull requests it can affect. Depends on agreements,
+cli.agreements, runtime.
 """
 
 from __future__ import annotations
@@ -178,12 +181,18 @@ def company_list(slug: str, as_json: bool) -> None:
         if as_json:
             write_json(service.export(slug), click.get_text_stream("stdout").write)
             return
-        for found in service.list_companies(slug):
+        companies = service.list_companies(slug)
+        # A rejected company covers nobody whatever it signed: nothing to ask of it.
+        again = service.versions_to_sign_again(c for c in companies if c.status != "rejected")
+        for found in companies:
             managers = ",".join(m.login for m in found.managers)
             approvals = ",".join(f"{a.kind}:{a.label or a.value}" for a in found.approvals)
-            click.echo(
-                f"{found.id}\t{found.name}\t{found.source}\t{managers}\t{approvals}\t{found.status}"
+            line = "\t".join(
+                (str(found.id), found.name, found.source, managers, approvals, found.status)
             )
+            if found.id in again:
+                line += f"\tmust sign version {again[found.id]} again"
+            click.echo(line)
 
 
 COMMANDS = (company,)

@@ -9,8 +9,9 @@ scopes; App mode: the JWT, the installations, their permissions and events again
 undersign needs, the app's webhook); for each linked repository: the bot reads its pull
 requests and may write statuses, its webhook (URL, content type, events, secret) and that
 webhook's last delivery; for each linked organisation: the bot sees its repositories, and (token
-mode) the organisation's webhook and its last delivery, the same way; agreements that exempt
-every bot. Exit status 1 when any check fails;
+mode) the organisation's webhook and its last delivery, the same way (an organisation with no
+webhook passes, with a warning, only when each of its repositories has a right one of its
+own); agreements that exempt every bot. Exit status 1 when any check fails;
 ``--json`` prints the same as one JSON object, for monitoring.
 
 Depends on agreements.models, config, db, github (app, errors, registration), jobs.runner,
@@ -53,6 +54,8 @@ HOOK_EVENTS = ("issue_comment", "pull_request")
 #: Token scopes: one of each group.
 TOKEN_SCOPES = (("repo", "public_repo"), ("repo", "repo:status"))
 LEVELS = {"read": 1, "write": 2, "admin": 3}
+#: An organisation without a webhook: how many of its repositories lacking one are named.
+MAX_NAMED = 5
 
 
 @dataclass
@@ -354,10 +357,13 @@ def webhook_checks(
     hidden: Callable[[], str],
     missing: str,
     where: str,
+    without: Callable[[Check], Check] | None = None,
 ) -> Iterator[Check]:
     """A repository's or organisation's webhooks (``label``: its name): the one pointing at
     this instance (else the first) against what undersign needs, and its last delivery.
-    GitHub answers 404 to whoever may not see them: skipped, saying ``hidden()``."""
+    GitHub answers 404 to whoever may not see them: skipped, saying ``hidden()``. With no
+    webhook at all the check fails, saying ``missing``, unless ``without`` (given that
+    failure) finds the events arrive another way."""
     name = f"{label}: webhook"
     try:
         hooks = list_hooks()
@@ -370,13 +376,14 @@ def webhook_checks(
     expected = f"{settings.base_url}/webhooks/github"
     ours = [h for h in hooks if (h.get("config") or {}).get("url") == expected]
     if not ours and not hooks:
-        yield fail(
+        failure = fail(
             name,
             missing,
             f"add one ({where}): Payload URL {expected}, Content type "
             f"application/json, the secret of UNDERSIGN_WEBHOOK_SECRET, the events "
             f"{', '.join(HOOK_EVENTS)}.",
         )
+        yield without(failure) if without is not None else failure
         return
     hook = (ours or hooks)[0]
     yield hook_verdict(name, hook.get("config") or {}, list(hook.get("events") or []), settings)
@@ -409,11 +416,15 @@ def org_checks(settings: Settings, runtime: Runtime, org: str) -> Iterator[Check
         return
     yield ok(name, f"{len(repos)} visible")
     if not settings.app_mode:  # App mode: deliveries come through the app's webhook
-        yield from org_hook_checks(settings, runtime.bot.github, org)
+        yield from org_hook_checks(settings, runtime.bot.github, org, repos)
 
 
-def org_hook_checks(settings: Settings, client: GitHubClient, org: str) -> Iterator[Check]:
-    """Token mode: an organisation webhook is how every repository's events arrive."""
+def org_hook_checks(
+    settings: Settings, client: GitHubClient, org: str, repos: list[dict[str, Any]]
+) -> Iterator[Check]:
+    """Token mode: an organisation webhook is how every repository's events arrive. Without
+    one, the check passes only when each repository of ``repos`` (the organisation's, as
+    the bot sees them) has a webhook of its own: see ``repo_hooks_instead``."""
     yield from webhook_checks(
         settings,
         f"org {org}",
@@ -423,7 +434,78 @@ def org_hook_checks(settings: Settings, client: GitHubClient, org: str) -> Itera
         missing="the organisation has no webhook: undersign hears only those of its "
         "repositories that have one of their own.",
         where=f"{org}'s Settings → Webhooks, as an owner",
+        without=lambda failure: repo_hooks_instead(settings, client, org, repos, failure),
     )
+
+
+def repo_hooks_instead(
+    settings: Settings,
+    client: GitHubClient,
+    org: str,
+    repos: list[dict[str, Any]],
+    failure: Check,
+) -> Check:
+    """An organisation with no webhook: a warning, not a failure, when every repository it
+    covers has its own webhook pointing at this instance, right as ``hook_verdict`` sees it
+    (the repositories the reconciler walks: the organisation's, archived ones left out, as
+    they take no pull requests). Only those repositories' events arrive: a repository made
+    later is not heard until it gets a webhook or the organisation does. Otherwise
+    ``failure``, naming the repositories without a webhook the bot can see to be right
+    (GitHub is asked about each one until ``MAX_NAMED`` fall short). An organisation with
+    no such repository stays a failure: nothing would be heard from it."""
+    names = sorted(
+        str(repo["full_name"])
+        for repo in repos
+        if repo.get("full_name") and not repo.get("archived")
+    )
+    if not names:
+        return failure
+    lacking: list[str] = []
+    for full_name in names:
+        problem = _own_hook_problem(settings, client, full_name)
+        if problem:
+            lacking.append(f"{full_name} ({problem})")
+            if len(lacking) == MAX_NAMED:
+                break
+    if lacking:
+        more = " and maybe more" if len(lacking) >= MAX_NAMED else ""
+        return fail(
+            failure.name,
+            f"{failure.problem.rstrip('.')}, and not every one does: {'; '.join(lacking)}{more}.",
+            failure.fix + " Or give each of those repositories its own.",
+        )
+    if len(names) == 1:
+        which = f"its only repository, {names[0]}, has its own: only its events arrive"
+    else:
+        shown = ", ".join(names[:MAX_NAMED])
+        if len(names) > MAX_NAMED:
+            shown += f" and {len(names) - MAX_NAMED} more"
+        which = (
+            f"each of its {len(names)} repositories ({shown}) has its own: only their events arrive"
+        )
+    return ok(
+        failure.name,
+        f"warning: no organisation webhook, but {which}; a new repository of {org} is not "
+        f"heard until it gets a webhook or {org} gets one",
+    )
+
+
+def _own_hook_problem(settings: Settings, client: GitHubClient, full_name: str) -> str | None:
+    """What keeps a repository's own webhook from bringing its events here; None if nothing."""
+    owner, repo = full_name.split("/", 1)
+    try:
+        hooks = client.list_repo_hooks(owner, repo)
+    except (NotFound, GitHubRequestError):  # the bot cannot vouch for what it cannot see
+        return "GitHub shows its webhooks to repository admins only, and the bot is not one"
+    except GitHubError as exc:
+        return f"not checked: {_refusal(exc).rstrip('.')}"
+    expected = f"{settings.base_url}/webhooks/github"
+    ours = [h for h in hooks if (h.get("config") or {}).get("url") == expected]
+    if not ours:
+        return "no webhook of its own points at this instance"
+    config, events = ours[0].get("config") or {}, list(ours[0].get("events") or [])
+    verdict = hook_verdict(full_name, config, events, settings)
+    return None if verdict.status == "ok" else f"its webhook: {verdict.problem.rstrip('.')}"
 
 
 def _org_hooks_hidden(client: GitHubClient, org: str) -> str:

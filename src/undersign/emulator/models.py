@@ -153,6 +153,8 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)
     collaborators: dict[int, str] = field(default_factory=dict)
     next_issue_number: int = 1
+    # Archived: read-only on GitHub (no new pull requests); only the flag is emulated.
+    archived: bool = False
 
 
 @dataclass

@@ -237,7 +237,7 @@ def repository(
         "has_discussions": False,
         "forks_count": 0,
         "mirror_url": None,
-        "archived": False,
+        "archived": repo.archived,
         "disabled": False,
         "open_issues_count": sum(
             1 for p in st.pulls.values() if p.repo_id == repo.id and p.state == "open"

@@ -174,12 +174,15 @@ def _render_company(
 
 @bp.get("/companies")
 def my_companies() -> str:
-    """The companies this person manages; every company for an instance admin."""
+    """The companies this person manages (every company for an instance admin), each
+    marked with the version it must sign again when a material change stopped it covering."""
     user = require_user()
     service = CompanyService(db_session())
     admin = user.github_id in settings().admins
     companies = service.all_companies() if admin else service.managed_by(user.github_id)
-    return render_template("companies/index.html", companies=companies, admin=admin)
+    # One query for the whole list; a rejected company covers nobody whatever it signed.
+    again = service.versions_to_sign_again(c for c in companies if c.status != "rejected")
+    return render_template("companies/index.html", companies=companies, admin=admin, again=again)
 
 
 @bp.get("/companies/<int:company_id>")

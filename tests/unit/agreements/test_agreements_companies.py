@@ -321,6 +321,10 @@ def test_a_material_version_stops_companies_that_signed_before_from_covering(
     admin_view = companies.agreements.get("individual-cla")
     assert companies.signed_an_earlier_version(admin_view) == [paper, web]
     assert companies.must_sign_again_ids([paper, web]) == {paper.id, web.id}
+    assert companies.versions_to_sign_again([paper, web, later]) == {
+        paper.id: current.number,
+        web.id: current.number,
+    }
 
     with pytest.raises(VersionChanged):
         companies.sign_again(
