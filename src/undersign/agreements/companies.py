@@ -644,16 +644,26 @@ class CompanyService:
 
         PostgreSQL locks the company's row (``SELECT ... FOR UPDATE``); a concurrent
         approval of the same company waits here, then counts what the first committed.
-        SQLite has one writer per database: a write that changes nothing takes that lock
-        for the rest of the transaction, so the count that follows cannot go stale."""
-        if self.session.get_bind().dialect.name == "sqlite":
+
+        SQLite has one writer per database, and this takes its write lock before the count.
+        With no transaction open on the connection, ``BEGIN IMMEDIATE`` opens one holding
+        the lock (waiting for another writer, up to the busy timeout). Python's sqlite3
+        opens a transaction itself only before a write, and not at all in autocommit mode,
+        where a write that changed nothing took the lock and let it go at once: three
+        approvals at 199 all counted 199. Inside an open transaction, a write that changes
+        nothing takes the lock for the rest of it, or fails (``database is locked``) when
+        another writer committed since the transaction first read: never a stale count."""
+        connection = self.session.connection()
+        if connection.dialect.name != "sqlite":
+            self.session.execute(
+                select(Company.id).where(Company.id == company.id).with_for_update()
+            )
+        elif not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
             self.session.execute(
                 update(Company).where(Company.id == company.id).values(status=Company.status),
                 execution_options={"synchronize_session": False},
-            )
-        else:
-            self.session.execute(
-                select(Company.id).where(Company.id == company.id).with_for_update()
             )
 
     def _check_room(self, company: Company, kind: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -24,7 +25,8 @@ from undersign.agreements.companies import (
 from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
 from undersign.agreements.models import AuditEntry, Company, CompanyApproval
 from undersign.agreements.service import AgreementService, ChangeType
-from undersign.db import Database, utcnow
+from undersign.db import Base, Database, utcnow
+from undersign.migrations import load_models
 
 ALICE, BOB, CAROL, MANAGER = 101, 102, 103, 900
 
@@ -224,34 +226,63 @@ def _race(
     return results
 
 
-def test_concurrent_approvals_never_pass_the_caps(clean_database: Database) -> None:
-    """Three managers approve at the same moment, each in their own transaction, once at
-    19 organisations and once at 199 approvals: one wins each time (SQLite and PostgreSQL)."""
-    with clean_database.session() as session:
+def _one_short_of_each_cap(database: Database) -> int:
+    """BigCorp, one organisation short of 20 and, with one more, one approval short of 200;
+    its id."""
+    with database.session() as session:
         companies, _, _ = _setup(session)  # one domain and one org approved
         company = companies.find("corporate-cla", "BigCorp")
         for number in range(MAX_ORG_APPROVALS - 2):
             companies.approve(company, "org", f"org-{number}")
         for number in range(MAX_APPROVALS - MAX_ORG_APPROVALS - 2):
             companies.approve(company, "account", str(1000 + number))
-        company_id = company.id
+        return company.id
 
-    def counts() -> dict[str, int]:
-        with clean_database.session() as session:
-            rows = session.execute(
-                select(CompanyApproval.kind, func.count())
-                .where(CompanyApproval.company_id == company_id)
-                .group_by(CompanyApproval.kind)
-            ).all()
-        return {str(kind): int(number) for kind, number in rows}
 
+def _approval_counts(database: Database, company_id: int) -> dict[str, int]:
+    with database.session() as session:
+        rows = session.execute(
+            select(CompanyApproval.kind, func.count())
+            .where(CompanyApproval.company_id == company_id)
+            .group_by(CompanyApproval.kind)
+        ).all()
+    return {str(kind): int(number) for kind, number in rows}
+
+
+def test_concurrent_approvals_never_pass_the_caps(clean_database: Database) -> None:
+    """Three managers approve at the same moment, each in their own transaction, once at
+    19 organisations and once at 199 approvals: one wins each time (SQLite and PostgreSQL)."""
+    company_id = _one_short_of_each_cap(clean_database)
     orgs = _race(clean_database, company_id, [("org", f"late-{n}") for n in range(3)])
     assert orgs.count(True) == 1, orgs
-    assert counts()["org"] == MAX_ORG_APPROVALS
+    assert _approval_counts(clean_database, company_id)["org"] == MAX_ORG_APPROVALS
     accounts = _race(clean_database, company_id, [("account", str(5000 + n)) for n in range(3)])
     assert accounts.count(True) == 1, accounts
     assert all("has 200 approvals" in str(r) for r in accounts if r is not True)
-    assert sum(counts().values()) == MAX_APPROVALS
+    assert sum(_approval_counts(clean_database, company_id).values()) == MAX_APPROVALS
+
+
+def test_the_sqlite_lock_does_not_wait_for_the_driver_to_begin(tmp_path: Path) -> None:
+    """Python's sqlite3 opens a transaction before a write only in its legacy mode. On a
+    connection where it opens none (``isolation_level`` None: SQLAlchemy's AUTOCOMMIT, or
+    its recipe for SAVEPOINTs), a write that changes nothing took SQLite's write lock and
+    let it go at once, and three managers at 199 all counted 199. The lock begins the
+    transaction itself, so one of them wins."""
+    load_models()
+    url = f"sqlite:///{tmp_path / 'autocommit.sqlite3'}"
+    database = Database(url, isolation_level="AUTOCOMMIT")
+    try:
+        Base.metadata.create_all(database.engine)
+        company_id = _one_short_of_each_cap(database)
+        with database.session() as session:
+            company = session.get(Company, company_id)
+            assert company is not None
+            assert CompanyService(session).approve(company, "account", "4999")  # at 199
+        accounts = _race(database, company_id, [("account", str(5000 + n)) for n in range(3)])
+        assert accounts.count(True) == 1, accounts
+        assert sum(_approval_counts(database, company_id).values()) == MAX_APPROVALS
+    finally:
+        database.dispose()
 
 
 def test_the_same_approval_at_the_same_moment_is_recorded_once(clean_database: Database) -> None:
