@@ -187,7 +187,10 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     name = "BigCorp Ltd"
     missing = _cli(cla, "company", "add", CORPORATE, name, "--manager", "no-such-person", ok=False)
     assert "GitHub has no user account" in missing.output
-    _cli(cla, "company", "add", CORPORATE, name, "--manager", "maint", "--document", str(pdf))
+    paper = ["company", "add", CORPORATE, name, "--manager", "maint"]
+    assert "has no version 9" in _cli(cla, *paper, "--version", "9", ok=False).output
+    recorded = _cli(cla, *paper, "--version", "1", "--document", str(pdf))
+    assert "BigCorp Ltd: recorded version 1, managers maint" in recorded.output
     again = _cli(cla, "company", "add", CORPORATE, "bigcorp  ltd", "--manager", "maint", ok=False)
     assert "has signed" in again.output
 
@@ -212,6 +215,9 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
     [company] = listed
     assert company["name"] == name and company["source"] == "paper"
+    with cla.database.session() as session:  # the version it signed, as for a web signature
+        signed = AgreementService(session).version(CORPORATE, 1).text_sha256
+    assert company["text_sha256"] == signed
     assert company["document_sha256"] == hashlib.sha256(b"%PDF-1.4 signed").hexdigest()
     assert company["managers"] == [{"github_id": cla.state.user("maint")["id"], "login": "maint"}]
     dave = str(cla.state.user("dave")["id"])

@@ -21,8 +21,8 @@ A paper signature recorded from the command line is accepted at once. A company 
 ``MAX_APPROVALS`` approvals, ``MAX_ORG_APPROVALS`` of them organisations.
 
 A company's signature follows the rule individual signatures follow: after a *material*
-version of the corporate agreement, a company that signed an earlier one (a paper signature:
-one recorded before that version was published) covers nobody until one of its CLA managers
+version of the corporate agreement, a company that signed an earlier one (on the web, or on
+paper: the version the operator recorded it for) covers nobody until one of its CLA managers
 signs the current version (``sign_again``) or the operator records a new paper signature;
 its approvals and review are kept. An *editorial* version changes nothing.
 
@@ -165,9 +165,14 @@ def normalize_domain(raw: str) -> str:
 def signature_current() -> ColumnElement[bool]:
     """Whether a company's signature still counts, the rule individual signatures follow:
     no *material* version of its corporate agreement was published after the one it
-    signed (editorial versions change nothing). A paper signature names no version: it
-    counts if it was recorded after the last material version was published. Built once
-    per process (an immutable expression): its aliases cost more to build than to run."""
+    signed (editorial versions change nothing), on the web or on paper (the version the
+    operator recorded it for).
+
+    Paper signatures recorded before the version was kept name none: they count if
+    recorded strictly after the last material version was published. A version published
+    at the same instant (two processes' clocks, or a coarse one) asks the company to sign
+    again rather than count for a text it may not have signed. Built once per process (an
+    immutable expression): its aliases cost more to build than to run."""
     material = aliased(AgreementVersion)
     signed = aliased(AgreementVersion)
     # Correlated by name: two levels down, automatic correlation does not reach the
@@ -184,7 +189,7 @@ def signature_current() -> ColumnElement[bool]:
         material.change_type == "material",
         or_(
             and_(Company.version_id.is_not(None), material.number > signed_number),
-            and_(Company.version_id.is_(None), material.published_at > Company.signed_at),
+            and_(Company.version_id.is_(None), material.published_at >= Company.signed_at),
         ),
     )
 
@@ -355,21 +360,25 @@ class CompanyService:
         name: str,
         managers: Sequence[tuple[int, str]],
         *,
+        version: int | None = None,
         document: bytes | None = None,
         document_name: str | None = None,
     ) -> Company:
-        """Record a company that signed on paper (the command line)."""
+        """Record a company that signed version ``version`` (default: the current one) on
+        paper (the command line). The signature counts for that version, as a web one
+        does for the version signed: not for whatever was newest when it was recorded."""
         agreement = self._corporate(slug)
         clean, problem = _clean_text(name, 200)
         if problem:
             raise InvalidInput(f"invalid company name: {problem}")
         if not managers:
             raise InvalidInput("name at least one manager (--manager LOGIN)")
+        signed = self._paper_version(agreement, version)
         existing = self._by_name(agreement, clean)
         if existing is not None and self.must_sign_again(existing) is None:
             raise InvalidInput(f"{clean!r} has signed {slug!r} already")
         if existing is not None:
-            return self._paper_again(existing, managers, document, document_name)
+            return self._paper_again(existing, signed, managers, document, document_name)
         company = Company(
             agreement_id=agreement.id,
             name=clean,
@@ -378,11 +387,38 @@ class CompanyService:
             source="paper",
             status="accepted",
             reviewed_at=utcnow(),
+            version_id=signed.id,
+            text_sha256=signed.text_sha256,
             document_sha256=hashlib.sha256(document).hexdigest() if document is not None else None,
             document_name=(document_name or None) and document_name[-255:],
             signed_at=utcnow(),
         )
         return self._store(agreement, company, list(managers), "company.add")
+
+    def _paper_version(self, agreement: Agreement, number: int | None) -> AgreementVersion:
+        """The version a paper signature is recorded for: ``number``, or the current one.
+        ``InvalidInput`` for a version never published, or one a material version replaced
+        (the company would cover nobody until it signs the current one)."""
+        if number is None:
+            return self.agreements.current_version(agreement)
+        version = self.agreements.version(agreement, number)
+        if version.published_at is None:
+            raise InvalidInput(f"version {number} of {agreement.slug!r} is not published")
+        replaced_by = self.session.scalar(
+            select(func.min(AgreementVersion.number)).where(
+                AgreementVersion.agreement_id == agreement.id,
+                AgreementVersion.published_at.is_not(None),
+                AgreementVersion.change_type == "material",
+                AgreementVersion.number > number,
+            )
+        )
+        if replaced_by is not None:
+            raise InvalidInput(
+                f"version {number} of {agreement.slug!r} was replaced by material version "
+                f"{replaced_by}: a paper signature of it covers nobody; the company must sign "
+                "the current version"
+            )
+        return version
 
     def _store(
         self,
@@ -409,19 +445,20 @@ class CompanyService:
     def _paper_again(
         self,
         company: Company,
+        signed: AgreementVersion,
         managers: Sequence[tuple[int, str]],
         document: bytes | None,
         document_name: str | None,
     ) -> Company:
-        """A company whose signature predates a material change signed the current text on
+        """A company whose signature predates a material change signed ``signed`` on
         paper: recorded as ``add_paper`` records one (accepted: an operator recorded it),
         keeping its approvals and managers; new managers are added."""
         before = self.describe(company)
         company.source = "paper"
         company.status = "accepted"
         company.reviewed_at = company.reviewed_at or utcnow()
-        company.version_id = None
-        company.text_sha256 = None
+        company.version_id = signed.id
+        company.text_sha256 = signed.text_sha256
         company.document_sha256 = (
             hashlib.sha256(document).hexdigest() if document is not None else None
         )

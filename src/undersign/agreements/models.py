@@ -305,7 +305,8 @@ class Company(Base):
     name_key: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(1000), default="")
     source: Mapped[str] = mapped_column(String(10), default="web")
-    # The version signed (None for a paper agreement recorded from the command line).
+    # The version signed, on the web or on paper (the version the operator recorded it for);
+    # None for a paper signature recorded before the version was kept.
     version_id: Mapped[int | None] = mapped_column(ForeignKey("agreement_versions.id"))
     text_sha256: Mapped[str | None] = mapped_column(String(64))
     signatory_github_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,10 +1,11 @@
 """``undersign company ...``: companies that signed a corporate agreement, and whom they cover.
 
 ``company add`` records a company that signed on paper (accepted at once: an operator
-recorded it); ``accept``/``reject`` review a company that signed on the web (pending until
-then, covering nobody); ``approve``/``unapprove`` keep who it covers (``--login`` an account,
-by the id GitHub gives for it now; ``--org`` an organisation's members; ``--domain``
-addresses people proved on it); ``list`` prints a tab-separated line per company (id, name,
+recorded it; ``--version N`` is the version it signed, the current one by default);
+``accept``/``reject`` review a company that signed on the web (pending until then, covering
+nobody); ``approve``/``unapprove`` keep who it covers (``--login`` an account, by the id
+GitHub gives for it now; ``--org`` an organisation's members; ``--domain`` addresses people
+proved on it); ``list`` prints a tab-separated line per company (id, name,
 source, managers, approvals, status; then ``must sign version N again`` only when its
 signature predates a material version and it is not rejected, as link listings add their
 flags) or, with ``--json``, the export (status, managers, approvals, ``must_sign_again``).
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.companies import ApprovalHook, CompanyService
 from undersign.agreements.export import write_json
+from undersign.agreements.models import AgreementVersion
 from undersign.cli.agreements import command_runtime, unit_of_work
 from undersign.github.errors import GitHubError
 
@@ -55,12 +57,21 @@ def company() -> None:
 @click.argument("name")
 @click.option("--manager", "managers", multiple=True, required=True, metavar="LOGIN")
 @click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    help="The version the company signed (default: the current one).",
+)
+@click.option(
     "--document",
     type=click.Path(exists=True, dir_okay=False),
     help="The signed document (its SHA-256 and file name are kept).",
 )
-def company_add(slug: str, name: str, managers: tuple[str, ...], document: str | None) -> None:
-    """Record company NAME, which signed corporate agreement SLUG on paper."""
+def company_add(
+    slug: str, name: str, managers: tuple[str, ...], version: int | None, document: str | None
+) -> None:
+    """Record company NAME, which signed corporate agreement SLUG on paper (its signature
+    counts for the version it signed, until a material version follows it)."""
     people = [_resolve_login(login) for login in managers]
     data = None
     if document is not None:
@@ -71,9 +82,14 @@ def company_add(slug: str, name: str, managers: tuple[str, ...], document: str |
             raise click.ClickException(f"cannot read {document!r}: {exc.strerror}") from exc
     with unit_of_work() as session:
         added = CompanyService(session).add_paper(
-            slug, name, people, document=data, document_name=document
+            slug, name, people, version=version, document=data, document_name=document
         )
-        click.echo(f"{added.name}: recorded, managers {', '.join(p[1] for p in people)}", err=True)
+        signed = session.get(AgreementVersion, added.version_id)
+        number = f" version {signed.number}" if signed is not None else ""
+        click.echo(
+            f"{added.name}: recorded{number}, managers {', '.join(p[1] for p in people)}",
+            err=True,
+        )
         click.echo(str(added.id))
 
 

@@ -5,6 +5,7 @@ a company of an unrelated corporate agreement)."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
 from pathlib import Path
 from unittest import mock
@@ -400,6 +401,79 @@ def test_a_material_version_stops_companies_that_signed_before_from_covering(
         select(AuditEntry.action).where(AuditEntry.action == "company.sign_again")
     ).all()
     assert len(actions) == 2
+
+
+def test_a_paper_signature_counts_for_the_version_it_was_recorded_against(
+    session: Session,
+) -> None:
+    """A paper signature keeps the version the operator recorded it for, as a web one does,
+    and is judged by it: not by when it was recorded. A material version published at the
+    very instant of the record, or by a clock behind the one that recorded it, asked
+    nobody to sign again."""
+    companies, individual, _ = _setup(session)
+    first = companies.agreements.current_version("corporate-cla")
+    paper = companies.find("corporate-cla", "BigCorp")
+    assert (paper.version_id, paper.text_sha256) == (first.id, first.text_sha256)
+    moment = utcnow()
+    with mock.patch("undersign.agreements.companies.utcnow", return_value=moment):
+        same = companies.add_paper("corporate-cla", "Same Instant", [(MANAGER, "boss")])
+    later = moment + dt.timedelta(hours=1)  # the operator's clock runs an hour ahead
+    with mock.patch("undersign.agreements.companies.utcnow", return_value=later):
+        ahead = companies.add_paper("corporate-cla", "Clock Ahead", [(MANAGER, "boss")])
+    for company in (same, ahead):
+        companies.approve(company, "account", str(BOB))
+    assert companies.covered_ids(individual, [(BOB, None)], lambda org, login: False) == {BOB}
+
+    with mock.patch("undersign.agreements.service.utcnow", return_value=moment):
+        _publish(companies, "We agree, and more.", "material")
+    current = companies.agreements.current_version("corporate-cla")
+    assert companies.must_sign_again(same) == companies.must_sign_again(ahead) == current
+    assert companies.must_sign_again_ids([paper, same, ahead]) == {paper.id, same.id, ahead.id}
+    assert companies.coverage(individual, [BOB]).outdated == {BOB}
+    again = companies.add_paper("corporate-cla", "Clock Ahead", [(MANAGER, "boss")])
+    assert (again.id, again.version_id) == (ahead.id, current.id)
+    assert companies.must_sign_again(again) is None
+
+
+def test_the_operator_names_the_version_a_paper_signature_is_for(session: Session) -> None:
+    """``version``: the company signed an earlier text on paper. It counts while no material
+    version followed it; one that a material version replaced is refused (it would cover
+    nobody), as is a version that does not exist."""
+    companies, _, _ = _setup(session)
+    _publish(companies, "We agree (typo fixed).", "editorial")  # version 2
+    old = companies.add_paper("corporate-cla", "Old Paper", [(MANAGER, "boss")], version=1)
+    assert old.version_id == companies.agreements.version("corporate-cla", 1).id
+    assert companies.must_sign_again(old) is None
+    with pytest.raises(InvalidInput, match="has no version 9"):
+        companies.add_paper("corporate-cla", "Nine Inc", [(MANAGER, "boss")], version=9)
+
+    _publish(companies, "We agree, and more.", "material")  # version 3
+    current = companies.agreements.current_version("corporate-cla")
+    assert companies.must_sign_again(old) == current
+    for number, name in ((2, "Late Paper"), (1, "Old Paper")):
+        with pytest.raises(InvalidInput, match=f"version {number} .* material version 3"):
+            companies.add_paper("corporate-cla", name, [(MANAGER, "boss")], version=number)
+    assert companies.must_sign_again(old) == current  # the refused record changed nothing
+    again = companies.add_paper("corporate-cla", "Old Paper", [(MANAGER, "boss")], version=3)
+    assert again.id == old.id and companies.must_sign_again(again) is None
+
+
+def test_a_paper_signature_recorded_without_its_version_counts_only_if_recorded_later(
+    session: Session,
+) -> None:
+    """Paper signatures recorded before the version was kept name none: they count if
+    recorded after the last material version was published, and a material version
+    published at the same instant asks the company to sign again."""
+    companies, _, _ = _setup(session)
+    paper = companies.find("corporate-cla", "BigCorp")
+    paper.version_id = paper.text_sha256 = None  # as the previous release recorded it
+    session.flush()
+    assert companies.must_sign_again(paper) is None
+    with mock.patch("undersign.agreements.service.utcnow", return_value=paper.signed_at):
+        _publish(companies, "We agree, and more.", "material")
+    current = companies.agreements.current_version("corporate-cla")
+    assert companies.must_sign_again(paper) == current
+    assert companies.must_sign_again_ids([paper]) == {paper.id}
 
 
 def test_signing_again_as_a_new_company_points_to_the_company_page(session: Session) -> None:
