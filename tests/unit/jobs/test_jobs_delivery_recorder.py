@@ -289,6 +289,31 @@ def test_a_queue_file_that_refuses_messages_still_records_the_rows(
     assert "not written" in caplog.text and "the sweeper will pick them up" in caplog.text
 
 
+def test_a_queue_inside_the_database_file_takes_its_messages_without_attaching_it(
+    sqlite_template: Path, queue_environment: dict[str, str], tmp_path: Path
+) -> None:
+    """``UNDERSIGN_QUEUE_URL`` naming the database file itself: Huey's tables live beside
+    undersign's, and the messages are written to them directly (attaching the file to its
+    own connection would make the transaction wait on itself until the delivery fails)."""
+    path = tmp_path / "one-file.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    settings = load_settings({**queue_environment, "UNDERSIGN_QUEUE_URL": f"sqlite:///{path}"})
+    queue = JobQueue(settings, database, job_handlers(settings))
+    try:
+        before = _pushers()
+        recorder = DeliveryRecorder(database, lambda: queue)
+        started = time.monotonic()
+        jobs = [record(recorder, "one-file-1"), record(recorder, "one-file-2")]
+        assert time.monotonic() - started < 2.0
+        assert None not in jobs
+        assert sorted(task.args[0] for task in queue.huey.pending()) == sorted(jobs)
+        assert _pushers() == before
+    finally:
+        queue.close()
+        database.dispose()
+
+
 _GRACEFUL_STOP = """
 import sys, time
 from undersign.db import Database
