@@ -37,7 +37,8 @@ from werkzeug.wsgi import get_input_stream
 from undersign.enforcement.tasks import Delivery
 from undersign.github.webhooks import MalformedPayload, parse_delivery, verify_signature
 from undersign.jobs.models import Job
-from undersign.jobs.queue import DeliveryNotRecorded, DeliveryRecorder, requeue_failed
+from undersign.jobs.queue import requeue_failed
+from undersign.jobs.recorder import DeliveryNotRecorded, DeliveryRecorder
 from undersign.observability import metrics
 from undersign.observability.logging import bind, unbind
 from undersign.runtime import Runtime

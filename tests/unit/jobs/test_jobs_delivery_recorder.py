@@ -23,7 +23,8 @@ from sqlalchemy import select
 from undersign.config import load_settings
 from undersign.db import Database
 from undersign.jobs.models import Job
-from undersign.jobs.queue import DeliveryRecorder, JobQueue
+from undersign.jobs.queue import JobQueue
+from undersign.jobs.recorder import DeliveryRecorder
 from undersign.runtime import job_handlers
 
 
@@ -304,10 +305,10 @@ def test_a_queue_inside_the_database_file_takes_its_messages_without_attaching_i
         before = _pushers()
         recorder = DeliveryRecorder(database, lambda: queue)
         started = time.monotonic()
-        jobs = [record(recorder, "one-file-1"), record(recorder, "one-file-2")]
+        first, second = record(recorder, "one-file-1"), record(recorder, "one-file-2")
         assert time.monotonic() - started < 2.0
-        assert None not in jobs
-        assert sorted(task.args[0] for task in queue.huey.pending()) == sorted(jobs)
+        assert first is not None and second is not None
+        assert sorted(task.args[0] for task in queue.huey.pending()) == sorted([first, second])
         assert _pushers() == before
     finally:
         queue.close()
@@ -317,7 +318,7 @@ def test_a_queue_inside_the_database_file_takes_its_messages_without_attaching_i
 _GRACEFUL_STOP = """
 import sys, time
 from undersign.db import Database
-from undersign.jobs.queue import DeliveryRecorder
+from undersign.jobs.recorder import DeliveryRecorder
 
 url, out = sys.argv[1], sys.argv[2]
 
