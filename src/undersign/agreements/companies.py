@@ -20,6 +20,11 @@ ask GitHub about every uncovered person). A rejected company covers nobody and f
 A paper signature recorded from the command line is accepted at once. A company holds at most
 ``MAX_APPROVALS`` approvals, ``MAX_ORG_APPROVALS`` of them organisations.
 
+A company's CLA managers are not fixed when it signs: its managers (or an instance admin, or
+the operator) add one by GitHub login, kept by id as at signing, and remove one, who loses
+access at once. A company always keeps one manager; the removal locks the company as an
+approval does, so two managers removing each other at the same moment leave one.
+
 A company's signature follows the rule individual signatures follow: after a *material*
 version of the corporate agreement, a company that signed an earlier one (on the web, or on
 paper: the version the operator recorded it for) covers nobody until one of its CLA managers
@@ -639,6 +644,115 @@ class CompanyService:
                 .order_by(Company.name_key)
             )
         )
+
+    # Managers.
+
+    def add_manager(
+        self, company: Company, login: str, resolve_login: LoginResolver
+    ) -> tuple[CompanyManager, bool]:
+        """Make the account holding ``login`` on GitHub now a CLA manager of the company, kept
+        by its id as the sign form and ``company add --manager`` keep theirs (a login can
+        pass to another account). The manager, and whether it was added (False: it was one
+        already). ``InvalidInput`` for a malformed or unknown login, a rejected company, or
+        one at the cap; GitHub is asked only about a well-formed login."""
+        clean = login.strip().lstrip("@")
+        if not _LOGIN_RE.fullmatch(clean):
+            raise InvalidInput(f"{clean[:40]!r} is not a GitHub login")
+        if company.status == "rejected":
+            raise InvalidInput(f"{company.name} was rejected by the maintainers; it covers nobody")
+        found = resolve_login(clean)
+        if found is None:
+            raise InvalidInput(f"GitHub has no user account {clean!r}")
+        github_id, spelled = found
+        if (row := self._manager(company, github_id)) is not None:
+            return row, False
+        # As for approvals: count only once no other transaction can add to this company.
+        self._lock(company)
+        if (row := self._manager(company, github_id)) is not None:
+            return row, False  # added meanwhile by the transaction we waited for
+        # The sign form's cap: the signatory and MAX_MANAGERS others.
+        if (count := self._manager_count(company)) > MAX_MANAGERS:
+            raise InvalidInput(
+                f"{company.name} has {count} CLA managers; a company may have at most "
+                f"{MAX_MANAGERS + 1}: remove one first"
+            )
+        row = CompanyManager(company_id=company.id, github_id=github_id, login=spelled[:100])
+        self.session.add(row)
+        self.session.flush()
+        self.session.expire(company, ["managers"])
+        self.agreements.audit(
+            company.agreement, "company.manager_add", None, self._manager_state(company, row)
+        )
+        return row, True
+
+    def remove_manager(self, company: Company, github_id: int) -> CompanyManager | None:
+        """Account ``github_id`` no longer manages the company: at once, since its page and
+        every form check the managers on each request. The manager removed, or None when it
+        was none. ``InvalidInput`` for the last one: a company always keeps a manager, or
+        nobody but an instance admin could keep whom it covers or sign a new version."""
+        if self._manager(company, github_id) is None:
+            return None
+        # Count only once no other transaction can change this company's managers: two
+        # managers removing each other at the same moment would both see two, and leave none.
+        self._lock(company)
+        row = self._manager(company, github_id)
+        if row is None:
+            return None  # removed meanwhile by the transaction we waited for
+        if self._manager_count(company) <= 1:
+            raise InvalidInput(
+                f"{row.login} is the last CLA manager of {company.name}; a company keeps at "
+                "least one: add another first"
+            )
+        before = self._manager_state(company, row)
+        self.session.delete(row)
+        self.session.flush()
+        self.session.expire(company, ["managers"])
+        self.agreements.audit(company.agreement, "company.manager_remove", before, None)
+        return row
+
+    def manager_named(
+        self, company: Company, login: str, resolve_login: LoginResolver | None = None
+    ) -> CompanyManager | None:
+        """The manager ``login`` names: the one kept under that login (as ``company list``
+        and the company's page show it), or else, when ``resolve_login`` is given, the account
+        holding the login on GitHub now (a manager who renamed their account). GitHub is
+        not asked when the kept logins answer, so a manager whose account is gone can still
+        be removed."""
+        clean = login.strip().lstrip("@")
+        kept = [m for m in company.managers if m.login.casefold() == clean.casefold()]
+        if len(kept) == 1:
+            return kept[0]
+        # None kept, or two (a login one manager gave up and another took): ask GitHub.
+        if resolve_login is None or not _LOGIN_RE.fullmatch(clean):
+            return None
+        found = resolve_login(clean)
+        return None if found is None else self._manager(company, found[0])
+
+    def _manager(self, company: Company, github_id: int) -> CompanyManager | None:
+        return self.session.scalar(
+            select(CompanyManager).where(
+                CompanyManager.company_id == company.id, CompanyManager.github_id == github_id
+            )
+        )
+
+    def _manager_count(self, company: Company) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(CompanyManager)
+                .where(CompanyManager.company_id == company.id)
+            )
+            or 0
+        )
+
+    @staticmethod
+    def _manager_state(company: Company, row: CompanyManager) -> dict[str, Any]:
+        return {
+            "company_id": company.id,
+            "company": company.name,
+            "github_id": row.github_id,
+            "login": row.login,
+        }
 
     # Approvals.
 

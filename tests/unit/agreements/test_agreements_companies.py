@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.companies import (
     MAX_APPROVALS,
+    MAX_MANAGERS,
     MAX_ORG_APPROVALS,
     ApprovalChange,
     CompanyService,
+    LoginResolver,
     UnknownCompany,
     normalize_domain,
 )
@@ -490,3 +492,146 @@ def test_signing_again_as_a_new_company_points_to_the_company_page(session: Sess
     with pytest.raises(ValidationErrors) as outdated:
         _web_company(companies, "WebCorp")
     assert "signs the current one on the company's page" in outdated.value.errors["company_name"]
+
+
+def _resolver(accounts: dict[str, int], asked: list[str] | None = None) -> LoginResolver:
+    """GitHub as a dict of login -> id (any case; spelled as the dict spells it)."""
+
+    def resolve(login: str) -> tuple[int, str] | None:
+        if asked is not None:
+            asked.append(login)
+        for known, github_id in accounts.items():
+            if known.casefold() == login.casefold():
+                return github_id, known
+        return None
+
+    return resolve
+
+
+def _manager_actions(session: Session) -> list[tuple[str, object, object]]:
+    return [
+        (row.action, row.before, row.after)
+        for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        if row.action.startswith("company.manager_")
+    ]
+
+
+def test_a_company_adds_and_removes_managers_but_keeps_one(session: Session) -> None:
+    """Managers change after signing, by GitHub id, each change audited as approvals are;
+    adding one twice changes nothing, and the last one stays."""
+    companies, _, _ = _setup(session)
+    company = companies.find("corporate-cla", "BigCorp")  # managed by boss alone
+    asked: list[str] = []
+    github = _resolver({"Deputy": ALICE, "carol": CAROL}, asked)
+    with pytest.raises(InvalidInput, match="last CLA manager of BigCorp"):
+        companies.remove_manager(company, MANAGER)
+    manager, added = companies.add_manager(company, " @deputy ", github)
+    assert added and (manager.github_id, manager.login) == (ALICE, "Deputy")
+    assert asked == ["deputy"]
+    again, added = companies.add_manager(company, "DEPUTY", github)
+    assert not added and again.id == manager.id
+    assert {m.github_id for m in company.managers} == {MANAGER, ALICE}
+    assert [c.id for c in companies.managed_by(ALICE)] == [company.id]
+    with pytest.raises(InvalidInput, match="GitHub has no user account 'ghost'"):
+        companies.add_manager(company, "ghost", github)
+    asked.clear()
+    for bad in ("", "two words", "-dash", "x" * 40, "a/b"):
+        with pytest.raises(InvalidInput, match="is not a GitHub login"):
+            companies.add_manager(company, bad, github)
+    assert asked == []  # a malformed login costs no GitHub call
+
+    assert companies.manager_named(company, "BOSS") is not None
+    assert companies.manager_named(company, "nobody") is None
+    removed = companies.remove_manager(company, MANAGER)
+    assert removed is not None and removed.login == "boss"
+    assert companies.remove_manager(company, MANAGER) is None  # not a manager any more
+    assert [m.github_id for m in company.managers] == [ALICE]
+    assert companies.managed_by(MANAGER) == [companies.find("other-corporate", "Elsewhere")]
+    with pytest.raises(InvalidInput, match="Deputy is the last CLA manager"):
+        companies.remove_manager(company, ALICE)
+    assert [m.github_id for m in company.managers] == [ALICE]
+    state = {"company_id": company.id, "company": "BigCorp"}
+    assert _manager_actions(session) == [
+        ("company.manager_add", None, {**state, "github_id": ALICE, "login": "Deputy"}),
+        ("company.manager_remove", {**state, "github_id": MANAGER, "login": "boss"}, None),
+    ]
+
+
+def test_a_manager_is_found_by_the_login_kept_then_by_github(session: Session) -> None:
+    """``company manager-remove LOGIN``: the login as the company's page shows it, asking
+    GitHub only when no kept login answers (a manager renamed their account)."""
+    companies, _, _ = _setup(session)
+    company = companies.find("corporate-cla", "BigCorp")
+    companies.add_manager(company, "carol", _resolver({"carol": CAROL}))
+
+    def no_lookup(login: str) -> tuple[int, str] | None:
+        raise AssertionError(f"GitHub asked about {login}")
+
+    found = companies.manager_named(company, "@Carol", no_lookup)
+    assert found is not None and found.github_id == CAROL
+    renamed = companies.manager_named(company, "carol-new", _resolver({"carol-new": CAROL}))
+    assert renamed is not None and renamed.github_id == CAROL
+    assert companies.manager_named(company, "alice", _resolver({"alice": ALICE})) is None
+    assert companies.manager_named(company, "bad login", no_lookup) is None
+
+
+def test_a_rejected_company_gets_no_new_manager_and_the_cap_holds(session: Session) -> None:
+    """Managers follow approvals: none added to a rejected company (removing still works),
+    and at most the sign form's number: the signatory and MAX_MANAGERS others."""
+    companies, _, _ = _setup(session)
+    company = companies.find("corporate-cla", "BigCorp")
+    accounts = {f"person-{n}": 2000 + n for n in range(MAX_MANAGERS + 1)}
+    github = _resolver(accounts)
+    for login in list(accounts)[:MAX_MANAGERS]:
+        assert companies.add_manager(company, login, github)[1]
+    with pytest.raises(InvalidInput, match=f"has {MAX_MANAGERS + 1} CLA managers; a company"):
+        companies.add_manager(company, f"person-{MAX_MANAGERS}", github)
+    assert not companies.add_manager(company, "person-0", github)[1]  # a manager already: fine
+    assert companies.reject(company)
+    with pytest.raises(InvalidInput, match="was rejected by the maintainers"):
+        companies.add_manager(company, f"person-{MAX_MANAGERS}", github)
+    assert companies.remove_manager(company, 2000) is not None
+
+
+def test_two_managers_removing_each_other_at_once_leave_one(clean_database: Database) -> None:
+    """Each removal in its own thread and transaction, both counting two before either
+    deletes when nothing stops them: the company would be left with no manager. The lock
+    makes the second count one, and refuse (SQLite and PostgreSQL)."""
+    with clean_database.session() as session:
+        companies, _, _ = _setup(session)
+        company = companies.find("corporate-cla", "BigCorp")
+        companies.add_manager(company, "deputy", _resolver({"deputy": ALICE}))
+        company_id = company.id
+    gate = threading.Barrier(2)
+    count = CompanyService._manager_count
+
+    def counted_then_wait(self: CompanyService, company: Company) -> int:
+        number = count(self, company)
+        # Broken when the other waits on the lock instead: exactly what the lock does.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(timeout=1)
+        return number
+
+    results: dict[int, str] = {}
+
+    def remove(github_id: int) -> None:
+        try:
+            with clean_database.session() as session:
+                company = session.get(Company, company_id)
+                assert company is not None
+                removed = CompanyService(session).remove_manager(company, github_id)
+                results[github_id] = "removed" if removed else "none"
+        except InvalidInput as exc:
+            results[github_id] = str(exc)
+
+    with mock.patch.object(CompanyService, "_manager_count", counted_then_wait):
+        threads = [threading.Thread(target=remove, args=(who,)) for who in (MANAGER, ALICE)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert sorted(results.values()).count("removed") == 1, results
+    assert any("last CLA manager" in result for result in results.values()), results
+    with clean_database.session() as session:
+        company = session.get(Company, company_id)
+        assert company is not None and len(company.managers) == 1
