@@ -229,6 +229,54 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     assert "BigCorp Ltd" in _cli(cla, "company", "list", CORPORATE).output
 
 
+def test_the_command_line_adds_and_removes_a_company_s_managers(
+    cla_factory: CLAFactory,
+) -> None:
+    """``company manager-add``/``manager-remove``: a login looked up on GitHub and kept by
+    id, as ``company add --manager`` keeps it; the last manager stays; each change audited."""
+    cla = cla_factory(start=False)
+    _setup_company(cla)  # BigCorp Ltd, managed by maint
+    name = "BigCorp Ltd"
+    last = _cli(cla, "company", "manager-remove", CORPORATE, name, "maint", ok=False)
+    assert "maint is the last CLA manager of BigCorp Ltd" in last.output
+    unknown = _cli(cla, "company", "manager-add", CORPORATE, name, "no-such-person", ok=False)
+    assert "GitHub has no user account 'no-such-person'" in unknown.output
+    malformed = _cli(cla, "company", "manager-add", CORPORATE, name, "not/a/login", ok=False)
+    assert "is not a GitHub login" in malformed.output
+    nobody = _cli(cla, "company", "manager-add", CORPORATE, "Nobody", "dave", ok=False)
+    assert "no company 'Nobody'" in nobody.output
+    added = _cli(cla, "company", "manager-add", CORPORATE, "bigcorp ltd", "@DAVE")
+    assert "BigCorp Ltd: dave is now a CLA manager" in added.output
+    again = _cli(cla, "company", "manager-add", CORPORATE, name, "dave")
+    assert "BigCorp Ltd: dave was a CLA manager already" in again.output
+    dave, maint = (cla.state.user(login)["id"] for login in ("dave", "maint"))
+    [company] = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    assert company["managers"] == [
+        {"github_id": dave, "login": "dave"},
+        {"github_id": maint, "login": "maint"},
+    ]
+    assert "\tdave,maint\t" in _cli(cla, "company", "list", CORPORATE).output
+
+    # dave renamed his account: the kept login no longer names him, GitHub's answer does.
+    cla.state.rename_user("dave", "dave-lister")
+    removed = _cli(cla, "company", "manager-remove", CORPORATE, name, "dave-lister")
+    assert "BigCorp Ltd: dave is no longer a CLA manager" in removed.output
+    not_one = _cli(cla, "company", "manager-remove", CORPORATE, name, "erin")
+    assert "BigCorp Ltd: erin was not a CLA manager" in not_one.output
+    [company] = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    assert company["managers"] == [{"github_id": maint, "login": "maint"}]
+    with cla.database.session() as session:
+        changes = [
+            (row.action, row.actor, (row.before or row.after)["github_id"])
+            for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+            if row.action.startswith("company.manager_")
+        ]
+    assert changes == [
+        ("company.manager_add", "cli", dave),
+        ("company.manager_remove", "cli", dave),
+    ]
+
+
 def test_one_evaluation_reads_signatures_and_companies_in_one_session(
     cla_factory: CLAFactory,
 ) -> None:

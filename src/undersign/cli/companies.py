@@ -5,10 +5,12 @@ recorded it; ``--version N`` is the version it signed, the current one by defaul
 ``accept``/``reject`` review a company that signed on the web (pending until then, covering
 nobody); ``approve``/``unapprove`` keep who it covers (``--login`` an account, by the id
 GitHub gives for it now; ``--org`` an organisation's members; ``--domain`` addresses people
-proved on it); ``list`` prints a tab-separated line per company (id, name,
-source, managers, approvals, status; then ``must sign version N again`` only when its
-signature predates a material version and it is not rejected, as link listings add their
-flags) or, with ``--json``, the export (status, managers, approvals, ``must_sign_again``).
+proved on it); ``manager-add``/``manager-remove`` change its CLA managers (a login added is
+kept by its GitHub id; the last manager stays); ``list`` prints a tab-separated line per
+company (id, name, source, managers, approvals, status; then ``must sign version N again``
+only when its signature predates a material version and it is not rejected, as link
+listings add their flags) or, with ``--json``, the export (status, managers, approvals,
+``must_sign_again``).
 Logins are looked up on GitHub with the bot's token; each change to what an accepted company
 covers re-evaluates the open pull requests it can affect. Depends on agreements,
 cli.agreements, runtime.
@@ -28,8 +30,9 @@ from undersign.cli.agreements import command_runtime, unit_of_work
 from undersign.github.errors import GitHubError
 
 
-def _resolve_login(login: str) -> tuple[int, str]:
-    """The GitHub id and login of an account, asked of GitHub (a login can be reused)."""
+def _lookup_login(login: str) -> tuple[int, str] | None:
+    """The GitHub id and login of an account, asked of GitHub (a login can be reused); None
+    when GitHub has no such user account (a ``LoginResolver``)."""
     runtime = command_runtime()
     if runtime is None:
         raise click.ClickException("looking up a login needs the GitHub settings")
@@ -38,8 +41,16 @@ def _resolve_login(login: str) -> tuple[int, str]:
     except GitHubError as exc:
         raise click.ClickException(f"cannot ask GitHub about {login!r}: {exc}") from exc
     if user is None or not isinstance(user.get("id"), int) or user.get("type") != "User":
-        raise click.ClickException(f"GitHub has no user account {login!r}")
+        return None
     return int(user["id"]), str(user.get("login") or login)
+
+
+def _resolve_login(login: str) -> tuple[int, str]:
+    """``_lookup_login``, where no such account is an error."""
+    found = _lookup_login(login)
+    if found is None:
+        raise click.ClickException(f"GitHub has no user account {login!r}")
+    return found
 
 
 def _hook(session: Session) -> ApprovalHook | None:
@@ -155,6 +166,39 @@ def company_unapprove(
 ) -> None:
     """Company NAME stops covering an account, org or domain."""
     _change(slug, name, login, org, domain, undo=True)
+
+
+@company.command("manager-add")
+@click.argument("slug")
+@click.argument("name")
+@click.argument("login")
+def company_manager_add(slug: str, name: str, login: str) -> None:
+    """Company NAME (of corporate agreement SLUG) gets GitHub account LOGIN as a CLA manager
+    (kept by the id GitHub gives for it now)."""
+    with unit_of_work() as session:
+        service = CompanyService(session)
+        found = service.find(slug, name)
+        manager, added = service.add_manager(found, login, _lookup_login)
+        verb = "is now a CLA manager" if added else "was a CLA manager already"
+        click.echo(f"{found.name}: {manager.login} {verb}", err=True)
+
+
+@company.command("manager-remove")
+@click.argument("slug")
+@click.argument("name")
+@click.argument("login")
+def company_manager_remove(slug: str, name: str, login: str) -> None:
+    """CLA manager LOGIN no longer manages company NAME (of corporate agreement SLUG); the
+    company keeps at least one manager."""
+    with unit_of_work() as session:
+        service = CompanyService(session)
+        found = service.find(slug, name)
+        manager = service.manager_named(found, login, _lookup_login)
+        removed = service.remove_manager(found, manager.github_id) if manager else None
+        if removed is None:
+            click.echo(f"{found.name}: {login} was not a CLA manager", err=True)
+        else:
+            click.echo(f"{found.name}: {removed.login} is no longer a CLA manager", err=True)
 
 
 def _review(slug: str, name: str, *, accept: bool) -> None:
