@@ -266,3 +266,107 @@ def test_the_lists_say_which_companies_must_sign_again(world: World) -> None:
         mine = client.get("/companies").text
     assert f'href="/companies/{web}">Web Co</a>' in mine
     assert mine.count("must sign version 2 again") == 1
+
+
+def _audited(live: Live, prefix: str) -> list[tuple[str, str]]:
+    with live.database.session() as session:
+        return [
+            (row.action, row.actor)
+            for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+            if row.action.startswith(prefix)
+        ]
+
+
+def test_managers_add_and_remove_managers_on_the_company_page(world: World) -> None:
+    """A manager adds another by login and removes one, who loses access at once; the last
+    manager stays; bad input is a 4xx naming what is wrong; anyone who does not manage the
+    company gets the 404 of a missing one; every form is CSRF-checked."""
+    live, ids = world.live, world.ids
+    with live.database.session() as session:
+        paper = CompanyService(session).add_paper(CORPORATE, "BigCorp Ltd", [(ids["boss"], "boss")])
+        company_id = paper.id
+    url = f"/companies/{company_id}"
+    add, remove = f"{url}/managers/add", f"{url}/managers/remove"
+    with live.client() as boss, live.client() as deputy, live.client() as rival:
+        sign_in(live, boss, "boss")
+        page = boss.get(url)
+        assert 'id="add-manager-form"' in page.text
+        assert "Remove CLA manager boss" not in page.text  # the last one has no button
+        token = _csrf(page.text)
+        assert boss.post(add, data={"login": "deputy"}).status_code == 400  # no CSRF token
+        last = boss.post(remove, data={"csrf_token": token, "github_id": str(ids["boss"])})
+        assert last.status_code == 400
+        assert "boss is the last CLA manager of BigCorp Ltd" in last.text
+        for login, problem in (
+            ("ghost-user", "GitHub has no user account &#39;ghost-user&#39;"),
+            ("not/a/login", "is not a GitHub login"),
+            ("", "Name the GitHub login of the new manager."),
+        ):
+            refused = boss.post(add, data={"csrf_token": token, "login": login})
+            assert refused.status_code == 400 and problem in refused.text, refused.text
+        for raw in ("", "x", "-1", str(2**63)):
+            refused = boss.post(remove, data={"csrf_token": token, "github_id": raw})
+            assert refused.status_code == 400 and "Choose a CLA manager" in refused.text
+        stranger = boss.post(remove, data={"csrf_token": token, "github_id": str(ids["rival"])})
+        assert stranger.status_code == 404 and "That is not a CLA manager." in stranger.text
+
+        sign_in(live, deputy, "deputy")
+        assert deputy.get(url).status_code == 404  # not a manager yet
+        added = boss.post(add, data={"csrf_token": token, "login": "@Deputy"})
+        assert added.status_code == 303 and added.headers["location"].endswith(url)
+        page = boss.get(url)
+        assert "deputy is now a CLA manager of BigCorp Ltd." in page.text
+        assert 'aria-label="Remove CLA manager boss"' in page.text
+        assert 'aria-label="Remove CLA manager deputy"' in page.text
+        again = boss.post(add, data={"csrf_token": token, "login": "deputy"})
+        assert again.status_code == 303
+        assert "deputy is a CLA manager already." in boss.get(url).text
+
+        # rival manages another company: the same 404 as for a company that does not exist.
+        sign_in(live, rival, "rival")
+        rival_token = _csrf(rival.get(f"/companies/{world.other_company}").text)
+        for path, data in (
+            ("managers/add", {"login": "rival"}),
+            ("managers/remove", {"github_id": str(ids["boss"])}),
+        ):
+            form = {"csrf_token": rival_token, **data}
+            foreign = rival.post(f"{url}/{path}", data=form)
+            missing = rival.post(f"/companies/999999/{path}", data=form)
+            assert foreign.status_code == missing.status_code == 404
+            assert foreign.text == missing.text
+
+        # deputy removes boss, whose next request finds nothing there.
+        deputy_token = _csrf(deputy.get(url).text)
+        removed = deputy.post(
+            remove, data={"csrf_token": deputy_token, "github_id": str(ids["boss"])}
+        )
+        assert removed.status_code == 303 and removed.headers["location"].endswith(url)
+        assert "boss is no longer a CLA manager of BigCorp Ltd." in deputy.get(url).text
+        assert boss.get(url).status_code == 404
+        assert boss.post(add, data={"csrf_token": token, "login": "boss"}).status_code == 404
+        assert "BigCorp Ltd" not in boss.get("/companies").text
+    with live.client() as root:  # an instance admin manages any company's managers
+        sign_in(live, root, "root")
+        root_token = _csrf(root.get(url).text)
+        assert root.post(add, data={"csrf_token": root_token, "login": "boss"}).status_code == 303
+    with live.client() as deputy:  # removing oneself leads to one's list of companies
+        sign_in(live, deputy, "deputy")
+        gone = deputy.post(
+            remove,
+            data={"csrf_token": _csrf(deputy.get(url).text), "github_id": str(ids["deputy"])},
+        )
+        assert gone.status_code == 303 and gone.headers["location"].endswith("/companies")
+        listed = deputy.get("/companies").text
+        assert "deputy is no longer a CLA manager of BigCorp Ltd." in listed
+        assert deputy.get(url).status_code == 404
+    with live.database.session() as session:
+        company = session.get(Company, company_id)
+        assert company is not None
+        assert [(m.github_id, m.login) for m in company.managers] == [(ids["boss"], "boss")]
+    boss_id, deputy_id, root_id = (str(ids[login]) for login in ("boss", "deputy", "root"))
+    assert _audited(live, "company.manager_") == [
+        ("company.manager_add", boss_id),
+        ("company.manager_remove", deputy_id),
+        ("company.manager_add", root_id),
+        ("company.manager_remove", deputy_id),
+    ]

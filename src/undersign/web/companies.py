@@ -1,5 +1,5 @@
 """Corporate agreements on the web: a company signs at ``/sign/<corporate-slug>``, and its CLA
-managers keep whom it covers at ``/companies/<id>``.
+managers keep whom it covers, and who else manages it, at ``/companies/<id>``.
 
 Thin views over ``agreements.companies.CompanyService``. A company signed here awaits review
 (its page says so); its managers may keep its approvals meanwhile, which cover nobody until
@@ -234,6 +234,59 @@ def unapprove(company_id: int) -> Response | tuple[str, int]:
         return _render_company(company, error="That is not approved.", status=404)
     db_session().commit()
     flash("No longer approved.")
+    return redirect(url_for("companies.company_page", company_id=company.id), 303)
+
+
+@bp.post("/companies/<int:company_id>/managers/add")
+def add_manager(company_id: int) -> Response | tuple[str, int]:
+    """One of its CLA managers (or an instance admin) makes another GitHub account one, by
+    login, looked up as the sign form looks up the managers it names."""
+    service, company = _company_or_404(company_id)
+    login = request.form.get("login", "").strip()
+    if not login:
+        return _render_company(
+            company, error="Name the GitHub login of the new manager.", status=400
+        )
+    try:
+        manager, added = service.add_manager(company, login, _resolver())
+        db_session().commit()
+    except InvalidInput as exc:
+        return _render_company(company, error=str(exc), status=400)
+    except (GitHubError, RuntimeError) as exc:
+        log.warning("looking up a manager for company %s failed: %s", company.id, exc)
+        return _render_company(company, error="GitHub could not be asked; try again.", status=503)
+    except IntegrityError:  # the same manager added twice at the same moment
+        db_session().rollback()
+        flash(f"{login} is a CLA manager already.")
+        return redirect(url_for("companies.company_page", company_id=company.id), 303)
+    flash(
+        f"{manager.login} is now a CLA manager of {company.name}."
+        if added
+        else f"{manager.login} is a CLA manager already."
+    )
+    return redirect(url_for("companies.company_page", company_id=company.id), 303)
+
+
+@bp.post("/companies/<int:company_id>/managers/remove")
+def remove_manager(company_id: int) -> Response | tuple[str, int]:
+    """One of its CLA managers (or an instance admin) removes a manager, who loses access at
+    once; the last one stays."""
+    service, company = _company_or_404(company_id)
+    raw = request.form.get("github_id", "")
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ROW_ID):
+        return _render_company(company, error="Choose a CLA manager to remove.", status=400)
+    try:
+        removed = service.remove_manager(company, int(raw))
+    except InvalidInput as exc:
+        return _render_company(company, error=str(exc), status=400)
+    if removed is None:
+        return _render_company(company, error="That is not a CLA manager.", status=404)
+    db_session().commit()
+    flash(f"{removed.login} is no longer a CLA manager of {company.name}.")
+    user = require_user()
+    if removed.github_id == user.github_id and user.github_id not in settings().admins:
+        # Their own access went with it: the company's page would answer 404 now.
+        return redirect(url_for("companies.my_companies"), 303)
     return redirect(url_for("companies.company_page", company_id=company.id), 303)
 
 
