@@ -163,3 +163,47 @@ def test_a_manager_signs_a_material_version_again(
     assert page.locator("#sign-again").count() == 0
     context.close()
     assert problems == []
+
+
+def test_a_manager_adds_and_removes_a_manager(
+    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
+) -> None:
+    state = live_factory.emulator.state
+    state.add_user(BOT, name="undersign", email="bot@undersign.invalid")
+    boss = state.add_user("boss", name="Boss Person", email="boss@example.com")
+    state.add_user("deputy", name="Deputy", email="deputy@example.com")
+    live = live_factory(UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT))
+    with live.database.session() as session:
+        AgreementService(session).add_or_update("individual-cla", "Individual CLA", "I agree.")
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "The company agrees.", "individual-cla"
+        )
+        company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(boss["id"], "boss")]).id
+    state.auto_approve_as = "boss"
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+
+    page.goto(f"{live.url}/companies")
+    page.get_by_role("link", name="BigCorp Ltd").click()
+    managers = page.locator("#managers")
+    assert managers.inner_text().strip() == "boss"
+    assert managers.get_by_role("button").count() == 0  # the last manager stays
+    page.get_by_label("GitHub login of a new CLA manager").fill("no-such-login")
+    page.get_by_role("button", name="Add a manager").click()
+    assert "GitHub has no user account 'no-such-login'" in page.get_by_role("alert").inner_text()
+
+    page.get_by_label("GitHub login of a new CLA manager").fill("deputy")
+    page.get_by_role("button", name="Add a manager").click()
+    page.wait_for_url(f"{live.url}/companies/{company_id}")
+    assert "deputy is now a CLA manager" in page.get_by_role("status").inner_text()
+    assert "deputy" in managers.inner_text()
+    page.get_by_role("button", name="Remove CLA manager deputy").click()
+    page.wait_for_url(f"{live.url}/companies/{company_id}")
+    assert "deputy is no longer a CLA manager" in page.get_by_role("status").inner_text()
+    assert managers.inner_text().strip() == "boss"
+    context.close()
+    # The one refused form answered 400 (Chromium logs every 4xx document); nothing else.
+    assert [p for p in problems if "status of 400" not in p] == []
+    assert len(problems) == 1
