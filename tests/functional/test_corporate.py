@@ -267,7 +267,7 @@ def test_the_command_line_adds_and_removes_a_company_s_managers(
     assert company["managers"] == [{"github_id": maint, "login": "maint"}]
     with cla.database.session() as session:
         changes = [
-            (row.action, row.actor, (row.before or row.after)["github_id"])
+            (row.action, row.actor, (row.before or row.after or {}).get("github_id"))
             for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
             if row.action.startswith("company.manager_")
         ]
