@@ -241,13 +241,18 @@ class _Pusher:
     its message: the row is the durable record, and a message lost with the process (between
     the commit and the push) only delays the job until the sweeper re-queues it.
 
-    The ids that arrive while one push is out go together in the next (one Redis ``LPUSH``,
-    one SQLite transaction). A ``SimpleQueue`` (C, no Python-level lock) between the threads:
+    Woken, the thread waits ``LINGER`` seconds before it pushes, and the ids that arrive
+    meanwhile or while one push is out go together in the next (one Redis ``LPUSH``, one
+    SQLite transaction): a push cost about as much CPU as a delivery's INSERT, and without the
+    wait nearly every pile had one of its own (bench/RESULTS.md, section 1). A ``SimpleQueue`` (C, no Python-level lock) between the threads:
     with a ``Condition``, waking the pusher cost each delivery more than its INSERT's Python.
     The thread starts with the first push of this process and holds the pusher only weakly,
     so an app that is let go (tests build hundreds) takes its connections with it; its
     thread then stops.
     """
+
+    #: A job waits this much longer for its worker; nobody waits for a message otherwise.
+    LINGER = 0.002
 
     def __init__(self, queue: Callable[[], JobQueue]) -> None:
         self.queue = queue
@@ -303,6 +308,8 @@ def _push_loop(
         flushed: list[threading.Event] = []
         stop = False
         item = handed.get()
+        if item is not None and not isinstance(item, threading.Event):
+            time.sleep(_Pusher.LINGER)  # let the next piles' ids join this push
         while True:
             if item is None:
                 stop = True

@@ -24,7 +24,7 @@ from undersign.config import load_settings
 from undersign.db import Database
 from undersign.jobs.models import Job
 from undersign.jobs.queue import JobQueue
-from undersign.jobs.recorder import DeliveryRecorder
+from undersign.jobs.recorder import DeliveryRecorder, _Pusher
 from undersign.runtime import job_handlers
 
 
@@ -130,6 +130,31 @@ def test_a_delivery_does_not_wait_for_its_queue_message(
     release.set()
     assert recorder.flush()
     assert sorted(i for batch in pushed for i in batch) == sorted([first, second])
+
+
+def test_the_pusher_waits_a_moment_so_one_push_takes_several_piles(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deliveries one after the other (each its own pile): the pusher, woken by the first,
+    lingers, and the ids that come meanwhile go in the same push instead of one push each."""
+    monkeypatch.setattr(_Pusher, "LINGER", 1.0)
+    pushes: list[list[int]] = []
+
+    class InstantQueue:  # a push that costs nothing: the pusher is back at once
+        def sqlite_file(self) -> None:
+            return None
+
+        def enqueue_quietly(self, job_ids: list[int]) -> None:
+            pushes.append(list(job_ids))
+
+    recorder = DeliveryRecorder(database, lambda: InstantQueue())  # type: ignore[arg-type, return-value]
+    jobs = []
+    for n in range(10):  # 20 ms apart: time for a pusher that does not wait to push each
+        jobs.append(record(recorder, f"linger-{n}"))
+        time.sleep(0.02)
+    assert recorder.flush()
+    assert sorted(i for push in pushes for i in push) == sorted(j for j in jobs if j is not None)
+    assert len(pushes) <= 2, pushes
 
 
 def _record_in_a_process(url: str, prefix: str, count: int) -> None:  # pragma: no cover
@@ -318,7 +343,7 @@ def test_a_queue_inside_the_database_file_takes_its_messages_without_attaching_i
 _GRACEFUL_STOP = """
 import sys, time
 from undersign.db import Database
-from undersign.jobs.recorder import DeliveryRecorder
+from undersign.jobs.recorder import DeliveryRecorder, _Pusher
 
 url, out = sys.argv[1], sys.argv[2]
 
