@@ -24,6 +24,7 @@ from tests.accessibility import AccessibilityAudit
 from tests.support.databases import throwaway_schema
 from tests.support.emulator import DEFAULT_USERS, running_emulator
 from tests.support.live import LiveServer
+from tests.support.pg_leaks import register_leak_guard
 
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
@@ -36,6 +37,8 @@ from undersign.runtime import Runtime, build_runtime
 from undersign.web import create_app
 from undersign.web.context import RUNTIME
 
+pytest_plugins = ["pytester"]  # tests/unit/test_pg_leak_guard.py runs a throwaway suite
+
 CLIENT_ID = "Ov23liTestClient0001"
 CLIENT_SECRET = "test-client-secret-0123456789abcdef0123"
 
@@ -46,6 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sqlite",
         help="'sqlite' (default) or a PostgreSQL SQLAlchemy URL to run the database tests on",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # On PostgreSQL runs a test file that leaves connections open fails (its last test errors
+    # at teardown) instead of the server running out of them later. SQLite runs skip it.
+    server_url = str(config.getoption("--db"))
+    if server_url.startswith("postgresql"):
+        register_leak_guard(config, server_url)
 
 
 @pytest.fixture(scope="session")

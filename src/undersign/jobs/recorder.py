@@ -244,8 +244,9 @@ class _Pusher:
     Woken, the thread waits ``LINGER`` seconds before it pushes, and the ids that arrive
     meanwhile or while one push is out go together in the next (one Redis ``LPUSH``, one
     SQLite transaction): a push cost about as much CPU as a delivery's INSERT, and without the
-    wait nearly every pile had one of its own (bench/RESULTS.md, section 1). A ``SimpleQueue`` (C, no Python-level lock) between the threads:
-    with a ``Condition``, waking the pusher cost each delivery more than its INSERT's Python.
+    wait nearly every pile had one of its own (bench/RESULTS.md, section 1). A ``SimpleQueue``
+    (C, no Python-level lock) between the threads: with a ``Condition``, waking the pusher
+    cost each delivery more than its INSERT's Python.
     The thread starts with the first push of this process and holds the pusher only weakly,
     so an app that is let go (tests build hundreds) takes its connections with it; its
     thread then stops.

@@ -343,7 +343,7 @@ def test_a_queue_inside_the_database_file_takes_its_messages_without_attaching_i
 _GRACEFUL_STOP = """
 import sys, time
 from undersign.db import Database
-from undersign.jobs.recorder import DeliveryRecorder, _Pusher
+from undersign.jobs.recorder import DeliveryRecorder
 
 url, out = sys.argv[1], sys.argv[2]
 
