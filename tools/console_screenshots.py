@@ -3,7 +3,8 @@
 Starts ``undersign demo`` on free ports with a fresh instance directory, lets bob sign the
 demo agreement (so the signatures page has a row), signs in as alice (the owner of ``acme``
 on the emulator) and saves 1280x800 PNGs of ``/admin/``, the agreement page, its
-signatures page and the preview of a new version (nothing is published).
+signatures page and the preview of a new version (nothing is published); then signs in as
+frank, CLA manager of the demo's BigCorp Ltd, and saves its company page (full height).
 
 Usage: .venv/bin/python tools/console_screenshots.py
 """
@@ -91,6 +92,12 @@ def shoot(app: str) -> None:
         page.get_by_role("button", name="Preview").click()
         page.wait_for_url(f"{app}/admin/agreements/{AGREEMENT}/versions/preview")
         page.screenshot(path=str(SHOTS / "console-version-preview.png"))
+
+        manager = browser.new_context(viewport=VIEWPORT).new_page()
+        sign_in_as(manager, app, "frank", "/companies")
+        manager.get_by_role("link", name="BigCorp Ltd").click()
+        manager.wait_for_url(f"{app}/companies/*")
+        manager.screenshot(path=str(SHOTS / "company-page.png"), full_page=True)
         browser.close()
 
 
@@ -120,7 +127,8 @@ def main() -> None:
                 demo.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 demo.kill()
-    print(f"saved {', '.join(sorted(p.name for p in SHOTS.glob('console-*.png')))} in {SHOTS}")
+    saved = sorted(p.name for p in [*SHOTS.glob("console-*.png"), *SHOTS.glob("company-*.png")])
+    print(f"saved {', '.join(saved)} in {SHOTS}")
 
 
 if __name__ == "__main__":
