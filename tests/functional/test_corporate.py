@@ -241,6 +241,9 @@ def test_the_command_line_adds_and_removes_a_company_s_managers(
     assert "maint is the last CLA manager of BigCorp Ltd" in last.output
     unknown = _cli(cla, "company", "manager-add", CORPORATE, name, "no-such-person", ok=False)
     assert "GitHub has no user account 'no-such-person'" in unknown.output
+    cla.state.add_org("bigcorp-eng")  # an account GitHub knows, but no person
+    org = _cli(cla, "company", "manager-add", CORPORATE, name, "bigcorp-eng", ok=False)
+    assert "GitHub has no user account 'bigcorp-eng'" in org.output
     malformed = _cli(cla, "company", "manager-add", CORPORATE, name, "not/a/login", ok=False)
     assert "is not a GitHub login" in malformed.output
     nobody = _cli(cla, "company", "manager-add", CORPORATE, "Nobody", "dave", ok=False)

@@ -37,12 +37,9 @@ def _lookup_login(login: str) -> tuple[int, str] | None:
     if runtime is None:
         raise click.ClickException("looking up a login needs the GitHub settings")
     try:
-        user = runtime.bot.github.get_user(login.strip().lstrip("@"))
+        return runtime.bot.github.user_account(login.strip().lstrip("@"))
     except GitHubError as exc:
         raise click.ClickException(f"cannot ask GitHub about {login!r}: {exc}") from exc
-    if user is None or not isinstance(user.get("id"), int) or user.get("type") != "User":
-        return None
-    return int(user["id"]), str(user.get("login") or login)
 
 
 def _resolve_login(login: str) -> tuple[int, str]:

@@ -255,6 +255,15 @@ class GitHubClient:
         except NotFound:
             return None
 
+    def user_account(self, login: str) -> tuple[int, str] | None:
+        """``GET /users/{login}`` read as a person: the (id, login) of the user account now
+        holding ``login``; None when there is none, or it is no person (an organisation, a
+        bot), so it can neither manage nor be covered as one."""
+        user = self.get_user(login)
+        if user is None or user.get("type") != "User" or not isinstance(user.get("id"), int):
+            return None
+        return int(user["id"]), str(user.get("login") or login)
+
     def token_scopes(self) -> tuple[dict[str, Any], list[str] | None]:
         """``GET /user`` and the token's OAuth scopes (``X-OAuth-Scopes``); None when GitHub
         sends no such header (fine-grained tokens, App tokens: they have permissions)."""

@@ -73,15 +73,7 @@ def render_sign_page(
 
 def _resolver() -> Any:
     """login -> (id, login) as GitHub answers the bot now; None for no such user."""
-    github = runtime().bot.github
-
-    def resolve(login: str) -> tuple[int, str] | None:
-        user = github.get_user(login)
-        if user is None or user.get("type") != "User" or not isinstance(user.get("id"), int):
-            return None
-        return int(user["id"]), str(user.get("login") or login)
-
-    return resolve
+    return runtime().bot.github.user_account
 
 
 def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[str, int]:
