@@ -259,7 +259,7 @@ def _app_hook_checks(settings: Settings, runtime: Runtime) -> Iterator[Check]:
         yield fail(
             "App webhook",
             "the app has no webhook.",
-            f"on the app's page: Webhook active, URL {settings.base_url}/webhooks/github.",
+            f"on the app's page: Webhook active, URL {_hook_url(settings)}.",
         )
         return
     except GitHubError as exc:
@@ -269,14 +269,29 @@ def _app_hook_checks(settings: Settings, runtime: Runtime) -> Iterator[Check]:
     yield delivery_verdict("App webhook's last delivery", last)
 
 
+def _hook_url(settings: Settings) -> str:
+    """The payload URL every webhook of this instance must have."""
+    return f"{settings.base_url}/webhooks/github"
+
+
+def _points_here(config: dict[str, Any], settings: Settings) -> bool:
+    """Whether a webhook's ``config`` sends its deliveries to this instance."""
+    return config.get("url") == _hook_url(settings)
+
+
+def _our_hooks(hooks: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """The webhooks among ``hooks`` (as GitHub lists them) that point at this instance."""
+    return [hook for hook in hooks if _points_here(hook.get("config") or {}, settings)]
+
+
 def hook_verdict(
     name: str, config: dict[str, Any], events: list[str] | None, settings: Settings
 ) -> Check:
     """A webhook's settings against what undersign needs (``events``: None for an app's
     hook, whose events are the installation's)."""
-    expected = f"{settings.base_url}/webhooks/github"
+    expected = _hook_url(settings)
     problems = []
-    if config.get("url") != expected:
+    if not _points_here(config, settings):
         problems.append(f"its URL is {config.get('url')}, not {expected}")
     if config.get("content_type") != "json":
         problems.append(f"its content type is {config.get('content_type')}, not json")
@@ -373,8 +388,8 @@ def webhook_checks(
     except GitHubError as exc:
         yield skipped(name, _refusal(exc))
         return
-    expected = f"{settings.base_url}/webhooks/github"
-    ours = [h for h in hooks if (h.get("config") or {}).get("url") == expected]
+    expected = _hook_url(settings)
+    ours = _our_hooks(hooks, settings)
     if not ours and not hooks:
         failure = fail(
             name,
@@ -499,8 +514,7 @@ def _own_hook_problem(settings: Settings, client: GitHubClient, full_name: str) 
         return "GitHub shows its webhooks to repository admins only, and the bot is not one"
     except GitHubError as exc:
         return f"not checked: {_refusal(exc).rstrip('.')}"
-    expected = f"{settings.base_url}/webhooks/github"
-    ours = [h for h in hooks if (h.get("config") or {}).get("url") == expected]
+    ours = _our_hooks(hooks, settings)
     if not ours:
         return "no webhook of its own points at this instance"
     config, events = ours[0].get("config") or {}, list(ours[0].get("events") or [])
