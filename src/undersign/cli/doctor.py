@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import select, text
@@ -274,9 +275,25 @@ def _hook_url(settings: Settings) -> str:
     return f"{settings.base_url}/webhooks/github"
 
 
+def _url_key(url: str) -> tuple[str, str, int | None, str, str]:
+    """What decides where a delivery to ``url`` lands: the scheme and host without case (a
+    hook saved as ``https://Example.org/webhooks/github`` delivers here as well), the port
+    whether a default one is spelled or not; the path and query exactly, as the webhook
+    endpoint matches the path (``/webhooks/github/`` answers 404 here)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is no number: the rest compared as written
+        return scheme, parts.netloc.lower(), None, parts.path, parts.query
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or ""), port or default, parts.path, parts.query
+
+
 def _points_here(config: dict[str, Any], settings: Settings) -> bool:
     """Whether a webhook's ``config`` sends its deliveries to this instance."""
-    return config.get("url") == _hook_url(settings)
+    url = config.get("url")
+    return isinstance(url, str) and _url_key(url) == _url_key(_hook_url(settings))
 
 
 def _our_hooks(hooks: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
