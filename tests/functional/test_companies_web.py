@@ -5,19 +5,24 @@ and a manager of one company getting exactly the 404 of a missing company for an
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from flask import Flask, before_render_template
+from jinja2 import Template
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from tests.conftest import Live, LiveFactory, sign_in
 
-from undersign.agreements.companies import CompanyService
-from undersign.agreements.models import AuditEntry, Company, CompanyApproval
+from undersign.agreements.companies import MAX_APPROVALS, MAX_MANAGERS, CompanyService
+from undersign.agreements.models import AuditEntry, Company, CompanyApproval, CompanyManager
 from undersign.agreements.service import AgreementService
 from undersign.cli import CLIContext, main
+from undersign.db import utcnow
 
 BOT = "undersign-bot"
 CORPORATE = "corporate-cla"
@@ -92,6 +97,20 @@ def _companies(live: Live) -> list[Company]:
             _ = row.managers, row.approvals
         session.expunge_all()
         return rows
+
+
+def _domain_approvals(company_id: int, count: int) -> list[CompanyApproval]:
+    """``count`` approvals of made-up domains, as rows (the form would take them one by one)."""
+    return [
+        CompanyApproval(
+            company_id=company_id,
+            kind="domain",
+            value=f"d{number}.example",
+            label="",
+            created_at=utcnow(),
+        )
+        for number in range(count)
+    ]
 
 
 def _sign(world: World, client: httpx.Client, **changes: str) -> httpx.Response:
@@ -377,3 +396,80 @@ def test_managers_add_and_remove_managers_on_the_company_page(world: World) -> N
         ("company.manager_add", root_id),
         ("company.manager_remove", deputy_id),
     ]
+
+
+def _company_lock_free(live: Live, company_id: int) -> bool:
+    """Whether another connection takes the lock a company change takes, without waiting:
+    SQLite's write lock (``BEGIN IMMEDIATE``), PostgreSQL's lock on the company's row."""
+    url = live.database.engine.url
+    if url.get_backend_name() == "sqlite":
+        other = sqlite3.connect(str(url.database), timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError:  # database is locked
+            return False
+        finally:
+            other.close()
+        return True
+    with live.database.engine.connect() as connection:
+        try:
+            connection.execute(
+                select(Company.id).where(Company.id == company_id).with_for_update(nowait=True)
+            )
+        except OperationalError:  # could not obtain lock
+            return False
+    return True
+
+
+def test_a_refused_change_lets_go_of_the_company_before_its_page_renders(world: World) -> None:
+    """Removing the last manager, approving past the cap and adding a manager past the cap
+    are refused after the company is locked (so that two managers cannot both see room):
+    the page saying so is rendered once that is rolled back, not holding the lock (on SQLite,
+    the whole database's) until the answer is sent, and nothing is half written."""
+    live, ids = world.live, world.ids
+    with live.database.session() as session:
+        paper = CompanyService(session).add_paper(CORPORATE, "BigCorp Ltd", [(ids["boss"], "boss")])
+        company_id = paper.id
+    url = f"/companies/{company_id}"
+    free_while_rendering: list[bool] = []
+
+    def probe(_app: Flask, template: Template, **_context: Any) -> None:
+        if template.name == "companies/company.html":
+            free_while_rendering.append(_company_lock_free(live, company_id))
+
+    before_render_template.connect(probe, live.app)
+    try:
+        with live.client() as boss:
+            sign_in(live, boss, "boss")
+            token = _csrf(boss.get(url).text)
+            assert free_while_rendering == [True]
+            last = boss.post(
+                f"{url}/managers/remove", data={"csrf_token": token, "github_id": str(ids["boss"])}
+            )
+            assert last.status_code == 400 and "is the last CLA manager" in last.text
+            assert free_while_rendering[-1:] == [True], "the last manager's removal"
+
+            with live.database.session() as session:
+                session.add_all(_domain_approvals(company_id, MAX_APPROVALS))
+                session.add_all(
+                    CompanyManager(company_id=company_id, github_id=10_000 + n, login=f"m{n}")
+                    for n in range(MAX_MANAGERS)
+                )
+            full = boss.post(
+                f"{url}/approve",
+                data={"csrf_token": token, "kind": "domain", "value": "more.example"},
+            )
+            assert full.status_code == 400 and "the most a company may have" in full.text
+            assert free_while_rendering[-1:] == [True], "an approval past the cap"
+            crowded = boss.post(
+                f"{url}/managers/add", data={"csrf_token": token, "login": "deputy"}
+            )
+            assert crowded.status_code == 400 and "remove one first" in crowded.text
+            assert free_while_rendering[-1:] == [True], "a manager past the cap"
+    finally:
+        before_render_template.disconnect(probe, live.app)
+    assert len(free_while_rendering) == 4
+    company = _companies(live)[-1]
+    assert len(company.approvals) == MAX_APPROVALS
+    assert len(company.managers) == MAX_MANAGERS + 1

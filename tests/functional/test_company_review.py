@@ -19,14 +19,13 @@ from tests.conftest import (
     LiveFactory,
     sign_in,
 )
-from tests.functional.test_companies_web import _csrf, _sha
+from tests.functional.test_companies_web import _csrf, _domain_approvals, _sha
 from tests.functional.test_console_browser import console_for
 from tests.functional.test_corporate import CORPORATE, REPO, _cli, _pr, _state
 
 from undersign.agreements.companies import MAX_APPROVALS, MAX_ORG_APPROVALS, CompanyService
-from undersign.agreements.models import AuditEntry, Company, CompanyApproval
+from undersign.agreements.models import AuditEntry, Company
 from undersign.agreements.service import AgreementService
-from undersign.db import utcnow
 
 CONSOLE_PAGE = f"/admin/agreements/{AGREEMENT_SLUG}"
 
@@ -235,16 +234,7 @@ def test_the_caps_on_approvals_are_clear_on_the_form_and_the_command_line(
         company = session.scalar(select(Company).where(Company.name == "BigCorp Ltd"))
         assert company is not None
         company_id = company.id
-        session.add_all(
-            CompanyApproval(
-                company_id=company_id,
-                kind="domain",
-                value=f"d{number}.example",
-                label="",
-                created_at=utcnow(),
-            )
-            for number in range(MAX_APPROVALS - MAX_ORG_APPROVALS)
-        )
+        session.add_all(_domain_approvals(company_id, MAX_APPROVALS - MAX_ORG_APPROVALS))
     with console.client() as maint:
         sign_in(console, maint, "maint")
         page = maint.get(f"/companies/{company_id}")

@@ -285,6 +285,36 @@ def test_hooks_the_bot_may_not_see_are_not_checked_not_failed(doctor: Doctor) ->
     ) in result.output
 
 
+def test_a_webhook_is_ours_whatever_the_case_of_its_host_but_not_with_a_trailing_slash(
+    doctor: Doctor,
+) -> None:
+    """A hook saved as ``http://LocalHost:PORT/webhooks/github`` delivers here: it is the
+    one checked (not the CI hook listed before it) and its URL is right. With a trailing
+    slash the endpoint answers 404: that hook is named as wrong."""
+    port = doctor.live.url.rsplit(":", 1)[1]
+    base = f"http://localhost:{port}"
+    del doctor.state.hooks[doctor.hook_id]
+    doctor.state.add_hook(REPO, "https://ci.example.com/hook")
+    ours = doctor.state.add_hook(
+        REPO,
+        f"http://LocalHost:{port}/webhooks/github",
+        events=["pull_request", "issue_comment"],
+        content_type="json",
+        secret=WEBHOOK_SECRET,
+    )
+    result = doctor.run(UNDERSIGN_BASE_URL=base)
+    assert f"✓ {REPO}: webhook" in lines(result), result.output
+    assert result.exit_code == 0, result.output
+
+    doctor.state.hooks[ours].url = f"{base}/webhooks/github/"
+    slash = doctor.run(UNDERSIGN_BASE_URL=base)
+    assert slash.exit_code == 1
+    assert any(
+        f.startswith(f"✗ {REPO}: webhook: its URL is https://ci.example.com/hook")
+        for f in failed(slash)
+    ), slash.output
+
+
 # --- organisation webhooks (token mode) -------------------------------------------------------
 
 

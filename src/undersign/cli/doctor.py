@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import select, text
@@ -259,7 +260,7 @@ def _app_hook_checks(settings: Settings, runtime: Runtime) -> Iterator[Check]:
         yield fail(
             "App webhook",
             "the app has no webhook.",
-            f"on the app's page: Webhook active, URL {settings.base_url}/webhooks/github.",
+            f"on the app's page: Webhook active, URL {_hook_url(settings)}.",
         )
         return
     except GitHubError as exc:
@@ -269,14 +270,45 @@ def _app_hook_checks(settings: Settings, runtime: Runtime) -> Iterator[Check]:
     yield delivery_verdict("App webhook's last delivery", last)
 
 
+def _hook_url(settings: Settings) -> str:
+    """The payload URL every webhook of this instance must have."""
+    return f"{settings.base_url}/webhooks/github"
+
+
+def _url_key(url: str) -> tuple[str, str, int | None, str, str]:
+    """What decides where a delivery to ``url`` lands: the scheme and host without case (a
+    hook saved as ``https://Example.org/webhooks/github`` delivers here as well), the port
+    whether a default one is spelled or not; the path and query exactly, as the webhook
+    endpoint matches the path (``/webhooks/github/`` answers 404 here)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is no number: the rest compared as written
+        return scheme, parts.netloc.lower(), None, parts.path, parts.query
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or ""), port or default, parts.path, parts.query
+
+
+def _points_here(config: dict[str, Any], settings: Settings) -> bool:
+    """Whether a webhook's ``config`` sends its deliveries to this instance."""
+    url = config.get("url")
+    return isinstance(url, str) and _url_key(url) == _url_key(_hook_url(settings))
+
+
+def _our_hooks(hooks: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """The webhooks among ``hooks`` (as GitHub lists them) that point at this instance."""
+    return [hook for hook in hooks if _points_here(hook.get("config") or {}, settings)]
+
+
 def hook_verdict(
     name: str, config: dict[str, Any], events: list[str] | None, settings: Settings
 ) -> Check:
     """A webhook's settings against what undersign needs (``events``: None for an app's
     hook, whose events are the installation's)."""
-    expected = f"{settings.base_url}/webhooks/github"
+    expected = _hook_url(settings)
     problems = []
-    if config.get("url") != expected:
+    if not _points_here(config, settings):
         problems.append(f"its URL is {config.get('url')}, not {expected}")
     if config.get("content_type") != "json":
         problems.append(f"its content type is {config.get('content_type')}, not json")
@@ -373,8 +405,8 @@ def webhook_checks(
     except GitHubError as exc:
         yield skipped(name, _refusal(exc))
         return
-    expected = f"{settings.base_url}/webhooks/github"
-    ours = [h for h in hooks if (h.get("config") or {}).get("url") == expected]
+    expected = _hook_url(settings)
+    ours = _our_hooks(hooks, settings)
     if not ours and not hooks:
         failure = fail(
             name,
@@ -499,8 +531,7 @@ def _own_hook_problem(settings: Settings, client: GitHubClient, full_name: str) 
         return "GitHub shows its webhooks to repository admins only, and the bot is not one"
     except GitHubError as exc:
         return f"not checked: {_refusal(exc).rstrip('.')}"
-    expected = f"{settings.base_url}/webhooks/github"
-    ours = [h for h in hooks if (h.get("config") or {}).get("url") == expected]
+    ours = _our_hooks(hooks, settings)
     if not ours:
         return "no webhook of its own points at this instance"
     config, events = ours[0].get("config") or {}, list(ours[0].get("events") or [])

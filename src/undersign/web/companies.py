@@ -98,10 +98,13 @@ def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[st
             ip_address=request.remote_addr,
         )
     except VersionChanged as exc:
+        db_session().rollback()
         return render_sign_page(agreement, exc.current, status=409, values=values, changed=True)
     except ValidationErrors as exc:
+        db_session().rollback()
         return render_sign_page(agreement, version, status=400, values=values, errors=exc.errors)
     except (GitHubError, RuntimeError) as exc:
+        db_session().rollback()
         log.warning("looking up managers for a company failed: %s", exc)
         errors = {"managers": "GitHub could not be asked about these logins; try again."}
         return render_sign_page(agreement, version, status=503, values=values, errors=errors)
@@ -164,6 +167,17 @@ def _render_company(
     )
 
 
+def _refuse(
+    company: Company, error: str, status: int, values: dict[str, str] | None = None
+) -> tuple[str, int]:
+    """The company page saying why a change was refused, rendered once the change is
+    rolled back: a refused approval or manager change may have taken the company's lock
+    (SQLite's write lock, PostgreSQL's row lock) before counting, and the page must not
+    keep it, nor anything half written, while it renders."""
+    db_session().rollback()
+    return _render_company(company, error=error, status=status, values=values)
+
+
 @bp.get("/companies")
 def my_companies() -> str:
     """The companies this person manages (every company for an instance admin), each
@@ -189,24 +203,22 @@ def approve(company_id: int) -> Response | tuple[str, int]:
     kind = APPROVE_KINDS.get(request.form.get("kind", ""))
     value = request.form.get("value", "").strip()
     if kind is None or not value:
-        return _render_company(company, error="Choose what to approve and fill it in.", status=400)
+        return _refuse(company, error="Choose what to approve and fill it in.", status=400)
     label = ""
     if kind == "account":
         try:
             found = _resolver()(value.lstrip("@"))
         except (GitHubError, RuntimeError) as exc:
             log.warning("looking up a login for company %s failed: %s", company.id, exc)
-            return _render_company(
-                company, error="GitHub could not be asked; try again.", status=503
-            )
+            return _refuse(company, error="GitHub could not be asked; try again.", status=503)
         if found is None:
-            return _render_company(company, error="GitHub has no such user account.", status=400)
+            return _refuse(company, error="GitHub has no such user account.", status=400)
         value, label = str(found[0]), found[1]
     try:
         changed = service.approve(company, kind, value, label=label)
         db_session().commit()
     except InvalidInput as exc:
-        return _render_company(company, error=str(exc), status=400)
+        return _refuse(company, error=str(exc), status=400)
     except IntegrityError:  # the same approval sent twice at the same moment
         db_session().rollback()
         changed = False
@@ -221,9 +233,9 @@ def unapprove(company_id: int) -> Response | tuple[str, int]:
     try:
         changed = service.unapprove(company, kind, request.form.get("value", ""))
     except InvalidInput as exc:
-        return _render_company(company, error=str(exc), status=400)
+        return _refuse(company, error=str(exc), status=400)
     if not changed:
-        return _render_company(company, error="That is not approved.", status=404)
+        return _refuse(company, error="That is not approved.", status=404)
     db_session().commit()
     flash("No longer approved.")
     return redirect(url_for("companies.company_page", company_id=company.id), 303)
@@ -236,17 +248,15 @@ def add_manager(company_id: int) -> Response | tuple[str, int]:
     service, company = _company_or_404(company_id)
     login = request.form.get("login", "").strip()
     if not login:
-        return _render_company(
-            company, error="Name the GitHub login of the new manager.", status=400
-        )
+        return _refuse(company, error="Name the GitHub login of the new manager.", status=400)
     try:
         manager, added = service.add_manager(company, login, _resolver())
         db_session().commit()
     except InvalidInput as exc:
-        return _render_company(company, error=str(exc), status=400)
+        return _refuse(company, error=str(exc), status=400)
     except (GitHubError, RuntimeError) as exc:
         log.warning("looking up a manager for company %s failed: %s", company.id, exc)
-        return _render_company(company, error="GitHub could not be asked; try again.", status=503)
+        return _refuse(company, error="GitHub could not be asked; try again.", status=503)
     except IntegrityError:  # the same manager added twice at the same moment
         db_session().rollback()
         flash(f"{login} is a CLA manager already.")
@@ -266,13 +276,13 @@ def remove_manager(company_id: int) -> Response | tuple[str, int]:
     service, company = _company_or_404(company_id)
     raw = request.form.get("github_id", "")
     if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ROW_ID):
-        return _render_company(company, error="Choose a CLA manager to remove.", status=400)
+        return _refuse(company, error="Choose a CLA manager to remove.", status=400)
     try:
         removed = service.remove_manager(company, int(raw))
     except InvalidInput as exc:
-        return _render_company(company, error=str(exc), status=400)
+        return _refuse(company, error=str(exc), status=400)
     if removed is None:
-        return _render_company(company, error="That is not a CLA manager.", status=404)
+        return _refuse(company, error="That is not a CLA manager.", status=404)
     db_session().commit()
     flash(f"{removed.login} is no longer a CLA manager of {company.name}.")
     user = require_user()
@@ -289,7 +299,7 @@ def sign_again(company_id: int) -> Response | tuple[str, int]:
     service, company = _company_or_404(company_id, writing=True)
     user = require_user()
     if not any(m.github_id == user.github_id for m in company.managers):
-        return _render_company(
+        return _refuse(
             company, error="Only one of the company's CLA managers may sign for it.", status=403
         )
     form = request.form
@@ -309,12 +319,12 @@ def sign_again(company_id: int) -> Response | tuple[str, int]:
         error = (
             f"The agreement changed while you read it: please read version {exc.current.number}."
         )
-        return _render_company(company, error=error, status=409, values=values)
+        return _refuse(company, error=error, status=409, values=values)
     except ValidationErrors as exc:
         error = " ".join(exc.errors.values())
-        return _render_company(company, error=error, status=400, values=values)
+        return _refuse(company, error=error, status=400, values=values)
     except InvalidInput as exc:
-        return _render_company(company, error=str(exc), status=400, values=values)
+        return _refuse(company, error=str(exc), status=400, values=values)
     db_session().commit()
     log.info(
         "company %s signed %s again (github id %s)",
