@@ -15,7 +15,7 @@ What it wires, once:
 * the domain gauges ``/metrics`` reports (queue depth, active signatures), so that
   observability knows no domain table.
 
-Depends on config, db, auth.models, agreements.models, enforcement (tasks, triggers,
+Depends on config, db, auth.models, agreements (models, imports), enforcement (tasks, triggers,
 reconcile), github.registration, jobs, observability.metrics.
 """
 
@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from undersign.agreements.companies import ApprovalChange
+from undersign.agreements.imports import NotAPerson
 from undersign.agreements.models import Agreement, AgreementVersion, Signature
 from undersign.auth.models import WebSession
 from undersign.config import Settings
@@ -191,6 +192,18 @@ class Runtime:
         for github_id in github_ids:
             hook(github_id, "signed")
         return f"re-evaluating the open pull requests of {len(github_ids)} person(s)"
+
+    def look_up_signer(self, login: str) -> tuple[int, str] | NotAPerson | None:
+        """An imported signature's login, asked of GitHub through the bot's client (the
+        importers' ``resolve_login``): a person's (id, login), ``NotAPerson`` for an
+        organisation or a bot (one call tells both), None for no such account. GitHub
+        failing raises ``GitHubError``: each caller says nothing was imported, its own way."""
+        account = self.bot.github.account(login)
+        if account is None:
+            return None
+        if not account.is_person:
+            return NotAPerson(account.login, account.type)
+        return account.id, account.login
 
     def recheck_pull_request(self, session: Session, repo: str, number: int) -> int:
         """Queue one evaluation of ``repo#number`` (after ``session`` commits); the job id."""

@@ -4,10 +4,13 @@ the emulator; nothing is mocked."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select, text
@@ -18,7 +21,10 @@ from tests.conftest import (
     sign_in,
     sign_quietly,
 )
+from tests.functional.test_console_access import _csrf as csrf_of
+from tests.unit.agreements.test_imports_cli import main as cli
 
+from undersign.agreements.models import Signature
 from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
@@ -310,3 +316,67 @@ def test_the_check_run_tells_an_unknown_author_where_to_prove_the_email(
         "if this address is yours, verify it on your GitHub account, then "
         f"[link it to undersign]({app_cla.live.url}/me/emails) and sign."
     ) in summary
+
+
+#: dave is a person; octo-org, an organisation, can sign nothing.
+PEOPLE = b"login\ndave\nocto-org\n"
+
+
+def imported_logins(cla: CLAService) -> list[str]:
+    with cla.database.session() as session:
+        return list(
+            session.scalars(select(Signature.login).where(Signature.import_source.is_not(None)))
+        )
+
+
+def test_undersign_import_looks_logins_up_through_an_installation(app_cla: CLAService) -> None:
+    """``GET /users/{login}`` is a public read, so the command asks it with the token of an
+    installation the app has (nothing in the path names one); installed nowhere, it says so
+    and imports nothing."""
+    command = build_runtime(app_cla.settings, app_cla.database)  # a process of its own
+    try:
+
+        def run_import() -> Any:
+            return CliRunner().invoke(
+                cli,
+                ["import", "csv", "-", "--agreement", AGREEMENT_SLUG],
+                obj=SimpleNamespace(database=app_cla.database, runtime=command),
+                input=PEOPLE,
+            )
+
+        refused = run_import()
+        assert refused.exit_code == 1, refused.output
+        assert "could not look up 'dave' on GitHub: the GitHub App is not installed on any " in (
+            refused.output
+        )
+        assert "install the app on an organisation or account first" in refused.output
+        assert imported_logins(app_cla) == []
+        install(app_cla)
+        result = run_import()
+        assert result.exit_code == 1, result.output  # octo-org's line is a problem
+        assert "line 3: not-a-person: 'octo-org' is an organisation" in result.stdout
+        assert "imported 1, already present 0, problems 1 (2 GitHub lookup(s))" in result.stdout
+        assert imported_logins(app_cla) == ["dave"]
+    finally:
+        command.queue.huey.flush()
+        command.close()
+
+
+def test_the_console_import_looks_logins_up_through_an_installation(
+    app_cla: CLAService,
+) -> None:
+    app_cla.state.add_org_member("octo-org", "maint", admin=True)
+    install(app_cla)
+    live = app_cla.live
+    with live.client() as client:
+        page = sign_in(live, client, "maint", next_path="/admin/")
+        assert page.status_code == 200, page.text
+        answer = client.post(
+            f"/admin/agreements/{AGREEMENT_SLUG}/import",
+            data={"source": "csv", "csrf_token": csrf_of(page.text)},
+            files={"file": ("people.csv", PEOPLE, "text/csv")},
+        )
+    said = html.unescape(answer.text)
+    assert answer.status_code == 200, said[:500]
+    assert "would import 1, already present 0, problems 1 (2 GitHub lookup(s))" in said
+    assert "'octo-org' is an organisation, not a person" in said

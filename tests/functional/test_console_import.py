@@ -245,6 +245,42 @@ def test_without_the_csrf_token_nothing_is_stored(
     assert stored(console) == (0, 0)
 
 
+def test_an_organisation_or_a_bot_is_reported_not_imported(
+    console: Console, owner: tuple[httpx.Client, str]
+) -> None:
+    """A login GitHub knows as an organisation (acme) or a bot is no signer: the check says
+    what the account is, and importing the file stores only the person."""
+    client, csrf = owner
+    console.live.emulator.state.add_user("dependabot[bot]", type="Bot")
+    data = b"login\ngrace-h\nacme\ndependabot[bot]\n"
+    answer = upload(client, csrf, data)
+    assert answer.status_code == 200, answer.text[:500]
+    said = html.unescape(answer.text)
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([\w-]+)</td><td>([^<]*)</td>", said)
+    assert rows == [
+        (
+            "3",
+            "not-a-person",
+            "'acme' is an organisation, not a person: a signature needs a person's account; "
+            "not imported",
+        ),
+        (
+            "4",
+            "not-a-person",
+            "'dependabot[bot]' is a bot, not a person: a signature needs a person's "
+            "account; not imported",
+        ),
+    ]
+    assert "would import 1, already present 0, problems 2 (3 GitHub lookup(s))" in said
+    confirmed = upload(client, csrf, data, sha256=hashlib.sha256(data).hexdigest())
+    assert confirmed.status_code == 303
+    with console.live.database.session() as session:
+        logins = session.scalars(
+            select(Signature.login).where(Signature.import_source.is_not(None))
+        ).all()
+    assert logins == ["grace-h"]
+
+
 def test_github_failing_is_a_503_and_stores_nothing(
     console: Console, owner: tuple[httpx.Client, str]
 ) -> None:

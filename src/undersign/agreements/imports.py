@@ -6,8 +6,10 @@
   the GitHub client's ``GET /users/{login}``, paced like every other call), once per distinct
   login in the run, and at most ``max_lookups`` of them (the console caps them, as they are
   asked inside a web request; the command line does not). A login GitHub no longer knows is
-  a ``not-found`` problem on its line; a login that turns out to be someone already in the
-  file is a ``duplicate``.
+  a ``not-found`` problem on its line; a login GitHub knows as an organisation or a bot is
+  ``not-a-person`` (a signature is a person's: the resolver says what the account is, from
+  the same answer); a login that turns out to be someone already in the file is a
+  ``duplicate``.
 - Nothing is written when any row is malformed, or on a dry run: the report is the same,
   only ``written`` says whether the signatures were stored.
 - The same file imported twice at the same moment: the second to write finds the first's
@@ -38,10 +40,20 @@ from undersign.agreements.models import AgreementVersion, Signature
 from undersign.agreements.service import CLI_ACTOR, IN_CHUNK, SignatureService
 from undersign.db import utcnow
 
-#: ``resolve_login(login)``: GitHub's ``(id, login)`` for a login, or None when GitHub
-#: answers 404 (the account is gone or renamed).
-LoginResolver = Callable[[str], "tuple[int, str] | None"]
-ReportKind = Literal["malformed", "duplicate", "revoked", "not-found"]
+
+@dataclass(frozen=True)
+class NotAPerson:
+    """What ``resolve_login`` answers for a login GitHub knows, but not as a person."""
+
+    login: str
+    account_type: str  # GitHub's ``type``: "Organization", "Bot"
+
+
+#: ``resolve_login(login)``: GitHub's ``(id, login)`` for a person's login, ``NotAPerson``
+#: for an organisation's or a bot's, or None when GitHub answers 404 (gone or renamed).
+LoginResolver = Callable[[str], "tuple[int, str] | NotAPerson | None"]
+ReportKind = Literal["malformed", "duplicate", "revoked", "not-found", "not-a-person"]
+_ACCOUNT_TYPES = {"Organization": "an organisation", "Bot": "a bot"}
 
 
 @dataclass(frozen=True)
@@ -202,7 +214,7 @@ def _resolve(
     records: Iterable[ImportRecord], resolve_login: LoginResolver, report: ImportReport
 ) -> list[_Person]:
     """Give every record a GitHub id: one call per distinct login that came without one."""
-    cache: dict[str, tuple[int, str] | None] = {}
+    cache: dict[str, tuple[int, str] | NotAPerson | None] = {}
     seen: dict[int, int] = {}
     people: list[_Person] = []
     for record in records:
@@ -224,6 +236,11 @@ def _resolve(
                     )
                 )
                 continue
+            if isinstance(found, NotAPerson):
+                report.problems.append(
+                    LineProblem(record.line, "not-a-person", _not_a_person(found))
+                )
+                continue
             github_id, login = found
         first = seen.get(github_id)
         if first is not None:
@@ -239,6 +256,14 @@ def _resolve(
         seen[github_id] = record.line
         people.append(_Person(record, github_id, login))
     return people
+
+
+def _not_a_person(account: NotAPerson) -> str:
+    what = _ACCOUNT_TYPES.get(account.account_type, f"a {account.account_type!r} account")
+    return (
+        f"{account.login!r} is {what}, not a person: a signature needs a person's account; "
+        "not imported"
+    )
 
 
 def _present(session: Session, version_id: int, github_ids: list[int]) -> set[int]:

@@ -26,7 +26,13 @@ from undersign.agreements.companies import CompanyService
 from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
-from undersign.agreements.imports import ImportReport, LoginResolver, formula_notes, import_batch
+from undersign.agreements.imports import (
+    ImportReport,
+    LoginResolver,
+    NotAPerson,
+    formula_notes,
+    import_batch,
+)
 from undersign.agreements.models import LINK_MODES, Agreement, OrgLink, RepoLink
 from undersign.agreements.service import (
     AgreementService,
@@ -36,7 +42,7 @@ from undersign.agreements.service import (
 )
 from undersign.db import Database
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
-from undersign.github.errors import GitHubError
+from undersign.github.errors import AppNotInstalled, GitHubError
 from undersign.runtime import Runtime
 
 
@@ -587,25 +593,27 @@ def _read_limited(path: str) -> bytes:
 
 
 def _github_resolver() -> LoginResolver:
-    """``GET /users/{login}`` through the bot's client (paced like every call it makes)."""
+    """``GET /users/{login}`` through the bot's client (paced like every call it makes),
+    read as a person (``Runtime.look_up_signer``)."""
     runtime = _runtime()
 
-    def resolve(login: str) -> tuple[int, str] | None:
+    def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
         if runtime is None:
             raise click.ClickException(
                 f"the file has logins without a GitHub id ({login!r}); resolving them needs "
                 "GitHub: set UNDERSIGN_GITHUB_TOKEN (or the App settings)"
             )
         try:
-            user = runtime.bot.github.get_user(login)
+            return runtime.look_up_signer(login)
+        except AppNotInstalled as exc:
+            raise click.ClickException(
+                f"could not look up {login!r} on GitHub: {exc}; nothing was imported"
+            ) from None
         except GitHubError as exc:
             raise click.ClickException(
                 f"could not look up {login!r} on GitHub ({exc}); nothing was imported, try "
                 "again later"
             ) from None
-        if user is None:
-            return None
-        return int(user["id"]), str(user.get("login") or login)
 
     return resolve
 

@@ -44,6 +44,7 @@ from undersign.config import load_private_key
 from undersign.db import Database, RowLease
 from undersign.github.client import USER_AGENT, GitHubClient, json_object
 from undersign.github.errors import (
+    AppNotInstalled,
     GitHubError,
     GitHubRequestError,
     GitHubUnavailable,
@@ -284,10 +285,28 @@ class GitHubApp:
             installation = self.installation_for_account(parts[2])
         else:
             installation = getattr(self._local, "last", None)
+        if installation is None and len(parts) >= 3 and parts[1] == "users":
+            installation = self.any_installation(path)
         if installation is None:
             raise GitHubRequestError(400, f"no installation to call {path} with")
         self._local.last = installation
         return installation
+
+    def any_installation(self, path: str) -> int:
+        """An installation to make a public read with (``GET /users/{login}``: any
+        installation's token may read any account), when nothing says which one: one
+        undersign knows of, else the first GitHub lists (asked once, then remembered)."""
+        with self.database.session() as session:
+            found = session.scalar(
+                select(AppInstallation.id).order_by(AppInstallation.updated_at.desc()).limit(1)
+            )
+        if found is not None:
+            return int(found)
+        listed = [i for i in self.installations() if not i.get("suspended_at")]
+        if not listed:
+            raise AppNotInstalled(path)
+        record_installation(self.database, listed[0], [])
+        return int(listed[0]["id"])
 
     # -- installation tokens ------------------------------------------------------------------
 

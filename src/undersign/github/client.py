@@ -55,6 +55,21 @@ BeforeRequest = Callable[[str], None]
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
+@dataclass(frozen=True)
+class Account:
+    """A GitHub account as ``GET /users/{login}`` describes it; ``type`` is GitHub's:
+    ``User`` (a person), ``Organization`` or ``Bot``."""
+
+    id: int
+    login: str
+    type: str
+
+    @property
+    def is_person(self) -> bool:
+        """Only a person can sign, manage a company or be covered: not an org, not a bot."""
+        return self.type == "User"
+
+
 @dataclass
 class RateLimitState:
     remaining: int | None = None
@@ -255,14 +270,22 @@ class GitHubClient:
         except NotFound:
             return None
 
+    def account(self, login: str) -> Account | None:
+        """``GET /users/{login}`` with its ``type``: whoever holds ``login`` now (a person, an
+        organisation, a bot), or None when GitHub has no such account."""
+        user = self.get_user(login)
+        if user is None or not isinstance(user.get("id"), int):
+            return None
+        return Account(int(user["id"]), str(user.get("login") or login), str(user.get("type")))
+
     def user_account(self, login: str) -> tuple[int, str] | None:
         """``GET /users/{login}`` read as a person: the (id, login) of the user account now
         holding ``login``; None when there is none, or it is no person (an organisation, a
         bot), so it can neither manage nor be covered as one."""
-        user = self.get_user(login)
-        if user is None or user.get("type") != "User" or not isinstance(user.get("id"), int):
+        account = self.account(login)
+        if account is None or not account.is_person:
             return None
-        return int(user["id"]), str(user.get("login") or login)
+        return account.id, account.login
 
     def token_scopes(self) -> tuple[dict[str, Any], list[str] | None]:
         """``GET /user`` and the token's OAuth scopes (``X-OAuth-Scopes``); None when GitHub

@@ -30,3 +30,18 @@ class GitHubRequestError(GitHubError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"GitHub answered {status}: {message}")
         self.status = status
+
+
+class AppNotInstalled(GitHubRequestError):
+    """App mode: a call any installation could make (a public read such as
+    ``GET /users/{login}``), but the app is installed nowhere, so there is no token to make
+    it with. Installing the app is the fix, not waiting."""
+
+    def __init__(self, path: str) -> None:
+        # No "GitHub answered": GitHub was never asked, undersign had no token to ask with.
+        GitHubError.__init__(
+            self,
+            f"the GitHub App is not installed on any account, and {path} is read with an "
+            "installation's token: install the app on an organisation or account first",
+        )
+        self.status = 400

@@ -71,7 +71,7 @@ from undersign.agreements.errors import (
 )
 from undersign.agreements.export import neutralize_cell, write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
-from undersign.agreements.imports import formula_notes, import_batch
+from undersign.agreements.imports import LoginResolver, NotAPerson, formula_notes, import_batch
 from undersign.agreements.models import LINK_MODES, Agreement, AgreementVersion
 from undersign.agreements.service import (
     AgreementService,
@@ -83,7 +83,7 @@ from undersign.agreements.service import (
 )
 from undersign.enforcement import console
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
-from undersign.github.errors import GitHubError, GitHubRequestError, NotFound
+from undersign.github.errors import AppNotInstalled, GitHubError, GitHubRequestError, NotFound
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.bodylimit import CHUNKED
 from undersign.web.context import current_user, db_session, require_user, runtime, settings
@@ -928,18 +928,24 @@ def _import_version() -> int | None:
     return int(raw)
 
 
-def _github_resolver() -> Callable[[str], tuple[int, str] | None]:
-    """``GET /users/{login}`` through the bot's client, as ``undersign import`` asks; GitHub
-    failing is a 503 before anything is written."""
+def _github_resolver() -> LoginResolver:
+    """``GET /users/{login}`` through the bot's client, read as a person, as ``undersign
+    import`` asks (``Runtime.look_up_signer``); GitHub failing is a 503 before anything is
+    written."""
 
-    def resolve(login: str) -> tuple[int, str] | None:
+    def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
         try:
-            user = runtime().bot.github.get_user(login)
+            return runtime().look_up_signer(login)
         except RuntimeError as exc:  # no bot token and no App
             abort(
                 503,
                 description=f"The file has logins without a GitHub id ({login!r}); resolving "
                 f"them needs GitHub ({exc}). Nothing was imported.",
+            )
+        except AppNotInstalled as exc:
+            abort(
+                503,
+                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was imported.",
             )
         except GitHubError as exc:
             abort(
@@ -947,9 +953,6 @@ def _github_resolver() -> Callable[[str], tuple[int, str] | None]:
                 description=f"Could not look up {login!r} on GitHub ({exc}). Nothing was "
                 "imported; try again later.",
             )
-        if user is None:
-            return None
-        return int(user["id"]), str(user.get("login") or login)
 
     return resolve
 

@@ -251,6 +251,32 @@ def test_duplicates_are_reported_by_line_after_resolution(
     assert [s.github_id for s in stored(clean_database)] == [3001, 3002]
 
 
+def test_an_organisation_or_a_bot_is_reported_not_imported(
+    run: Invoke,
+    runtime: Runtime,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    clean_database: Database,
+) -> None:
+    """GitHub answers ``/users/{login}`` for an organisation and a bot too: a signature is a
+    person's, so their lines are problems that say what the account is, not "no such login"."""
+    emulator.state.add_org("octo-org")
+    emulator.state.add_user("dependabot[bot]", type="Bot")
+    people = tmp_path / "people.csv"
+    people.write_text("login\nada-example\nocto-org\ndependabot[bot]\n", encoding="utf-8")
+    result = run("import", "csv", str(people), "--agreement", "cla")
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert (
+        "line 3: not-a-person: 'octo-org' is an organisation, not a person: a signature needs "
+        "a person's account; not imported" in out
+    )
+    assert "line 4: not-a-person: 'dependabot[bot]' is a bot, not a person" in out
+    assert "not-found" not in out
+    assert "imported 1, already present 0, problems 2 (3 GitHub lookup(s))" in out
+    assert [s.login for s in stored(clean_database)] == ["ada-example"]
+
+
 def test_formula_cells_are_kept_and_neutralised_in_exports(
     run: Invoke, clean_database: Database
 ) -> None:

@@ -255,6 +255,20 @@ def test_long_stateless_tokens_are_used_as_they_are(
     assert state.apps.token_requests == {installed: 1}
 
 
+def test_a_public_read_goes_through_an_installation_github_lists(
+    contexts: list[JobContext], emulator: EmulatorServer, installed: int
+) -> None:
+    """``GET /users/{login}`` names no repository or org: a process that knows of no
+    installation (no webhook reached it) asks GitHub for the app's, once, and remembers it."""
+    emulator.state.add_org("other-org")
+    for ctx in contexts:
+        account = ctx.github.account("other-org")
+        assert account is not None and (account.login, account.is_person) == ("other-org", False)
+    assert ctx.github.user_account("alice") is not None
+    assert len(emulator.state.api_calls("GET", "/app/installations")) == 1
+    assert emulator.state.apps.token_requests == {installed: 1}
+
+
 # --- configuration --------------------------------------------------------------------------
 
 
