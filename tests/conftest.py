@@ -113,13 +113,18 @@ def emulator() -> Iterator[EmulatorServer]:
 REDIS_TEST_URL = "redis://127.0.0.1:6379/0"
 
 
+def redis_test_url() -> str:
+    """The shared Redis the tests use (``UNDERSIGN_TEST_REDIS_URL`` overrides it)."""
+    return os.environ.get("UNDERSIGN_TEST_REDIS_URL", REDIS_TEST_URL)
+
+
 def queue_env_for_tests() -> dict[str, str]:
     """`make test-postgres` sets UNDERSIGN_TEST_QUEUE=redis: the queue then lives on the shared
     Redis, under a name of this test's own (other tests and engineers share that server)."""
     if os.environ.get("UNDERSIGN_TEST_QUEUE") != "redis":
         return {}
     return {
-        "UNDERSIGN_QUEUE_URL": os.environ.get("UNDERSIGN_TEST_REDIS_URL", REDIS_TEST_URL),
+        "UNDERSIGN_QUEUE_URL": redis_test_url(),
         "UNDERSIGN_QUEUE_NAME": f"undersign-test-{uuid.uuid4().hex[:12]}",
     }
 
