@@ -69,7 +69,8 @@ test-sqlite: install browser nginx
 
 # Two processes as well: every test has a PostgreSQL schema and a Redis queue name of its own,
 # and no test leaves a connection open, so two workers hold a few of the server's slots (a test
-# file that leaves one open fails: tests/support/pg_leaks.py).
+# file that leaves one open fails: tests/support/pg_leaks.py, and for Redis
+# tests/support/redis_leaks.py).
 test-postgres: install ## the database-backed tests again, on PostgreSQL, the queue on Redis
 	UNDERSIGN_TEST_QUEUE=redis $(BIN)/pytest -n 2 --dist loadfile -m "not browser" \
 	  --db "$(PG_TEST_URL)" --ignore=tests/unit/test_bench_smoke.py tests/unit tests/functional

@@ -25,6 +25,7 @@ from tests.support.databases import throwaway_schema
 from tests.support.emulator import DEFAULT_USERS, running_emulator
 from tests.support.live import LiveServer
 from tests.support.pg_leaks import register_leak_guard
+from tests.support.redis_leaks import named_url, register_redis_leak_guard
 
 from undersign.agreements.service import AgreementService, SignatureService
 from undersign.config import Settings, load_settings
@@ -37,7 +38,7 @@ from undersign.runtime import Runtime, build_runtime
 from undersign.web import create_app
 from undersign.web.context import RUNTIME
 
-pytest_plugins = ["pytester"]  # tests/unit/test_pg_leak_guard.py runs a throwaway suite
+pytest_plugins = ["pytester"]  # the leak guards' tests (tests/unit) run throwaway suites
 
 CLIENT_ID = "Ov23liTestClient0001"
 CLIENT_SECRET = "test-client-secret-0123456789abcdef0123"
@@ -57,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     server_url = str(config.getoption("--db"))
     if server_url.startswith("postgresql"):
         register_leak_guard(config, server_url)
+    # The same for Redis, on the runs whose queues live there (`make test-postgres`).
+    if os.environ.get("UNDERSIGN_TEST_QUEUE") == "redis":
+        register_redis_leak_guard(config, redis_test_url())
 
 
 @pytest.fixture(scope="session")
@@ -113,13 +117,19 @@ def emulator() -> Iterator[EmulatorServer]:
 REDIS_TEST_URL = "redis://127.0.0.1:6379/0"
 
 
+def redis_test_url() -> str:
+    """The shared Redis the tests use (``UNDERSIGN_TEST_REDIS_URL`` overrides it)."""
+    return os.environ.get("UNDERSIGN_TEST_REDIS_URL", REDIS_TEST_URL)
+
+
 def queue_env_for_tests() -> dict[str, str]:
     """`make test-postgres` sets UNDERSIGN_TEST_QUEUE=redis: the queue then lives on the shared
-    Redis, under a name of this test's own (other tests and engineers share that server)."""
+    Redis, under a name of this test's own (other tests and engineers share that server); its
+    connections carry this process's client name, which the leak guard looks for."""
     if os.environ.get("UNDERSIGN_TEST_QUEUE") != "redis":
         return {}
     return {
-        "UNDERSIGN_QUEUE_URL": os.environ.get("UNDERSIGN_TEST_REDIS_URL", REDIS_TEST_URL),
+        "UNDERSIGN_QUEUE_URL": named_url(redis_test_url()),
         "UNDERSIGN_QUEUE_NAME": f"undersign-test-{uuid.uuid4().hex[:12]}",
     }
 

@@ -31,6 +31,7 @@ from tests.support.processes import (
     start_serve,
     wait_ready,
 )
+from tests.support.redis_leaks import named_url
 
 from undersign.agreements.service import AgreementService
 from undersign.db import Database
@@ -74,7 +75,7 @@ def cluster(
         UNDERSIGN_BASE_URL=base,
         UNDERSIGN_SECRET_KEY="many-processes-secret-key-0123456789-abcdef",
         UNDERSIGN_DATABASE_URL=pg_url,
-        UNDERSIGN_QUEUE_URL=REDIS_TEST_URL,
+        UNDERSIGN_QUEUE_URL=named_url(REDIS_TEST_URL),  # the leak guard knows their clients
         UNDERSIGN_QUEUE_NAME=queue_name,
         UNDERSIGN_GITHUB_URL=emulator.url,
         UNDERSIGN_GITHUB_API_URL=emulator.api_url,

@@ -64,11 +64,27 @@ class _SqliteQueueStorage(SqliteStorage):
             )
 
 
+class _RedisQueueStorage(RedisStorage):
+    """Huey's Redis queue whose ``close`` lets go of its connections: Huey's own does nothing,
+    so a closed runtime's pool kept its idle connections (a consumer's too) open on the server
+    until the queue happened to be garbage collected. The pool connects again if used after."""
+
+    def close(self) -> bool:
+        self.pool.disconnect()
+        return True
+
+
 def make_huey(settings: Settings) -> Huey:
     """``RedisHuey`` for ``redis://``/``rediss://`` URLs, else ``SqliteHuey`` (a file)."""
     url = settings.queue_url or ""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(settings.queue_name or QUEUE_NAME, url=url, results=False, utc=True)
+        return RedisHuey(
+            settings.queue_name or QUEUE_NAME,
+            url=url,
+            results=False,
+            utc=True,
+            storage_class=_RedisQueueStorage,
+        )
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
     elif url:
