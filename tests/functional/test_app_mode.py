@@ -28,6 +28,7 @@ from undersign.agreements.models import Signature
 from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
+from undersign.github.models import AppInstallation
 from undersign.jobs.queue import start_embedded_consumer
 from undersign.runtime import build_runtime
 
@@ -380,3 +381,54 @@ def test_the_console_import_looks_logins_up_through_an_installation(
     assert answer.status_code == 200, said[:500]
     assert "would import 1, already present 0, problems 1 (2 GitHub lookup(s))" in said
     assert "'octo-org' is an organisation, not a person" in said
+
+
+def recorded_installations(cla: CLAService) -> list[int]:
+    with cla.database.session() as session:
+        return list(session.scalars(select(AppInstallation.id).order_by(AppInstallation.id)))
+
+
+def test_an_installation_removed_on_github_is_forgotten_for_another_one(
+    app_cla: CLAService,
+) -> None:
+    """The app was removed from octo-org on GitHub and undersign missed the webhook: GitHub
+    answers the token request for that installation 404. The lookup forgets it and goes on
+    with an installation GitHub lists (on maint's account, which undersign never heard of);
+    with none left it says the app is installed nowhere. Never "try again later", and never
+    every login reported as gone (a 404 read as GitHub knowing no such account)."""
+    state = app_cla.state
+    removed = install(app_cla)
+    command = build_runtime(app_cla.settings, app_cla.database)  # a process of its own
+    try:
+
+        def run_import(*options: str) -> Any:
+            return CliRunner().invoke(
+                cli,
+                ["import", "csv", "-", "--agreement", AGREEMENT_SLUG, *options],
+                obj=SimpleNamespace(database=app_cla.database, runtime=command),
+                input=PEOPLE,
+            )
+
+        checked = run_import("--dry-run")
+        assert "would import 1, already present 0, problems 1" in checked.stdout, checked.output
+        state.apps.uninstall(removed)  # its token, which the command holds, stops working
+        elsewhere = int(state.apps.install(APP_ID, "maint")["id"])
+        result = run_import()
+        assert result.exit_code == 1, result.output  # octo-org's line is a problem
+        assert "not-found" not in result.stdout
+        assert "imported 1, already present 0, problems 1 (2 GitHub lookup(s))" in result.stdout
+        assert imported_logins(app_cla) == ["dave"]
+        assert recorded_installations(app_cla) == [elsewhere]
+
+        state.apps.uninstall(elsewhere)
+        refused = run_import()
+        assert refused.exit_code == 1, refused.output
+        assert "could not look up 'dave' on GitHub: the GitHub App is not installed on any " in (
+            refused.output
+        )
+        assert "try again later" not in refused.output and "not-found" not in refused.output
+        assert recorded_installations(app_cla) == []
+        assert imported_logins(app_cla) == ["dave"]
+    finally:
+        command.queue.huey.flush()
+        command.close()
