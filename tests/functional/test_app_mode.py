@@ -28,6 +28,7 @@ from undersign.agreements.models import Signature
 from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
+from undersign.github.models import AppInstallation
 from undersign.jobs.queue import start_embedded_consumer
 from undersign.runtime import build_runtime
 
@@ -53,17 +54,26 @@ def app_key() -> tuple[str, bytes]:
 
 
 @pytest.fixture
+def instance_admins() -> tuple[str, ...]:
+    """Logins ``app_cla`` makes instance admins (UNDERSIGN_ADMINS): none, unless a test
+    parametrizes this."""
+    return ()
+
+
+@pytest.fixture
 def app_cla(
     live_factory: LiveFactory,
     emulator: EmulatorServer,
     database: Database,
     app_key: tuple[str, bytes],
+    instance_admins: tuple[str, ...],
 ) -> Iterator[CLAService]:
     """undersign in app mode; octo-org (widgets, gadgets) covered by an org link; the app is
     registered on the emulator but not installed yet."""
     state = emulator.state
-    for login in ("dave", "maint"):
+    for login in ("dave", "maint", *instance_admins):
         state.add_user(login, name=login.title(), email=f"{login}@example.com")
+    admins = ",".join(str(state.user(login)["id"]) for login in instance_admins)
     state.add_org("octo-org", members=["maint"])
     for repo in (REPO, "octo-org/gadgets"):
         state.add_repo(repo)
@@ -78,6 +88,7 @@ def app_cla(
         UNDERSIGN_GITHUB_CLIENT_SECRET=APP_SECRET,
         UNDERSIGN_GITHUB_APP_ID=str(APP_ID),
         UNDERSIGN_GITHUB_APP_PRIVATE_KEY=app_key[0],
+        UNDERSIGN_ADMINS=admins,
     )
     state.apps.register_app(
         APP_SLUG,
@@ -380,3 +391,93 @@ def test_the_console_import_looks_logins_up_through_an_installation(
     assert answer.status_code == 200, said[:500]
     assert "would import 1, already present 0, problems 1 (2 GitHub lookup(s))" in said
     assert "'octo-org' is an organisation, not a person" in said
+
+
+def recorded_installations(cla: CLAService) -> list[int]:
+    with cla.database.session() as session:
+        return list(session.scalars(select(AppInstallation.id).order_by(AppInstallation.id)))
+
+
+def test_an_installation_removed_on_github_is_forgotten_for_another_one(
+    app_cla: CLAService,
+) -> None:
+    """The app was removed from octo-org on GitHub and undersign missed the webhook: GitHub
+    answers the token request for that installation 404. The lookup forgets it and goes on
+    with an installation GitHub lists (on maint's account, which undersign never heard of);
+    with none left it says the app is installed nowhere. Never "try again later", and never
+    every login reported as gone (a 404 read as GitHub knowing no such account)."""
+    state = app_cla.state
+    removed = install(app_cla)
+    command = build_runtime(app_cla.settings, app_cla.database)  # a process of its own
+    try:
+
+        def run_import(*options: str) -> Any:
+            return CliRunner().invoke(
+                cli,
+                ["import", "csv", "-", "--agreement", AGREEMENT_SLUG, *options],
+                obj=SimpleNamespace(database=app_cla.database, runtime=command),
+                input=PEOPLE,
+            )
+
+        checked = run_import("--dry-run")
+        assert "would import 1, already present 0, problems 1" in checked.stdout, checked.output
+        state.apps.uninstall(removed)  # its token, which the command holds, stops working
+        elsewhere = int(state.apps.install(APP_ID, "maint")["id"])
+        result = run_import()
+        assert result.exit_code == 1, result.output  # octo-org's line is a problem
+        assert "not-found" not in result.stdout
+        assert "imported 1, already present 0, problems 1 (2 GitHub lookup(s))" in result.stdout
+        assert imported_logins(app_cla) == ["dave"]
+        assert recorded_installations(app_cla) == [elsewhere]
+
+        state.apps.uninstall(elsewhere)
+        refused = run_import()
+        assert refused.exit_code == 1, refused.output
+        assert "could not look up 'dave' on GitHub: the GitHub App is not installed on any " in (
+            refused.output
+        )
+        assert "try again later" not in refused.output and "not-found" not in refused.output
+        assert recorded_installations(app_cla) == []
+        assert imported_logins(app_cla) == ["dave"]
+    finally:
+        command.queue.huey.flush()
+        command.close()
+
+
+@pytest.mark.parametrize("instance_admins", [("root",)])
+def test_the_console_import_says_plainly_that_the_app_is_installed_nowhere(
+    app_cla: CLAService,
+) -> None:
+    """An instance admin gets into the console without any installation (an agreement's
+    admin is found through one). The check of a file with logins is then a 409 saying the
+    app is installed nowhere and what to do, with nothing imported: not a 503 "try again
+    later", since no retry helps until someone installs the app. Once the only installation
+    is removed on GitHub (undersign missing the webhook), the same."""
+    live = app_cla.live
+    with live.client() as client:
+        page = sign_in(live, client, "root", next_path="/admin/")
+        assert page.status_code == 200, page.text
+
+        def check() -> tuple[int, str]:
+            answer = client.post(
+                f"/admin/agreements/{AGREEMENT_SLUG}/import",
+                data={"source": "csv", "csrf_token": csrf_of(page.text)},
+                files={"file": ("people.csv", PEOPLE, "text/csv")},
+            )
+            return answer.status_code, html.unescape(answer.text)
+
+        status, said = check()
+        assert status == 409, said[:500]
+        assert (
+            "Could not look up 'dave' on GitHub: the GitHub App is not installed on any account"
+        ) in said
+        assert "install the app on an organisation or account first. Nothing was imported" in said
+        assert "try again later" not in said
+        removed = install(app_cla)
+        assert check()[0] == 200
+        app_cla.state.apps.uninstall(removed)
+        status, said = check()
+        assert status == 409, said[:500]
+        assert "the GitHub App is not installed on any account" in said
+    assert imported_logins(app_cla) == []
+    assert recorded_installations(app_cla) == []

@@ -128,6 +128,44 @@ def test_the_same_file_again_imports_it_once(
     assert stored(console) == (2, 2)  # no new signature; the attempt is audited
 
 
+#: A file that brings no new signature, and what the check says of it: contrib signed alpha
+#: already; GitHub knows no ``linus-gone``; ``acme`` is an organisation.
+NOTHING_NEW = [
+    (
+        b"github_id\n{contrib}\n",
+        "Nothing new to import: everyone in the file already has a signature on version 1.",
+    ),
+    (
+        b"login\nlinus-gone\nacme\n",
+        "Nothing to import: every line has a problem, listed above.",
+    ),
+    (
+        b"github_id,login\n{contrib},contrib\n,linus-gone\n,acme\n",
+        "Nothing new to import: 1 person in the file already has a signature on version 1, "
+        "and every other line has a problem, listed above.",
+    ),
+    (b"github_id,login\n", "Nothing to import: the file has no signatures in it."),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "says"), NOTHING_NEW, ids=["all-signed", "all-problems", "both", "no-lines"]
+)
+def test_the_check_says_why_nothing_would_be_imported(
+    console: Console, owner: tuple[httpx.Client, str], data: bytes, says: str
+) -> None:
+    """Whether everyone in the file signed already, every line is a problem, some of each
+    or the file has no line at all, the check says which (it once said "everyone already
+    has a signature" of a file of logins GitHub no longer knows) and offers no import."""
+    client, csrf = owner
+    answer = upload(client, csrf, data.replace(b"{contrib}", b"%d" % console.ids["contrib"]))
+    assert answer.status_code == 200, answer.text[:500]
+    said = re.search(r'<p id="import-nothing">([^<]*)</p>', html.unescape(answer.text))
+    assert said is not None and said.group(1) == says
+    assert 'name="sha256"' not in answer.text  # no form to import with
+    assert stored(console) == (0, 0)
+
+
 def test_a_malformed_file_stores_nothing_and_names_its_lines(
     console: Console, owner: tuple[httpx.Client, str]
 ) -> None:

@@ -91,6 +91,31 @@ class ImportReport:
             f"problems {len(self.problems)} ({self.lookups} GitHub lookup(s))"
         )
 
+    def nothing_to_import(self) -> str | None:
+        """Why a sound file brings no new signature, said the way it is: everyone already
+        signed, every line is a problem, some of each, or no line at all (a page that said
+        "everyone already has a signature" of a file of not-found logins misled the reader).
+        None when there is something to import, or the file is malformed (fixing it comes
+        first). The problems are listed before this is shown, on the page and the terminal."""
+        if self.imported or self.malformed:
+            return None
+        present, problems = self.already_present, len(self.problems)
+        if not present and not problems:
+            return "nothing to import: the file has no signatures in it"
+        if not problems:
+            return (
+                "nothing new to import: everyone in the file already has a signature on "
+                f"version {self.version}"
+            )
+        if not present:
+            return "nothing to import: every line has a problem, listed above"
+        people = "1 person" if present == 1 else f"{present} people"
+        has = "has" if present == 1 else "have"
+        return (
+            f"nothing new to import: {people} in the file already {has} a signature on "
+            f"version {self.version}, and every other line has a problem, listed above"
+        )
+
 
 @dataclass(frozen=True)
 class _Person:

@@ -627,6 +627,9 @@ def _print_report(report: ImportReport, notes: list[str]) -> None:
         f"{report.source} ({report.format}, sha256 {report.sha256}) into "
         f"{report.agreement} v{report.version}: {report.summary()}"
     )
+    nothing = report.nothing_to_import()
+    if nothing is not None:
+        click.echo(nothing)
 
 
 def _reevaluate(session: Session, report: ImportReport, agreement_id: int) -> None:

@@ -48,6 +48,7 @@ from undersign.github.errors import (
     GitHubError,
     GitHubRequestError,
     GitHubUnavailable,
+    InstallationGone,
     NotFound,
 )
 from undersign.github.models import AppInstallation, AppInstallationRepo, AppInstallationToken
@@ -110,6 +111,13 @@ def _parse_expiry(value: object, fallback: float) -> float:
 
 def _at(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def any_installation_will_do(path: str) -> bool:
+    """``/users/{login}``: a public read, which any installation's token may make (the path
+    names no account the app is installed on)."""
+    parts = path.split("/")
+    return len(parts) >= 3 and parts[1] == "users"
 
 
 @dataclass
@@ -285,28 +293,70 @@ class GitHubApp:
             installation = self.installation_for_account(parts[2])
         else:
             installation = getattr(self._local, "last", None)
-        if installation is None and len(parts) >= 3 and parts[1] == "users":
+        if installation is None and any_installation_will_do(path):
             installation = self.any_installation(path)
         if installation is None:
             raise GitHubRequestError(400, f"no installation to call {path} with")
         self._local.last = installation
         return installation
 
-    def any_installation(self, path: str) -> int:
+    def any_installation(self, path: str, *, besides: frozenset[int] = frozenset()) -> int:
         """An installation to make a public read with (``GET /users/{login}``: any
         installation's token may read any account), when nothing says which one: one
-        undersign knows of, else the first GitHub lists (asked once, then remembered)."""
+        undersign knows of, else the first GitHub lists (asked once, then remembered).
+        ``besides``: installations found removed on this request, not to be tried again."""
         with self.database.session() as session:
             found = session.scalar(
-                select(AppInstallation.id).order_by(AppInstallation.updated_at.desc()).limit(1)
+                select(AppInstallation.id)
+                .where(AppInstallation.id.not_in(besides))
+                .order_by(AppInstallation.updated_at.desc())
+                .limit(1)
             )
         if found is not None:
             return int(found)
-        listed = [i for i in self.installations() if not i.get("suspended_at")]
+        listed = [
+            i
+            for i in self.installations()
+            if not i.get("suspended_at") and int(i["id"]) not in besides
+        ]
         if not listed:
             raise AppNotInstalled(path)
         record_installation(self.database, listed[0], [])
         return int(listed[0]["id"])
+
+    def token_for_path(self, path: str) -> tuple[int, str]:
+        """The installation a REST path acts through, and its token.
+
+        An installation whose token request GitHub answers 404 was removed since undersign
+        recorded it (a missed ``installation deleted`` webhook): it is forgotten, so no
+        request asks for its token again. A public read then goes on with another
+        installation, and with none left says the app is installed nowhere
+        (``AppNotInstalled``) rather than failing as if GitHub were down; any other path
+        raises ``InstallationGone`` (a NotFound: what it covered cannot be seen now)."""
+        installation = self.installation_for_path(path)
+        removed: set[int] = set()
+        while True:
+            try:
+                return installation, self.installation_token(installation)
+            except InstallationGone:
+                self.forget_removed_installation(installation)
+                if not any_installation_will_do(path):
+                    raise
+                removed.add(installation)
+                installation = self.any_installation(path, besides=frozenset(removed))
+                self._local.last = installation
+
+    def forget_removed_installation(self, installation_id: int) -> None:
+        """What the ``installation deleted`` webhook would have done, and this process's
+        memory of it: its token, the repositories routed to it, the thread's last one."""
+        log.warning("installation %s was removed on GitHub; forgotten", installation_id)
+        forget_installation(self.database, installation_id)
+        with self._lock:
+            self._tokens.pop(installation_id, None)
+            for name in [n for n, (i, _) in self._routes.items() if i == installation_id]:
+                del self._routes[name]
+        if getattr(self._local, "last", None) == installation_id:
+            self._local.last = None
 
     # -- installation tokens ------------------------------------------------------------------
 
@@ -375,7 +425,12 @@ class GitHubApp:
 
     def _fetch(self, installation_id: int) -> str:
         asked_at = self.clock()
-        response = self._app_request("POST", f"/app/installations/{installation_id}/access_tokens")
+        try:
+            response = self._app_request(
+                "POST", f"/app/installations/{installation_id}/access_tokens"
+            )
+        except NotFound:
+            raise InstallationGone(installation_id) from None
         self.token_requests[installation_id] += 1
         data = json_object(response)
         token = data.get("token")
@@ -493,12 +548,12 @@ class InstallationAuth(httpx.Auth):
         path = request.url.path
         if path.startswith(self.app.api_path):
             path = "/" + path[len(self.app.api_path) :]
-        installation = self.app.installation_for_path(path)
-        request.headers["Authorization"] = f"token {self.app.installation_token(installation)}"
+        installation, token = self.app.token_for_path(path)
+        request.headers["Authorization"] = f"token {token}"
         response = yield request
         if response.status_code == 401:
             self.app.forget_token(installation)
-            token = self.app.installation_token(installation)
+            _, token = self.app.token_for_path(path)
             request.headers["Authorization"] = f"token {token}"
             yield request
 

@@ -931,7 +931,8 @@ def _import_version() -> int | None:
 def _github_resolver() -> LoginResolver:
     """``GET /users/{login}`` through the bot's client, read as a person, as ``undersign
     import`` asks (``Runtime.look_up_signer``); GitHub failing is a 503 before anything is
-    written."""
+    written. An App installed nowhere is a 409, not a 503: the file is fine and GitHub is
+    up, but nothing will change until someone installs the app, so no "try again later"."""
 
     def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
         try:
@@ -942,10 +943,11 @@ def _github_resolver() -> LoginResolver:
                 description=f"The file has logins without a GitHub id ({login!r}); resolving "
                 f"them needs GitHub ({exc}). Nothing was imported.",
             )
-        except AppNotInstalled as exc:
+        except AppNotInstalled as exc:  # someone must install the app: waiting will not help
             abort(
-                503,
-                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was imported.",
+                409,
+                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
+                "imported; check the file again once the app is installed.",
             )
         except GitHubError as exc:
             abort(

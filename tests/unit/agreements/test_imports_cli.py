@@ -277,6 +277,30 @@ def test_an_organisation_or_a_bot_is_reported_not_imported(
     assert [s.login for s in stored(clean_database)] == ["ada-example"]
 
 
+def test_a_file_with_nothing_new_says_why(run: Invoke, clean_database: Database) -> None:
+    """After the problems and the summary, the last line says why nothing is new: every line
+    a problem, everyone signed already, some of each, or a file with no line at all."""
+
+    def last_line(data: str, *options: str) -> str:
+        result = run("import", "csv", "-", "--agreement", "cla", *options, stdin=data)
+        return result.stdout.splitlines()[-1]
+
+    gone = "login\nlinus-t-1969\n"
+    assert last_line(gone) == "nothing to import: every line has a problem, listed above"
+    assert (
+        run("import", "csv", "-", "--agreement", "cla", stdin="github_id\n583231\n").exit_code == 0
+    )
+    assert last_line("github_id\n583231\n", "--dry-run") == (
+        "nothing new to import: everyone in the file already has a signature on version 1"
+    )
+    assert last_line("github_id,login\n583231,ada-example\n,linus-t-1969\n") == (
+        "nothing new to import: 1 person in the file already has a signature on version 1, "
+        "and every other line has a problem, listed above"
+    )
+    assert last_line("github_id,login\n") == "nothing to import: the file has no signatures in it"
+    assert [s.github_id for s in stored(clean_database)] == [583231]
+
+
 def test_formula_cells_are_kept_and_neutralised_in_exports(
     run: Invoke, clean_database: Database
 ) -> None:

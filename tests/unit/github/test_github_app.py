@@ -13,13 +13,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 from tests.conftest import make_settings
 
 from undersign.config import ConfigError, Settings, load_settings
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
-from undersign.github.app import GitHubApp, app_jwt, load_private_key
-from undersign.github.errors import GitHubRequestError
+from undersign.github.app import GitHubApp, app_jwt, load_private_key, record_installation
+from undersign.github.errors import AppNotInstalled, GitHubRequestError, NotFound
+from undersign.github.models import AppInstallation
 from undersign.github.webhooks import parse_delivery
 from undersign.jobs.context import JobContext
 
@@ -267,6 +269,38 @@ def test_a_public_read_goes_through_an_installation_github_lists(
     assert ctx.github.user_account("alice") is not None
     assert len(emulator.state.api_calls("GET", "/app/installations")) == 1
     assert emulator.state.apps.token_requests == {installed: 1}
+
+
+def test_an_installation_removed_on_github_is_forgotten_and_a_public_read_goes_on(
+    contexts: list[JobContext], emulator: EmulatorServer, database: Database, installed: int
+) -> None:
+    """Removed on GitHub while no webhook reached undersign: its token request answers 404.
+    The installation is forgotten (its rows, its route) and ``GET /users/{login}`` goes
+    through the one GitHub lists; a repository it covered is a NotFound, as it cannot be
+    seen now. With no installation left (a token held by another process answering 401
+    first), the read says the app is installed nowhere, not that the login does not exist."""
+    state = emulator.state
+    record_installation(
+        database, {"id": installed, "account": {"login": "octo-org"}}, [(None, "octo-org/widgets")]
+    )
+    state.apps.uninstall(installed)
+    elsewhere = int(state.apps.install(APP_ID, "alice")["id"])
+    account = contexts[0].github.account("alice")
+    assert account is not None and account.login == "alice"
+    assert state.apps.token_requests == {elsewhere: 1}
+    assert installed_installations(database) == [elsewhere]
+    with pytest.raises(NotFound):
+        contexts[0].github.get_pull("octo-org", "widgets", 1)
+    contexts[1].github.account("alice")  # holds the token from the database now
+    state.apps.uninstall(elsewhere)
+    with pytest.raises(AppNotInstalled):
+        contexts[1].github.account("alice")
+    assert installed_installations(database) == []
+
+
+def installed_installations(database: Database) -> list[int]:
+    with database.session() as session:
+        return list(session.scalars(select(AppInstallation.id).order_by(AppInstallation.id)))
 
 
 # --- configuration --------------------------------------------------------------------------
