@@ -15,11 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
-from tests.conftest import sign_in, sign_quietly
+from tests.conftest import LiveFactory, sign_in, sign_quietly
 from tests.functional import test_console_access as access
 from tests.functional.test_console_access import ALPHA, Console, signed_in
 
 from undersign.agreements.models import AuditEntry, Signature
+from undersign.agreements.service import AgreementService
 from undersign.jobs.models import Job
 from undersign.web import console as console_views
 
@@ -328,6 +329,40 @@ def test_github_failing_is_a_503_and_stores_nothing(
     assert answer.status_code == 503
     assert "Could not look up" in html.unescape(answer.text)
     assert stored(console) == (0, 0)
+
+
+def test_without_a_token_or_an_app_the_check_is_a_409_naming_the_settings(
+    live_factory: LiveFactory,
+) -> None:
+    """With neither a bot token nor a GitHub App only an instance admin reaches the console;
+    a file with logins cannot be resolved until an operator sets one, so the check is a 409
+    that names the settings (as for an App installed nowhere), not a 503 "GitHub failed",
+    and nothing is stored."""
+    state = live_factory.emulator.state
+    state.add_user("root")
+    live = live_factory(UNDERSIGN_ADMINS=str(state.user("root")["id"]))
+    with live.database.session() as session:
+        AgreementService(session).add_or_update(ALPHA, "Alpha CLA", "You agree to alpha.")
+    with live.client() as client:
+        page = sign_in(live, client, "root", next_path="/admin/")
+        assert page.status_code == 200, page.text
+        answer = client.post(
+            f"/admin/agreements/{ALPHA}/import",
+            data={"source": "csv", "csrf_token": access._csrf(page.text)},
+            files={"file": ("people.csv", b"login\nada-example\n", "text/csv")},
+        )
+    said = html.unescape(answer.text)
+    assert answer.status_code == 409, said[:500]
+    assert (
+        "resolving them needs GitHub, which undersign cannot ask (UNDERSIGN_GITHUB_TOKEN is not set"
+    ) in said
+    assert (
+        "Nothing was imported: set UNDERSIGN_GITHUB_TOKEN, or the GitHub App's "
+        "UNDERSIGN_GITHUB_APP_ID and UNDERSIGN_GITHUB_APP_PRIVATE_KEY, then check the file "
+        "again, or give every line its GitHub id."
+    ) in said
+    with live.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Signature)) == 0
 
 
 def test_github_not_answering_in_time_is_a_503_and_stores_nothing(

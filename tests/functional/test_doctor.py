@@ -290,7 +290,8 @@ def test_a_webhook_is_ours_whatever_the_case_of_its_host_but_not_with_a_trailing
 ) -> None:
     """A hook saved as ``http://LocalHost:PORT/webhooks/github`` delivers here: it is the
     one checked (not the CI hook listed before it) and its URL is right. With a trailing
-    slash the endpoint answers 404: that hook is named as wrong."""
+    slash the endpoint answers 404: that hook is named as wrong, not the CI hook listed
+    first (which would send the operator to the wrong one)."""
     port = doctor.live.url.rsplit(":", 1)[1]
     base = f"http://localhost:{port}"
     del doctor.state.hooks[doctor.hook_id]
@@ -310,9 +311,12 @@ def test_a_webhook_is_ours_whatever_the_case_of_its_host_but_not_with_a_trailing
     slash = doctor.run(UNDERSIGN_BASE_URL=base)
     assert slash.exit_code == 1
     assert any(
-        f.startswith(f"✗ {REPO}: webhook: its URL is https://ci.example.com/hook")
+        f.startswith(
+            f"✗ {REPO}: webhook: its URL is {base}/webhooks/github/, not {base}/webhooks/github"
+        )
         for f in failed(slash)
     ), slash.output
+    assert "ci.example.com" not in slash.output
 
 
 # --- organisation webhooks (token mode) -------------------------------------------------------

@@ -27,6 +27,7 @@ from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
 from undersign.agreements.imports import (
+    GITHUB_CREDENTIALS_FIX,
     ImportReport,
     LoginResolver,
     NotAPerson,
@@ -598,11 +599,16 @@ def _github_resolver() -> LoginResolver:
     runtime = _runtime()
 
     def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
+        needs = f"the file has logins without a GitHub id ({login!r}); resolving them needs GitHub"
         if runtime is None:
+            raise click.ClickException(f"{needs}: {GITHUB_CREDENTIALS_FIX}")
+        try:
+            runtime.bot.github  # noqa: B018 - raises when there are no credentials at all
+        except RuntimeError as exc:  # no bot token and no App: not a traceback
             raise click.ClickException(
-                f"the file has logins without a GitHub id ({login!r}); resolving them needs "
-                "GitHub: set UNDERSIGN_GITHUB_TOKEN (or the App settings)"
-            )
+                f"{needs}, which undersign cannot ask ({exc}); nothing was imported: "
+                f"{GITHUB_CREDENTIALS_FIX}, or give every line its GitHub id"
+            ) from None
         try:
             return runtime.look_up_signer(login)
         except AppNotInstalled as exc:

@@ -52,6 +52,8 @@ from undersign.runtime import Runtime
 WORKER_GRACE = dt.timedelta(minutes=5)
 #: The webhook events a repository hook must send (check runs and merge groups are App-only).
 HOOK_EVENTS = ("issue_comment", "pull_request")
+#: Where GitHub must deliver, under UNDERSIGN_BASE_URL (web.webhooks serves exactly this path).
+WEBHOOK_PATH = "/webhooks/github"
 #: Token scopes: one of each group.
 TOKEN_SCOPES = (("repo", "public_repo"), ("repo", "repo:status"))
 LEVELS = {"read": 1, "write": 2, "admin": 3}
@@ -272,7 +274,7 @@ def _app_hook_checks(settings: Settings, runtime: Runtime) -> Iterator[Check]:
 
 def _hook_url(settings: Settings) -> str:
     """The payload URL every webhook of this instance must have."""
-    return f"{settings.base_url}/webhooks/github"
+    return f"{settings.base_url}{WEBHOOK_PATH}"
 
 
 def _url_key(url: str) -> tuple[str, str, int | None, str, str]:
@@ -299,6 +301,19 @@ def _points_here(config: dict[str, Any], settings: Settings) -> bool:
 def _our_hooks(hooks: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
     """The webhooks among ``hooks`` (as GitHub lists them) that point at this instance."""
     return [hook for hook in hooks if _points_here(hook.get("config") or {}, settings)]
+
+
+def _meant_for_us(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The webhooks among ``hooks`` whose URL ends in undersign's webhook path, slash or not,
+    whatever its host: when none points here, the one to name as wrong (an operator's hook
+    with a trailing slash or an old host), rather than another service's hook listed first."""
+    return [
+        hook
+        for hook in hooks
+        if urlsplit(str((hook.get("config") or {}).get("url") or ""))
+        .path.rstrip("/")
+        .endswith(WEBHOOK_PATH)
+    ]
 
 
 def hook_verdict(
@@ -392,7 +407,8 @@ def webhook_checks(
     without: Callable[[Check], Check] | None = None,
 ) -> Iterator[Check]:
     """A repository's or organisation's webhooks (``label``: its name): the one pointing at
-    this instance (else the first) against what undersign needs, and its last delivery.
+    this instance (else one meant for it, else the first) against what undersign needs, and
+    its last delivery.
     GitHub answers 404 to whoever may not see them: skipped, saying ``hidden()``. With no
     webhook at all the check fails, saying ``missing``, unless ``without`` (given that
     failure) finds the events arrive another way."""
@@ -417,7 +433,7 @@ def webhook_checks(
         )
         yield without(failure) if without is not None else failure
         return
-    hook = (ours or hooks)[0]
+    hook = (ours or _meant_for_us(hooks) or hooks)[0]
     yield hook_verdict(name, hook.get("config") or {}, list(hook.get("events") or []), settings)
     try:
         last = last_delivery(int(hook["id"]))

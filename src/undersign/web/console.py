@@ -71,7 +71,13 @@ from undersign.agreements.errors import (
 )
 from undersign.agreements.export import neutralize_cell, write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
-from undersign.agreements.imports import LoginResolver, NotAPerson, formula_notes, import_batch
+from undersign.agreements.imports import (
+    GITHUB_CREDENTIALS_FIX,
+    LoginResolver,
+    NotAPerson,
+    formula_notes,
+    import_batch,
+)
 from undersign.agreements.models import LINK_MODES, Agreement, AgreementVersion
 from undersign.agreements.service import (
     AgreementService,
@@ -931,18 +937,23 @@ def _import_version() -> int | None:
 def _github_resolver() -> LoginResolver:
     """``GET /users/{login}`` through the bot's client, read as a person, as ``undersign
     import`` asks (``Runtime.look_up_signer``); GitHub failing is a 503 before anything is
-    written. An App installed nowhere is a 409, not a 503: the file is fine and GitHub is
-    up, but nothing will change until someone installs the app, so no "try again later"."""
+    written. No bot token and no App, or an App installed nowhere, is a 409, not a 503: the
+    file is fine, but nothing will change until someone configures or installs, so no "try
+    again later"."""
 
     def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
         try:
-            return runtime().look_up_signer(login)
-        except RuntimeError as exc:  # no bot token and no App
+            runtime().bot.github  # noqa: B018 - raises when there are no credentials at all
+        except RuntimeError as exc:  # no bot token and no App: an operator must set one
             abort(
-                503,
+                409,
                 description=f"The file has logins without a GitHub id ({login!r}); resolving "
-                f"them needs GitHub ({exc}). Nothing was imported.",
+                f"them needs GitHub, which undersign cannot ask ({exc}). Nothing was "
+                f"imported: {GITHUB_CREDENTIALS_FIX}, then check the file again, or give "
+                "every line its GitHub id.",
             )
+        try:
+            return runtime().look_up_signer(login)
         except AppNotInstalled as exc:  # someone must install the app: waiting will not help
             abort(
                 409,

@@ -427,6 +427,40 @@ def test_without_github_logins_cannot_be_resolved(clean_database: Database, tmp_
     assert stored(clean_database) == []
 
 
+def test_without_a_token_or_an_app_the_command_says_what_to_set(
+    clean_database: Database, tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """The real command line always has a runtime; with neither a bot token nor a GitHub App
+    its client cannot be made. A file with logins then ends in one line naming the settings
+    (it was a RuntimeError's traceback), and nothing is imported."""
+    from tests.conftest import make_settings
+
+    with clean_database.session() as session:
+        AgreementService(session).add_or_update("cla", "CLA", "Text.\n")
+    settings = make_settings(tmp_path, "http://127.0.0.1:1", emulator, UNDERSIGN_GITHUB_TOKEN="")
+    runtime = build_runtime(settings, clean_database)
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["import", "csv", "-", "--agreement", "cla"],
+            obj=SimpleNamespace(database=clean_database, runtime=runtime),
+            input="login\nada-example\n",
+        )
+    finally:
+        runtime.close()
+    assert_clean_failure(
+        result,
+        "the file has logins without a GitHub id ('ada-example'); resolving them needs GitHub, "
+        "which undersign cannot ask (UNDERSIGN_GITHUB_TOKEN is not set",
+    )
+    assert (
+        "nothing was imported: set UNDERSIGN_GITHUB_TOKEN, or the GitHub App's "
+        "UNDERSIGN_GITHUB_APP_ID and UNDERSIGN_GITHUB_APP_PRIVATE_KEY, or give every line its "
+        "GitHub id"
+    ) in result.output
+    assert stored(clean_database) == []
+
+
 # Report mode on the command line.
 
 
