@@ -21,10 +21,12 @@ from tests.conftest import (
     sign_in,
     sign_quietly,
 )
+from tests.functional.test_companies_web import _form as company_form
 from tests.functional.test_console_access import _csrf as csrf_of
 from tests.unit.agreements.test_imports_cli import main as cli
 
-from undersign.agreements.models import Signature
+from undersign.agreements.companies import CompanyService
+from undersign.agreements.models import Company, Signature
 from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
@@ -481,3 +483,46 @@ def test_the_console_import_says_plainly_that_the_app_is_installed_nowhere(
         assert "the GitHub App is not installed on any account" in said
     assert imported_logins(app_cla) == []
     assert recorded_installations(app_cla) == []
+
+
+def test_the_company_pages_say_plainly_that_the_app_is_installed_nowhere(
+    app_cla: CLAService,
+) -> None:
+    """Signing for a company, approving an account and adding a manager look the login up
+    with an installation's token: with the app installed nowhere that is a 409 saying so and
+    what to do, nothing written, not a 503 "try again"; once installed, the same works."""
+    live, state = app_cla.live, app_cla.state
+    maint = int(state.user("maint")["id"])
+    with live.database.session() as session:
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "Agreed.", AGREEMENT_SLUG
+        )
+        company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(maint, "maint")]).id
+    url = f"/companies/{company_id}"
+    with live.client() as client:
+        sign_in(live, client, "maint")
+        token = csrf_of(client.get(url).text)
+        form = company_form(client.get("/sign/corporate-cla").text, managers="dave")
+        answers = {
+            "sign": client.post("/sign/corporate-cla", data=form),
+            "approve": client.post(
+                f"{url}/approve", data={"csrf_token": token, "kind": "login", "value": "dave"}
+            ),
+            "add manager": client.post(
+                f"{url}/managers/add", data={"csrf_token": token, "login": "dave"}
+            ),
+        }
+        for what, answer in answers.items():
+            said = html.unescape(answer.text)
+            assert answer.status_code == 409, (what, said[:500])
+            assert "the GitHub App is not installed on any account" in said, what
+            assert "install the app on an organisation or account first." in said, what
+            assert "try again" not in said, what
+        with live.database.session() as session:
+            assert session.scalars(select(Company.name).order_by(Company.id)).all() == [
+                "BigCorp Ltd"
+            ]
+        install(app_cla)
+        added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
+        assert added.status_code == 303, added.text[:500]

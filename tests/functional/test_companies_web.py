@@ -54,16 +54,17 @@ def _sha(page: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture
-def world(live_factory: LiveFactory) -> World:
-
+def _make_world(live_factory: LiveFactory, *, bot_token: bool = True) -> World:
+    """The app (with the bot's token, unless ``bot_token`` is False: then neither a token nor
+    a GitHub App), a corporate agreement and Rival Inc, signed on paper."""
     state = live_factory.emulator.state
     state.add_user(BOT, name="undersign", email="bot@undersign.invalid")
     for login in ("boss", "deputy", "rival", "root"):
         state.add_user(login, name=login.title(), email=f"{login}@example.com")
     ids = {login: int(state.user(login)["id"]) for login in ("boss", "deputy", "rival", "root")}
     live = live_factory(
-        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT), UNDERSIGN_ADMINS=str(ids["root"])
+        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT) if bot_token else "",
+        UNDERSIGN_ADMINS=str(ids["root"]),
     )
     with live.database.session() as session:
         AgreementService(session).add_or_update("individual-cla", "Individual CLA", "I agree.")
@@ -73,6 +74,11 @@ def world(live_factory: LiveFactory) -> World:
         )
         other = companies.add_paper(CORPORATE, "Rival Inc", [(ids["rival"], "rival")]).id
     return World(live, ids, other)
+
+
+@pytest.fixture
+def world(live_factory: LiveFactory) -> World:
+    return _make_world(live_factory)
 
 
 def _form(page: str, **changes: str) -> dict[str, str]:
@@ -473,3 +479,44 @@ def test_a_refused_change_lets_go_of_the_company_before_its_page_renders(world: 
     company = _companies(live)[-1]
     assert len(company.approvals) == MAX_APPROVALS
     assert len(company.managers) == MAX_MANAGERS + 1
+
+
+def test_without_a_token_or_an_app_lookups_are_a_409_naming_the_settings(
+    live_factory: LiveFactory,
+) -> None:
+    """With neither a bot token nor a GitHub App, signing for a company, approving an account
+    and adding a manager cannot look the login up: a 409 saying what an operator must set,
+    not a 503 "try again" (no retry helps), and nothing is written."""
+    world = _make_world(live_factory, bot_token=False)
+    live = world.live
+    with live.database.session() as session:
+        paper = CompanyService(session).add_paper(
+            CORPORATE, "BigCorp Ltd", [(world.ids["boss"], "boss")]
+        )
+        company_id = paper.id
+    url = f"/companies/{company_id}"
+    operator = (
+        "an operator must set UNDERSIGN_GITHUB_TOKEN, or the GitHub App&#39;s "
+        "UNDERSIGN_GITHUB_APP_ID and UNDERSIGN_GITHUB_APP_PRIVATE_KEY."
+    )
+    with live.client() as client:
+        sign_in(live, client, "boss")
+        token = _csrf(client.get(url).text)
+        answers = {
+            "sign": _sign(world, client, company_name="Other Corp"),
+            "approve": client.post(
+                f"{url}/approve", data={"csrf_token": token, "kind": "login", "value": "deputy"}
+            ),
+            "add manager": client.post(
+                f"{url}/managers/add", data={"csrf_token": token, "login": "deputy"}
+            ),
+        }
+    for what, answer in answers.items():
+        assert answer.status_code == 409, (what, answer.text[:500])
+        assert "UNDERSIGN_GITHUB_TOKEN is not set" in answer.text, what
+        assert operator in answer.text, what
+        assert "try again" not in answer.text, what
+    companies = _companies(live)
+    assert [c.name for c in companies] == ["Rival Inc", "BigCorp Ltd"]
+    assert companies[-1].approvals == []
+    assert [m.login for m in companies[-1].managers] == ["boss"]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLIENT_ID, CLIENT_SECRET, REDIS_TEST_URL
+from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLIENT_ID, CLIENT_SECRET, redis_test_url
 from tests.support.databases import throwaway_schema
 from tests.support.processes import (
     Process,
@@ -54,7 +54,7 @@ def queue_name() -> Iterator[str]:
 
     name = f"undersign-mp-{uuid.uuid4().hex[:12]}"
     yield name
-    huey = RedisHuey(name, url=REDIS_TEST_URL)
+    huey = RedisHuey(name, url=redis_test_url())
     huey.flush()  # leave no keys behind on the shared Redis
     huey.storage.close()
 
@@ -75,7 +75,7 @@ def cluster(
         UNDERSIGN_BASE_URL=base,
         UNDERSIGN_SECRET_KEY="many-processes-secret-key-0123456789-abcdef",
         UNDERSIGN_DATABASE_URL=pg_url,
-        UNDERSIGN_QUEUE_URL=named_url(REDIS_TEST_URL),  # the leak guard knows their clients
+        UNDERSIGN_QUEUE_URL=named_url(redis_test_url()),  # the leak guard knows their clients
         UNDERSIGN_QUEUE_NAME=queue_name,
         UNDERSIGN_GITHUB_URL=emulator.url,
         UNDERSIGN_GITHUB_API_URL=emulator.api_url,

@@ -53,12 +53,6 @@ class NotAPerson:
 #: for an organisation's or a bot's, or None when GitHub answers 404 (gone or renamed).
 LoginResolver = Callable[[str], "tuple[int, str] | NotAPerson | None"]
 ReportKind = Literal["malformed", "duplicate", "revoked", "not-found", "not-a-person"]
-#: What an operator sets so that logins can be resolved at all (the command and the console
-#: say it when undersign has neither a bot token nor a GitHub App).
-GITHUB_CREDENTIALS_FIX = (
-    "set UNDERSIGN_GITHUB_TOKEN, or the GitHub App's UNDERSIGN_GITHUB_APP_ID and "
-    "UNDERSIGN_GITHUB_APP_PRIVATE_KEY"
-)
 _ACCOUNT_TYPES = {"Organization": "an organisation", "Bot": "a bot"}
 
 

@@ -27,7 +27,6 @@ from undersign.agreements.errors import AgreementError
 from undersign.agreements.export import write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
 from undersign.agreements.imports import (
-    GITHUB_CREDENTIALS_FIX,
     ImportReport,
     LoginResolver,
     NotAPerson,
@@ -43,7 +42,7 @@ from undersign.agreements.service import (
 )
 from undersign.db import Database
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
-from undersign.github.errors import AppNotInstalled, GitHubError
+from undersign.github.errors import GITHUB_CREDENTIALS_FIX, AppNotInstalled, GitHubError
 from undersign.runtime import Runtime
 
 

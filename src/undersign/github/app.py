@@ -114,10 +114,11 @@ def _at(ts: float) -> dt.datetime:
 
 
 def any_installation_will_do(path: str) -> bool:
-    """``/users/{login}``: a public read, which any installation's token may make (the path
-    names no account the app is installed on)."""
+    """Exactly ``/users/{login}``: a public read, which any installation's token may make (the
+    path names no account the app is installed on). Not a longer path under it (a user's
+    repositories, its installation): what those show depends on the installation asked."""
     parts = path.split("/")
-    return len(parts) >= 3 and parts[1] == "users"
+    return len(parts) == 3 and parts[0] == "" and parts[1] == "users" and parts[2] != ""
 
 
 @dataclass

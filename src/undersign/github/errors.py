@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+#: What an operator sets so that undersign can ask GitHub at all: said wherever a login must
+#: be looked up (the import, the company pages and commands) and there is neither a bot
+#: token nor a GitHub App, which no retry mends.
+GITHUB_CREDENTIALS_FIX = (
+    "set UNDERSIGN_GITHUB_TOKEN, or the GitHub App's UNDERSIGN_GITHUB_APP_ID and "
+    "UNDERSIGN_GITHUB_APP_PRIVATE_KEY"
+)
+
 
 class GitHubError(Exception):
     """Base class: any failed call to GitHub."""

@@ -13,6 +13,7 @@ affect are evaluated again after commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
@@ -24,7 +25,7 @@ from undersign.agreements.companies import CompanyService, UnknownCompany
 from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
 from undersign.agreements.markdown import render_markdown
 from undersign.agreements.models import Agreement, AgreementVersion, Company
-from undersign.github.errors import GitHubError
+from undersign.github.errors import GITHUB_CREDENTIALS_FIX, AppNotInstalled, GitHubError
 from undersign.web.context import current_user, db_session, require_user, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,40 @@ def render_sign_page(
     )
 
 
-def _resolver() -> Any:
-    """login -> (id, login) as GitHub answers the bot now; None for no such user."""
-    return runtime().bot.github.user_account
+class _NoCredentials(RuntimeError):
+    """Neither a bot token nor a GitHub App: GitHub cannot be asked until an operator sets
+    one."""
+
+
+def _resolver() -> Callable[[str], tuple[int, str] | None]:
+    """login -> (id, login) as GitHub answers the bot now; None for no such user. The
+    client is made at the first lookup, so a form with other errors is answered first."""
+
+    def resolve(login: str) -> tuple[int, str] | None:
+        try:
+            github = runtime().bot.github
+        except RuntimeError as exc:  # no bot token and no App
+            raise _NoCredentials(str(exc)) from None
+        return github.user_account(login)
+
+    return resolve
+
+
+def _lookup_failed(
+    exc: Exception, retry: str = "GitHub could not be asked; try again."
+) -> tuple[str, int]:
+    """What a page says when a login could not be looked up, and its status. No credentials
+    or an App installed nowhere is a 409, as for the console's import: only an operator can
+    help, so no "try again"; GitHub failing is a 503, which a retry may mend."""
+    if isinstance(exc, _NoCredentials):
+        return (
+            f"undersign cannot ask GitHub about logins ({exc}); an operator must "
+            f"{GITHUB_CREDENTIALS_FIX}.",
+            409,
+        )
+    if isinstance(exc, AppNotInstalled):
+        return f"undersign cannot ask GitHub about logins: {exc}.", 409
+    return retry, 503
 
 
 def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[str, int]:
@@ -106,8 +138,11 @@ def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[st
     except (GitHubError, RuntimeError) as exc:
         db_session().rollback()
         log.warning("looking up managers for a company failed: %s", exc)
-        errors = {"managers": "GitHub could not be asked about these logins; try again."}
-        return render_sign_page(agreement, version, status=503, values=values, errors=errors)
+        error, status = _lookup_failed(
+            exc, "GitHub could not be asked about these logins; try again."
+        )
+        errors = {"managers": error}
+        return render_sign_page(agreement, version, status=status, values=values, errors=errors)
     try:
         db_session().commit()
     except IntegrityError:  # the same company signing twice at the same moment
@@ -210,7 +245,8 @@ def approve(company_id: int) -> Response | tuple[str, int]:
             found = _resolver()(value.lstrip("@"))
         except (GitHubError, RuntimeError) as exc:
             log.warning("looking up a login for company %s failed: %s", company.id, exc)
-            return _refuse(company, error="GitHub could not be asked; try again.", status=503)
+            error, status = _lookup_failed(exc)
+            return _refuse(company, error=error, status=status)
         if found is None:
             return _refuse(company, error="GitHub has no such user account.", status=400)
         value, label = str(found[0]), found[1]
@@ -256,7 +292,8 @@ def add_manager(company_id: int) -> Response | tuple[str, int]:
         return _refuse(company, error=str(exc), status=400)
     except (GitHubError, RuntimeError) as exc:
         log.warning("looking up a manager for company %s failed: %s", company.id, exc)
-        return _refuse(company, error="GitHub could not be asked; try again.", status=503)
+        error, status = _lookup_failed(exc)
+        return _refuse(company, error=error, status=status)
     except IntegrityError:  # the same manager added twice at the same moment
         db_session().rollback()
         flash(f"{login} is a CLA manager already.")

@@ -71,13 +71,7 @@ from undersign.agreements.errors import (
 )
 from undersign.agreements.export import neutralize_cell, write_csv, write_json
 from undersign.agreements.importers import MAX_IMPORT_BYTES, SOURCES, ImportRefused, parse
-from undersign.agreements.imports import (
-    GITHUB_CREDENTIALS_FIX,
-    LoginResolver,
-    NotAPerson,
-    formula_notes,
-    import_batch,
-)
+from undersign.agreements.imports import LoginResolver, NotAPerson, formula_notes, import_batch
 from undersign.agreements.models import LINK_MODES, Agreement, AgreementVersion
 from undersign.agreements.service import (
     AgreementService,
@@ -89,7 +83,13 @@ from undersign.agreements.service import (
 )
 from undersign.enforcement import console
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
-from undersign.github.errors import AppNotInstalled, GitHubError, GitHubRequestError, NotFound
+from undersign.github.errors import (
+    GITHUB_CREDENTIALS_FIX,
+    AppNotInstalled,
+    GitHubError,
+    GitHubRequestError,
+    NotFound,
+)
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.bodylimit import CHUNKED
 from undersign.web.context import current_user, db_session, require_user, runtime, settings

@@ -19,7 +19,13 @@ from tests.conftest import make_settings
 from undersign.config import ConfigError, Settings, load_settings
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
-from undersign.github.app import GitHubApp, app_jwt, load_private_key, record_installation
+from undersign.github.app import (
+    GitHubApp,
+    any_installation_will_do,
+    app_jwt,
+    load_private_key,
+    record_installation,
+)
 from undersign.github.errors import AppNotInstalled, GitHubRequestError, NotFound
 from undersign.github.models import AppInstallation
 from undersign.github.webhooks import parse_delivery
@@ -269,6 +275,30 @@ def test_a_public_read_goes_through_an_installation_github_lists(
     assert ctx.github.user_account("alice") is not None
     assert len(emulator.state.api_calls("GET", "/app/installations")) == 1
     assert emulator.state.apps.token_requests == {installed: 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "public"),
+    [
+        ("/users/alice", True),
+        ("/users/octo-org", True),
+        ("/users/alice/repos", False),
+        ("/users/alice/installation", False),
+        ("/users/alice/", False),
+        ("/users/", False),
+        ("/users", False),
+        ("users/alice", False),
+        ("/repos/octo-org/widgets", False),
+        ("/orgs/octo-org", False),
+    ],
+)
+def test_only_a_user_account_itself_is_a_read_any_installation_may_make(
+    path: str, public: bool
+) -> None:
+    """Exactly ``/users/{login}`` may go through whichever installation is at hand; a path
+    under it (an account's repositories, its installation) may not, as what it shows depends
+    on the installation asked."""
+    assert any_installation_will_do(path) is public
 
 
 def test_an_installation_removed_on_github_is_forgotten_and_a_public_read_goes_on(
