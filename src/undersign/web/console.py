@@ -89,7 +89,13 @@ from undersign.agreements.service import (
 )
 from undersign.enforcement import console
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
-from undersign.github.errors import AppNotInstalled, GitHubError, GitHubRequestError, NotFound
+from undersign.github.errors import (
+    AppNotInstalled,
+    GitHubError,
+    GitHubRequestError,
+    InstallationSuspended,
+    NotFound,
+)
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.bodylimit import CHUNKED
 from undersign.web.context import current_user, db_session, require_user, runtime, settings
@@ -959,6 +965,12 @@ def _github_resolver() -> LoginResolver:
                 409,
                 description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
                 "imported; check the file again once the app is installed.",
+            )
+        except InstallationSuspended as exc:  # every installation is: someone must unsuspend
+            abort(
+                409,
+                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
+                "imported; check the file again once an installation is unsuspended.",
             )
         except GitHubError as exc:
             abort(
