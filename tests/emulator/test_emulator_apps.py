@@ -312,6 +312,30 @@ def test_uninstalled_app_tokens_stop_working(
     assert gone.status_code == 404
 
 
+def test_a_suspended_installation_gets_no_token_until_unsuspended(
+    app: int, as_app: httpx.Client, as_installation: httpx.Client, state: GitHubEmulator
+) -> None:
+    """GitHub: 403 "This installation has been suspended" to the token request; the
+    installation object and the ``installation suspend`` webhook say when and by whom."""
+    assert as_app.put(f"/app/installations/{app}/suspended").status_code == 204
+    refused = as_app.post(f"/app/installations/{app}/access_tokens")
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "This installation has been suspended"
+    assert as_installation.get("/repos/octo-org/widgets").status_code == 403
+    listed = as_app.get(f"/app/installations/{app}").json()
+    assert listed["suspended_at"] is not None
+    assert listed["suspended_by"]["login"] == "octo-org"  # the app's owner suspended it
+    event = state.apps.installation_event(app, "suspend")
+    assert event["installation"]["suspended_at"] == listed["suspended_at"]
+    assert event["installation"]["suspended_by"]["login"] == "octo-org"
+
+    assert as_app.delete(f"/app/installations/{app}/suspended").status_code == 204
+    assert as_app.get(f"/app/installations/{app}").json()["suspended_at"] is None
+    assert state.apps.installation_event(app, "unsuspend")["installation"]["suspended_by"] is None
+    assert as_app.post(f"/app/installations/{app}/access_tokens").status_code == 201
+    assert as_installation.get("/repos/octo-org/widgets").status_code == 200
+
+
 # --- check runs -----------------------------------------------------------------------------
 
 

@@ -526,3 +526,107 @@ def test_the_company_pages_say_plainly_that_the_app_is_installed_nowhere(
         install(app_cla)
         added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
         assert added.status_code == 303, added.text[:500]
+
+
+def suspend(cla: CLAService, installation: int, action: str = "suspend") -> None:
+    """The account suspends (or unsuspends) the installation on GitHub, which says so."""
+    state = cla.state
+    if action == "suspend":
+        state.apps.suspend(installation)
+    else:
+        state.apps.unsuspend(installation)
+    status, _ = cla.deliver(
+        "installation",
+        state.apps.installation_event(installation, action),
+        target_type="integration",
+        target_id=APP_ID,
+    )
+    assert status == 202
+    cla.wait_idle()
+
+
+def suspended_installations(cla: CLAService) -> list[int]:
+    with cla.database.session() as session:
+        return list(
+            session.scalars(
+                select(AppInstallation.id).where(AppInstallation.suspended_at.is_not(None))
+            )
+        )
+
+
+def test_a_suspended_installation_is_passed_over_for_login_lookups(app_cla: CLAService) -> None:
+    """octo-org suspended its installation, the one undersign heard of last: GitHub refuses
+    its token. A login lookup (a public read any installation may make) goes on with maint's,
+    not "try again later"."""
+    state = app_cla.state
+    elsewhere = int(state.apps.install(APP_ID, "maint")["id"])
+    app_cla.deliver(
+        "installation",
+        state.apps.installation_event(elsewhere, "created"),
+        target_type="integration",
+        target_id=APP_ID,
+    )
+    app_cla.wait_idle()
+    suspended = install(app_cla)
+    suspend(app_cla, suspended)
+    assert suspended_installations(app_cla) == [suspended]
+    command = build_runtime(app_cla.settings, app_cla.database)  # a process of its own
+    try:
+        result = CliRunner().invoke(
+            cli,
+            ["import", "csv", "-", "--agreement", AGREEMENT_SLUG],
+            obj=SimpleNamespace(database=app_cla.database, runtime=command),
+            input=PEOPLE,
+        )
+        assert "try again later" not in result.output, result.output
+        assert "imported 1, already present 0, problems 1 (2 GitHub lookup(s))" in result.stdout
+        assert imported_logins(app_cla) == ["dave"]
+        assert sorted(state.apps.token_requests) == sorted({suspended, elsewhere})
+    finally:
+        command.queue.huey.flush()
+        command.close()
+
+
+def open_pull_request_failing_on(cla: CLAService, installation: int) -> dict[str, Any]:
+    """alice opens a pull request on REPO; its delivery's job fails once, naming the
+    suspension of ``installation``."""
+    state = cla.state
+    pr = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    payload = state.pull_request_event(REPO, pr["number"], "opened")
+    assert cla.deliver("pull_request", payload)[0] == 202
+    cla.wait_idle()
+    [job] = [j for j in cla.jobs() if j.event == "pull_request"]
+    assert job.status == "failed" and job.attempts == 1
+    assert f"installation {installation} is suspended on GitHub" in (job.last_error or "")
+    return pr
+
+
+def test_a_delivery_for_a_suspended_installation_gives_up_at_once(app_cla: CLAService) -> None:
+    """A pull request of a suspended installation's repository: the job fails once, saying
+    the installation is suspended, without asking GitHub for a token it will refuse (nor
+    retrying, nor trying to post an error status it could not write). Unsuspended, its
+    open pull requests get their verdict."""
+    state = app_cla.state
+    installation = install(app_cla)
+    suspend(app_cla, installation)
+    asked = dict(state.apps.token_requests)
+    pr = open_pull_request_failing_on(app_cla, installation)
+    assert state.apps.token_requests == asked
+    assert app_cla.status(REPO, pr["head"]["sha"]) is None
+    assert check_runs(app_cla, pr["head"]["sha"]) == []
+    suspend(app_cla, installation, "unsuspend")
+    assert suspended_installations(app_cla) == []
+    assert app_cla.status_state(REPO, pr["head"]["sha"]) == "failure"
+
+
+def test_a_suspension_undersign_missed_is_noticed_on_the_first_refusal(
+    app_cla: CLAService,
+) -> None:
+    """The ``suspend`` webhook never came: the token undersign holds is refused (403). The
+    installation is marked suspended then, and the job ends there like any other on it."""
+    state = app_cla.state
+    installation = install(app_cla)
+    state.apps.suspend(installation)  # no webhook
+    pr = open_pull_request_failing_on(app_cla, installation)
+    assert suspended_installations(app_cla) == [installation]
+    assert app_cla.status(REPO, pr["head"]["sha"]) is None

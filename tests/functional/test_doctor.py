@@ -561,6 +561,11 @@ def test_app_mode_names_a_wrong_key_and_missing_permissions_and_events(
         )
         for f in failed(result)
     ), result.output
+    doctor.state.apps.suspend(inst.id)
+    [line] = [f for f in failed(doctor.run()) if f.startswith("✗ installation on acme")]
+    assert line.startswith("✗ installation on acme: suspended by acme since 20"), line
+    assert "GitHub refuses its tokens" in line and "unsuspend it where it was" in line
+    doctor.state.apps.unsuspend(inst.id)
     doctor.state.apps.hooks[app_id].secret = None
     doctor.state.apps.hooks[app_id].url = "https://old.example.com/hook"
     assert any(f.startswith("✗ App webhook: its URL is https://old") for f in failed(doctor.run()))

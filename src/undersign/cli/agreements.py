@@ -42,7 +42,12 @@ from undersign.agreements.service import (
 )
 from undersign.db import Database
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
-from undersign.github.errors import GITHUB_CREDENTIALS_FIX, AppNotInstalled, GitHubError
+from undersign.github.errors import (
+    GITHUB_CREDENTIALS_FIX,
+    AppNotInstalled,
+    GitHubError,
+    InstallationSuspended,
+)
 from undersign.runtime import Runtime
 
 
@@ -610,7 +615,7 @@ def _github_resolver() -> LoginResolver:
             ) from None
         try:
             return runtime.look_up_signer(login)
-        except AppNotInstalled as exc:
+        except (AppNotInstalled, InstallationSuspended) as exc:  # waiting will not help
             raise click.ClickException(
                 f"could not look up {login!r} on GitHub: {exc}; nothing was imported"
             ) from None

@@ -233,6 +233,16 @@ def app_checks(settings: Settings, runtime: Runtime, needs_members: bool) -> Ite
     for inst in installations:
         account = (inst.get("account") or {}).get("login", "?")
         name = f"installation on {account}"
+        if inst.get("suspended_at"):
+            by = (inst.get("suspended_by") or {}).get("login", "someone")
+            yield fail(
+                name,
+                f"suspended by {by} since {inst['suspended_at']}: GitHub refuses its tokens, so "
+                f"undersign cannot check or comment on {account}'s pull requests.",
+                f"unsuspend it where it was suspended ({account}'s installed GitHub Apps "
+                f"settings, or the app's Advanced page: {info.get('html_url')}/advanced).",
+            )
+            continue
         lacking = missing_permissions(inst.get("permissions") or {}, needs_members)
         events = set(inst.get("events") or [])
         absent = [e for e in REQUIRED_EVENTS if e not in events]

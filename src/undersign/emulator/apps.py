@@ -61,6 +61,8 @@ JWT_BAD_EXP = (
     "which the assertion expires"
 )
 NOT_ACCESSIBLE = "Resource not accessible by integration"
+#: GitHub's 403 to a token request for a suspended installation.
+INSTALLATION_SUSPENDED = "This installation has been suspended"
 APPS_DOCS = "https://docs.github.com/rest/apps/apps"
 CHECKS_DOCS = "https://docs.github.com/rest/checks/runs"
 
@@ -141,6 +143,7 @@ class InstallationRec:
     events: list[str]
     created_at: float
     suspended_at: float | None = None
+    suspended_by: int | None = None  # the user who suspended it
 
 
 @dataclass
@@ -386,6 +389,22 @@ class AppRegistry:
                 inst.repo_ids = {r.id for r in self._account_repos(inst)}
             inst.repo_ids -= {self.st.require_repo(r).id for r in repositories}
 
+    def suspend(self, installation_id: int, *, by_login: str | None = None) -> None:
+        """Suspend an installation (by its account, or ``by_login``): GitHub refuses its
+        token requests until it is unsuspended. Send the ``installation suspend`` webhook
+        with :meth:`installation_event`."""
+        with self.st.lock:
+            inst = self._installation(installation_id)
+            by = self.st.require_user(by_login) if by_login else self.st.users[inst.account_id]
+            inst.suspended_at = self.st.clock()
+            inst.suspended_by = by.id
+
+    def unsuspend(self, installation_id: int) -> None:
+        with self.st.lock:
+            inst = self._installation(installation_id)
+            inst.suspended_at = None
+            inst.suspended_by = None
+
     def uninstall(self, installation_id: int) -> None:
         """Delete an installation; its tokens stop working at once."""
         with self.st.lock:
@@ -499,8 +518,13 @@ class AppRegistry:
             "created_at": stamp,
             "updated_at": stamp,
             "single_file_name": None,
-            "suspended_at": None,
-            "suspended_by": None,
+            # An ISO time in webhooks too (octokit's ``installation suspend`` schema).
+            "suspended_at": objects.iso(inst.suspended_at) if inst.suspended_at else None,
+            "suspended_by": (
+                objects.simple_user(st, st.users[inst.suspended_by])
+                if inst.suspended_by is not None
+                else None
+            ),
         }
 
     def check_run_json(self, rec: CheckRunRec) -> JSON:

@@ -11,7 +11,7 @@ in a circle.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the payload type only: enforcement.tasks imports this modul
     from undersign.enforcement.tasks import Delivery
 
 APP_EVENT_KINDS = frozenset({"installation", "installation_repositories", "check_run"})
+#: ``installation`` actions that say whether it is suspended (a new one is not).
+SUSPENSION_STATES = frozenset({"created", "suspend", "unsuspend"})
 
 
 def handle_app_delivery(
@@ -44,12 +46,18 @@ def handle_app_delivery(
         remove_repositories(ctx.database, installation_id, [n for _, n in repos])
         return []
     if kind in ("installation", "installation_repositories"):
-        installation = {
+        installation: dict[str, Any] = {
             "id": installation_id,
             "account": {"login": delivery.account_login, "id": delivery.account_id},
             "repository_selection": delivery.repository_selection or "selected",
         }
-        record_installation(ctx.database, installation, repos, replace=kind == "installation")
+        if kind == "installation" and action in SUSPENSION_STATES:
+            installation["suspended_at"] = not_before if action == "suspend" else None
+        # A suspend payload need not list the repositories: it changes none of them.
+        replace = kind == "installation" and (action not in ("suspend", "unsuspend") or bool(repos))
+        record_installation(ctx.database, installation, repos, replace=replace)
+        if kind == "installation" and action == "suspend":
+            ctx.app.forget_token(installation_id)  # GitHub no longer honours it either
         if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
             return open_pulls_installed(ctx, [n for _, n in repos])
         return []

@@ -29,7 +29,13 @@ from sqlalchemy.orm import Session
 
 from undersign.enforcement import service
 from undersign.enforcement.app_events import APP_EVENT_KINDS, handle_app_delivery
-from undersign.github.errors import GitHubError, GitHubRequestError, NotFound, RateLimited
+from undersign.github.errors import (
+    GitHubError,
+    GitHubRequestError,
+    InstallationSuspended,
+    NotFound,
+    RateLimited,
+)
 from undersign.github.webhooks import Event, has_recheck_command
 from undersign.jobs.context import JobContext
 from undersign.jobs.handlers import GiveUp, Handler, JobHandlers, RetryLater, RetrySoon
@@ -268,7 +274,8 @@ def _deciding_retries(handler: Handler) -> Handler:
     """GitHub's and enforcement's errors as the queue's decisions: a busy pull request is
     retried in a moment (no attempt used); a rate limit waits exactly as long as GitHub said
     (and shuts the token's gate for every process); a plain 404 (repository gone, access
-    lost) is not retried; any other 4xx gives up, reported; 5xx and timeouts back off."""
+    lost) is not retried, nor is a suspended installation's (nothing can be reported there);
+    any other 4xx gives up, reported; 5xx and timeouts back off."""
 
     def run(ctx: JobContext, queue: JobQueue, job: Job) -> str:
         try:
@@ -281,6 +288,8 @@ def _deciding_retries(handler: Handler) -> Handler:
             raise RetryLater(wait + jitter, f"rate limited: {exc}") from None
         except NotFound as exc:
             raise GiveUp(f"GitHub answered 404: {exc}", report=False) from None
+        except InstallationSuspended as exc:  # nothing can be written there, not even why
+            raise GiveUp(str(exc), report=False) from None
         except GitHubRequestError as exc:
             raise GiveUp(str(exc), report=True) from None
         except GitHubError as exc:

@@ -49,6 +49,7 @@ from undersign.github.errors import (
     GitHubRequestError,
     GitHubUnavailable,
     InstallationGone,
+    InstallationSuspended,
     NotFound,
 )
 from undersign.github.models import AppInstallation, AppInstallationRepo, AppInstallationToken
@@ -69,6 +70,12 @@ TOKEN_REFRESH_MARGIN = 300
 LEASE_SECONDS = 30
 #: How long a repository -> installation answer is trusted in memory.
 ROUTE_TTL = 600
+#: A suspended installation's token is not asked for again before this long has passed since
+#: undersign last heard of it (the ``unsuspend`` webhook clears it at once; this is for one
+#: that was missed).
+SUSPENSION_RECHECK = 3600
+#: GitHub's answer to a token request for a suspended installation (403).
+SUSPENDED_MESSAGE = "This installation has been suspended"
 Clock = Callable[[], float]
 #: The right to ask GitHub for an installation's token, held by one process at a time.
 TOKEN_LEASE = RowLease(AppInstallationToken.lease_until, AppInstallationToken.lease_owner)
@@ -217,10 +224,13 @@ class GitHubApp:
         return info
 
     def installations(self) -> list[dict[str, Any]]:
-        """``GET /app/installations`` (first 100: more than ``undersign doctor`` lists)."""
+        """``GET /app/installations`` (first 100: more than ``undersign doctor`` lists). What
+        they say about suspension is noted on the installations undersign has recorded."""
         response = self._app_request("GET", "/app/installations?per_page=100")
         data = response.json()
-        return [i for i in data if isinstance(i, dict)] if isinstance(data, list) else []
+        listed = [i for i in data if isinstance(i, dict)] if isinstance(data, list) else []
+        note_suspensions(self.database, listed)
+        return listed
 
     def hook_config(self) -> dict[str, Any]:
         """``GET /app/hook/config``: the app's webhook URL, content type, whether it has a
@@ -304,23 +314,23 @@ class GitHubApp:
     def any_installation(self, path: str, *, besides: frozenset[int] = frozenset()) -> int:
         """An installation to make a public read with (``GET /users/{login}``: any
         installation's token may read any account), when nothing says which one: one
-        undersign knows of, else the first GitHub lists (asked once, then remembered).
-        ``besides``: installations found removed on this request, not to be tried again."""
+        undersign knows of, else the first GitHub lists (asked once, then remembered); never a
+        suspended one, whose token GitHub refuses. ``besides``: installations found removed or
+        suspended on this request, not to be tried again."""
         with self.database.session() as session:
             found = session.scalar(
                 select(AppInstallation.id)
-                .where(AppInstallation.id.not_in(besides))
+                .where(AppInstallation.id.not_in(besides), AppInstallation.suspended_at.is_(None))
                 .order_by(AppInstallation.updated_at.desc())
                 .limit(1)
             )
         if found is not None:
             return int(found)
-        listed = [
-            i
-            for i in self.installations()
-            if not i.get("suspended_at") and int(i["id"]) not in besides
-        ]
+        installations = [i for i in self.installations() if int(i["id"]) not in besides]
+        listed = [i for i in installations if not i.get("suspended_at")]
         if not listed:
+            if installations:  # installed, but every installation is suspended
+                raise InstallationSuspended(int(installations[0]["id"]))
             raise AppNotInstalled(path)
         record_installation(self.database, listed[0], [])
         return int(listed[0]["id"])
@@ -333,14 +343,17 @@ class GitHubApp:
         request asks for its token again. A public read then goes on with another
         installation, and with none left says the app is installed nowhere
         (``AppNotInstalled``) rather than failing as if GitHub were down; any other path
-        raises ``InstallationGone`` (a NotFound: what it covered cannot be seen now)."""
+        raises ``InstallationGone`` (a NotFound: what it covered cannot be seen now). A
+        suspended installation (``InstallationSuspended``) is kept, marked, and likewise
+        passed over by a public read."""
         installation = self.installation_for_path(path)
         removed: set[int] = set()
         while True:
             try:
                 return installation, self.installation_token(installation)
-            except InstallationGone:
-                self.forget_removed_installation(installation)
+            except (InstallationGone, InstallationSuspended) as exc:
+                if isinstance(exc, InstallationGone):
+                    self.forget_removed_installation(installation)
                 if not any_installation_will_do(path):
                     raise
                 removed.add(installation)
@@ -356,6 +369,14 @@ class GitHubApp:
             self._tokens.pop(installation_id, None)
             for name in [n for n, (i, _) in self._routes.items() if i == installation_id]:
                 del self._routes[name]
+        if getattr(self._local, "last", None) == installation_id:
+            self._local.last = None
+
+    def forget_suspended_installation(self, installation_id: int) -> None:
+        """GitHub refused a request with the installation's token as suspended: marked so
+        (until its ``unsuspend`` webhook), its token dropped, and no longer the thread's."""
+        mark_suspended(self.database, installation_id, _at(self.clock()))
+        self.forget_token(installation_id)
         if getattr(self._local, "last", None) == installation_id:
             self._local.last = None
 
@@ -424,7 +445,18 @@ class GitHubApp:
         except IntegrityError:
             pass  # another process created the row at the same moment
 
+    def _known_suspended(self, installation_id: int) -> bool:
+        """Recorded as suspended, and heard of recently enough not to ask GitHub again."""
+        with self.database.session() as session:
+            row = session.get(AppInstallation, installation_id)
+            if row is None or row.suspended_at is None:
+                return False
+            heard_at = row.updated_at.timestamp()
+        return time.time() - heard_at < SUSPENSION_RECHECK  # updated_at is wall-clock time
+
     def _fetch(self, installation_id: int) -> str:
+        if self._known_suspended(installation_id):
+            raise InstallationSuspended(installation_id)
         asked_at = self.clock()
         try:
             response = self._app_request(
@@ -432,6 +464,12 @@ class GitHubApp:
             )
         except NotFound:
             raise InstallationGone(installation_id) from None
+        except GitHubRequestError as exc:
+            if exc.status != 403 or "suspended" not in str(exc).lower():
+                raise
+            log.warning("installation %s is suspended on GitHub: no token", installation_id)
+            mark_suspended(self.database, installation_id, _at(asked_at))
+            raise InstallationSuspended(installation_id) from None
         self.token_requests[installation_id] += 1
         data = json_object(response)
         token = data.get("token")
@@ -450,6 +488,15 @@ class GitHubApp:
                     updated_at=_at(self.clock()),
                 )
             )
+            # A token was given: unsuspended since (its webhook missed), if it ever was.
+            session.execute(
+                update(AppInstallation)
+                .where(
+                    AppInstallation.id == installation_id,
+                    AppInstallation.suspended_at.is_not(None),
+                )
+                .values(suspended_at=None)
+            )
         with self._lock:
             self._tokens[installation_id] = _Cached(token, expires_at)
         log.info("installation %s: new token until %s", installation_id, _at(expires_at))
@@ -459,6 +506,25 @@ class GitHubApp:
 # --- the installed repositories, kept by webhooks -------------------------------------------
 
 
+def _suspended_at(value: object, now: dt.datetime) -> dt.datetime | None:
+    """An installation object's ``suspended_at``: ISO 8601 in the REST API, sometimes epoch
+    seconds in webhooks (a datetime from a ``suspend`` delivery); anything else set counts as
+    suspended now."""
+    if value is None or value is False or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return now
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return now
+
+
 def record_installation(
     database: Database,
     installation: dict[str, Any],
@@ -466,7 +532,8 @@ def record_installation(
     *,
     replace: bool = False,
 ) -> None:
-    """Remember an installation and (some of) the repositories it covers."""
+    """Remember an installation and (some of) the repositories it covers; whether it is
+    suspended when the object says (a ``suspended_at`` key, null when it is not)."""
     installation_id = int(installation["id"])
     account = installation.get("account") if isinstance(installation.get("account"), dict) else {}
     login = str((account or {}).get("login") or "").lower()
@@ -482,6 +549,8 @@ def record_installation(
             row.account_id = (account or {}).get("id") or row.account_id
             row.repository_selection = selection
             row.updated_at = dt.datetime.now(dt.UTC)
+            if "suspended_at" in installation:
+                row.suspended_at = _suspended_at(installation["suspended_at"], row.updated_at)
             session.flush()
             if replace:
                 session.execute(
@@ -507,6 +576,35 @@ def record_installation(
                     )
     except IntegrityError:
         log.info("installation %s was recorded concurrently", installation_id)
+
+
+def mark_suspended(database: Database, installation_id: int, at: dt.datetime) -> None:
+    """GitHub refused the installation's token as suspended: its token requests wait for
+    the ``unsuspend`` webhook (or SUSPENSION_RECHECK)."""
+    with database.session() as session:
+        row = session.get(AppInstallation, installation_id)
+        if row is not None:
+            row.suspended_at = row.suspended_at or at
+            row.updated_at = dt.datetime.now(dt.UTC)
+
+
+def note_suspensions(database: Database, installations: list[dict[str, Any]]) -> None:
+    """What GitHub's list of installations says about suspension, for the ones recorded
+    (the others are recorded when a request first needs them)."""
+    now = dt.datetime.now(dt.UTC)
+    states = {
+        int(i["id"]): _suspended_at(i.get("suspended_at"), now)
+        for i in installations
+        if isinstance(i.get("id"), int) and "suspended_at" in i
+    }
+    if not states:
+        return
+    with database.session() as session:
+        for row in session.scalars(select(AppInstallation).where(AppInstallation.id.in_(states))):
+            suspended_at = states[row.id]
+            if (row.suspended_at is None) != (suspended_at is None):
+                row.suspended_at = suspended_at
+                row.updated_at = now
 
 
 def remove_repositories(database: Database, installation_id: int, names: list[str]) -> None:
@@ -539,8 +637,23 @@ def installed_repositories(database: Database) -> list[str]:
 # --- the client ---------------------------------------------------------------------------
 
 
+def refused_as_suspended(response: httpx.Response) -> bool:
+    """A 403 saying the installation is suspended (GitHub blocks its tokens meanwhile)."""
+    if response.status_code != 403:
+        return False
+    response.read()
+    try:
+        message = response.json().get("message", "")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(message, str) and "suspended" in message.lower()
+
+
 class InstallationAuth(httpx.Auth):
-    """Sets each request's installation token; a 401 drops the token and retries once."""
+    """Sets each request's installation token; a 401 drops the token and retries once. A
+    403 "suspended" (a token fetched before the installation was suspended) marks the
+    installation: a public read retries once with another one, anything else raises
+    ``InstallationSuspended``."""
 
     def __init__(self, app: GitHubApp) -> None:
         self.app = app
@@ -552,7 +665,15 @@ class InstallationAuth(httpx.Auth):
         installation, token = self.app.token_for_path(path)
         request.headers["Authorization"] = f"token {token}"
         response = yield request
-        if response.status_code == 401:
+        if refused_as_suspended(response):
+            log.warning("installation %s is suspended on GitHub: token refused", installation)
+            self.app.forget_suspended_installation(installation)
+            if not any_installation_will_do(path):
+                raise InstallationSuspended(installation)
+            _, token = self.app.token_for_path(path)
+            request.headers["Authorization"] = f"token {token}"
+            yield request
+        elif response.status_code == 401:
             self.app.forget_token(installation)
             _, token = self.app.token_for_path(path)
             request.headers["Authorization"] = f"token {token}"
@@ -595,6 +716,7 @@ __all__ = [
     "forget_installation",
     "installed_repositories",
     "load_private_key",
+    "mark_suspended",
     "record_installation",
     "remove_repositories",
 ]

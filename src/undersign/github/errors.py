@@ -51,6 +51,22 @@ class GitHubRequestError(GitHubError):
         self.status = status
 
 
+class InstallationSuspended(GitHubRequestError):
+    """App mode: the account (or the app's owner) suspended this installation, so GitHub
+    refuses its token requests (403 "This installation has been suspended") until it is
+    unsuspended. Retrying will not help; a read any installation may make goes on with
+    another one (``GitHubApp.token_for_path``)."""
+
+    def __init__(self, installation_id: int) -> None:
+        GitHubError.__init__(
+            self,
+            f"installation {installation_id} is suspended on GitHub: nothing can be read or "
+            "written with it until it is unsuspended",
+        )
+        self.status = 403
+        self.installation_id = installation_id
+
+
 class AppNotInstalled(GitHubRequestError):
     """App mode: a call any installation could make (a public read such as
     ``GET /users/{login}``), but the app is installed nowhere, so there is no token to make

@@ -25,6 +25,9 @@ class AppInstallation(Base):
     account_id: Mapped[int | None] = mapped_column(BigInteger)
     repository_selection: Mapped[str] = mapped_column(String(20), default="selected")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set while the installation is suspended on GitHub (its token requests are refused):
+    #: from the ``installation suspend`` webhook, an installation object, or a refusal.
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AppInstallationRepo(Base):

@@ -88,6 +88,7 @@ from undersign.github.errors import (
     AppNotInstalled,
     GitHubError,
     GitHubRequestError,
+    InstallationSuspended,
     NotFound,
 )
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
@@ -959,6 +960,12 @@ def _github_resolver() -> LoginResolver:
                 409,
                 description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
                 "imported; check the file again once the app is installed.",
+            )
+        except InstallationSuspended as exc:  # every installation is: someone must unsuspend
+            abort(
+                409,
+                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
+                "imported; check the file again once an installation is unsuspended.",
             )
         except GitHubError as exc:
             abort(

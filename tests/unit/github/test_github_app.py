@@ -26,7 +26,12 @@ from undersign.github.app import (
     load_private_key,
     record_installation,
 )
-from undersign.github.errors import AppNotInstalled, GitHubRequestError, NotFound
+from undersign.github.errors import (
+    AppNotInstalled,
+    GitHubRequestError,
+    InstallationSuspended,
+    NotFound,
+)
 from undersign.github.models import AppInstallation
 from undersign.github.webhooks import parse_delivery
 from undersign.jobs.context import JobContext
@@ -326,6 +331,43 @@ def test_an_installation_removed_on_github_is_forgotten_and_a_public_read_goes_o
     with pytest.raises(AppNotInstalled):
         contexts[1].github.account("alice")
     assert installed_installations(database) == []
+
+
+def test_a_public_read_passes_over_suspended_installations(
+    contexts: list[JobContext], emulator: EmulatorServer, database: Database, installed: int
+) -> None:
+    """``GET /users/{login}`` never asks for a suspended installation's token, though it was
+    heard of last; a token held from before a suspension is refused once and marks it. With
+    every installation suspended the read says so: not "installed nowhere", not a 5xx."""
+    state = emulator.state
+    elsewhere = int(state.apps.install(APP_ID, "alice")["id"])
+    record_installation(database, {"id": elsewhere, "account": {"login": "alice"}}, [])
+    state.apps.suspend(installed)
+    suspended = state.apps.installation_json(state.apps.installations[installed])
+    record_installation(database, suspended, [])
+    assert suspended_installations(database) == [installed]
+    assert contexts[0].github.account("alice") is not None
+    assert state.apps.token_requests == {elsewhere: 1}
+
+    state.apps.suspend(elsewhere)  # its token, in the database, is refused from now on
+    with pytest.raises(InstallationSuspended):
+        contexts[1].github.account("alice")
+    assert suspended_installations(database) == sorted([installed, elsewhere])
+    assert state.apps.token_requests == {elsewhere: 1}
+    state.apps.unsuspend(installed)
+    contexts[1].app.installations()  # GitHub's list says so (as ``undersign doctor`` reads it)
+    assert suspended_installations(database) == [elsewhere]
+
+
+def suspended_installations(database: Database) -> list[int]:
+    with database.session() as session:
+        return list(
+            session.scalars(
+                select(AppInstallation.id)
+                .where(AppInstallation.suspended_at.is_not(None))
+                .order_by(AppInstallation.id)
+            )
+        )
 
 
 def installed_installations(database: Database) -> list[int]:

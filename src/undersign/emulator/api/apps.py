@@ -20,6 +20,7 @@ from undersign.emulator.apps import (
     CHECK_CONCLUSIONS,
     CHECK_STATUSES,
     CHECKS_DOCS,
+    INSTALLATION_SUSPENDED,
     JWT_BAD_EXP,
     JWT_BAD_IAT,
     JWT_EXP_TOO_FAR,
@@ -155,6 +156,10 @@ def _enforce_installation() -> None:
         if inst is None:
             return
         g.installation = inst
+        if inst.suspended_at is not None:
+            # GUESS: "the app's access to the GitHub API ... is blocked for that account"
+            # (docs); the status and message of the token request's refusal are assumed.
+            raise ApiError(403, INSTALLATION_SUSPENDED)
         rest_path = request.path[len(PREFIX) :]
         parts = rest_path.split("/")
         repo: Repo | None = None
@@ -212,15 +217,25 @@ def list_installations() -> Response:
     return api_json(chunk, headers=headers)
 
 
+def _own_installation(
+    st: GitHubEmulator, app: AppRec, installation_id: int, docs: str
+) -> InstallationRec:
+    """The requesting app's installation ``installation_id``; another app's is a 404."""
+    inst = st.apps.installations.get(installation_id)
+    if inst is None or inst.app_id != app.id:
+        raise not_found(docs)
+    return inst
+
+
 @bp.get("/app/installations/<int:installation_id>")
 def get_installation(installation_id: int) -> Response:
     app = require_app()
     st = current_state()
+    docs = APPS_DOCS + "#get-an-installation-for-the-authenticated-app"
     with st.lock:
-        inst = st.apps.installations.get(installation_id)
-        if inst is None or inst.app_id != app.id:
-            raise not_found(APPS_DOCS + "#get-an-installation-for-the-authenticated-app")
-        return api_json(st.apps.installation_json(inst))
+        return api_json(
+            st.apps.installation_json(_own_installation(st, app, installation_id, docs))
+        )
 
 
 @bp.post("/app/installations/<int:installation_id>/access_tokens")
@@ -229,13 +244,28 @@ def create_access_token(installation_id: int) -> Response:
     st = current_state()
     docs = APPS_DOCS + "#create-an-installation-access-token-for-an-app"
     with st.lock:
-        inst = st.apps.installations.get(installation_id)
-        if inst is None or inst.app_id != app.id:
-            raise not_found(docs)
+        inst = _own_installation(st, app, installation_id, docs)
+        if inst.suspended_at is not None:
+            raise ApiError(403, INSTALLATION_SUSPENDED, documentation_url=docs)
     # Any value other than enabled/disabled is ignored (changelog 2026-05-15).
     stateless = request.headers.get("X-GitHub-Stateless-S2S-Token", "").lower() == "enabled"
     body = st.apps.issue_installation_token(installation_id, stateless=stateless)
     return api_json(body, 201)
+
+
+@bp.put("/app/installations/<int:installation_id>/suspended")
+@bp.delete("/app/installations/<int:installation_id>/suspended")
+def suspend_installation(installation_id: int) -> Response:
+    """The app's owner suspends (PUT) or unsuspends (DELETE) an installation: 204."""
+    app = require_app()
+    st = current_state()
+    with st.lock:
+        _own_installation(st, app, installation_id, APPS_DOCS + "#suspend-an-app-installation")
+        if request.method == "PUT":
+            st.apps.suspend(installation_id, by_login=st.users[app.owner_id].login)
+        else:
+            st.apps.unsuspend(installation_id)
+    return Response(status=204)
 
 
 def _installation_for(
