@@ -630,3 +630,33 @@ def test_a_suspension_undersign_missed_is_noticed_on_the_first_refusal(
     pr = open_pull_request_failing_on(app_cla, installation)
     assert suspended_installations(app_cla) == [installation]
     assert app_cla.status(REPO, pr["head"]["sha"]) is None
+
+
+def test_the_company_pages_say_plainly_that_every_installation_is_suspended(
+    app_cla: CLAService,
+) -> None:
+    """The app's only installation is suspended: a company page's login lookup has no token
+    to read with, which only the account can mend (a 409 saying so, nothing written), not a
+    503 "try again"; unsuspended, the same works."""
+    live, state = app_cla.live, app_cla.state
+    maint = int(state.user("maint")["id"])
+    installation = install(app_cla)
+    suspend(app_cla, installation)
+    with live.database.session() as session:
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "Agreed.", AGREEMENT_SLUG
+        )
+        company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(maint, "maint")]).id
+    url = f"/companies/{company_id}"
+    with live.client() as client:
+        sign_in(live, client, "maint")
+        token = csrf_of(client.get(url).text)
+        refused = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
+        said = html.unescape(refused.text)
+        assert refused.status_code == 409, said[:500]
+        assert f"installation {installation} is suspended on GitHub" in said
+        assert "try again" not in said
+        suspend(app_cla, installation, "unsuspend")
+        added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
+        assert added.status_code == 303, added.text[:500]

@@ -25,7 +25,12 @@ from undersign.agreements.companies import CompanyService, UnknownCompany
 from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
 from undersign.agreements.markdown import render_markdown
 from undersign.agreements.models import Agreement, AgreementVersion, Company
-from undersign.github.errors import GITHUB_CREDENTIALS_FIX, AppNotInstalled, GitHubError
+from undersign.github.errors import (
+    GITHUB_CREDENTIALS_FIX,
+    AppNotInstalled,
+    GitHubError,
+    InstallationSuspended,
+)
 from undersign.web.context import current_user, db_session, require_user, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -96,14 +101,15 @@ def _lookup_failed(
 ) -> tuple[str, int]:
     """What a page says when a login could not be looked up, and its status. No credentials
     or an App installed nowhere is a 409, as for the console's import: only an operator can
-    help, so no "try again"; GitHub failing is a 503, which a retry may mend."""
+    help, so no "try again" (so is every installation suspended); GitHub failing is a 503,
+    which a retry may mend."""
     if isinstance(exc, _NoCredentials):
         return (
             f"undersign cannot ask GitHub about logins ({exc}); an operator must "
             f"{GITHUB_CREDENTIALS_FIX}.",
             409,
         )
-    if isinstance(exc, AppNotInstalled):
+    if isinstance(exc, AppNotInstalled | InstallationSuspended):
         return f"undersign cannot ask GitHub about logins: {exc}.", 409
     return retry, 503
 
