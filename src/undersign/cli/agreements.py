@@ -46,6 +46,7 @@ from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
     AppNotInstalled,
     GitHubError,
+    GitHubNotConfigured,
     InstallationSuspended,
 )
 from undersign.runtime import Runtime
@@ -607,14 +608,12 @@ def _github_resolver() -> LoginResolver:
         if runtime is None:
             raise click.ClickException(f"{needs}: {GITHUB_CREDENTIALS_FIX}")
         try:
-            runtime.bot.github  # noqa: B018 - raises when there are no credentials at all
-        except RuntimeError as exc:  # no bot token and no App: not a traceback
+            return runtime.look_up_signer(login)
+        except GitHubNotConfigured as exc:  # no bot token and no App: not a traceback
             raise click.ClickException(
                 f"{needs}, which undersign cannot ask ({exc}); nothing was imported: "
                 f"{GITHUB_CREDENTIALS_FIX}, or give every line its GitHub id"
             ) from None
-        try:
-            return runtime.look_up_signer(login)
         except (AppNotInstalled, InstallationSuspended) as exc:  # waiting will not help
             raise click.ClickException(
                 f"could not look up {login!r} on GitHub: {exc}; nothing was imported"

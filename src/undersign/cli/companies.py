@@ -27,7 +27,7 @@ from undersign.agreements.companies import ApprovalHook, CompanyService
 from undersign.agreements.export import write_json
 from undersign.agreements.models import AgreementVersion
 from undersign.cli.agreements import command_runtime, unit_of_work
-from undersign.github.errors import GITHUB_CREDENTIALS_FIX, GitHubError
+from undersign.github.errors import GITHUB_CREDENTIALS_FIX, GitHubError, GitHubNotConfigured
 
 
 def _lookup_login(login: str) -> tuple[int, str] | None:
@@ -37,14 +37,12 @@ def _lookup_login(login: str) -> tuple[int, str] | None:
     if runtime is None:
         raise click.ClickException(f"looking up {login!r} needs GitHub: {GITHUB_CREDENTIALS_FIX}")
     try:
-        github = runtime.bot.github
-    except RuntimeError as exc:  # no bot token and no App: one line, not a traceback
+        return runtime.bot.github.user_account(login.strip().lstrip("@"))
+    except GitHubNotConfigured as exc:  # no bot token and no App: one line, not a traceback
         raise click.ClickException(
             f"looking up {login!r} needs GitHub, which undersign cannot ask ({exc}); nothing "
             f"was changed: {GITHUB_CREDENTIALS_FIX}"
         ) from None
-    try:
-        return github.user_account(login.strip().lstrip("@"))
     except GitHubError as exc:
         raise click.ClickException(f"cannot ask GitHub about {login!r}: {exc}") from exc
 

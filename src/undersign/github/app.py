@@ -46,6 +46,7 @@ from undersign.github.client import USER_AGENT, GitHubClient, json_object
 from undersign.github.errors import (
     AppNotInstalled,
     GitHubError,
+    GitHubNotConfigured,
     GitHubRequestError,
     GitHubUnavailable,
     InstallationGone,
@@ -169,7 +170,9 @@ class GitHubApp:
         cls, settings: Settings, database: Database, *, clock: Clock = time.time
     ) -> GitHubApp:
         if not (settings.github_app_id and settings.github_app_private_key):
-            raise RuntimeError("GitHub App mode needs UNDERSIGN_GITHUB_APP_ID and _PRIVATE_KEY")
+            raise GitHubNotConfigured(
+                "GitHub App mode needs UNDERSIGN_GITHUB_APP_ID and _PRIVATE_KEY"
+            )
         return cls(
             settings.github_api_url,
             settings.github_app_id,

@@ -11,6 +11,13 @@ GITHUB_CREDENTIALS_FIX = (
 )
 
 
+class GitHubNotConfigured(RuntimeError):
+    """Neither a bot token nor a GitHub App is configured: undersign cannot ask GitHub at
+    all, and no retry mends it (an operator must ``GITHUB_CREDENTIALS_FIX``). A
+    ``RuntimeError``, as before it had a name: callers that must tell it from a failing call
+    catch it by this name instead of asking for the client first."""
+
+
 class GitHubError(Exception):
     """Base class: any failed call to GitHub."""
 

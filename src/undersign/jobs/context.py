@@ -17,6 +17,7 @@ from undersign.config import Settings
 from undersign.db import Database
 from undersign.github.app import AppGitHubClient, GitHubApp
 from undersign.github.client import GitHubClient
+from undersign.github.errors import GitHubNotConfigured
 from undersign.github.pacing import WritePacer, token_key
 from undersign.jobs.handlers import JobHandlers
 from undersign.observability.metrics import GitHubObserver
@@ -61,7 +62,9 @@ class JobContext:
     @property
     def token(self) -> str:
         if not self.settings.github_token:
-            raise RuntimeError("UNDERSIGN_GITHUB_TOKEN is not set: the bot cannot talk to GitHub")
+            raise GitHubNotConfigured(
+                "UNDERSIGN_GITHUB_TOKEN is not set: the bot cannot talk to GitHub"
+            )
         return self.settings.github_token
 
     @property

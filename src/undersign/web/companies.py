@@ -29,6 +29,7 @@ from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
     AppNotInstalled,
     GitHubError,
+    GitHubNotConfigured,
     InstallationSuspended,
 )
 from undersign.web.context import current_user, db_session, require_user, runtime, settings
@@ -77,21 +78,12 @@ def render_sign_page(
     )
 
 
-class _NoCredentials(RuntimeError):
-    """Neither a bot token nor a GitHub App: GitHub cannot be asked until an operator sets
-    one."""
-
-
 def _resolver() -> Callable[[str], tuple[int, str] | None]:
     """login -> (id, login) as GitHub answers the bot now; None for no such user. The
     client is made at the first lookup, so a form with other errors is answered first."""
 
     def resolve(login: str) -> tuple[int, str] | None:
-        try:
-            github = runtime().bot.github
-        except RuntimeError as exc:  # no bot token and no App
-            raise _NoCredentials(str(exc)) from None
-        return github.user_account(login)
+        return runtime().bot.github.user_account(login)
 
     return resolve
 
@@ -103,7 +95,7 @@ def _lookup_failed(
     or an App installed nowhere is a 409, as for the console's import: only an operator can
     help, so no "try again" (so is every installation suspended); GitHub failing is a 503,
     which a retry may mend."""
-    if isinstance(exc, _NoCredentials):
+    if isinstance(exc, GitHubNotConfigured):
         return (
             f"undersign cannot ask GitHub about logins ({exc}); an operator must "
             f"{GITHUB_CREDENTIALS_FIX}.",

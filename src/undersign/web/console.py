@@ -87,6 +87,7 @@ from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
     AppNotInstalled,
     GitHubError,
+    GitHubNotConfigured,
     GitHubRequestError,
     InstallationSuspended,
     NotFound,
@@ -944,8 +945,8 @@ def _github_resolver() -> LoginResolver:
 
     def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
         try:
-            runtime().bot.github  # noqa: B018 - raises when there are no credentials at all
-        except RuntimeError as exc:  # no bot token and no App: an operator must set one
+            return runtime().look_up_signer(login)
+        except GitHubNotConfigured as exc:  # no bot token and no App: an operator must set one
             abort(
                 409,
                 description=f"The file has logins without a GitHub id ({login!r}); resolving "
@@ -953,8 +954,6 @@ def _github_resolver() -> LoginResolver:
                 f"imported: {GITHUB_CREDENTIALS_FIX}, then check the file again, or give "
                 "every line its GitHub id.",
             )
-        try:
-            return runtime().look_up_signer(login)
         except AppNotInstalled as exc:  # someone must install the app: waiting will not help
             abort(
                 409,
