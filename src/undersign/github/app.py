@@ -75,8 +75,6 @@ ROUTE_TTL = 600
 #: undersign last heard of it (the ``unsuspend`` webhook clears it at once; this is for one
 #: that was missed).
 SUSPENSION_RECHECK = 3600
-#: GitHub's answer to a token request for a suspended installation (403).
-SUSPENDED_MESSAGE = "This installation has been suspended"
 Clock = Callable[[], float]
 #: The right to ask GitHub for an installation's token, held by one process at a time.
 TOKEN_LEASE = RowLease(AppInstallationToken.lease_until, AppInstallationToken.lease_owner)
@@ -119,6 +117,12 @@ def _parse_expiry(value: object, fallback: float) -> float:
 
 def _at(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def says_suspended(status: int, message: str) -> bool:
+    """GitHub's refusal of a suspended installation: 403 "This installation has been
+    suspended", to its token request or to a token fetched before the suspension."""
+    return status == 403 and "suspended" in message.lower()
 
 
 def any_installation_will_do(path: str) -> bool:
@@ -468,7 +472,7 @@ class GitHubApp:
         except NotFound:
             raise InstallationGone(installation_id) from None
         except GitHubRequestError as exc:
-            if exc.status != 403 or "suspended" not in str(exc).lower():
+            if not says_suspended(exc.status, str(exc)):
                 raise
             log.warning("installation %s is suspended on GitHub: no token", installation_id)
             mark_suspended(self.database, installation_id, _at(asked_at))
@@ -641,7 +645,8 @@ def installed_repositories(database: Database) -> list[str]:
 
 
 def refused_as_suspended(response: httpx.Response) -> bool:
-    """A 403 saying the installation is suspended (GitHub blocks its tokens meanwhile)."""
+    """A request refused because the installation is suspended (``says_suspended``); the
+    body is read for a 403 only."""
     if response.status_code != 403:
         return False
     response.read()
@@ -649,7 +654,7 @@ def refused_as_suspended(response: httpx.Response) -> bool:
         message = response.json().get("message", "")
     except (ValueError, AttributeError):
         return False
-    return isinstance(message, str) and "suspended" in message.lower()
+    return isinstance(message, str) and says_suspended(response.status_code, message)
 
 
 class InstallationAuth(httpx.Auth):
