@@ -485,21 +485,27 @@ def test_the_console_import_says_plainly_that_the_app_is_installed_nowhere(
     assert recorded_installations(app_cla) == []
 
 
+def paper_company(cla: CLAService) -> str:
+    """BigCorp Ltd, signed on paper with maint as its CLA manager, under a corporate CLA
+    beside the individual one; its page's path."""
+    maint = int(cla.state.user("maint")["id"])
+    with cla.live.database.session() as session:
+        companies = CompanyService(session)
+        companies.add_corporate_agreement(
+            "corporate-cla", "Corporate CLA", "Agreed.", AGREEMENT_SLUG
+        )
+        company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(maint, "maint")]).id
+    return f"/companies/{company_id}"
+
+
 def test_the_company_pages_say_plainly_that_the_app_is_installed_nowhere(
     app_cla: CLAService,
 ) -> None:
     """Signing for a company, approving an account and adding a manager look the login up
     with an installation's token: with the app installed nowhere that is a 409 saying so and
     what to do, nothing written, not a 503 "try again"; once installed, the same works."""
-    live, state = app_cla.live, app_cla.state
-    maint = int(state.user("maint")["id"])
-    with live.database.session() as session:
-        companies = CompanyService(session)
-        companies.add_corporate_agreement(
-            "corporate-cla", "Corporate CLA", "Agreed.", AGREEMENT_SLUG
-        )
-        company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(maint, "maint")]).id
-    url = f"/companies/{company_id}"
+    live = app_cla.live
+    url = paper_company(app_cla)
     with live.client() as client:
         sign_in(live, client, "maint")
         token = csrf_of(client.get(url).text)
@@ -638,17 +644,10 @@ def test_the_company_pages_say_plainly_that_every_installation_is_suspended(
     """The app's only installation is suspended: a company page's login lookup has no token
     to read with, which only the account can mend (a 409 saying so, nothing written), not a
     503 "try again"; unsuspended, the same works."""
-    live, state = app_cla.live, app_cla.state
-    maint = int(state.user("maint")["id"])
+    live = app_cla.live
     installation = install(app_cla)
     suspend(app_cla, installation)
-    with live.database.session() as session:
-        companies = CompanyService(session)
-        companies.add_corporate_agreement(
-            "corporate-cla", "Corporate CLA", "Agreed.", AGREEMENT_SLUG
-        )
-        company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(maint, "maint")]).id
-    url = f"/companies/{company_id}"
+    url = paper_company(app_cla)
     with live.client() as client:
         sign_in(live, client, "maint")
         token = csrf_of(client.get(url).text)
