@@ -34,9 +34,7 @@ def _settings(etc: Path, tmp_path: Path) -> Settings:
     """What a unit reads: the environment file as systemd parses it, secrets from the files."""
     env_file = etc / "undersign.env"
     parsed = systemd_environment_file(env_file.read_text(encoding="utf-8"))
-    environ = {
-        name: value.replace("/etc/undersign", str(etc)) for name, value in parsed.items()
-    }
+    environ = {name: value.replace("/etc/undersign", str(etc)) for name, value in parsed.items()}
     environ["UNDERSIGN_INSTANCE_PATH"] = str(tmp_path / "instance")
     return load_settings(environ)
 

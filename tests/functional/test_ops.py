@@ -344,7 +344,8 @@ def _follow_the_delivery_as_documented(tmp_path: Path, output: str, guid: str) -
     loggers = {e["logger"] for e in delivery}
     assert "gunicorn.access" in loggers and "undersign.jobs.runner" in loggers, loggers
     verdicts = [e for e in found if "logger" not in e]
-    assert verdicts and all(set(e) == {"time", "repository", "pull_request", "verdict"} for e in verdicts)
+    summary = {"time", "repository", "pull_request", "verdict"}
+    assert verdicts and all(set(e) == summary for e in verdicts)
     assert {e["repository"] for e in verdicts} == {REPO}
 
 
