@@ -325,8 +325,8 @@ def _follow_the_delivery_as_documented(tmp_path: Path, output: str, guid: str) -
     script = replace_all(
         shell_block("deploy.md", "logs"),
         [
-            ("journalctl -u 'undersign-*' -o cat", f"cat {journal}"),
-            ("journalctl -u undersign-worker -o cat", f"cat {journal}"),
+            ("sudo journalctl -u 'undersign-*' -o cat", f"cat {journal}"),
+            ("sudo journalctl -u undersign-worker -o cat", f"cat {journal}"),
             ("DELIVERY-ID", guid),
         ],
     )
