@@ -481,6 +481,52 @@ def test_a_refused_change_lets_go_of_the_company_before_its_page_renders(world: 
     assert len(company.managers) == MAX_MANAGERS + 1
 
 
+def test_a_company_signing_twice_at_the_same_moment_is_told_so_not_a_500(world: World) -> None:
+    """Two people sign for the same company at once: both pass the check that it has not
+    signed, and the second one's insert (flushed inside the sign) finds the first one's
+    row. That answer is the sign page saying the company has signed already (a 409), not a
+    500: rendered once the session is rolled back (it refuses every query until then), with
+    SQLite's write lock free while it renders, and nothing of the second sign stored."""
+    live, ids = world.live, world.ids
+    engine = live.database.engine
+    first: list[int] = []
+
+    def sign_first(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO COMPANIES") and not first:
+            first.append(0)  # the insert below runs this hook too
+            with live.database.session() as session:
+                other = CompanyService(session).add_paper(
+                    CORPORATE, "BigCorp Ltd", [(ids["deputy"], "deputy")]
+                )
+                first[0] = other.id
+
+    free_while_rendering: list[bool] = []
+
+    def probe(_app: Flask, template: Template, **_context: Any) -> None:
+        if template.name == "companies/sign.html" and first:
+            free_while_rendering.append(_company_lock_free(live, first[0]))
+
+    with live.client() as client:
+        sign_in(live, client, "boss")
+        event.listen(engine, "before_cursor_execute", sign_first)
+        before_render_template.connect(probe, live.app)
+        try:
+            answer = _sign(world, client, company_name="BigCorp Ltd")
+        finally:
+            before_render_template.disconnect(probe, live.app)
+            event.remove(engine, "before_cursor_execute", sign_first)
+    assert answer.status_code == 409, answer.text[:500]
+    assert "This company has signed already; ask its CLA managers." in answer.text
+    assert free_while_rendering == [True]
+    companies = _companies(live)
+    assert [(c.name, c.source) for c in companies] == [
+        ("Rival Inc", "paper"),
+        ("BigCorp Ltd", "paper"),
+    ]
+    assert [m.login for m in companies[-1].managers] == ["deputy"]
+    assert _audited(live, "company.sign") == []
+
+
 def test_without_a_token_or_an_app_lookups_are_a_409_naming_the_settings(
     live_factory: LiveFactory,
 ) -> None:

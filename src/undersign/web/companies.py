@@ -127,23 +127,23 @@ def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[st
             resolve_login=_resolver(),
             ip_address=request.remote_addr,
         )
+        db_session().commit()
     except VersionChanged as exc:
-        db_session().rollback()
         return render_sign_page(agreement, exc.current, status=409, values=values, changed=True)
     except ValidationErrors as exc:
-        db_session().rollback()
         return render_sign_page(agreement, version, status=400, values=values, errors=exc.errors)
     except (GitHubError, RuntimeError) as exc:
-        db_session().rollback()
         log.warning("looking up managers for a company failed: %s", exc)
         error, status = _lookup_failed(
             exc, "GitHub could not be asked about these logins; try again."
         )
         errors = {"managers": error}
         return render_sign_page(agreement, version, status=status, values=values, errors=errors)
-    try:
-        db_session().commit()
-    except IntegrityError:  # the same company signing twice at the same moment
+    except IntegrityError:
+        # The same company signing twice at the same moment: both passed the check that it
+        # had not signed, and the insert (flushed inside sign) found the other's row. The
+        # session refuses every query, the page's too, until it is rolled back. The refusals
+        # above need no rollback: nothing was written or locked before them, only read.
         db_session().rollback()
         errors = {"company_name": "This company has signed already; ask its CLA managers."}
         return render_sign_page(agreement, version, status=409, values=values, errors=errors)
