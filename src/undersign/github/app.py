@@ -375,10 +375,11 @@ class GitHubApp:
     def token_for_path(self, path: str) -> tuple[int, str]:
         """The installation a REST path acts through, and its token.
 
-        An installation whose token request GitHub answers 404 was removed since undersign
-        recorded it (a missed ``installation deleted`` webhook): it is forgotten, so no
-        request asks for its token again. A public read then goes on with another
-        installation, and with none left says the app is installed nowhere
+        An installation whose token request GitHub answers 404, and ``GET
+        /app/installations/{id}`` too, was removed since undersign recorded it (a missed
+        ``installation deleted`` webhook): it is forgotten, so no request asks for its token
+        again (one GitHub still shows is kept: ``_confirm_gone``). A public read then goes on
+        with another installation, and with none left says the app is installed nowhere
         (``AppNotInstalled``) rather than failing as if GitHub were down; any other path
         raises ``InstallationGone`` (a NotFound: what it covered cannot be seen now). A
         suspended installation (``InstallationSuspended``) is kept, marked, and likewise
@@ -533,6 +534,32 @@ class GitHubApp:
         asked."""
         return self._standing(installation_id).suspension
 
+    def _confirm_gone(self, installation_id: int) -> None:
+        """GitHub answered 404 to the installation's token request: returns if it also
+        answers 404 to ``GET /app/installations/{id}`` (JWT), so the installation is gone.
+        Right after an installation is created GitHub can answer a token request 404 for a
+        moment: an installation it still shows (or does not deny) is kept, what GitHub says
+        of it recorded, and this attempt fails as one to retry (``GitHubUnavailable``), or as
+        suspended."""
+        try:
+            shown = json_object(self._app_request("GET", f"/app/installations/{installation_id}"))
+        except NotFound:
+            return
+        except GitHubRequestError as exc:  # not a 404: nothing says it is gone
+            raise GitHubUnavailable(
+                f"GitHub answered 404 to a token request for installation {installation_id} "
+                f"and could not confirm it is gone ({exc}): try again"
+            ) from None
+        record_installation(self.database, {**shown, "id": installation_id}, [])
+        self.installation_changed(installation_id)
+        if shown.get("suspended_at"):
+            raise InstallationSuspended(installation_id)
+        log.warning("installation %s: token request answered 404, yet shown", installation_id)
+        raise GitHubUnavailable(
+            f"GitHub answered 404 to a token request for installation {installation_id}, "
+            "which it still shows (just installed?): try again"
+        )
+
     def _fetch(self, installation_id: int) -> str:
         if self._read_standing(installation_id).refuses():
             raise InstallationSuspended(installation_id)
@@ -542,6 +569,7 @@ class GitHubApp:
                 "POST", f"/app/installations/{installation_id}/access_tokens"
             )
         except NotFound:
+            self._confirm_gone(installation_id)
             raise InstallationGone(installation_id) from None
         except GitHubRequestError as exc:
             if not says_suspended(exc.status, str(exc)):

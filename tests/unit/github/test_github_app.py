@@ -33,6 +33,7 @@ from undersign.github.app import (
 from undersign.github.errors import (
     AppNotInstalled,
     GitHubRequestError,
+    GitHubUnavailable,
     InstallationSuspended,
     NotFound,
 )
@@ -406,6 +407,31 @@ def test_a_suspension_another_process_handled_is_noticed_within_seconds(
     handle(handling, state.apps.installation_event(installed, "unsuspend"))
     clock.now += STANDING_TTL
     assert other.github.get_pull("octo-org", "widgets", 1)["number"] == 1
+
+
+def test_a_token_request_answered_404_for_an_installation_github_shows_is_tried_again(
+    contexts: list[JobContext], emulator: EmulatorServer, database: Database, installed: int
+) -> None:
+    """Just after an installation is created GitHub can answer its token request 404 for a
+    moment. ``GET /app/installations/{id}`` still shows it: it is kept, not forgotten until
+    its repositories are seen again, and this attempt fails as one to retry (not as a
+    NotFound that no retry follows); the next one gets its token."""
+    state = emulator.state
+    record_installation(
+        database, {"id": installed, "account": {"login": "octo-org"}}, [(None, "octo-org/widgets")]
+    )
+    state.add_fault(
+        "POST",
+        rf"/app/installations/{installed}/access_tokens$",
+        status=404,
+        body={"message": "Not Found", "documentation_url": "https://docs.github.com/rest"},
+    )
+    with pytest.raises(GitHubUnavailable, match="still shows"):
+        contexts[0].github.get_pull("octo-org", "widgets", 1)
+    assert len(state.api_calls("GET", f"/app/installations/{installed}")) == 1
+    assert installed_installations(database) == [installed]
+    assert contexts[0].github.get_pull("octo-org", "widgets", 1)["number"] == 1
+    assert state.apps.token_requests == {installed: 1}
 
 
 def suspended_installations(database: Database) -> list[int]:
