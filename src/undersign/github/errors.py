@@ -88,3 +88,14 @@ class AppNotInstalled(GitHubRequestError):
             "installation's token: install the app on an organisation or account first",
         )
         self.status = 400
+
+
+#: What only whoever runs undersign (or the account the app is installed on) can mend: no
+#: bot token and no App, an App installed nowhere, every installation suspended. Their
+#: messages name settings and installations, which are the operator's business: a page shows
+#: them to instance admins only, and plainly tells anyone else that it cannot help now.
+NEEDS_AN_OPERATOR: tuple[type[Exception], ...] = (
+    GitHubNotConfigured,
+    AppNotInstalled,
+    InstallationSuspended,
+)
