@@ -75,10 +75,11 @@ ROUTE_TTL = 600
 #: undersign last heard of it (the ``unsuspend`` webhook clears it at once; this is for one
 #: that was missed).
 SUSPENSION_RECHECK = 3600
-#: How long this process trusts what it last read of an installation's row (suspended or
-#: not) before reading it again: the bound on how long a ``suspend`` or ``unsuspend`` that
-#: another process handled goes unnoticed here, and the price of noticing (one primary-key
-#: read per installation per STANDING_TTL, not one per request).
+#: How long this process trusts having read that an installation is active before reading
+#: its row again: the bound on how long a ``suspend`` that another process handled goes
+#: unnoticed here, and the price of noticing (one primary-key read per installation per
+#: STANDING_TTL, not one per request). A suspension is read again at each request (which
+#: then asks GitHub nothing), so an ``unsuspend`` is noticed at once.
 STANDING_TTL = 10
 Clock = Callable[[], float]
 #: The right to ask GitHub for an installation's token, held by one process at a time.
@@ -166,6 +167,10 @@ class _Standing:
     def refuses(self) -> bool:
         """Suspended, and heard of recently enough not to ask GitHub for a token again."""
         return self.suspension is not None and time.time() - self.heard_at < SUSPENSION_RECHECK
+
+    def trusted(self, now: float) -> bool:
+        """Active as read less than STANDING_TTL ago: no need to read the row again."""
+        return self.suspension is None and now - self.read_at < STANDING_TTL
 
 
 class GitHubApp:
@@ -444,14 +449,15 @@ class GitHubApp:
         """A token for the installation with at least TOKEN_REFRESH_MARGIN left: from memory,
         else from the database, else from GitHub (one process at a time: the lease on the
         installation's token row). A suspended installation raises ``InstallationSuspended``
-        without asking GitHub, though this process still holds a token: what the database says
-        of it is read again every STANDING_TTL seconds, so a ``suspend`` (or ``unsuspend``)
-        another process recorded is noticed here that soon."""
+        without asking GitHub, though this process still holds a token: an active one's row is
+        read again every STANDING_TTL seconds, a suspended one's at each request, so a
+        ``suspend`` another process recorded is noticed here that soon, an ``unsuspend`` at
+        once."""
         now = self.clock()
         with self._lock:  # one acquisition for both: this is every request's path
             cached = self._tokens.get(installation_id)
             standing = self._standings.get(installation_id)
-        if standing is None or now - standing.read_at >= STANDING_TTL:
+        if standing is None or not standing.trusted(now):
             standing = self._read_standing(installation_id)
         if standing.refuses():
             with self._lock:
@@ -504,11 +510,11 @@ class GitHubApp:
             pass  # another process created the row at the same moment
 
     def _standing(self, installation_id: int) -> _Standing:
-        """What the database says of the installation, as read at most STANDING_TTL seconds
-        ago."""
+        """What the database says of the installation: active as read at most STANDING_TTL
+        seconds ago, or read now."""
         with self._lock:
             standing = self._standings.get(installation_id)
-        if standing is not None and self.clock() - standing.read_at < STANDING_TTL:
+        if standing is not None and standing.trusted(self.clock()):
             return standing
         return self._read_standing(installation_id)
 
@@ -529,8 +535,8 @@ class GitHubApp:
         return standing
 
     def suspension(self, installation_id: int) -> Suspension | None:
-        """The installation's suspension as recorded (read at most STANDING_TTL seconds
-        ago), however long ago undersign heard of it; None while it is active. GitHub is not
+        """The installation's suspension as recorded, however long ago undersign heard of
+        it; None while it is active (as read at most STANDING_TTL seconds ago). GitHub is not
         asked."""
         return self._standing(installation_id).suspension
 
