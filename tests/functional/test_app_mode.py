@@ -25,6 +25,7 @@ from tests.conftest import (
 )
 from tests.functional.test_companies_web import _form as company_form
 from tests.functional.test_console_access import _csrf as csrf_of
+from tests.functional.test_reconcile import run_reconcile
 from tests.unit.agreements.test_imports_cli import main as cli
 
 from undersign.agreements.companies import CompanyService
@@ -112,9 +113,12 @@ def app_cla(
     runtime.close()
 
 
-def install(cla: CLAService, repositories: list[str] | None = None) -> int:
+def install(
+    cla: CLAService, repositories: list[str] | None = None, account: str = "octo-org"
+) -> int:
+    """The app installed on ``account`` (and undersign told so by webhook)."""
     state = cla.state
-    installation = int(state.apps.install(APP_ID, "octo-org", repositories=repositories)["id"])
+    installation = int(state.apps.install(APP_ID, account, repositories=repositories)["id"])
     status, _ = cla.deliver(
         "installation",
         state.apps.installation_event(installation, "created"),
@@ -619,14 +623,7 @@ def test_a_suspended_installation_is_passed_over_for_login_lookups(app_cla: CLAS
     its token. A login lookup (a public read any installation may make) goes on with maint's,
     not "try again later"."""
     state = app_cla.state
-    elsewhere = int(state.apps.install(APP_ID, "maint")["id"])
-    app_cla.deliver(
-        "installation",
-        state.apps.installation_event(elsewhere, "created"),
-        target_type="integration",
-        target_id=APP_ID,
-    )
-    app_cla.wait_idle()
+    elsewhere = install(app_cla, account="maint")
     suspended = install(app_cla)
     suspend(app_cla, suspended)
     assert suspended_installations(app_cla) == [suspended]
@@ -725,3 +722,38 @@ def test_the_company_pages_say_plainly_that_every_installation_is_suspended(
         suspend(app_cla, installation, "unsuspend")
         status, said = add_dave(client)
         assert status == 303, said[:500]
+
+
+def test_the_reconciler_passes_over_a_suspended_installation_in_one_line(
+    app_cla: CLAService,
+) -> None:
+    """octo-org suspended its installation: the reconciler lists none of its repositories
+    (linked one by one or through the org link), asks no token GitHub would refuse, and says
+    so in one line naming the account and since when, not an error per repository (nor a
+    failed listing that left every other repository unreconciled). maint's repository, in
+    an installation that is active, is reconciled as usual."""
+    state = app_cla.state
+    state.add_repo("maint/tools")
+    with app_cla.database.session() as session:
+        agreements = AgreementService(session)
+        agreements.link_repo("maint/tools", AGREEMENT_SLUG)
+        agreements.link_repo(REPO, AGREEMENT_SLUG)
+    install(app_cla, account="maint")
+    installation = install(app_cla)
+    suspend(app_cla, installation)
+    pr = state.add_pull_request("maint/tools", user_login="alice", n_commits=1)
+    asked = dict(state.apps.token_requests)
+    with app_cla.database.session() as session:
+        row = session.get(AppInstallation, installation)
+        assert row is not None and row.suspended_at is not None
+        since = row.suspended_at
+
+    output = run_reconcile(app_cla)
+    assert f"maint/tools#{pr['number']}: queued" in output
+    said = [line for line in output.splitlines() if str(installation) in line]
+    assert said == [
+        f"octo-org: installation {installation} suspended on GitHub since "
+        f"{since:%Y-%m-%d %H:%M} UTC; its repositories passed over"
+    ], output
+    assert "error" not in output
+    assert state.apps.token_requests.get(installation) == asked.get(installation)

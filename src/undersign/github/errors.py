@@ -41,9 +41,10 @@ class NotFound(GitHubError):
 
 class InstallationGone(NotFound):
     """App mode: GitHub answers 404 to a token request for an installation undersign had
-    recorded: the app was removed from that account since (its ``installation deleted``
-    webhook missed). A NotFound, as what that installation covered can no longer be seen;
-    a read any installation may make goes on with another one (``GitHubApp.token_for_path``)."""
+    recorded, and to ``GET /app/installations/{id}`` too: the app was removed from that
+    account since (its ``installation deleted`` webhook missed). A NotFound, as what that
+    installation covered can no longer be seen; a read any installation may make goes on
+    with another one (``GitHubApp.token_for_path``)."""
 
     def __init__(self, installation_id: int) -> None:
         super().__init__(f"installation {installation_id} was removed on GitHub")
