@@ -1,9 +1,10 @@
 """First-run setup (``/setup/``): registering the GitHub App with GitHub's manifest flow,
 end to end over HTTP against the emulator, and who may see the page.
 
-The registration is used at the next start: the test starts a second app on the same
-database and finds it acting as the registered app (App mode, the app's sign-in client and
-webhook secret), with a JWT the emulator accepts.
+The registration is used at once by the app that stored it, and by the next start: the test
+starts a second app on the same database and finds it acting as the registered app (App
+mode, the app's sign-in client and webhook secret), with a JWT the emulator accepts.
+``test_setup_live.py`` runs it against real ``serve`` and ``worker`` processes, unrestarted.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ def start(client: httpx.Client, name: str = "Acme CLA", org: str = "") -> httpx.
     )
 
 
-def through_github(live: Live, page: httpx.Response, login: str = "alice") -> str:
-    """What the browser does on GitHub: post the manifest, confirm as ``login``; returns the
-    URL GitHub sends the browser back to."""
+def through_github(live: Live | str, page: httpx.Response, login: str = "alice") -> str:
+    """What the browser does on GitHub (``live``'s emulator, or the emulator at that URL):
+    post the manifest, confirm as ``login``; returns the URL GitHub sends the browser back
+    to."""
+    github_url = live if isinstance(live, str) else live.emulator.url
     assert page.status_code == 200, page.text
     action = _form_action(page.text)
-    assert action.startswith(live.emulator.url + "/")
+    assert action.startswith(github_url + "/")
     with httpx.Client(timeout=10, follow_redirects=False) as browser:
         shown = browser.post(action, data={"manifest": _field(page.text, "manifest")})
         assert shown.status_code == 200, shown.text
@@ -63,7 +66,7 @@ def through_github(live: Live, page: httpx.Response, login: str = "alice") -> st
         if 'name="org"' in shown.text:
             form["org"] = _field(shown.text, "org")
         form.update({"login": login, "name": _field(shown.text, "name")})
-        back = browser.post(live.emulator.url + "/settings/apps/new/confirm", data=form)
+        back = browser.post(github_url + "/settings/apps/new/confirm", data=form)
     assert back.status_code == 302, back.text
     return back.headers["location"]
 
@@ -74,7 +77,7 @@ def fresh(live_factory: LiveFactory) -> Live:
     return live_factory(UNDERSIGN_ENV="development")
 
 
-def test_registering_the_app_end_to_end_takes_effect_at_the_next_start(
+def test_registering_the_app_end_to_end_takes_effect_at_once_and_at_the_next_start(
     fresh: Live, live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -94,10 +97,12 @@ def test_registering_the_app_end_to_end_takes_effect_at_the_next_start(
     assert "Registered: acme-cla" in shown.text
     install = f"{fresh.emulator.url}/apps/acme-cla/installations/new"
     assert f'href="{install}"' in shown.text
-    assert "Restart undersign" in shown.text
+    assert "undersign acts as this app now" in shown.text
 
     state = fresh.emulator.state
     [app] = [a for a in state.apps.apps.values() if a.slug == "acme-cla"]
+    now = fresh.app.extensions[RUNTIME].settings  # the process that stored it, unrestarted
+    assert now.github_app_id == str(app.id) and now.github_client_id == app.client_id
     with fresh.database.session() as session:
         row = session.scalars(select(AppRegistration)).one()
         stored = " ".join(

@@ -42,7 +42,7 @@ from undersign.agreements.emails import GitHubEmail, ProvenEmailService, parse_u
 from undersign.auth.redirects import safe_next_path
 from undersign.config import Settings
 from undersign.web import console
-from undersign.web.context import db_session, runtime, settings
+from undersign.web.context import db_session, github_settings, runtime, settings
 from undersign.web.ratelimit import sign_in_rate_limit
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,25 @@ EMAIL_SCOPE = "user:email"
 EMAILS_PAGE = "/me/emails"
 
 
-def init_oauth(app: Flask, config: Settings) -> None:
-    # One registry per app: Authlib caches built clients, so a shared registry would keep
-    # the first app's GitHub URLs.
+#: ``app.extensions`` key of the sign-in client and the credentials it was made with.
+OAUTH = "undersign_oauth"
+
+
+def _oauth_credentials(config: Settings) -> tuple[object, ...]:
+    return (
+        config.github_client_id,
+        config.github_client_secret,
+        config.github_url,
+        config.github_api_url,
+        config.http_timeout,
+    )
+
+
+def _oauth_client(app: Flask, config: Settings) -> Any:
+    # One registry per client: Authlib caches built clients, so a shared registry would keep
+    # the first app's GitHub URLs (and the first credentials).
     oauth = OAuth(app)
-    app.extensions["undersign_oauth"] = oauth
-    oauth.register(
+    return oauth.register(
         "github",
         client_id=config.github_client_id,
         client_secret=config.github_client_secret,
@@ -80,6 +93,10 @@ def init_oauth(app: Flask, config: Settings) -> None:
             "default_timeout": config.http_timeout,
         },
     )
+
+
+def init_oauth(app: Flask, config: Settings) -> None:
+    app.extensions[OAUTH] = (_oauth_credentials(config), _oauth_client(app, config))
 
 
 class SignInFailed(Exception):
@@ -103,7 +120,16 @@ def _sign_in_failed(error: SignInFailed) -> tuple[str, int]:
 
 
 def _github() -> Any:
-    return current_app.extensions["undersign_oauth"].create_client("github")
+    """The sign-in client for the credentials in effect, made again when they changed (an
+    app registered from the setup page brings its own client id and secret). Two threads
+    may both make it once: the same client, the last one kept."""
+    config = github_settings()
+    credentials = _oauth_credentials(config)
+    made_for, client = current_app.extensions[OAUTH]
+    if made_for != credentials:
+        client = _oauth_client(current_app, config)
+        current_app.extensions[OAUTH] = (credentials, client)
+    return client
 
 
 @bp.before_request
@@ -115,7 +141,7 @@ def _anti_automation() -> None:
 
 @bp.get("/login")
 def login() -> Response:
-    config = settings()
+    config = github_settings()
     if not config.github_client_id:
         raise SignInFailed(
             503,
