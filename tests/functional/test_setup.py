@@ -304,3 +304,41 @@ def test_who_may_see_the_setup_page(live_factory: LiveFactory) -> None:
     )
     with developing.client() as anonymous:
         assert anonymous.get("/setup/").status_code == 404
+
+
+def test_a_sign_in_spanning_two_processes_while_one_has_not_read_the_registration(
+    live_factory: LiveFactory,
+) -> None:
+    """Two processes of one instance (the same base URL and database), in the seconds after
+    a registration: one acts as the new app, the other has not read the registration yet. A
+    sign-in started on either and coming back to the other finishes with the client GitHub
+    issued its code to."""
+    first = live_factory(UNDERSIGN_ENV="development")
+    same = {"base_url": first.settings.base_url}
+    late = live_factory(UNDERSIGN_ENV="development", replace=same)
+    stale = live_factory(UNDERSIGN_ENV="development", replace=same)
+    for live in (late, stale):
+        watch = live.app.extensions[RUNTIME].registration
+        assert watch is not None
+        watch.interval = 3600  # it read the registration at start, not again for an hour
+    with first.client() as client:
+        assert client.get(through_github(first, start(client))).status_code == 302
+    app_client_id = first.app.extensions[RUNTIME].settings.github_client_id
+    assert app_client_id != first.settings.github_client_id
+    for started, finished, client_id in (
+        (first, late, app_client_id),  # started as the app, back where it is not taken up
+        (stale, first, first.settings.github_client_id),  # the reverse
+    ):
+        first.emulator.state.auto_approve_as = "alice"
+        with started.client() as browser:
+            to_github = browser.get("/login")
+            assert to_github.status_code == 302, to_github.text
+            query = parse_qs(urlsplit(to_github.headers["location"]).query)
+            assert query["client_id"] == [client_id]
+            back = browser.get(to_github.headers["location"]).headers["location"]
+            elsewhere = finished.url + urlsplit(back).path + "?" + urlsplit(back).query
+            landed = browser.get(elsewhere)
+            assert landed.status_code == 302, landed.text
+            assert "alice" in browser.get(finished.url + "/").text.lower()
+    # The one that finished a sign-in as the app read the registration at once to do it.
+    assert late.app.extensions[RUNTIME].settings.github_client_id == app_client_id
