@@ -13,7 +13,10 @@ What it wires, once:
   signed or revoked (``signature_hook``), a proven email address changed owner
   (``email_hook``), a policy changed (``requeue_open_pull_requests``);
 * the domain gauges ``/metrics`` reports (queue depth, active signatures), so that
-  observability knows no domain table.
+  observability knows no domain table;
+* the GitHub credentials of an app registered from the setup page while the process runs
+  (``refresh_credentials``): the settings, the queue and its job context take them up
+  without a restart.
 
 Depends on config, db, auth.models, agreements (models, imports), enforcement (tasks, triggers,
 reconcile), github.registration, jobs, observability.metrics.
@@ -38,7 +41,7 @@ from undersign.auth.models import WebSession
 from undersign.config import Settings
 from undersign.db import Database
 from undersign.enforcement import reconcile, tasks, triggers
-from undersign.github.registration import with_registered_app
+from undersign.github.registration import RegistrationWatch
 from undersign.jobs.context import JobContext
 from undersign.jobs.handlers import Expiry, JobHandlers
 from undersign.jobs.models import Job
@@ -126,6 +129,8 @@ class Runtime:
     #: Replacements a caller asked for (``SIGNATURE_HOOK``), by key.
     extras: dict[str, Any] = field(default_factory=dict)
     owns_database: bool = False
+    #: Follows the app registered from the setup page (None: the settings never change).
+    registration: RegistrationWatch | None = None
     _queue: JobQueue | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -135,8 +140,31 @@ class Runtime:
         webhook never opens it)."""
         with self._lock:
             if self._queue is None:
-                self._queue = JobQueue(self.settings, self.database, self.handlers)
+                self._queue = JobQueue(
+                    self.settings, self.database, self.handlers, refresh=self.refresh_credentials
+                )
             return self._queue
+
+    @property
+    def configured(self) -> Settings:
+        """The settings as the environment gives them, without a registered app's."""
+        return self.settings if self.registration is None else self.registration.configured
+
+    def refresh_credentials(self, *, now: bool = False) -> bool:
+        """Take up an app registered (or registered again) from the setup page since the
+        registration was last read, which happens at most every few seconds
+        (``RegistrationWatch``; at once with ``now``). Called where the GitHub credentials are
+        about to be used: before every job, at sign-in, for a webhook whose signature did not
+        match; never on every request. True when the settings changed: ``settings``, the
+        queue's and its job context's (a new GitHub client, app and pacer on next use)."""
+        watch = self.registration
+        if watch is None or not watch.check(now=now):
+            return False
+        with self._lock:  # the latest settings win, whichever thread read them
+            self.settings = watch.settings
+            if self._queue is not None:
+                self._queue.adopt(self.settings)
+        return True
 
     @property
     def bot(self) -> JobContext:
@@ -231,16 +259,17 @@ def build_runtime(
 ) -> Runtime:
     """The one way to wire undersign: nothing connects anywhere until first used, except
     one read of the GitHub App registered from the setup page when the environment names no
-    app (``github.registration.with_registered_app``): a registration takes effect at the
-    next start of ``serve`` / ``worker``."""
+    app (``github.registration.RegistrationWatch``); one registered later is taken up
+    without a restart (``Runtime.refresh_credentials``)."""
     owns_database = database is None
     if database is None:
         database = Database(settings.database_url or "")
-    settings = with_registered_app(settings, database)
+    watch = RegistrationWatch(settings, database)
     return Runtime(
-        settings=settings,
+        settings=watch.settings,
         database=database,
-        handlers=job_handlers(settings),
+        handlers=job_handlers(watch.settings),
         extras=dict(extras or {}),
         owns_database=owns_database,
+        registration=watch,
     )

@@ -1,9 +1,10 @@
 """First-run setup (``/setup/``): registering the GitHub App with GitHub's manifest flow,
 end to end over HTTP against the emulator, and who may see the page.
 
-The registration is used at the next start: the test starts a second app on the same
-database and finds it acting as the registered app (App mode, the app's sign-in client and
-webhook secret), with a JWT the emulator accepts.
+The registration is used at once by the app that stored it, and by the next start: the test
+starts a second app on the same database and finds it acting as the registered app (App
+mode, the app's sign-in client and webhook secret), with a JWT the emulator accepts.
+``test_setup_live.py`` runs it against real ``serve`` and ``worker`` processes, unrestarted.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ def start(client: httpx.Client, name: str = "Acme CLA", org: str = "") -> httpx.
     )
 
 
-def through_github(live: Live, page: httpx.Response, login: str = "alice") -> str:
-    """What the browser does on GitHub: post the manifest, confirm as ``login``; returns the
-    URL GitHub sends the browser back to."""
+def through_github(live: Live | str, page: httpx.Response, login: str = "alice") -> str:
+    """What the browser does on GitHub (``live``'s emulator, or the emulator at that URL):
+    post the manifest, confirm as ``login``; returns the URL GitHub sends the browser back
+    to."""
+    github_url = live if isinstance(live, str) else live.emulator.url
     assert page.status_code == 200, page.text
     action = _form_action(page.text)
-    assert action.startswith(live.emulator.url + "/")
+    assert action.startswith(github_url + "/")
     with httpx.Client(timeout=10, follow_redirects=False) as browser:
         shown = browser.post(action, data={"manifest": _field(page.text, "manifest")})
         assert shown.status_code == 200, shown.text
@@ -63,7 +66,7 @@ def through_github(live: Live, page: httpx.Response, login: str = "alice") -> st
         if 'name="org"' in shown.text:
             form["org"] = _field(shown.text, "org")
         form.update({"login": login, "name": _field(shown.text, "name")})
-        back = browser.post(live.emulator.url + "/settings/apps/new/confirm", data=form)
+        back = browser.post(github_url + "/settings/apps/new/confirm", data=form)
     assert back.status_code == 302, back.text
     return back.headers["location"]
 
@@ -74,7 +77,7 @@ def fresh(live_factory: LiveFactory) -> Live:
     return live_factory(UNDERSIGN_ENV="development")
 
 
-def test_registering_the_app_end_to_end_takes_effect_at_the_next_start(
+def test_registering_the_app_end_to_end_takes_effect_at_once_and_at_the_next_start(
     fresh: Live, live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -94,10 +97,12 @@ def test_registering_the_app_end_to_end_takes_effect_at_the_next_start(
     assert "Registered: acme-cla" in shown.text
     install = f"{fresh.emulator.url}/apps/acme-cla/installations/new"
     assert f'href="{install}"' in shown.text
-    assert "Restart undersign" in shown.text
+    assert "undersign acts as this app now" in shown.text
 
     state = fresh.emulator.state
     [app] = [a for a in state.apps.apps.values() if a.slug == "acme-cla"]
+    now = fresh.app.extensions[RUNTIME].settings  # the process that stored it, unrestarted
+    assert now.github_app_id == str(app.id) and now.github_client_id == app.client_id
     with fresh.database.session() as session:
         row = session.scalars(select(AppRegistration)).one()
         stored = " ".join(
@@ -299,3 +304,41 @@ def test_who_may_see_the_setup_page(live_factory: LiveFactory) -> None:
     )
     with developing.client() as anonymous:
         assert anonymous.get("/setup/").status_code == 404
+
+
+def test_a_sign_in_spanning_two_processes_while_one_has_not_read_the_registration(
+    live_factory: LiveFactory,
+) -> None:
+    """Two processes of one instance (the same base URL and database), in the seconds after
+    a registration: one acts as the new app, the other has not read the registration yet. A
+    sign-in started on either and coming back to the other finishes with the client GitHub
+    issued its code to."""
+    first = live_factory(UNDERSIGN_ENV="development")
+    same = {"base_url": first.settings.base_url}
+    late = live_factory(UNDERSIGN_ENV="development", replace=same)
+    stale = live_factory(UNDERSIGN_ENV="development", replace=same)
+    for live in (late, stale):
+        watch = live.app.extensions[RUNTIME].registration
+        assert watch is not None
+        watch.interval = 3600  # it read the registration at start, not again for an hour
+    with first.client() as client:
+        assert client.get(through_github(first, start(client))).status_code == 302
+    app_client_id = first.app.extensions[RUNTIME].settings.github_client_id
+    assert app_client_id != first.settings.github_client_id
+    for started, finished, client_id in (
+        (first, late, app_client_id),  # started as the app, back where it is not taken up
+        (stale, first, first.settings.github_client_id),  # the reverse
+    ):
+        first.emulator.state.auto_approve_as = "alice"
+        with started.client() as browser:
+            to_github = browser.get("/login")
+            assert to_github.status_code == 302, to_github.text
+            query = parse_qs(urlsplit(to_github.headers["location"]).query)
+            assert query["client_id"] == [client_id]
+            back = browser.get(to_github.headers["location"]).headers["location"]
+            elsewhere = finished.url + urlsplit(back).path + "?" + urlsplit(back).query
+            landed = browser.get(elsewhere)
+            assert landed.status_code == 302, landed.text
+            assert "alice" in browser.get(finished.url + "/").text.lower()
+    # The one that finished a sign-in as the app read the registration at once to do it.
+    assert late.app.extensions[RUNTIME].settings.github_client_id == app_client_id

@@ -8,9 +8,12 @@ secret and private key. :func:`store` keeps them in ``app_registrations``, the s
 encrypted with a key derived from UNDERSIGN_SECRET_KEY (as installation tokens are), and
 nothing here logs them.
 
-They take effect when a runtime is built (``runtime.build_runtime``: the next start of
-``serve`` or ``worker``): :func:`with_registered_app` puts them in the settings unless the
-environment configures an app of its own (``UNDERSIGN_GITHUB_APP_ID``), which always wins.
+They take effect without a restart: every runtime (``runtime.build_runtime``: each web
+process, each queue worker) holds a :class:`RegistrationWatch`, which reads the registration
+when the runtime is built and again, at most every few seconds, when code that needs the
+GitHub credentials asks; an app registered (or registered again) since is put in the
+settings then (:func:`apply`). An app configured in the environment
+(``UNDERSIGN_GITHUB_APP_ID``) always wins: the watch never reads the table then.
 
 Depends on config, db, github.app (the encryption), github.models.
 """
@@ -19,6 +22,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +45,9 @@ log = logging.getLogger(__name__)
 PURPOSE = b"undersign app registration"
 #: The one row of ``app_registrations``.
 ROW_ID = 1
+#: How often, at most, a process looks again for an app registered while it runs (seconds):
+#: the longest a registration waits to reach every process that needs it.
+RECHECK_INTERVAL = 5.0
 
 #: What undersign needs of an installation, and nothing more (docs/github-app.md explains
 #: each). ``members: read`` serves the org-membership exemption.
@@ -210,11 +219,13 @@ def store(
 
 def exists(database: Database) -> bool:
     """Whether an app was registered here (whether or not its secrets still decrypt)."""
+    return registered_app_id(database) is not None
+
+
+def registered_app_id(database: Database) -> int | None:
+    """The registered app's id, or None: one small read, nothing decrypted."""
     with database.session() as session:
-        return (
-            session.scalar(select(AppRegistration.id).where(AppRegistration.id == ROW_ID))
-            is not None
-        )
+        return session.scalar(select(AppRegistration.app_id).where(AppRegistration.id == ROW_ID))
 
 
 def load(database: Database, secret_key: str) -> RegisteredApp | None:
@@ -277,21 +288,90 @@ def apply(settings: Settings, app: RegisteredApp) -> Settings:
 
 
 def with_registered_app(settings: Settings, database: Database) -> Settings:
-    """The settings a runtime runs with: the registered app's credentials when the
+    """The settings a runtime starts with: the registered app's credentials when the
     environment configures no app itself. A database without the table yet (before
     ``undersign db upgrade``) or a changed secret key leave the settings as they are."""
-    if settings.app_mode:
-        return settings
-    try:
-        app = load(database, settings.secret_key or "")
-    except SQLAlchemyError:
-        return settings  # not migrated yet: serve refuses to start then anyway
-    except RegistrationError as exc:
-        log.warning("%s", exc)
-        return settings
-    if app is None:
-        return settings
-    log.info(
-        "acting as the GitHub App %s (id %s) registered from the setup page", app.slug, app.app_id
-    )
-    return apply(settings, app)
+    return RegistrationWatch(settings, database).settings
+
+
+class RegistrationWatch:
+    """The settings one process runs with, following the app registered from the setup page
+    while the process runs, so that registering takes effect without a restart.
+
+    It reads the registration once when made, then again only when :meth:`check` is called
+    (by code about to use the GitHub credentials: a sign-in, a job, a webhook whose signature
+    did not match) and ``interval`` seconds have passed since the last read: a process costs
+    the database at most one small read per interval, and nothing on the paths that do not
+    ask (a webhook whose signature matches). An app registered, registered again (a new app
+    id) or forgotten since the last read replaces :attr:`settings`, built from the
+    environment's (``configured``) with :func:`apply`, so the environment's precedence stays
+    what it is at start-up: an app it names (``UNDERSIGN_GITHUB_APP_ID``) always wins, and
+    the watch then never reads. Safe to share between threads: one of them reads at a time.
+    """
+
+    def __init__(
+        self,
+        configured: Settings,
+        database: Database,
+        *,
+        interval: float = RECHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.configured = configured
+        self.database = database
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: The registered app the settings act as (None: the environment's credentials).
+        self._app_id: int | None = None
+        #: A registration whose secrets did not decrypt (logged once, not read again).
+        self._unreadable: int | None = None
+        self._due = 0.0
+        self.settings = configured
+        self.check(now=True)
+
+    @property
+    def follows_registration(self) -> bool:
+        """Whether a registration can change the settings (the environment names no app)."""
+        return not self.configured.app_mode
+
+    def check(self, *, now: bool = False) -> bool:
+        """Read the registration again if ``interval`` has passed (at once with ``now``);
+        True when :attr:`settings` changed."""
+        if not self.follows_registration or (not now and self._clock() < self._due):
+            return False
+        with self._lock:
+            if not now and self._clock() < self._due:
+                return False  # another thread read it while this one waited
+            self._due = self._clock() + self.interval
+            return self._read()
+
+    def _read(self) -> bool:
+        try:
+            app_id = registered_app_id(self.database)
+            if app_id == self._app_id or (app_id is not None and app_id == self._unreadable):
+                return False
+            app = load(self.database, self.configured.secret_key or "")
+        except SQLAlchemyError:
+            # Not migrated yet (serve refuses to start then anyway), or the database is down:
+            # the settings stay as they are until a later read.
+            log.debug("the registered GitHub App could not be read", exc_info=True)
+            return False
+        except RegistrationError as exc:
+            log.warning("%s", exc)
+            self._unreadable = app_id
+            return False
+        self._unreadable = None
+        if app is None:
+            if self._app_id is None:
+                return False
+            log.info("no GitHub App is registered any more: acting as the environment says")
+            self._app_id, self.settings = None, self.configured
+            return True
+        log.info(
+            "acting as the GitHub App %s (id %s) registered from the setup page",
+            app.slug,
+            app.app_id,
+        )
+        self._app_id, self.settings = app.app_id, apply(self.configured, app)
+        return True

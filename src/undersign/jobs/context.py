@@ -86,15 +86,27 @@ class JobContext:
     @property
     def pacer(self) -> WritePacer:
         with self._lock:
-            if self._pacer is None:
-                self._pacer = WritePacer(
-                    self.database,
-                    self.token_key,
-                    per_minute=self.settings.github_writes_per_minute,
-                    per_hour=self.settings.github_writes_per_hour,
-                    on_wait=self._beat,
-                )
-            return self._pacer
+            return self._made_pacer()
+
+    def _made_pacer(self) -> WritePacer:
+        """The pacer, made on first use (the caller holds the lock)."""
+        if self._pacer is None:
+            self._pacer = WritePacer(
+                self.database,
+                self.token_key,
+                per_minute=self.settings.github_writes_per_minute,
+                per_hour=self.settings.github_writes_per_hour,
+                on_wait=self._beat,
+            )
+        return self._pacer
+
+    def adopt(self, settings: Settings) -> None:
+        """Run with ``settings`` from now on (the credentials of an app registered from the
+        setup page since): the GitHub client, the app and the pacer are made again from them
+        on next use. A job already holding the old client finishes with it."""
+        with self._lock:
+            self.settings = settings
+            self._github = self._app = self._pacer = None
 
     def _beat(self) -> None:
         beat = getattr(self._local, "beat", None)
@@ -103,9 +115,9 @@ class JobContext:
 
     @property
     def github(self) -> GitHubClient:
-        pacer = self.pacer
         with self._lock:
             if self._github is None:
+                pacer = self._made_pacer()
                 observer = GitHubObserver(self.database, self.token_key)
                 if self.settings.app_mode:
                     if self._app is None:

@@ -109,8 +109,13 @@ class JobQueue:
         settings: Settings,
         database: Database | None = None,
         handlers: JobHandlers | None = None,
+        *,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
+        #: Called each time the job context is asked for (before every job): the runtime's
+        #: chance to take up credentials registered since (it reads at most every few seconds).
+        self._refresh = refresh
         self.huey = make_huey(settings)
         self.handlers = handlers or JobHandlers()
         self._database = database
@@ -123,12 +128,23 @@ class JobQueue:
             self.huey.periodic_task(periodic.due, name=periodic.name)(self._bound(periodic.run))
 
     def context(self) -> JobContext:
+        if self._refresh is not None:
+            self._refresh()  # before taking the lock: it may call adopt()
         with self._lock:
             if self._context is None:
                 self._context = JobContext.from_settings(
                     self.settings, self._database, self.handlers
                 )
             return self._context
+
+    def adopt(self, settings: Settings) -> None:
+        """Run jobs with ``settings`` from now on (new GitHub credentials; the queue's own
+        settings, its URL and name, are the same)."""
+        with self._lock:
+            self.settings = settings
+            context = self._context
+        if context is not None:
+            context.adopt(settings)
 
     def enqueue(self, job_id: int, delay: float = 0.0) -> None:
         """Tell a worker about a job row (already committed)."""

@@ -42,7 +42,7 @@ from undersign.agreements.emails import GitHubEmail, ProvenEmailService, parse_u
 from undersign.auth.redirects import safe_next_path
 from undersign.config import Settings
 from undersign.web import console
-from undersign.web.context import db_session, runtime, settings
+from undersign.web.context import db_session, github_settings, runtime, settings
 from undersign.web.ratelimit import sign_in_rate_limit
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,25 @@ EMAIL_SCOPE = "user:email"
 EMAILS_PAGE = "/me/emails"
 
 
-def init_oauth(app: Flask, config: Settings) -> None:
-    # One registry per app: Authlib caches built clients, so a shared registry would keep
-    # the first app's GitHub URLs.
+#: ``app.extensions`` key of the sign-in client and the credentials it was made with.
+OAUTH = "undersign_oauth"
+
+
+def _oauth_credentials(config: Settings) -> tuple[object, ...]:
+    return (
+        config.github_client_id,
+        config.github_client_secret,
+        config.github_url,
+        config.github_api_url,
+        config.http_timeout,
+    )
+
+
+def _oauth_client(app: Flask, config: Settings) -> Any:
+    # One registry per client: Authlib caches built clients, so a shared registry would keep
+    # the first app's GitHub URLs (and the first credentials).
     oauth = OAuth(app)
-    app.extensions["undersign_oauth"] = oauth
-    oauth.register(
+    return oauth.register(
         "github",
         client_id=config.github_client_id,
         client_secret=config.github_client_secret,
@@ -80,6 +93,10 @@ def init_oauth(app: Flask, config: Settings) -> None:
             "default_timeout": config.http_timeout,
         },
     )
+
+
+def init_oauth(app: Flask, config: Settings) -> None:
+    app.extensions[OAUTH] = (_oauth_credentials(config), _oauth_client(app, config))
 
 
 class SignInFailed(Exception):
@@ -102,8 +119,36 @@ def _sign_in_failed(error: SignInFailed) -> tuple[str, int]:
     )
 
 
-def _github() -> Any:
-    return current_app.extensions["undersign_oauth"].create_client("github")
+def _github(config: Settings) -> Any:
+    """The sign-in client for ``config``'s credentials, made again when they changed (an
+    app registered from the setup page brings its own client id and secret). Two threads
+    may both make it once: the same client, the last one kept."""
+    credentials = _oauth_credentials(config)
+    made_for, client = current_app.extensions[OAUTH]
+    if made_for != credentials:
+        client = _oauth_client(current_app, config)
+        current_app.extensions[OAUTH] = (credentials, client)
+    return client
+
+
+def _client_for(flow: dict[str, Any]) -> Any:
+    """The sign-in client ``flow`` was started with: GitHub takes a code only from the client
+    it was issued to, and in the seconds after an app is registered from the setup page the
+    process that started the sign-in and the one it comes back to may not act as the same
+    app yet. A flow started with another client has this process read the registration at
+    once (a flow is this server's own record, so nobody else can ask for that read); one
+    started with the environment's client before the app was taken up finishes with it."""
+    config = github_settings()
+    started_with = flow.get("client_id", config.github_client_id)
+    if started_with != config.github_client_id:
+        svc = runtime()
+        svc.refresh_credentials(now=True)
+        config = svc.settings
+        if started_with != config.github_client_id and (
+            started_with == svc.configured.github_client_id
+        ):
+            config = svc.configured
+    return _github(config)
 
 
 @bp.before_request
@@ -115,7 +160,7 @@ def _anti_automation() -> None:
 
 @bp.get("/login")
 def login() -> Response:
-    config = settings()
+    config = github_settings()
     if not config.github_client_id:
         raise SignInFailed(
             503,
@@ -132,8 +177,8 @@ def start_authorization(
     """Send the browser to GitHub's authorize page with a new ``state`` bound to this
     session and a PKCE challenge; ``flow`` is what the callback needs afterwards (``next``;
     ``purpose`` and ``github_id`` for proving email addresses). Sign-in asks for no scope."""
-    config = settings()
-    client = _github()
+    config = github_settings()
+    client = _github(config)
     extra = {} if scope is None else {"scope": scope}
     authorization = client.create_authorization_url(config.callback_url, **extra)
     client.save_authorize_data(redirect_uri=config.callback_url, **authorization)
@@ -144,7 +189,7 @@ def start_authorization(
         oldest = min(flows, key=lambda s: flows[s]["started"])
         flows.pop(oldest)
         session.pop(f"_state_github_{oldest}", None)
-    flows[authorization["state"]] = {**flow, "started": now}
+    flows[authorization["state"]] = {**flow, "started": now, "client_id": config.github_client_id}
     session[FLOWS_KEY] = flows
     return redirect(authorization["url"], code)
 
@@ -227,9 +272,9 @@ def _unreachable(reason: str) -> SignInFailed:
     )
 
 
-def _exchange_code(state: str) -> dict[str, Any]:
+def _exchange_code(client: Any) -> dict[str, Any]:
     try:
-        token: dict[str, Any] = _github().authorize_access_token()
+        token: dict[str, Any] = client.authorize_access_token()
     except MismatchingStateError:
         raise SignInFailed(
             400,
@@ -254,9 +299,9 @@ def _exchange_code(state: str) -> dict[str, Any]:
     return token
 
 
-def _fetch_identity(token: dict[str, Any]) -> GitHubIdentity:
+def _fetch_identity(client: Any, token: dict[str, Any]) -> GitHubIdentity:
     try:
-        response = _github().get("user", token=token, timeout=settings().http_timeout)
+        response = client.get("user", token=token, timeout=settings().http_timeout)
     except requests.Timeout:
         raise _unreachable("GET /user timed out") from None
     except requests.RequestException as exc:
@@ -320,8 +365,9 @@ def callback() -> Response:
         )
     if flow.get("purpose") == "emails":
         return _finish_email_proof(state, flow)
-    token = _exchange_code(state)
-    identity = _fetch_identity(token)
+    client = _client_for(flow)
+    token = _exchange_code(client)
+    identity = _fetch_identity(client, token)
     del token
     db = db_session()
     record_sign_in(db, identity)
@@ -337,10 +383,10 @@ def callback() -> Response:
     return redirect(flow["next"])
 
 
-def _fetch_emails(token: dict[str, Any]) -> list[GitHubEmail]:
+def _fetch_emails(client: Any, token: dict[str, Any]) -> list[GitHubEmail]:
     """``GET /user/emails`` once (up to 100 addresses, GitHub's page maximum)."""
     try:
-        response = _github().get(
+        response = client.get(
             "user/emails", token=token, params={"per_page": 100}, timeout=settings().http_timeout
         )
     except requests.Timeout:
@@ -375,8 +421,9 @@ def _finish_email_proof(state: str, flow: dict[str, Any]) -> Response:
             "Sign in with GitHub again, then link your email addresses from My email addresses.",
             "email proof without the session that started it",
         )
-    token = _exchange_code(state)
-    identity = _fetch_identity(token)
+    client = _client_for(flow)
+    token = _exchange_code(client)
+    identity = _fetch_identity(client, token)
     if identity.github_id != github_id:
         raise SignInFailed(
             403,
@@ -385,7 +432,7 @@ def _finish_email_proof(state: str, flow: dict[str, Any]) -> Response:
             "signed in here. Sign in to GitHub with the right account and try again.",
             "email proof by another account",
         )
-    emails = _fetch_emails(token)
+    emails = _fetch_emails(client, token)
     del token
     db = db_session()
     service = ProvenEmailService(db, runtime().email_hook(db), actor=str(github_id))

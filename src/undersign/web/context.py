@@ -27,6 +27,15 @@ def settings() -> Settings:
     return runtime().settings
 
 
+def github_settings() -> Settings:
+    """The settings, once an app registered from the setup page since is taken up (a read
+    at most every few seconds, ``Runtime.refresh_credentials``): for the views about to use
+    the GitHub credentials (sign-in), never for every request."""
+    svc = runtime()
+    svc.refresh_credentials()
+    return svc.settings
+
+
 def db_session() -> Session:
     """The request's SQLAlchemy session; rolled back and closed at teardown unless committed."""
     if "db_session" not in g:

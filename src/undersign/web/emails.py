@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from undersign.agreements.emails import ProvenEmailService, normalize_address
 from undersign.web.auth import EMAIL_SCOPE, EMAILS_PAGE, start_authorization
-from undersign.web.context import db_session, require_user, runtime, settings
+from undersign.web.context import db_session, github_settings, require_user, runtime
 from undersign.web.ratelimit import sign_in_rate_limit
 
 bp = Blueprint("emails", __name__)
@@ -40,7 +40,7 @@ def link() -> Response:
     """Start the second authorization (``user:email``); the sign-in callback finishes it."""
     user = require_user()
     sign_in_rate_limit()
-    if not settings().github_client_id:
+    if not github_settings().github_client_id:
         abort(503, description="This undersign has no GitHub OAuth client. Tell its operator.")
     flow = {"next": EMAILS_PAGE, "purpose": "emails", "github_id": user.github_id}
     return start_authorization(flow, EMAIL_SCOPE, code=303)

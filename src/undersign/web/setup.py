@@ -12,8 +12,10 @@ The flow: the admin names the app (and, optionally, the organisation that will o
 page posts the manifest to GitHub with a ``state`` kept in the server-side session (one use,
 one hour); GitHub sends the browser back to ``/setup/callback`` with ``code`` and ``state``;
 the code is exchanged and the credentials stored encrypted (``github.registration``); the
-page then shows the link that installs the app. The credentials take effect at the next start
-of ``serve`` / ``worker``.
+page then shows the link that installs the app. The credentials take effect at once in the
+process that stored them, and within a few seconds in every other web process and queue
+worker, without a restart (``Runtime.refresh_credentials``), unless the environment names an
+app of its own, which wins.
 
 Depends on github (registration, errors), web.context.
 """
@@ -33,7 +35,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from undersign.github import registration
 from undersign.github.errors import GitHubError
 from undersign.github.registration import RegisteredApp, RegistrationError
-from undersign.web.context import current_user, runtime, settings
+from undersign.web.context import current_user, github_settings, runtime, settings
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,9 @@ def _registered() -> RegisteredApp | None:
 
 
 def _unconfigured_development() -> bool:
-    """Development with no GitHub credentials in the environment (nobody can sign in yet)."""
-    config = settings()
+    """Development with no GitHub credentials in the environment (nobody can sign in yet
+    but through an app registered here)."""
+    config = runtime().configured
     return config.env == "development" and not config.github_token and not config.github_app_id
 
 
@@ -95,7 +98,7 @@ def _page(
     status: int = 200,
     may_register: bool = True,
 ) -> tuple[str, int]:
-    config = settings()
+    config = github_settings()  # the page says whether this app is the one in use
     return (
         render_template(
             "setup/index.html",
@@ -103,6 +106,7 @@ def _page(
             may_register=may_register,
             install_url=app.install_url(config.github_url) if app else None,
             in_use=app is not None and config.github_app_id == str(app.app_id),
+            environment_app=runtime().configured.app_mode,
             error=error,
             name=request.form.get("name", "undersign"),
             org=request.form.get("org", ""),
@@ -183,6 +187,7 @@ def callback() -> BaseResponse | tuple[str, int]:
         runtime().database, config.secret_key or "", data, user.github_id if user else None
     )
     session[RESULT_KEY] = {"app_id": app.app_id, "at": time.time()}
+    runtime().refresh_credentials(now=True)  # this process acts as the app from now on
     return redirect(url_for("setup.index"))
 
 

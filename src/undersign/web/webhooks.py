@@ -13,8 +13,13 @@ answers carry the same security headers, request id, metrics and log context as 
 Every answer names its own metric outcome (``Answer.outcome``): nobody reads it back from the
 message. The trigger is stored as ``enforcement.tasks.Delivery``, the payload its handler reads.
 
-Depends on github.webhooks (verify, parse), enforcement.tasks (the payload), jobs (the
-recorder, the row), observability, runtime, and web's own helpers.
+A signature that matches no secret this process knows has the runtime read the app
+registered from the setup page again (``Runtime.refresh_credentials``, at most every few
+seconds) and is checked once more: a delivery signed with a new app's secret is taken without
+a restart, and one that matches costs nothing more.
+
+Depends on config (the settings), github.webhooks (verify, parse), enforcement.tasks (the
+payload), jobs (the recorder, the row), observability, runtime, and web's own helpers.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wsgi import get_input_stream
 
+from undersign.config import Settings
 from undersign.enforcement.tasks import Delivery
 from undersign.github.webhooks import MalformedPayload, parse_delivery, verify_signature
 from undersign.jobs.models import Job
@@ -109,11 +115,19 @@ def accept(svc: Runtime, recorder: DeliveryRecorder, header: Header, body: bytes
     if body is None:
         return Answer(413, "the body is over 25 MB", MALFORMED)
     settings = svc.settings
-    secrets = [s for s in (settings.webhook_secret, settings.webhook_secret_previous) if s]
-    if not secrets:
-        log.error("webhook refused: UNDERSIGN_WEBHOOK_SECRET is not set")
-    if not verify_signature(secrets, body, header("X-Hub-Signature-256")):
-        return Answer(401, "invalid or missing X-Hub-Signature-256", INVALID_SIGNATURE)
+    signature = header("X-Hub-Signature-256")
+    if not verify_signature(_secrets(settings), body, signature):
+        # Perhaps signed with the secret of an app registered from the setup page since
+        # this process read the registration: read it again (at most every few seconds, so
+        # a flood of bad signatures costs the database nothing more) and check once more.
+        svc.refresh_credentials()
+        if svc.settings is settings or not verify_signature(
+            _secrets(svc.settings), body, signature
+        ):
+            if not _secrets(svc.settings):
+                log.error("webhook refused: UNDERSIGN_WEBHOOK_SECRET is not set")
+            return Answer(401, "invalid or missing X-Hub-Signature-256", INVALID_SIGNATURE)
+        settings = svc.settings
 
     event_name = header("X-GitHub-Event")
     try:
@@ -167,6 +181,12 @@ def accept(svc: Runtime, recorder: DeliveryRecorder, header: Header, body: bytes
     # The row is committed: from here on the delivery will be processed even if
     # this process dies (the sweeper re-enqueues rows nobody picked up).
     return Answer(202, "queued", ACCEPTED, job_id)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """The webhook secrets a signature may match: the current one, and the previous one
+    during a rotation."""
+    return [s for s in (settings.webhook_secret, settings.webhook_secret_previous) if s]
 
 
 def _read_body(environ: dict[str, Any]) -> bytes | None:
