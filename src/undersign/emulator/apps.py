@@ -90,7 +90,7 @@ DEFAULT_PERMISSIONS = {
     "pull_requests": "read",
     "statuses": "write",
 }
-DEFAULT_EVENTS = ("check_run", "issue_comment", "merge_group", "pull_request")
+DEFAULT_EVENTS = ("check_run", "issue_comment", "merge_group", "pull_request", "repository")
 #: The manifest flow's temporary code: "exchanged ... within one hour", and only once.
 MANIFEST_CODE_TTL = 3600
 

@@ -105,6 +105,9 @@ class GitHubEmulator:
         self.tokens: dict[str, Token] = {}
         self._buckets: dict[str, RateBucket] = {}
         self.repos: dict[int, Repo] = {}
+        #: Former ``owner/name`` (lowercased) of renamed or transferred repositories -> repo id:
+        #: GitHub redirects them to ``/repositories/{id}`` while no repository takes the name.
+        self.repo_redirects: dict[str, int] = {}
         self.commits: dict[str, CommitRec] = {}
         self.pulls: dict[tuple[int, int], PullRec] = {}
         self.status_records: list[StatusRec] = []
@@ -200,6 +203,47 @@ class GitHubEmulator:
         found = (r for r in self.repos.values() if r.owner_id == owner.id)
         return next((r for r in found if r.name.lower() == wanted), None)
 
+    def moved_repo(self, full_name: str) -> Repo | None:
+        """The repository a former ``owner/name`` now redirects to (renamed, transferred, or
+        its owner renamed), while no repository holds that name again."""
+        if self.find_repo(full_name) is not None:
+            return None
+        repo_id = self.repo_redirects.get(full_name.lower())
+        return self.repos.get(repo_id) if repo_id is not None else None
+
+    def rename_repo(self, full_name: str, new_name: str) -> JSON:
+        """Rename a repository (Settings -> General); returns the ``changes`` object of the
+        ``repository`` ``renamed`` delivery GitHub sends for it."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            owner = self.users[repo.owner_id].login
+            taken = self.find_repo(f"{owner}/{new_name}")
+            if taken not in (None, repo):
+                raise ValueError(f"name already taken: {owner}/{new_name}")
+            old = repo.name
+            self.repo_redirects[f"{owner}/{old}".lower()] = repo.id
+            repo.name = new_name
+            return {"repository": {"name": {"from": old}}}
+
+    def transfer_repo(self, full_name: str, new_owner: str) -> JSON:
+        """Transfer a repository to another account; returns the ``changes`` object of the
+        ``repository`` ``transferred`` delivery (``owner.from.user`` or ``.organization``)."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            target = self.require_user(new_owner)
+            if self.find_repo(f"{target.login}/{repo.name}") is not None:
+                raise ValueError(f"name already taken: {target.login}/{repo.name}")
+            previous = self.users[repo.owner_id]
+            self.repo_redirects[self.full_name(repo).lower()] = repo.id
+            repo.owner_id = target.id
+            kind = "organization" if previous.id in self.orgs else "user"
+            account = (
+                objects.organization(self, previous)
+                if kind == "organization"
+                else objects.simple_user(self, previous)
+            )
+            return {"owner": {"from": {kind: account}}}
+
     def require_repo(self, full_name: str) -> Repo:
         repo = self.find_repo(full_name)
         if repo is None:
@@ -280,6 +324,9 @@ class GitHubEmulator:
             user = self.require_user(old_login)
             if self.user_by_login(new_login) not in (None, user):
                 raise ValueError(f"login already taken: {new_login}")
+            for repo in self.repos.values():  # their old URLs redirect, as a rename's do
+                if repo.owner_id == user.id:
+                    self.repo_redirects[f"{user.login}/{repo.name}".lower()] = repo.id
             user.login = new_login
 
     def add_oauth_client(
@@ -1090,6 +1137,27 @@ class GitHubEmulator:
                 sender_login=sender_login,
                 installation_id=installation_id,
                 changes=changes,
+            )
+
+    def repository_event(
+        self,
+        full_name: str,
+        action: str,
+        changes: JSON,
+        *,
+        sender_login: str | None = None,
+        installation_id: int | None = None,
+    ) -> JSON:
+        """A ``repository`` payload (``renamed``/``transferred``: pass what ``rename_repo`` or
+        ``transfer_repo`` returned); ``repository`` shows the repository as it is now."""
+        with self.lock:
+            return webhooks.repository_payload(
+                self,
+                full_name,
+                action,
+                changes,
+                sender_login=sender_login,
+                installation_id=installation_id,
             )
 
     def issue_comment_event(
