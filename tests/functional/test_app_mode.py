@@ -30,6 +30,7 @@ from undersign.agreements.models import Company, Signature
 from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
+from undersign.github.app import installed_repositories
 from undersign.github.models import AppInstallation
 from undersign.jobs.queue import start_embedded_consumer
 from undersign.runtime import build_runtime
@@ -169,8 +170,6 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
         stored = session.execute(text("SELECT token_encrypted FROM app_installation_tokens"))
         [encrypted] = [row[0] for row in stored]
     assert tokens and all(t not in encrypted for t in tokens)
-    from undersign.github.app import installed_repositories
-
     assert installed_repositories(app_cla.database) == ["octo-org/gadgets", "octo-org/widgets"]
 
     # Signing turns both green: the same check run, updated in place.
@@ -234,8 +233,6 @@ def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
     payload = state.apps.installation_repositories_event(installation, "removed", [REPO])
     assert app_cla.deliver("installation_repositories", payload)[0] == 202
     app_cla.wait_idle()
-    from undersign.github.app import installed_repositories
-
     assert installed_repositories(app_cla.database) == ["octo-org/gadgets"]
 
 
@@ -659,3 +656,26 @@ def test_the_company_pages_say_plainly_that_every_installation_is_suspended(
         suspend(app_cla, installation, "unsuspend")
         added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
         assert added.status_code == 303, added.text[:500]
+
+
+def test_a_renamed_repository_is_followed_with_the_installations_token(
+    app_cla: CLAService,
+) -> None:
+    """``repository`` ``renamed`` in app mode: GitHub is asked about the new name with the
+    installation's token, and the old name no longer routes to the installation."""
+    state = app_cla.state
+    installation = install(app_cla, repositories=[REPO])
+    before = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    opened = state.pull_request_event(REPO, before["number"], installation_id=installation)
+    app_cla.deliver("pull_request", opened)
+    app_cla.wait_idle()
+    changes = state.rename_repo(REPO, "things")
+    new = "octo-org/things"
+    payload = state.repository_event(new, "renamed", changes, installation_id=installation)
+    app_cla.deliver("repository", payload, target_type="integration", target_id=APP_ID)
+    app_cla.wait_idle()
+    assert [job.status for job in app_cla.jobs()] == ["done"] * len(app_cla.jobs())
+    assert installed_repositories(app_cla.database) == [new]
+    app_cla.sign("alice")
+    sha = before["head"]["sha"]
+    app_cla.wait_for(lambda: app_cla.status_state(new, sha) == "success", what="green")

@@ -452,6 +452,21 @@ class AgreementService:
         self.session.flush()
         return True
 
+    def follow_repo_move(self, previous: str, current: str) -> bool:
+        """GitHub renamed or transferred a linked repository: its link follows it to
+        ``current`` (audited as ``repo.move``). Not when ``current`` has a link of its own:
+        that one was made on purpose and wins. Returns whether a link moved."""
+        old, new = normalize_repo_full_name(previous), normalize_repo_full_name(current)
+        link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == old))
+        if link is None or old == new:
+            return False
+        if self.session.scalar(select(RepoLink.id).where(RepoLink.full_name == new)) is not None:
+            return False
+        state = _link_state(link) or {}
+        link.full_name = new
+        self.audit(link.agreement, "repo.move", {"repo": old, **state}, {"repo": new, **state})
+        return True
+
     def link_org(
         self,
         org: str,

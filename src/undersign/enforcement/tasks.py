@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from undersign.enforcement import service
+from undersign.enforcement import moves, service
 from undersign.enforcement.app_events import APP_EVENT_KINDS, handle_app_delivery
 from undersign.github.errors import (
     GitHubError,
@@ -83,6 +83,7 @@ class Delivery:
     repositories: tuple[tuple[int | None, str], ...] = ()
     commit_count: int | None = None
     pull: Mapping[str, Any] | None = None
+    previous_repo: str | None = None
 
     @classmethod
     def from_event(cls, event: Event) -> Delivery:
@@ -105,6 +106,7 @@ class Delivery:
             repositories=event.repositories,
             commit_count=event.commit_count,
             pull=event.pull,
+            previous_repo=event.previous_full_name,
         )
 
     @classmethod
@@ -133,6 +135,7 @@ class Delivery:
             repositories=tuple(repositories),
             commit_count=_int_or_none(payload.get("commit_count")),
             pull=dict(pull) if isinstance(pull, Mapping) else None,
+            previous_repo=_str_or_none(payload.get("previous_repo")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -157,6 +160,7 @@ class Delivery:
             "repositories": [list(r) for r in self.repositories],
             "commit_count": self.commit_count,
             "pull": dict(self.pull) if self.pull is not None else None,
+            "previous_repo": self.previous_repo,
         }
 
 
@@ -376,15 +380,28 @@ def run_delivery(ctx: JobContext, queue: JobQueue, job: Job) -> str:
         )
     if kind in APP_EVENT_KINDS:
         installed = handle_app_delivery(ctx, delivery, job.created_at)
-        if installed:
-            evaluations = [Evaluate(name, number, "app installed") for name, number in installed]
-            with ctx.database.session() as session:
-                jobs = evaluate_jobs(session, evaluations, lease=ctx.settings.job_lease)
-                ids = [j.id for j in jobs]
-            queue.enqueue_quietly(ids)
-            log.info("app installed: %d open pull request(s) to evaluate", len(ids))
+        _queue_evaluations(ctx, queue, installed, "app installed")
         return f"{kind} handled"
+    if kind == "repository":
+        followed = moves.follow_moved_repository(
+            ctx, delivery.repo_id, delivery.previous_repo or "", repo
+        )
+        _queue_evaluations(ctx, queue, followed, f"repository {action}")
+        return f"repository {action}: {len(followed)} open pull request(s) to evaluate"
     raise GiveUp(f"unknown delivery kind {kind!r}", report=False)
+
+
+def _queue_evaluations(
+    ctx: JobContext, queue: JobQueue, pulls: list[tuple[str, int]], because: str
+) -> None:
+    """One ``evaluate`` job for each of these pull requests, committed, then queued."""
+    if not pulls:
+        return
+    evaluations = [Evaluate(name, number, because) for name, number in pulls]
+    with ctx.database.session() as session:
+        ids = [j.id for j in evaluate_jobs(session, evaluations, lease=ctx.settings.job_lease)]
+    queue.enqueue_quietly(ids)
+    log.info("%s: %d open pull request(s) to evaluate", because, len(ids))
 
 
 def _is_recheck(ctx: JobContext, delivery: Delivery) -> bool:

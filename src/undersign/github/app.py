@@ -624,6 +624,15 @@ def remove_repositories(database: Database, installation_id: int, names: list[st
         )
 
 
+def forget_repository_name(database: Database, full_name: str) -> None:
+    """A repository no longer goes by ``full_name`` (renamed or transferred): no installation
+    is taken to cover that name any more; the new name is found as any unknown one is."""
+    with database.session() as session:
+        session.execute(
+            delete(AppInstallationRepo).where(AppInstallationRepo.full_name == full_name.lower())
+        )
+
+
 def forget_installation(database: Database, installation_id: int) -> None:
     """The app was uninstalled: its repositories, and its token, are gone."""
     with database.session() as session:
@@ -722,6 +731,7 @@ __all__ = [
     "GitHubError",
     "app_jwt",
     "forget_installation",
+    "forget_repository_name",
     "installed_repositories",
     "load_private_key",
     "mark_suspended",

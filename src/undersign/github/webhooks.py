@@ -112,6 +112,9 @@ class Event:
     # The few facts of the pull request the payload carried (head, base, opener, state), in
     # GitHub's shape; the job trusts the head only if the commits it lists agree.
     pull: Mapping[str, Any] | None = None
+    # ``repository`` renamed / transferred: the ``owner/name`` it had before (a claim the job
+    # checks with GitHub before anything follows the repository to its new name).
+    previous_full_name: str | None = None
 
 
 class _Part(TypedDict, total=False):
@@ -306,6 +309,8 @@ def parse_delivery(
         return _issue_comment(data, action)
     if event_name == "merge_group":
         return _merge_group(data, action)
+    if event_name == "repository":
+        return _repository_moved(data, action)
     if app_events and event_name in ("installation", "installation_repositories"):
         return _installation_event(event_name, data, action)
     if app_events and event_name == "check_run":
@@ -413,6 +418,49 @@ def _merge_group(data: Mapping[str, Any], action: str | None) -> Event:
         numbers=numbers,
         head_sha=head_sha,
         installation_id=_installation(data),
+    )
+
+
+#: ``repository`` actions after which GitHub sends the repository's events under a new name.
+REPOSITORY_MOVES = frozenset({"renamed", "transferred"})
+
+
+def _repository_moved(data: Mapping[str, Any], action: str | None) -> Event:
+    """A repository was renamed (``changes.repository.name.from``) or transferred
+    (``changes.owner.from.user`` or ``.organization``): its links and pull requests are known
+    to undersign by the old ``owner/name``. Without the old name in ``changes`` (a shape
+    GitHub may change) the delivery is ignored, not refused."""
+    if action not in REPOSITORY_MOVES:
+        return _ignored("repository", action, f"action {action!r} does not move a repository")
+    repo, repo_id = _repository(data)
+    owner, _, name = repo.partition("/")
+    changes = data.get("changes")
+    changes = changes if isinstance(changes, Mapping) else {}
+    previous: str | None = None
+    if action == "renamed":
+        renamed = changes.get("repository")
+        old = renamed.get("name") if isinstance(renamed, Mapping) else None
+        old_name = old.get("from") if isinstance(old, Mapping) else None
+        if isinstance(old_name, str) and old_name and "/" not in old_name:
+            previous = f"{owner}/{old_name}"
+    else:
+        moved = changes.get("owner")
+        source = moved.get("from") if isinstance(moved, Mapping) else None
+        source = source if isinstance(source, Mapping) else {}
+        account = source.get("organization") or source.get("user")
+        login = account.get("login") if isinstance(account, Mapping) else None
+        if isinstance(login, str) and login and "/" not in login:
+            previous = f"{login}/{name}"
+    if previous is None or len(previous) > 200:
+        return _ignored("repository", action, "the delivery does not say the former name")
+    return Event(
+        kind="repository",
+        action=action,
+        relevant=True,
+        repo_full_name=repo,
+        repo_id=repo_id,
+        installation_id=_installation(data),
+        previous_full_name=previous,
     )
 
 

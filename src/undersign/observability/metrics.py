@@ -78,6 +78,7 @@ KNOWN_EVENTS = frozenset(
         "installation",
         "installation_repositories",
         "push",
+        "repository",
         "status",
     }
 )

@@ -262,6 +262,48 @@ def test_unknown_event_is_ignored_without_validation() -> None:
     assert not event.relevant and event.ignored_because
 
 
+# --- repository renamed / transferred ------------------------------------------------------------
+
+_MOVED_REPO = {"id": 77, "full_name": "acme/gizmos", "name": "gizmos"}
+
+
+@pytest.mark.parametrize(
+    ("action", "changes", "previous"),
+    [
+        ("renamed", {"repository": {"name": {"from": "widgets"}}}, "acme/widgets"),
+        ("transferred", {"owner": {"from": {"organization": {"login": "oldco"}}}}, "oldco/gizmos"),
+        ("transferred", {"owner": {"from": {"user": {"login": "someone"}}}}, "someone/gizmos"),
+    ],
+)
+def test_a_moved_repository_says_its_former_name(
+    action: str, changes: object, previous: str
+) -> None:
+    body = json.dumps({"action": action, "changes": changes, "repository": _MOVED_REPO})
+    event = parse_delivery("repository", body.encode(), "application/json")
+    assert event.relevant and (event.kind, event.action) == ("repository", action)
+    assert (event.repo_full_name, event.repo_id) == ("acme/gizmos", 77)
+    assert event.previous_full_name == previous
+
+
+@pytest.mark.parametrize(
+    ("action", "changes"),
+    [
+        ("edited", {"repository": {"name": {"from": "widgets"}}}),
+        ("renamed", {}),
+        ("renamed", {"repository": {"name": {"from": "a/b"}}}),
+        ("renamed", {"repository": {"name": {"from": 7}}}),
+        ("transferred", {"owner": {"from": {}}}),
+        ("transferred", None),
+    ],
+)
+def test_a_repository_delivery_without_a_former_name_is_ignored(
+    action: str, changes: object
+) -> None:
+    body = json.dumps({"action": action, "changes": changes, "repository": _MOVED_REPO})
+    event = parse_delivery("repository", body.encode(), "application/json")
+    assert not event.relevant and event.ignored_because
+
+
 # --- the pull_request fast path (msgspec) --------------------------------------------------------
 
 
