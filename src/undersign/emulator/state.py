@@ -924,13 +924,28 @@ class GitHubEmulator:
         with self.lock:
             found = self.token_user(token_or_login)
             user = found[1] if found else self.require_user(token_or_login)
-            bucket = self.rate_bucket(f"user:{user.id}", user.id)
-            bucket.remaining = remaining
-            if reset_at is not None:
-                # GitHub announces and applies the reset in whole epoch seconds: announcing
-                # int(reset_at) while refusing until a later fraction would refuse a client
-                # that waited exactly as told.
-                bucket.reset_at = float(int(reset_at))
+            self._set_bucket(f"user:{user.id}", user.id, remaining, reset_at)
+
+    def set_installation_rate_limit(
+        self, installation_id: int, remaining: int, reset_at: float | None = None
+    ) -> None:
+        """Set the primary limit left for an installation: each has its own, whichever
+        token of it is used (an app's other installations are not touched)."""
+        with self.lock:
+            inst = self.apps.installations[installation_id]
+            bot = self.apps.apps[inst.app_id].bot_user_id
+            self._set_bucket(f"installation:{installation_id}", bot, remaining, reset_at)
+
+    def _set_bucket(
+        self, key: str, user_id: int | None, remaining: int, reset_at: float | None
+    ) -> None:
+        bucket = self.rate_bucket(key, user_id)
+        bucket.remaining = remaining
+        if reset_at is not None:
+            # GitHub announces and applies the reset in whole epoch seconds: announcing
+            # int(reset_at) while refusing until a later fraction would refuse a client
+            # that waited exactly as told.
+            bucket.reset_at = float(int(reset_at))
 
     def secondary_limit(self, times: int = 1, retry_after: int | None = 60) -> None:
         """Refuse the next ``times`` content-creating requests with a secondary rate limit."""

@@ -125,12 +125,20 @@ def _before_api() -> Response | None:
         else:
             g.token, g.user = found
             g.bucket_key, g.bucket_user = f"user:{g.user.id}", g.user.id
+            with st.lock:
+                installation = st.apps.token_installation(raw)
+            if installation is not None:
+                # "Rate limits for installation access tokens": each installation has its own
+                # (at least 5,000 an hour), not the app's bot account across installations.
+                g.bucket_key = f"installation:{installation.id}"
     now = st.clock()
     with st.lock:
         bucket = st.rate_bucket(g.bucket_key, g.bucket_user)
         if g.counted and bucket.remaining <= 0:
             g.counted = False
             who = f"user ID {g.user.id}" if g.user else f"{request.remote_addr}"
+            if g.bucket_key.startswith("installation:"):
+                who = f"installation ID {g.bucket_key.partition(':')[2]}"
             extra = (
                 ""
                 if g.user
