@@ -5,6 +5,7 @@ the emulator; nothing is mocked."""
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -111,9 +112,12 @@ def app_cla(
     runtime.close()
 
 
-def install(cla: CLAService, repositories: list[str] | None = None) -> int:
+def install(
+    cla: CLAService, repositories: list[str] | None = None, account: str = "octo-org"
+) -> int:
+    """Install the app on ``account`` (octo-org) and deliver ``installation created``."""
     state = cla.state
-    installation = int(state.apps.install(APP_ID, "octo-org", repositories=repositories)["id"])
+    installation = int(state.apps.install(APP_ID, account, repositories=repositories)["id"])
     status, _ = cla.deliver(
         "installation",
         state.apps.installation_event(installation, "created"),
@@ -562,14 +566,7 @@ def test_a_suspended_installation_is_passed_over_for_login_lookups(app_cla: CLAS
     its token. A login lookup (a public read any installation may make) goes on with maint's,
     not "try again later"."""
     state = app_cla.state
-    elsewhere = int(state.apps.install(APP_ID, "maint")["id"])
-    app_cla.deliver(
-        "installation",
-        state.apps.installation_event(elsewhere, "created"),
-        target_type="integration",
-        target_id=APP_ID,
-    )
-    app_cla.wait_idle()
+    elsewhere = install(app_cla, account="maint")
     suspended = install(app_cla)
     suspend(app_cla, suspended)
     assert suspended_installations(app_cla) == [suspended]
@@ -679,3 +676,38 @@ def test_a_renamed_repository_is_followed_with_the_installations_token(
     app_cla.sign("alice")
     sha = before["head"]["sha"]
     app_cla.wait_for(lambda: app_cla.status_state(new, sha) == "success", what="green")
+
+
+def test_one_installations_exhausted_rate_limit_does_not_stop_another(
+    app_cla: CLAService,
+) -> None:
+    """GitHub counts the primary limit per installation ("API rate limit exceeded for
+    installation ID N"): the installation that ran out waits for its reset, the others go on."""
+    state = app_cla.state
+    state.add_org("other-org")
+    state.add_repo("other-org/tools")
+    with app_cla.database.session() as session:
+        AgreementService(session).link_org("other-org", AGREEMENT_SLUG)
+    mine = install(app_cla)
+    other = install(app_cla, account="other-org")
+    first = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    second = state.add_pull_request("other-org/tools", user_login="bob", n_commits=1)
+    reset = time.time() + 6
+    state.set_installation_rate_limit(mine, 0, reset_at=reset)
+    app_cla.deliver(
+        "pull_request", state.pull_request_event(REPO, first["number"], installation_id=mine)
+    )
+    app_cla.wait_for(
+        lambda: any(c.status == 403 for c in state.api_calls()), what="the refused call"
+    )
+    app_cla.deliver(
+        "pull_request",
+        state.pull_request_event("other-org/tools", second["number"], installation_id=other),
+    )
+    sha = second["head"]["sha"]
+    app_cla.wait_for(lambda: app_cla.status_state("other-org/tools", sha) == "failure", 5)
+    assert time.time() < reset  # not held back by the other installation's limit
+    app_cla.wait_idle(30)
+    assert app_cla.status_state(REPO, first["head"]["sha"]) == "failure"
+    refused = [c for c in state.api_calls() if c.status == 403]
+    assert len(refused) == 1

@@ -277,7 +277,8 @@ def _status_reason(reason: str) -> str:
 def _deciding_retries(handler: Handler) -> Handler:
     """GitHub's and enforcement's errors as the queue's decisions: a busy pull request is
     retried in a moment (no attempt used); a rate limit waits exactly as long as GitHub said
-    (and shuts the token's gate for every process); a plain 404 (repository gone, access
+    (and shuts the token's gate for every process, or only that of the installation whose
+    limit ran out); a plain 404 (repository gone, access
     lost) is not retried, nor is a suspended installation's (nothing can be reported there);
     any other 4xx gives up, reported; 5xx and timeouts back off."""
 
@@ -287,7 +288,7 @@ def _deciding_retries(handler: Handler) -> Handler:
         except service.PullRequestBusy as exc:
             raise RetrySoon(BUSY_RETRY_SECONDS, str(exc)) from None
         except RateLimited as exc:
-            wait = ctx.pacer.block(exc.retry_after, str(exc) or "rate limited")
+            wait = ctx.pacer.block(exc.retry_after, str(exc) or "rate limited", exc.scope)
             jitter = random.uniform(0, 1)  # noqa: S311 - jitter, not crypto
             raise RetryLater(wait + jitter, f"rate limited: {exc}") from None
         except NotFound as exc:
