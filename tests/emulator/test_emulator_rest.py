@@ -454,3 +454,27 @@ def test_a_private_repositorys_old_name_is_a_404_to_strangers(
     state.rename_repo("acme/secret", "hidden")
     assert api(state.issue_token("bob")).get("/repos/acme/secret").status_code == 404
     assert api(state.issue_token("alice")).get("/repos/acme/secret").status_code == 301
+
+
+def test_a_pull_request_from_a_deleted_fork_has_a_null_head_repo(
+    api: Api, state: GitHubEmulator, repo: str
+) -> None:
+    """rest-api-description#161 / #1811: ``head.repo`` is null in the pull request and in
+    the listing once the fork is gone; the head commits stay readable."""
+    state.add_repo("bob/widgets")
+    sha = state.add_commit("bob/widgets", author_login="bob")
+    pr = state.add_pull_request(repo, user_login="bob", commits=[sha], head_repo="bob/widgets")
+    state.delete_fork("bob/widgets")
+    client = api(state.issue_token("alice"))
+    one = client.get(f"/repos/{repo}/pulls/{pr['number']}").json()
+    assert one["head"]["repo"] is None and one["head"]["sha"] == sha
+    assert one["base"]["repo"]["full_name"] == repo
+    [listed] = client.get(f"/repos/{repo}/pulls").json()
+    assert listed["head"]["repo"] is None
+    assert client.get(f"/repos/{repo}/pulls", params={"head": "bob:feature"}).json() == []
+    assert [c["sha"] for c in client.get(f"/repos/{repo}/pulls/{pr['number']}/commits").json()] == [
+        sha
+    ]
+    assert client.get("/repos/bob/widgets").status_code == 404
+    with pytest.raises(ValueError, match="not a fork"):
+        state.delete_fork(repo)

@@ -108,6 +108,8 @@ class GitHubEmulator:
         #: Former ``owner/name`` (lowercased) of renamed or transferred repositories -> repo id:
         #: GitHub redirects them to ``/repositories/{id}`` while no repository takes the name.
         self.repo_redirects: dict[str, int] = {}
+        #: Deleted forks, kept only so the pull requests they opened can still be shown.
+        self.deleted_repos: dict[int, Repo] = {}
         self.commits: dict[str, CommitRec] = {}
         self.pulls: dict[tuple[int, int], PullRec] = {}
         self.status_records: list[StatusRec] = []
@@ -243,6 +245,21 @@ class GitHubEmulator:
                 else objects.simple_user(self, previous)
             )
             return {"owner": {"from": {kind: account}}}
+
+    def delete_fork(self, full_name: str) -> None:
+        """Delete a fork that opened pull requests elsewhere: they stay, and GitHub gives
+        them ``head.repo: null`` ("unknown repository"; github/rest-api-description#161,
+        #1811). Their head commits stay reachable from the base repository."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            if any(pr.repo_id == repo.id for pr in self.pulls.values()):
+                raise ValueError(f"{full_name} has pull requests of its own: not a fork to delete")
+            del self.repos[repo.id]
+            self.deleted_repos[repo.id] = repo
+
+    def head_repo(self, pr: PullRec) -> Repo | None:
+        """The repository a pull request comes from; None once that fork was deleted."""
+        return self.repos.get(pr.head_repo_id)
 
     def require_repo(self, full_name: str) -> Repo:
         repo = self.find_repo(full_name)

@@ -373,8 +373,7 @@ def list_pulls(repo: Repo) -> Response:
             pulls = [
                 p
                 for p in pulls
-                if p.head_ref == ref
-                and (not owner or st.users[st.repos[p.head_repo_id].owner_id].login == owner)
+                if p.head_ref == ref and (not owner or _head_owner(st, p) == owner.lower())
             ]
         sort = request.args.get("sort", "created")
         key = (lambda p: p.updated_at) if sort == "updated" else (lambda p: p.created_at)
@@ -383,6 +382,13 @@ def list_pulls(repo: Repo) -> Response:
         pulls.sort(key=lambda p: (key(p), p.number), reverse=reverse)
         chunk, headers = paginate(pulls)
         return api_json([objects.pull_request(st, p, simple=True) for p in chunk], headers=headers)
+
+
+def _head_owner(st: GitHubEmulator, pr: PullRec) -> str | None:
+    """The login owning a pull request's head repository (lowercased); None once that fork
+    was deleted (GitHub cannot match ``head=owner:ref`` against it then)."""
+    head = st.head_repo(pr)
+    return None if head is None else st.users[head.owner_id].login.lower()
 
 
 @repo_route(bp, "/pulls/<int:number>")
