@@ -711,3 +711,25 @@ def test_one_installations_exhausted_rate_limit_does_not_stop_another(
     assert app_cla.status_state(REPO, first["head"]["sha"]) == "failure"
     refused = [c for c in state.api_calls() if c.status == 403]
     assert len(refused) == 1
+
+
+def test_a_renamed_account_keeps_its_installation_and_agreement(app_cla: CLAService) -> None:
+    """``installation_target`` ``renamed``: the installation, its repositories and the org
+    link go by the account's new login; its pull requests are checked as before."""
+    state = app_cla.state
+    installation = install(app_cla, repositories=[REPO])
+    changes = state.rename_user("octo-org", "octo-labs")
+    payload = state.apps.installation_target_event(installation, changes)
+    app_cla.deliver("installation_target", payload, target_type="integration", target_id=APP_ID)
+    app_cla.wait_idle()
+    assert [job.status for job in app_cla.jobs()] == ["done"] * len(app_cla.jobs())
+    assert installed_repositories(app_cla.database) == ["octo-labs/widgets"]
+    with app_cla.database.session() as session:
+        [row] = session.scalars(select(AppInstallation))
+    assert row.account_login == "octo-labs"
+    new = "octo-labs/widgets"
+    pr = state.add_pull_request(new, user_login="alice", n_commits=1)
+    opened = state.pull_request_event(new, pr["number"], installation_id=installation)
+    app_cla.deliver("pull_request", opened)
+    app_cla.wait_idle()
+    assert app_cla.status_state(new, pr["head"]["sha"]) == "failure"

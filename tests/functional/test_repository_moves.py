@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService
 
-from undersign.agreements.models import AuditEntry, RepoLink
+from undersign.agreements.models import AuditEntry, OrgLink, RepoLink
 from undersign.agreements.service import AgreementService
 from undersign.enforcement.models import PullRequestCheck
 
@@ -117,3 +117,47 @@ def test_a_link_made_for_the_new_name_wins(cla: CLAService) -> None:
     with cla.database.session() as session:
         modes = dict(session.execute(select(RepoLink.full_name, RepoLink.mode)).all())
     assert modes == {OLD: "enforce", "solo/gadget": "report"}
+
+
+def test_a_renamed_organisation_keeps_its_agreement(cla: CLAService) -> None:
+    """``organization`` ``renamed`` (an organisation's webhook): the org link, the links of its
+    repositories and the pull requests undersign keeps go by the new login."""
+    repo = "octo-org/widgets"
+    with cla.database.session() as session:
+        AgreementService(session).link_repo("octo-org/gadgets", AGREEMENT_SLUG, mode="report")
+    before = cla.state.add_pull_request(repo, user_login="bob", n_commits=1)
+    cla.deliver("pull_request", cla.state.pull_request_event(repo, before["number"]))
+    cla.wait_idle()
+    changes = cla.state.rename_user("octo-org", "octo-labs")
+    payload = cla.state.organization_event("octo-labs", "renamed", changes, sender_login="maint")
+    assert cla.deliver("organization", payload)[0] == 202
+    cla.wait_idle()
+    assert [job.status for job in cla.jobs()] == ["done"] * len(cla.jobs())
+    with cla.database.session() as session:
+        orgs = list(session.scalars(select(OrgLink.org)))
+        names = set(session.scalars(select(PullRequestCheck.repo_full_name)))
+    assert (orgs, _links(cla), names) == (
+        ["octo-labs"],
+        ["octo-labs/gadgets"],
+        {"octo-labs/widgets"},
+    )
+
+    new = "octo-labs/widgets"
+    after = cla.state.add_pull_request(new, user_login="bob", n_commits=1)
+    cla.deliver("pull_request", cla.state.pull_request_event(new, after["number"]))
+    cla.wait_idle()
+    assert cla.status_state(new, _head(cla, new, after["number"])) == "failure"
+    cla.sign("bob")
+    cla.wait_idle()
+    for number in (before["number"], after["number"]):
+        assert cla.status_state(new, _head(cla, new, number)) == "success"
+
+
+def test_a_stale_organisation_rename_moves_nothing(cla: CLAService) -> None:
+    first = cla.state.rename_user("octo-org", "octo-labs")
+    stale = cla.state.organization_event("octo-labs", "renamed", first, sender_login="maint")
+    cla.state.rename_user("octo-labs", "octo-org")
+    cla.deliver("organization", stale)
+    cla.wait_idle()
+    with cla.database.session() as session:
+        assert list(session.scalars(select(OrgLink.org))) == ["octo-org"]

@@ -335,8 +335,10 @@ class GitHubEmulator:
         with self.lock:
             return objects.public_user(self, self.require_user(login))
 
-    def rename_user(self, old_login: str, new_login: str) -> None:
-        """Change a login; the numeric id stays (that is why undersign keys users by id)."""
+    def rename_user(self, old_login: str, new_login: str) -> JSON:
+        """Change a login (a person's or an organisation's); the numeric id stays (that is
+        why undersign keys users by id). Returns the ``changes`` object of the
+        ``organization`` / ``installation_target`` ``renamed`` deliveries."""
         with self.lock:
             user = self.require_user(old_login)
             if self.user_by_login(new_login) not in (None, user):
@@ -344,7 +346,27 @@ class GitHubEmulator:
             for repo in self.repos.values():  # their old URLs redirect, as a rename's do
                 if repo.owner_id == user.id:
                     self.repo_redirects[f"{user.login}/{repo.name}".lower()] = repo.id
-            user.login = new_login
+            previous, user.login = user.login, new_login
+            return {"login": {"from": previous}}
+
+    def organization_event(
+        self, org: str, action: str, changes: JSON, *, sender_login: str | None = None
+    ) -> JSON:
+        """An ``organization`` payload (``renamed``: pass what ``rename_user`` returned), as
+        an organisation's webhooks receive it."""
+        if action != "renamed":
+            raise ValueError(f"unsupported organization action: {action}")
+        with self.lock:
+            account = self.require_user(org)
+            if account.id not in self.orgs:
+                raise ValueError(f"{org} is not an organisation")
+            sender = self.require_user(sender_login) if sender_login else account
+            return {
+                "action": action,
+                "changes": changes,
+                "organization": objects.organization(self, account),
+                "sender": objects.simple_user(self, sender),
+            }
 
     def add_oauth_client(
         self,

@@ -83,7 +83,7 @@ class Delivery:
     repositories: tuple[tuple[int | None, str], ...] = ()
     commit_count: int | None = None
     pull: Mapping[str, Any] | None = None
-    previous_repo: str | None = None
+    previous_name: str | None = None
 
     @classmethod
     def from_event(cls, event: Event) -> Delivery:
@@ -106,7 +106,7 @@ class Delivery:
             repositories=event.repositories,
             commit_count=event.commit_count,
             pull=event.pull,
-            previous_repo=event.previous_full_name,
+            previous_name=event.previous_name,
         )
 
     @classmethod
@@ -135,7 +135,7 @@ class Delivery:
             repositories=tuple(repositories),
             commit_count=_int_or_none(payload.get("commit_count")),
             pull=dict(pull) if isinstance(pull, Mapping) else None,
-            previous_repo=_str_or_none(payload.get("previous_repo")),
+            previous_name=_str_or_none(payload.get("previous_name")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class Delivery:
             "repositories": [list(r) for r in self.repositories],
             "commit_count": self.commit_count,
             "pull": dict(self.pull) if self.pull is not None else None,
-            "previous_repo": self.previous_repo,
+            "previous_name": self.previous_name,
         }
 
 
@@ -385,10 +385,16 @@ def run_delivery(ctx: JobContext, queue: JobQueue, job: Job) -> str:
         return f"{kind} handled"
     if kind == "repository":
         followed = moves.follow_moved_repository(
-            ctx, delivery.repo_id, delivery.previous_repo or "", repo
+            ctx, delivery.repo_id, delivery.previous_name or "", repo
         )
         _queue_evaluations(ctx, queue, followed, f"repository {action}")
         return f"repository {action}: {len(followed)} open pull request(s) to evaluate"
+    if kind in ("organization", "installation_target"):
+        followed = moves.follow_renamed_account(
+            ctx, delivery.account_id, delivery.previous_name or "", delivery.account_login or ""
+        )
+        _queue_evaluations(ctx, queue, followed, "account renamed")
+        return f"account renamed: {len(followed)} open pull request(s) to evaluate"
     raise GiveUp(f"unknown delivery kind {kind!r}", report=False)
 
 

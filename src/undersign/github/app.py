@@ -633,6 +633,34 @@ def forget_repository_name(database: Database, full_name: str) -> None:
         )
 
 
+def rename_account(database: Database, previous: str, current: str) -> None:
+    """An account an installation is on changed its login: its installation and the
+    repositories recorded under the former ``login/`` go by the new one."""
+    old, new = previous.lower(), current.lower()
+    with database.session() as session:
+        session.execute(
+            update(AppInstallation)
+            .where(AppInstallation.account_login == old)
+            .values(account_login=new)
+        )
+        known = set(
+            session.execute(
+                select(AppInstallationRepo.installation_id, AppInstallationRepo.full_name).where(
+                    AppInstallationRepo.full_name.startswith(f"{new}/")
+                )
+            ).all()
+        )
+        rows = session.scalars(
+            select(AppInstallationRepo).where(AppInstallationRepo.full_name.startswith(f"{old}/"))
+        ).all()
+        for row in rows:
+            name = f"{new}/{row.full_name.partition('/')[2]}"
+            if (row.installation_id, name) in known:  # heard of under the new name already
+                session.delete(row)
+            else:
+                row.full_name = name
+
+
 def forget_installation(database: Database, installation_id: int) -> None:
     """The app was uninstalled: its repositories, and its token, are gone."""
     with database.session() as session:
@@ -765,4 +793,5 @@ __all__ = [
     "mark_suspended",
     "record_installation",
     "remove_repositories",
+    "rename_account",
 ]

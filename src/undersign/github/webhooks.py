@@ -112,9 +112,10 @@ class Event:
     # The few facts of the pull request the payload carried (head, base, opener, state), in
     # GitHub's shape; the job trusts the head only if the commits it lists agree.
     pull: Mapping[str, Any] | None = None
-    # ``repository`` renamed / transferred: the ``owner/name`` it had before (a claim the job
-    # checks with GitHub before anything follows the repository to its new name).
-    previous_full_name: str | None = None
+    # ``repository`` renamed / transferred: the ``owner/name`` it had before; an account
+    # renamed (``organization``, ``installation_target``): its former login. A claim the job
+    # checks with GitHub before anything follows the new name.
+    previous_name: str | None = None
 
 
 class _Part(TypedDict, total=False):
@@ -311,6 +312,8 @@ def parse_delivery(
         return _merge_group(data, action)
     if event_name == "repository":
         return _repository_moved(data, action)
+    if event_name in ACCOUNT_RENAME_EVENTS:
+        return _account_renamed(event_name, data, action)
     if app_events and event_name in ("installation", "installation_repositories"):
         return _installation_event(event_name, data, action)
     if app_events and event_name == "check_run":
@@ -460,7 +463,37 @@ def _repository_moved(data: Mapping[str, Any], action: str | None) -> Event:
         repo_full_name=repo,
         repo_id=repo_id,
         installation_id=_installation(data),
-        previous_full_name=previous,
+        previous_name=previous,
+    )
+
+
+#: Where an account's new login comes with its former one (``changes.login.from``): an
+#: organisation's webhooks (``organization``) and, for a GitHub App, ``installation_target``.
+ACCOUNT_RENAME_EVENTS = {"organization": "organization", "installation_target": "account"}
+
+
+def _account_renamed(kind: str, data: Mapping[str, Any], action: str | None) -> Event:
+    """An organisation or user account changed its login: every repository of it, and any
+    link to it, goes by a new ``owner/``. Without the former login the delivery is ignored."""
+    if action != "renamed":
+        return _ignored(kind, action, f"action {action!r} does not rename an account")
+    account = _object(data, ACCOUNT_RENAME_EVENTS[kind], "")
+    login = account.get("login")
+    changes = data.get("changes")
+    old = changes.get("login") if isinstance(changes, Mapping) else None
+    previous = old.get("from") if isinstance(old, Mapping) else None
+    if not isinstance(login, str) or not login or len(login) > 100:
+        raise MalformedPayload(f"{ACCOUNT_RENAME_EVENTS[kind]}.login is missing")
+    if not isinstance(previous, str) or not previous or len(previous) > 100 or "/" in previous:
+        return _ignored(kind, action, "the delivery does not say the former login")
+    return Event(
+        kind=kind,
+        action=action,
+        relevant=True,
+        installation_id=_installation(data),
+        account_login=login,
+        account_id=_positive_int(account, "id", f"{ACCOUNT_RENAME_EVENTS[kind]}."),
+        previous_name=previous,
     )
 
 
