@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 from tests.support.processes import UNDERSIGN, clean_env, free_port, start, start_serve
 
 PASSWORD = "hunter2-do-not-print"
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def _env(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -108,3 +111,42 @@ def test_readyz_says_the_queue_is_down(tmp_path: Path) -> None:
         assert httpx.get(f"{serve.url}/healthz", timeout=5).status_code == 200
     finally:
         serve.stop()
+
+
+@pytest.mark.postgres
+def test_a_search_path_naming_no_schema_says_to_create_it(tmp_path: Path) -> None:
+    """docs/deploy.md section 3: undersign's tables in a schema of their own. Until the
+    schema exists, PostgreSQL has nowhere to create them: the migration says so and how."""
+    database = f"deploy_schema_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
+    try:
+        env = _env(tmp_path, UNDERSIGN_DATABASE_URL=f"{url}?options=-csearch_path%3Dundersign")
+        line = _fails_with_one_line(["db", "upgrade"], env)
+        assert "no schema has been selected to create in" in line
+        assert "CREATE SCHEMA" in line and "up to date" not in line
+
+        subprocess.run(
+            [
+                "psql",
+                "--quiet",
+                "--dbname",
+                url.replace("+psycopg", ""),
+                "--command",
+                "CREATE SCHEMA undersign AUTHORIZATION postgres",
+            ],
+            check=True,
+            timeout=60,
+        )
+        subprocess.run([UNDERSIGN, "db", "upgrade"], env=env, check=True, timeout=120)
+        with create_engine(url).connect() as connection:
+            tables = connection.scalar(
+                text("SELECT count(*) FROM pg_tables WHERE schemaname = 'undersign'")
+            )
+        assert tables and tables > 10
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()

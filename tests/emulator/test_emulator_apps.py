@@ -335,6 +335,33 @@ def test_uninstalled_app_tokens_stop_working(
     assert gone.status_code == 404
 
 
+def test_get_an_installation_for_the_authenticated_app(
+    app: int, as_app: httpx.Client, as_installation: httpx.Client, state: GitHubEmulator
+) -> None:
+    """``GET /app/installations/{installation_id}`` (JWT only): 200 with the installation
+    (the schema's required fields, and its ``client_id``), 404 "Not Found" once it is
+    removed (the one error GitHub documents for it); an installation token may not ask."""
+    shown = as_app.get(f"/app/installations/{app}")
+    assert shown.status_code == 200
+    body = shown.json()
+    required = {
+        "access_tokens_url", "account", "app_id", "app_slug", "created_at", "events",
+        "html_url", "id", "permissions", "repositories_url", "repository_selection",
+        "single_file_name", "suspended_at", "suspended_by", "target_id", "target_type",
+        "updated_at",
+    }  # fmt: skip
+    assert required <= set(body)
+    assert (body["id"], body["app_id"], body["client_id"]) == (app, APP_ID, APP_CLIENT_ID)
+    assert as_installation.get(f"/app/installations/{app}").status_code == 403
+    state.apps.uninstall(app)
+    gone = as_app.get(f"/app/installations/{app}")
+    assert gone.status_code == 404
+    assert gone.json()["message"] == "Not Found"
+    assert gone.json()["documentation_url"].endswith(
+        "#get-an-installation-for-the-authenticated-app"
+    )
+
+
 def test_a_suspended_installation_gets_no_token_until_unsuspended(
     app: int, as_app: httpx.Client, as_installation: httpx.Client, state: GitHubEmulator
 ) -> None:

@@ -5,11 +5,13 @@ the emulator; nothing is mocked."""
 from __future__ import annotations
 
 import html
+import logging
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +26,7 @@ from tests.conftest import (
 )
 from tests.functional.test_companies_web import _form as company_form
 from tests.functional.test_console_access import _csrf as csrf_of
+from tests.functional.test_reconcile import run_reconcile
 from tests.unit.agreements.test_imports_cli import main as cli
 
 from undersign.agreements.companies import CompanyService
@@ -115,7 +118,7 @@ def app_cla(
 def install(
     cla: CLAService, repositories: list[str] | None = None, account: str = "octo-org"
 ) -> int:
-    """Install the app on ``account`` (octo-org) and deliver ``installation created``."""
+    """The app installed on ``account`` (and undersign told so by webhook)."""
     state = cla.state
     installation = int(state.apps.install(APP_ID, account, repositories=repositories)["id"])
     status, _ = cla.deliver(
@@ -336,6 +339,17 @@ def test_the_check_run_tells_an_unknown_author_where_to_prove_the_email(
 PEOPLE = b"login\ndave\nocto-org\n"
 
 
+def check_people(client: httpx.Client, page: str) -> tuple[int, str]:
+    """Check ``PEOPLE`` in the console's import (nothing stored): the answer's status and
+    its text, unescaped. ``page`` is any console page, for its CSRF token."""
+    answer = client.post(
+        f"/admin/agreements/{AGREEMENT_SLUG}/import",
+        data={"source": "csv", "csrf_token": csrf_of(page)},
+        files={"file": ("people.csv", PEOPLE, "text/csv")},
+    )
+    return answer.status_code, html.unescape(answer.text)
+
+
 def imported_logins(cla: CLAService) -> list[str]:
     with cla.database.session() as session:
         return list(
@@ -385,15 +399,45 @@ def test_the_console_import_looks_logins_up_through_an_installation(
     with live.client() as client:
         page = sign_in(live, client, "maint", next_path="/admin/")
         assert page.status_code == 200, page.text
-        answer = client.post(
-            f"/admin/agreements/{AGREEMENT_SLUG}/import",
-            data={"source": "csv", "csrf_token": csrf_of(page.text)},
-            files={"file": ("people.csv", PEOPLE, "text/csv")},
-        )
-    said = html.unescape(answer.text)
-    assert answer.status_code == 200, said[:500]
+        status, said = check_people(client, page.text)
+    assert status == 200, said[:500]
     assert "would import 1, already present 0, problems 1 (2 GitHub lookup(s))" in said
     assert "'octo-org' is an organisation, not a person" in said
+
+
+def test_an_agreement_admin_reads_plainly_that_github_cannot_be_asked(
+    app_cla: CLAService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """maint owns octo-org, so administers its agreement, but is no instance admin: with
+    octo-org's installation suspended the console cannot ask GitHub what they administer;
+    once in, the app removed on GitHub (the webhook missed, their answer still fresh) leaves
+    an import with logins nothing to look them up with. Both pages tell them plainly that it
+    is unavailable and what they can do, with nothing imported; why (suspended, installed
+    nowhere) is for whoever runs undersign, in the log."""
+    app_cla.state.add_org_member("octo-org", "maint", admin=True)
+    live = app_cla.live
+    caplog.set_level(logging.WARNING, logger="undersign.web.console")
+    installation = install(app_cla)
+    suspend(app_cla, installation)
+    with live.client() as client:
+        landing = sign_in(live, client, "maint", next_path="/admin/")
+        said = html.unescape(landing.text)
+        assert landing.status_code == 503, said[:500]
+        assert "The console is unavailable right now" in said
+        assert "suspended" not in said and "What went wrong" not in said
+    suspend(app_cla, installation, "unsuspend")
+    with live.client() as client:
+        page = sign_in(live, client, "maint", next_path="/admin/")
+        assert page.status_code == 200, page.text[:500]
+        app_cla.state.apps.uninstall(installation)
+        status, said = check_people(client, page.text)
+    assert status == 409, said[:500]
+    assert "looking them up on GitHub is unavailable right now. Nothing was imported" in said
+    assert "GitHub App" not in said and "install" not in said
+    assert imported_logins(app_cla) == []
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(f"installation {installation} is suspended" in line for line in logged), logged
+    assert "the GitHub App is not installed on any account" in logged[-1], logged
 
 
 def recorded_installations(cla: CLAService) -> list[int]:
@@ -499,38 +543,49 @@ def paper_company(cla: CLAService) -> str:
     return f"/companies/{company_id}"
 
 
+@pytest.mark.parametrize("instance_admins", [("root",)])
 def test_the_company_pages_say_plainly_that_the_app_is_installed_nowhere(
     app_cla: CLAService,
 ) -> None:
     """Signing for a company, approving an account and adding a manager look the login up
-    with an installation's token: with the app installed nowhere that is a 409 saying so and
-    what to do, nothing written, not a 503 "try again"; once installed, the same works."""
+    with an installation's token: with the app installed nowhere that is a 409, nothing
+    written, not a 503. An instance admin reads why and what to do (no "try again"); the
+    company's CLA manager reads only that it is unavailable and what they can do. Once
+    installed, the same works."""
     live = app_cla.live
     url = paper_company(app_cla)
+    for login in ("maint", "root"):
+        with live.client() as client:
+            sign_in(live, client, login)
+            token = csrf_of(client.get(url).text)
+            form = company_form(client.get("/sign/corporate-cla").text, managers="dave")
+            answers = {
+                "sign": client.post("/sign/corporate-cla", data=form),
+                "approve": client.post(
+                    f"{url}/approve", data={"csrf_token": token, "kind": "login", "value": "dave"}
+                ),
+                "add manager": client.post(
+                    f"{url}/managers/add", data={"csrf_token": token, "login": "dave"}
+                ),
+            }
+        for what, answer in answers.items():
+            said = html.unescape(answer.text)
+            assert answer.status_code == 409, (login, what, said[:500])
+            if login == "root":
+                assert "the GitHub App is not installed on any account" in said, what
+                assert "install the app on an organisation or account first." in said, what
+                assert "try again" not in said, what
+            else:
+                assert "GitHub App" not in said, what
+                assert "unavailable right now; try again later or contact the maintainers" in (
+                    said
+                ), what
+    with live.database.session() as session:
+        assert session.scalars(select(Company.name).order_by(Company.id)).all() == ["BigCorp Ltd"]
+    install(app_cla)
     with live.client() as client:
         sign_in(live, client, "maint")
         token = csrf_of(client.get(url).text)
-        form = company_form(client.get("/sign/corporate-cla").text, managers="dave")
-        answers = {
-            "sign": client.post("/sign/corporate-cla", data=form),
-            "approve": client.post(
-                f"{url}/approve", data={"csrf_token": token, "kind": "login", "value": "dave"}
-            ),
-            "add manager": client.post(
-                f"{url}/managers/add", data={"csrf_token": token, "login": "dave"}
-            ),
-        }
-        for what, answer in answers.items():
-            said = html.unescape(answer.text)
-            assert answer.status_code == 409, (what, said[:500])
-            assert "the GitHub App is not installed on any account" in said, what
-            assert "install the app on an organisation or account first." in said, what
-            assert "try again" not in said, what
-        with live.database.session() as session:
-            assert session.scalars(select(Company.name).order_by(Company.id)).all() == [
-                "BigCorp Ltd"
-            ]
-        install(app_cla)
         added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
         assert added.status_code == 303, added.text[:500]
 
@@ -632,27 +687,74 @@ def test_a_suspension_undersign_missed_is_noticed_on_the_first_refusal(
     assert app_cla.status(REPO, pr["head"]["sha"]) is None
 
 
+@pytest.mark.parametrize("instance_admins", [("root",)])
 def test_the_company_pages_say_plainly_that_every_installation_is_suspended(
     app_cla: CLAService,
 ) -> None:
     """The app's only installation is suspended: a company page's login lookup has no token
-    to read with, which only the account can mend (a 409 saying so, nothing written), not a
-    503 "try again"; unsuspended, the same works."""
+    to read with, which only the account can mend (a 409, nothing written), not a 503. An
+    instance admin reads which installation is suspended; the company's CLA manager reads
+    only that it is unavailable. Unsuspended, the same works."""
     live = app_cla.live
     installation = install(app_cla)
     suspend(app_cla, installation)
     url = paper_company(app_cla)
-    with live.client() as client:
-        sign_in(live, client, "maint")
+
+    def add_dave(client: httpx.Client) -> tuple[int, str]:
         token = csrf_of(client.get(url).text)
-        refused = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
-        said = html.unescape(refused.text)
-        assert refused.status_code == 409, said[:500]
+        answer = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
+        return answer.status_code, html.unescape(answer.text)
+
+    with live.client() as root:
+        sign_in(live, root, "root")
+        status, said = add_dave(root)
+        assert status == 409, said[:500]
         assert f"installation {installation} is suspended on GitHub" in said
         assert "try again" not in said
+    with live.client() as client:
+        sign_in(live, client, "maint")
+        status, said = add_dave(client)
+        assert status == 409, said[:500]
+        assert "suspended" not in said and f"installation {installation}" not in said
+        assert "Adding GitHub accounts is unavailable right now; try again later" in said
         suspend(app_cla, installation, "unsuspend")
-        added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
-        assert added.status_code == 303, added.text[:500]
+        status, said = add_dave(client)
+        assert status == 303, said[:500]
+
+
+def test_the_reconciler_passes_over_a_suspended_installation_in_one_line(
+    app_cla: CLAService,
+) -> None:
+    """octo-org suspended its installation: the reconciler lists none of its repositories
+    (linked one by one or through the org link), asks no token GitHub would refuse, and says
+    so in one line naming the account and since when, not an error per repository (nor a
+    failed listing that left every other repository unreconciled). maint's repository, in
+    an installation that is active, is reconciled as usual."""
+    state = app_cla.state
+    state.add_repo("maint/tools")
+    with app_cla.database.session() as session:
+        agreements = AgreementService(session)
+        agreements.link_repo("maint/tools", AGREEMENT_SLUG)
+        agreements.link_repo(REPO, AGREEMENT_SLUG)
+    install(app_cla, account="maint")
+    installation = install(app_cla)
+    suspend(app_cla, installation)
+    pr = state.add_pull_request("maint/tools", user_login="alice", n_commits=1)
+    asked = dict(state.apps.token_requests)
+    with app_cla.database.session() as session:
+        row = session.get(AppInstallation, installation)
+        assert row is not None and row.suspended_at is not None
+        since = row.suspended_at
+
+    output = run_reconcile(app_cla)
+    assert f"maint/tools#{pr['number']}: queued" in output
+    said = [line for line in output.splitlines() if str(installation) in line]
+    assert said == [
+        f"octo-org: installation {installation} suspended on GitHub since "
+        f"{since:%Y-%m-%d %H:%M} UTC; its repositories passed over"
+    ], output
+    assert "error" not in output
+    assert state.apps.token_requests.get(installation) == asked.get(installation)
 
 
 def test_a_renamed_repository_is_followed_with_the_installations_token(

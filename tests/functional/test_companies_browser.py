@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import BrowserContext
-from tests.conftest import LiveFactory, page_errors
+from playwright.sync_api import BrowserContext, Page
+from tests.conftest import Live, LiveFactory, page_errors
 
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.service import AgreementService
@@ -16,6 +16,20 @@ from undersign.agreements.service import AgreementService
 pytestmark = pytest.mark.browser
 
 BOT = "undersign-bot"
+
+
+def _sign_for(page: Page, live: Live, company: str, managers: str) -> None:
+    """Sign in from the corporate CLA's sign page, then send its form for ``company``
+    (signed by its CTO) naming ``managers``."""
+    page.goto(f"{live.url}/sign/corporate-cla")
+    page.get_by_role("link", name="Sign in with GitHub to sign for your company").click()
+    page.wait_for_url(f"{live.url}/sign/corporate-cla")
+    page.get_by_label("Company's legal name").fill(company)
+    page.get_by_label("Company's address").fill("1 Main Street\nSpringfield")
+    page.get_by_label("Your title").fill("CTO")
+    page.get_by_label("Other CLA managers (GitHub logins)").fill(managers)
+    page.get_by_label("I am authorised to sign for this company").check()
+    page.get_by_role("button", name="Sign for the company").click()
 
 
 def test_a_company_signs_and_approves_its_domain(
@@ -39,15 +53,7 @@ def test_a_company_signs_and_approves_its_domain(
     page = context.new_page()
     problems = page_errors(page)
 
-    page.goto(f"{live.url}/sign/corporate-cla")
-    page.get_by_role("link", name="Sign in with GitHub to sign for your company").click()
-    page.wait_for_url(f"{live.url}/sign/corporate-cla")
-    page.get_by_label("Company's legal name").fill("BigCorp Ltd")
-    page.get_by_label("Company's address").fill("1 Main Street\nSpringfield")
-    page.get_by_label("Your title").fill("CTO")
-    page.get_by_label("Other CLA managers (GitHub logins)").fill("deputy, no-such-login")
-    page.get_by_label("I am authorised to sign for this company").check()
-    page.get_by_role("button", name="Sign for the company").click()
+    _sign_for(page, live, "BigCorp Ltd", "deputy, no-such-login")
     error = page.locator("#managers-error")
     assert "no-such-login" in error.inner_text()
     assert page.get_by_label("Company's legal name").input_value() == "BigCorp Ltd"
@@ -165,14 +171,16 @@ def test_a_manager_signs_a_material_version_again(
     assert problems == []
 
 
-def test_a_manager_adds_and_removes_a_manager(
-    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
-) -> None:
+def _paper_company(live_factory: LiveFactory, *, bot_token: bool = True) -> tuple[Live, int]:
+    """The app (with the bot's token, unless ``bot_token`` is False: then neither a token
+    nor a GitHub App) and BigCorp Ltd, signed on paper under a corporate CLA, with boss as
+    its CLA manager (signed in when the emulator asks); deputy has an account too. The
+    company's id."""
     state = live_factory.emulator.state
     state.add_user(BOT, name="undersign", email="bot@undersign.invalid")
     boss = state.add_user("boss", name="Boss Person", email="boss@example.com")
     state.add_user("deputy", name="Deputy", email="deputy@example.com")
-    live = live_factory(UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT))
+    live = live_factory(UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT) if bot_token else "")
     with live.database.session() as session:
         AgreementService(session).add_or_update("individual-cla", "Individual CLA", "I agree.")
         companies = CompanyService(session)
@@ -181,6 +189,13 @@ def test_a_manager_adds_and_removes_a_manager(
         )
         company_id = companies.add_paper("corporate-cla", "BigCorp Ltd", [(boss["id"], "boss")]).id
     state.auto_approve_as = "boss"
+    return live, company_id
+
+
+def test_a_manager_adds_and_removes_a_manager(
+    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
+) -> None:
+    live, company_id = _paper_company(live_factory)
     context = audited_context()
     page = context.new_page()
     problems = page_errors(page)
@@ -207,3 +222,37 @@ def test_a_manager_adds_and_removes_a_manager(
     # The one refused form answered 400 (Chromium logs every 4xx document); nothing else.
     assert [p for p in problems if "status of 400" not in p] == []
     assert len(problems) == 1
+
+
+def test_without_github_a_manager_reads_that_company_signing_is_unavailable(
+    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
+) -> None:
+    """No bot token and no App: a person signing for a company, and a CLA manager adding
+    another, read that it is unavailable right now and what they can do (the form keeps what
+    they typed), never the settings an operator must change."""
+    live, company_id = _paper_company(live_factory, bot_token=False)
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+
+    _sign_for(page, live, "Other Corp", "deputy")
+    said = page.locator("#managers-error").inner_text()
+    assert said == (
+        "Company signing is unavailable right now; try again later or contact the maintainers."
+    )
+    assert page.get_by_label("Company's legal name").input_value() == "Other Corp"
+    assert "UNDERSIGN_" not in page.locator("main").inner_text()
+
+    page.goto(f"{live.url}/companies/{company_id}")
+    page.get_by_label("GitHub login of a new CLA manager").fill("deputy")
+    page.get_by_role("button", name="Add a manager").click()
+    alert = page.get_by_role("alert")
+    assert alert.inner_text() == (
+        "Adding GitHub accounts is unavailable right now; try again later or contact the "
+        "maintainers."
+    )
+    assert "UNDERSIGN_" not in page.locator("main").inner_text()
+    context.close()
+    # The two refused forms answered 409 (Chromium logs every 4xx document); nothing else.
+    assert [p for p in problems if "status of 409" not in p] == []
+    assert len(problems) == 2

@@ -4,6 +4,7 @@ and a manager of one company getting exactly the 404 of a missing company for an
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -481,12 +482,60 @@ def test_a_refused_change_lets_go_of_the_company_before_its_page_renders(world: 
     assert len(company.managers) == MAX_MANAGERS + 1
 
 
+def test_a_company_signing_twice_at_the_same_moment_is_told_so_not_a_500(world: World) -> None:
+    """Two people sign for the same company at once: both pass the check that it has not
+    signed, and the second one's insert (flushed inside the sign) finds the first one's
+    row. That answer is the sign page saying the company has signed already (a 409), not a
+    500: rendered once the session is rolled back (it refuses every query until then), with
+    SQLite's write lock free while it renders, and nothing of the second sign stored."""
+    live, ids = world.live, world.ids
+    engine = live.database.engine
+    first: list[int] = []
+
+    def sign_first(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO COMPANIES") and not first:
+            first.append(0)  # the insert below runs this hook too
+            with live.database.session() as session:
+                other = CompanyService(session).add_paper(
+                    CORPORATE, "BigCorp Ltd", [(ids["deputy"], "deputy")]
+                )
+                first[0] = other.id
+
+    free_while_rendering: list[bool] = []
+
+    def probe(_app: Flask, template: Template, **_context: Any) -> None:
+        if template.name == "companies/sign.html" and first:
+            free_while_rendering.append(_company_lock_free(live, first[0]))
+
+    with live.client() as client:
+        sign_in(live, client, "boss")
+        event.listen(engine, "before_cursor_execute", sign_first)
+        before_render_template.connect(probe, live.app)
+        try:
+            answer = _sign(world, client, company_name="BigCorp Ltd")
+        finally:
+            before_render_template.disconnect(probe, live.app)
+            event.remove(engine, "before_cursor_execute", sign_first)
+    assert answer.status_code == 409, answer.text[:500]
+    assert "This company has signed already; ask its CLA managers." in answer.text
+    assert free_while_rendering == [True]
+    companies = _companies(live)
+    assert [(c.name, c.source) for c in companies] == [
+        ("Rival Inc", "paper"),
+        ("BigCorp Ltd", "paper"),
+    ]
+    assert [m.login for m in companies[-1].managers] == ["deputy"]
+    assert _audited(live, "company.sign") == []
+
+
 def test_without_a_token_or_an_app_lookups_are_a_409_naming_the_settings(
-    live_factory: LiveFactory,
+    live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With neither a bot token nor a GitHub App, signing for a company, approving an account
-    and adding a manager cannot look the login up: a 409 saying what an operator must set,
-    not a 503 "try again" (no retry helps), and nothing is written."""
+    and adding a manager cannot look the login up: a 409, not a 503 (no retry mends it until
+    an operator acts), and nothing is written. An instance admin reads what an operator must
+    set; a CLA manager, who cannot set it, reads that it is unavailable and what they can do,
+    and the reason goes to the log instead."""
     world = _make_world(live_factory, bot_token=False)
     live = world.live
     with live.database.session() as session:
@@ -499,23 +548,38 @@ def test_without_a_token_or_an_app_lookups_are_a_409_naming_the_settings(
         "an operator must set UNDERSIGN_GITHUB_TOKEN, or the GitHub App&#39;s "
         "UNDERSIGN_GITHUB_APP_ID and UNDERSIGN_GITHUB_APP_PRIVATE_KEY."
     )
-    with live.client() as client:
-        sign_in(live, client, "boss")
-        token = _csrf(client.get(url).text)
-        answers = {
-            "sign": _sign(world, client, company_name="Other Corp"),
-            "approve": client.post(
-                f"{url}/approve", data={"csrf_token": token, "kind": "login", "value": "deputy"}
-            ),
-            "add manager": client.post(
-                f"{url}/managers/add", data={"csrf_token": token, "login": "deputy"}
-            ),
-        }
-    for what, answer in answers.items():
-        assert answer.status_code == 409, (what, answer.text[:500])
-        assert "UNDERSIGN_GITHUB_TOKEN is not set" in answer.text, what
-        assert operator in answer.text, what
-        assert "try again" not in answer.text, what
+    plain = "is unavailable right now; try again later or contact the maintainers."
+    caplog.set_level(logging.WARNING, logger="undersign.web.companies")
+    for login in ("boss", "root"):
+        caplog.clear()
+        with live.client() as client:
+            sign_in(live, client, login)
+            token = _csrf(client.get(url).text)
+            answers = {
+                "sign": _sign(world, client, company_name="Other Corp"),
+                "approve": client.post(
+                    f"{url}/approve",
+                    data={"csrf_token": token, "kind": "login", "value": "deputy"},
+                ),
+                "add manager": client.post(
+                    f"{url}/managers/add", data={"csrf_token": token, "login": "deputy"}
+                ),
+            }
+        for what, answer in answers.items():
+            assert answer.status_code == 409, (login, what, answer.text[:500])
+            if login == "root":  # an instance admin: what an operator must set
+                assert "UNDERSIGN_GITHUB_TOKEN is not set" in answer.text, what
+                assert operator in answer.text, what
+                assert "try again" not in answer.text, what
+            else:
+                assert "UNDERSIGN_GITHUB_TOKEN" not in answer.text, what
+                assert "operator" not in answer.text, what
+                thing = "Company signing" if what == "sign" else "Adding GitHub accounts"
+                assert f"{thing} {plain}" in answer.text, what
+        logged = [r.getMessage() for r in caplog.records]
+        assert len(logged) == 3, logged
+        for line in logged:
+            assert "UNDERSIGN_GITHUB_TOKEN is not set" in line and "\n" not in line, line
     companies = _companies(live)
     assert [c.name for c in companies] == ["Rival Inc", "BigCorp Ltd"]
     assert companies[-1].approvals == []

@@ -10,6 +10,7 @@ why. Runs on SQLite and, with ``--db postgresql+...``, on PostgreSQL.
 from __future__ import annotations
 
 import html
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -441,14 +442,23 @@ def test_a_login_taken_over_by_someone_else_gives_nothing(
     assert client.get(f"/admin/agreements/{BETA}").status_code == 404
 
 
-def test_without_bot_credentials_the_console_says_why(live: Live) -> None:
+def test_without_bot_credentials_the_console_says_why(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
     """The test app has no bot token: GitHub cannot be asked, so nobody but an instance
-    admin gets in, and the page says so (never a server error)."""
+    admin gets in (never a server error). The page tells them it is unavailable and what
+    they can do; which setting is missing is for the operator, in the log."""
+    caplog.set_level(logging.WARNING, logger="undersign.web.console")
     with live.client() as client:
         landing = sign_in(live, client, "alice", next_path="/admin/")
         assert landing.status_code == 503
-        assert "UNDERSIGN_GITHUB_TOKEN is not set" in landing.text
+        assert "The console is unavailable right now" in landing.text
+        assert "contact the maintainers" in landing.text
+        assert "UNDERSIGN_GITHUB_TOKEN" not in landing.text
+        assert "What went wrong" not in landing.text
         assert client.get("/admin/agreements/nope").status_code == 503
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged and all("UNDERSIGN_GITHUB_TOKEN is not set" in line for line in logged), logged
 
 
 def failed_job(console: Console) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +24,7 @@ from tests.conftest import (
     sign_in,
 )
 from tests.functional.test_signing import csrf_token, form_from, publish
+from tests.support.docs import replace_all, shell_block
 from tests.support.processes import clean_env, free_port, run, start, start_serve, wait_ready
 
 from undersign.agreements.models import Signature
@@ -296,6 +299,54 @@ def test_serve_and_worker_logs_are_json_lines_without_secrets(
     assert any(e.get("path") == "/login/callback" for e in access)
     assert all(re.fullmatch(r"[0-9a-f]{32}", str(e.get("request_id"))) for e in access)
     assert any(e.get("delivery_id") == guid for e in entries if e["logger"] != "gunicorn.access")
+    # The web side of the delivery shows too: its access line carries the delivery id.
+    [webhook_access] = [e for e in access if e.get("path") == "/webhooks/github"]
+    assert webhook_access["delivery_id"] == guid and webhook_access["status"] == 202
+    _follow_the_delivery_as_documented(tmp_path, web.output() + worker.output(), guid)
+
+
+# What `journalctl -u` prints besides the services' own lines: systemd's, not JSON.
+SYSTEMD_LINES = [
+    "Started undersign-web@8000.service - undersign web on port 8000 (CLA service for GitHub).",
+    "Started undersign-worker.service - undersign queue worker.",
+    "Stopping undersign-worker.service - undersign queue worker...",
+    "undersign-worker.service: Deactivated successfully.",
+]
+
+
+def _follow_the_delivery_as_documented(tmp_path: Path, output: str, guid: str) -> None:
+    """docs/deploy.md section 13's commands, on a journal as ``journalctl -u ... -o cat``
+    shows it: the services' JSON lines among systemd's own plain ones."""
+    jq = shutil.which("jq")
+    assert jq, "jq is needed (apt-get install jq), as docs/deploy.md section 2 installs it"
+    journal = tmp_path / "journal.txt"
+    lines = output.splitlines()
+    journal.write_text("\n".join(SYSTEMD_LINES[:2] + lines + SYSTEMD_LINES[2:]) + "\n")
+    script = replace_all(
+        shell_block("deploy.md", "logs"),
+        [
+            ("sudo journalctl -u 'undersign-*' -o cat", f"cat {journal}"),
+            ("sudo journalctl -u undersign-worker -o cat", f"cat {journal}"),
+            ("DELIVERY-ID", guid),
+        ],
+    )
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    delivery = [e for e in found if "logger" in e]
+    assert delivery and all(e["delivery_id"] == guid for e in delivery)
+    loggers = {e["logger"] for e in delivery}
+    assert "gunicorn.access" in loggers and "undersign.jobs.runner" in loggers, loggers
+    verdicts = [e for e in found if "logger" not in e]
+    summary = {"time", "repository", "pull_request", "verdict"}
+    assert verdicts and all(set(e) == summary for e in verdicts)
+    assert {e["repository"] for e in verdicts} == {REPO}
 
 
 def _wait(predicate: Any, timeout: float = 20.0) -> None:

@@ -9,6 +9,7 @@ matches, so an edited doc is noticed instead of silently testing something else.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -17,10 +18,13 @@ DOCS = REPO_ROOT / "docs"
 
 def shell_block(doc: str, name: str) -> str:
     text = (DOCS / doc).read_text(encoding="utf-8")
-    found = re.search(rf"<!-- tested: {re.escape(name)} -->\n```sh\n(.*?)\n```", text, re.S)
+    # A block inside a list item is indented, its marker with it.
+    found = re.search(
+        rf"^( *)<!-- tested: {re.escape(name)} -->\n\1```sh\n(.*?)\n\1```", text, re.S | re.M
+    )
     if found is None:
         raise AssertionError(f"docs/{doc} has no block marked <!-- tested: {name} -->")
-    return found.group(1)
+    return textwrap.dedent(found.group(2))
 
 
 def replace_all(text: str, replacements: list[tuple[str, str]]) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from undersign.agreements.models import OrgLink, RepoLink
 from undersign.github.client import GitHubClient
-from undersign.github.errors import GitHubError, NotFound
+from undersign.github.errors import NEEDS_AN_OPERATOR, GitHubError, NotFound
 
 #: How long an answer from GitHub is trusted before it is asked again (seconds).
 ADMIN_ANSWER_TTL = 600.0
@@ -42,6 +42,10 @@ class AdminScope:
     checked_at: float = 0.0
     #: Why GitHub's answer is missing, when the lookup failed (then nothing is allowed).
     failure: str | None = None
+    #: The failure is one only an operator can mend (``NEEDS_AN_OPERATOR``): its reason is
+    #: theirs to read, not this person's. Not kept in the session: a failed scope never is
+    #: reused.
+    needs_operator: bool = False
 
     def administers(self, agreement_id: int) -> bool:
         return self.instance_admin or (self.failure is None and agreement_id in self.agreement_ids)
@@ -145,6 +149,7 @@ def look_up_scope(
             instance_admin=False,
             checked_at=checked_at,
             failure=str(exc) or type(exc).__name__,
+            needs_operator=isinstance(exc, NEEDS_AN_OPERATOR),
         )
     return AdminScope(
         github_id=github_id,

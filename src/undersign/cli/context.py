@@ -70,6 +70,10 @@ class CLIContext:
 
 pass_cli = click.make_pass_decorator(CLIContext, ensure=True)
 
+# PostgreSQL's SQLSTATE when a search_path (``?options=-csearch_path%3D...``) names only
+# schemas that do not exist: "no schema has been selected to create in".
+INVALID_SCHEMA_NAME = "3F000"
+
 
 @contextmanager
 def database_errors(doing: str = "") -> Iterator[None]:
@@ -84,6 +88,12 @@ def database_errors(doing: str = "") -> Iterator[None]:
             "UNDERSIGN_DATABASE_URL and that the database server is running"
         ) from None
     except SQLAlchemyError as exc:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == INVALID_SCHEMA_NAME:
+            raise click.ClickException(
+                f"{prefix}database error ({describe_error(exc)}); the search_path of "
+                "UNDERSIGN_DATABASE_URL names no existing schema: create it first "
+                "(CREATE SCHEMA name AUTHORIZATION role)"
+            ) from None
         raise click.ClickException(
             f"{prefix}database error ({describe_error(exc)}); is the schema up to date "
             "(undersign db upgrade)?"

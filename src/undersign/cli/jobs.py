@@ -125,6 +125,8 @@ def reconcile(ctx: click.Context, repo: str | None) -> None:
         f"{report.repositories} repositories, {report.open_pulls} open pull requests, "
         f"{len(report.queued)} queued"
     )
+    for line in report.passed_over():
+        click.echo(line)
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     if report.errors and not report.repositories:

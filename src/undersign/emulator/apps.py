@@ -502,7 +502,7 @@ class AppRegistry:
         app = self.apps[inst.app_id]
         # Webhook payloads carry epoch seconds here, the REST API ISO strings (see fixtures).
         stamp: Any = int(inst.created_at) if webhook else objects.iso(inst.created_at)
-        return {
+        shown: JSON = {
             "id": inst.id,
             "account": objects.simple_user(st, account),
             "repository_selection": inst.repository_selection,
@@ -526,6 +526,11 @@ class AppRegistry:
                 else None
             ),
         }
+        if not webhook:
+            # The REST API's Installation lists the app's client id (an optional field, as of
+            # 2026-03-10); no recorded webhook payload carries it.
+            shown["client_id"] = app.client_id
+        return shown
 
     def check_run_json(self, rec: CheckRunRec) -> JSON:
         st = self.st

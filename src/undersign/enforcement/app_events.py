@@ -58,6 +58,8 @@ def handle_app_delivery(
         record_installation(ctx.database, installation, repos, replace=replace)
         if kind == "installation" and action == "suspend":
             ctx.app.forget_token(installation_id)  # GitHub no longer honours it either
+        elif kind == "installation" and action in SUSPENSION_STATES:
+            ctx.app.installation_changed(installation_id)  # not suspended (any more)
         if action in ("created", "added", "new_permissions_accepted", "unsuspend"):
             return open_pulls_installed(ctx, [n for _, n in repos])
         return []

@@ -13,10 +13,16 @@ repository (one more per further 100 open pull requests), plus one
 ``GET /orgs/{org}/repos?per_page=100`` per organization link (per 100 repositories). Writes
 only happen in the evaluations it queues.
 
+In App mode an installation recorded as suspended is passed over: none of its repositories
+is listed (GitHub refuses its tokens until the account unsuspends it, and its ``unsuspend``
+webhook puts its open pull requests up for a verdict), no token is asked for, and the report
+says so once per installation, naming the account and since when.
+
 Many worker processes all fire the periodic task; the named lease ``reconcile`` (``leases``
 table) lets one of them run per interval.
 
-Depends on agreements.models, db, enforcement (service, models, tasks), github.errors, jobs.
+Depends on agreements.models, db, enforcement (service, models, tasks), github (errors,
+app), jobs.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from undersign.db import take_named_lease, utcnow
 from undersign.enforcement import service
 from undersign.enforcement.models import PullRequestCheck
 from undersign.enforcement.tasks import DELIVERY, EVALUATE, Evaluate, evaluate_jobs, targets
+from undersign.github.app import Suspension
 from undersign.github.errors import GitHubError, NotFound, RateLimited
 from undersign.jobs.context import JobContext
 from undersign.jobs.handlers import Periodic
@@ -52,6 +59,16 @@ class ReconcileReport:
     queued: list[tuple[str, int]] = field(default_factory=list)
     closed: list[tuple[str, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: App mode: installations recorded as suspended, whose repositories were not listed.
+    suspended: dict[int, Suspension] = field(default_factory=dict)
+
+    def passed_over(self) -> list[str]:
+        """One line per suspended installation passed over."""
+        return [
+            f"{s.account}: installation {s.installation_id} suspended on GitHub since "
+            f"{s.since:%Y-%m-%d %H:%M} UTC; its repositories passed over"
+            for s in self.suspended.values()
+        ]
 
 
 def schedule(interval_minutes: int) -> Callable[[dt.datetime], bool]:
@@ -64,21 +81,46 @@ def schedule(interval_minutes: int) -> Callable[[dt.datetime], bool]:
     return due
 
 
-def covered_repositories(ctx: JobContext) -> list[str]:
+def covered_repositories(ctx: JobContext, report: ReconcileReport) -> list[str]:
     """Repository links, then every repository of each linked organization (archived ones
-    left out: GitHub refuses statuses there)."""
+    left out: GitHub refuses statuses there). An organization whose installation is
+    suspended is not listed (noted on ``report``)."""
     with ctx.database.session() as session:
         repos = list(session.scalars(select(RepoLink.full_name).order_by(RepoLink.full_name)))
         orgs = list(session.scalars(select(OrgLink.org).order_by(OrgLink.org)))
     seen = {name.lower() for name in repos}
     names = [name.lower() for name in repos]
     for org in orgs:
+        if _suspended(ctx, report, account=org):
+            continue
         for repo in ctx.github.list_account_repos(org):
             name = str(repo.get("full_name") or "").lower()
             if name and not repo.get("archived") and name not in seen:
                 seen.add(name)
                 names.append(name)
     return names
+
+
+def _suspended(
+    ctx: JobContext, report: ReconcileReport, *, account: str = "", repo: str = ""
+) -> bool:
+    """App mode: the installation an account's or a repository's requests go through is
+    recorded as suspended (noted on ``report``). Found as those requests find it, never
+    with a token; if it cannot be found, the request itself will say why."""
+    if not ctx.settings.app_mode:
+        return False
+    app = ctx.app
+    try:
+        installation = (
+            app.installation_for_repo(repo) if repo else app.installation_for_account(account)
+        )
+    except GitHubError:
+        return False
+    suspension = app.suspension(installation)
+    if suspension is None:
+        return False
+    report.suspended.setdefault(installation, suspension)
+    return True
 
 
 def _pending(ctx: JobContext) -> set[tuple[str, int]]:
@@ -127,7 +169,9 @@ def reconcile(
     report = ReconcileReport()
     try:
         names = (
-            covered_repositories(ctx) if repositories is None else [r.lower() for r in repositories]
+            covered_repositories(ctx, report)
+            if repositories is None
+            else [r.lower() for r in repositories]
         )
     except RateLimited as exc:
         report.errors.append(f"rate limited: {exc}")
@@ -137,6 +181,8 @@ def reconcile(
         return report
     pending = _pending(ctx)
     for name in names:
+        if _suspended(ctx, report, repo=name):
+            continue
         owner, _, repo = name.partition("/")
         listed_at = utcnow()
         try:
@@ -232,6 +278,8 @@ def periodic_reconcile(queue: JobQueue) -> None:
     except Exception:
         log.exception("reconciler run failed; the next interval retries")
         return
+    for line in report.passed_over():
+        log.info("reconciler: %s", line)
     for error in report.errors:
         log.warning("reconciler: %s", error)
 

@@ -75,6 +75,12 @@ ROUTE_TTL = 600
 #: undersign last heard of it (the ``unsuspend`` webhook clears it at once; this is for one
 #: that was missed).
 SUSPENSION_RECHECK = 3600
+#: How long this process trusts having read that an installation is active before reading
+#: its row again: the bound on how long a ``suspend`` that another process handled goes
+#: unnoticed here, and the price of noticing (one primary-key read per installation per
+#: STANDING_TTL, not one per request). A suspension is read again at each request (which
+#: then asks GitHub nothing), so an ``unsuspend`` is noticed at once.
+STANDING_TTL = 10
 Clock = Callable[[], float]
 #: The right to ask GitHub for an installation's token, held by one process at a time.
 TOKEN_LEASE = RowLease(AppInstallationToken.lease_until, AppInstallationToken.lease_owner)
@@ -139,6 +145,34 @@ class _Cached:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class Suspension:
+    """An installation recorded as suspended: on which account, since when."""
+
+    installation_id: int
+    account: str
+    since: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """What this process last read of an installation's row: its suspension (None while it
+    is active), when undersign last heard of it (wall-clock time) and when this process read
+    it (the app's clock)."""
+
+    suspension: Suspension | None
+    heard_at: float
+    read_at: float
+
+    def refuses(self) -> bool:
+        """Suspended, and heard of recently enough not to ask GitHub for a token again."""
+        return self.suspension is not None and time.time() - self.heard_at < SUSPENSION_RECHECK
+
+    def trusted(self, now: float) -> bool:
+        """Active as read less than STANDING_TTL ago: no need to read the row again."""
+        return self.suspension is None and now - self.read_at < STANDING_TTL
+
+
 class GitHubApp:
     """One GitHub App seen from one process: JWT calls and the shared token cache."""
 
@@ -164,6 +198,7 @@ class GitHubApp:
         self._lock = threading.Lock()
         self._tokens: dict[int, _Cached] = {}
         self._routes: dict[str, tuple[int, float]] = {}
+        self._standings: dict[int, _Standing] = {}
         self._local = threading.local()
         self._app: dict[str, Any] | None = None
         #: Installation tokens this process asked GitHub for, per installation.
@@ -345,10 +380,11 @@ class GitHubApp:
     def token_for_path(self, path: str) -> tuple[int, str]:
         """The installation a REST path acts through, and its token.
 
-        An installation whose token request GitHub answers 404 was removed since undersign
-        recorded it (a missed ``installation deleted`` webhook): it is forgotten, so no
-        request asks for its token again. A public read then goes on with another
-        installation, and with none left says the app is installed nowhere
+        An installation whose token request GitHub answers 404, and ``GET
+        /app/installations/{id}`` too, was removed since undersign recorded it (a missed
+        ``installation deleted`` webhook): it is forgotten, so no request asks for its token
+        again (one GitHub still shows is kept: ``_confirm_gone``). A public read then goes on
+        with another installation, and with none left says the app is installed nowhere
         (``AppNotInstalled``) rather than failing as if GitHub were down; any other path
         raises ``InstallationGone`` (a NotFound: what it covered cannot be seen now). A
         suspended installation (``InstallationSuspended``) is kept, marked, and likewise
@@ -374,6 +410,7 @@ class GitHubApp:
         forget_installation(self.database, installation_id)
         with self._lock:
             self._tokens.pop(installation_id, None)
+            self._standings.pop(installation_id, None)
             for name in [n for n, (i, _) in self._routes.items() if i == installation_id]:
                 del self._routes[name]
         if getattr(self._local, "last", None) == installation_id:
@@ -383,16 +420,18 @@ class GitHubApp:
         """GitHub refused a request with the installation's token as suspended: marked so
         (until its ``unsuspend`` webhook), its token dropped, and no longer the thread's."""
         mark_suspended(self.database, installation_id, _at(self.clock()))
-        self.forget_token(installation_id)
+        self.forget_token(installation_id)  # and its standing: read again, as marked
         if getattr(self._local, "last", None) == installation_id:
             self._local.last = None
 
     # -- installation tokens ------------------------------------------------------------------
 
     def forget_token(self, installation_id: int) -> None:
-        """GitHub refused the token (revoked, app reinstalled): never use it again."""
+        """GitHub refused the token (revoked, app reinstalled, suspended): never use it
+        again; what this process knew of the installation is read again too."""
         with self._lock:
             self._tokens.pop(installation_id, None)
+        self.installation_changed(installation_id)
         with self.database.session() as session:
             session.execute(
                 update(AppInstallationToken)
@@ -400,13 +439,31 @@ class GitHubApp:
                 .values(token_encrypted=None, expires_at=None)
             )
 
+    def installation_changed(self, installation_id: int) -> None:
+        """What is recorded of the installation changed (a webhook, GitHub's answer): this
+        process reads it again at its next request instead of up to STANDING_TTL later."""
+        with self._lock:
+            self._standings.pop(installation_id, None)
+
     def installation_token(self, installation_id: int) -> str:
         """A token for the installation with at least TOKEN_REFRESH_MARGIN left: from memory,
         else from the database, else from GitHub (one process at a time: the lease on the
-        installation's token row)."""
-        with self._lock:
+        installation's token row). A suspended installation raises ``InstallationSuspended``
+        without asking GitHub, though this process still holds a token: an active one's row is
+        read again every STANDING_TTL seconds, a suspended one's at each request, so a
+        ``suspend`` another process recorded is noticed here that soon, an ``unsuspend`` at
+        once."""
+        now = self.clock()
+        with self._lock:  # one acquisition for both: this is every request's path
             cached = self._tokens.get(installation_id)
-        if cached is not None and cached.expires_at - TOKEN_REFRESH_MARGIN > self.clock():
+            standing = self._standings.get(installation_id)
+        if standing is None or not standing.trusted(now):
+            standing = self._read_standing(installation_id)
+        if standing.refuses():
+            with self._lock:
+                self._tokens.pop(installation_id, None)
+            raise InstallationSuspended(installation_id)
+        if cached is not None and cached.expires_at - TOKEN_REFRESH_MARGIN > now:
             return cached.token
         deadline = time.monotonic() + LEASE_SECONDS
         while True:
@@ -452,17 +509,65 @@ class GitHubApp:
         except IntegrityError:
             pass  # another process created the row at the same moment
 
-    def _known_suspended(self, installation_id: int) -> bool:
-        """Recorded as suspended, and heard of recently enough not to ask GitHub again."""
+    def _standing(self, installation_id: int) -> _Standing:
+        """What the database says of the installation: active as read at most STANDING_TTL
+        seconds ago, or read now."""
+        with self._lock:
+            standing = self._standings.get(installation_id)
+        if standing is not None and standing.trusted(self.clock()):
+            return standing
+        return self._read_standing(installation_id)
+
+    def _read_standing(self, installation_id: int) -> _Standing:
+        """What the database says of the installation now (one primary-key read), kept."""
+        now = self.clock()
         with self.database.session() as session:
             row = session.get(AppInstallation, installation_id)
-            if row is None or row.suspended_at is None:
-                return False
-            heard_at = row.updated_at.timestamp()
-        return time.time() - heard_at < SUSPENSION_RECHECK  # updated_at is wall-clock time
+            suspension = None
+            heard_at = 0.0
+            if row is not None:
+                heard_at = row.updated_at.timestamp()  # wall-clock time
+                if row.suspended_at is not None:
+                    suspension = Suspension(installation_id, row.account_login, row.suspended_at)
+        standing = _Standing(suspension, heard_at, now)
+        with self._lock:
+            self._standings[installation_id] = standing
+        return standing
+
+    def suspension(self, installation_id: int) -> Suspension | None:
+        """The installation's suspension as recorded, however long ago undersign heard of
+        it; None while it is active (as read at most STANDING_TTL seconds ago). GitHub is not
+        asked."""
+        return self._standing(installation_id).suspension
+
+    def _confirm_gone(self, installation_id: int) -> None:
+        """GitHub answered 404 to the installation's token request: returns if it also
+        answers 404 to ``GET /app/installations/{id}`` (JWT), so the installation is gone.
+        Right after an installation is created GitHub can answer a token request 404 for a
+        moment: an installation it still shows (or does not deny) is kept, what GitHub says
+        of it recorded, and this attempt fails as one to retry (``GitHubUnavailable``), or as
+        suspended."""
+        try:
+            shown = json_object(self._app_request("GET", f"/app/installations/{installation_id}"))
+        except NotFound:
+            return
+        except GitHubRequestError as exc:  # not a 404: nothing says it is gone
+            raise GitHubUnavailable(
+                f"GitHub answered 404 to a token request for installation {installation_id} "
+                f"and could not confirm it is gone ({exc}): try again"
+            ) from None
+        record_installation(self.database, {**shown, "id": installation_id}, [])
+        self.installation_changed(installation_id)
+        if shown.get("suspended_at"):
+            raise InstallationSuspended(installation_id)
+        log.warning("installation %s: token request answered 404, yet shown", installation_id)
+        raise GitHubUnavailable(
+            f"GitHub answered 404 to a token request for installation {installation_id}, "
+            "which it still shows (just installed?): try again"
+        )
 
     def _fetch(self, installation_id: int) -> str:
-        if self._known_suspended(installation_id):
+        if self._read_standing(installation_id).refuses():
             raise InstallationSuspended(installation_id)
         asked_at = self.clock()
         try:
@@ -470,12 +575,14 @@ class GitHubApp:
                 "POST", f"/app/installations/{installation_id}/access_tokens"
             )
         except NotFound:
+            self._confirm_gone(installation_id)
             raise InstallationGone(installation_id) from None
         except GitHubRequestError as exc:
             if not says_suspended(exc.status, str(exc)):
                 raise
             log.warning("installation %s is suspended on GitHub: no token", installation_id)
             mark_suspended(self.database, installation_id, _at(asked_at))
+            self.installation_changed(installation_id)
             raise InstallationSuspended(installation_id) from None
         self.token_requests[installation_id] += 1
         data = json_object(response)
@@ -506,6 +613,8 @@ class GitHubApp:
             )
         with self._lock:
             self._tokens[installation_id] = _Cached(token, expires_at)
+            # Not suspended (any more): GitHub just gave a token.
+            self._standings[installation_id] = _Standing(None, time.time(), self.clock())
         log.info("installation %s: new token until %s", installation_id, _at(expires_at))
         return token
 

@@ -46,9 +46,10 @@ class NotFound(GitHubError):
 
 class InstallationGone(NotFound):
     """App mode: GitHub answers 404 to a token request for an installation undersign had
-    recorded: the app was removed from that account since (its ``installation deleted``
-    webhook missed). A NotFound, as what that installation covered can no longer be seen;
-    a read any installation may make goes on with another one (``GitHubApp.token_for_path``)."""
+    recorded, and to ``GET /app/installations/{id}`` too: the app was removed from that
+    account since (its ``installation deleted`` webhook missed). A NotFound, as what that
+    installation covered can no longer be seen; a read any installation may make goes on
+    with another one (``GitHubApp.token_for_path``)."""
 
     def __init__(self, installation_id: int) -> None:
         super().__init__(f"installation {installation_id} was removed on GitHub")
@@ -92,3 +93,14 @@ class AppNotInstalled(GitHubRequestError):
             "installation's token: install the app on an organisation or account first",
         )
         self.status = 400
+
+
+#: What only whoever runs undersign (or the account the app is installed on) can mend: no
+#: bot token and no App, an App installed nowhere, every installation suspended. Their
+#: messages name settings and installations, which are the operator's business: a page shows
+#: them to instance admins only, and plainly tells anyone else that it cannot help now.
+NEEDS_AN_OPERATOR: tuple[type[Exception], ...] = (
+    GitHubNotConfigured,
+    AppNotInstalled,
+    InstallationSuspended,
+)

@@ -267,6 +267,15 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     return handler
 
 
+# GitHub's X-GitHub-Delivery is a GUID; anything else in that header is not logged.
+DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def delivery_id_of(header: str | None) -> str | None:
+    """A request's ``X-GitHub-Delivery`` when it is well formed, for its log lines."""
+    return header if header and DELIVERY_ID.fullmatch(header) else None
+
+
 def bind(**fields: Any) -> contextvars.Token[Mapping[str, Any] | None]:
     """Add fields to every line logged in this context; undo with ``unbind``."""
     current = dict(_context.get() or {})
@@ -300,8 +309,9 @@ def current(name: str) -> Any:
 class GunicornLogger(_GunicornBase):
     """gunicorn's error and access logs through undersign's handler (same format, same
     redaction). The access line has the method, the path without its query string, the
-    status, the size, the duration and the request id; not the client address (the reverse
-    proxy's log has it, and it is personal data)."""
+    status, the size, the duration, the request id and, for a webhook, GitHub's delivery id
+    (so following a delivery finds the web process that answered it); not the client address
+    (the reverse proxy's log has it, and it is personal data)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
@@ -324,6 +334,7 @@ class GunicornLogger(_GunicornBase):
         method = str(environ.get("REQUEST_METHOD", "-"))
         path = str(environ.get("PATH_INFO", "-"))
         seconds = request_time.total_seconds() if hasattr(request_time, "total_seconds") else 0
+        delivery = delivery_id_of(environ.get("HTTP_X_GITHUB_DELIVERY"))
         try:
             self.access_log.info(
                 "%s %s %s",
@@ -337,6 +348,7 @@ class GunicornLogger(_GunicornBase):
                     "bytes": getattr(resp, "sent", None),
                     "duration_ms": round(seconds * 1000, 1),
                     "request_id": headers.get("x-request-id"),
+                    **({"delivery_id": delivery} if delivery else {}),
                 },
             )
         except Exception:  # an access line must never break a response

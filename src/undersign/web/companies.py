@@ -27,6 +27,7 @@ from undersign.agreements.markdown import render_markdown
 from undersign.agreements.models import Agreement, AgreementVersion, Company
 from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
+    NEEDS_AN_OPERATOR,
     AppNotInstalled,
     GitHubError,
     GitHubNotConfigured,
@@ -88,13 +89,27 @@ def _resolver() -> Callable[[str], tuple[int, str] | None]:
     return resolve
 
 
+def _instance_admin() -> bool:
+    user = current_user()
+    return user is not None and user.github_id in settings().admins
+
+
 def _lookup_failed(
-    exc: Exception, retry: str = "GitHub could not be asked; try again."
+    exc: Exception,
+    retry: str = "GitHub could not be asked; try again.",
+    unavailable: str = "Adding GitHub accounts",
 ) -> tuple[str, int]:
-    """What a page says when a login could not be looked up, and its status. No credentials
-    or an App installed nowhere is a 409, as for the console's import: only an operator can
-    help, so no "try again" (so is every installation suspended); GitHub failing is a 503,
-    which a retry may mend."""
+    """What a page says when a login could not be looked up, and its status. No credentials,
+    an App installed nowhere or every installation suspended is a 409, as for the console's
+    import: only an operator can help. An instance admin reads why and what to set or
+    install (no "try again"); anyone else reads only that ``unavailable`` is, and what they
+    can do, since the reason names settings they cannot change (the caller logs it). GitHub
+    failing is a 503, which a retry may mend."""
+    if isinstance(exc, NEEDS_AN_OPERATOR) and not _instance_admin():
+        return (
+            f"{unavailable} is unavailable right now; try again later or contact the maintainers.",
+            409,
+        )
     if isinstance(exc, GitHubNotConfigured):
         return (
             f"undersign cannot ask GitHub about logins ({exc}); an operator must "
@@ -127,23 +142,23 @@ def sign(agreement: Agreement, version: AgreementVersion) -> Response | tuple[st
             resolve_login=_resolver(),
             ip_address=request.remote_addr,
         )
+        db_session().commit()
     except VersionChanged as exc:
-        db_session().rollback()
         return render_sign_page(agreement, exc.current, status=409, values=values, changed=True)
     except ValidationErrors as exc:
-        db_session().rollback()
         return render_sign_page(agreement, version, status=400, values=values, errors=exc.errors)
     except (GitHubError, RuntimeError) as exc:
-        db_session().rollback()
         log.warning("looking up managers for a company failed: %s", exc)
         error, status = _lookup_failed(
-            exc, "GitHub could not be asked about these logins; try again."
+            exc, "GitHub could not be asked about these logins; try again.", "Company signing"
         )
         errors = {"managers": error}
         return render_sign_page(agreement, version, status=status, values=values, errors=errors)
-    try:
-        db_session().commit()
-    except IntegrityError:  # the same company signing twice at the same moment
+    except IntegrityError:
+        # The same company signing twice at the same moment: both passed the check that it
+        # had not signed, and the insert (flushed inside sign) found the other's row. The
+        # session refuses every query, the page's too, until it is rolled back. The refusals
+        # above need no rollback: nothing was written or locked before them, only read.
         db_session().rollback()
         errors = {"company_name": "This company has signed already; ask its CLA managers."}
         return render_sign_page(agreement, version, status=409, values=values, errors=errors)

@@ -85,11 +85,11 @@ from undersign.enforcement import console
 from undersign.enforcement.agents import AGENT_POLICIES, DEFAULT_BOT_IDS, describe_bots
 from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
+    NEEDS_AN_OPERATOR,
     AppNotInstalled,
     GitHubError,
     GitHubNotConfigured,
     GitHubRequestError,
-    InstallationSuspended,
     NotFound,
 )
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
@@ -113,10 +113,12 @@ clock: Callable[[], float] = time.time
 
 
 class LookupFailed(Exception):
-    """GitHub could not say what this person administers: deny, and say why."""
+    """GitHub could not say what this person administers: deny, and say why. No ``reason``
+    when only an operator can mend it (``NEEDS_AN_OPERATOR``): the page then tells a person
+    who is not an instance admin what they can do, and the reason goes to the log."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason or "only an operator can mend it")
         self.reason = reason
 
 
@@ -142,7 +144,8 @@ def refresh_scope(github_id: int, login: str, *, force: bool = False) -> AdminSc
     except RuntimeError as exc:  # no bot token and no App: GitHub cannot be asked at all
         if github_id not in admins:
             session[SCOPE_KEY] = None
-            raise LookupFailed(str(exc)) from None
+            log.warning("admin lookup for github id %s cannot run: %s", github_id, exc)
+            raise LookupFailed(None) from None
         return AdminScope(github_id=github_id, instance_admin=True, checked_at=now)
     scope = look_up_scope(
         db_session(), github, github_id=github_id, login=login, admins=admins, now=now
@@ -156,8 +159,8 @@ def refresh_scope(github_id: int, login: str, *, force: bool = False) -> AdminSc
 def _scope() -> tuple[User, AdminScope]:
     user = require_user()
     scope = refresh_scope(user.github_id, user.login)
-    if scope.failure is not None:
-        raise LookupFailed(scope.failure)
+    if scope.failure is not None:  # logged when it was asked (refresh_scope)
+        raise LookupFailed(None if scope.needs_operator else scope.failure)
     return user, scope
 
 
@@ -432,7 +435,8 @@ def _may_link(scope: AdminScope, user: User, *, repo: str = "", org: str = "") -
     try:
         github = runtime().bot.github
     except RuntimeError as exc:  # no bot token and no App: GitHub cannot be asked
-        raise LookupFailed(str(exc)) from None
+        log.warning("a link by github id %s cannot be checked: %s", user.github_id, exc)
+        raise LookupFailed(None) from None
     owner = repo.partition("/")[0] if repo else org
     allowed = _github_confirms(lambda: org_owner(github, owner, user.login, user.github_id))
     if repo and not allowed:
@@ -936,35 +940,48 @@ def _import_version() -> int | None:
     return int(raw)
 
 
-def _github_resolver() -> LoginResolver:
+def _what_an_operator_must_do(login: str, exc: Exception) -> str:
+    """An instance admin's answer when ``login`` could not be looked up for a reason in
+    ``NEEDS_AN_OPERATOR``: why, and what to set, install or unsuspend."""
+    if isinstance(exc, GitHubNotConfigured):
+        return (
+            f"The file has logins without a GitHub id ({login!r}); resolving them needs "
+            f"GitHub, which undersign cannot ask ({exc}). Nothing was imported: "
+            f"{GITHUB_CREDENTIALS_FIX}, then check the file again, or give every line its "
+            "GitHub id."
+        )
+    if isinstance(exc, AppNotInstalled):
+        then = "once the app is installed"
+    else:  # every installation is suspended
+        then = "once an installation is unsuspended"
+    return (
+        f"Could not look up {login!r} on GitHub: {exc}. Nothing was imported; check the file "
+        f"again {then}."
+    )
+
+
+def _github_resolver(*, instance_admin: bool) -> LoginResolver:
     """``GET /users/{login}`` through the bot's client, read as a person, as ``undersign
     import`` asks (``Runtime.look_up_signer``); GitHub failing is a 503 before anything is
-    written. No bot token and no App, or an App installed nowhere, is a 409, not a 503: the
-    file is fine, but nothing will change until someone configures or installs, so no "try
-    again later"."""
+    written. No bot token and no App, an App installed nowhere or every installation
+    suspended is a 409, not a 503: the file is fine, but nothing will change until someone
+    configures, installs or unsuspends. An instance admin reads why and what to do (no "try
+    again later"); an agreement's admin, who cannot do it, reads only that the lookup is
+    unavailable and what they can do, and the reason goes to the log."""
 
     def resolve(login: str) -> tuple[int, str] | NotAPerson | None:
         try:
             return runtime().look_up_signer(login)
-        except GitHubNotConfigured as exc:  # no bot token and no App: an operator must set one
+        except NEEDS_AN_OPERATOR as exc:
+            if instance_admin:
+                abort(409, description=_what_an_operator_must_do(login, exc))
+            log.warning("an import could not look up %r on GitHub: %s", login, exc)
             abort(
                 409,
-                description=f"The file has logins without a GitHub id ({login!r}); resolving "
-                f"them needs GitHub, which undersign cannot ask ({exc}). Nothing was "
-                f"imported: {GITHUB_CREDENTIALS_FIX}, then check the file again, or give "
+                description=f"The file has logins without a GitHub id ({login!r}); looking "
+                "them up on GitHub is unavailable right now. Nothing was imported: check the "
+                "file again later, contact whoever runs this undersign instance, or give "
                 "every line its GitHub id.",
-            )
-        except AppNotInstalled as exc:  # someone must install the app: waiting will not help
-            abort(
-                409,
-                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
-                "imported; check the file again once the app is installed.",
-            )
-        except InstallationSuspended as exc:  # every installation is: someone must unsuspend
-            abort(
-                409,
-                description=f"Could not look up {login!r} on GitHub: {exc}. Nothing was "
-                "imported; check the file again once an installation is unsuspended.",
             )
         except GitHubError as exc:
             abort(
@@ -1011,7 +1028,7 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
             batch,
             agreement.slug,
             version=version,
-            resolve_login=_github_resolver(),
+            resolve_login=_github_resolver(instance_admin=user.github_id in settings().admins),
             dry_run=not expected,
             max_lookups=MAX_IMPORT_LOOKUPS,
             actor=str(user.github_id),

@@ -20,14 +20,13 @@ import uuid
 from flask import Flask, Response, g, jsonify, request
 
 from undersign.observability import metrics
-from undersign.observability.logging import bind, unbind
+from undersign.observability.logging import bind, delivery_id_of, unbind
 from undersign.web.context import runtime
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 WEBHOOK_ENDPOINT = "webhooks.github"
 
 # The outcomes of a webhook delivery (``undersign_webhook_deliveries_total``'s label).
@@ -51,8 +50,8 @@ def _start_request() -> None:
     request_id = request_id_for(incoming, runtime().settings.trusted_proxies)
     g.request_id = request_id
     fields: dict[str, str] = {"request_id": request_id}
-    delivery = request.headers.get("X-GitHub-Delivery", "")
-    if request.path == "/webhooks/github" and _DELIVERY_ID.fullmatch(delivery):
+    delivery = delivery_id_of(request.headers.get("X-GitHub-Delivery"))
+    if request.path == "/webhooks/github" and delivery:
         fields["delivery_id"] = delivery
     g.log_token = bind(**fields)
 

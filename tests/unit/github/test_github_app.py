@@ -3,6 +3,7 @@ tokens shared through the database, their refresh, the config, and the app webho
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -13,13 +14,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select
+from sqlalchemy import event, select
 from tests.conftest import make_settings
 
 from undersign.config import ConfigError, Settings, load_settings
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
+from undersign.enforcement.app_events import handle_app_delivery
+from undersign.enforcement.tasks import Delivery
 from undersign.github.app import (
+    STANDING_TTL,
     GitHubApp,
     any_installation_will_do,
     app_jwt,
@@ -29,6 +33,7 @@ from undersign.github.app import (
 from undersign.github.errors import (
     AppNotInstalled,
     GitHubRequestError,
+    GitHubUnavailable,
     InstallationSuspended,
     NotFound,
 )
@@ -357,6 +362,75 @@ def test_a_public_read_passes_over_suspended_installations(
     state.apps.unsuspend(installed)
     contexts[1].app.installations()  # GitHub's list says so (as ``undersign doctor`` reads it)
     assert suspended_installations(database) == [elsewhere]
+
+
+def handle(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """``ctx``'s process handles an ``installation`` webhook as a queue worker does."""
+    body = json.dumps(payload).encode()
+    parsed = parse_delivery("installation", body, "application/json", app_events=True)
+    handle_app_delivery(ctx, Delivery.from_event(parsed), dt.datetime.now(dt.UTC))
+
+
+def test_a_suspension_another_process_handled_is_noticed_within_seconds(
+    contexts: list[JobContext],
+    emulator: EmulatorServer,
+    database: Database,
+    clock: Clock,
+    installed: int,
+) -> None:
+    """One process handles the ``suspend`` webhook while another holds the installation's
+    token in memory: that one stops using it within STANDING_TTL seconds, without a request
+    to GitHub (it kept sending it until GitHub refused it). Unsuspended, it works again at
+    once. While active, a request costs no database read: the installation's row is read
+    once per STANDING_TTL."""
+    state = emulator.state
+    handling, other = contexts
+    record_installation(
+        database, {"id": installed, "account": {"login": "octo-org"}}, [(None, "octo-org/widgets")]
+    )
+    assert other.github.get_pull("octo-org", "widgets", 1)["number"] == 1
+    statements: list[str] = []
+    event.listen(database.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for _ in range(20):
+        other.app.installation_token(installed)
+    assert statements == []
+
+    state.apps.suspend(installed)
+    handle(handling, state.apps.installation_event(installed, "suspend"))
+    clock.now += STANDING_TTL
+    state.clear_requests()
+    with pytest.raises(InstallationSuspended):
+        other.github.get_pull("octo-org", "widgets", 1)
+    assert state.api_calls() == []
+
+    state.apps.unsuspend(installed)
+    handle(handling, state.apps.installation_event(installed, "unsuspend"))
+    assert other.github.get_pull("octo-org", "widgets", 1)["number"] == 1
+
+
+def test_a_token_request_answered_404_for_an_installation_github_shows_is_tried_again(
+    contexts: list[JobContext], emulator: EmulatorServer, database: Database, installed: int
+) -> None:
+    """Just after an installation is created GitHub can answer its token request 404 for a
+    moment. ``GET /app/installations/{id}`` still shows it: it is kept, not forgotten until
+    its repositories are seen again, and this attempt fails as one to retry (not as a
+    NotFound that no retry follows); the next one gets its token."""
+    state = emulator.state
+    record_installation(
+        database, {"id": installed, "account": {"login": "octo-org"}}, [(None, "octo-org/widgets")]
+    )
+    state.add_fault(
+        "POST",
+        rf"/app/installations/{installed}/access_tokens$",
+        status=404,
+        body={"message": "Not Found", "documentation_url": "https://docs.github.com/rest"},
+    )
+    with pytest.raises(GitHubUnavailable, match="still shows"):
+        contexts[0].github.get_pull("octo-org", "widgets", 1)
+    assert len(state.api_calls("GET", f"/app/installations/{installed}")) == 1
+    assert installed_installations(database) == [installed]
+    assert contexts[0].github.get_pull("octo-org", "widgets", 1)["number"] == 1
+    assert state.apps.token_requests == {installed: 1}
 
 
 def suspended_installations(database: Database) -> list[int]:

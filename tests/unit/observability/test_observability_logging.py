@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from undersign.config import load_settings
-from undersign.observability.logging import bound, configure_logging
+from undersign.observability.logging import bound, configure_logging, delivery_id_of
 
 SECRETS = {
     "UNDERSIGN_SECRET_KEY": "s3cret-key-for-the-logging-test-0123456789",
@@ -181,3 +181,13 @@ def test_the_redactor_fast_paths_give_the_full_passes_answer() -> None:
     # Every pattern is exercised above, so the characters the skip relies on are checked.
     for pattern, _ in _PATTERNS:
         assert any(pattern.search(text) for text in REDACTOR_TEXTS), pattern.pattern
+
+
+def test_only_a_well_formed_delivery_header_is_logged() -> None:
+    """The access line takes X-GitHub-Delivery from the request as sent: anything that is
+    not a GUID-like token (a forged line break, a long value) stays out of the log."""
+    assert delivery_id_of("72d3162e-cc78-11e3-81ab-4c9367dc0958") == (
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    )
+    for bad in (None, "", "a\nforged line", "x" * 65, "id with spaces"):
+        assert delivery_id_of(bad) is None, bad
