@@ -240,6 +240,29 @@ def test_installation_token_lasts_an_hour_and_reaches_only_its_repos(
     assert state.apps.token_requests[app] == 1
 
 
+def test_each_installation_has_its_own_primary_rate_limit(
+    app: int, as_app: httpx.Client, api: Api, state: GitHubEmulator, clock: FakeClock
+) -> None:
+    """docs "Rate limits for the REST API": installation tokens are limited per installation
+    (at least 5,000 an hour), and the refusal names the installation."""
+    other = int(state.apps.install(APP_ID, "alice")["id"])
+    tokens = {
+        installation: as_app.post(f"/app/installations/{installation}/access_tokens").json()[
+            "token"
+        ]
+        for installation in (app, other)
+    }
+    state.set_installation_rate_limit(app, 0, reset_at=clock.now + 600)
+    refused = api(tokens[app]).get("/repos/octo-org/widgets")
+    assert refused.status_code == 403
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.json()["message"] == f"API rate limit exceeded for installation ID {app}."
+    served = api(tokens[other]).get("/repos/alice/private-stuff")
+    assert served.status_code == 200
+    assert served.headers["X-RateLimit-Limit"] == "5000"
+    assert served.headers["X-RateLimit-Remaining"] == "4999"
+
+
 def test_installation_token_permissions_are_enforced(
     app: int, as_installation: httpx.Client, state: GitHubEmulator
 ) -> None:

@@ -65,6 +65,14 @@ def test_control_api_scripts_a_scenario(
     settings = web.post("/_emulator/settings", json={"auto_approve_as": "zoe"}).json()
     assert settings["auto_approve_as"] == "zoe"
 
+    renamed = web.post("/_emulator/repos/zoe/app/rename", json={"new_name": "tool"}).json()
+    assert (renamed["action"], renamed["repository"]["full_name"]) == ("renamed", "zoe/tool")
+    assert renamed["changes"] == {"repository": {"name": {"from": "app"}}}
+    assert web.post("/_emulator/users", json={"login": "yan"}).status_code == 201
+    moved = web.post("/_emulator/repos/zoe/tool/transfer", json={"new_owner": "yan"}).json()
+    assert moved["repository"]["full_name"] == "yan/tool"
+    assert moved["changes"]["owner"]["from"]["user"]["login"] == "zoe"
+
 
 def test_inspect_page_escapes_and_refuses_script_links(
     web: httpx.Client, state: GitHubEmulator

@@ -399,3 +399,82 @@ def test_check_runs_need_a_github_app(api: Api, state: GitHubEmulator, repo: str
     response = api(state.issue_token("alice")).post(f"/repos/{repo}/check-runs", json={})
     assert response.status_code == 403
     assert response.json()["message"] == "You must authenticate via a GitHub App."
+
+
+# --- renamed and transferred repositories ---------------------------------------------------
+
+
+def test_a_renamed_repositorys_old_name_redirects_to_its_id(
+    api: Api, state: GitHubEmulator, repo: str
+) -> None:
+    """octokit/fixtures rename-repository: 301 for a GET, 307 otherwise, to
+    ``/repositories/{id}``, with ``{"message": "Moved Permanently", "url"}``."""
+    sha = state.add_commit(repo, author_login="alice")
+    changes = state.rename_repo(repo, "gizmos")
+    assert changes == {"repository": {"name": {"from": "widgets"}}}
+    client = api(state.issue_token("alice"))
+    repo_id = client.get("/repos/acme/gizmos").json()["id"]
+    moved = client.get("/repos/acme/widgets/pulls", params={"state": "all"})
+    location = f"{state.api_url}/repositories/{repo_id}/pulls?state=all"
+    assert (moved.status_code, moved.headers["Location"]) == (301, location)
+    assert moved.json()["message"] == "Moved Permanently"
+    assert moved.json()["url"] == location
+    post = client.post(f"/repos/acme/widgets/statuses/{sha}", json={"state": "success"})
+    assert post.status_code == 307
+    assert post.headers["Location"] == f"{state.api_url}/repositories/{repo_id}/statuses/{sha}"
+    # Followed, the redirect lands on the repository under its new name.
+    assert client.get("/repos/acme/widgets", follow_redirects=True).json()["full_name"] == (
+        "acme/gizmos"
+    )
+    # A new repository taking the old name ends the redirect.
+    state.add_repo("acme/widgets")
+    assert client.get("/repos/acme/widgets").json()["id"] != repo_id
+
+
+def test_a_transferred_repository_redirects_and_says_where_from(
+    api: Api, state: GitHubEmulator, repo: str
+) -> None:
+    state.add_org("newco", admins=["alice"])
+    changes = state.transfer_repo(repo, "newco")
+    assert changes["owner"]["from"]["organization"]["login"] == "acme"
+    payload = state.repository_event("newco/widgets", "transferred", changes, sender_login="alice")
+    assert payload["action"] == "transferred"
+    assert payload["repository"]["full_name"] == "newco/widgets"
+    assert payload["changes"] == changes
+    moved = api(state.issue_token("alice")).get("/repos/acme/widgets")
+    assert moved.status_code == 301
+    assert moved.headers["Location"].endswith(f"/repositories/{payload['repository']['id']}")
+
+
+def test_a_private_repositorys_old_name_is_a_404_to_strangers(
+    api: Api, state: GitHubEmulator
+) -> None:
+    state.add_org("acme", admins=["alice"])
+    state.add_repo("acme/secret", private=True)
+    state.rename_repo("acme/secret", "hidden")
+    assert api(state.issue_token("bob")).get("/repos/acme/secret").status_code == 404
+    assert api(state.issue_token("alice")).get("/repos/acme/secret").status_code == 301
+
+
+def test_a_pull_request_from_a_deleted_fork_has_a_null_head_repo(
+    api: Api, state: GitHubEmulator, repo: str
+) -> None:
+    """rest-api-description#161 / #1811: ``head.repo`` is null in the pull request and in
+    the listing once the fork is gone; the head commits stay readable."""
+    state.add_repo("bob/widgets")
+    sha = state.add_commit("bob/widgets", author_login="bob")
+    pr = state.add_pull_request(repo, user_login="bob", commits=[sha], head_repo="bob/widgets")
+    state.delete_fork("bob/widgets")
+    client = api(state.issue_token("alice"))
+    one = client.get(f"/repos/{repo}/pulls/{pr['number']}").json()
+    assert one["head"]["repo"] is None and one["head"]["sha"] == sha
+    assert one["base"]["repo"]["full_name"] == repo
+    [listed] = client.get(f"/repos/{repo}/pulls").json()
+    assert listed["head"]["repo"] is None
+    assert client.get(f"/repos/{repo}/pulls", params={"head": "bob:feature"}).json() == []
+    assert [c["sha"] for c in client.get(f"/repos/{repo}/pulls/{pr['number']}/commits").json()] == [
+        sha
+    ]
+    assert client.get("/repos/bob/widgets").status_code == 404
+    with pytest.raises(ValueError, match="not a fork"):
+        state.delete_fork(repo)

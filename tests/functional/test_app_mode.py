@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +34,7 @@ from undersign.agreements.models import Company, Signature
 from undersign.agreements.service import AgreementService
 from undersign.db import Base, Database
 from undersign.emulator import EmulatorServer
+from undersign.github.app import installed_repositories
 from undersign.github.models import AppInstallation
 from undersign.jobs.queue import start_embedded_consumer
 from undersign.runtime import build_runtime
@@ -175,8 +177,6 @@ def test_installing_the_app_enforces_open_pull_requests_with_a_check_run(
         stored = session.execute(text("SELECT token_encrypted FROM app_installation_tokens"))
         [encrypted] = [row[0] for row in stored]
     assert tokens and all(t not in encrypted for t in tokens)
-    from undersign.github.app import installed_repositories
-
     assert installed_repositories(app_cla.database) == ["octo-org/gadgets", "octo-org/widgets"]
 
     # Signing turns both green: the same check run, updated in place.
@@ -240,8 +240,6 @@ def test_repositories_added_later_are_enforced(app_cla: CLAService) -> None:
     payload = state.apps.installation_repositories_event(installation, "removed", [REPO])
     assert app_cla.deliver("installation_repositories", payload)[0] == 202
     app_cla.wait_idle()
-    from undersign.github.app import installed_repositories
-
     assert installed_repositories(app_cla.database) == ["octo-org/gadgets"]
 
 
@@ -757,3 +755,83 @@ def test_the_reconciler_passes_over_a_suspended_installation_in_one_line(
     ], output
     assert "error" not in output
     assert state.apps.token_requests.get(installation) == asked.get(installation)
+
+
+def test_a_renamed_repository_is_followed_with_the_installations_token(
+    app_cla: CLAService,
+) -> None:
+    """``repository`` ``renamed`` in app mode: GitHub is asked about the new name with the
+    installation's token, and the old name no longer routes to the installation."""
+    state = app_cla.state
+    installation = install(app_cla, repositories=[REPO])
+    before = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    opened = state.pull_request_event(REPO, before["number"], installation_id=installation)
+    app_cla.deliver("pull_request", opened)
+    app_cla.wait_idle()
+    changes = state.rename_repo(REPO, "things")
+    new = "octo-org/things"
+    payload = state.repository_event(new, "renamed", changes, installation_id=installation)
+    app_cla.deliver("repository", payload, target_type="integration", target_id=APP_ID)
+    app_cla.wait_idle()
+    assert [job.status for job in app_cla.jobs()] == ["done"] * len(app_cla.jobs())
+    assert installed_repositories(app_cla.database) == [new]
+    app_cla.sign("alice")
+    sha = before["head"]["sha"]
+    app_cla.wait_for(lambda: app_cla.status_state(new, sha) == "success", what="green")
+
+
+def test_one_installations_exhausted_rate_limit_does_not_stop_another(
+    app_cla: CLAService,
+) -> None:
+    """GitHub counts the primary limit per installation ("API rate limit exceeded for
+    installation ID N"): the installation that ran out waits for its reset, the others go on."""
+    state = app_cla.state
+    state.add_org("other-org")
+    state.add_repo("other-org/tools")
+    with app_cla.database.session() as session:
+        AgreementService(session).link_org("other-org", AGREEMENT_SLUG)
+    mine = install(app_cla)
+    other = install(app_cla, account="other-org")
+    first = state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    second = state.add_pull_request("other-org/tools", user_login="bob", n_commits=1)
+    reset = time.time() + 6
+    state.set_installation_rate_limit(mine, 0, reset_at=reset)
+    app_cla.deliver(
+        "pull_request", state.pull_request_event(REPO, first["number"], installation_id=mine)
+    )
+    app_cla.wait_for(
+        lambda: any(c.status == 403 for c in state.api_calls()), what="the refused call"
+    )
+    app_cla.deliver(
+        "pull_request",
+        state.pull_request_event("other-org/tools", second["number"], installation_id=other),
+    )
+    sha = second["head"]["sha"]
+    app_cla.wait_for(lambda: app_cla.status_state("other-org/tools", sha) == "failure", 5)
+    assert time.time() < reset  # not held back by the other installation's limit
+    app_cla.wait_idle(30)
+    assert app_cla.status_state(REPO, first["head"]["sha"]) == "failure"
+    refused = [c for c in state.api_calls() if c.status == 403]
+    assert len(refused) == 1
+
+
+def test_a_renamed_account_keeps_its_installation_and_agreement(app_cla: CLAService) -> None:
+    """``installation_target`` ``renamed``: the installation, its repositories and the org
+    link go by the account's new login; its pull requests are checked as before."""
+    state = app_cla.state
+    installation = install(app_cla, repositories=[REPO])
+    changes = state.rename_user("octo-org", "octo-labs")
+    payload = state.apps.installation_target_event(installation, changes)
+    app_cla.deliver("installation_target", payload, target_type="integration", target_id=APP_ID)
+    app_cla.wait_idle()
+    assert [job.status for job in app_cla.jobs()] == ["done"] * len(app_cla.jobs())
+    assert installed_repositories(app_cla.database) == ["octo-labs/widgets"]
+    with app_cla.database.session() as session:
+        [row] = session.scalars(select(AppInstallation))
+    assert row.account_login == "octo-labs"
+    new = "octo-labs/widgets"
+    pr = state.add_pull_request(new, user_login="alice", n_commits=1)
+    opened = state.pull_request_event(new, pr["number"], installation_id=installation)
+    app_cla.deliver("pull_request", opened)
+    app_cla.wait_idle()
+    assert app_cla.status_state(new, pr["head"]["sha"]) == "failure"

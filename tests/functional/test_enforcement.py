@@ -580,3 +580,26 @@ def test_error_status_never_lands_over_a_newer_verdict(cla_factory: CLAFactory) 
     # A job whose trigger came after the last evaluation, and nobody at work: error it is.
     service.post_error_status(ctx, REPO, pr["number"], "gave up", not_before=utcnow())
     assert [s["state"] for s in cla.statuses(REPO, sha)] == ["error", "failure"]
+
+
+def test_a_pull_request_whose_fork_was_deleted_still_gets_its_verdict(cla: CLAService) -> None:
+    """The contributor deleted their fork: GitHub keeps the pull request, with
+    ``head.repo: null``, and its head commits in the base repository's network."""
+    cla.state.add_repo("bob/widgets")
+    shas = [cla.state.add_commit("bob/widgets", author_login="bob")]
+    pr = cla.state.add_pull_request(REPO, user_login="bob", commits=shas, head_repo="bob/widgets")
+    cla.state.delete_fork("bob/widgets")
+    payload = cla.state.pull_request_event(REPO, pr["number"], "synchronize")
+    assert payload["pull_request"]["head"]["repo"] is None
+    assert cla.deliver("pull_request", payload)[0] == 202
+    cla.wait_idle()
+    sha = head(cla, pr)
+    assert cla.status_state(REPO, sha) == "failure"
+    # A re-check reads the pull request itself (``GET /pulls/{n}``), head.repo null and all.
+    cla.sign("bob")
+    cla.deliver(
+        "issue_comment", cla.state.issue_comment_event(REPO, pr["number"], "/cla check", "bob")
+    )
+    cla.wait_idle()
+    assert cla.status_state(REPO, sha) == "success"
+    assert [j.status for j in cla.jobs()] == ["done"] * len(cla.jobs())

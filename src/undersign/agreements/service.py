@@ -452,6 +452,43 @@ class AgreementService:
         self.session.flush()
         return True
 
+    def follow_repo_move(self, previous: str, current: str) -> bool:
+        """GitHub renamed or transferred a linked repository: its link follows it to
+        ``current`` (audited as ``repo.move``). Not when ``current`` has a link of its own:
+        that one was made on purpose and wins. Returns whether a link moved."""
+        old, new = normalize_repo_full_name(previous), normalize_repo_full_name(current)
+        link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == old))
+        if link is None or old == new:
+            return False
+        if self.session.scalar(select(RepoLink.id).where(RepoLink.full_name == new)) is not None:
+            return False
+        state = _link_state(link) or {}
+        link.full_name = new
+        self.audit(link.agreement, "repo.move", {"repo": old, **state}, {"repo": new, **state})
+        return True
+
+    def follow_account_rename(self, previous: str, current: str) -> int:
+        """GitHub renamed an account: its organisation link and the links of its
+        repositories follow it to the new login (audited as ``org.move`` / ``repo.move``);
+        a link made for the new name already wins. Returns how many links moved."""
+        old, new = normalize_org(previous), normalize_org(current)
+        if old == new:
+            return 0
+        moved = 0
+        link = self.session.scalar(select(OrgLink).where(OrgLink.org == old))
+        taken = self.session.scalar(select(OrgLink.id).where(OrgLink.org == new))
+        if link is not None and taken is None:
+            state = _link_state(link) or {}
+            link.org = new
+            self.audit(link.agreement, "org.move", {"org": old, **state}, {"org": new, **state})
+            moved += 1
+        repos = self.session.scalars(
+            select(RepoLink.full_name).where(RepoLink.full_name.startswith(f"{old}/"))
+        ).all()
+        for name in repos:
+            moved += self.follow_repo_move(name, f"{new}/{name.partition('/')[2]}")
+        return moved
+
     def link_org(
         self,
         org: str,

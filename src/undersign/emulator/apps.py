@@ -90,7 +90,7 @@ DEFAULT_PERMISSIONS = {
     "pull_requests": "read",
     "statuses": "write",
 }
-DEFAULT_EVENTS = ("check_run", "issue_comment", "merge_group", "pull_request")
+DEFAULT_EVENTS = ("check_run", "issue_comment", "merge_group", "pull_request", "repository")
 #: The manifest flow's temporary code: "exchanged ... within one hour", and only once.
 MANIFEST_CODE_TTL = 3600
 
@@ -620,6 +620,28 @@ class AppRegistry:
                 "action": action,
                 "installation": self.installation_json(inst, webhook=True),
                 "repositories": [_mini_repo(st, r) for r in self.installation_repos(inst)],
+                "sender": objects.simple_user(st, sender),
+            }
+
+    def installation_target_event(
+        self, installation_id: int, changes: JSON, *, sender_login: str | None = None
+    ) -> JSON:
+        """``installation_target`` ``renamed``: the account an installation is on changed its
+        login (pass what ``rename_user`` returned); only apps receive it."""
+        st = self.st
+        with st.lock:
+            inst = self._installation(installation_id)
+            account = st.users[inst.account_id]
+            sender = st.require_user(sender_login) if sender_login else account
+            return {
+                "action": "renamed",
+                "account": objects.simple_user(st, account),
+                "changes": changes,
+                "target_type": "Organization" if account.id in st.orgs else "User",
+                "installation": {
+                    "id": inst.id,
+                    "node_id": objects.node_id("Installation", inst.id),
+                },
                 "sender": objects.simple_user(st, sender),
             }
 

@@ -166,6 +166,9 @@ def repo_route(bp: Blueprint, rule: str, methods: tuple[str, ...] = ("GET",)) ->
             st = current_state()
             with st.lock:
                 found = st.find_repo(f"{owner}/{repo}")
+                moved = st.moved_repo(f"{owner}/{repo}") if found is None else None
+            if moved is not None:
+                return _moved(moved, f"/repos/{owner}/{repo}")
             return _dispatch(view, found, f"/repos/{owner}/{repo}", kwargs)
 
         def by_id(repo_id: int, **kwargs: Any) -> Response:
@@ -184,6 +187,29 @@ def repo_route(bp: Blueprint, rule: str, methods: tuple[str, ...] = ("GET",)) ->
         return view
 
     return decorate
+
+
+MOVED_DOCS = (
+    "https://docs.github.com/rest/guides/best-practices-for-using-the-rest-api#follow-redirects"
+)
+
+
+def _moved(repo: Repo, prefix: str) -> Response:
+    """A former name of a renamed or transferred repository: GitHub answers ``301`` to a GET
+    and ``307`` to anything else, pointing at ``/repositories/{id}`` (octokit/fixtures
+    ``rename-repository``). A repository the caller cannot see stays a plain 404."""
+    st = current_state()
+    with st.lock:
+        visible = st.can_read(repo, viewer_id()) and not (repo.private and not has_scope("repo"))
+    if not visible:
+        raise not_found()
+    suffix = request.path[len(PREFIX) + len(prefix) :]
+    location = f"{st.api_url}/repositories/{repo.id}{suffix}"
+    if request.query_string:
+        location += "?" + request.query_string.decode("ascii", "replace")
+    status = 301 if request.method in ("GET", "HEAD") else 307
+    body = {"message": "Moved Permanently", "url": location, "documentation_url": MOVED_DOCS}
+    return api_json(body, status, {"Location": location})
 
 
 def _dispatch(

@@ -338,14 +338,19 @@ def _tree_sha(c: CommitRec) -> str:
 # --- pull requests / issues --------------------------------------------------------------------
 
 
-def _branch_end(st: GitHubEmulator, repo: Repo, ref: str, sha: str, *, webhook: bool) -> JSON:
+def _branch_end(
+    st: GitHubEmulator, repo: Repo, ref: str, sha: str, *, webhook: bool, deleted: bool = False
+) -> JSON:
+    """``head``/``base``; a deleted fork's ``repo`` is null (rest-api-description#161).
+    GUESS: ``label`` and ``user`` stay as they were while the owner's account exists
+    (githubkit#56 reports them null only for a deleted branch)."""
     owner = st.users[repo.owner_id]
     return {
         "label": f"{owner.login}:{ref}",
         "ref": ref,
         "sha": sha,
         "user": simple_user(st, owner),
-        "repo": repository(st, repo, webhook=webhook),
+        "repo": None if deleted else repository(st, repo, webhook=webhook),
     }
 
 
@@ -365,7 +370,10 @@ def pull_request(
 ) -> JSON:
     """``GET /pulls/{n}`` (full) or the ``PullRequestSimple`` items of ``GET /pulls``."""
     repo = st.repos[pr.repo_id]
-    head_repo = st.repos[pr.head_repo_id]
+    head_repo = st.head_repo(pr)
+    fork_deleted = head_repo is None
+    if head_repo is None:
+        head_repo = st.deleted_repos[pr.head_repo_id]
     full = st.full_name(repo)
     api = f"{st.api_url}/repos/{full}"
     html = f"{st.base_url}/{full}/pull/{pr.number}"
@@ -401,7 +409,9 @@ def pull_request(
         "review_comment_url": f"{api}/pulls/comments{{/number}}",
         "comments_url": f"{api}/issues/{pr.number}/comments",
         "statuses_url": f"{api}/statuses/{pr.head_sha}",
-        "head": _branch_end(st, head_repo, pr.head_ref, pr.head_sha, webhook=webhook),
+        "head": _branch_end(
+            st, head_repo, pr.head_ref, pr.head_sha, webhook=webhook, deleted=fork_deleted
+        ),
         "base": _branch_end(st, repo, pr.base_ref, pr.base_sha, webhook=webhook),
         "_links": {
             "self": {"href": f"{api}/pulls/{pr.number}"},

@@ -105,6 +105,11 @@ class GitHubEmulator:
         self.tokens: dict[str, Token] = {}
         self._buckets: dict[str, RateBucket] = {}
         self.repos: dict[int, Repo] = {}
+        #: Former ``owner/name`` (lowercased) of renamed or transferred repositories -> repo id:
+        #: GitHub redirects them to ``/repositories/{id}`` while no repository takes the name.
+        self.repo_redirects: dict[str, int] = {}
+        #: Deleted forks, kept only so the pull requests they opened can still be shown.
+        self.deleted_repos: dict[int, Repo] = {}
         self.commits: dict[str, CommitRec] = {}
         self.pulls: dict[tuple[int, int], PullRec] = {}
         self.status_records: list[StatusRec] = []
@@ -200,6 +205,62 @@ class GitHubEmulator:
         found = (r for r in self.repos.values() if r.owner_id == owner.id)
         return next((r for r in found if r.name.lower() == wanted), None)
 
+    def moved_repo(self, full_name: str) -> Repo | None:
+        """The repository a former ``owner/name`` now redirects to (renamed, transferred, or
+        its owner renamed), while no repository holds that name again."""
+        if self.find_repo(full_name) is not None:
+            return None
+        repo_id = self.repo_redirects.get(full_name.lower())
+        return self.repos.get(repo_id) if repo_id is not None else None
+
+    def rename_repo(self, full_name: str, new_name: str) -> JSON:
+        """Rename a repository (Settings -> General); returns the ``changes`` object of the
+        ``repository`` ``renamed`` delivery GitHub sends for it."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            owner = self.users[repo.owner_id].login
+            taken = self.find_repo(f"{owner}/{new_name}")
+            if taken not in (None, repo):
+                raise ValueError(f"name already taken: {owner}/{new_name}")
+            old = repo.name
+            self.repo_redirects[f"{owner}/{old}".lower()] = repo.id
+            repo.name = new_name
+            return {"repository": {"name": {"from": old}}}
+
+    def transfer_repo(self, full_name: str, new_owner: str) -> JSON:
+        """Transfer a repository to another account; returns the ``changes`` object of the
+        ``repository`` ``transferred`` delivery (``owner.from.user`` or ``.organization``)."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            target = self.require_user(new_owner)
+            if self.find_repo(f"{target.login}/{repo.name}") is not None:
+                raise ValueError(f"name already taken: {target.login}/{repo.name}")
+            previous = self.users[repo.owner_id]
+            self.repo_redirects[self.full_name(repo).lower()] = repo.id
+            repo.owner_id = target.id
+            kind = "organization" if previous.id in self.orgs else "user"
+            account = (
+                objects.organization(self, previous)
+                if kind == "organization"
+                else objects.simple_user(self, previous)
+            )
+            return {"owner": {"from": {kind: account}}}
+
+    def delete_fork(self, full_name: str) -> None:
+        """Delete a fork that opened pull requests elsewhere: they stay, and GitHub gives
+        them ``head.repo: null`` ("unknown repository"; github/rest-api-description#161,
+        #1811). Their head commits stay reachable from the base repository."""
+        with self.lock:
+            repo = self.require_repo(full_name)
+            if any(pr.repo_id == repo.id for pr in self.pulls.values()):
+                raise ValueError(f"{full_name} has pull requests of its own: not a fork to delete")
+            del self.repos[repo.id]
+            self.deleted_repos[repo.id] = repo
+
+    def head_repo(self, pr: PullRec) -> Repo | None:
+        """The repository a pull request comes from; None once that fork was deleted."""
+        return self.repos.get(pr.head_repo_id)
+
     def require_repo(self, full_name: str) -> Repo:
         repo = self.find_repo(full_name)
         if repo is None:
@@ -274,13 +335,38 @@ class GitHubEmulator:
         with self.lock:
             return objects.public_user(self, self.require_user(login))
 
-    def rename_user(self, old_login: str, new_login: str) -> None:
-        """Change a login; the numeric id stays (that is why undersign keys users by id)."""
+    def rename_user(self, old_login: str, new_login: str) -> JSON:
+        """Change a login (a person's or an organisation's); the numeric id stays (that is
+        why undersign keys users by id). Returns the ``changes`` object of the
+        ``organization`` / ``installation_target`` ``renamed`` deliveries."""
         with self.lock:
             user = self.require_user(old_login)
             if self.user_by_login(new_login) not in (None, user):
                 raise ValueError(f"login already taken: {new_login}")
-            user.login = new_login
+            for repo in self.repos.values():  # their old URLs redirect, as a rename's do
+                if repo.owner_id == user.id:
+                    self.repo_redirects[f"{user.login}/{repo.name}".lower()] = repo.id
+            previous, user.login = user.login, new_login
+            return {"login": {"from": previous}}
+
+    def organization_event(
+        self, org: str, action: str, changes: JSON, *, sender_login: str | None = None
+    ) -> JSON:
+        """An ``organization`` payload (``renamed``: pass what ``rename_user`` returned), as
+        an organisation's webhooks receive it."""
+        if action != "renamed":
+            raise ValueError(f"unsupported organization action: {action}")
+        with self.lock:
+            account = self.require_user(org)
+            if account.id not in self.orgs:
+                raise ValueError(f"{org} is not an organisation")
+            sender = self.require_user(sender_login) if sender_login else account
+            return {
+                "action": action,
+                "changes": changes,
+                "organization": objects.organization(self, account),
+                "sender": objects.simple_user(self, sender),
+            }
 
     def add_oauth_client(
         self,
@@ -877,13 +963,28 @@ class GitHubEmulator:
         with self.lock:
             found = self.token_user(token_or_login)
             user = found[1] if found else self.require_user(token_or_login)
-            bucket = self.rate_bucket(f"user:{user.id}", user.id)
-            bucket.remaining = remaining
-            if reset_at is not None:
-                # GitHub announces and applies the reset in whole epoch seconds: announcing
-                # int(reset_at) while refusing until a later fraction would refuse a client
-                # that waited exactly as told.
-                bucket.reset_at = float(int(reset_at))
+            self._set_bucket(f"user:{user.id}", user.id, remaining, reset_at)
+
+    def set_installation_rate_limit(
+        self, installation_id: int, remaining: int, reset_at: float | None = None
+    ) -> None:
+        """Set the primary limit left for an installation: each has its own, whichever
+        token of it is used (an app's other installations are not touched)."""
+        with self.lock:
+            inst = self.apps.installations[installation_id]
+            bot = self.apps.apps[inst.app_id].bot_user_id
+            self._set_bucket(f"installation:{installation_id}", bot, remaining, reset_at)
+
+    def _set_bucket(
+        self, key: str, user_id: int | None, remaining: int, reset_at: float | None
+    ) -> None:
+        bucket = self.rate_bucket(key, user_id)
+        bucket.remaining = remaining
+        if reset_at is not None:
+            # GitHub announces and applies the reset in whole epoch seconds: announcing
+            # int(reset_at) while refusing until a later fraction would refuse a client
+            # that waited exactly as told.
+            bucket.reset_at = float(int(reset_at))
 
     def secondary_limit(self, times: int = 1, retry_after: int | None = 60) -> None:
         """Refuse the next ``times`` content-creating requests with a secondary rate limit."""
@@ -1090,6 +1191,27 @@ class GitHubEmulator:
                 sender_login=sender_login,
                 installation_id=installation_id,
                 changes=changes,
+            )
+
+    def repository_event(
+        self,
+        full_name: str,
+        action: str,
+        changes: JSON,
+        *,
+        sender_login: str | None = None,
+        installation_id: int | None = None,
+    ) -> JSON:
+        """A ``repository`` payload (``renamed``/``transferred``: pass what ``rename_repo`` or
+        ``transfer_repo`` returned); ``repository`` shows the repository as it is now."""
+        with self.lock:
+            return webhooks.repository_payload(
+                self,
+                full_name,
+                action,
+                changes,
+                sender_login=sender_login,
+                installation_id=installation_id,
             )
 
     def issue_comment_event(

@@ -259,6 +259,27 @@ def pull_request_payload(
     return payload
 
 
+def repository_payload(
+    st: GitHubEmulator,
+    full_name: str,
+    action: str,
+    changes: JSON,
+    *,
+    sender_login: str | None = None,
+    installation_id: int | None = None,
+) -> JSON:
+    """``repository`` ``renamed``/``transferred`` (githubkit-schemas v2026-03-10
+    webhooks/repository.py): ``action``, ``changes``, then the envelope with the repository
+    under its new name; the sender defaults to its owner."""
+    if action not in ("renamed", "transferred"):
+        raise ValueError(f"unsupported repository action: {action}")
+    repo = st.require_repo(full_name)
+    sender = st.require_user(sender_login).id if sender_login else repo.owner_id
+    payload: JSON = {"action": action, "changes": changes}
+    payload.update(_envelope_tail(st, repo.id, sender, installation_id))
+    return payload
+
+
 def issue_comment_payload(
     st: GitHubEmulator,
     full_name: str,

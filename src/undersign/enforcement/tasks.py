@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from undersign.enforcement import service
+from undersign.enforcement import moves, service
 from undersign.enforcement.app_events import APP_EVENT_KINDS, handle_app_delivery
 from undersign.github.errors import (
     GitHubError,
@@ -83,6 +83,7 @@ class Delivery:
     repositories: tuple[tuple[int | None, str], ...] = ()
     commit_count: int | None = None
     pull: Mapping[str, Any] | None = None
+    previous_name: str | None = None
 
     @classmethod
     def from_event(cls, event: Event) -> Delivery:
@@ -105,6 +106,7 @@ class Delivery:
             repositories=event.repositories,
             commit_count=event.commit_count,
             pull=event.pull,
+            previous_name=event.previous_name,
         )
 
     @classmethod
@@ -133,6 +135,7 @@ class Delivery:
             repositories=tuple(repositories),
             commit_count=_int_or_none(payload.get("commit_count")),
             pull=dict(pull) if isinstance(pull, Mapping) else None,
+            previous_name=_str_or_none(payload.get("previous_name")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -157,6 +160,7 @@ class Delivery:
             "repositories": [list(r) for r in self.repositories],
             "commit_count": self.commit_count,
             "pull": dict(self.pull) if self.pull is not None else None,
+            "previous_name": self.previous_name,
         }
 
 
@@ -273,7 +277,8 @@ def _status_reason(reason: str) -> str:
 def _deciding_retries(handler: Handler) -> Handler:
     """GitHub's and enforcement's errors as the queue's decisions: a busy pull request is
     retried in a moment (no attempt used); a rate limit waits exactly as long as GitHub said
-    (and shuts the token's gate for every process); a plain 404 (repository gone, access
+    (and shuts the token's gate for every process, or only that of the installation whose
+    limit ran out); a plain 404 (repository gone, access
     lost) is not retried, nor is a suspended installation's (nothing can be reported there);
     any other 4xx gives up, reported; 5xx and timeouts back off."""
 
@@ -283,7 +288,7 @@ def _deciding_retries(handler: Handler) -> Handler:
         except service.PullRequestBusy as exc:
             raise RetrySoon(BUSY_RETRY_SECONDS, str(exc)) from None
         except RateLimited as exc:
-            wait = ctx.pacer.block(exc.retry_after, str(exc) or "rate limited")
+            wait = ctx.pacer.block(exc.retry_after, str(exc) or "rate limited", exc.scope)
             jitter = random.uniform(0, 1)  # noqa: S311 - jitter, not crypto
             raise RetryLater(wait + jitter, f"rate limited: {exc}") from None
         except NotFound as exc:
@@ -376,15 +381,34 @@ def run_delivery(ctx: JobContext, queue: JobQueue, job: Job) -> str:
         )
     if kind in APP_EVENT_KINDS:
         installed = handle_app_delivery(ctx, delivery, job.created_at)
-        if installed:
-            evaluations = [Evaluate(name, number, "app installed") for name, number in installed]
-            with ctx.database.session() as session:
-                jobs = evaluate_jobs(session, evaluations, lease=ctx.settings.job_lease)
-                ids = [j.id for j in jobs]
-            queue.enqueue_quietly(ids)
-            log.info("app installed: %d open pull request(s) to evaluate", len(ids))
+        _queue_evaluations(ctx, queue, installed, "app installed")
         return f"{kind} handled"
+    if kind == "repository":
+        followed = moves.follow_moved_repository(
+            ctx, delivery.repo_id, delivery.previous_name or "", repo
+        )
+        _queue_evaluations(ctx, queue, followed, f"repository {action}")
+        return f"repository {action}: {len(followed)} open pull request(s) to evaluate"
+    if kind in ("organization", "installation_target"):
+        followed = moves.follow_renamed_account(
+            ctx, delivery.account_id, delivery.previous_name or "", delivery.account_login or ""
+        )
+        _queue_evaluations(ctx, queue, followed, "account renamed")
+        return f"account renamed: {len(followed)} open pull request(s) to evaluate"
     raise GiveUp(f"unknown delivery kind {kind!r}", report=False)
+
+
+def _queue_evaluations(
+    ctx: JobContext, queue: JobQueue, pulls: list[tuple[str, int]], because: str
+) -> None:
+    """One ``evaluate`` job for each of these pull requests, committed, then queued."""
+    if not pulls:
+        return
+    evaluations = [Evaluate(name, number, because) for name, number in pulls]
+    with ctx.database.session() as session:
+        ids = [j.id for j in evaluate_jobs(session, evaluations, lease=ctx.settings.job_lease)]
+    queue.enqueue_quietly(ids)
+    log.info("%s: %d open pull request(s) to evaluate", because, len(ids))
 
 
 def _is_recheck(ctx: JobContext, delivery: Delivery) -> bool:

@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 
 from undersign.config import load_private_key
 from undersign.db import Database, RowLease
-from undersign.github.client import USER_AGENT, GitHubClient, json_object
+from undersign.github.client import LIMIT_SCOPE, USER_AGENT, GitHubClient, json_object
 from undersign.github.errors import (
     AppNotInstalled,
     GitHubError,
@@ -733,6 +733,43 @@ def remove_repositories(database: Database, installation_id: int, names: list[st
         )
 
 
+def forget_repository_name(database: Database, full_name: str) -> None:
+    """A repository no longer goes by ``full_name`` (renamed or transferred): no installation
+    is taken to cover that name any more; the new name is found as any unknown one is."""
+    with database.session() as session:
+        session.execute(
+            delete(AppInstallationRepo).where(AppInstallationRepo.full_name == full_name.lower())
+        )
+
+
+def rename_account(database: Database, previous: str, current: str) -> None:
+    """An account an installation is on changed its login: its installation and the
+    repositories recorded under the former ``login/`` go by the new one."""
+    old, new = previous.lower(), current.lower()
+    with database.session() as session:
+        session.execute(
+            update(AppInstallation)
+            .where(AppInstallation.account_login == old)
+            .values(account_login=new)
+        )
+        known = set(
+            session.execute(
+                select(AppInstallationRepo.installation_id, AppInstallationRepo.full_name).where(
+                    AppInstallationRepo.full_name.startswith(f"{new}/")
+                )
+            ).all()
+        )
+        rows = session.scalars(
+            select(AppInstallationRepo).where(AppInstallationRepo.full_name.startswith(f"{old}/"))
+        ).all()
+        for row in rows:
+            name = f"{new}/{row.full_name.partition('/')[2]}"
+            if (row.installation_id, name) in known:  # heard of under the new name already
+                session.delete(row)
+            else:
+                row.full_name = name
+
+
 def forget_installation(database: Database, installation_id: int) -> None:
     """The app was uninstalled: its repositories, and its token, are gone."""
     with database.session() as session:
@@ -772,28 +809,38 @@ class InstallationAuth(httpx.Auth):
     installation: a public read retries once with another one, anything else raises
     ``InstallationSuspended``."""
 
-    def __init__(self, app: GitHubApp) -> None:
+    def __init__(
+        self, app: GitHubApp, before_installation: Callable[[str], None] | None = None
+    ) -> None:
         self.app = app
+        self.before_installation = before_installation
+
+    def _authorize(self, request: httpx.Request, installation: int, token: str) -> None:
+        """The installation's token on ``request``, and the primary limit it counts against
+        (GitHub counts each installation's apart): ``before_installation`` may refuse it."""
+        scope = f"installation:{installation}"
+        request.extensions[LIMIT_SCOPE] = scope
+        if self.before_installation is not None:
+            self.before_installation(scope)
+        request.headers["Authorization"] = f"token {token}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         path = request.url.path
         if path.startswith(self.app.api_path):
             path = "/" + path[len(self.app.api_path) :]
         installation, token = self.app.token_for_path(path)
-        request.headers["Authorization"] = f"token {token}"
+        self._authorize(request, installation, token)
         response = yield request
         if refused_as_suspended(response):
             log.warning("installation %s is suspended on GitHub: token refused", installation)
             self.app.forget_suspended_installation(installation)
             if not any_installation_will_do(path):
                 raise InstallationSuspended(installation)
-            _, token = self.app.token_for_path(path)
-            request.headers["Authorization"] = f"token {token}"
+            self._authorize(request, *self.app.token_for_path(path))
             yield request
         elif response.status_code == 401:
             self.app.forget_token(installation)
-            _, token = self.app.token_for_path(path)
-            request.headers["Authorization"] = f"token {token}"
+            self._authorize(request, *self.app.token_for_path(path))
             yield request
 
 
@@ -802,17 +849,35 @@ class InstallationAuthStrategy(BaseAuthStrategy):
     """githubkit's hook for :class:`InstallationAuth`."""
 
     app: GitHubApp
+    before_installation: Callable[[str], None] | None = None
 
     def get_auth_flow(self, github: GitHubCore) -> httpx.Auth:
-        return InstallationAuth(self.app)
+        return InstallationAuth(self.app, self.before_installation)
 
 
 class AppGitHubClient(GitHubClient):
-    """The bot's client in app mode: installation tokens, and the Checks API on top."""
+    """The bot's client in app mode: installation tokens, and the Checks API on top.
 
-    def __init__(self, app: GitHubApp, **kwargs: Any) -> None:
-        super().__init__(app.api_url, "", auth=InstallationAuthStrategy(app), **kwargs)
+    Each installation has its own primary limit on GitHub: one that ran out holds back only
+    the requests made with its token (``refuse_if_exhausted`` by installation, and
+    ``check_scope``: the shared gate of that installation, ``WritePacer.check_gate``)."""
+
+    def __init__(
+        self,
+        app: GitHubApp,
+        *,
+        check_scope: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.check_scope = check_scope
+        strategy = InstallationAuthStrategy(app, self._before_installation)
+        super().__init__(app.api_url, "", auth=strategy, **kwargs)
         self.app = app
+
+    def _before_installation(self, scope: str) -> None:
+        self.refuse_if_exhausted(scope)
+        if self.check_scope is not None:
+            self.check_scope(scope)
 
     def create_check_run(self, owner: str, repo: str, body: dict[str, Any]) -> dict[str, Any]:
         return json_object(self._request("POST", f"/repos/{owner}/{repo}/check-runs", json=body))
@@ -831,9 +896,11 @@ __all__ = [
     "GitHubError",
     "app_jwt",
     "forget_installation",
+    "forget_repository_name",
     "installed_repositories",
     "load_private_key",
     "mark_suspended",
     "record_installation",
     "remove_repositories",
+    "rename_account",
 ]

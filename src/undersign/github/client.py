@@ -48,6 +48,10 @@ PULL_COMMITS_CAP = 250  # GitHub's list-commits-on-a-PR endpoint stops here
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 _NUMBERS = re.compile(r"/\d+(?=/|$)")
 
+#: The ``httpx.Request.extensions`` key naming the primary limit a request counts against
+#: (app mode: ``installation:N``); absent, the token's own.
+LIMIT_SCOPE = "undersign.limit_scope"
+
 Observer = Callable[[str, str, int], None]
 #: Called with the HTTP method before every request: may sleep (pacing) or raise
 #: ``RateLimited`` (a limit another process hit on the same token).
@@ -105,7 +109,10 @@ class GitHubClient:
         self.before_request = before_request
         self._api_path = httpx.URL(self.api_url + "/").path
         self.calls: Counter[tuple[str, str]] = Counter()
+        #: The newest limit GitHub announced, whichever it was (the metrics' gauge).
         self.rate_limit = RateLimitState()
+        #: Each primary limit by scope (``LIMIT_SCOPE``; "" for the token's own).
+        self._limits: dict[str, RateLimitState] = {}
         self._observer = observer
         self._lock = threading.Lock()
         self._github = GitHub(
@@ -128,14 +135,17 @@ class GitHubClient:
         if path.startswith(self._api_path):
             path = "/" + path[len(self._api_path) :]
         method = response.request.method
+        scope = str(response.request.extensions.get(LIMIT_SCOPE, ""))
         with self._lock:
             self.calls[(method, route_of(path))] += 1
             remaining = response.headers.get("x-ratelimit-remaining")
             reset = response.headers.get("x-ratelimit-reset")
-            if remaining is not None and remaining.isdigit():
-                self.rate_limit.remaining = int(remaining)
-            if reset is not None and reset.isdigit():
-                self.rate_limit.reset_at = float(reset)
+            limit = self._limits.setdefault(scope, RateLimitState())
+            for state in (self.rate_limit, limit):
+                if remaining is not None and remaining.isdigit():
+                    state.remaining = int(remaining)
+                if reset is not None and reset.isdigit():
+                    state.reset_at = float(reset)
         if self._observer:
             self._observer(method, route_of(path), response.status_code)
 
@@ -148,14 +158,17 @@ class GitHubClient:
             response = fn(*args, **kwargs)
         except PrimaryRateLimitExceeded as exc:
             raise RateLimited(
-                "primary rate limit exhausted", exc.retry_after.total_seconds(), secondary=False
+                "primary rate limit exhausted",
+                exc.retry_after.total_seconds(),
+                secondary=False,
+                scope=_scope_of(exc),
             ) from None
         except SecondaryRateLimitExceeded as exc:
             raise RateLimited(
                 "secondary rate limit", max(exc.retry_after.total_seconds(), 1.0), secondary=True
             ) from None
         except RequestFailed as exc:
-            raise _sorted_failure(exc, self.secondary_wait) from None
+            raise _sorted_failure(exc, self.secondary_wait, _scope_of(exc)) from None
         except RequestTimeout:
             raise GitHubUnavailable("GitHub did not answer in time") from None
         except RequestError as exc:
@@ -167,14 +180,22 @@ class GitHubClient:
         )
         return raw
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def refuse_if_exhausted(self, scope: str = "") -> None:
+        """``RateLimited`` when GitHub said the limit of ``scope`` has no call left until its
+        reset: do not spend one to hear it again."""
         with self._lock:
-            remaining, reset_at = self.rate_limit.remaining, self.rate_limit.reset_at
-        # GitHub said no calls are left until the reset: do not spend one to hear it again.
+            limit = self._limits.get(scope) or RateLimitState()
+            remaining, reset_at = limit.remaining, limit.reset_at
         if remaining == 0 and reset_at is not None and reset_at > time.time():
             raise RateLimited(
-                "primary rate limit exhausted", reset_at - time.time(), secondary=False
+                "primary rate limit exhausted",
+                reset_at - time.time(),
+                secondary=False,
+                scope=scope or None,
             )
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self.refuse_if_exhausted()
         if self.before_request is not None:
             self.before_request(method.upper())
         return self._call(self._github.request, method, path, **kwargs)
@@ -408,7 +429,15 @@ class GitHubClient:
         self.calls.clear()
 
 
-def _sorted_failure(exc: RequestFailed, secondary_wait: float = 60.0) -> GitHubError:
+def _scope_of(exc: RequestFailed) -> str | None:
+    """The primary limit the refused request counted against (``LIMIT_SCOPE``), if narrower
+    than the token's."""
+    return exc.request.extensions.get(LIMIT_SCOPE) or None
+
+
+def _sorted_failure(
+    exc: RequestFailed, secondary_wait: float = 60.0, scope: str | None = None
+) -> GitHubError:
     response = exc.response
     status = response.status_code
     try:
@@ -423,7 +452,7 @@ def _sorted_failure(exc: RequestFailed, secondary_wait: float = 60.0) -> GitHubE
             return RateLimited(message, float(retry_after), secondary=True)
         if response.headers.get("x-ratelimit-remaining") == "0":
             reset = float(response.headers.get("x-ratelimit-reset", time.time() + 60))
-            return RateLimited(message, max(reset - time.time(), 1.0), secondary=False)
+            return RateLimited(message, max(reset - time.time(), 1.0), secondary=False, scope=scope)
         if "secondary rate" in message.lower():
             return RateLimited(message, secondary_wait, secondary=True)
     if status == 404:

@@ -27,12 +27,17 @@ class GitHubUnavailable(GitHubError):
 
 
 class RateLimited(GitHubError):
-    """A primary or secondary rate limit: no call until ``retry_after`` seconds have passed."""
+    """A primary or secondary rate limit: no call until ``retry_after`` seconds have passed.
+    ``scope``: the limit that ran out when it is narrower than the token's or the app's
+    (``installation:N``: GitHub counts an installation's primary limit on its own)."""
 
-    def __init__(self, message: str, retry_after: float, *, secondary: bool) -> None:
+    def __init__(
+        self, message: str, retry_after: float, *, secondary: bool, scope: str | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.secondary = secondary
+        self.scope = scope
 
 
 class NotFound(GitHubError):

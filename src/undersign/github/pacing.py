@@ -69,7 +69,7 @@ class WritePacer:
         self.waited = 0.0
         self.minute = minute
         self.hour = hour
-        self._gate_exists = False
+        self._gates: set[str] = set()  # gate rows known to exist
 
     def before_request(self, method: str) -> None:
         """Client hook: refuse any call while the gate is shut; pace writes."""
@@ -77,52 +77,65 @@ class WritePacer:
         if method in ("POST", "PATCH", "PUT", "DELETE"):
             self.acquire_write()
 
-    def check_gate(self) -> None:
+    def scoped_key(self, scope: str | None) -> str:
+        """The gate of one narrower limit (``installation:N``: an installation's primary
+        limit, which GitHub counts apart from the app's other installations)."""
+        if not scope:
+            return self.key
+        return hashlib.sha256(f"{self.key}:{scope}".encode()).hexdigest()
+
+    def check_gate(self, scope: str | None = None) -> None:
+        """``RateLimited`` while the token's gate, or that of ``scope``, is shut."""
         with self.database.session() as session:
-            gate = session.get(RateGate, self.key)
+            gate = session.get(RateGate, self.scoped_key(scope))
             until = gate.blocked_until if gate else None
             reason = gate.reason if gate else None
         if until is not None:
             left = (until - utcnow()).total_seconds()
             if left > 0:
-                raise RateLimited(reason or "rate limited", left, secondary=True)
+                raise RateLimited(reason or "rate limited", left, secondary=True, scope=scope)
 
-    def block(self, seconds: float, reason: str) -> float:
-        """Shut the gate for ``seconds`` (clamped to [1 s, 1 h]); returns the clamped wait."""
+    def block(self, seconds: float, reason: str, scope: str | None = None) -> float:
+        """Shut the gate (of ``scope`` only, when given) for ``seconds`` (clamped to
+        [1 s, 1 h]); returns the clamped wait."""
         seconds = min(max(float(seconds), MIN_WAIT), MAX_WAIT)
         until = utcnow() + dt.timedelta(seconds=seconds)
         with self.database.session() as session:
-            gate = self._lock_gate(session)
+            gate = self._lock_gate(session, self.scoped_key(scope))
             if gate.blocked_until is None or gate.blocked_until < until:
                 gate.blocked_until = until
                 gate.reason = reason[:200]
-        log.warning("GitHub rate limit: no calls for %.0f s (%s)", seconds, reason[:200])
+        log.warning(
+            "GitHub rate limit: no calls%s for %.0f s (%s)",
+            f" for {scope}" if scope else "",
+            seconds,
+            reason[:200],
+        )
         return seconds
 
-    def _ensure_gate(self) -> None:
-        """Create the token's gate row once, in its own transaction: two processes starting
-        together may both try, and the loser's unique violation just means it exists."""
-        if self._gate_exists:
+    def _ensure_gate(self, key: str) -> None:
+        """Create a gate row once, in its own transaction: two processes starting together
+        may both try, and the loser's unique violation just means it exists."""
+        if key in self._gates:
             return
         try:
             with self.database.session() as session:
-                if session.get(RateGate, self.key) is None:
-                    session.add(RateGate(token_key=self.key, touched_at=utcnow()))
+                if session.get(RateGate, key) is None:
+                    session.add(RateGate(token_key=key, touched_at=utcnow()))
         except IntegrityError:
             pass
-        self._gate_exists = True
+        self._gates.add(key)
 
-    def _lock_gate(self, session: Session) -> RateGate:
-        self._ensure_gate()
+    def _lock_gate(self, session: Session, key: str | None = None) -> RateGate:
+        key = key or self.key
+        self._ensure_gate(key)
         now = utcnow()
         # UPDATE first: it takes the row lock (PostgreSQL) or the write lock (SQLite) that
         # serialises pacing decisions until this transaction ends.
-        session.execute(
-            update(RateGate).where(RateGate.token_key == self.key).values(touched_at=now)
-        )
-        gate = session.get(RateGate, self.key)
+        session.execute(update(RateGate).where(RateGate.token_key == key).values(touched_at=now))
+        gate = session.get(RateGate, key)
         if gate is None:  # deleted behind our back: recreate it on the next attempt
-            self._gate_exists = False
+            self._gates.discard(key)
             raise RuntimeError("rate gate row vanished")
         return gate
 

@@ -60,7 +60,14 @@ REQUIRED_PERMISSIONS: dict[str, str] = {
     "pull_requests": "read",
     "statuses": "write",
 }
-REQUIRED_EVENTS: tuple[str, ...] = ("check_run", "issue_comment", "merge_group", "pull_request")
+REQUIRED_EVENTS: tuple[str, ...] = (
+    "check_run",
+    "issue_comment",
+    "merge_group",
+    "pull_request",
+    # renamed / transferred: a linked repository keeps its agreement (enforcement.moves).
+    "repository",
+)
 #: GitHub's temporary codes are short and URL-safe; anything else never reaches a URL.
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,33}")

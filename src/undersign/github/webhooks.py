@@ -112,6 +112,10 @@ class Event:
     # The few facts of the pull request the payload carried (head, base, opener, state), in
     # GitHub's shape; the job trusts the head only if the commits it lists agree.
     pull: Mapping[str, Any] | None = None
+    # ``repository`` renamed / transferred: the ``owner/name`` it had before; an account
+    # renamed (``organization``, ``installation_target``): its former login. A claim the job
+    # checks with GitHub before anything follows the new name.
+    previous_name: str | None = None
 
 
 class _Part(TypedDict, total=False):
@@ -306,6 +310,10 @@ def parse_delivery(
         return _issue_comment(data, action)
     if event_name == "merge_group":
         return _merge_group(data, action)
+    if event_name == "repository":
+        return _repository_moved(data, action)
+    if event_name in ACCOUNT_RENAME_EVENTS:
+        return _account_renamed(event_name, data, action)
     if app_events and event_name in ("installation", "installation_repositories"):
         return _installation_event(event_name, data, action)
     if app_events and event_name == "check_run":
@@ -413,6 +421,79 @@ def _merge_group(data: Mapping[str, Any], action: str | None) -> Event:
         numbers=numbers,
         head_sha=head_sha,
         installation_id=_installation(data),
+    )
+
+
+#: ``repository`` actions after which GitHub sends the repository's events under a new name.
+REPOSITORY_MOVES = frozenset({"renamed", "transferred"})
+
+
+def _repository_moved(data: Mapping[str, Any], action: str | None) -> Event:
+    """A repository was renamed (``changes.repository.name.from``) or transferred
+    (``changes.owner.from.user`` or ``.organization``): its links and pull requests are known
+    to undersign by the old ``owner/name``. Without the old name in ``changes`` (a shape
+    GitHub may change) the delivery is ignored, not refused."""
+    if action not in REPOSITORY_MOVES:
+        return _ignored("repository", action, f"action {action!r} does not move a repository")
+    repo, repo_id = _repository(data)
+    owner, _, name = repo.partition("/")
+    changes = data.get("changes")
+    changes = changes if isinstance(changes, Mapping) else {}
+    previous: str | None = None
+    if action == "renamed":
+        renamed = changes.get("repository")
+        old = renamed.get("name") if isinstance(renamed, Mapping) else None
+        old_name = old.get("from") if isinstance(old, Mapping) else None
+        if isinstance(old_name, str) and old_name and "/" not in old_name:
+            previous = f"{owner}/{old_name}"
+    else:
+        moved = changes.get("owner")
+        source = moved.get("from") if isinstance(moved, Mapping) else None
+        source = source if isinstance(source, Mapping) else {}
+        account = source.get("organization") or source.get("user")
+        login = account.get("login") if isinstance(account, Mapping) else None
+        if isinstance(login, str) and login and "/" not in login:
+            previous = f"{login}/{name}"
+    if previous is None or len(previous) > 200:
+        return _ignored("repository", action, "the delivery does not say the former name")
+    return Event(
+        kind="repository",
+        action=action,
+        relevant=True,
+        repo_full_name=repo,
+        repo_id=repo_id,
+        installation_id=_installation(data),
+        previous_name=previous,
+    )
+
+
+#: Where an account's new login comes with its former one (``changes.login.from``): an
+#: organisation's webhooks (``organization``) and, for a GitHub App, ``installation_target``.
+ACCOUNT_RENAME_EVENTS = {"organization": "organization", "installation_target": "account"}
+
+
+def _account_renamed(kind: str, data: Mapping[str, Any], action: str | None) -> Event:
+    """An organisation or user account changed its login: every repository of it, and any
+    link to it, goes by a new ``owner/``. Without the former login the delivery is ignored."""
+    if action != "renamed":
+        return _ignored(kind, action, f"action {action!r} does not rename an account")
+    account = _object(data, ACCOUNT_RENAME_EVENTS[kind], "")
+    login = account.get("login")
+    changes = data.get("changes")
+    old = changes.get("login") if isinstance(changes, Mapping) else None
+    previous = old.get("from") if isinstance(old, Mapping) else None
+    if not isinstance(login, str) or not login or len(login) > 100:
+        raise MalformedPayload(f"{ACCOUNT_RENAME_EVENTS[kind]}.login is missing")
+    if not isinstance(previous, str) or not previous or len(previous) > 100 or "/" in previous:
+        return _ignored(kind, action, "the delivery does not say the former login")
+    return Event(
+        kind=kind,
+        action=action,
+        relevant=True,
+        installation_id=_installation(data),
+        account_login=login,
+        account_id=_positive_int(account, "id", f"{ACCOUNT_RENAME_EVENTS[kind]}."),
+        previous_name=previous,
     )
 
 

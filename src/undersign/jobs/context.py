@@ -126,6 +126,7 @@ class JobContext:
                         )
                     self._github = AppGitHubClient(
                         self._app,
+                        check_scope=pacer.check_gate,
                         timeout=float(self.settings.http_timeout),
                         before_request=pacer.before_request,
                         observer=observer,

@@ -77,7 +77,10 @@ KNOWN_EVENTS = frozenset(
         "check_suite",
         "installation",
         "installation_repositories",
+        "installation_target",
+        "organization",
         "push",
+        "repository",
         "status",
     }
 )

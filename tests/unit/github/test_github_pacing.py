@@ -71,6 +71,20 @@ def test_hour_window_is_enforced_too(database: Database) -> None:
     assert slept == []
 
 
+def test_an_installations_gate_shuts_that_installation_only(database: Database) -> None:
+    """App mode: one installation's primary limit ran out; the app's gate and the other
+    installations' stay open, in every process."""
+    first = WritePacer(database, "app", per_minute=10, per_hour=10)
+    other = WritePacer(database, "app", per_minute=10, per_hour=10)
+    first.block(30, "API rate limit exceeded for installation ID 7.", "installation:7")
+    with pytest.raises(RateLimited) as caught:
+        other.check_gate("installation:7")
+    assert caught.value.scope == "installation:7" and 25 < caught.value.retry_after <= 30
+    other.check_gate("installation:8")
+    other.before_request("GET")  # the app's own gate is open
+    assert other.scoped_key("installation:7") not in ("app", other.scoped_key("installation:8"))
+
+
 def test_gate_blocks_every_pacer_of_the_token(database: Database) -> None:
     first = WritePacer(database, "k", per_minute=10, per_hour=10)
     other = WritePacer(database, "k", per_minute=10, per_hour=10)

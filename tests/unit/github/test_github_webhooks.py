@@ -262,6 +262,74 @@ def test_unknown_event_is_ignored_without_validation() -> None:
     assert not event.relevant and event.ignored_because
 
 
+# --- repository renamed / transferred ------------------------------------------------------------
+
+_MOVED_REPO = {"id": 77, "full_name": "acme/gizmos", "name": "gizmos"}
+
+
+@pytest.mark.parametrize(
+    ("action", "changes", "previous"),
+    [
+        ("renamed", {"repository": {"name": {"from": "widgets"}}}, "acme/widgets"),
+        ("transferred", {"owner": {"from": {"organization": {"login": "oldco"}}}}, "oldco/gizmos"),
+        ("transferred", {"owner": {"from": {"user": {"login": "someone"}}}}, "someone/gizmos"),
+    ],
+)
+def test_a_moved_repository_says_its_former_name(
+    action: str, changes: object, previous: str
+) -> None:
+    body = json.dumps({"action": action, "changes": changes, "repository": _MOVED_REPO})
+    event = parse_delivery("repository", body.encode(), "application/json")
+    assert event.relevant and (event.kind, event.action) == ("repository", action)
+    assert (event.repo_full_name, event.repo_id) == ("acme/gizmos", 77)
+    assert event.previous_name == previous
+
+
+@pytest.mark.parametrize(
+    ("action", "changes"),
+    [
+        ("edited", {"repository": {"name": {"from": "widgets"}}}),
+        ("renamed", {}),
+        ("renamed", {"repository": {"name": {"from": "a/b"}}}),
+        ("renamed", {"repository": {"name": {"from": 7}}}),
+        ("transferred", {"owner": {"from": {}}}),
+        ("transferred", None),
+    ],
+)
+def test_a_repository_delivery_without_a_former_name_is_ignored(
+    action: str, changes: object
+) -> None:
+    body = json.dumps({"action": action, "changes": changes, "repository": _MOVED_REPO})
+    event = parse_delivery("repository", body.encode(), "application/json")
+    assert not event.relevant and event.ignored_because
+
+
+@pytest.mark.parametrize(
+    ("event_name", "key"), [("organization", "organization"), ("installation_target", "account")]
+)
+def test_a_renamed_account_says_its_former_login(event_name: str, key: str) -> None:
+    body = {
+        "action": "renamed",
+        "changes": {"login": {"from": "octo-org"}},
+        key: {"login": "octo-labs", "id": 9},
+        "installation": {"id": 5},
+    }
+    event = parse_delivery(event_name, json.dumps(body).encode(), "application/json")
+    assert event.relevant and event.kind == event_name
+    assert (event.account_login, event.account_id, event.previous_name) == (
+        "octo-labs",
+        9,
+        "octo-org",
+    )
+    assert event.installation_id == 5
+    other = parse_delivery(
+        event_name, json.dumps({**body, "action": "member_added"}).encode(), None
+    )
+    assert not other.relevant
+    unsaid = parse_delivery(event_name, json.dumps({**body, "changes": {}}).encode(), None)
+    assert not unsaid.relevant and unsaid.ignored_because
+
+
 # --- the pull_request fast path (msgspec) --------------------------------------------------------
 
 

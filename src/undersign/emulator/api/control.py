@@ -298,6 +298,26 @@ def push(number: int) -> Response:
     return _json(pr)
 
 
+@bp.post("/repos/<owner>/<name>/rename")
+def rename_repo() -> Response:
+    """Rename a repository; answers the ``repository`` ``renamed`` payload GitHub sends
+    (deliver it with ``POST /webhooks``)."""
+    st = current_state()
+    owner, new_name = _full().partition("/")[0], _body()["new_name"]
+    changes = st.rename_repo(_full(), new_name)
+    return _json(st.repository_event(f"{owner}/{new_name}", "renamed", changes))
+
+
+@bp.post("/repos/<owner>/<name>/transfer")
+def transfer_repo() -> Response:
+    """Transfer a repository to ``new_owner``; answers the ``repository`` ``transferred``
+    payload GitHub sends."""
+    st = current_state()
+    name, new_owner = _full().partition("/")[2], _body()["new_owner"]
+    changes = st.transfer_repo(_full(), new_owner)
+    return _json(st.repository_event(f"{new_owner}/{name}", "transferred", changes))
+
+
 @bp.post("/repos/<owner>/<name>/pulls/<int:number>/state")
 def pr_state(number: int) -> Response:
     return _json(current_state().set_pr_state(_full(), number, _body()["state"]))

@@ -125,12 +125,20 @@ def _before_api() -> Response | None:
         else:
             g.token, g.user = found
             g.bucket_key, g.bucket_user = f"user:{g.user.id}", g.user.id
+            with st.lock:
+                installation = st.apps.token_installation(raw)
+            if installation is not None:
+                # "Rate limits for installation access tokens": each installation has its own
+                # (at least 5,000 an hour), not the app's bot account across installations.
+                g.bucket_key = f"installation:{installation.id}"
     now = st.clock()
     with st.lock:
         bucket = st.rate_bucket(g.bucket_key, g.bucket_user)
         if g.counted and bucket.remaining <= 0:
             g.counted = False
             who = f"user ID {g.user.id}" if g.user else f"{request.remote_addr}"
+            if g.bucket_key.startswith("installation:"):
+                who = f"installation ID {g.bucket_key.partition(':')[2]}"
             extra = (
                 ""
                 if g.user
@@ -365,8 +373,7 @@ def list_pulls(repo: Repo) -> Response:
             pulls = [
                 p
                 for p in pulls
-                if p.head_ref == ref
-                and (not owner or st.users[st.repos[p.head_repo_id].owner_id].login == owner)
+                if p.head_ref == ref and (not owner or _head_owner(st, p) == owner.lower())
             ]
         sort = request.args.get("sort", "created")
         key = (lambda p: p.updated_at) if sort == "updated" else (lambda p: p.created_at)
@@ -375,6 +382,13 @@ def list_pulls(repo: Repo) -> Response:
         pulls.sort(key=lambda p: (key(p), p.number), reverse=reverse)
         chunk, headers = paginate(pulls)
         return api_json([objects.pull_request(st, p, simple=True) for p in chunk], headers=headers)
+
+
+def _head_owner(st: GitHubEmulator, pr: PullRec) -> str | None:
+    """The login owning a pull request's head repository (lowercased); None once that fork
+    was deleted (GitHub cannot match ``head=owner:ref`` against it then)."""
+    head = st.head_repo(pr)
+    return None if head is None else st.users[head.owner_id].login.lower()
 
 
 @repo_route(bp, "/pulls/<int:number>")
