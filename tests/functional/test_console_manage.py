@@ -20,6 +20,7 @@ from tests.conftest import sign_quietly
 from tests.functional import test_console_access as access
 from tests.functional.test_console_access import ALPHA, BETA, Console, recheck_jobs, signed_in
 
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import (
     Agreement,
     AgreementVersion,
@@ -393,6 +394,33 @@ def test_an_owner_unlinks_their_organisation_and_loses_the_agreement(
     assert recheck_jobs(console) > before  # acme/widgets#7 is no longer covered: re-checked
     assert audit_actions(console, "owner") == ["org.unlink"]
     assert client.get(base).status_code == 404
+
+
+def test_a_corporate_agreement_is_never_linked(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    """Linked, its pull requests would ask each contributor to sign for a company: nobody
+    could pass. Its page points to the individual agreement instead of offering the link
+    forms, and a posted link is a 400 naming that agreement, with nothing written."""
+    with console.live.database.session() as session:
+        CompanyService(session).add_corporate_agreement(
+            "alpha-corporate", "Alpha Corporate CLA", "Your company agrees to alpha.", ALPHA
+        )
+    client, csrf = signed_in(console, clients, "root")
+    base = "/admin/agreements/alpha-corporate"
+    page = client.get(base).text
+    note = page.split('id="corporate-links-note"')[1].split("</p>")[0]
+    assert f'href="/admin/agreements/{ALPHA}">Alpha CLA</a>' in note
+    assert f"{base}/links/" not in page
+    for kind, name in (("repo", "acme/gadgets"), ("org", "betaorg")):
+        refused = client.post(f"{base}/links/{kind}", data={"csrf_token": csrf, "name": name})
+        assert refused.status_code == 400
+        assert f"link &#39;{ALPHA}&#39; instead" in refused.text
+    with console.live.database.session() as session:
+        links = [link.agreement.slug for link in AgreementService(session).repo_links()]
+        assert links == [BETA]
+    assert org_link(console, "acme") == ALPHA and org_link(console, "betaorg") is None
+    assert audit_actions(console, "root") == []
 
 
 @pytest.mark.parametrize("fault", ["error", "timeout"])

@@ -526,7 +526,21 @@ class AgreementService:
     ) -> _LinkT:
         if mode not in LINK_MODES:
             raise InvalidInput(f"a link's mode is {' or '.join(LINK_MODES)}, not {mode!r}")
-        link.agreement = self.get(slug)
+        agreement = self.get(slug)
+        if agreement.kind == "corporate":
+            # Its pull requests would ask every contributor to sign for a company, and a
+            # company signed on the web covers nobody until reviewed: nobody could pass.
+            beside = (
+                self.session.get(Agreement, agreement.for_agreement_id)
+                if agreement.for_agreement_id is not None
+                else None
+            )
+            instead = f"; link {beside.slug!r} instead" if beside is not None else ""
+            raise InvalidInput(
+                f"{agreement.slug!r} is a corporate agreement: companies sign it for their "
+                f"people wherever the individual agreement beside it applies{instead}"
+            )
+        link.agreement = agreement
         link.exempt_org_members = exempt_org_members
         link.exempt_collaborators = exempt_collaborators
         link.mode = mode

@@ -228,6 +228,9 @@ def agreement_page(slug: str) -> str:
         fields_json=json.dumps(agreement.field_definitions or [], indent=2, ensure_ascii=False),
         pending_companies=CompanyService(db).pending_review(agreement),
         companies_signed_earlier=CompanyService(db).signed_an_earlier_version(agreement),
+        individual=db.get(Agreement, agreement.for_agreement_id)
+        if agreement.for_agreement_id is not None
+        else None,
     )
 
 
@@ -486,14 +489,18 @@ def link(slug: str, kind: str) -> BaseResponse:
     if mode not in LINK_MODES:
         abort(400, description="The mode is enforce or report.")
     link_to = service.link_repo if kind == "repo" else service.link_org
-    link_to(
-        name,
-        agreement.slug,
-        exempt_org_members=_checkbox("exempt_org_members"),
-        exempt_collaborators=_checkbox("exempt_collaborators"),
-        mode=mode,
-        report_comments=_checkbox("report_comments"),
-    )
+    try:
+        link_to(
+            name,
+            agreement.slug,
+            exempt_org_members=_checkbox("exempt_org_members"),
+            exempt_collaborators=_checkbox("exempt_collaborators"),
+            mode=mode,
+            report_comments=_checkbox("report_comments"),
+        )
+    except InvalidInput as exc:  # a corporate agreement
+        db.rollback()
+        abort(400, description=str(exc))
     note = " (report only)" if mode == "report" else ""
     if kind == "repo":
         runtime().requeue_open_pull_requests(db, repos=(name,))

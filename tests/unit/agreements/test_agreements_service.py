@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.errors import (
     InvalidInput,
     NoPublishedVersion,
@@ -552,6 +553,23 @@ def test_relinking_replaces_and_unlinking_removes(
     assert agreements.unlink_repo("o/R")
     assert not agreements.unlink_repo("o/r")
     assert agreements.agreement_for_repo("o/r") is None
+
+
+def test_a_corporate_agreement_is_never_linked(
+    make_agreement: MakeAgreement, agreements: AgreementService, session: Session
+) -> None:
+    """Its pull requests would ask each contributor to sign for a company: none could pass.
+    The refusal names the individual agreement to link instead, and nothing is written."""
+    make_agreement("individual-cla")
+    CompanyService(session).add_corporate_agreement(
+        "corporate-cla", "Corporate", "We agree.", "individual-cla"
+    )
+    with pytest.raises(InvalidInput, match=r"corporate agreement.*link 'individual-cla' instead"):
+        agreements.link_repo("acme/widgets", "corporate-cla")
+    with pytest.raises(InvalidInput, match="link 'individual-cla' instead"):
+        agreements.link_org("acme", "corporate-cla")
+    assert agreements.repo_links() == [] and agreements.org_links() == []
+    assert agreements.agreement_for_repo("acme/widgets") is None
 
 
 @pytest.mark.parametrize(
