@@ -48,6 +48,17 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+def shows_my_companies() -> bool:
+    """Whether the header links to /companies: for a CLA manager, who has no other way back
+    to their company's page (and to a version it must sign again), and an instance admin."""
+    user = current_user()
+    if user is None:
+        return False
+    if user.github_id in settings().admins:
+        return True
+    return CompanyService(db_session()).manages_any(user.github_id)
+
+
 def render_sign_page(
     agreement: Agreement,
     version: AgreementVersion,
