@@ -8,14 +8,18 @@ writes nothing. Runs on SQLite and, with ``--db postgresql+...``, on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 from tests.conftest import sign_quietly
 from tests.functional import test_console_access as access
 from tests.functional.test_console_access import ALPHA, BETA, Console, recheck_jobs, signed_in
@@ -24,6 +28,7 @@ from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import (
     Agreement,
     AgreementVersion,
+    AllowlistEntry,
     AuditEntry,
     OrgLink,
     RepoLink,
@@ -230,6 +235,65 @@ def test_an_instance_admin_creates_an_agreement(
     assert "<code>company</code>" in page.text
     assert audit_actions(console, "root") == ["version.publish"]
     assert 'id="field_company"' in client.get("/sign/gamma").text  # root has not signed
+
+
+def _meanwhile(console: Console, kind: type[object], write: Callable[[Session], object]) -> Any:
+    """A context in which, the first time a request is about to store a ``kind`` row,
+    ``write`` stores the same thing in a session of its own first: a double click's other
+    request, forced between this one's check and its write."""
+    fired: list[bool] = []
+
+    def meanwhile(session: Session, _context: object, _instances: object) -> None:
+        if fired or not any(isinstance(row, kind) for row in session.new):
+            return
+        fired.append(True)
+        with console.live.database.session() as other:
+            write(other)
+
+    @contextlib.contextmanager
+    def listening() -> Iterator[list[bool]]:
+        maker = console.live.database.sessionmaker
+        event.listen(maker, "before_flush", meanwhile)
+        try:
+            yield fired
+        finally:
+            event.remove(maker, "before_flush", meanwhile)
+
+    return listening()
+
+
+def test_an_agreement_created_twice_at_the_same_moment_is_a_400_not_a_500(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "root")
+    form = {"csrf_token": csrf, "slug": "gamma", "title": "Gamma CLA", "text": "Gamma."}
+    other = _meanwhile(
+        console, Agreement, lambda s: AgreementService(s).create("gamma", "Gamma", "Gamma.")
+    )
+    with other as fired:
+        answer = client.post("/admin/agreements", data=form)
+    assert fired
+    assert answer.status_code == 400, answer.text[:500]
+    assert "an agreement 'gamma' already exists" in html.unescape(answer.text)
+    assert agreement_count(console) == 3
+    assert versions(console, "gamma") == [(1, "material")]
+
+
+def test_a_pattern_allowlisted_twice_at_the_same_moment_is_kept_once_with_its_note(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "owner")
+    form = {"csrf_token": csrf, "pattern": "Deploy-*", "note": "deploys"}
+    other = _meanwhile(
+        console, AllowlistEntry, lambda s: AgreementService(s).allowlist_add(ALPHA, "deploy-*")
+    )
+    with other as fired:
+        answer = client.post(f"/admin/agreements/{ALPHA}/allowlist", data=form)
+    assert fired
+    assert answer.status_code == 303, answer.text[:500]
+    with console.live.database.session() as session:
+        entries = AgreementService(session).allowlist(ALPHA)
+        assert [(entry.pattern, entry.note) for entry in entries] == [("deploy-*", "deploys")]
 
 
 def bot_state(console: Console, slug: str) -> tuple[list[int] | None, bool, str]:

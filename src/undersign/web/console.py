@@ -554,11 +554,15 @@ def allowlist_add(slug: str) -> BaseResponse:
     db = db_session()
     service = AgreementService(db, actor=str(user.github_id))
     pattern = request.form.get("pattern", "")[:200]
+    note = request.form.get("note", "")[:600]
     try:
-        entry = service.allowlist_add(agreement, pattern, request.form.get("note", "")[:600])
+        entry = service.allowlist_add(agreement, pattern, note)
     except InvalidInput as exc:
         db.rollback()
         abort(400, description=str(exc))
+    except IntegrityError:  # the same pattern added at the same moment (a double click)
+        db.rollback()
+        entry = service.allowlist_add(agreement, pattern, note)  # now it updates that row
     return _changed(agreement, f"{entry.pattern} needs no signature on {agreement.slug}.")
 
 
@@ -813,10 +817,13 @@ def create_agreement() -> BaseResponse:
     service = AgreementService(db, actor=str(user.github_id))
     try:
         agreement, _ = service.create(slug, title, request.form.get("text", ""), fields)
+        db.commit()
     except InvalidInput as exc:
         db.rollback()
         abort(400, description=str(exc))
-    db.commit()
+    except IntegrityError:  # the same slug created at the same moment (a double click)
+        db.rollback()
+        abort(400, description=f"an agreement {slug!r} already exists")
     # The new agreement is theirs to see at once (an instance admin sees every agreement).
     flash(f"{agreement.slug} is created (version 1). Link a repository to put it to work.")
     return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)
