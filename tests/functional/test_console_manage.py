@@ -296,6 +296,30 @@ def test_a_pattern_allowlisted_twice_at_the_same_moment_is_kept_once_with_its_no
         assert [(entry.pattern, entry.note) for entry in entries] == [("deploy-*", "deploys")]
 
 
+@pytest.mark.parametrize(("kind", "name"), [("repo", "acme/gadgets"), ("org", "betaorg")])
+def test_a_name_linked_twice_at_the_same_moment_is_linked_once(
+    console: Console, clients: dict[str, httpx.Client], kind: str, name: str
+) -> None:
+    """The other request links the name first; this one replaces that link with its own
+    options, as linking again later does."""
+    client, csrf = signed_in(console, clients, "root")
+    model = RepoLink if kind == "repo" else OrgLink
+    link = AgreementService.link_repo if kind == "repo" else AgreementService.link_org
+    other = _meanwhile(console, model, lambda s: link(AgreementService(s), name, BETA))
+    form = {"csrf_token": csrf, "name": name, "mode": "report"}
+    with other as fired:
+        answer = client.post(f"/admin/agreements/{ALPHA}/links/{kind}", data=form)
+    assert fired
+    assert answer.status_code == 303, answer.text[:500]
+    with console.live.database.session() as session:
+        service = AgreementService(session)
+        if kind == "repo":
+            mine = [(r.agreement.slug, r.mode) for r in service.repo_links() if r.full_name == name]
+        else:
+            mine = [(r.agreement.slug, r.mode) for r in service.org_links() if r.org == name]
+        assert mine == [(ALPHA, "report")]
+
+
 def bot_state(console: Console, slug: str) -> tuple[list[int] | None, bool, str]:
     with console.live.database.session() as session:
         agreement = AgreementService(session).get(slug)

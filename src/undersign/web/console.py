@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -488,19 +489,23 @@ def link(slug: str, kind: str) -> BaseResponse:
     mode = request.form.get("mode") or "enforce"
     if mode not in LINK_MODES:
         abort(400, description="The mode is enforce or report.")
-    link_to = service.link_repo if kind == "repo" else service.link_org
+    link_to = functools.partial(
+        service.link_repo if kind == "repo" else service.link_org,
+        name,
+        agreement.slug,
+        exempt_org_members=_checkbox("exempt_org_members"),
+        exempt_collaborators=_checkbox("exempt_collaborators"),
+        mode=mode,
+        report_comments=_checkbox("report_comments"),
+    )
     try:
-        link_to(
-            name,
-            agreement.slug,
-            exempt_org_members=_checkbox("exempt_org_members"),
-            exempt_collaborators=_checkbox("exempt_collaborators"),
-            mode=mode,
-            report_comments=_checkbox("report_comments"),
-        )
+        link_to()
     except InvalidInput as exc:  # a corporate agreement
         db.rollback()
         abort(400, description=str(exc))
+    except IntegrityError:  # the same name linked at the same moment (a double click)
+        db.rollback()
+        link_to()  # now it replaces that link, as linking again does
     note = " (report only)" if mode == "report" else ""
     if kind == "repo":
         runtime().requeue_open_pull_requests(db, repos=(name,))
