@@ -44,3 +44,29 @@ def test_a_person_links_and_removes_their_verified_addresses(
     assert page.locator("main table tbody tr").count() == 2
     context.close()
     assert problems == []
+
+
+def test_github_is_asked_for_the_signed_in_account(
+    live: Live, audited_context: Callable[..., BrowserContext]
+) -> None:
+    """GitHub's page suggests the account signed in here (its ``login`` hint), so the person
+    approves as themselves: an approval as anyone else proves nothing and is refused."""
+    state = live.emulator.state
+    state.add_user("dave", name="Dave Lister", email="dave@example.com")
+    state.add_email("dave", "dave.lister@reddwarf.example", verified=True)
+    state.auto_approve_as = "dave"
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+    page.goto(f"{live.url}/me/emails")
+    page.wait_for_url(f"{live.url}/me/emails")
+
+    state.auto_approve_as = None  # GitHub's own page this time, as a person sees it
+    page.get_by_role("button", name="Link my verified addresses from GitHub").click()
+    page.wait_for_url(f"{live.emulator.url}/login/oauth/authorize?*")
+    assert page.locator("input[name=login]:checked").get_attribute("value") == "dave"
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{live.url}/me/emails")
+    assert "dave.lister@reddwarf.example" in page.locator("main table").inner_text()
+    context.close()
+    assert problems == []
