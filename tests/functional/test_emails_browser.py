@@ -32,6 +32,7 @@ def test_a_person_links_and_removes_their_verified_addresses(
     page.wait_for_url(f"{live.url}/me/emails")
     status = page.get_by_role("status").inner_text()
     assert "GitHub verified" in status and "without being verified" in status
+    assert "1 more is listed" in status and "verify it on GitHub" in status
     rows = page.locator("main table tbody tr")
     assert rows.count() == 3  # the primary, the noreply and the work address
     text = page.locator("main table").inner_text()

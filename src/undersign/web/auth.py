@@ -474,7 +474,7 @@ def _proof_summary(proven: int, unverified: list[str]) -> str:
         count = len(unverified)
         text += (
             f" {count} more {'is' if count == 1 else 'are'} listed on GitHub without being "
-            "verified: verify them on GitHub, then link again."
+            f"verified: verify {'it' if count == 1 else 'them'} on GitHub, then link again."
         )
     return text
 
