@@ -857,6 +857,30 @@ class SignatureService:
             )
         )
 
+    def signed_earlier_ids(self, ref: AgreementRef | int, github_ids: Iterable[int]) -> set[int]:
+        """Which of these people hold an active signature of a version a material change has
+        since replaced: pass those not covered (``covered_ids``), and these are the ones who
+        signed and must sign again, not people who never signed. One query per 5,000 ids."""
+        agreement_id = self._agreement_id(ref)
+        wanted = sorted(set(github_ids))
+        earlier: set[int] = set()
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            earlier.update(
+                self.session.scalars(
+                    select(Signature.github_id)
+                    .distinct()
+                    .join(Signature.version)
+                    .where(
+                        AgreementVersion.agreement_id == agreement_id,
+                        AgreementVersion.id.not_in(self._valid_version_ids(agreement_id)),
+                        Signature.github_id.in_(chunk),
+                        Signature.revoked_at.is_(None),
+                    )
+                )
+            )
+        return earlier
+
     def is_covered(self, ref: AgreementRef | int, github_id: int) -> bool:
         return github_id in self.covered_ids(ref, [github_id])
 

@@ -413,6 +413,23 @@ def test_editorial_after_material_counts_from_the_material_version(
     assert signatures.covered_ids(agreement.id, []) == set()
 
 
+def test_signed_earlier_ids_are_those_a_material_change_left_behind(
+    make_agreement: MakeAgreement, sign: Sign, signatures: SignatureService
+) -> None:
+    """1 signed v1 only, 2 signed v1 and v2, 5 signed v1 and revoked it, 4 never signed:
+    only 1 signed an earlier version and must sign again."""
+    agreement, _ = make_agreement()
+    for github_id in (1, 2):
+        sign(github_id=github_id)
+    revoked = sign(github_id=5)
+    signatures.revoke(revoked.id, by="test", reason="left", owner_github_id=5)
+    make_agreement(text=TEXT_V3_NEW_TERMS, change_type="material")  # v2
+    sign(github_id=2)
+    uncovered = {1, 2, 4, 5} - signatures.covered_ids(agreement, [1, 2, 4, 5])
+    assert signatures.signed_earlier_ids(agreement, uncovered) == {1}
+    assert signatures.signed_earlier_ids(agreement.id, []) == set()
+
+
 def test_covered_ids_are_per_agreement(
     make_agreement: MakeAgreement, sign: Sign, signatures: SignatureService
 ) -> None:
