@@ -429,6 +429,13 @@ class AgreementService:
         ``mode`` "report" publishes a passing status with the real count (a rollout);
         ``report_comments`` lets report mode comment on pull requests too."""
         name = normalize_repo_full_name(full_name)
+        if name.endswith(".git"):
+            # A clone URL's ending: GitHub strips it from a new repository's name, so such a
+            # link would never match a pull request. (Unlinking one made earlier still works.)
+            raise InvalidInput(
+                f"{full_name.strip()!r} ends in .git, as a clone URL does; a GitHub repository "
+                f"name never does: link {name[:-4]!r}"
+            )
         link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == name))
         before = _link_state(link)
         link = self._set_link(

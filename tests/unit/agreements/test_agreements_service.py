@@ -601,6 +601,18 @@ def test_bad_repository_names_are_refused(
         agreements.link_repo(name, "cla")
 
 
+def test_a_clone_urls_dot_git_is_refused_with_the_name_to_link(
+    make_agreement: MakeAgreement, agreements: AgreementService
+) -> None:
+    """GitHub strips ``.git`` from a new repository's name: a link keeping it would never
+    match a pull request, so the maintainer is told the name to link instead."""
+    make_agreement()
+    with pytest.raises(InvalidInput, match=r"ends in \.git.*link 'acme/widgets'"):
+        agreements.link_repo("Acme/Widgets.git", "cla")
+    assert agreements.repo_links() == []
+    assert agreements.link_repo("acme/widgets.js", "cla").full_name == "acme/widgets.js"
+
+
 def test_enterprise_managed_user_names_are_accepted(
     make_agreement: MakeAgreement, agreements: AgreementService
 ) -> None:
