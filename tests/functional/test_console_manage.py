@@ -500,6 +500,16 @@ def test_a_corporate_agreement_is_never_linked(
     note = page.split('id="corporate-links-note"')[1].split("</p>")[0]
     assert f'href="/admin/agreements/{ALPHA}">Alpha CLA</a>' in note
     assert f"{base}/links/" not in page
+    # Nor are its allowlist, bots, agents' policy, fields or imports: only the linked
+    # agreement's are read when a pull request is judged.
+    settings_note = page.split('id="corporate-settings-note"')[1].split("</p>")[0]
+    assert f'href="/admin/agreements/{ALPHA}">Alpha CLA</a>\'s' in settings_note
+    for action in ("allowlist", "bots", "policy", "fields", "import"):
+        assert f'action="{base}/{action}"' not in page, action
+    assert (
+        f'action="/admin/agreements/{ALPHA}/allowlist"'
+        in client.get(f"/admin/agreements/{ALPHA}").text
+    )
     for kind, name in (("repo", "acme/gadgets"), ("org", "betaorg")):
         refused = client.post(f"{base}/links/{kind}", data={"csrf_token": csrf, "name": name})
         assert refused.status_code == 400
