@@ -282,5 +282,8 @@ def test_a_cla_manager_finds_their_company_from_the_header(
     page.get_by_role("link", name="BigCorp Ltd").click()
     page.wait_for_url(f"{live.url}/companies/*")
     assert page.locator("main h1").inner_text() == "BigCorp Ltd"
+    # The address the manager sends the people an email domain should cover.
+    proving = page.locator("#proving-url")
+    assert proving.inner_text() == proving.get_attribute("href") == f"{live.url}/me/emails"
     context.close()
     assert problems == [[], []]

@@ -25,6 +25,7 @@ from undersign.agreements.companies import CompanyService, UnknownCompany
 from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
 from undersign.agreements.markdown import render_markdown
 from undersign.agreements.models import Agreement, AgreementVersion, Company
+from undersign.enforcement.service import emails_url
 from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
     NEEDS_AN_OPERATOR,
@@ -216,6 +217,8 @@ def _render_company(
             again_html=Markup(render_markdown(again.text)) if again else None,  # noqa: S704
             is_manager=user is not None
             and any(m.github_id == user.github_id for m in company.managers),
+            # A manager sends this address to the people a domain should cover.
+            proving_url=emails_url(settings().base_url),
             values=values
             or {
                 "signatory_name": company.signatory_name or "",
