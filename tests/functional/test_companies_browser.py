@@ -256,3 +256,34 @@ def test_without_github_a_manager_reads_that_company_signing_is_unavailable(
     # The two refused forms answered 409 (Chromium logs every 4xx document); nothing else.
     assert [p for p in problems if "status of 409" not in p] == []
     assert len(problems) == 2
+
+
+def test_a_cla_manager_finds_their_company_from_the_header(
+    live_factory: LiveFactory, audited_context: Callable[..., BrowserContext]
+) -> None:
+    """A company's page is the one place its manager keeps whom it covers (and learns of a
+    version to sign again): the header links there for a manager, and for nobody else."""
+    live, _ = _paper_company(live_factory)
+    header_link = "header >> role=link[name='My companies']"
+    problems: list[list[str]] = []
+    for login in ("deputy", "boss"):  # deputy has an account and manages nothing
+        live.emulator.state.auto_approve_as = login
+        context = audited_context()
+        page = context.new_page()
+        problems.append(page_errors(page))
+        page.goto(f"{live.url}/login")
+        page.wait_for_url(f"{live.url}/")
+        assert page.locator("header .who").inner_text() == login
+        if login == "deputy":
+            assert page.locator(header_link).count() == 0
+            context.close()
+    page.locator(header_link).click()
+    page.wait_for_url(f"{live.url}/companies")
+    page.get_by_role("link", name="BigCorp Ltd").click()
+    page.wait_for_url(f"{live.url}/companies/*")
+    assert page.locator("main h1").inner_text() == "BigCorp Ltd"
+    # The address the manager sends the people an email domain should cover.
+    proving = page.locator("#proving-url")
+    assert proving.inner_text() == proving.get_attribute("href") == f"{live.url}/me/emails"
+    context.close()
+    assert problems == [[], []]

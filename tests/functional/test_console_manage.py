@@ -8,21 +8,27 @@ writes nothing. Runs on SQLite and, with ``--db postgresql+...``, on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 from tests.conftest import sign_quietly
 from tests.functional import test_console_access as access
 from tests.functional.test_console_access import ALPHA, BETA, Console, recheck_jobs, signed_in
 
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import (
     Agreement,
     AgreementVersion,
+    AllowlistEntry,
     AuditEntry,
     OrgLink,
     RepoLink,
@@ -231,6 +237,89 @@ def test_an_instance_admin_creates_an_agreement(
     assert 'id="field_company"' in client.get("/sign/gamma").text  # root has not signed
 
 
+def _meanwhile(console: Console, kind: type[object], write: Callable[[Session], object]) -> Any:
+    """A context in which, the first time a request is about to store a ``kind`` row,
+    ``write`` stores the same thing in a session of its own first: a double click's other
+    request, forced between this one's check and its write."""
+    fired: list[bool] = []
+
+    def meanwhile(session: Session, _context: object, _instances: object) -> None:
+        if fired or not any(isinstance(row, kind) for row in session.new):
+            return
+        fired.append(True)
+        with console.live.database.session() as other:
+            write(other)
+
+    @contextlib.contextmanager
+    def listening() -> Iterator[list[bool]]:
+        maker = console.live.database.sessionmaker
+        event.listen(maker, "before_flush", meanwhile)
+        try:
+            yield fired
+        finally:
+            event.remove(maker, "before_flush", meanwhile)
+
+    return listening()
+
+
+def test_an_agreement_created_twice_at_the_same_moment_is_a_400_not_a_500(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "root")
+    form = {"csrf_token": csrf, "slug": "gamma", "title": "Gamma CLA", "text": "Gamma."}
+    other = _meanwhile(
+        console, Agreement, lambda s: AgreementService(s).create("gamma", "Gamma", "Gamma.")
+    )
+    with other as fired:
+        answer = client.post("/admin/agreements", data=form)
+    assert fired
+    assert answer.status_code == 400, answer.text[:500]
+    assert "an agreement 'gamma' already exists" in html.unescape(answer.text)
+    assert agreement_count(console) == 3
+    assert versions(console, "gamma") == [(1, "material")]
+
+
+def test_a_pattern_allowlisted_twice_at_the_same_moment_is_kept_once_with_its_note(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    client, csrf = signed_in(console, clients, "owner")
+    form = {"csrf_token": csrf, "pattern": "Deploy-*", "note": "deploys"}
+    other = _meanwhile(
+        console, AllowlistEntry, lambda s: AgreementService(s).allowlist_add(ALPHA, "deploy-*")
+    )
+    with other as fired:
+        answer = client.post(f"/admin/agreements/{ALPHA}/allowlist", data=form)
+    assert fired
+    assert answer.status_code == 303, answer.text[:500]
+    with console.live.database.session() as session:
+        entries = AgreementService(session).allowlist(ALPHA)
+        assert [(entry.pattern, entry.note) for entry in entries] == [("deploy-*", "deploys")]
+
+
+@pytest.mark.parametrize(("kind", "name"), [("repo", "acme/gadgets"), ("org", "betaorg")])
+def test_a_name_linked_twice_at_the_same_moment_is_linked_once(
+    console: Console, clients: dict[str, httpx.Client], kind: str, name: str
+) -> None:
+    """The other request links the name first; this one replaces that link with its own
+    options, as linking again later does."""
+    client, csrf = signed_in(console, clients, "root")
+    model = RepoLink if kind == "repo" else OrgLink
+    link = AgreementService.link_repo if kind == "repo" else AgreementService.link_org
+    other = _meanwhile(console, model, lambda s: link(AgreementService(s), name, BETA))
+    form = {"csrf_token": csrf, "name": name, "mode": "report"}
+    with other as fired:
+        answer = client.post(f"/admin/agreements/{ALPHA}/links/{kind}", data=form)
+    assert fired
+    assert answer.status_code == 303, answer.text[:500]
+    with console.live.database.session() as session:
+        service = AgreementService(session)
+        if kind == "repo":
+            mine = [(r.agreement.slug, r.mode) for r in service.repo_links() if r.full_name == name]
+        else:
+            mine = [(r.agreement.slug, r.mode) for r in service.org_links() if r.org == name]
+        assert mine == [(ALPHA, "report")]
+
+
 def bot_state(console: Console, slug: str) -> tuple[list[int] | None, bool, str]:
     with console.live.database.session() as session:
         agreement = AgreementService(session).get(slug)
@@ -393,6 +482,43 @@ def test_an_owner_unlinks_their_organisation_and_loses_the_agreement(
     assert recheck_jobs(console) > before  # acme/widgets#7 is no longer covered: re-checked
     assert audit_actions(console, "owner") == ["org.unlink"]
     assert client.get(base).status_code == 404
+
+
+def test_a_corporate_agreement_is_never_linked(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    """Linked, its pull requests would ask each contributor to sign for a company: nobody
+    could pass. Its page points to the individual agreement instead of offering the link
+    forms, and a posted link is a 400 naming that agreement, with nothing written."""
+    with console.live.database.session() as session:
+        CompanyService(session).add_corporate_agreement(
+            "alpha-corporate", "Alpha Corporate CLA", "Your company agrees to alpha.", ALPHA
+        )
+    client, csrf = signed_in(console, clients, "root")
+    base = "/admin/agreements/alpha-corporate"
+    page = client.get(base).text
+    note = page.split('id="corporate-links-note"')[1].split("</p>")[0]
+    assert f'href="/admin/agreements/{ALPHA}">Alpha CLA</a>' in note
+    assert f"{base}/links/" not in page
+    # Nor are its allowlist, bots, agents' policy, fields or imports: only the linked
+    # agreement's are read when a pull request is judged.
+    settings_note = page.split('id="corporate-settings-note"')[1].split("</p>")[0]
+    assert f'href="/admin/agreements/{ALPHA}">Alpha CLA</a>\'s' in settings_note
+    for action in ("allowlist", "bots", "policy", "fields", "import"):
+        assert f'action="{base}/{action}"' not in page, action
+    assert (
+        f'action="/admin/agreements/{ALPHA}/allowlist"'
+        in client.get(f"/admin/agreements/{ALPHA}").text
+    )
+    for kind, name in (("repo", "acme/gadgets"), ("org", "betaorg")):
+        refused = client.post(f"{base}/links/{kind}", data={"csrf_token": csrf, "name": name})
+        assert refused.status_code == 400
+        assert f"link &#39;{ALPHA}&#39; instead" in refused.text
+    with console.live.database.session() as session:
+        links = [link.agreement.slug for link in AgreementService(session).repo_links()]
+        assert links == [BETA]
+    assert org_link(console, "acme") == ALPHA and org_link(console, "betaorg") is None
+    assert audit_actions(console, "root") == []
 
 
 @pytest.mark.parametrize("fault", ["error", "timeout"])

@@ -343,13 +343,15 @@ def test_one_evaluation_reads_signatures_and_companies_in_one_session(
     assert [c.login for c in verdict.signed] == ["alice", "erin"]  # erin: the approved org
     assert [c.login for c in verdict.unsigned] == ["dave"]
     assert notes.awaiting_review == {users["dave"]["id"]}  # Small Startup awaits review
-    # One session reads signatures, every company approval (accepted and pending at once)
-    # and proven addresses; it is closed before GitHub is asked whether erin is in bigcorp
-    # (the client's own rate bookkeeping is all that follows).
-    reads, rest = log[:4], log[4:]
+    # One session reads signatures, every company approval (accepted and pending at once),
+    # proven addresses and who signed a replaced version (dave is unsigned); it is closed
+    # before GitHub is asked whether erin is in bigcorp (the client's own rate bookkeeping
+    # is all that follows).
+    reads, rest = log[:5], log[5:]
     assert reads[0] == "checkout", log
     assert ["FROM signatures" in reads[1], "FROM company_approvals" in reads[2]] == [True, True]
     assert "FROM proven_emails" in reads[3], log
+    assert "FROM signatures" in reads[4], log
     assert rest and all(item == "checkout" or "github_" in item for item in rest), rest
 
 

@@ -32,6 +32,7 @@ def test_a_person_links_and_removes_their_verified_addresses(
     page.wait_for_url(f"{live.url}/me/emails")
     status = page.get_by_role("status").inner_text()
     assert "GitHub verified" in status and "without being verified" in status
+    assert "1 more is listed" in status and "verify it on GitHub" in status
     rows = page.locator("main table tbody tr")
     assert rows.count() == 3  # the primary, the noreply and the work address
     text = page.locator("main table").inner_text()
@@ -42,5 +43,31 @@ def test_a_person_links_and_removes_their_verified_addresses(
     assert "alice@work.example is no longer linked" in page.get_by_role("status").inner_text()
     assert "alice@work.example" not in page.locator("main table").inner_text()
     assert page.locator("main table tbody tr").count() == 2
+    context.close()
+    assert problems == []
+
+
+def test_github_is_asked_for_the_signed_in_account(
+    live: Live, audited_context: Callable[..., BrowserContext]
+) -> None:
+    """GitHub's page suggests the account signed in here (its ``login`` hint), so the person
+    approves as themselves: an approval as anyone else proves nothing and is refused."""
+    state = live.emulator.state
+    state.add_user("dave", name="Dave Lister", email="dave@example.com")
+    state.add_email("dave", "dave.lister@reddwarf.example", verified=True)
+    state.auto_approve_as = "dave"
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+    page.goto(f"{live.url}/me/emails")
+    page.wait_for_url(f"{live.url}/me/emails")
+
+    state.auto_approve_as = None  # GitHub's own page this time, as a person sees it
+    page.get_by_role("button", name="Link my verified addresses from GitHub").click()
+    page.wait_for_url(f"{live.emulator.url}/login/oauth/authorize?*")
+    assert page.locator("input[name=login]:checked").get_attribute("value") == "dave"
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{live.url}/me/emails")
+    assert "dave.lister@reddwarf.example" in page.locator("main table").inner_text()
     context.close()
     assert problems == []

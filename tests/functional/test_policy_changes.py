@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
-from tests.conftest import AGREEMENT_SLUG, CLAService
+from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService
 from tests.functional.test_enforcement import REPO, deliver_pr, head, open_pr
 
 from undersign.cli import CLIContext, main
@@ -37,6 +37,16 @@ def state_of(cla: CLAService, sha: str, repo: str = REPO) -> object:
     return status["state"] if status else None
 
 
+def bot_comment(cla: CLAService, pr: dict[str, Any]) -> str:
+    """The body of undersign's one comment on ``pr`` (empty before there is one)."""
+    bodies = [
+        str(c["body"])
+        for c in cla.state.comments(REPO, int(pr["number"]))
+        if c["user"]["login"] == BOT_LOGIN
+    ]
+    return bodies[-1] if bodies else ""
+
+
 def text(tmp_path: Path, body: str) -> str:
     path = tmp_path / "cla.md"
     path.write_text(body, encoding="utf-8")
@@ -47,7 +57,7 @@ def test_a_material_version_turns_a_signed_authors_pull_request_red(
     cla: CLAService, tmp_path: Path
 ) -> None:
     cla.sign("alice")
-    _, sha = green_then(cla, "alice")
+    pr, sha = green_then(cla, "alice")
     assert state_of(cla, sha) == "success"
 
     result = cli(
@@ -62,6 +72,11 @@ def test_a_material_version_turns_a_signed_authors_pull_request_red(
     )
     assert "re-evaluating 1 open pull request(s)" in result.output
     cla.wait_for(lambda: state_of(cla, sha) == "failure", what="red after a material version")
+    # alice did sign: the comment says the agreement changed, not that she never signed.
+    cla.wait_for(lambda: "signed an earlier version" in bot_comment(cla, pr), what="comment")
+    comment = bot_comment(cla, pr)
+    assert "**The agreement has changed:** @alice signed an earlier version" in comment
+    assert "opened this pull request has not signed the current version." in comment
 
 
 def test_an_editorial_version_queues_nothing_and_stays_green(

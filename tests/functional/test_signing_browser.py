@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext
-from tests.conftest import Live, page_errors
+from tests.conftest import Live, page_errors, sign_quietly
 
 from undersign.agreements.service import AgreementService
 
@@ -76,5 +76,35 @@ def test_a_contributor_signs_from_a_clean_browser(
 
     page.goto(f"{live.url}/me/signatures")
     assert page.get_by_role("link", name="Individual CLA").count() == 1
+    context.close()
+    assert problems == []
+
+
+def test_what_changed_since_a_signature_is_reachable_by_keyboard(
+    live: Live, audited_context: Callable[..., BrowserContext]
+) -> None:
+    """A material change with a line wider than the page: the diff shown to the person who
+    must sign again scrolls, and a scrolling box must take the keyboard's focus (axe-core
+    scans the page; the test fails on any violation)."""
+    long_line = "You grant us a licence " + "and more rights " * 40 + "."
+    with live.database.session() as session:
+        AgreementService(session).add_or_update("cla", "Individual CLA", "# CLA\n\nYou agree.\n")
+    alice = int(live.emulator.state.user("alice")["id"])
+    sign_quietly(live.database, "cla", "alice", alice)
+    with live.database.session() as session:
+        AgreementService(session).add_or_update(
+            "cla", "Individual CLA", f"# CLA\n\nYou agree.\n\n{long_line}\n", change_type="material"
+        )
+    live.emulator.state.auto_approve_as = "alice"
+    context = audited_context()
+    page = context.new_page()
+    problems = page_errors(page)
+    page.goto(f"{live.url}/login?next=/sign/cla")
+    page.wait_for_url(f"{live.url}/sign/cla")
+    diff = page.locator("#changes-since pre.diff")
+    assert long_line in diff.inner_text()
+    assert diff.evaluate("box => box.scrollWidth > box.clientWidth")  # it does scroll
+    diff.focus()
+    assert diff.evaluate("box => box === document.activeElement")
     context.close()
     assert problems == []

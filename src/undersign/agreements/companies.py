@@ -635,6 +635,12 @@ class CompanyService:
         """Every company of every corporate agreement (for instance admins)."""
         return list(self.session.scalars(select(Company).order_by(Company.name_key)))
 
+    def manages_any(self, github_id: int) -> bool:
+        """Whether this person is a CLA manager of any company (one indexed lookup)."""
+        return bool(
+            self.session.scalar(select(exists().where(CompanyManager.github_id == github_id)))
+        )
+
     def managed_by(self, github_id: int) -> list[Company]:
         return list(
             self.session.scalars(

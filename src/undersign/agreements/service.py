@@ -429,6 +429,13 @@ class AgreementService:
         ``mode`` "report" publishes a passing status with the real count (a rollout);
         ``report_comments`` lets report mode comment on pull requests too."""
         name = normalize_repo_full_name(full_name)
+        if name.endswith(".git"):
+            # A clone URL's ending: GitHub strips it from a new repository's name, so such a
+            # link would never match a pull request. (Unlinking one made earlier still works.)
+            raise InvalidInput(
+                f"{full_name.strip()!r} ends in .git, as a clone URL does; a GitHub repository "
+                f"name never does: link {name[:-4]!r}"
+            )
         link = self.session.scalar(select(RepoLink).where(RepoLink.full_name == name))
         before = _link_state(link)
         link = self._set_link(
@@ -526,7 +533,21 @@ class AgreementService:
     ) -> _LinkT:
         if mode not in LINK_MODES:
             raise InvalidInput(f"a link's mode is {' or '.join(LINK_MODES)}, not {mode!r}")
-        link.agreement = self.get(slug)
+        agreement = self.get(slug)
+        if agreement.kind == "corporate":
+            # Its pull requests would ask every contributor to sign for a company, and a
+            # company signed on the web covers nobody until reviewed: nobody could pass.
+            beside = (
+                self.session.get(Agreement, agreement.for_agreement_id)
+                if agreement.for_agreement_id is not None
+                else None
+            )
+            instead = f"; link {beside.slug!r} instead" if beside is not None else ""
+            raise InvalidInput(
+                f"{agreement.slug!r} is a corporate agreement: companies sign it for their "
+                f"people wherever the individual agreement beside it applies{instead}"
+            )
+        link.agreement = agreement
         link.exempt_org_members = exempt_org_members
         link.exempt_collaborators = exempt_collaborators
         link.mode = mode
@@ -842,6 +863,30 @@ class SignatureService:
                 Signature.revoked_at.is_(None),
             )
         )
+
+    def signed_earlier_ids(self, ref: AgreementRef | int, github_ids: Iterable[int]) -> set[int]:
+        """Which of these people hold an active signature of a version a material change has
+        since replaced: pass those not covered (``covered_ids``), and these are the ones who
+        signed and must sign again, not people who never signed. One query per 5,000 ids."""
+        agreement_id = self._agreement_id(ref)
+        wanted = sorted(set(github_ids))
+        earlier: set[int] = set()
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            earlier.update(
+                self.session.scalars(
+                    select(Signature.github_id)
+                    .distinct()
+                    .join(Signature.version)
+                    .where(
+                        AgreementVersion.agreement_id == agreement_id,
+                        AgreementVersion.id.not_in(self._valid_version_ids(agreement_id)),
+                        Signature.github_id.in_(chunk),
+                        Signature.revoked_at.is_(None),
+                    )
+                )
+            )
+        return earlier
 
     def is_covered(self, ref: AgreementRef | int, github_id: int) -> bool:
         return github_id in self.covered_ids(ref, [github_id])

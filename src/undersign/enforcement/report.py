@@ -303,9 +303,14 @@ def corporate_paragraph(emails_url: str | None) -> str:
     )
 
 
+def _names(people: Sequence[Contributor]) -> str:
+    """The first ten mentioned, an ellipsis for the rest."""
+    return ", ".join(mention(c) for c in people[:10]) + (", \u2026" if len(people) > 10 else "")
+
+
 def awaiting_review_paragraph(people: Sequence[Contributor]) -> str:
     """Some unsigned people's company signed on the web and waits for the maintainers."""
-    names = ", ".join(mention(c) for c in people[:10]) + (", \u2026" if len(people) > 10 else "")
+    names = _names(people)
     return (
         f"**Awaiting review:** a company that signed the corporate agreement would cover {names}, "
         "but its signature awaits the maintainers' review; it covers nobody until they accept it."
@@ -315,11 +320,21 @@ def awaiting_review_paragraph(people: Sequence[Contributor]) -> str:
 def signed_earlier_paragraph(people: Sequence[Contributor]) -> str:
     """Some unsigned people's company signed a version of the corporate agreement that a
     material change has since replaced."""
-    names = ", ".join(mention(c) for c in people[:10]) + (", \u2026" if len(people) > 10 else "")
+    names = _names(people)
     return (
         f"**Your company must sign again:** a company would cover {names}, but it signed an "
         "earlier version of the corporate agreement, and the current version changed it "
         "materially; it covers nobody until one of its CLA managers signs the current version."
+    )
+
+
+def people_signed_earlier_paragraph(people: Sequence[Contributor]) -> str:
+    """Some unsigned people signed a version of the agreement that a material change has
+    since replaced: they did sign, and must sign the current version."""
+    names = _names(people)
+    return (
+        f"**The agreement has changed:** {names} signed an earlier version, and the current "
+        "version changed it materially; the sign page shows what changed."
     )
 
 
@@ -333,6 +348,7 @@ def comment_body(
     corporate: bool = False,
     awaiting_review: frozenset[int] = frozenset(),
     signed_earlier: frozenset[int] = frozenset(),
+    people_signed_earlier: frozenset[int] = frozenset(),
 ) -> str:
     """The Markdown of the single undersign comment on a pull request.
 
@@ -343,7 +359,8 @@ def comment_body(
     (a configuration error, not data). ``corporate``: companies can sign for their people
     here, so an uncovered contributor is told both ways out; ``awaiting_review``: the GitHub
     ids among the unsigned that a company awaiting the maintainers' review would cover;
-    ``signed_earlier``: those a company would cover had it signed the current version.
+    ``signed_earlier``: those a company would cover had it signed the current version;
+    ``people_signed_earlier``: those who signed a version a material change replaced.
     """
     url = _safe_url(sign_url)
     title = _escape_text(agreement_title or "Contributor License Agreement")
@@ -379,8 +396,14 @@ def comment_body(
     )
 
     if verdict.opener_missing:
+        opener_id = verdict.opener.github_id if verdict.opener is not None else None
+        not_signed = (
+            "has not signed the current version"
+            if opener_id is not None and opener_id in people_signed_earlier
+            else "has not signed"
+        )
         parts.append(
-            "**The account that opened this pull request has not signed.** Commit authors "
+            f"**The account that opened this pull request {not_signed}.** Commit authors "
             "alone cannot cover a pull request: whoever opens it must be covered too."
         )
     parts.extend(agent_paragraphs(verdict))
@@ -396,6 +419,11 @@ def comment_body(
         block = heading + "\n\n" + "\n".join(lines)
         budget -= _size(block) - _size(heading)
         parts.append(block)
+        again = [c for c in verdict.unsigned if c.github_id in people_signed_earlier]
+        if again:
+            paragraph = people_signed_earlier_paragraph(again)
+            budget -= _size(paragraph) + 2
+            parts.append(paragraph)
         if corporate:
             parts.append(corporate_paragraph(emails_url))
             waiting = [c for c in verdict.unsigned if c.github_id in awaiting_review]

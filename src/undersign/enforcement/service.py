@@ -194,6 +194,8 @@ class _CompanyNotes:
     awaiting_review: frozenset[int] = frozenset()
     #: The unsigned a company would cover once it signs the current version.
     signed_earlier: frozenset[int] = frozenset()
+    #: The unsigned who signed a version a material change replaced themselves.
+    people_signed_earlier: frozenset[int] = frozenset()
 
 
 def sign_url(base_url: str, slug: str, repo_full_name: str, number: int) -> str:
@@ -571,10 +573,14 @@ def _verdict(
     people = [*contributors, *([opener] if opener is not None else [])]
     ids = [c.github_id for c in people if c.github_id is not None]
     companies = CompanyCoverage()
+    earlier: set[int] = set()
     with ctx.database.session() as session:
-        signed = SignatureService(session).covered_ids(coverage.agreement_id, ids)
+        signatures = SignatureService(session)
+        signed = signatures.covered_ids(coverage.agreement_id, ids)
         if coverage.corporate:
             companies = CompanyService(session).coverage(coverage.agreement_id, set(ids) - signed)
+        if set(ids) - signed:  # who signed a replaced version, for the comment
+            earlier = signatures.signed_earlier_ids(coverage.agreement_id, set(ids) - signed)
     membership = OrgMembership(ctx.github.is_org_member)
     signed |= companies.with_org_members(_org_candidates(people, signed), membership)
     exemptions = Exemptions(
@@ -596,6 +602,7 @@ def _verdict(
         corporate=coverage.corporate,
         awaiting_review=companies.awaiting_review & unsigned,
         signed_earlier=companies.outdated & unsigned,
+        people_signed_earlier=frozenset(earlier & unsigned),
     )
 
 
@@ -677,6 +684,7 @@ def _comment_text(
         corporate=companies.corporate,
         awaiting_review=companies.awaiting_review,
         signed_earlier=companies.signed_earlier,
+        people_signed_earlier=companies.people_signed_earlier,
     )
 
 

@@ -98,4 +98,8 @@ def _template_helpers() -> dict[str, Any]:
         here = request.full_path.rstrip("?") if request.query_string else request.path
         return url_for("auth.login", next=here if here != "/" else None)
 
-    return {"current_user": current_user, "login_url": login_url}
+    return {
+        "current_user": current_user,
+        "login_url": login_url,
+        "shows_my_companies": companies.shows_my_companies,
+    }

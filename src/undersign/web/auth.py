@@ -172,14 +172,22 @@ def login() -> Response:
 
 
 def start_authorization(
-    flow: dict[str, Any], scope: str | None = None, *, code: int = 302
+    flow: dict[str, Any],
+    scope: str | None = None,
+    *,
+    code: int = 302,
+    login: str | None = None,
 ) -> Response:
     """Send the browser to GitHub's authorize page with a new ``state`` bound to this
     session and a PKCE challenge; ``flow`` is what the callback needs afterwards (``next``;
-    ``purpose`` and ``github_id`` for proving email addresses). Sign-in asks for no scope."""
+    ``purpose`` and ``github_id`` for proving email addresses). Sign-in asks for no scope.
+    ``login`` is GitHub's account hint: its page suggests that account, and says so when
+    the browser is signed in to GitHub as another one."""
     config = github_settings()
     client = _github(config)
     extra = {} if scope is None else {"scope": scope}
+    if login:
+        extra["login"] = login
     authorization = client.create_authorization_url(config.callback_url, **extra)
     client.save_authorize_data(redirect_uri=config.callback_url, **authorization)
     flows: dict[str, dict[str, Any]] = dict(session.get(FLOWS_KEY, {}))
@@ -466,7 +474,7 @@ def _proof_summary(proven: int, unverified: list[str]) -> str:
         count = len(unverified)
         text += (
             f" {count} more {'is' if count == 1 else 'are'} listed on GitHub without being "
-            "verified: verify them on GitHub, then link again."
+            f"verified: verify {'it' if count == 1 else 'them'} on GitHub, then link again."
         )
     return text
 

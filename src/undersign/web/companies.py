@@ -25,6 +25,7 @@ from undersign.agreements.companies import CompanyService, UnknownCompany
 from undersign.agreements.errors import InvalidInput, ValidationErrors, VersionChanged
 from undersign.agreements.markdown import render_markdown
 from undersign.agreements.models import Agreement, AgreementVersion, Company
+from undersign.enforcement.service import emails_url
 from undersign.github.errors import (
     GITHUB_CREDENTIALS_FIX,
     NEEDS_AN_OPERATOR,
@@ -46,6 +47,17 @@ APPROVE_KINDS = {"login": "account", "org": "org", "domain": "domain"}
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
+
+
+def shows_my_companies() -> bool:
+    """Whether the header links to /companies: for a CLA manager, who has no other way back
+    to their company's page (and to a version it must sign again), and an instance admin."""
+    user = current_user()
+    if user is None:
+        return False
+    if user.github_id in settings().admins:
+        return True
+    return CompanyService(db_session()).manages_any(user.github_id)
 
 
 def render_sign_page(
@@ -205,6 +217,8 @@ def _render_company(
             again_html=Markup(render_markdown(again.text)) if again else None,  # noqa: S704
             is_manager=user is not None
             and any(m.github_id == user.github_id for m in company.managers),
+            # A manager sends this address to the people a domain should cover.
+            proving_url=emails_url(settings().base_url),
             values=values
             or {
                 "signatory_name": company.signatory_name or "",

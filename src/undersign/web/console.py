@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -228,6 +229,9 @@ def agreement_page(slug: str) -> str:
         fields_json=json.dumps(agreement.field_definitions or [], indent=2, ensure_ascii=False),
         pending_companies=CompanyService(db).pending_review(agreement),
         companies_signed_earlier=CompanyService(db).signed_an_earlier_version(agreement),
+        individual=db.get(Agreement, agreement.for_agreement_id)
+        if agreement.for_agreement_id is not None
+        else None,
     )
 
 
@@ -485,8 +489,8 @@ def link(slug: str, kind: str) -> BaseResponse:
     mode = request.form.get("mode") or "enforce"
     if mode not in LINK_MODES:
         abort(400, description="The mode is enforce or report.")
-    link_to = service.link_repo if kind == "repo" else service.link_org
-    link_to(
+    link_to = functools.partial(
+        service.link_repo if kind == "repo" else service.link_org,
         name,
         agreement.slug,
         exempt_org_members=_checkbox("exempt_org_members"),
@@ -494,6 +498,14 @@ def link(slug: str, kind: str) -> BaseResponse:
         mode=mode,
         report_comments=_checkbox("report_comments"),
     )
+    try:
+        link_to()
+    except InvalidInput as exc:  # a corporate agreement
+        db.rollback()
+        abort(400, description=str(exc))
+    except IntegrityError:  # the same name linked at the same moment (a double click)
+        db.rollback()
+        link_to()  # now it replaces that link, as linking again does
     note = " (report only)" if mode == "report" else ""
     if kind == "repo":
         runtime().requeue_open_pull_requests(db, repos=(name,))
@@ -547,11 +559,15 @@ def allowlist_add(slug: str) -> BaseResponse:
     db = db_session()
     service = AgreementService(db, actor=str(user.github_id))
     pattern = request.form.get("pattern", "")[:200]
+    note = request.form.get("note", "")[:600]
     try:
-        entry = service.allowlist_add(agreement, pattern, request.form.get("note", "")[:600])
+        entry = service.allowlist_add(agreement, pattern, note)
     except InvalidInput as exc:
         db.rollback()
         abort(400, description=str(exc))
+    except IntegrityError:  # the same pattern added at the same moment (a double click)
+        db.rollback()
+        entry = service.allowlist_add(agreement, pattern, note)  # now it updates that row
     return _changed(agreement, f"{entry.pattern} needs no signature on {agreement.slug}.")
 
 
@@ -806,10 +822,13 @@ def create_agreement() -> BaseResponse:
     service = AgreementService(db, actor=str(user.github_id))
     try:
         agreement, _ = service.create(slug, title, request.form.get("text", ""), fields)
+        db.commit()
     except InvalidInput as exc:
         db.rollback()
         abort(400, description=str(exc))
-    db.commit()
+    except IntegrityError:  # the same slug created at the same moment (a double click)
+        db.rollback()
+        abort(400, description=f"an agreement {slug!r} already exists")
     # The new agreement is theirs to see at once (an instance admin sees every agreement).
     flash(f"{agreement.slug} is created (version 1). Link a repository to put it to work.")
     return redirect(url_for("console.agreement_page", slug=agreement.slug), 303)

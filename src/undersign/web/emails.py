@@ -43,7 +43,8 @@ def link() -> Response:
     if not github_settings().github_client_id:
         abort(503, description="This undersign has no GitHub OAuth client. Tell its operator.")
     flow = {"next": EMAILS_PAGE, "purpose": "emails", "github_id": user.github_id}
-    return start_authorization(flow, EMAIL_SCOPE, code=303)
+    # Approved as another account, the addresses would be refused: ask for this one.
+    return start_authorization(flow, EMAIL_SCOPE, code=303, login=user.login)
 
 
 @bp.post(f"{EMAILS_PAGE}/remove")

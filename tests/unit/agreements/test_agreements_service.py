@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from undersign.accounts.models import User
+from undersign.agreements.companies import CompanyService
 from undersign.agreements.errors import (
     InvalidInput,
     NoPublishedVersion,
@@ -412,6 +413,23 @@ def test_editorial_after_material_counts_from_the_material_version(
     assert signatures.covered_ids(agreement.id, []) == set()
 
 
+def test_signed_earlier_ids_are_those_a_material_change_left_behind(
+    make_agreement: MakeAgreement, sign: Sign, signatures: SignatureService
+) -> None:
+    """1 signed v1 only, 2 signed v1 and v2, 5 signed v1 and revoked it, 4 never signed:
+    only 1 signed an earlier version and must sign again."""
+    agreement, _ = make_agreement()
+    for github_id in (1, 2):
+        sign(github_id=github_id)
+    revoked = sign(github_id=5)
+    signatures.revoke(revoked.id, by="test", reason="left", owner_github_id=5)
+    make_agreement(text=TEXT_V3_NEW_TERMS, change_type="material")  # v2
+    sign(github_id=2)
+    uncovered = {1, 2, 4, 5} - signatures.covered_ids(agreement, [1, 2, 4, 5])
+    assert signatures.signed_earlier_ids(agreement, uncovered) == {1}
+    assert signatures.signed_earlier_ids(agreement.id, []) == set()
+
+
 def test_covered_ids_are_per_agreement(
     make_agreement: MakeAgreement, sign: Sign, signatures: SignatureService
 ) -> None:
@@ -554,6 +572,23 @@ def test_relinking_replaces_and_unlinking_removes(
     assert agreements.agreement_for_repo("o/r") is None
 
 
+def test_a_corporate_agreement_is_never_linked(
+    make_agreement: MakeAgreement, agreements: AgreementService, session: Session
+) -> None:
+    """Its pull requests would ask each contributor to sign for a company: none could pass.
+    The refusal names the individual agreement to link instead, and nothing is written."""
+    make_agreement("individual-cla")
+    CompanyService(session).add_corporate_agreement(
+        "corporate-cla", "Corporate", "We agree.", "individual-cla"
+    )
+    with pytest.raises(InvalidInput, match=r"corporate agreement.*link 'individual-cla' instead"):
+        agreements.link_repo("acme/widgets", "corporate-cla")
+    with pytest.raises(InvalidInput, match="link 'individual-cla' instead"):
+        agreements.link_org("acme", "corporate-cla")
+    assert agreements.repo_links() == [] and agreements.org_links() == []
+    assert agreements.agreement_for_repo("acme/widgets") is None
+
+
 @pytest.mark.parametrize(
     "name",
     ["noslash", "a/b/c", "/repo", "owner/", "-owner/repo", "own er/repo", "o/..", "o/r?x", "o/r#1"],
@@ -564,6 +599,18 @@ def test_bad_repository_names_are_refused(
     make_agreement()
     with pytest.raises(InvalidInput):
         agreements.link_repo(name, "cla")
+
+
+def test_a_clone_urls_dot_git_is_refused_with_the_name_to_link(
+    make_agreement: MakeAgreement, agreements: AgreementService
+) -> None:
+    """GitHub strips ``.git`` from a new repository's name: a link keeping it would never
+    match a pull request, so the maintainer is told the name to link instead."""
+    make_agreement()
+    with pytest.raises(InvalidInput, match=r"ends in \.git.*link 'acme/widgets'"):
+        agreements.link_repo("Acme/Widgets.git", "cla")
+    assert agreements.repo_links() == []
+    assert agreements.link_repo("acme/widgets.js", "cla").full_name == "acme/widgets.js"
 
 
 def test_enterprise_managed_user_names_are_accepted(

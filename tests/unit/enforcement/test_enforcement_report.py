@@ -495,3 +495,22 @@ def test_who_a_company_awaiting_review_would_cover_is_named_within_the_cap() -> 
         awaiting_review=frozenset({BOB.github_id or 0}),
     )
     assert "Awaiting review" not in plain  # only for the people still unsigned
+
+
+def test_people_who_signed_a_replaced_version_are_told_the_agreement_changed() -> None:
+    """bob opened the pull request and signed a version a material change replaced; carol
+    never signed: the comment does not say bob never signed, and names only him."""
+    v = Verdict(signed=[], exempt=[], unsigned=[BOB, CAROL], unknown=[], opener=BOB)
+    body = comment_body(
+        v,
+        sign_url=SIGN_URL,
+        agreement_title="Acme CLA",
+        bot_login="undersign[bot]",
+        people_signed_earlier=frozenset({BOB.github_id or 0}),
+    )
+    assert "opened this pull request has not signed the current version." in body
+    assert "**The agreement has changed:** @bob signed an earlier version" in body
+    assert "@carol signed" not in body
+    plain = render(v)
+    assert "opened this pull request has not signed.**" in plain
+    assert "The agreement has changed" not in plain
