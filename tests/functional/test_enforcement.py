@@ -140,6 +140,21 @@ def test_co_author_with_an_old_style_noreply_address_signs_with_their_account(
     cla.wait_for(lambda: cla.status_state(REPO, sha) == "success", what="green")
 
 
+def test_old_style_noreply_lookups_are_capped_per_reading(cla: CLAService) -> None:
+    from undersign.enforcement.service import LEGACY_NOREPLY_LOOKUPS
+
+    logins = [f"nobody-{i}" for i in range(LEGACY_NOREPLY_LOOKUPS)] + ["bob"]
+    trailers = "".join(f"Co-authored-by: X <{legacy_noreply(cla, x)}>\n" for x in logins)
+    cla.sign("alice")
+    cla.sign("bob")
+    sha = cla.state.add_commit(REPO, author_login="alice", message=f"Work\n\n{trailers}")
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
+    cla.state.clear_requests()
+    assert evaluate_now(cla, pr)["state"] == "failure"
+    asked = [r.rest_path for r in cla.state.api_calls("GET", "/users/")]
+    assert asked == [f"/users/{x}" for x in logins[:LEGACY_NOREPLY_LOOKUPS]]  # not bob's
+
+
 def test_old_style_noreply_of_a_renamed_login_names_its_holder_today(cla: CLAService) -> None:
     """The documented trade-off: a login renamed and taken again names its new holder."""
     cla.state.rename_user("bob", "bobby")

@@ -83,6 +83,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: At most this many old-style noreply logins are asked of GitHub per reading of a pull
+#: request's commits: trailers are free text, and a push must not buy unbounded API calls.
+#: Further ones stay authors without an account (red, as before), in commit order.
+LEGACY_NOREPLY_LOOKUPS = 20
+
 
 class IncompleteCommits(GitHubUnavailable):
     """GitHub returned fewer commits than the pull request has: never answer success."""
@@ -260,14 +265,17 @@ def _email_resolver(ctx: JobContext, owners: Mapping[str, int | None]) -> EmailR
 def _legacy_noreply_resolver(ctx: JobContext) -> LoginResolver:
     """The person holding an old-style noreply address's login now: ``GET /users/{login}``,
     asked once per login for one reading of the commits (contributors cached with the
-    commits' ETag are not read again). None for no such account, an organisation or a bot
-    (``user_account``: not a person, so it cannot sign). GitHub failing propagates, so the
-    evaluation is retried rather than judging the address as nobody's."""
+    commits' ETag are not read again), for at most ``LEGACY_NOREPLY_LOOKUPS`` logins. None
+    for no such account, an organisation or a bot (``user_account``: not a person, so it
+    cannot sign). GitHub failing propagates, so the evaluation is retried rather than
+    judging the address as nobody's."""
     answers: dict[str, Contributor | None] = {}
 
     def resolve(login: str) -> Contributor | None:
         key = login.casefold()  # GitHub logins are case-insensitive
         if key not in answers:
+            if len(answers) >= LEGACY_NOREPLY_LOOKUPS:
+                return None
             found = ctx.github.user_account(login)
             answers[key] = (
                 None
