@@ -94,20 +94,110 @@ def test_300_commit_pull_request_with_one_unsigned_author_at_the_end(cla: CLASer
     assert "@bob" in comment["body"] and "@alice" not in comment["body"]
 
 
-def test_co_author_must_sign_too(cla: CLAService) -> None:
+def pr_co_authored_by(cla: CLAService, address: str) -> tuple[str, dict[str, Any]]:
+    """A pull request by alice, who signed, with one commit co-authored by ``address``."""
     cla.sign("alice")
     sha = cla.state.add_commit(
-        REPO,
-        author_login="alice",
-        message=f"Pair on it\n\nCo-authored-by: Bob <{noreply(cla, 'bob')}>\n",
+        REPO, author_login="alice", message=f"Pair on it\n\nCo-authored-by: Bob <{address}>\n"
     )
-    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
+    return sha, cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
+
+
+def test_co_author_must_sign_too(cla: CLAService) -> None:
+    sha, pr = pr_co_authored_by(cla, noreply(cla, "bob"))
     status = evaluate_now(cla, pr)
     assert status["state"] == "failure"
     assert status["description"] == "1 of 2 contributors have signed the CLA."
     cla.sign("bob")
     cla.wait_idle()
     assert cla.status_state(REPO, sha) == "success"
+
+
+def legacy_noreply(cla: CLAService, login: str) -> str:
+    """The noreply address of an account made private before 18 July 2017: no id."""
+    from undersign.enforcement.service import noreply_domain
+
+    return f"{login}@{noreply_domain(cla.settings.github_url)}"
+
+
+def test_co_author_with_an_old_style_noreply_address_signs_with_their_account(
+    cla: CLAService,
+) -> None:
+    sha, pr = pr_co_authored_by(cla, legacy_noreply(cla, "Bob"))
+    cla.state.clear_requests()
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    assert status["description"] == "1 of 2 contributors have signed the CLA."
+    [comment] = our_comments(cla, pr)
+    assert "/me/emails" not in comment["body"]  # not told to prove an address they cannot add
+    assert [r.rest_path for r in cla.state.api_calls("GET", "/users/")] == ["/users/Bob"]
+
+    cla.state.clear_requests()
+    assert evaluate_now(cla, pr)["state"] == "failure"  # the same commits: asked no more
+    assert cla.state.api_calls("GET", "/users/") == []
+
+    cla.sign("bob")
+    cla.wait_for(lambda: cla.status_state(REPO, sha) == "success", what="green")
+
+
+def test_old_style_noreply_lookups_are_capped_per_reading(cla: CLAService) -> None:
+    from undersign.enforcement.service import LEGACY_NOREPLY_LOOKUPS
+
+    logins = [f"nobody-{i}" for i in range(LEGACY_NOREPLY_LOOKUPS)] + ["bob"]
+    trailers = "".join(f"Co-authored-by: X <{legacy_noreply(cla, x)}>\n" for x in logins)
+    cla.sign("alice")
+    cla.sign("bob")
+    sha = cla.state.add_commit(REPO, author_login="alice", message=f"Work\n\n{trailers}")
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
+    cla.state.clear_requests()
+    assert evaluate_now(cla, pr)["state"] == "failure"
+    asked = [r.rest_path for r in cla.state.api_calls("GET", "/users/")]
+    assert asked == [f"/users/{x}" for x in logins[:LEGACY_NOREPLY_LOOKUPS]]  # not bob's
+
+
+def test_old_style_noreply_of_a_renamed_login_names_its_holder_today(cla: CLAService) -> None:
+    """The documented trade-off: a login renamed and taken again names its new holder."""
+    cla.state.rename_user("bob", "bobby")
+    cla.state.add_user("bob")
+    cla.sign("bobby")  # the old holder's signature does not count for the address
+    sha, pr = pr_co_authored_by(cla, legacy_noreply(cla, "bob"))
+    assert evaluate_now(cla, pr)["state"] == "failure"
+    [comment] = our_comments(cla, pr)
+    assert "@bob" not in comment["body"]  # never verified: the new holder is not notified
+    cla.sign("bob")
+    cla.wait_for(lambda: cla.status_state(REPO, sha) == "success", what="green")
+
+
+def test_old_style_noreply_author_github_did_not_link_is_the_login_holder(
+    cla: CLAService,
+) -> None:
+    cla.sign("bob")
+    sha = cla.state.add_commit(
+        REPO, author={"name": "Bob", "email": legacy_noreply(cla, "bob")}, author_field="null"
+    )
+    pr = cla.state.add_pull_request(REPO, user_login="bob", commits=[sha])
+    assert evaluate_now(cla, pr)["state"] == "success"
+
+
+def test_old_style_noreply_of_no_person_stays_an_author_without_an_account(
+    cla: CLAService,
+) -> None:
+    cla.state.add_user("helper[bot]", type="Bot")
+    cla.sign("alice")
+    trailers = "".join(
+        f"Co-authored-by: X <{legacy_noreply(cla, login)}>\n"
+        for login in ("octo-org", "helper[bot]", "nobody-by-this-name")
+    )
+    sha = cla.state.add_commit(REPO, author_login="alice", message=f"Work\n\n{trailers}")
+    pr = cla.state.add_pull_request(REPO, user_login="alice", commits=[sha])
+    status = evaluate_now(cla, pr)
+    assert status["state"] == "failure"
+    assert status["description"] == (
+        "1 of 4 contributors have signed the CLA. 3 need to link their commit email."
+    )
+    [comment] = our_comments(cla, pr)
+    for login in ("octo-org", "helper[bot]", "nobody-by-this-name"):
+        assert f"`{legacy_noreply(cla, login)}`" in comment["body"]
 
 
 def test_unknown_author_is_listed_with_the_fix(cla: CLAService) -> None:

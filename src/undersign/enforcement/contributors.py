@@ -12,8 +12,20 @@ Rules, and why:
   is a ``SimpleUser`` dict, ``{}`` or ``None``; only a dict with an integer ``id`` is trusted.
   Otherwise the person comes from the git metadata (``commit.author`` name/email) and stays
   ``"unknown"`` unless the email identifies an account anyway (a noreply address with an id, an
-  email GitHub linked to an account on another commit of the same pull request, or an
-  address a person proved to undersign: ``resolve_email``).
+  email GitHub linked to an account on another commit of the same pull request, an
+  address a person proved to undersign: ``resolve_email``, or an old-style noreply address
+  whose login GitHub says a person holds: ``resolve_login``).
+* An old-style noreply address, ``login@users.noreply.github.com`` (accounts that chose a
+  private address before 18 July 2017 still commit with it), names an account by login only.
+  It is read as the person who holds that login now, asked of GitHub (``GET /users/{login}``),
+  because that person can add no other address to prove: without it they could never sign.
+  A login can be renamed and then taken by someone else, so the holder today may not be who
+  wrote the address years ago. undersign accepts that, as GitHub's own attribution does: the
+  address is free text anyway (like an ``ID+login`` one, it never proves anything and the
+  opener must still be covered), the login is kept unverified (no @mention, so a stranger
+  holding a reused login is never notified, and no allowlist or membership exemption), and
+  if the wrong person is named, the pull request simply waits on them, as a typo would. An
+  unknown login, an organisation or a bot stays an author without an account, as before.
 * A proven address wins over GitHub's link to another account: GitHub links an address to
   whichever account lists it now, undersign to the account that proved it (issue 14). The
   opener still has to be covered (``policy``), so a commit written with a signer's proven
@@ -42,11 +54,13 @@ __all__ = [
     "ContributorKind",
     "ContributorSource",
     "EmailResolver",
+    "LoginResolver",
     "NoreplyAddress",
     "commit_emails",
     "contributors_from_commits",
     "github_account",
     "is_valid_login",
+    "legacy_noreply_login",
     "noreply_login",
     "noreply_user_id",
     "parse_co_authors",
@@ -116,6 +130,8 @@ class Contributor:
 
 
 EmailResolver = Callable[[str], Contributor | None]
+#: Given the login of an old-style noreply address: the person holding it now, or None.
+LoginResolver = Callable[[str], Contributor | None]
 
 
 class NoreplyAddress(NamedTuple):
@@ -318,6 +334,15 @@ def noreply_user_id(email: str, noreply_domain: str = DEFAULT_NOREPLY_DOMAIN) ->
     return parsed.user_id if parsed else None
 
 
+def legacy_noreply_login(email: str, noreply_domain: str = DEFAULT_NOREPLY_DOMAIN) -> str | None:
+    """The login of an old-style noreply address (``login@users.noreply...``, no id), else
+    None: the only addresses worth asking GitHub about by login."""
+    parsed = parse_noreply(email, noreply_domain)
+    if parsed is None or parsed.user_id is not None:
+        return None
+    return parsed.login
+
+
 def noreply_login(email: str, noreply_domain: str = DEFAULT_NOREPLY_DOMAIN) -> str | None:
     """The (unverified) login part of a noreply email, else None."""
     parsed = parse_noreply(email, noreply_domain)
@@ -398,8 +423,10 @@ def _from_email(
     noreply_domain: str,
     linked: Mapping[str, Contributor],
     resolve_email: EmailResolver | None,
+    resolve_login: LoginResolver | None = None,
 ) -> Contributor:
-    """Identify a person known only by git name/email."""
+    """Identify a person known only by git name/email. GitHub is asked about an old-style
+    noreply login last, only when nothing already known identifies the address."""
     if email is not None:
         noreply = parse_noreply(email, noreply_domain)
         if noreply is not None and noreply.user_id is not None:
@@ -417,7 +444,24 @@ def _from_email(
         account = linked.get(_normalize_email(email))
         if account is not None:
             return dataclasses.replace(account, name=name, email=email, sources=(source,))
+        legacy = _legacy_holder(email, noreply_domain, resolve_login)
+        if legacy is not None:
+            return dataclasses.replace(legacy, name=name, email=email, sources=(source,))
     return Contributor(kind="unknown", name=name, email=email, sources=(source,))
+
+
+def _legacy_holder(
+    email: str, noreply_domain: str, resolve_login: LoginResolver | None
+) -> Contributor | None:
+    """The person holding an old-style noreply address's login now, never verified (the
+    address is free text, and the login may have changed hands since it was written)."""
+    login = legacy_noreply_login(email, noreply_domain)
+    if login is None or resolve_login is None:
+        return None
+    holder = resolve_login(login)
+    if holder is None or holder.kind != "github":
+        return None
+    return dataclasses.replace(holder, login_verified=False, account_type=None)
 
 
 def _proven(
@@ -477,6 +521,7 @@ def contributors_from_commits(
     *,
     noreply_domain: str = DEFAULT_NOREPLY_DOMAIN,
     resolve_email: EmailResolver | None = None,
+    resolve_login: LoginResolver | None = None,
 ) -> list[Contributor]:
     """Everyone who must be covered by the CLA for these commits, deduplicated by identity.
 
@@ -486,7 +531,9 @@ def contributors_from_commits(
     account that proved an address to undersign (``agreements.emails``): an author or
     co-author GitHub did not link to an account, or linked to another account, counts as
     that owner. Noreply addresses with an id are not asked (the id is the account).
-    Exceptions from it propagate.
+    ``resolve_login`` answers with the person holding an old-style noreply address's login
+    (``login@users.noreply...``), asked only for such an address that GitHub did not link
+    and nobody proved. Exceptions from either propagate.
     """
     commit_list = [commit for commit in commits if isinstance(commit, Mapping)]
     linked = _linked_emails(commit_list)
@@ -515,6 +562,7 @@ def contributors_from_commits(
                     noreply_domain=noreply_domain,
                     linked=linked,
                     resolve_email=resolve_email,
+                    resolve_login=resolve_login,
                 )
             )
         message = git.get("message")
@@ -527,6 +575,7 @@ def contributors_from_commits(
                     noreply_domain=noreply_domain,
                     linked=linked,
                     resolve_email=resolve_email,
+                    resolve_login=resolve_login,
                 )
             )
     return list(people.values())

@@ -39,6 +39,7 @@ from undersign.enforcement.contributors import (
     DEFAULT_NOREPLY_DOMAIN,
     Contributor,
     EmailResolver,
+    LoginResolver,
     commit_emails,
     contributors_from_commits,
     github_account,
@@ -81,6 +82,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: At most this many old-style noreply logins are asked of GitHub per reading of a pull
+#: request's commits: trailers are free text, and a push must not buy unbounded API calls.
+#: Further ones stay authors without an account (red, as before), in commit order.
+LEGACY_NOREPLY_LOOKUPS = 20
 
 
 class IncompleteCommits(GitHubUnavailable):
@@ -252,6 +258,31 @@ def _email_resolver(ctx: JobContext, owners: Mapping[str, int | None]) -> EmailR
         if owner is None:
             return None
         return Contributor(kind="github", github_id=owner, login=logins.get(owner))
+
+    return resolve
+
+
+def _legacy_noreply_resolver(ctx: JobContext) -> LoginResolver:
+    """The person holding an old-style noreply address's login now: ``GET /users/{login}``,
+    asked once per login for one reading of the commits (contributors cached with the
+    commits' ETag are not read again), for at most ``LEGACY_NOREPLY_LOOKUPS`` logins. None
+    for no such account, an organisation or a bot (``user_account``: not a person, so it
+    cannot sign). GitHub failing propagates, so the evaluation is retried rather than
+    judging the address as nobody's."""
+    answers: dict[str, Contributor | None] = {}
+
+    def resolve(login: str) -> Contributor | None:
+        key = login.casefold()  # GitHub logins are case-insensitive
+        if key not in answers:
+            if len(answers) >= LEGACY_NOREPLY_LOOKUPS:
+                return None
+            found = ctx.github.user_account(login)
+            answers[key] = (
+                None
+                if found is None
+                else Contributor(kind="github", github_id=found[0], login=found[1])
+            )
+        return answers[key]
 
     return resolve
 
@@ -497,6 +528,7 @@ def _read_contributors(
         commits,
         noreply_domain=noreply_domain(ctx.settings.github_url),
         resolve_email=_email_resolver(ctx, owners),
+        resolve_login=_legacy_noreply_resolver(ctx),
     )
     return facts, contributors, etag, _dump(contributors) if etag else None, owners
 

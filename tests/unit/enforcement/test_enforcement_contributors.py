@@ -12,6 +12,7 @@ from undersign.enforcement.contributors import (
     Contributor,
     commit_emails,
     contributors_from_commits,
+    legacy_noreply_login,
     noreply_login,
     noreply_user_id,
     parse_co_authors,
@@ -477,6 +478,65 @@ def test_parse_co_authors_properties(message: str) -> None:
     assert parse_co_authors(_rejoin(pairs)) == pairs
 
 
+def test_old_style_noreply_is_the_login_holder_asked_only_when_nothing_else_knows() -> None:
+    asked: list[str] = []
+    holder = Contributor(kind="github", github_id=4004, login="Dora", login_verified=True)
+
+    def resolve_login(login: str) -> Contributor | None:
+        asked.append(login)
+        return holder if login.casefold() == "dora" else None
+
+    message = _with_trailers(
+        "Co-authored-by: Dora <dora@users.noreply.github.com>",
+        "Co-authored-by: Bob <1002+bob@users.noreply.github.com>",
+        "Co-authored-by: Carol <carol@example.org>",
+        "Co-authored-by: Gone <gone-away@users.noreply.github.com>",
+        "Co-authored-by: Ally <alice-old@users.noreply.github.com>",
+    )
+    commits = [
+        make_commit("5" * 40, name="Alice", email="a@example.com", author=ALICE, message=message),
+        # GitHub linked this old-style address to alice: nobody needs to be asked about it.
+        make_commit("6" * 40, name="A", email="alice-old@users.noreply.github.com", author=ALICE),
+    ]
+    people = contributors_from_commits(commits, resolve_login=resolve_login)
+    assert asked == ["dora", "gone-away"]  # never a plain address, an id, or a linked one
+    by_key = {p.key: p for p in people}
+    dora = by_key[("github", 4004)]
+    assert (dora.login, dora.name, dora.email, dora.sources) == (
+        "Dora",
+        "Dora",
+        "dora@users.noreply.github.com",
+        ("co-author",),
+    )
+    # Free text naming whoever holds the login today: never verified (no @mention, no
+    # exemption), whatever the resolver says.
+    assert (dora.login_verified, dora.account_type) == (False, None)
+    gone = by_key[("email", "gone-away@users.noreply.github.com")]
+    assert gone.kind == "unknown"  # no such account (or no person): as before
+    assert ("email", "alice-old@users.noreply.github.com") not in by_key
+
+
+def test_unlinked_old_style_noreply_author_is_the_login_holder() -> None:
+    commit = make_commit("e" * 40, name="Dora", email="dora@users.noreply.github.com")
+    assert contributors_from_commits([commit])[0].kind == "unknown"  # nobody to ask
+    holder = Contributor(kind="github", github_id=4004, login="dora")
+    [dora] = contributors_from_commits([commit], resolve_login=lambda login: holder)
+    assert (dora.kind, dora.github_id, dora.sources) == ("github", 4004, ("author",))
+
+
+def test_a_proven_old_style_noreply_address_is_not_asked_about() -> None:
+    commit = make_commit("e" * 40, name="Dora", email="dora@users.noreply.github.com")
+    proven = Contributor(kind="github", github_id=5005, login="dora")
+
+    def resolve_login(login: str) -> Contributor | None:
+        raise AssertionError("the proven owner answers first")
+
+    [dora] = contributors_from_commits(
+        [commit], resolve_email=lambda email: proven, resolve_login=resolve_login
+    )
+    assert dora.github_id == 5005
+
+
 @given(st.one_of(st.none(), st.integers(), st.binary(), st.lists(st.text())))
 def test_parse_co_authors_never_raises_on_non_strings(value: object) -> None:
     assert parse_co_authors(value) == []  # type: ignore[arg-type]
@@ -519,6 +579,28 @@ def test_noreply_decoding(email: str, user_id: int | None, login: str | None) ->
 def test_not_a_noreply_identity(email: str) -> None:
     assert noreply_user_id(email) is None
     assert parse_noreply(email) is None
+
+
+@pytest.mark.parametrize(
+    ("email", "login"),
+    [
+        ("alice@users.noreply.github.com", "alice"),
+        ("Old-Timer@Users.Noreply.GitHub.com", "Old-Timer"),
+        ("12345+alice@users.noreply.github.com", None),  # the id is the account: no lookup
+        ("alice@example.com", None),
+        ("not a login@users.noreply.github.com", None),
+        ("alice@users.noreply.ghe.example.com", None),  # another host's noreply domain
+        ("", None),
+    ],
+)
+def test_legacy_noreply_login(email: str, login: str | None) -> None:
+    assert legacy_noreply_login(email) == login
+
+
+def test_legacy_noreply_login_on_ghes() -> None:
+    domain = "users.noreply.ghe.example.com"
+    assert legacy_noreply_login("alice@users.noreply.ghe.example.com", domain) == "alice"
+    assert legacy_noreply_login("alice@users.noreply.github.com", domain) is None
 
 
 def test_ghes_noreply_domain() -> None:
