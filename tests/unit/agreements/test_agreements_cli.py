@@ -457,7 +457,7 @@ def test_a_corporate_agreements_settings_are_refused(
     fields.write_text(json.dumps([{"name": "org", "label": "Org"}]), encoding="utf-8")
     people = tmp_path / "people.csv"
     people.write_text("github_id,login\n583231,ada-example\n", encoding="utf-8")
-    refused = {
+    refused: dict[str, list[tuple[str, ...]]] = {
         "allowlist": [
             ("allowlist", "add", "cla-corp", "robot-*"),
             ("allowlist", "remove", "cla-corp", "robot-*"),
