@@ -335,6 +335,40 @@ def test_the_check_run_tells_an_unknown_author_where_to_prove_the_email(
     ) in summary
 
 
+def test_after_a_material_version_the_check_run_and_status_say_sign_the_new_version(
+    app_cla: CLAService,
+) -> None:
+    """alice signed, then a material version replaced what she signed: the check run's title
+    and summary, and the status, tell her what the comment does (the agreement changed, sign
+    the new version), not that she never signed."""
+    app_cla.sign("alice")
+    pr = app_cla.state.add_pull_request(REPO, user_login="alice", n_commits=1)
+    sha = pr["head"]["sha"]
+    install(app_cla)
+    assert app_cla.status_state(REPO, sha) == "success"
+
+    with app_cla.database.session() as session:
+        AgreementService(session).add_or_update(
+            AGREEMENT_SLUG, "Individual CLA", "You agree to license it, and to more now."
+        )
+        app_cla.runtime.requeue_open_pull_requests(session, repos=(REPO,))
+    app_cla.wait_for(lambda: app_cla.status_state(REPO, sha) == "failure", what="red")
+    app_cla.wait_idle()
+    status = app_cla.status(REPO, sha)
+    assert status is not None and status["context"] == "license/cla"
+    assert status["description"] == (
+        "0 of 1 contributor has signed the current CLA; 1 signed an earlier version and must "
+        "sign the new version."
+    )
+    [run] = check_runs(app_cla, sha)
+    assert run["conclusion"] == "action_required"
+    assert run["output"]["title"] == status["description"]
+    assert (
+        "**The agreement has changed:** @alice signed an earlier version, and the current "
+        "version changed it materially; the sign page shows what changed."
+    ) in run["output"]["summary"]
+
+
 #: dave is a person; octo-org, an organisation, can sign nothing.
 PEOPLE = b"login\ndave\nocto-org\n"
 

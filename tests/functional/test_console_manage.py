@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import html
 import json
 import re
@@ -519,6 +520,57 @@ def test_a_corporate_agreement_is_never_linked(
         assert links == [BETA]
     assert org_link(console, "acme") == ALPHA and org_link(console, "betaorg") is None
     assert audit_actions(console, "root") == []
+
+
+def test_a_corporate_agreements_settings_are_refused_with_nothing_written(
+    console: Console, clients: dict[str, httpx.Client]
+) -> None:
+    """The page offers no allowlist, bots, agents' policy, fields or import on a corporate
+    agreement (a pull request is judged with the individual agreement's); a form posted
+    anyway is a 400 naming that agreement, and nothing is stored, audited or re-checked."""
+    with console.live.database.session() as session:
+        CompanyService(session).add_corporate_agreement(
+            "alpha-corporate", "Alpha Corporate CLA", "Your company agrees to alpha.", ALPHA
+        )
+        rows_before = (
+            session.scalar(select(func.count()).select_from(AllowlistEntry)),
+            session.scalar(select(func.count()).select_from(Signature)),
+        )
+    client, csrf = signed_in(console, clients, "root")
+    base = "/admin/agreements/alpha-corporate"
+    jobs_before = recheck_jobs(console)
+    posts: list[tuple[str, dict[str, str], str]] = [
+        ("allowlist", {"pattern": "robot-*", "note": "ours"}, "allowlist"),
+        ("allowlist/remove", {"pattern": "robot-*"}, "allowlist"),
+        ("bots", {"add": "4242", "all_bots": "all"}, "exempt bots"),
+        ("policy", {"agents": "refuse"}, "AI agents&#39; policy"),
+        ("fields", {"fields": json.dumps([{"name": "org", "label": "Org"}])}, "custom fields"),
+    ]
+    for action, form, what in posts:
+        refused = client.post(f"{base}/{action}", data={"csrf_token": csrf, **form})
+        assert refused.status_code == 400, action
+        assert f"whose {what} would never be read" in refused.text, action
+        assert f"the individual agreement &#39;{ALPHA}&#39;" in refused.text, action
+    people = b"github_id,login\n583231,ada-example\n"
+    for sha256 in ("", hashlib.sha256(people).hexdigest()):  # the check, then the import
+        refused = client.post(
+            f"{base}/import",
+            data={"csrf_token": csrf, "source": "csv", **({"sha256": sha256} if sha256 else {})},
+            files={"file": ("people.csv", people, "text/csv")},
+        )
+        assert refused.status_code == 400
+        assert "whose imported signatures would never be read" in refused.text
+    with console.live.database.session() as session:
+        corporate = AgreementService(session).get("alpha-corporate")
+        assert (corporate.field_definitions, corporate.agent_policy) == ([], "require-human")
+        assert (corporate.exempt_bot_ids, corporate.exempt_all_bots) == (None, False)
+        rows_after = (
+            session.scalar(select(func.count()).select_from(AllowlistEntry)),
+            session.scalar(select(func.count()).select_from(Signature)),
+        )
+        assert rows_after == rows_before
+    assert audit_actions(console, "root") == []
+    assert recheck_jobs(console) == jobs_before
 
 
 @pytest.mark.parametrize("fault", ["error", "timeout"])

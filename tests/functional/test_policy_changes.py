@@ -77,6 +77,13 @@ def test_a_material_version_turns_a_signed_authors_pull_request_red(
     comment = bot_comment(cla, pr)
     assert "**The agreement has changed:** @alice signed an earlier version" in comment
     assert "opened this pull request has not signed the current version." in comment
+    # The status says so too, not "0 of 1 contributor has signed the CLA."
+    status = cla.status(REPO, sha)
+    assert status is not None and status["context"] == "license/cla"
+    assert status["description"] == (
+        "0 of 1 contributor has signed the current CLA; 1 signed an earlier version and must "
+        "sign the new version."
+    )
 
 
 def test_an_editorial_version_queues_nothing_and_stays_green(

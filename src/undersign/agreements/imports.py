@@ -152,7 +152,7 @@ def import_batch(
     be rolled back.
     """
     service = SignatureService(session, actor=actor)
-    agreement = service.agreements.get(slug)
+    agreement = service.agreements.individual_settings(slug, "imported signatures")
     target = (
         service.agreements.version(agreement, version)
         if version is not None

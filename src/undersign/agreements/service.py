@@ -277,7 +277,7 @@ class AgreementService:
     def set_fields(self, ref: AgreementRef, fields: object) -> Agreement:
         """Replace the custom fields the sign page asks for (as ``agreement add --fields``
         does); audited when they change. Signatures already made keep their values."""
-        agreement = self.resolve(ref)
+        agreement = self.individual_settings(ref, "custom fields")
         definitions = [d.to_json() for d in _parse_fields(fields)]
         before = list(agreement.field_definitions or [])
         if definitions != before:
@@ -285,6 +285,30 @@ class AgreementService:
             self.session.flush()
             self.audit(agreement, "fields.set", {"fields": before}, {"fields": definitions})
         return agreement
+
+    def _beside(self, agreement: Agreement) -> Agreement | None:
+        """The individual agreement a corporate one stands beside (None for an individual)."""
+        if agreement.for_agreement_id is None:
+            return None
+        return self.session.get(Agreement, agreement.for_agreement_id)
+
+    def individual_settings(self, ref: AgreementRef, what: str) -> Agreement:
+        """``ref`` resolved, when it holds settings that a pull request's verdict reads.
+
+        A pull request is judged with the individual agreement's allowlist, bots, AI agents'
+        policy, and its signers fill in that agreement's fields: on a corporate agreement
+        they would be stored and never read, so ``InvalidInput`` names where ``what`` goes.
+        """
+        agreement = self.resolve(ref)
+        if agreement.kind != "corporate":
+            return agreement
+        beside = self._beside(agreement)
+        judged_with = f" {beside.slug!r}" if beside is not None else " beside it"
+        raise InvalidInput(
+            f"{agreement.slug!r} is a corporate agreement, whose {what} would never be read: "
+            f"pull requests are judged with the individual agreement{judged_with} (companies' "
+            "people included), so use that one"
+        )
 
     def get(self, slug: str) -> Agreement:
         agreement = self.session.scalar(select(Agreement).where(Agreement.slug == slug.lower()))
@@ -327,6 +351,8 @@ class AgreementService:
         definitions = None if fields is None else _parse_fields(fields)
 
         agreement = self.session.scalar(select(Agreement).where(Agreement.slug == slug))
+        if agreement is not None and definitions is not None:
+            self.individual_settings(agreement, "custom fields")
         previous_title = None if agreement is None else agreement.title
         if agreement is None:
             agreement = Agreement(slug=slug, title=title, kind="individual", field_definitions=[])
@@ -537,11 +563,7 @@ class AgreementService:
         if agreement.kind == "corporate":
             # Its pull requests would ask every contributor to sign for a company, and a
             # company signed on the web covers nobody until reviewed: nobody could pass.
-            beside = (
-                self.session.get(Agreement, agreement.for_agreement_id)
-                if agreement.for_agreement_id is not None
-                else None
-            )
+            beside = self._beside(agreement)
             instead = f"; link {beside.slug!r} instead" if beside is not None else ""
             raise InvalidInput(
                 f"{agreement.slug!r} is a corporate agreement: companies sign it for their "
@@ -623,7 +645,7 @@ class AgreementService:
         by the caller when it has to be edited); ``reset`` returns to it. ``all_bots`` is the
         explicit, risky opt-in that exempts every account GitHub types ``Bot``.
         """
-        agreement = self.resolve(ref)
+        agreement = self.individual_settings(ref, "exempt bots")
         added, removed = [int(i) for i in add], [int(i) for i in remove]
         if any(i <= 0 or i > 2**63 - 1 for i in (*added, *removed)):
             raise InvalidInput("a bot id is a positive integer (the account's numeric id)")
@@ -647,7 +669,7 @@ class AgreementService:
         """``require-human`` (agent work needs the asking person covered) or ``refuse``."""
         if policy not in ("require-human", "refuse"):
             raise InvalidInput("the agent policy is 'require-human' or 'refuse'")
-        agreement = self.resolve(ref)
+        agreement = self.individual_settings(ref, "AI agents' policy")
         before = agreement.agent_policy
         agreement.agent_policy = policy
         self.session.flush()
@@ -658,7 +680,7 @@ class AgreementService:
     # Allowlist: logins that need no signature.
 
     def allowlist_add(self, ref: AgreementRef, pattern: str, note: str = "") -> AllowlistEntry:
-        agreement = self.resolve(ref)
+        agreement = self.individual_settings(ref, "allowlist")
         normalized = normalize_allowlist_pattern(pattern)
         note = " ".join(note.split())
         if note and text_problem(note, 500):
@@ -679,7 +701,7 @@ class AgreementService:
         return entry
 
     def allowlist_remove(self, ref: AgreementRef, pattern: str) -> bool:
-        agreement = self.resolve(ref)
+        agreement = self.individual_settings(ref, "allowlist")
         normalized = normalize_allowlist_pattern(pattern)
         entry = self.session.scalar(
             select(AllowlistEntry).where(

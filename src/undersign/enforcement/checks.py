@@ -25,6 +25,7 @@ from undersign.enforcement.report import (
     agent_paragraphs,
     corporate_paragraph,
     mention,
+    people_signed_earlier_paragraph,
     report_description,
     status_description,
     unknown_line,
@@ -55,6 +56,7 @@ def check_run_body(
     report_only: bool = False,
     emails_url: str | None = None,
     corporate: bool = False,
+    people_signed_earlier: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     """What the check run says for a verdict (or an error when there is none).
 
@@ -62,18 +64,22 @@ def check_run_body(
     blocks a merge, and the summary still lists who has not signed. ``emails_url`` and
     ``corporate`` as for the pull request comment (``report.comment_body``): an author whose
     commit email is not linked is told where to prove it, and with a corporate agreement the
-    unsigned are told their company may cover them. In App mode the check run is what
-    authors read first, so it gives the comment's guidance."""
+    unsigned are told their company may cover them. ``people_signed_earlier`` too: who
+    signed a version a material change replaced reads that they must sign the new one (in
+    the title, which is the status description, and in the summary). In App mode the check
+    run is what authors read first, so it gives the comment's guidance."""
+    earlier = {"people_signed_earlier": people_signed_earlier}
     if verdict is None:
         conclusion, title = "failure", (error or "undersign could not check the CLA")[:140]
         summary = f"{title}\n\nComment `/cla check` or press **Re-check** to try again."
     elif report_only:
-        conclusion, title = "neutral", report_description(verdict)
+        conclusion, title = "neutral", report_description(verdict, **earlier)
         lines = ["Report only: this repository does not require the CLA yet.", ""]
         if verdict.unsigned or verdict.unknown:
             lines += ["These contributors have not signed the CLA:", ""]
             lines += [f"- {mention(c)}" for c in verdict.unsigned]
             lines += [unknown_line(c, emails_url) for c in verdict.unknown]
+            lines += _signed_earlier_lines(verdict, people_signed_earlier)
             lines += _corporate_lines(verdict, emails_url, corporate)
             lines += ["", f"Sign here: {details_url}"]
         else:
@@ -82,15 +88,16 @@ def check_run_body(
         if len(summary) > MAX_SUMMARY:
             summary = summary[: MAX_SUMMARY - 20] + "\n\n(list truncated)"
     elif verdict.passed:
-        conclusion, title = "success", status_description(verdict)
+        conclusion, title = "success", status_description(verdict, **earlier)
         summary = "Every contributor has signed the CLA (or needs not to)."
     else:
         # action_required blocks a required check, like failure, and GitHub shows a button
         # to details_url: the sign page.
-        conclusion, title = "action_required", status_description(verdict)
+        conclusion, title = "action_required", status_description(verdict, **earlier)
         lines = ["These contributors must sign the CLA before this can be merged:", ""]
         lines += [f"- {mention(c)}" for c in verdict.unsigned]
         lines += [unknown_line(c, emails_url) for c in verdict.unknown]
+        lines += _signed_earlier_lines(verdict, people_signed_earlier)
         lines += _corporate_lines(verdict, emails_url, corporate)
         for paragraph in agent_paragraphs(verdict):  # the agreement's AI agent policy
             lines += ["", paragraph]
@@ -109,6 +116,12 @@ def check_run_body(
         "actions": [] if conclusion == "success" else [RECHECK_ACTION],
     }
     return body
+
+
+def _signed_earlier_lines(verdict: Verdict, people_signed_earlier: frozenset[int]) -> list[str]:
+    """The comment's note on the unsigned who signed a version a material change replaced."""
+    again = [c for c in verdict.unsigned if c.github_id in people_signed_earlier]
+    return ["", people_signed_earlier_paragraph(again)] if again else []
 
 
 def _corporate_lines(verdict: Verdict, emails_url: str | None, corporate: bool) -> list[str]:
@@ -134,11 +147,12 @@ def publish_check_run(
     report_only: bool = False,
     emails_url: str | None = None,
     corporate: bool = False,
+    people_signed_earlier: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     """Create or update the pull request's check run on ``head_sha``; returns the columns of
     ``pull_request_checks`` to store. Token mode: nothing at all (GitHub would answer 403).
-    ``report_only``: a link in report mode (the check concludes neutral); ``emails_url``
-    and ``corporate``: see `check_run_body`."""
+    ``report_only``: a link in report mode (the check concludes neutral); ``emails_url``,
+    ``corporate`` and ``people_signed_earlier``: see `check_run_body`."""
     if not ctx.settings.app_mode:
         return {}
     gh = ctx.github
@@ -163,6 +177,7 @@ def publish_check_run(
         report_only=report_only,
         emails_url=emails_url,
         corporate=corporate,
+        people_signed_earlier=people_signed_earlier,
     )
     digest = _digest(body)
     run_id, run_sha, run_digest = stored

@@ -43,7 +43,9 @@ __all__ = [
     "comment_needed",
     "is_own_comment",
     "mention",
+    "people_signed_earlier_paragraph",
     "report_description",
+    "signed_earlier_count",
     "status_description",
     "unknown_line",
 ]
@@ -76,8 +78,19 @@ def _fit(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def status_description(verdict: Verdict) -> str:
-    """One-line summary for the ``license/cla`` commit status, at most 140 characters."""
+def signed_earlier_count(verdict: Verdict, people_signed_earlier: frozenset[int]) -> int:
+    """How many of the unsigned signed a version a material change replaced (GitHub ids in
+    ``people_signed_earlier``): they did sign, and must sign the current version."""
+    return sum(1 for c in verdict.unsigned if c.github_id in people_signed_earlier)
+
+
+def status_description(
+    verdict: Verdict, *, people_signed_earlier: frozenset[int] = frozenset()
+) -> str:
+    """One-line summary for the ``license/cla`` commit status, at most 140 characters.
+
+    ``people_signed_earlier`` as for `comment_body`: those people are counted apart, so the
+    status says what the comment says (sign the new version), not that they never signed."""
     signed, total = len(verdict.signed), verdict.total
     if verdict.refused:
         count = len(verdict.refused)
@@ -98,19 +111,31 @@ def status_description(verdict: Verdict) -> str:
         if signed == 1:
             return _fit("The contributor has signed the CLA.")
         return _fit(f"All {signed} contributors have signed the CLA.")
-    text = (
-        f"{signed} of {total} {_plural(total, 'contributor has', 'contributors have')} "
-        "signed the CLA."
-    )
+    again = signed_earlier_count(verdict, people_signed_earlier)
+    has = _plural(total, "contributor has", "contributors have")
+    if again:
+        text = (
+            f"{signed} of {total} {has} signed the current CLA; {again} signed an earlier "
+            "version and must sign the new version."
+        )
+    else:
+        text = f"{signed} of {total} {has} signed the CLA."
     unknown = len(verdict.unknown)
     if unknown:
         text += f" {unknown} {_plural(unknown, 'needs', 'need')} to link their commit email."
         if len(text) > DESCRIPTION_LIMIT:
-            text = f"{signed} of {total} signed the CLA; {unknown} must link their commit email."
+            text = (
+                f"{signed} of {total} signed the current CLA; {again} must sign the new "
+                f"version; {unknown} must link their commit email."
+                if again
+                else f"{signed} of {total} signed the CLA; {unknown} must link their commit email."
+            )
     return _fit(text)
 
 
-def report_description(verdict: Verdict) -> str:
+def report_description(
+    verdict: Verdict, *, people_signed_earlier: frozenset[int] = frozenset()
+) -> str:
     """The status description of a link in report mode (a rollout): the state is always
     success, so the description carries the real count, and what else would fail."""
     signed, total = len(verdict.signed), verdict.total
@@ -119,6 +144,9 @@ def report_description(verdict: Verdict) -> str:
         if total
         else "report only: no contributor needs to sign"
     )
+    again = signed_earlier_count(verdict, people_signed_earlier)
+    if again:
+        text += f"; {again} signed an earlier version and must sign the new version"
     if verdict.unknown:
         text += f"; {len(verdict.unknown)} must link their commit email"
     if verdict.refused:

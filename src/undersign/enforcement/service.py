@@ -790,9 +790,11 @@ def evaluate_pull_request(
         url = sign_url(ctx.settings.base_url, coverage.slug, name, number)
         # Report mode (a rollout): never blocks, but says how many have signed.
         state = "success" if coverage.report_only else verdict.state
-        description = (
-            report_description(verdict) if coverage.report_only else status_description(verdict)
-        )[:DESCRIPTION_LIMIT]
+        # Who signed a replaced version reads "sign the new version" here as in the comment.
+        describe = report_description if coverage.report_only else status_description
+        description = describe(verdict, people_signed_earlier=companies.people_signed_earlier)[
+            :DESCRIPTION_LIMIT
+        ]
         status = (head_sha, state, description, url)
         if status != snapshot.status:
             # Skipping an identical status matters: GitHub keeps at most 1000 per sha+context.
@@ -812,6 +814,7 @@ def evaluate_pull_request(
                     report_only=coverage.report_only,
                     emails_url=emails_url(ctx.settings.base_url),
                     corporate=coverage.corporate,
+                    people_signed_earlier=companies.people_signed_earlier,
                 )
             )
         silent = coverage.report_only and not coverage.report_comments

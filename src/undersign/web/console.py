@@ -880,7 +880,12 @@ def agent_policy(slug: str) -> BaseResponse:
     policy = request.form.get("agents", "")
     if policy not in AGENT_POLICIES:
         abort(400, description="The AI agents' policy is require-human or refuse.")
-    AgreementService(db_session(), actor=str(user.github_id)).set_agent_policy(agreement, policy)
+    db = db_session()
+    try:
+        AgreementService(db, actor=str(user.github_id)).set_agent_policy(agreement, policy)
+    except InvalidInput as exc:  # a corporate agreement
+        db.rollback()
+        abort(400, description=str(exc))
     return _changed(agreement, f"AI agents on {agreement.slug}: {policy}.")
 
 

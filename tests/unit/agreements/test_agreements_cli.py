@@ -440,6 +440,48 @@ def test_agreement_agent_policy(run: Any, text_file: Path) -> None:
     assert bad.exit_code == 2 and "require-human" in bad.output
 
 
+def test_a_corporate_agreements_settings_are_refused(
+    run: Any, text_file: Path, tmp_path: Path, clean_database: Database
+) -> None:
+    """Its allowlist, bots, agents' policy, fields and imports would never be read (pull
+    requests are judged with the individual agreement's): each command fails plainly, naming
+    that agreement, and nothing is stored or audited."""
+    add = ("agreement", "add", "cla", "--title", "CLA", "--file", str(text_file))
+    assert run(*add).exit_code == 0
+    corporate = ("--title", "Corporate CLA", "--file", str(text_file))
+    added = run("agreement", "add", "cla-corp", *corporate, "--kind", "corporate", "--for", "cla")
+    assert added.exit_code == 0, added.output
+    with clean_database.session() as session:
+        audited = len(AgreementService(session).audit_log("cla-corp"))
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps([{"name": "org", "label": "Org"}]), encoding="utf-8")
+    people = tmp_path / "people.csv"
+    people.write_text("github_id,login\n583231,ada-example\n", encoding="utf-8")
+    refused: dict[str, list[tuple[str, ...]]] = {
+        "allowlist": [
+            ("allowlist", "add", "cla-corp", "robot-*"),
+            ("allowlist", "remove", "cla-corp", "robot-*"),
+        ],
+        "exempt bots": [("agreement", "bots", "cla-corp", "--add", "123", "--all-bots")],
+        "AI agents' policy": [("agreement", "policy", "cla-corp", "--agents", "refuse")],
+        "custom fields": [("agreement", "add", "cla-corp", *corporate, "--fields", str(fields))],
+        "imported signatures": [("import", "csv", str(people), "--agreement", "cla-corp")],
+    }
+    for what, commands in refused.items():
+        for command in commands:
+            result = run(*command)
+            assert_clean_failure(result, f"whose {what} would never be read")
+            assert "the individual agreement 'cla'" in result.output, command
+    with clean_database.session() as session:
+        service = AgreementService(session)
+        item = service.get("cla-corp")
+        assert (item.field_definitions, item.agent_policy) == ([], "require-human")
+        assert (item.exempt_bot_ids, item.exempt_all_bots) == (None, False)
+        assert service.allowlist("cla-corp") == []
+        assert len(service.audit_log("cla-corp")) == audited
+        assert list(SignatureService(session).export("cla-corp")) == []
+
+
 def test_every_change_from_the_command_line_is_audited(
     run, text_file: Path, clean_database: Database
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from undersign.enforcement.report import (
     comment_body,
     comment_needed,
     is_own_comment,
+    report_description,
     status_description,
 )
 
@@ -51,6 +53,18 @@ def render(v: Verdict, bot_login: str | None = "undersign[bot]") -> str:
     return comment_body(v, sign_url=SIGN_URL, agreement_title="Acme CLA", bot_login=bot_login)
 
 
+def check_run(v: Verdict, **options: Any) -> dict[str, Any]:
+    """The check run's body for ``v`` on a pull request of acme/widgets."""
+    return check_run_body(
+        v,
+        name="license/cla",
+        head_sha="a" * 40,
+        details_url=SIGN_URL,
+        external_id="acme/widgets#1",
+        **options,
+    )
+
+
 ALICE, BOB, CAROL = account("alice", 1), account("bob", 2), account("carol", 3)
 
 
@@ -79,6 +93,44 @@ ALICE, BOB, CAROL = account("alice", 1), account("bob", 2), account("carol", 3)
 )
 def test_status_description_examples(v: Verdict, expected: str) -> None:
     assert status_description(v) == expected
+
+
+@pytest.mark.parametrize(
+    ("v", "expected"),
+    [
+        (
+            verdict(unsigned=[BOB]),
+            "0 of 1 contributor has signed the current CLA; 1 signed an earlier version and "
+            "must sign the new version.",
+        ),
+        (
+            verdict(signed=[ALICE], unsigned=[BOB, CAROL]),
+            "1 of 3 contributors have signed the current CLA; 1 signed an earlier version and "
+            "must sign the new version.",
+        ),
+        (
+            verdict(signed=[ALICE], unsigned=[BOB, CAROL], unknowns=[unknown("J", "j@x.io")]),
+            "1 of 4 signed the current CLA; 1 must sign the new version; 1 must link their "
+            "commit email.",
+        ),
+        (verdict(unsigned=[CAROL]), "0 of 1 contributor has signed the CLA."),
+    ],
+)
+def test_the_status_counts_apart_who_signed_a_replaced_version(v: Verdict, expected: str) -> None:
+    """bob signed a version a material change replaced: as the comment says, he must sign
+    the new version; he is not told he never signed. carol never signed."""
+    assert status_description(v, people_signed_earlier=frozenset({2})) == expected
+
+
+def test_report_mode_says_who_must_sign_the_new_version() -> None:
+    v = verdict(unsigned=[BOB])
+    assert report_description(v, people_signed_earlier=frozenset({2})) == (
+        "report only: 0 of 1 have signed; 1 signed an earlier version and must sign the new version"
+    )
+    body = check_run(v, report_only=True, people_signed_earlier=frozenset({2}))
+    assert body["output"]["title"] == report_description(v, people_signed_earlier=frozenset({2}))
+    summary = body["output"]["summary"]
+    assert "**The agreement has changed:** @bob signed an earlier version" in summary
 
 
 def test_exempt_people_are_not_in_the_count() -> None:
@@ -118,6 +170,9 @@ def test_status_description_never_exceeds_140(
     v = make(name)
     description = status_description(v)
     assert 0 < len(description) <= DESCRIPTION_LIMIT
+    again = status_description(v, people_signed_earlier=frozenset({1}))
+    assert 0 < len(again) <= DESCRIPTION_LIMIT
+    assert 0 < len(report_description(v, people_signed_earlier=frozenset({1}))) <= 140
     assert description == status_description(make("x"))  # counts, never names
     if v.passed:
         assert v.state == "success"
@@ -442,16 +497,7 @@ def test_the_check_run_tells_unknown_authors_where_to_prove_their_email(report_o
     v = verdict(unsigned=[BOB], unknowns=[unknown("Jane", "jane@corp.example")])
 
     def summary_of(corporate: bool) -> str:
-        body = check_run_body(
-            v,
-            name="license/cla",
-            head_sha="a" * 40,
-            details_url=SIGN_URL,
-            external_id="x",
-            report_only=report_only,
-            emails_url=emails,
-            corporate=corporate,
-        )
+        body = check_run(v, report_only=report_only, emails_url=emails, corporate=corporate)
         return str(body["output"]["summary"])
 
     summary = summary_of(corporate=True)
