@@ -24,10 +24,9 @@ from tests.conftest import (
     sign_in,
     sign_quietly,
 )
-from tests.functional.test_companies_web import _form as company_form
-from tests.functional.test_console_access import _csrf as csrf_of
-from tests.functional.test_reconcile import run_reconcile
-from tests.unit.agreements.test_imports_cli import main as cli
+from tests.support.cli import agreement_commands, run_reconcile
+from tests.support.companies import company_form
+from tests.support.pages import csrf_token
 
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import Company, Signature
@@ -378,7 +377,7 @@ def check_people(client: httpx.Client, page: str) -> tuple[int, str]:
     its text, unescaped. ``page`` is any console page, for its CSRF token."""
     answer = client.post(
         f"/admin/agreements/{AGREEMENT_SLUG}/import",
-        data={"source": "csv", "csrf_token": csrf_of(page)},
+        data={"source": "csv", "csrf_token": csrf_token(page)},
         files={"file": ("people.csv", PEOPLE, "text/csv")},
     )
     return answer.status_code, html.unescape(answer.text)
@@ -400,7 +399,7 @@ def test_undersign_import_looks_logins_up_through_an_installation(app_cla: CLASe
 
         def run_import() -> Any:
             return CliRunner().invoke(
-                cli,
+                agreement_commands,
                 ["import", "csv", "-", "--agreement", AGREEMENT_SLUG],
                 obj=SimpleNamespace(database=app_cla.database, runtime=command),
                 input=PEOPLE,
@@ -494,7 +493,7 @@ def test_an_installation_removed_on_github_is_forgotten_for_another_one(
 
         def run_import(*options: str) -> Any:
             return CliRunner().invoke(
-                cli,
+                agreement_commands,
                 ["import", "csv", "-", "--agreement", AGREEMENT_SLUG, *options],
                 obj=SimpleNamespace(database=app_cla.database, runtime=command),
                 input=PEOPLE,
@@ -542,7 +541,7 @@ def test_the_console_import_says_plainly_that_the_app_is_installed_nowhere(
         def check() -> tuple[int, str]:
             answer = client.post(
                 f"/admin/agreements/{AGREEMENT_SLUG}/import",
-                data={"source": "csv", "csrf_token": csrf_of(page.text)},
+                data={"source": "csv", "csrf_token": csrf_token(page.text)},
                 files={"file": ("people.csv", PEOPLE, "text/csv")},
             )
             return answer.status_code, html.unescape(answer.text)
@@ -591,7 +590,7 @@ def test_the_company_pages_say_plainly_that_the_app_is_installed_nowhere(
     for login in ("maint", "root"):
         with live.client() as client:
             sign_in(live, client, login)
-            token = csrf_of(client.get(url).text)
+            token = csrf_token(client.get(url).text)
             form = company_form(client.get("/sign/corporate-cla").text, managers="dave")
             answers = {
                 "sign": client.post("/sign/corporate-cla", data=form),
@@ -619,7 +618,7 @@ def test_the_company_pages_say_plainly_that_the_app_is_installed_nowhere(
     install(app_cla)
     with live.client() as client:
         sign_in(live, client, "maint")
-        token = csrf_of(client.get(url).text)
+        token = csrf_token(client.get(url).text)
         added = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
         assert added.status_code == 303, added.text[:500]
 
@@ -662,7 +661,7 @@ def test_a_suspended_installation_is_passed_over_for_login_lookups(app_cla: CLAS
     command = build_runtime(app_cla.settings, app_cla.database)  # a process of its own
     try:
         result = CliRunner().invoke(
-            cli,
+            agreement_commands,
             ["import", "csv", "-", "--agreement", AGREEMENT_SLUG],
             obj=SimpleNamespace(database=app_cla.database, runtime=command),
             input=PEOPLE,
@@ -735,7 +734,7 @@ def test_the_company_pages_say_plainly_that_every_installation_is_suspended(
     url = paper_company(app_cla)
 
     def add_dave(client: httpx.Client) -> tuple[int, str]:
-        token = csrf_of(client.get(url).text)
+        token = csrf_token(client.get(url).text)
         answer = client.post(f"{url}/managers/add", data={"csrf_token": token, "login": "dave"})
         return answer.status_code, html.unescape(answer.text)
 

@@ -18,15 +18,15 @@ from jinja2 import Template
 from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from tests.conftest import Live, LiveFactory, sign_in
+from tests.support.companies import CORPORATE, company_form, domain_approvals
+from tests.support.pages import csrf_token
 
 from undersign.agreements.companies import MAX_APPROVALS, MAX_MANAGERS, CompanyService
 from undersign.agreements.models import AuditEntry, Company, CompanyApproval, CompanyManager
 from undersign.agreements.service import AgreementService
 from undersign.cli import CLIContext, main
-from undersign.db import utcnow
 
 BOT = "undersign-bot"
-CORPORATE = "corporate-cla"
 
 
 @dataclass
@@ -36,23 +36,11 @@ class World:
     other_company: int
 
 
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match is not None, "no CSRF token on the page"
-    return match.group(1)
-
-
 def _same_page(one: str, other: str) -> bool:
     """Two answers alike but for their CSRF tokens (signed with the second they were made in:
     two requests a second apart differ there)."""
     token = re.compile(r'name="csrf_token" value="[^"]+"')
     return token.sub("csrf", one) == token.sub("csrf", other)
-
-
-def _sha(page: str) -> str:
-    match = re.search(r'name="version_sha256" value="([^"]+)"', page)
-    assert match is not None
-    return match.group(1)
 
 
 def _make_world(live_factory: LiveFactory, *, bot_token: bool = True) -> World:
@@ -82,21 +70,6 @@ def world(live_factory: LiveFactory) -> World:
     return _make_world(live_factory)
 
 
-def _form(page: str, **changes: str) -> dict[str, str]:
-    data = {
-        "csrf_token": _csrf(page),
-        "version_sha256": _sha(page),
-        "company_name": "BigCorp <b>Ltd</b>",
-        "address": "1 Main Street\nSpringfield",
-        "signatory_name": "Boss Person",
-        "signatory_title": "CTO",
-        "managers": "deputy",
-        "agree": "yes",
-    }
-    data.update(changes)
-    return data
-
-
 def _companies(live: Live) -> list[Company]:
     with live.database.session() as session:
         rows = list(session.scalars(select(Company).order_by(Company.id)))
@@ -106,25 +79,11 @@ def _companies(live: Live) -> list[Company]:
         return rows
 
 
-def _domain_approvals(company_id: int, count: int) -> list[CompanyApproval]:
-    """``count`` approvals of made-up domains, as rows (the form would take them one by one)."""
-    return [
-        CompanyApproval(
-            company_id=company_id,
-            kind="domain",
-            value=f"d{number}.example",
-            label="",
-            created_at=utcnow(),
-        )
-        for number in range(count)
-    ]
-
-
 def _sign(world: World, client: httpx.Client, **changes: str) -> httpx.Response:
     page = client.get(f"/sign/{CORPORATE}")
     assert page.status_code == 200
     assert 'id="company-sign-form"' in page.text
-    return client.post(f"/sign/{CORPORATE}", data=_form(page.text, **changes))
+    return client.post(f"/sign/{CORPORATE}", data=company_form(page.text, **changes))
 
 
 def test_a_company_signs_and_its_managers_approve(world: World) -> None:
@@ -157,7 +116,7 @@ def test_a_company_signs_and_its_managers_approve(world: World) -> None:
         sign_in(live, client, "deputy")
         page = client.get(f"/companies/{company.id}")
         assert page.status_code == 200
-        token = _csrf(page.text)
+        token = csrf_token(page.text)
         url = f"/companies/{company.id}"
         bad = client.post(
             f"{url}/approve", data={"csrf_token": token, "kind": "domain", "value": "not a domain"}
@@ -203,7 +162,7 @@ def test_a_manager_of_one_company_cannot_see_or_change_another(world: World) -> 
         sign_in(live, client, "boss")
         assert _sign(world, client).status_code == 303
         own = _companies(live)[-1].id
-        token = _csrf(client.get(f"/companies/{own}").text)
+        token = csrf_token(client.get(f"/companies/{own}").text)
         missing = client.get("/companies/999999")
         foreign = client.get(f"/companies/{world.other_company}")
         assert missing.status_code == foreign.status_code == 404
@@ -325,7 +284,7 @@ def test_managers_add_and_remove_managers_on_the_company_page(world: World) -> N
         page = boss.get(url)
         assert 'id="add-manager-form"' in page.text
         assert "Remove CLA manager boss" not in page.text  # the last one has no button
-        token = _csrf(page.text)
+        token = csrf_token(page.text)
         assert boss.post(add, data={"login": "deputy"}).status_code == 400  # no CSRF token
         last = boss.post(remove, data={"csrf_token": token, "github_id": str(ids["boss"])})
         assert last.status_code == 400
@@ -357,7 +316,7 @@ def test_managers_add_and_remove_managers_on_the_company_page(world: World) -> N
 
         # rival manages another company: the same 404 as for a company that does not exist.
         sign_in(live, rival, "rival")
-        rival_token = _csrf(rival.get(f"/companies/{world.other_company}").text)
+        rival_token = csrf_token(rival.get(f"/companies/{world.other_company}").text)
         for path, data in (
             ("managers/add", {"login": "rival"}),
             ("managers/remove", {"github_id": str(ids["boss"])}),
@@ -369,7 +328,7 @@ def test_managers_add_and_remove_managers_on_the_company_page(world: World) -> N
             assert _same_page(foreign.text, missing.text)
 
         # deputy removes boss, whose next request finds nothing there.
-        deputy_token = _csrf(deputy.get(url).text)
+        deputy_token = csrf_token(deputy.get(url).text)
         removed = deputy.post(
             remove, data={"csrf_token": deputy_token, "github_id": str(ids["boss"])}
         )
@@ -380,13 +339,13 @@ def test_managers_add_and_remove_managers_on_the_company_page(world: World) -> N
         assert "BigCorp Ltd" not in boss.get("/companies").text
     with live.client() as root:  # an instance admin manages any company's managers
         sign_in(live, root, "root")
-        root_token = _csrf(root.get(url).text)
+        root_token = csrf_token(root.get(url).text)
         assert root.post(add, data={"csrf_token": root_token, "login": "boss"}).status_code == 303
     with live.client() as deputy:  # removing oneself leads to one's list of companies
         sign_in(live, deputy, "deputy")
         gone = deputy.post(
             remove,
-            data={"csrf_token": _csrf(deputy.get(url).text), "github_id": str(ids["deputy"])},
+            data={"csrf_token": csrf_token(deputy.get(url).text), "github_id": str(ids["deputy"])},
         )
         assert gone.status_code == 303 and gone.headers["location"].endswith("/companies")
         listed = deputy.get("/companies").text
@@ -449,7 +408,7 @@ def test_a_refused_change_lets_go_of_the_company_before_its_page_renders(world: 
     try:
         with live.client() as boss:
             sign_in(live, boss, "boss")
-            token = _csrf(boss.get(url).text)
+            token = csrf_token(boss.get(url).text)
             assert free_while_rendering == [True]
             last = boss.post(
                 f"{url}/managers/remove", data={"csrf_token": token, "github_id": str(ids["boss"])}
@@ -458,7 +417,7 @@ def test_a_refused_change_lets_go_of_the_company_before_its_page_renders(world: 
             assert free_while_rendering[-1:] == [True], "the last manager's removal"
 
             with live.database.session() as session:
-                session.add_all(_domain_approvals(company_id, MAX_APPROVALS))
+                session.add_all(domain_approvals(company_id, MAX_APPROVALS))
                 session.add_all(
                     CompanyManager(company_id=company_id, github_id=10_000 + n, login=f"m{n}")
                     for n in range(MAX_MANAGERS)
@@ -554,7 +513,7 @@ def test_without_a_token_or_an_app_lookups_are_a_409_naming_the_settings(
         caplog.clear()
         with live.client() as client:
             sign_in(live, client, login)
-            token = _csrf(client.get(url).text)
+            token = csrf_token(client.get(url).text)
             answers = {
                 "sign": _sign(world, client, company_name="Other Corp"),
                 "approve": client.post(

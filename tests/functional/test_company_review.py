@@ -19,9 +19,11 @@ from tests.conftest import (
     LiveFactory,
     sign_in,
 )
-from tests.functional.test_companies_web import _csrf, _domain_approvals, _sha
-from tests.functional.test_console_browser import console_for
-from tests.functional.test_corporate import CORPORATE, REPO, _cli, _pr, _state
+from tests.support.cli import undersign
+from tests.support.companies import CORPORATE, domain_approvals
+from tests.support.console import console_for
+from tests.support.pages import csrf_token, field_value
+from tests.support.pulls import REPO, pr_authored_as, settles_on
 
 from undersign.agreements.companies import MAX_APPROVALS, MAX_ORG_APPROVALS, CompanyService
 from undersign.agreements.models import AuditEntry, Company
@@ -44,8 +46,8 @@ def _sign_on_the_web(live: Live, client: httpx.Client, name: str) -> int:
     signed = client.post(
         f"/sign/{CORPORATE}",
         data={
-            "csrf_token": _csrf(page.text),
-            "version_sha256": _sha(page.text),
+            "csrf_token": csrf_token(page.text),
+            "version_sha256": field_value(page.text, "version_sha256"),
             "company_name": name,
             "address": "1 Main Street",
             "signatory_name": "Someone Important",
@@ -64,7 +66,7 @@ def _approve_on_the_web(client: httpx.Client, company_id: int, kind: str, value:
     page = client.get(f"/companies/{company_id}")
     response = client.post(
         f"/companies/{company_id}/approve",
-        data={"csrf_token": _csrf(page.text), "kind": kind, "value": value},
+        data={"csrf_token": csrf_token(page.text), "kind": kind, "value": value},
     )
     assert response.status_code == 303, response.text
     return client.get(f"/companies/{company_id}").text
@@ -73,7 +75,7 @@ def _approve_on_the_web(client: httpx.Client, company_id: int, kind: str, value:
 def _review(client: httpx.Client, company_id: int, verb: str) -> httpx.Response:
     page = client.get("/companies")  # any page of the person's session carries the token
     return client.post(
-        f"{CONSOLE_PAGE}/companies/{company_id}/{verb}", data={"csrf_token": _csrf(page.text)}
+        f"{CONSOLE_PAGE}/companies/{company_id}/{verb}", data={"csrf_token": csrf_token(page.text)}
     )
 
 
@@ -99,8 +101,8 @@ def test_a_pending_company_covers_nobody_until_an_agreement_admin_accepts_it(
 ) -> None:
     cla, console = console_for(cla_factory, live_factory)
     _corporate(cla)
-    number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, sha, "failure")
+    number, sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, sha, "failure")
 
     with console.client() as erin:
         sign_in(console, erin, "erin")
@@ -117,7 +119,7 @@ def test_a_pending_company_covers_nobody_until_an_agreement_admin_accepts_it(
     status, _ = cla.deliver("pull_request", cla.state.pull_request_event(REPO, number))
     assert status == 202
     cla.wait_for(lambda: "Awaiting review" in _bot_comment(cla, number), what="the comment")
-    _state(cla, sha, "failure")  # a pending company covers nobody
+    settles_on(cla, sha, "failure")  # a pending company covers nobody
     assert "@dave" in _bot_comment(cla, number).split("Awaiting review")[1]
 
     with console.client() as dave:
@@ -136,7 +138,7 @@ def test_a_pending_company_covers_nobody_until_an_agreement_admin_accepts_it(
         assert accepted.status_code == 303
         after = maint.get(CONSOLE_PAGE).text
         assert "Squat Inc is accepted" in after and 'id="pending-companies"' not in after
-    _state(cla, sha, "success")
+    settles_on(cla, sha, "success")
     assert "All contributors have signed" in _bot_comment(cla, number)
     assert _reviews(cla) == [("company.accept", str(cla.state.user("maint")["id"]))]
 
@@ -146,8 +148,8 @@ def test_a_rejected_company_covers_nobody_and_its_name_may_be_signed_again(
 ) -> None:
     cla, console = console_for(cla_factory, live_factory)
     _corporate(cla)
-    _number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, sha, "failure")
+    _number, sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, sha, "failure")
     with console.client() as erin:
         sign_in(console, erin, "erin")
         squat = _sign_on_the_web(console, erin, "BigCorp Ltd")
@@ -158,7 +160,7 @@ def test_a_rejected_company_covers_nobody_and_its_name_may_be_signed_again(
         assert "BigCorp Ltd is rejected" in maint.get(CONSOLE_PAGE).text
         assert _review(maint, squat, "accept").status_code == 409  # rejected stays rejected
     cla.wait_idle()
-    _state(cla, sha, "failure")
+    settles_on(cla, sha, "failure")
     with console.client() as erin:
         sign_in(console, erin, "erin")
         assert "Rejected by the maintainers" in erin.get(f"/companies/{squat}").text
@@ -166,7 +168,7 @@ def test_a_rejected_company_covers_nobody_and_its_name_may_be_signed_again(
         sign_in(console, dave, "dave")
         real = _sign_on_the_web(console, dave, "bigcorp ltd")
     assert real != squat
-    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    listed = json.loads(undersign(cla, "company", "list", CORPORATE, "--json").output)
     assert sorted((c["company_id"], c["status"]) for c in listed) == [
         (squat, "rejected"),
         (real, "pending"),
@@ -177,8 +179,8 @@ def test_a_rejected_company_covers_nobody_and_its_name_may_be_signed_again(
 def test_the_command_line_accepts_and_rejects(cla: CLAService) -> None:
     """``company accept|reject``; a paper signature (``company add``) is accepted at once."""
     _corporate(cla)
-    _number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, sha, "failure")
+    _number, sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, sha, "failure")
     dave = cla.state.user("dave")
     with cla.database.session() as session:
         companies = CompanyService(session, on_change=cla.runtime.approval_hook(session))
@@ -198,19 +200,19 @@ def test_the_command_line_accepts_and_rejects(cla: CLAService) -> None:
         )
         companies.approve(web, "account", str(dave["id"]))
     cla.wait_idle()
-    _state(cla, sha, "failure")
-    _cli(cla, "company", "add", CORPORATE, "Paper Co", "--manager", "maint")
-    exported = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    settles_on(cla, sha, "failure")
+    undersign(cla, "company", "add", CORPORATE, "Paper Co", "--manager", "maint")
+    exported = json.loads(undersign(cla, "company", "list", CORPORATE, "--json").output)
     listed = {c["name"]: c for c in exported}
     assert (listed["Web Co"]["status"], listed["Paper Co"]["status"]) == ("pending", "accepted")
-    assert "\tpending" in _cli(cla, "company", "list", CORPORATE).output
+    assert "\tpending" in undersign(cla, "company", "list", CORPORATE).output
 
-    assert "accepted" in _cli(cla, "company", "accept", CORPORATE, "web co").output
-    _state(cla, sha, "success")
-    assert "already" in _cli(cla, "company", "accept", CORPORATE, "Web Co").output
-    assert "rejected" in _cli(cla, "company", "reject", CORPORATE, "Web Co").output
-    _state(cla, sha, "failure")  # an accepted company rejected stops covering
-    missing = _cli(cla, "company", "accept", CORPORATE, "Web Co", ok=False)
+    assert "accepted" in undersign(cla, "company", "accept", CORPORATE, "web co").output
+    settles_on(cla, sha, "success")
+    assert "already" in undersign(cla, "company", "accept", CORPORATE, "Web Co").output
+    assert "rejected" in undersign(cla, "company", "reject", CORPORATE, "Web Co").output
+    settles_on(cla, sha, "failure")  # an accepted company rejected stops covering
+    missing = undersign(cla, "company", "accept", CORPORATE, "Web Co", ok=False)
     assert "no company 'Web Co'" in missing.output
     assert [action for action, actor in _reviews(cla) if actor == "cli"] == [
         "company.accept",
@@ -223,10 +225,10 @@ def test_the_caps_on_approvals_are_clear_on_the_form_and_the_command_line(
 ) -> None:
     cla, console = console_for(cla_factory, live_factory)
     _corporate(cla)
-    _cli(cla, "company", "add", CORPORATE, "BigCorp Ltd", "--manager", "maint")
+    undersign(cla, "company", "add", CORPORATE, "BigCorp Ltd", "--manager", "maint")
     for number in range(MAX_ORG_APPROVALS):
-        _cli(cla, "company", "approve", CORPORATE, "BigCorp Ltd", "--org", f"org-{number}")
-    too_many_orgs = _cli(
+        undersign(cla, "company", "approve", CORPORATE, "BigCorp Ltd", "--org", f"org-{number}")
+    too_many_orgs = undersign(
         cla, "company", "approve", CORPORATE, "BigCorp Ltd", "--org", "org-x", ok=False
     )
     assert "approves 20 organisations, the most a company may" in too_many_orgs.output
@@ -234,17 +236,17 @@ def test_the_caps_on_approvals_are_clear_on_the_form_and_the_command_line(
         company = session.scalar(select(Company).where(Company.name == "BigCorp Ltd"))
         assert company is not None
         company_id = company.id
-        session.add_all(_domain_approvals(company_id, MAX_APPROVALS - MAX_ORG_APPROVALS))
+        session.add_all(domain_approvals(company_id, MAX_APPROVALS - MAX_ORG_APPROVALS))
     with console.client() as maint:
         sign_in(console, maint, "maint")
         page = maint.get(f"/companies/{company_id}")
         refused = maint.post(
             f"/companies/{company_id}/approve",
-            data={"csrf_token": _csrf(page.text), "kind": "domain", "value": "more.example"},
+            data={"csrf_token": csrf_token(page.text), "kind": "domain", "value": "more.example"},
         )
     assert refused.status_code == 400
     assert "has 200 approvals, the most a company may have" in refused.text
-    too_many = _cli(
+    too_many = undersign(
         cla, "company", "approve", CORPORATE, "BigCorp Ltd", "--domain", "more.example", ok=False
     )
     assert "has 200 approvals" in too_many.output
@@ -269,8 +271,8 @@ def test_one_evaluation_asks_github_once_per_org_and_person(cla: CLAService) -> 
         companies.approve(pending, "org", "elsewhere")
     cla.wait_idle()
     cla.state.clear_requests()
-    _number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, sha, "failure")
+    _number, sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, sha, "failure")
     asked = [r.rest_path for r in cla.state.api_calls("GET", "/orgs/")]
     assert asked == ["/orgs/octo-org/members/dave"]
 

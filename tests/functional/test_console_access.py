@@ -11,111 +11,21 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import Live, LiveFactory, sign_in, sign_quietly
+from tests.conftest import Live, sign_in
+from tests.support.console import ALPHA, BETA, Console, recheck_jobs, signed_in
+from tests.support.console import clients as clients  # a fixture
+from tests.support.console import console as console  # a fixture
+from tests.support.pages import csrf_token
 
 from undersign.agreements.models import AllowlistEntry, AuditEntry, RepoLink, Signature
 from undersign.agreements.service import AgreementService
-from undersign.enforcement.models import PullRequestCheck, PullRequestContributor
 from undersign.jobs.models import Job
 from undersign.web import console as console_views
-
-BOT = "cla-bot"
-ALPHA, BETA = "alpha", "beta"
-
-
-@dataclass
-class Console:
-    """The app, and the ids the walk needs."""
-
-    live: Live
-    ids: dict[str, int]
-    signatures: dict[str, int]  # agreement slug -> the contributor's signature id
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, "no CSRF token on the page"
-    return html.unescape(match.group(1))
-
-
-@pytest.fixture
-def console(live_factory: LiveFactory) -> Console:
-    """alpha covers the org ``acme`` (owned by ``owner``); beta covers the repository
-    ``betaorg/tools`` (``repoadmin`` has admin there); ``contrib`` signed both and waits on
-    an open pull request of acme/widgets; ``root`` is an instance admin."""
-    state = live_factory.emulator.state
-    for login in (BOT, "owner", "repoadmin", "contrib", "root", "member"):
-        state.add_user(login, name=login.title(), email=f"{login}@example.com")
-    state.add_org("acme", members=[BOT, "member"])
-    state.add_org_member("acme", "owner", admin=True)
-    state.add_org("betaorg", members=[])
-    state.add_repo("acme/widgets")
-    state.add_repo("betaorg/tools")
-    state.add_collaborator("betaorg/tools", BOT, "write")
-    state.add_collaborator("betaorg/tools", "repoadmin", "admin")
-    state.add_collaborator("betaorg/tools", "member", "maintain")
-    ids = {
-        login: int(state.user(login)["id"]) for login in ("owner", "repoadmin", "contrib", "root")
-    }
-    live = live_factory(
-        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT), UNDERSIGN_ADMINS=f"{ids['root']}"
-    )
-    with live.database.session() as session:
-        agreements = AgreementService(session)
-        agreements.add_or_update(ALPHA, "Alpha CLA", "You agree to alpha.")
-        agreements.add_or_update(BETA, "Beta CLA", "You agree to beta.")
-        agreements.link_org("acme", ALPHA)
-        agreements.link_repo("betaorg/tools", BETA)
-    for slug in (ALPHA, BETA):
-        sign_quietly(live.database, slug, "contrib", ids["contrib"])
-    with live.database.session() as session:
-        signatures = {
-            slug: session.scalars(
-                select(Signature.id).where(Signature.login == "contrib").order_by(Signature.id)
-            ).all()[index]
-            for index, slug in enumerate((ALPHA, BETA))
-        }
-        check = PullRequestCheck(
-            repo_full_name="acme/widgets",
-            number=7,
-            is_open=True,
-            head_sha="a" * 40,
-            verdict="failure",
-            status_description="waiting for contrib to sign",
-            contributors_cache=[
-                {"kind": "github", "github_id": ids["contrib"], "login": "contrib"}
-            ],
-        )
-        check.contributors = [PullRequestContributor(github_id=ids["contrib"], pending=True)]
-        session.add(check)
-    return Console(live, ids, signatures)
-
-
-@pytest.fixture
-def clients(console: Console) -> Iterator[dict[str, httpx.Client]]:
-    made: dict[str, httpx.Client] = {}
-    yield made
-    for client in made.values():
-        client.close()
-
-
-def signed_in(
-    console: Console, clients: dict[str, httpx.Client], login: str
-) -> tuple[httpx.Client, str]:
-    """A client signed in as ``login`` (coming to the console), and a CSRF token."""
-    client = console.live.client()
-    clients[login] = client
-    page = sign_in(console.live, client, login, next_path="/admin/")
-    assert page.status_code in (200, 503), page.text
-    return client, _csrf(page.text)
 
 
 def agreement_urls(console: Console, slug: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -175,17 +85,6 @@ def active(console: Console, slug: str) -> bool:
         signature = session.get(Signature, console.signatures[slug])
         assert signature is not None
         return signature.revoked_at is None
-
-
-def recheck_jobs(console: Console) -> int:
-    with console.live.database.session() as session:
-        return len(
-            [
-                job
-                for job in session.scalars(select(Job).where(Job.kind == "evaluate"))
-                if job.payload.get("repo") == "acme/widgets" and job.payload.get("number") == 7
-            ]
-        )
 
 
 def assert_denied(console: Console, client: httpx.Client, csrf: str | None, slug: str) -> None:
@@ -389,7 +288,7 @@ def test_a_failing_permission_lookup_denies_and_says_why(
     assert "Cannot check your access" in landing.text
     assert ("GitHub answered 502" if fault == "error" else "did not answer in time") in landing.text
     assert "Alpha CLA" not in landing.text
-    csrf = _csrf(landing.text)
+    csrf = csrf_token(landing.text)
     if fault == "timeout":
         # A failed answer is never kept: the next page asks GitHub again (answering now).
         assert client.get(f"/admin/agreements/{ALPHA}").status_code == 200

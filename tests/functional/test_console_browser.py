@@ -12,28 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import BOT_LOGIN, BrowserPage, CLAFactory, CLAService, Live, LiveFactory
+from tests.conftest import BrowserPage, CLAFactory, CLAService, LiveFactory
+from tests.support.console import console_for
 
 pytestmark = pytest.mark.browser
 
 REPO = "octo-org/widgets"
-
-
-def console_for(cla_factory: CLAFactory, live_factory: LiveFactory) -> tuple[CLAService, Live]:
-    """The CLA of ``octo-org`` with its workers, and a console on the same database and
-    queue; the bot reads memberships as an org member, ``maint`` owns the org."""
-    cla = cla_factory()
-    state = cla.state
-    state.add_org_member("octo-org", BOT_LOGIN)
-    state.add_org_member("octo-org", "maint", admin=True)
-    console = live_factory(
-        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT_LOGIN),
-        replace={
-            "instance_path": cla.live.settings.instance_path,  # the workers' SQLite queue
-            "queue_name": cla.live.settings.queue_name,  # or their Redis queue
-        },
-    )
-    return cla, console
 
 
 def green_pull_request_of_dave(cla: CLAService) -> tuple[int, str]:

@@ -16,17 +16,15 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from tests.conftest import LiveFactory, sign_in, sign_quietly
-from tests.functional import test_console_access as access
-from tests.functional.test_console_access import ALPHA, Console, signed_in
+from tests.support.console import ALPHA, Console, signed_in
+from tests.support.console import clients as clients  # a fixture
+from tests.support.console import console as console  # a fixture
+from tests.support.pages import csrf_token
 
 from undersign.agreements.models import AuditEntry, Signature
 from undersign.agreements.service import AgreementService
 from undersign.jobs.models import Job
 from undersign.web import console as console_views
-
-# The authorization walk's world: alpha (acme's, owned by ``owner``), beta, an instance admin.
-console = access.console
-clients = access.clients
 
 #: Two people: one by id, one by login (GitHub is asked for the id).
 GOOD = (
@@ -348,7 +346,7 @@ def test_without_a_token_or_an_app_the_check_is_a_409_naming_the_settings(
         assert page.status_code == 200, page.text
         answer = client.post(
             f"/admin/agreements/{ALPHA}/import",
-            data={"source": "csv", "csrf_token": access._csrf(page.text)},
+            data={"source": "csv", "csrf_token": csrf_token(page.text)},
             files={"file": ("people.csv", b"login\nada-example\n", "text/csv")},
         )
     said = html.unescape(answer.text)

@@ -10,7 +10,7 @@ import hashlib
 import pytest
 from playwright.sync_api import FilePayload
 from tests.conftest import BrowserPage, CLAFactory, LiveFactory
-from tests.functional.test_console_browser import console_for
+from tests.support.console import console_for
 
 pytestmark = pytest.mark.browser
 

@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from tests.conftest import sign_quietly
-from tests.functional import test_console_access as access
-from tests.functional.test_console_access import ALPHA, BETA, Console, recheck_jobs, signed_in
+from tests.support.console import ALPHA, BETA, Console, recheck_jobs, signed_in
+from tests.support.console import clients as clients  # a fixture
+from tests.support.console import console as console  # a fixture
 
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import (
@@ -36,12 +37,6 @@ from undersign.agreements.models import (
     Signature,
 )
 from undersign.agreements.service import AgreementService
-
-# The walk's fixtures: alpha covers the org acme (owned by ``owner``), beta the repository
-# betaorg/tools (``repoadmin``), ``contrib`` signed both and waits on acme/widgets#7, ``root``
-# is an instance admin.
-console = access.console
-clients = access.clients
 
 
 def audit_actions(console: Console, login: str) -> list[str]:

@@ -10,22 +10,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
 from sqlalchemy import event, select
 from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAFactory, CLAService, sign_in
-from tests.functional.test_proven_emails import link_emails
+from tests.support.cli import undersign
+from tests.support.companies import CORPORATE
+from tests.support.emails import link_emails
+from tests.support.pulls import REPO, pr_authored_as, settles_on
 
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import AuditEntry, Company
 from undersign.agreements.service import AgreementService
-from undersign.cli import CLIContext, main
 from undersign.enforcement import service
 from undersign.enforcement.contributors import Contributor
 from undersign.jobs.context import JobContext
 
-REPO = "octo-org/widgets"
-CORPORATE = "corporate-cla"
 DOMAIN = "bigcorp.example"
 
 
@@ -57,50 +56,27 @@ def _approve(
             assert companies.approve(company, kind, value)
 
 
-def _pr(cla: CLAService, opener: str, email: str, *, linked: bool = False) -> tuple[int, str]:
-    """A pull request by ``opener`` with one commit authored as ``email``; GitHub links the
-    commit to an account only when ``linked``."""
-    sha = cla.state.add_commit(
-        REPO,
-        author={"name": "Someone", "email": email},
-        author_login=opener if linked else None,
-        author_field="user" if linked else "null",
-        message="Fix the widget",
-    )
-    pr: dict[str, Any] = cla.state.add_pull_request(REPO, user_login=opener, commits=[sha])
-    status, _ = cla.deliver("pull_request", cla.state.pull_request_event(REPO, pr["number"]))
-    assert status == 202
-    head = str(cla.state.pull_request(REPO, pr["number"])["head"]["sha"])
-    return int(pr["number"]), head
-
-
-def _state(cla: CLAService, sha: str, expected: str) -> None:
-    cla.wait_for(lambda: cla.status_state(REPO, sha) == expected, what=expected)
-    cla.wait_idle()
-    assert cla.status_state(REPO, sha) == expected
-
-
 def test_domain_covers_only_through_a_proven_address(cla: CLAService) -> None:
     """The demo's story: red, the manager approves the domain (still red: nothing proven),
     the employee proves the address: green. Unapproving turns it red again."""
     company_id = _setup_company(cla)
     cla.state.add_email("dave", f"dave@{DOMAIN}", verified=True)
-    number, sha = _pr(cla, "dave", f"dave@{DOMAIN}")
-    _state(cla, sha, "failure")
+    number, sha = pr_authored_as(cla, "dave", f"dave@{DOMAIN}")
+    settles_on(cla, sha, "failure")
     [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
     assert "Please sign the" in comment["body"]
     assert "ask your company's CLA manager" in comment["body"]
     assert f"]({cla.live.url}/me/emails)" in comment["body"]
 
     _approve(cla, company_id, "domain", f"@{DOMAIN.upper()}")
-    _state(cla, sha, "failure")  # the domain alone proves nothing
+    settles_on(cla, sha, "failure")  # the domain alone proves nothing
     with cla.live.client() as client:
         sign_in(cla.live, client, "dave")
         link_emails(cla.live, client, "dave")
-    _state(cla, sha, "success")
+    settles_on(cla, sha, "success")
 
     _approve(cla, company_id, "domain", DOMAIN, undo=True)
-    _state(cla, sha, "failure")
+    settles_on(cla, sha, "failure")
     with cla.database.session() as session:
         rows = session.scalars(select(AuditEntry).where(AuditEntry.action.like("company.%")))
         actions = [(r.action, (r.after or r.before or {}).get("value")) for r in rows]
@@ -113,8 +89,8 @@ def test_domain_covers_only_through_a_proven_address(cla: CLAService) -> None:
 
 def test_a_commit_on_the_domain_that_nobody_proved_stays_red(cla: CLAService) -> None:
     _setup_company(cla, ("domain", DOMAIN))
-    _number, sha = _pr(cla, "erin", f"ceo@{DOMAIN}")
-    _state(cla, sha, "failure")
+    _number, sha = pr_authored_as(cla, "erin", f"ceo@{DOMAIN}")
+    settles_on(cla, sha, "failure")
 
 
 def test_an_address_listed_but_unverified_on_github_proves_nothing(cla: CLAService) -> None:
@@ -122,14 +98,14 @@ def test_an_address_listed_but_unverified_on_github_proves_nothing(cla: CLAServi
     never verified it; proving at /me/emails stores nothing, so the domain covers nobody."""
     _setup_company(cla, ("domain", DOMAIN))
     cla.state.add_email("erin", f"erin@{DOMAIN}", verified=False)
-    _number, sha = _pr(cla, "erin", f"erin@{DOMAIN}", linked=True)
+    _number, sha = pr_authored_as(cla, "erin", f"erin@{DOMAIN}", linked=True)
     with cla.live.client() as client:
         sign_in(cla.live, client, "erin")
         link_emails(cla.live, client, "erin")
     with cla.database.session() as session:
         domains = {row.domain for row in session.scalars(select(ProvenEmail))}
     assert domains and DOMAIN not in domains  # her verified addresses only
-    _state(cla, sha, "failure")
+    settles_on(cla, sha, "failure")
 
 
 def test_an_address_proven_by_one_account_does_not_cover_another(cla: CLAService) -> None:
@@ -140,34 +116,26 @@ def test_an_address_proven_by_one_account_does_not_cover_another(cla: CLAService
     with cla.live.client() as client:
         sign_in(cla.live, client, "dave")
         link_emails(cla.live, client, "dave")
-    _number, sha = _pr(cla, "erin", f"dave@{DOMAIN}")
-    _state(cla, sha, "failure")
-    _number, own = _pr(cla, "dave", f"dave@{DOMAIN}")
-    _state(cla, own, "success")
+    _number, sha = pr_authored_as(cla, "erin", f"dave@{DOMAIN}")
+    settles_on(cla, sha, "failure")
+    _number, own = pr_authored_as(cla, "dave", f"dave@{DOMAIN}")
+    settles_on(cla, own, "success")
 
 
 def test_account_and_org_approvals(cla: CLAService) -> None:
     cla.state.add_org("bigcorp", members=["erin", BOT_LOGIN])
     company_id = _setup_company(cla)
-    _number, erin_sha = _pr(cla, "erin", "erin@example.com", linked=True)
-    _number, dave_sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, erin_sha, "failure")
-    _state(cla, dave_sha, "failure")
+    _number, erin_sha = pr_authored_as(cla, "erin", "erin@example.com", linked=True)
+    _number, dave_sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, erin_sha, "failure")
+    settles_on(cla, dave_sha, "failure")
     _approve(cla, company_id, "org", "BigCorp")
-    _state(cla, erin_sha, "success")  # a private member: the bot is asked and answers
+    settles_on(cla, erin_sha, "success")  # a private member: the bot is asked and answers
     assert cla.status_state(REPO, dave_sha) == "failure"
     _approve(cla, company_id, "account", str(cla.state.user("dave")["id"]))
-    _state(cla, dave_sha, "success")
+    settles_on(cla, dave_sha, "success")
     _approve(cla, company_id, "org", "bigcorp", undo=True)
-    _state(cla, erin_sha, "failure")
-
-
-def _cli(cla: CLAService, *args: str, ok: bool = True) -> Result:
-    result = CliRunner().invoke(
-        main, list(args), obj=CLIContext(_settings=cla.settings, _database=cla.database)
-    )
-    assert (result.exit_code == 0) is ok, result.output
-    return result
+    settles_on(cla, erin_sha, "failure")
 
 
 def test_the_command_line_records_a_paper_company_and_its_approvals(
@@ -177,42 +145,50 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     text.write_text("Your company licenses it.\n")
     pdf.write_bytes(b"%PDF-1.4 signed")
     add = ["agreement", "add", CORPORATE, "--title", "Corporate CLA", "--file", str(text)]
-    assert "--kind corporate and --for" in _cli(cla, *add, "--kind", "corporate", ok=False).output
-    unknown = _cli(cla, *add, "--kind", "corporate", "--for", "nope", ok=False)
+    assert (
+        "--kind corporate and --for" in undersign(cla, *add, "--kind", "corporate", ok=False).output
+    )
+    unknown = undersign(cla, *add, "--kind", "corporate", "--for", "nope", ok=False)
     assert "no agreement with slug 'nope'" in unknown.output
-    _cli(cla, *add, "--kind", "corporate", "--for", AGREEMENT_SLUG)
+    undersign(cla, *add, "--kind", "corporate", "--for", AGREEMENT_SLUG)
     add[2] = "second-corporate"
-    chained = _cli(cla, *add, "--kind", "corporate", "--for", CORPORATE, ok=False)
+    chained = undersign(cla, *add, "--kind", "corporate", "--for", CORPORATE, ok=False)
     assert "is not an individual agreement" in chained.output
     name = "BigCorp Ltd"
-    missing = _cli(cla, "company", "add", CORPORATE, name, "--manager", "no-such-person", ok=False)
+    missing = undersign(
+        cla, "company", "add", CORPORATE, name, "--manager", "no-such-person", ok=False
+    )
     assert "GitHub has no user account" in missing.output
     paper = ["company", "add", CORPORATE, name, "--manager", "maint"]
-    assert "has no version 9" in _cli(cla, *paper, "--version", "9", ok=False).output
-    recorded = _cli(cla, *paper, "--version", "1", "--document", str(pdf))
+    assert "has no version 9" in undersign(cla, *paper, "--version", "9", ok=False).output
+    recorded = undersign(cla, *paper, "--version", "1", "--document", str(pdf))
     assert "BigCorp Ltd: recorded version 1, managers maint" in recorded.output
-    again = _cli(cla, "company", "add", CORPORATE, "bigcorp  ltd", "--manager", "maint", ok=False)
+    again = undersign(
+        cla, "company", "add", CORPORATE, "bigcorp  ltd", "--manager", "maint", ok=False
+    )
     assert "has signed" in again.output
 
-    _number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, sha, "failure")
-    both = _cli(
+    _number, sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, sha, "failure")
+    both = undersign(
         cla, "company", "approve", CORPORATE, name, "--login", "dave", "--org", "x", ok=False
     )
     assert "exactly one of" in both.output
     assert (
         "no company"
-        in _cli(cla, "company", "approve", CORPORATE, "Nobody", "--domain", DOMAIN, ok=False).output
+        in undersign(
+            cla, "company", "approve", CORPORATE, "Nobody", "--domain", DOMAIN, ok=False
+        ).output
     )
     assert (
         "not an email domain"
-        in _cli(
+        in undersign(
             cla, "company", "approve", CORPORATE, name, "--domain", "bad domain", ok=False
         ).output
     )
-    _cli(cla, "company", "approve", CORPORATE, name, "--login", "dave")
-    _state(cla, sha, "success")
-    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    undersign(cla, "company", "approve", CORPORATE, name, "--login", "dave")
+    settles_on(cla, sha, "success")
+    listed = json.loads(undersign(cla, "company", "list", CORPORATE, "--json").output)
     [company] = listed
     assert company["name"] == name and company["source"] == "paper"
     with cla.database.session() as session:  # the version it signed, as for a web signature
@@ -224,9 +200,9 @@ def test_the_command_line_records_a_paper_company_and_its_approvals(
     assert [(a["kind"], a["value"], a["label"]) for a in company["approvals"]] == [
         ("account", dave, "dave")
     ]
-    _cli(cla, "company", "unapprove", CORPORATE, name, "--login", "dave")
-    _state(cla, sha, "failure")
-    assert "BigCorp Ltd" in _cli(cla, "company", "list", CORPORATE).output
+    undersign(cla, "company", "unapprove", CORPORATE, name, "--login", "dave")
+    settles_on(cla, sha, "failure")
+    assert "BigCorp Ltd" in undersign(cla, "company", "list", CORPORATE).output
 
 
 def test_the_command_line_adds_and_removes_a_company_s_managers(
@@ -237,36 +213,36 @@ def test_the_command_line_adds_and_removes_a_company_s_managers(
     cla = cla_factory(start=False)
     _setup_company(cla)  # BigCorp Ltd, managed by maint
     name = "BigCorp Ltd"
-    last = _cli(cla, "company", "manager-remove", CORPORATE, name, "maint", ok=False)
+    last = undersign(cla, "company", "manager-remove", CORPORATE, name, "maint", ok=False)
     assert "maint is the last CLA manager of BigCorp Ltd" in last.output
-    unknown = _cli(cla, "company", "manager-add", CORPORATE, name, "no-such-person", ok=False)
+    unknown = undersign(cla, "company", "manager-add", CORPORATE, name, "no-such-person", ok=False)
     assert "GitHub has no user account 'no-such-person'" in unknown.output
     cla.state.add_org("bigcorp-eng")  # an account GitHub knows, but no person
-    org = _cli(cla, "company", "manager-add", CORPORATE, name, "bigcorp-eng", ok=False)
+    org = undersign(cla, "company", "manager-add", CORPORATE, name, "bigcorp-eng", ok=False)
     assert "GitHub has no user account 'bigcorp-eng'" in org.output
-    malformed = _cli(cla, "company", "manager-add", CORPORATE, name, "not/a/login", ok=False)
+    malformed = undersign(cla, "company", "manager-add", CORPORATE, name, "not/a/login", ok=False)
     assert "is not a GitHub login" in malformed.output
-    nobody = _cli(cla, "company", "manager-add", CORPORATE, "Nobody", "dave", ok=False)
+    nobody = undersign(cla, "company", "manager-add", CORPORATE, "Nobody", "dave", ok=False)
     assert "no company 'Nobody'" in nobody.output
-    added = _cli(cla, "company", "manager-add", CORPORATE, "bigcorp ltd", "@DAVE")
+    added = undersign(cla, "company", "manager-add", CORPORATE, "bigcorp ltd", "@DAVE")
     assert "BigCorp Ltd: dave is now a CLA manager" in added.output
-    again = _cli(cla, "company", "manager-add", CORPORATE, name, "dave")
+    again = undersign(cla, "company", "manager-add", CORPORATE, name, "dave")
     assert "BigCorp Ltd: dave was a CLA manager already" in again.output
     dave, maint = (cla.state.user(login)["id"] for login in ("dave", "maint"))
-    [company] = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    [company] = json.loads(undersign(cla, "company", "list", CORPORATE, "--json").output)
     assert company["managers"] == [
         {"github_id": dave, "login": "dave"},
         {"github_id": maint, "login": "maint"},
     ]
-    assert "\tdave,maint\t" in _cli(cla, "company", "list", CORPORATE).output
+    assert "\tdave,maint\t" in undersign(cla, "company", "list", CORPORATE).output
 
     # dave renamed his account: the kept login no longer names him, GitHub's answer does.
     cla.state.rename_user("dave", "dave-lister")
-    removed = _cli(cla, "company", "manager-remove", CORPORATE, name, "dave-lister")
+    removed = undersign(cla, "company", "manager-remove", CORPORATE, name, "dave-lister")
     assert "BigCorp Ltd: dave is no longer a CLA manager" in removed.output
-    not_one = _cli(cla, "company", "manager-remove", CORPORATE, name, "erin")
+    not_one = undersign(cla, "company", "manager-remove", CORPORATE, name, "erin")
     assert "BigCorp Ltd: erin was not a CLA manager" in not_one.output
-    [company] = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    [company] = json.loads(undersign(cla, "company", "list", CORPORATE, "--json").output)
     assert company["managers"] == [{"github_id": maint, "login": "maint"}]
     with cla.database.session() as session:
         changes = [
@@ -361,7 +337,7 @@ def test_a_deferred_comment_is_judged_with_what_companies_say(cla_factory: CLAFa
     left for a later evaluation."""
     cla = cla_factory(start=False)
     _setup_company(cla)
-    number, _sha = _pr(cla, "dave", f"dave@{DOMAIN}")
+    number, _sha = pr_authored_as(cla, "dave", f"dave@{DOMAIN}")
     ctx = JobContext.from_settings(cla.settings, cla.database)
     assert service.evaluate_pull_request(ctx, REPO, number).state == "failure"
     [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
@@ -376,24 +352,24 @@ def test_a_material_version_asks_companies_to_sign_again(cla: CLAService, tmp_pa
     company must sign again, and it is green once BigCorp's manager signs on its page."""
     company_id = _setup_company(cla)
     _approve(cla, company_id, "account", str(cla.state.user("dave")["id"]))
-    number, sha = _pr(cla, "dave", "dave@example.com", linked=True)
-    _state(cla, sha, "success")
+    number, sha = pr_authored_as(cla, "dave", "dave@example.com", linked=True)
+    settles_on(cla, sha, "success")
     text = tmp_path / "corporate.md"
     add = ["agreement", "add", CORPORATE, "--title", "Corporate CLA", "--file", str(text)]
     add += ["--kind", "corporate", "--for", AGREEMENT_SLUG]
     text.write_text("Your company licenses it (typo fixed).\n")
-    assert "(editorial)" in _cli(cla, *add, "--editorial").output
+    assert "(editorial)" in undersign(cla, *add, "--editorial").output
     cla.wait_idle()
     assert cla.status_state(REPO, sha) == "success"
 
     text.write_text("Your company licenses it, patents included.\n")
-    published = _cli(cla, *add).output
+    published = undersign(cla, *add).output
     assert "cover nobody until they sign this one" in published
     assert "re-evaluating 1 open pull request" in published
-    _state(cla, sha, "failure")
+    settles_on(cla, sha, "failure")
     [comment] = [c for c in cla.state.comments(REPO, number) if c["user"]["login"] == BOT_LOGIN]
     assert "**Your company must sign again:**" in comment["body"]
-    listed = json.loads(_cli(cla, "company", "list", CORPORATE, "--json").output)
+    listed = json.loads(undersign(cla, "company", "list", CORPORATE, "--json").output)
     assert [c["must_sign_again"] for c in listed] == [True]
 
     with cla.live.client() as client:
@@ -417,7 +393,7 @@ def test_a_material_version_asks_companies_to_sign_again(cla: CLAService, tmp_pa
         signed = client.post(f"/companies/{company_id}/sign", data={**form, "agree": "yes"})
         assert signed.status_code == 303, signed.text
         assert 'id="sign-again-form"' not in client.get(f"/companies/{company_id}").text
-    _state(cla, sha, "success")
+    settles_on(cla, sha, "success")
     with cla.database.session() as session:
         company = session.get(Company, company_id)
         assert company is not None

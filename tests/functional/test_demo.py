@@ -3,97 +3,21 @@ green within seconds, with one comment edited in place."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-import httpx
 import pytest
 from playwright.sync_api import BrowserContext
+from tests.support.demo import Demo, wait_for
+from tests.support.demo import demo as demo  # the fixture
 
 from undersign.emulator.demo import CORPORATE_ADDRESS, CORPORATE_DOMAIN, WORK_ADDRESS
 
 pytestmark = pytest.mark.browser
 
-UNDERSIGN = str(Path(sys.executable).parent / "undersign")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Demo:
-    def __init__(self, app_url: str, github_url: str, log: Path) -> None:
-        self.app_url = app_url
-        self.github_url = github_url
-        self.log = log
-
-    def pull(self, number: int = 1) -> dict[str, Any]:
-        """acme/widgets#number as the emulator holds it."""
-        pulls = httpx.get(f"{self.github_url}/_emulator/pulls").json()
-        found: dict[str, Any] = next(
-            p for p in pulls if p["repo"] == "acme/widgets" and p["number"] == number
-        )
-        return found
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    port, github_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSIGN_")}
-    env["UNDERSIGN_INSTANCE_PATH"] = str(tmp_path / "instance")
-    log = tmp_path / "demo.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [UNDERSIGN, "demo", "--port", str(port), "--github-port", str(github_port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Demo(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{github_port}", log)
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{running.app_url}/healthz").status_code == 200
-        except httpx.TransportError:
-            return process.poll() is not None and _fail(log)
-
-    try:
-        _wait_for(healthy, 60, "the demo to answer /healthz")
-        yield running
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _fail(log: Path) -> bool:
-    raise AssertionError(f"the demo exited:\n{log.read_text()}")
-
 
 def test_red_then_sign_then_green(demo: Demo, audited_context: Callable[..., BrowserContext]):
-    pull = _wait_for(
+    pull = wait_for(
         lambda: (p := demo.pull())["combined_state"] == "failure" and p["comments"] and p,
         30,
         "the demo PR to go red with a comment",
@@ -105,7 +29,7 @@ def test_red_then_sign_then_green(demo: Demo, audited_context: Callable[..., Bro
     sign_url = status["target_url"]
     assert sign_url.startswith(f"{demo.app_url}/sign/")
 
-    _wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
+    wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
     told = demo.log.read_text().split("Try the loop", 1)[1]
     assert f"1. Open the GitHub emulator: {demo.github_url}/_emulator/" in told
     assert "choose bob" in told and "turns green" in told
@@ -133,7 +57,7 @@ def test_red_then_sign_then_green(demo: Demo, audited_context: Callable[..., Bro
     page.get_by_role("link", name="Back to pull request #1 in acme/widgets").wait_for()
     assert errors == []  # no 404 (favicon or other) on any page of the loop
 
-    pull = _wait_for(
+    pull = wait_for(
         lambda: (
             (p := demo.pull())["combined_state"] == "success"
             and "@bob" not in p["comments"][0]["body"]
@@ -165,7 +89,7 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
 ) -> None:
     """Issue 14: acme/widgets#2 by dave carries his work address, which GitHub did not
     link; it turns green once dave has signed and proved the address on /me/emails."""
-    pull = _wait_for(
+    pull = wait_for(
         lambda: (p := demo.pull(2))["combined_state"] == "failure" and p["comments"] and p,
         60,
         "acme/widgets#2 to go red",
@@ -173,7 +97,7 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
     (comment,) = pull["comments"]
     assert WORK_ADDRESS in comment["body"]
     assert f"]({demo.app_url}/me/emails)" in comment["body"]
-    _wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
+    wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
     told = demo.log.read_text().split("Try the loop", 1)[1]
     assert f"{demo.app_url}/me/emails" in told and "acme/widgets#2" in told
 
@@ -189,7 +113,7 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
     page.get_by_role("button", name="Sign", exact=True).click()
     page.get_by_role("link", name="Back to pull request #2 in acme/widgets").wait_for()
     # Signed, but the commit's author is still nobody undersign knows: red.
-    _wait_for(
+    wait_for(
         lambda: "@dave" not in (p := demo.pull(2))["comments"][0]["body"] and p,
         15,
         "the comment to drop dave's signature request",
@@ -204,7 +128,7 @@ def test_proving_the_work_address_turns_the_demo_pull_request_green(
     page.wait_for_url(f"{demo.app_url}/me/emails")
     assert WORK_ADDRESS in page.locator("main table").inner_text()
     assert "dave@old-job.example" not in page.locator("main table").inner_text()
-    _wait_for(
+    wait_for(
         lambda: demo.pull(2)["combined_state"] == "success",
         15,
         "acme/widgets#2 to turn green once dave proved the address",
@@ -218,14 +142,14 @@ def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_gre
     """Issue 14: acme/widgets#3 by erin (of BigCorp, which signed the corporate CLA) stays
     red when frank, its CLA manager, approves bigcorp.example, and turns green once erin
     proves her address there."""
-    pull = _wait_for(
+    pull = wait_for(
         lambda: (p := demo.pull(3))["combined_state"] == "failure" and p["comments"] and p,
         60,
         "acme/widgets#3 to go red",
     )
     (comment,) = pull["comments"]
     assert "ask your company's CLA manager" in comment["body"]
-    _wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
+    wait_for(lambda: "Try the loop" in demo.log.read_text(), 30, "the loop's steps")
     assert "acme/widgets#3" in demo.log.read_text().split("Try the loop", 1)[1]
 
     context = audited_context()
@@ -254,7 +178,7 @@ def test_a_company_approving_its_domain_and_erin_proving_her_address_turn_it_gre
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{demo.app_url}/me/emails")
     assert CORPORATE_ADDRESS in page.locator("main table").inner_text()
-    _wait_for(
+    wait_for(
         lambda: demo.pull(3)["combined_state"] == "success",
         15,
         "acme/widgets#3 to turn green once erin proved her BigCorp address",

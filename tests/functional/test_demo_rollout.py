@@ -9,8 +9,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.functional.test_demo import UNDERSIGN, Demo, _wait_for
-from tests.functional.test_demo import demo as demo  # the fixture
+from tests.support.demo import Demo, wait_for
+from tests.support.demo import demo as demo  # the fixture
+from tests.support.processes import UNDERSIGN
 
 
 def undersign(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -30,7 +31,7 @@ def widgets_status(demo: Demo) -> dict[str, str] | None:
 
 
 def test_import_then_report_mode_then_enforce(demo: Demo) -> None:
-    told = _wait_for(
+    told = wait_for(
         lambda: "Moving from another CLA tool" in (text := demo.log.read_text()) and text,
         60,
         "the rollout steps",
@@ -61,10 +62,10 @@ def test_import_then_report_mode_then_enforce(demo: Demo) -> None:
     assert export.returncode == 0, export.stderr
     assert "imported 1, already present 1, problems 0 (2 GitHub lookup(s))" in export.stdout
 
-    _wait_for(lambda: widgets_status(demo), 30, "the demo PR's first status")
+    wait_for(lambda: widgets_status(demo), 30, "the demo PR's first status")
     link = undersign(env_file, "repo", "link", "acme/widgets", "individual-cla", "--mode", "report")
     assert link.returncode == 0, link.stderr
-    _wait_for(
+    wait_for(
         lambda: (
             (widgets_status(demo) or {}).get("description") == "report only: 0 of 1 have signed"
         ),
@@ -74,7 +75,7 @@ def test_import_then_report_mode_then_enforce(demo: Demo) -> None:
     assert widgets_status(demo)["state"] == "success"  # type: ignore[index]
     enforce = undersign(env_file, "repo", "link", "acme/widgets", "individual-cla")
     assert enforce.returncode == 0, enforce.stderr
-    _wait_for(
+    wait_for(
         lambda: (widgets_status(demo) or {}).get("state") == "failure",
         30,
         "acme/widgets#1 to turn red once enforced",

@@ -8,37 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import BOT_LOGIN, CLAFactory, CLAService
+from tests.support.pulls import (
+    REPO,
+    deliver_pr,
+    evaluate_now,
+    head,
+    noreply,
+    open_pr,
+    our_comments,
+)
 
-REPO = "octo-org/widgets"
 FIXTURE_MERGE_GROUP = (
     Path(__file__).parent.parent / "fixtures" / "github" / "merge_group__checks_requested.json"
 )
-
-
-def open_pr(
-    cla: CLAService, login: str, n_commits: int = 1, repo: str = REPO, **kw: Any
-) -> dict[str, Any]:
-    pr: dict[str, Any] = cla.state.add_pull_request(
-        repo, user_login=login, n_commits=n_commits, **kw
-    )
-    return pr
-
-
-def deliver_pr(
-    cla: CLAService, pr: dict[str, Any], action: str = "opened", repo: str = REPO
-) -> str:
-    payload = cla.state.pull_request_event(repo, pr["number"], action)
-    status, guid = cla.deliver("pull_request", payload)
-    assert status == 202
-    return guid
-
-
-def head(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> str:
-    return str(cla.state.pull_request(repo, pr["number"])["head"]["sha"])
-
-
-def our_comments(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> list[dict[str, Any]]:
-    return [c for c in cla.state.comments(repo, pr["number"]) if c["user"]["login"] == BOT_LOGIN]
 
 
 def test_unsigned_author_goes_red_with_one_comment_then_green_when_signing(cla: CLAService) -> None:
@@ -62,21 +44,6 @@ def test_unsigned_author_goes_red_with_one_comment_then_green_when_signing(cla: 
     [comment] = our_comments(cla, pr)
     assert "Thank you" in comment["body"]
     assert "@alice" not in comment["body"]
-
-
-def noreply(cla: CLAService, login: str) -> str:
-    from undersign.enforcement.service import noreply_domain
-
-    user = cla.state.user(login)
-    return f"{user['id']}+{login}@{noreply_domain(cla.settings.github_url)}"
-
-
-def evaluate_now(cla: CLAService, pr: dict[str, Any], repo: str = REPO) -> dict[str, Any]:
-    deliver_pr(cla, pr, "synchronize", repo)
-    cla.wait_idle()
-    status = cla.status(repo, head(cla, pr, repo))
-    assert status is not None
-    return status
 
 
 def test_300_commit_pull_request_with_one_unsigned_author_at_the_end(cla: CLAService) -> None:

@@ -23,9 +23,10 @@ from tests.conftest import (
     LiveFactory,
     sign_in,
 )
-from tests.functional.test_signing import csrf_token, form_from, publish
 from tests.support.docs import replace_all, shell_block
+from tests.support.pages import csrf_token, form_from
 from tests.support.processes import clean_env, free_port, run, start, start_serve, wait_ready
+from tests.support.signing import publish
 
 from undersign.agreements.models import Signature
 from undersign.agreements.service import AgreementService

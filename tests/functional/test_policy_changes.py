@@ -10,7 +10,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 from tests.conftest import AGREEMENT_SLUG, BOT_LOGIN, CLAService
-from tests.functional.test_enforcement import REPO, deliver_pr, head, open_pr
+from tests.support.pulls import REPO, deliver_pr, head, open_pr
 
 from undersign.cli import CLIContext, main
 

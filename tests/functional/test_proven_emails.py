@@ -5,13 +5,14 @@ No mocks: the live app, the GitHub emulator and a real queue consumer."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sqlalchemy import select
 from tests.conftest import BOT_LOGIN, CLAService, Live, sign_in
+from tests.support.emails import link_emails
+from tests.support.pages import csrf_token
 
 from undersign.accounts.models import ProvenEmail
 from undersign.agreements.models import AuditEntry
@@ -21,30 +22,8 @@ REPO = "octo-org/widgets"
 WORK = "Dave.Lister@Red-Dwarf.example"
 
 
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match is not None, "no CSRF token on the page"
-    return match.group(1)
-
-
 def _query(url: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
-def link_emails(live: Live, client: httpx.Client, login: str) -> httpx.Response:
-    """Press "Link" on /me/emails as ``login`` and approve on the emulator; the page after."""
-    page = client.get("/me/emails")
-    assert page.status_code == 200, page.text
-    to_github = client.post("/me/emails/link", data={"csrf_token": _csrf(page.text)})
-    assert to_github.status_code == 303, to_github.text
-    authorize = to_github.headers["location"]
-    live.emulator.state.auto_approve_as = login
-    back = httpx.get(authorize, follow_redirects=False)
-    assert back.status_code == 302
-    landed = client.get(back.headers["location"])
-    assert landed.status_code == 303, landed.text
-    assert landed.headers["location"] == "/me/emails"
-    return client.get("/me/emails")
 
 
 def proven(live: Live) -> dict[str, int]:
@@ -67,7 +46,7 @@ def test_sign_in_asks_no_scope_and_linking_asks_user_email_once(live: Live) -> N
         assert "scope" not in _query(sign_in_url)
         sign_in(live, client, "alice")
         page = client.get("/me/emails")
-        to_github = client.post("/me/emails/link", data={"csrf_token": _csrf(page.text)})
+        to_github = client.post("/me/emails/link", data={"csrf_token": csrf_token(page.text)})
         query = _query(to_github.headers["location"])
         assert query["scope"] == ["user:email"]
         assert query["code_challenge_method"] == ["S256"] and query["state"][0]
@@ -100,7 +79,7 @@ def test_a_token_github_refuses_for_emails_links_nothing(live: Live) -> None:
     with live.client() as client:
         sign_in(live, client, "alice")
         page = client.get("/me/emails")
-        to_github = client.post("/me/emails/link", data={"csrf_token": _csrf(page.text)})
+        to_github = client.post("/me/emails/link", data={"csrf_token": csrf_token(page.text)})
         state.auto_approve_as = "bob"
         callback = httpx.get(to_github.headers["location"]).headers["location"]
         refused = client.get(callback)
@@ -150,11 +129,12 @@ def test_an_address_moves_only_when_github_verified_it_on_the_other_account(live
         page = client.get("/me/emails")
         gone = client.post(
             "/me/emails/remove",
-            data={"csrf_token": _csrf(page.text), "address": "shared@corp.example"},
+            data={"csrf_token": csrf_token(page.text), "address": "shared@corp.example"},
         )
         assert gone.status_code == 404
         bad = client.post(
-            "/me/emails/remove", data={"csrf_token": _csrf(page.text), "address": "not an address"}
+            "/me/emails/remove",
+            data={"csrf_token": csrf_token(page.text), "address": "not an address"},
         )
         assert bad.status_code == 400 and "not an email address" in bad.text
     assert proven(live)["shared@corp.example"] == erin
@@ -207,7 +187,7 @@ def test_proving_a_work_address_turns_the_pull_request_green_and_removing_it_red
 
         page = client.get("/me/emails")
         removed = client.post(
-            "/me/emails/remove", data={"csrf_token": _csrf(page.text), "address": WORK}
+            "/me/emails/remove", data={"csrf_token": csrf_token(page.text), "address": WORK}
         )
         assert removed.status_code == 303
     cla.wait_for(lambda: cla.status_state(REPO, sha) == "failure", what="red again")

@@ -5,21 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from click.testing import CliRunner
 from tests.conftest import BOT_LOGIN, CLAService
-
-from undersign.cli import CLIContext
-from undersign.cli.jobs import reconcile as reconcile_command
+from tests.support.cli import run_reconcile
 
 REPO = "octo-org/widgets"
-
-
-def run_reconcile(cla: CLAService, *args: str) -> str:
-    ctx = CLIContext(_settings=cla.settings, _database=cla.database)
-    result = CliRunner().invoke(reconcile_command, list(args), obj=ctx)
-    ctx.close()
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def our_status(cla: CLAService, sha: str) -> dict[str, Any] | None:

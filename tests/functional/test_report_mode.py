@@ -10,33 +10,25 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import click
 from click.testing import CliRunner, Result
 from httpx import Client
 from tests.conftest import AGREEMENT_SLUG, CLAService, sign_in
-from tests.functional.test_console_access import ALPHA, Console, signed_in
-from tests.functional.test_console_access import clients as clients  # a fixture
-from tests.functional.test_console_access import console as console  # a fixture
-from tests.functional.test_enforcement import REPO, deliver_pr, head, open_pr, our_comments
+from tests.support.cli import agreement_commands
+from tests.support.console import ALPHA, Console, signed_in
+from tests.support.console import clients as clients  # a fixture
+from tests.support.console import console as console  # a fixture
+from tests.support.pulls import REPO, deliver_pr, head, open_pr, our_comments
 
 from undersign.agreements.service import AgreementService
-from undersign.cli.agreements import COMMANDS
 from undersign.enforcement.report import DESCRIPTION_LIMIT
-
-
-@click.group()
-def main() -> None:
-    """Stands in for the ``undersign`` group."""
-
-
-for command in COMMANDS:
-    main.add_command(command)
 
 
 def cli(cla: CLAService, *args: str) -> Result:
     """The command line, with the runtime its real self has (changes queue evaluations)."""
     result = CliRunner().invoke(
-        main, list(args), obj=SimpleNamespace(database=cla.database, runtime=cla.runtime)
+        agreement_commands,
+        list(args),
+        obj=SimpleNamespace(database=cla.database, runtime=cla.runtime),
     )
     return result
 

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from tests.conftest import BOT_LOGIN, BrowserPage, CLAFactory, LiveFactory
-from tests.functional.test_report_mode import main
+from tests.conftest import BrowserPage, CLAFactory, LiveFactory
+from tests.support.cli import agreement_commands
+from tests.support.console import console_for
 
 pytestmark = pytest.mark.browser
 
@@ -23,23 +24,14 @@ REPO = "octo-org/gadgets"
 def test_import_then_report_mode_then_enforce(
     cla_factory: CLAFactory, live_factory: LiveFactory, page: BrowserPage, tmp_path: Path
 ) -> None:
-    cla = cla_factory()
+    cla, console = console_for(cla_factory, live_factory)
     state = cla.state
-    state.add_org_member("octo-org", BOT_LOGIN)
-    state.add_org_member("octo-org", "maint", admin=True)
-    console = live_factory(
-        UNDERSIGN_GITHUB_TOKEN=state.issue_token(BOT_LOGIN),
-        replace={
-            "instance_path": cla.live.settings.instance_path,  # the workers' SQLite queue
-            "queue_name": cla.live.settings.queue_name,  # or their Redis queue
-        },
-    )
     lite = tmp_path / "cla.json"
     entry = {"name": "dave", "id": state.user("dave")["id"], "comment_id": 7}
     entry.update(created_at="2022-07-08T16:05:00Z", repoId=1, pullRequestNo=3)
     lite.write_text(json.dumps({"signedContributors": [entry]}, indent=2), encoding="utf-8")
     imported = CliRunner().invoke(
-        main,
+        agreement_commands,
         ["import", "cla-assistant-lite", str(lite), "--agreement", "individual-cla"],
         obj=SimpleNamespace(database=cla.database, runtime=cla.runtime),
     )

@@ -9,66 +9,21 @@ mode, the app's sign-in client and webhook secret), with a JWT the emulator acce
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from sqlalchemy import delete, select
 from tests.conftest import Live, LiveFactory, sign_in
+from tests.support.pages import field_value, form_action
+from tests.support.registration import start_setup, through_github
 
 from undersign.github import registration
 from undersign.github.models import AppRegistration
 from undersign.web.context import RUNTIME
-
-
-def _field(page: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, f"no {name} field on the page"
-    return html.unescape(match.group(1))
-
-
-def _form_action(page: str) -> str:
-    actions = re.findall(r'<form method="post" action="([^"]+)"', page)
-    return html.unescape(actions[-1])
-
-
-def start(client: httpx.Client, name: str = "Acme CLA", org: str = "") -> httpx.Response:
-    """Open /setup/ and submit the form: the page that posts the manifest to GitHub."""
-    page = client.get("/setup/")
-    assert page.status_code == 200, page.text
-    return client.post(
-        "/setup/", data={"csrf_token": _field(page.text, "csrf_token"), "name": name, "org": org}
-    )
-
-
-def through_github(live: Live | str, page: httpx.Response, login: str = "alice") -> str:
-    """What the browser does on GitHub (``live``'s emulator, or the emulator at that URL):
-    post the manifest, confirm as ``login``; returns the URL GitHub sends the browser back
-    to."""
-    github_url = live if isinstance(live, str) else live.emulator.url
-    assert page.status_code == 200, page.text
-    action = _form_action(page.text)
-    assert action.startswith(github_url + "/")
-    with httpx.Client(timeout=10, follow_redirects=False) as browser:
-        shown = browser.post(action, data={"manifest": _field(page.text, "manifest")})
-        assert shown.status_code == 200, shown.text
-        form = {
-            key: _field(shown.text, key)
-            for key in ("manifest", "state")
-            if f'name="{key}"' in shown.text
-        }
-        if 'name="org"' in shown.text:
-            form["org"] = _field(shown.text, "org")
-        form.update({"login": login, "name": _field(shown.text, "name")})
-        back = browser.post(github_url + "/settings/apps/new/confirm", data=form)
-    assert back.status_code == 302, back.text
-    return back.headers["location"]
 
 
 @pytest.fixture
@@ -82,8 +37,8 @@ def test_registering_the_app_end_to_end_takes_effect_at_once_and_at_the_next_sta
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client = fresh.client()
-    page = start(client)
-    manifest = json.loads(_field(page.text, "manifest"))
+    page = start_setup(client)
+    manifest = json.loads(field_value(page.text, "manifest"))
     assert manifest["hook_attributes"] == {"url": f"{fresh.url}/webhooks/github", "active": True}
     assert manifest["redirect_url"] == f"{fresh.url}/setup/callback"
     assert manifest["callback_urls"] == [f"{fresh.url}/login/callback"]
@@ -144,7 +99,7 @@ def test_registering_the_app_end_to_end_takes_effect_at_once_and_at_the_next_sta
 
 def test_the_state_is_checked_once_and_bound_to_the_browser(fresh: Live) -> None:
     client = fresh.client()
-    back = through_github(fresh, start(client))
+    back = through_github(fresh, start_setup(client))
     query = parse_qs(urlsplit(back).query)
     forged = client.get("/setup/callback", params={"code": query["code"][0], "state": "forged"})
     assert forged.status_code == 400 and "Start the registration again" in forged.text
@@ -169,24 +124,24 @@ def test_a_used_or_unknown_code_is_refused_with_nothing_stored(
         UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(int(state.user("alice")["id"]))
     )
     client = fresh.client()
-    first = through_github(fresh, start(client))
+    first = through_github(fresh, start_setup(client))
     assert client.get(first).status_code == 302
     code = parse_qs(urlsplit(first).query)["code"][0]
     sign_in(fresh, client, "alice")  # once an app is registered, only an admin registers again
-    second = through_github(fresh, start(client, name="Other CLA"))
+    second = through_github(fresh, start_setup(client, name="Other CLA"))
     reused = second.replace(parse_qs(urlsplit(second).query)["code"][0], code)
     refused = client.get(reused)
     assert refused.status_code == 400 and "used already" in refused.text
     with fresh.database.session() as session:
         assert session.scalars(select(AppRegistration.slug)).all() == ["acme-cla"]
-    third = through_github(fresh, start(client, name="Third CLA"))
+    third = through_github(fresh, start_setup(client, name="Third CLA"))
     odd = third.replace(parse_qs(urlsplit(third).query)["code"][0], "../../user")
     assert client.get(odd).status_code == 400
 
 
 def test_bad_input_and_missing_csrf_are_4xx(fresh: Live) -> None:
     client = fresh.client()
-    token = _field(client.get("/setup/").text, "csrf_token")
+    token = field_value(client.get("/setup/").text, "csrf_token")
     assert client.post("/setup/", data={"name": "Acme"}).status_code == 400
     bad = client.post("/setup/", data={"csrf_token": token, "name": "<script>", "org": ""})
     assert bad.status_code == 400 and "app name" in bad.text and "<script>" not in bad.text
@@ -198,8 +153,8 @@ def test_an_organisation_owns_the_app_when_named(fresh: Live) -> None:
     state = fresh.emulator.state
     state.add_org("acme", admins=["bob"])
     client = fresh.client()
-    page = start(client, org="acme")
-    assert _form_action(page.text).startswith(
+    page = start_setup(client, org="acme")
+    assert form_action(page.text).startswith(
         f"{fresh.emulator.url}/organizations/acme/settings/apps/new?state="
     )
     assert client.get(through_github(fresh, page, login="bob")).status_code == 302
@@ -217,8 +172,8 @@ def test_once_an_app_is_registered_only_an_instance_admin_may_use_setup(
     admin_id = int(state.user("carol")["id"])
     fresh = live_factory(UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(admin_id))
     registrant = fresh.client()
-    token = _field(registrant.get("/setup/").text, "csrf_token")
-    assert registrant.get(through_github(fresh, start(registrant))).status_code == 302
+    token = field_value(registrant.get("/setup/").text, "csrf_token")
+    assert registrant.get(through_github(fresh, start_setup(registrant))).status_code == 302
     with fresh.client() as stranger:
         assert stranger.get("/setup/").status_code == 404
         assert (
@@ -236,10 +191,10 @@ def test_once_an_app_is_registered_only_an_instance_admin_may_use_setup(
     with fresh.database.session() as session:
         session.execute(delete(AppRegistration))
     with fresh.client() as late:
-        started = start(late, name="Late CLA")
+        started = start_setup(late, name="Late CLA")
         with fresh.client() as admin:
             sign_in(fresh, admin, "carol")
-            done = admin.get(through_github(fresh, start(admin, name="Admin CLA")))
+            done = admin.get(through_github(fresh, start_setup(admin, name="Admin CLA")))
             assert done.status_code == 302
             assert "Registered: admin-cla" in admin.get("/setup/").text
         assert late.get(through_github(fresh, started)).status_code == 404
@@ -264,7 +219,7 @@ def test_a_visitor_whose_answer_from_github_arrives_after_a_registration_stores_
         UNDERSIGN_ENV="development", UNDERSIGN_ADMINS=str(int(state.user("carol")["id"]))
     )
     visitor = fresh.client()
-    back = through_github(fresh, start(visitor, name="Late CLA"))
+    back = through_github(fresh, start_setup(visitor, name="Late CLA"))
     state.add_fault("POST", r"/app-manifests/", status=None, delay=1.5, times=1)
     answers: list[int] = []
     exchanging = threading.Thread(target=lambda: answers.append(visitor.get(back).status_code))
@@ -272,7 +227,10 @@ def test_a_visitor_whose_answer_from_github_arrives_after_a_registration_stores_
     time.sleep(0.3)  # the visitor's exchange is now held by GitHub
     with fresh.client() as admin:
         sign_in(fresh, admin, "carol")
-        assert admin.get(through_github(fresh, start(admin, name="Admin CLA"))).status_code == 302
+        assert (
+            admin.get(through_github(fresh, start_setup(admin, name="Admin CLA"))).status_code
+            == 302
+        )
     exchanging.join(10)
     visitor.close()
     assert answers == [404]
@@ -322,7 +280,7 @@ def test_a_sign_in_spanning_two_processes_while_one_has_not_read_the_registratio
         assert watch is not None
         watch.interval = 3600  # it read the registration at start, not again for an hour
     with first.client() as client:
-        assert client.get(through_github(first, start(client))).status_code == 302
+        assert client.get(through_github(first, start_setup(client))).status_code == 302
     app_client_id = first.app.extensions[RUNTIME].settings.github_client_id
     assert app_client_id != first.settings.github_client_id
     for started, finished, client_id in (

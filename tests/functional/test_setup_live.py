@@ -23,8 +23,6 @@ import httpx
 import pytest
 from huey import RedisHuey
 from tests.conftest import AGREEMENT_SLUG, queue_env_for_tests, redis_test_url
-from tests.functional.test_setup import start as start_setup
-from tests.functional.test_setup import through_github
 from tests.support.databases import throwaway_schema
 from tests.support.processes import (
     Process,
@@ -35,6 +33,7 @@ from tests.support.processes import (
     start_serve,
     wait_ready,
 )
+from tests.support.registration import start_setup, through_github
 
 from undersign.agreements.service import AgreementService
 from undersign.db import Database

@@ -11,23 +11,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 from tests.conftest import Live, LiveFactory, sign_in
+from tests.support.pages import csrf_token, form_from
+from tests.support.signing import TEXT_V1, publish, signature_rows
 
-from undersign.agreements.models import AgreementVersion, Signature
-from undersign.agreements.service import AgreementService, ChangeType
-from undersign.db import Database
 from undersign.runtime import SIGNATURE_HOOK
 
-TEXT_V1 = (
-    "# Individual CLA\n\n"
-    "You grant the project a licence to your contributions.\n\n"
-    "<script>alert('pwned')</script>\n"
-)
 TEXT_V2_MATERIAL = TEXT_V1 + "\nYou also grant a patent licence.\n"
 FIELDS = [
     {"name": "address", "label": "Postal address", "type": "textarea", "required": True},
@@ -35,47 +27,6 @@ FIELDS = [
     {"name": "website", "label": "Web site", "type": "url"},
 ]
 SIGN_PATH = "/sign/cla?repo=acme/widgets&pr=7"
-
-
-def publish(
-    database: Database,
-    text: str = TEXT_V1,
-    *,
-    slug: str = "cla",
-    fields: Any = None,
-    change_type: ChangeType = "material",
-) -> AgreementVersion:
-    with database.session() as session:
-        _, version, _ = AgreementService(session).add_or_update(
-            slug,
-            "Individual CLA",
-            text,
-            fields,
-            change_type,
-        )
-        return version
-
-
-def signature_rows(database: Database) -> list[Signature]:
-    with database.session() as session:
-        return list(session.scalars(select(Signature).order_by(Signature.id)))
-
-
-def csrf_token(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, "no CSRF token on the page"
-    return html.unescape(match.group(1))
-
-
-def form_from(page: str, **values: str) -> dict[str, str]:
-    """The hidden fields of the page's form plus valid answers, overridden by ``values``."""
-    data = {
-        name: html.unescape(value)
-        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
-    }
-    data.update({"name": "Alice Example", "email": "alice@example.org", "agree": "yes"})
-    data.update(values)
-    return data
 
 
 SignedIn = Callable[..., tuple[httpx.Client, str]]

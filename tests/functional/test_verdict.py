@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from tests.conftest import CLAService
-from tests.functional.test_enforcement import (
+from tests.support.pulls import (
     REPO,
     deliver_pr,
     evaluate_now,

@@ -26,7 +26,8 @@ from tests.conftest import (
     LiveFactory,
     sign_in,
 )
-from tests.functional.test_signing import csrf_token, form_from, publish, signature_rows
+from tests.support.pages import csrf_token, form_from
+from tests.support.signing import publish, signature_rows
 
 from undersign.auth.models import RateLimitWindow
 from undersign.db import Database

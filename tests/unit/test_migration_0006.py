@@ -5,11 +5,12 @@ table copy (SQLite), and a downgrade refuses to drop imported signatures."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from tests.unit.test_migrations import empty_database as empty_database  # the fixture
+from tests.support.migrations import empty_database as empty_database  # the fixture
+from tests.support.migrations import upgraded_with
 
-from undersign.migrations import downgrade, upgrade
+from undersign.migrations import downgrade
 
 BEFORE = "0005"
 
@@ -46,13 +47,8 @@ def signature(
 
 
 def test_upgrade_keeps_data_and_rules(empty_database: str) -> None:
-    upgrade(empty_database, BEFORE)
-    engine = create_engine(empty_database)
+    engine = upgraded_with(empty_database, BEFORE, SEED)
     try:
-        with engine.begin() as connection:
-            for statement in SEED:
-                connection.execute(text(statement))
-        upgrade(empty_database)
         with engine.begin() as connection:
             assert connection.execute(
                 text("SELECT mode, report_comments FROM repo_links")

@@ -6,9 +6,10 @@ company into one that covers people."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
-from tests.unit.test_migrations import empty_database as empty_database  # the fixture
+from tests.support.migrations import empty_database as empty_database  # the fixture
+from tests.support.migrations import upgraded_with
 
 from undersign.migrations import downgrade, upgrade
 
@@ -35,13 +36,8 @@ OLD_INSERT = text(
 
 
 def test_existing_companies_stay_accepted_and_new_ones_wait(empty_database: str) -> None:
-    upgrade(empty_database, BEFORE)
-    engine = create_engine(empty_database)
+    engine = upgraded_with(empty_database, BEFORE, SEED)
     try:
-        with engine.begin() as connection:
-            for statement in SEED:
-                connection.execute(text(statement))
-        upgrade(empty_database)
         with engine.begin() as connection:
             assert connection.execute(
                 text("SELECT status, reviewed_at FROM companies WHERE id = 1")

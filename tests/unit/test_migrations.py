@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
-from tests.support.databases import throwaway_schema
+from tests.support.migrations import empty_database as empty_database  # the fixture
 
 from undersign.db import Base
 from undersign.migrations import downgrade, head_revision, load_models, upgrade
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
-        return
-    with throwaway_schema(prefix="m") as url:
-        yield url
 
 
 def test_upgrade_from_empty_matches_the_models(empty_database: str):

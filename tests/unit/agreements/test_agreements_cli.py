@@ -10,23 +10,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import click
 import pytest
 from click.testing import CliRunner, Result
+from tests.support.cli import agreement_commands, assert_clean_failure
 
 from undersign.agreements.service import AgreementService, SignatureService
-from undersign.cli.agreements import COMMANDS
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
-
-
-@click.group()
-def main() -> None:
-    """Stands in for the ``undersign`` group the groups are registered on."""
-
-
-for command in COMMANDS:
-    main.add_command(command)
 
 
 @pytest.fixture
@@ -35,7 +25,10 @@ def run(clean_database: Database) -> object:
 
     def invoke(*args: str, stdin: str | None = None) -> Result:
         return runner.invoke(
-            main, list(args), obj=SimpleNamespace(database=clean_database), input=stdin
+            agreement_commands,
+            list(args),
+            obj=SimpleNamespace(database=clean_database),
+            input=stdin,
         )
 
     return invoke
@@ -46,13 +39,6 @@ def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "cla.md"
     path.write_text("# CLA\n\nYou grant us a licence.\n", encoding="utf-8")
     return path
-
-
-def assert_clean_failure(result: Result, message: str) -> None:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-    assert message in result.output
 
 
 def test_agreement_add_creates_then_versions(
@@ -190,7 +176,7 @@ def test_bad_input_gives_a_clear_error(run, text_file: Path, args: list[str], me
 def test_a_database_without_tables_gives_a_clear_error(tmp_path: Path, text_file: Path) -> None:
     empty = Database(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     result = CliRunner().invoke(
-        main,
+        agreement_commands,
         ["agreement", "add", "cla", "--title", "CLA", "--file", str(text_file)],
         obj=SimpleNamespace(database=empty),
     )
@@ -199,7 +185,7 @@ def test_a_database_without_tables_gives_a_clear_error(tmp_path: Path, text_file
 
 
 def test_missing_database_object(text_file: Path) -> None:
-    result = CliRunner().invoke(main, ["agreement", "list"], obj=None)
+    result = CliRunner().invoke(agreement_commands, ["agreement", "list"], obj=None)
     assert_clean_failure(result, "no database is configured")
 
 
@@ -318,7 +304,9 @@ def run_with_settings(
 
     def invoke(*args: str) -> Result:
         result = runner.invoke(
-            main, list(args), obj=SimpleNamespace(database=clean_database, runtime=runtime)
+            agreement_commands,
+            list(args),
+            obj=SimpleNamespace(database=clean_database, runtime=runtime),
         )
         assert result.exit_code == 0, result.output
         return result

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
-from tests.unit.agreements.test_agreements_cli import assert_clean_failure
+from tests.support.cli import assert_clean_failure
 
 from undersign.agreements.companies import CompanyService
 from undersign.agreements.models import Company, CompanyApproval, CompanyManager

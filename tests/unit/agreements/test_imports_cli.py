@@ -10,16 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
-from tests.unit.agreements.test_agreements_cli import assert_clean_failure
+from tests.support.cli import agreement_commands, assert_clean_failure
 
 from undersign.agreements.importers import MAX_IMPORT_BYTES
 from undersign.agreements.models import AuditEntry, Signature
 from undersign.agreements.service import AgreementService, SignatureService
-from undersign.cli.agreements import COMMANDS
 from undersign.db import Database
 from undersign.emulator import EmulatorServer
 from undersign.jobs.models import Job
@@ -31,14 +29,6 @@ HOSTILE = FIXTURES / "hostile"
 # The accounts the fixtures name, as the emulator's GitHub knows them. linus-t-1969 is gone.
 ACCOUNTS = {"ada-example": 583231, "grace-h": 1024025, "dependabot-fan": 87654321}
 
-
-@click.group()
-def main() -> None:
-    """Stands in for the ``undersign`` group."""
-
-
-for command in COMMANDS:
-    main.add_command(command)
 
 Invoke = Callable[..., Result]
 
@@ -68,7 +58,7 @@ def run(clean_database: Database, runtime: Runtime, tmp_path: Path) -> Invoke:
 
     def invoke(*args: str, stdin: str | bytes | None = None) -> Result:
         return runner.invoke(
-            main,
+            agreement_commands,
             list(args),
             obj=SimpleNamespace(database=clean_database, runtime=runtime),
             input=stdin,
@@ -419,7 +409,7 @@ def test_without_github_logins_cannot_be_resolved(clean_database: Database, tmp_
     with clean_database.session() as session:
         AgreementService(session).add_or_update("cla", "CLA", "Text.\n")
     result = CliRunner().invoke(
-        main,
+        agreement_commands,
         ["import", "cla-assistant", str(FIXTURES / "cla-assistant.csv"), "--agreement", "cla"],
         obj=SimpleNamespace(database=clean_database),
     )
@@ -441,7 +431,7 @@ def test_without_a_token_or_an_app_the_command_says_what_to_set(
     runtime = build_runtime(settings, clean_database)
     try:
         result = CliRunner().invoke(
-            main,
+            agreement_commands,
             ["import", "csv", "-", "--agreement", "cla"],
             obj=SimpleNamespace(database=clean_database, runtime=runtime),
             input="login\nada-example\n",
