@@ -32,6 +32,19 @@ def _head(cla: CLAService, repo: str, number: int) -> str:
     return str(cla.state.pull_request(repo, number)["head"]["sha"])
 
 
+def _checked_under_the_new_name(cla: CLAService, new: str, earlier: int) -> None:
+    """A pull request bob opens under ``new`` is red; his signature turns it green, and the
+    pull request ``earlier`` (known from before the move) with it."""
+    after = cla.state.add_pull_request(new, user_login="bob", n_commits=1)
+    cla.deliver("pull_request", cla.state.pull_request_event(new, after["number"]))
+    cla.wait_idle()
+    assert cla.status_state(new, _head(cla, new, after["number"])) == "failure"
+    cla.sign("bob")
+    cla.wait_idle()
+    for number in (earlier, after["number"]):
+        assert cla.status_state(new, _head(cla, new, number)) == "success"
+
+
 def test_a_renamed_repositorys_new_pull_requests_are_still_checked(cla: CLAService) -> None:
     _linked_repo(cla)
     before = cla.state.add_pull_request(OLD, user_login="bob", n_commits=1)
@@ -52,15 +65,7 @@ def test_a_renamed_repositorys_new_pull_requests_are_still_checked(cla: CLAServi
     assert (entry.actor, entry.before["repo"], entry.after["repo"]) == ("github", OLD, new)
 
     # A pull request opened under the new name gets its verdict, as before the rename.
-    after = cla.state.add_pull_request(new, user_login="bob", n_commits=1)
-    cla.deliver("pull_request", cla.state.pull_request_event(new, after["number"]))
-    cla.wait_idle()
-    assert cla.status_state(new, _head(cla, new, after["number"])) == "failure"
-    # Signing turns both green, the one known from before the rename included.
-    cla.sign("bob")
-    cla.wait_idle()
-    for number in (before["number"], after["number"]):
-        assert cla.status_state(new, _head(cla, new, number)) == "success"
+    _checked_under_the_new_name(cla, new, before["number"])
 
 
 def test_pull_requests_opened_before_the_delivery_arrives_are_evaluated(cla: CLAService) -> None:
@@ -142,15 +147,7 @@ def test_a_renamed_organisation_keeps_its_agreement(cla: CLAService) -> None:
         {"octo-labs/widgets"},
     )
 
-    new = "octo-labs/widgets"
-    after = cla.state.add_pull_request(new, user_login="bob", n_commits=1)
-    cla.deliver("pull_request", cla.state.pull_request_event(new, after["number"]))
-    cla.wait_idle()
-    assert cla.status_state(new, _head(cla, new, after["number"])) == "failure"
-    cla.sign("bob")
-    cla.wait_idle()
-    for number in (before["number"], after["number"]):
-        assert cla.status_state(new, _head(cla, new, number)) == "success"
+    _checked_under_the_new_name(cla, "octo-labs/widgets", before["number"])
 
 
 def test_a_stale_organisation_rename_moves_nothing(cla: CLAService) -> None:
