@@ -355,6 +355,9 @@ def test_without_bot_credentials_the_console_says_why(
         assert "contact the maintainers" in landing.text
         assert "UNDERSIGN_GITHUB_TOKEN" not in landing.text
         assert "What went wrong" not in landing.text
+        # Nothing was asked, so the page does not blame GitHub's answer.
+        assert "It cannot ask GitHub at the moment" in landing.text
+        assert "did not give an answer" not in landing.text
         assert client.get("/admin/agreements/nope").status_code == 503
     logged = [r.getMessage() for r in caplog.records]
     assert logged and all("UNDERSIGN_GITHUB_TOKEN is not set" in line for line in logged), logged
