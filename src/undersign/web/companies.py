@@ -34,7 +34,14 @@ from undersign.github.errors import (
     GitHubNotConfigured,
     InstallationSuspended,
 )
-from undersign.web.context import current_user, db_session, require_user, runtime, settings
+from undersign.web.context import (
+    current_user,
+    db_session,
+    is_instance_admin,
+    require_user,
+    runtime,
+    settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +108,6 @@ def _resolver() -> Callable[[str], tuple[int, str] | None]:
     return resolve
 
 
-def _instance_admin() -> bool:
-    user = current_user()
-    return user is not None and user.github_id in settings().admins
-
-
 def _lookup_failed(
     exc: Exception,
     retry: str = "GitHub could not be asked; try again.",
@@ -117,7 +119,7 @@ def _lookup_failed(
     install (no "try again"); anyone else reads only that ``unavailable`` is, and what they
     can do, since the reason names settings they cannot change (the caller logs it). GitHub
     failing is a 503, which a retry may mend."""
-    if isinstance(exc, NEEDS_AN_OPERATOR) and not _instance_admin():
+    if isinstance(exc, NEEDS_AN_OPERATOR) and not is_instance_admin():
         return (
             f"{unavailable} is unavailable right now; try again later or contact the maintainers.",
             409,

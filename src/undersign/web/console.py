@@ -95,7 +95,14 @@ from undersign.github.errors import (
 )
 from undersign.jobs.queue import enqueue_after_commit, requeue_failed
 from undersign.web.bodylimit import CHUNKED
-from undersign.web.context import current_user, db_session, require_user, runtime, settings
+from undersign.web.context import (
+    current_user,
+    db_session,
+    is_instance_admin,
+    require_user,
+    runtime,
+    settings,
+)
 from undersign.web.signing import agreement_html, diff_lines
 
 log = logging.getLogger(__name__)
@@ -1052,7 +1059,7 @@ def import_signatures(slug: str) -> BaseResponse | tuple[str, int]:
             batch,
             agreement.slug,
             version=version,
-            resolve_login=_github_resolver(instance_admin=user.github_id in settings().admins),
+            resolve_login=_github_resolver(instance_admin=is_instance_admin()),
             dry_run=not expected,
             max_lookups=MAX_IMPORT_LOOKUPS,
             actor=str(user.github_id),

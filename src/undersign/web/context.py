@@ -60,6 +60,13 @@ def current_user() -> User | None:
     return user
 
 
+def is_instance_admin() -> bool:
+    """The signed-in person is an instance admin (``UNDERSIGN_ADMINS``): operators' pages,
+    and the reasons only an operator can act on."""
+    user = current_user()
+    return user is not None and user.github_id in settings().admins
+
+
 def require_user() -> User:
     """The signed-in person (the sign page and the console); a page view without one goes
     to sign-in and comes back, a form post answers 401."""

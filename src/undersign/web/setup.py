@@ -35,7 +35,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from undersign.github import registration
 from undersign.github.errors import GitHubError
 from undersign.github.registration import RegisteredApp, RegistrationError
-from undersign.web.context import current_user, github_settings, runtime, settings
+from undersign.web.context import (
+    current_user,
+    github_settings,
+    is_instance_admin,
+    runtime,
+    settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +69,6 @@ def _unconfigured_development() -> bool:
     return config.env == "development" and not config.github_token and not config.github_app_id
 
 
-def _instance_admin() -> bool:
-    user = current_user()
-    return user is not None and user.github_id in settings().admins
-
-
 def _shows_own_result(app: RegisteredApp | None) -> bool:
     """This browser registered ``app`` in the last hour (see the module docstring)."""
     result = session.get(RESULT_KEY)
@@ -84,7 +85,7 @@ def _guard() -> RegisteredApp | None:
     """The registered app, if the person may use the setup page; 404 otherwise. Once an app
     is registered (even one whose secrets no longer decrypt), only an instance admin may."""
     app = _registered()
-    if _instance_admin():
+    if is_instance_admin():
         return app
     if registration.exists(runtime().database) or not _unconfigured_development():
         abort(404)
@@ -118,7 +119,7 @@ def _page(
 @bp.get("/")
 def index() -> tuple[str, int]:
     app = _registered()
-    if app is not None and not _instance_admin() and _shows_own_result(app):
+    if app is not None and not is_instance_admin() and _shows_own_result(app):
         return _page(app, may_register=False)  # what this browser just registered
     return _page(_guard())
 
@@ -180,7 +181,7 @@ def callback() -> BaseResponse | tuple[str, int]:
         return _refused(str(exc))
     except GitHubError as exc:
         return _refused(f"GitHub could not complete the registration: {exc}", 502)
-    if not _instance_admin() and registration.exists(runtime().database):
+    if not is_instance_admin() and registration.exists(runtime().database):
         abort(404)  # another browser's registration was stored while GitHub answered this one
     user = current_user()
     app = registration.store(
